@@ -1,0 +1,40 @@
+# aima build and test entry points. `make test` is what CI runs (via .ci/run).
+GO        ?= go
+BIN       ?= bin
+SIM_IMAGE ?= aima-enginesim:dev
+ADDR      ?= 127.0.0.1:9090
+
+.PHONY: build enginesim run test test-short bench schemas fmt vet
+
+build:
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/aima ./cmd/aima
+
+# The engine simulator image: a static binary in a FROM scratch image, built
+# from this repository only (no registry needed).
+enginesim:
+	mkdir -p $(BIN)/enginesim-ctx
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/enginesim-ctx/enginesim ./cmd/enginesim
+	cp cmd/enginesim/Dockerfile $(BIN)/enginesim-ctx/Dockerfile
+	docker build -q -t $(SIM_IMAGE) $(BIN)/enginesim-ctx
+
+run: build
+	$(BIN)/aima start --addr $(ADDR)
+
+# Full suite: unit tests plus integration tests on the real Docker engine.
+test: build enginesim
+	$(GO) test -race -count=1 -timeout 45m ./...
+
+test-short:
+	$(GO) test -race -count=1 -short ./...
+
+bench: build enginesim
+	$(GO) test -run '^$$' -bench . -benchtime 5x ./...
+
+schemas:
+	UPDATE_SCHEMAS=1 $(GO) test ./schemas/ -run TestSchemas -count=1
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+vet:
+	$(GO) vet ./...

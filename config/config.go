@@ -1,0 +1,151 @@
+// Package config loads aima's YAML configuration file. Every setting has a
+// default, so a missing file is fine; an unreadable or malformed one is an
+// InvalidArgument error that names the file and the problem.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"aima/engines"
+	"aima/errs"
+)
+
+// MaxFileSize caps the config file; a larger one is rejected, not read.
+const MaxFileSize = 1 << 20
+
+// Config is the whole file.
+type Config struct {
+	// Engines overrides the built-in engine catalog per engine type.
+	Engines map[string]engines.Override `yaml:"engines"`
+	// Store selects the state backend: bolt (default), memory, gokv-file.
+	Store string `yaml:"store"`
+	// BindHost is the host address engine ports are published on.
+	BindHost string `yaml:"bind_host"`
+	// PortRange is "LOW-HIGH", the host ports handed to services without --port.
+	PortRange string `yaml:"port_range"`
+	// StartTimeout is the default deadline of a start when none is given.
+	StartTimeout Duration `yaml:"start_timeout"`
+	// StopTimeout is the grace between SIGTERM and SIGKILL on stop.
+	StopTimeout Duration `yaml:"stop_timeout"`
+	// HealthInterval is how often readiness is probed during a start.
+	HealthInterval Duration `yaml:"health_interval"`
+	// AllowPrivilegedArgs lets services pass engine args/env that this
+	// config otherwise rejects (none are rejected yet; reserved).
+	AllowPrivilegedArgs bool `yaml:"allow_privileged_args"`
+}
+
+// Duration is a time.Duration that reads "90s" or "5m" from YAML.
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration string or a number of seconds.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	if v, err := time.ParseDuration(s); err == nil {
+		*d = Duration(v)
+		return nil
+	}
+	var secs float64
+	if _, err := fmt.Sscanf(s, "%g", &secs); err == nil {
+		*d = Duration(time.Duration(secs * float64(time.Second)))
+		return nil
+	}
+	return fmt.Errorf("invalid duration %q (want e.g. 90s, 10m)", s)
+}
+
+// Default returns the built-in settings.
+func Default() Config {
+	return Config{
+		Store:          "bolt",
+		BindHost:       "127.0.0.1",
+		PortRange:      "18000-18999",
+		StartTimeout:   Duration(20 * time.Minute),
+		StopTimeout:    Duration(10 * time.Second),
+		HealthInterval: Duration(50 * time.Millisecond),
+	}
+}
+
+// Load reads path over the defaults. An empty path, or a path that does not
+// exist when mustExist is false, yields the defaults.
+func Load(path string, mustExist bool) (Config, error) {
+	c := Default()
+	if path == "" {
+		return c, nil
+	}
+	st, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) && !mustExist {
+		return c, nil
+	}
+	if err != nil {
+		return c, errs.Invalid("config", "config file %s: %v", path, err)
+	}
+	if st.Size() > MaxFileSize {
+		return c, errs.Invalid("config", "config file %s is %d bytes; the limit is %d", path, st.Size(), MaxFileSize)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return c, errs.Invalid("config", "config file %s: %v", path, err)
+	}
+	if err := Parse(raw, &c); err != nil {
+		return c, errs.Invalid("config", "config file %s: %v", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes YAML into c (over whatever c holds) and validates it.
+// Unknown keys are errors, so a typo does not silently do nothing.
+func Parse(raw []byte, c *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return c.Validate()
+}
+
+// Validate checks the settings that can be checked without side effects.
+func (c *Config) Validate() error {
+	if _, err := engines.NewCatalog(c.Engines); err != nil {
+		return err
+	}
+	if _, _, err := c.Ports(); err != nil {
+		return err
+	}
+	switch c.Store {
+	case "bolt", "memory", "gokv-file":
+	default:
+		return fmt.Errorf("store %q: want bolt, memory or gokv-file", c.Store)
+	}
+	if time.Duration(c.StartTimeout) <= 0 || time.Duration(c.StopTimeout) <= 0 || time.Duration(c.HealthInterval) <= 0 {
+		return fmt.Errorf("start_timeout, stop_timeout and health_interval must be positive")
+	}
+	return nil
+}
+
+// Ports parses PortRange.
+func (c *Config) Ports() (lo, hi int, err error) {
+	if _, err := fmt.Sscanf(c.PortRange, "%d-%d", &lo, &hi); err != nil || lo < 1 || hi > 65535 || lo > hi {
+		return 0, 0, fmt.Errorf("port_range %q: want LOW-HIGH within 1-65535", c.PortRange)
+	}
+	return lo, hi, nil
+}
+
+// DefaultDataDir is ~/.aima.
+func DefaultDataDir() string {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ".aima"
+	}
+	return filepath.Join(home, ".aima")
+}

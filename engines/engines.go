@@ -1,0 +1,219 @@
+// Package engines is aima's built-in catalog of inference engines (vLLM,
+// SGLang, llama.cpp): which image to run, which port the engine listens on,
+// how to pass it a model, how to tell it is ready, and how to read its
+// start-up log lines. The config file can override image, GPUs, args and env.
+package engines
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+
+	"aima/errs"
+)
+
+// Engine describes how to run one engine type as a container.
+type Engine struct {
+	Type        string            `json:"type"`
+	Description string            `json:"description"`
+	Image       string            `json:"image"`
+	Port        int               `json:"port"`        // the engine's port inside the container
+	HealthPath  string            `json:"health_path"` // HTTP 200 here means ready
+	GPUs        string            `json:"gpus"`        // all, none, or device ids "0,1"
+	Args        []string          `json:"args,omitempty"`
+	Env         map[string]string `json:"env,omitempty"`
+	ShmSize     int64             `json:"shm_size,omitempty"`
+	// ModelArgs builds the arguments that name the model and the port.
+	ModelArgs func(model, servedName string, port int) []string `json:"-"`
+	// Milestones turn the engine's own log lines into loading messages.
+	Milestones []Milestone `json:"-"`
+	// ReadyLine matches the log line the engine prints when it starts
+	// serving; aima then enters the health_check phase.
+	ReadyLine *regexp.Regexp `json:"-"`
+}
+
+// Milestone maps a log line pattern to a short human message.
+type Milestone struct {
+	Pattern *regexp.Regexp
+	Message string // may use $1.. from the pattern
+}
+
+// Builtin returns the built-in catalog, keyed by engine type.
+func Builtin() map[string]Engine {
+	return map[string]Engine{
+		"vllm": {
+			Type:        "vllm",
+			Description: "vLLM OpenAI-compatible server",
+			Image:       "vllm/vllm-openai:v0.11.0",
+			Port:        8000,
+			HealthPath:  "/health",
+			GPUs:        "all",
+			ShmSize:     1 << 30,
+			ModelArgs: func(model, served string, port int) []string {
+				args := []string{"--model", model}
+				if served != "" {
+					args = append(args, "--served-model-name", served)
+				}
+				return append(args, "--host", "0.0.0.0", "--port", fmt.Sprint(port))
+			},
+			Milestones: []Milestone{
+				{regexp.MustCompile(`Resolved architecture: (\S+)`), "resolved architecture $1"},
+				{regexp.MustCompile(`Using max model len (\d+)`), "max model len $1"},
+				{regexp.MustCompile(`Loading weights took ([\d.]+) seconds`), "weights loaded in $1 s"},
+				{regexp.MustCompile(`Model loading took ([\d.]+ \w+) and ([\d.]+) seconds`), "model loaded: $1 in $2 s"},
+				{regexp.MustCompile(`torch.compile takes ([\d.]+) s in total`), "torch.compile took $1 s"},
+				{regexp.MustCompile(`Available KV cache memory: ([\d.]+ \w+)`), "KV cache memory $1"},
+				{regexp.MustCompile(`GPU KV cache size: ([\d,]+) tokens`), "KV cache size $1 tokens"},
+				{regexp.MustCompile(`Graph capturing finished in (\d+) secs`), "CUDA graphs captured in $1 s"},
+				{regexp.MustCompile(`init engine .* took ([\d.]+) seconds`), "engine initialised in $1 s"},
+				{regexp.MustCompile(`Starting vLLM (?:API )?server`), "API server starting"},
+				{regexp.MustCompile(`Application startup complete`), "application startup complete"},
+			},
+			ReadyLine: regexp.MustCompile(`Application startup complete|Starting vLLM (?:API )?server`),
+		},
+		"sglang": {
+			Type:        "sglang",
+			Description: "SGLang server",
+			Image:       "lmsysorg/sglang:v0.5.5",
+			Port:        30000,
+			HealthPath:  "/health",
+			GPUs:        "all",
+			ShmSize:     1 << 30,
+			ModelArgs: func(model, served string, port int) []string {
+				args := []string{"python3", "-m", "sglang.launch_server", "--model-path", model}
+				if served != "" {
+					args = append(args, "--served-model-name", served)
+				}
+				return append(args, "--host", "0.0.0.0", "--port", fmt.Sprint(port))
+			},
+			Milestones: []Milestone{
+				{regexp.MustCompile(`Load weight end\. elapsed=([\d.]+) s`), "weights loaded in $1 s"},
+				{regexp.MustCompile(`Capture cuda graph end\. Time elapsed: ([\d.]+) s`), "CUDA graphs captured in $1 s"},
+				{regexp.MustCompile(`fired up and ready to roll`), "server fired up"},
+			},
+			ReadyLine: regexp.MustCompile(`fired up and ready to roll`),
+		},
+		"llamacpp": {
+			Type:        "llamacpp",
+			Description: "llama.cpp llama-server (GGUF models)",
+			Image:       "ghcr.io/ggml-org/llama.cpp:server-b6900",
+			Port:        8080,
+			HealthPath:  "/health",
+			GPUs:        "all",
+			ModelArgs: func(model, served string, port int) []string {
+				args := []string{"-m", model}
+				if served != "" {
+					args = append(args, "--alias", served)
+				}
+				return append(args, "--host", "0.0.0.0", "--port", fmt.Sprint(port))
+			},
+			Milestones: []Milestone{
+				{regexp.MustCompile(`main: loading model`), "loading model"},
+				{regexp.MustCompile(`main: model loaded`), "model loaded"},
+			},
+			ReadyLine: regexp.MustCompile(`server is listening on|model loaded`),
+		},
+	}
+}
+
+// Override is the config file's per-engine section.
+type Override struct {
+	Image string            `yaml:"image" json:"image,omitempty"`
+	GPUs  string            `yaml:"gpus" json:"gpus,omitempty"`
+	Args  []string          `yaml:"args" json:"args,omitempty"`
+	Env   map[string]string `yaml:"env" json:"env,omitempty"`
+}
+
+// Catalog is the effective set of engines after config overrides.
+type Catalog struct {
+	engines map[string]Engine
+}
+
+// NewCatalog applies overrides to the built-in catalog. An override for an
+// unknown engine type or with a bad GPU spec is an InvalidArgument error.
+func NewCatalog(overrides map[string]Override) (*Catalog, error) {
+	all := Builtin()
+	for name, o := range overrides {
+		e, ok := all[name]
+		if !ok {
+			return nil, errs.Invalid("engines", "config: unknown engine type %q (known: %s)", name, strings.Join(sortedKeys(all), ", "))
+		}
+		if o.Image != "" {
+			e.Image = o.Image
+		}
+		if o.GPUs != "" {
+			if _, err := ParseGPUs(o.GPUs); err != nil {
+				return nil, errs.Invalid("engines", "config: engine %s: %v", name, err)
+			}
+			e.GPUs = o.GPUs
+		}
+		e.Args = append(append([]string(nil), e.Args...), o.Args...)
+		if len(o.Env) > 0 {
+			env := map[string]string{}
+			for k, v := range e.Env {
+				env[k] = v
+			}
+			for k, v := range o.Env {
+				env[k] = v
+			}
+			e.Env = env
+		}
+		all[name] = e
+	}
+	return &Catalog{engines: all}, nil
+}
+
+// Get returns the engine of the given type.
+func (c *Catalog) Get(engineType string) (Engine, error) {
+	e, ok := c.engines[engineType]
+	if !ok {
+		return Engine{}, errs.Invalid("engine_type", "unknown engine type %q (known: %s)", engineType, strings.Join(sortedKeys(c.engines), ", "))
+	}
+	return e, nil
+}
+
+// List returns the engines sorted by type.
+func (c *Catalog) List() []Engine {
+	out := make([]Engine, 0, len(c.engines))
+	for _, k := range sortedKeys(c.engines) {
+		out = append(out, c.engines[k])
+	}
+	return out
+}
+
+func sortedKeys(m map[string]Engine) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// GPUSpec is a parsed GPU selection.
+type GPUSpec struct {
+	All       bool
+	DeviceIDs []string
+}
+
+var deviceID = regexp.MustCompile(`^[0-9]+$|^GPU-[0-9a-fA-F-]+$`)
+
+// ParseGPUs parses "all", "none" (or ""), or a comma list of device ids.
+func ParseGPUs(s string) (GPUSpec, error) {
+	switch strings.TrimSpace(s) {
+	case "", "none":
+		return GPUSpec{}, nil
+	case "all":
+		return GPUSpec{All: true}, nil
+	}
+	var ids []string
+	for _, p := range strings.Split(s, ",") {
+		p = strings.TrimSpace(p)
+		if !deviceID.MatchString(p) {
+			return GPUSpec{}, fmt.Errorf("gpus %q: want all, none, or device ids like 0,1", s)
+		}
+		ids = append(ids, p)
+	}
+	return GPUSpec{DeviceIDs: ids}, nil
+}

@@ -1,0 +1,97 @@
+// Package errs is aima's one error vocabulary. The domain decides the kind of a
+// failure (invalid argument, not found, conflict, unavailable, deadline,
+// canceled, internal); every front-end (MCP, JSON-RPC, HTTP, CLI) maps that kind
+// to its own code at the edge, so the same failure reads the same everywhere.
+package errs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Kind classifies a failure. The string values are part of the public API: they
+// appear as `kind` in HTTP and JSON-RPC error bodies.
+type Kind string
+
+// The kinds. Add one only when a front-end must treat it differently.
+const (
+	InvalidArgument  Kind = "invalid_argument"
+	NotFound         Kind = "not_found"
+	Conflict         Kind = "conflict"
+	Unavailable      Kind = "unavailable"
+	DeadlineExceeded Kind = "deadline_exceeded"
+	Canceled         Kind = "canceled"
+	Internal         Kind = "internal"
+)
+
+// Error is a failure with a kind. Field names the offending input field for
+// InvalidArgument errors so that clients can point at it.
+type Error struct {
+	Kind  Kind
+	Msg   string
+	Field string
+	Err   error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil && e.Msg == "" {
+		return e.Err.Error()
+	}
+	if e.Err != nil {
+		return e.Msg + ": " + e.Err.Error()
+	}
+	return e.Msg
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// New returns an error of the given kind with a formatted message.
+func New(kind Kind, format string, args ...any) *Error {
+	return &Error{Kind: kind, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Wrap gives err a kind and context; the message reads "msg: err".
+func Wrap(kind Kind, err error, format string, args ...any) *Error {
+	return &Error{Kind: kind, Msg: fmt.Sprintf(format, args...), Err: err}
+}
+
+// Invalid reports a bad value in the named input field.
+func Invalid(field, format string, args ...any) *Error {
+	return &Error{Kind: InvalidArgument, Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// NotFoundf reports an unknown ID or name.
+func NotFoundf(format string, args ...any) *Error { return New(NotFound, format, args...) }
+
+// KindOf returns the kind of err: the innermost *Error's kind wins over context
+// errors; plain context errors map to DeadlineExceeded and Canceled; anything
+// else is Internal (a bug, or an error nobody classified yet).
+func KindOf(err error) Kind {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Kind
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return DeadlineExceeded
+	case errors.Is(err, context.Canceled):
+		return Canceled
+	}
+	return Internal
+}
+
+// FieldOf returns the input field an InvalidArgument error names, if any.
+func FieldOf(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Field
+	}
+	return ""
+}
+
+// Is reports whether err is of kind k.
+func Is(err error, k Kind) bool { return err != nil && KindOf(err) == k }

@@ -1,0 +1,53 @@
+// Package events is aima's one in-process event bus. The service runtime
+// publishes typed events (phases, status changes, pull bytes, messages); the
+// CLI's --wait, `events --follow`, the MCP and JSON-RPC front-ends and the
+// HTTP event stream subscribe to it. It imports only the standard library.
+//
+// Concurrency: Publish never blocks on subscribers. Each service has an
+// ordered log; a subscriber is a cursor into that log, so a slow subscriber
+// only falls behind (and catches up from the persisted journal if the
+// in-memory log was trimmed past it) and never stalls the producer.
+package events
+
+import "time"
+
+// Type says what an event reports.
+type Type string
+
+// The event types.
+const (
+	TypeStatus   Type = "status"   // the service's status changed
+	TypePhase    Type = "phase"    // a start entered a new phase
+	TypeProgress Type = "progress" // byte progress inside a phase (image pull)
+	TypeMessage  Type = "message"  // a human-readable step inside a phase (engine log milestones, warnings)
+)
+
+// Event is one thing that happened to a service. Seq orders the events of one
+// service and is unique per service, also across daemon restarts.
+type Event struct {
+	Seq       uint64    `json:"seq"`
+	ServiceID string    `json:"service_id"`
+	Run       int       `json:"run,omitempty"` // the start attempt this event belongs to
+	Type      Type      `json:"type"`
+	Status    string    `json:"status,omitempty"`
+	Phase     string    `json:"phase,omitempty"`
+	Message   string    `json:"message,omitempty"`
+	Layer     string    `json:"layer,omitempty"`
+	Current   int64     `json:"current,omitempty"`
+	Total     int64     `json:"total,omitempty"`
+	Time      time.Time `json:"time"`
+}
+
+// Persistent reports whether the event belongs in the durable history. Byte
+// counters are too frequent and only matter live.
+func (e Event) Persistent() bool { return e.Type != TypeProgress }
+
+// Journal persists the durable part of each service's history so that a
+// subscriber that connects later (even after a daemon restart) still sees
+// every phase from the beginning.
+type Journal interface {
+	// Load returns the persisted events of a service in Seq order.
+	Load(serviceID string) ([]Event, error)
+	// Append persists one event.
+	Append(ev Event) error
+}

@@ -1,0 +1,218 @@
+package services
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"aima/engines"
+	"aima/errs"
+	"aima/events"
+	"aima/models"
+	"aima/runtime"
+	"aima/state"
+)
+
+// Options are the manager's settings (from the config file).
+type Options struct {
+	BindHost       string        // host IP engine ports are published on
+	PortLow        int           // range of host ports handed out
+	PortHigh       int           //
+	StartTimeout   time.Duration // default start deadline
+	StopTimeout    time.Duration // SIGTERM → SIGKILL grace
+	HealthInterval time.Duration // readiness probe period during a start
+	Logger         *slog.Logger
+}
+
+// Manager owns every service's lifecycle. Starts run in goroutines owned by
+// the manager (not by the request that asked), so a client that disconnects
+// changes nothing; Close cancels them and waits.
+type Manager struct {
+	col     *state.Collection[Service]
+	store   state.Store
+	rt      runtime.Runtime
+	bus     *events.Bus
+	catalog *engines.Catalog
+	models  *models.Registry
+	opts    Options
+	log     *slog.Logger
+	http    *http.Client
+	now     func() time.Time
+
+	ctx    context.Context // daemon lifetime
+	cancel context.CancelCauseFunc
+	wg     sync.WaitGroup
+
+	mu    sync.Mutex
+	locks map[string]*sync.Mutex // per-service lifecycle serialization
+	jobs  map[string]*startJob   // starts in progress
+	portMu sync.Mutex             // port allocation is global
+}
+
+type startJob struct {
+	cancel context.CancelCauseFunc
+	done   chan struct{}
+}
+
+// Causes that end a start without it being the engine's fault.
+var (
+	errStopRequested  = errors.New("stop requested")
+	errDaemonStopping = errors.New("daemon shutting down")
+)
+
+// NewManager wires a manager. The bus should journal into the same store.
+func NewManager(store state.Store, rt runtime.Runtime, bus *events.Bus, catalog *engines.Catalog, reg *models.Registry, opts Options) *Manager {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.BindHost == "" {
+		opts.BindHost = "127.0.0.1"
+	}
+	if opts.PortLow == 0 {
+		opts.PortLow, opts.PortHigh = 18000, 18999
+	}
+	if opts.StartTimeout <= 0 {
+		opts.StartTimeout = 20 * time.Minute
+	}
+	if opts.StopTimeout <= 0 {
+		opts.StopTimeout = 10 * time.Second
+	}
+	if opts.HealthInterval <= 0 {
+		opts.HealthInterval = 50 * time.Millisecond
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	return &Manager{
+		col: state.NewCollection[Service](store, "services/", "service"), store: store,
+		rt: rt, bus: bus, catalog: catalog, models: reg, opts: opts, log: opts.Logger,
+		http: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
+		now:  time.Now, ctx: ctx, cancel: cancel,
+		locks: map[string]*sync.Mutex{}, jobs: map[string]*startJob{},
+	}
+}
+
+// Bus returns the event bus the manager publishes to.
+func (m *Manager) Bus() *events.Bus { return m.bus }
+
+// Catalog returns the effective engine catalog.
+func (m *Manager) Catalog() *engines.Catalog { return m.catalog }
+
+// Models returns the model registry.
+func (m *Manager) Models() *models.Registry { return m.models }
+
+// Close cancels starts in progress (leaving their records as they are, for
+// the next daemon to resume) and waits for every manager goroutine to end.
+func (m *Manager) Close() {
+	m.cancel(errDaemonStopping)
+	m.wg.Wait()
+}
+
+// lock serialises lifecycle operations of one service.
+func (m *Manager) lock(id string) func() {
+	m.mu.Lock()
+	l, ok := m.locks[id]
+	if !ok {
+		l = &sync.Mutex{}
+		m.locks[id] = l
+	}
+	m.mu.Unlock()
+	l.Lock()
+	return l.Unlock
+}
+
+// Get returns a service by ID or name.
+func (m *Manager) Get(ctx context.Context, ref string) (Service, error) {
+	if ref == "" {
+		return Service{}, errs.Invalid("service_id", "service_id is required")
+	}
+	s, err := m.col.Get(ctx, ref)
+	if err == nil {
+		return s, nil
+	}
+	if !errs.Is(err, errs.NotFound) && !errs.Is(err, errs.InvalidArgument) {
+		return Service{}, err
+	}
+	all, lerr := m.col.List(ctx)
+	if lerr != nil {
+		return Service{}, lerr
+	}
+	for _, s := range all {
+		if s.Name == ref {
+			return s, nil
+		}
+	}
+	return Service{}, errs.NotFoundf("service %s not found", ref)
+}
+
+// List returns services oldest first, optionally only those with a status.
+func (m *Manager) List(ctx context.Context, status Status) ([]Service, error) {
+	all, err := m.col.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sortServices(all)
+	if status == "" {
+		return all, nil
+	}
+	out := all[:0:0]
+	for _, s := range all {
+		if s.Status == status {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// transition moves a service to a new status, validated against the table,
+// persists it with its reason and time, then publishes the status event.
+// mutate may adjust other fields in the same atomic update.
+func (m *Manager) transition(ctx context.Context, id string, to Status, reason string, mutate func(*Service)) (Service, error) {
+	var from Status
+	s, err := m.col.Update(ctx, id, func(s *Service) error {
+		from = s.Status
+		if err := CheckTransition(s.Status, to); err != nil {
+			return errs.New(errs.Conflict, "service %s: %v", id, err)
+		}
+		s.Status = to
+		s.Reason = reason
+		s.UpdatedAt = m.now().UTC()
+		if mutate != nil {
+			mutate(s)
+		}
+		return nil
+	})
+	if err != nil {
+		return s, err
+	}
+	msg := fmt.Sprintf("%s → %s", from, to)
+	if reason != "" {
+		msg += ": " + reason
+	}
+	m.bus.Publish(events.Event{ServiceID: id, Run: s.Run, Type: events.TypeStatus, Status: string(to), Phase: string(s.Phase), Message: msg})
+	return s, nil
+}
+
+// enterPhase records the phase in the service record and publishes it.
+func (m *Manager) enterPhase(ctx context.Context, id string, run int, p Phase, msg string) error {
+	_, err := m.col.Update(ctx, id, func(s *Service) error {
+		if s.Status != StatusCreating || s.Run != run {
+			return errs.New(errs.Conflict, "service %s is no longer starting", id)
+		}
+		s.Phase = p
+		s.UpdatedAt = m.now().UTC()
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	m.bus.Publish(events.Event{ServiceID: id, Run: run, Type: events.TypePhase, Status: string(StatusCreating), Phase: string(p), Message: msg})
+	return nil
+}
+
+// message publishes a step inside the current phase.
+func (m *Manager) message(id string, run int, p Phase, msg string) {
+	m.bus.Publish(events.Event{ServiceID: id, Run: run, Type: events.TypeMessage, Status: string(StatusCreating), Phase: string(p), Message: msg})
+}

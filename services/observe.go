@@ -1,0 +1,138 @@
+package services
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	"aima/errs"
+	"aima/events"
+	"aima/runtime"
+)
+
+// LogsRequest selects log lines.
+type LogsRequest struct {
+	Follow bool
+	Tail   int // <0 = all
+	Since  time.Time
+}
+
+// Logs streams the service's own container output (never another
+// service's). Without a container (never started) it is NotFound.
+func (m *Manager) Logs(ctx context.Context, ref string, req LogsRequest) (Service, <-chan runtime.LogLine, <-chan error, error) {
+	s, err := m.Get(ctx, ref)
+	if err != nil {
+		return Service{}, nil, nil, err
+	}
+	id := s.ContainerID
+	if id == "" {
+		list, err := m.rt.ListContainers(ctx, map[string]string{runtime.LabelService: s.ID})
+		if err != nil {
+			return s, nil, nil, err
+		}
+		if len(list) == 0 {
+			return s, nil, nil, errs.NotFoundf("service %s has no container yet; start it first", s.ID)
+		}
+		sort.Slice(list, func(i, j int) bool { return list[i].CreatedAt.After(list[j].CreatedAt) })
+		id = list[0].ID
+	}
+	if _, err := m.rt.InspectContainer(ctx, id); err != nil {
+		if errs.Is(err, errs.NotFound) && len(s.LogTail) > 0 {
+			// The container is gone but the failure kept its last lines.
+			ch, ec := make(chan runtime.LogLine, len(s.LogTail)), make(chan error, 1)
+			for _, l := range s.LogTail {
+				ch <- runtime.LogLine{Stream: "stdout", Text: l}
+			}
+			close(ch)
+			ec <- nil
+			return s, ch, ec, nil
+		}
+		if errs.Is(err, errs.NotFound) {
+			return s, nil, nil, errs.NotFoundf("the container of service %s no longer exists", s.ID)
+		}
+		return s, nil, nil, err
+	}
+	lines, errc := m.rt.Logs(ctx, id, runtime.LogOptions{Follow: req.Follow, Tail: req.Tail, Since: req.Since})
+	return s, lines, errc, nil
+}
+
+// Events returns the service's history after the cursor.
+func (m *Manager) Events(ctx context.Context, ref string, after uint64) (Service, []events.Event, error) {
+	s, err := m.Get(ctx, ref)
+	if err != nil {
+		return Service{}, nil, err
+	}
+	return s, m.bus.History(s.ID, after), nil
+}
+
+// Wait blocks until the service reaches status want, returning the record.
+// It fails with the service's reason when the service settles in another
+// terminal status (e.g. failed while waiting for running), and with
+// DeadlineExceeded when timeout passes.
+func (m *Manager) Wait(ctx context.Context, ref string, want Status, timeout time.Duration) (Service, error) {
+	s, err := m.Get(ctx, ref)
+	if err != nil {
+		return Service{}, err
+	}
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	sub := m.bus.Subscribe(s.ID, m.bus.LastSeq(s.ID))
+	for {
+		if s, err = m.col.Get(ctx, s.ID); err != nil {
+			return s, err
+		}
+		if s.Status == want {
+			return s, nil
+		}
+		if cannotReach(s.Status, want) {
+			return s, settledError(s, want)
+		}
+		for {
+			ev, err := sub.Next(ctx)
+			if err != nil {
+				if ctx.Err() != nil && errs.KindOf(err) != errs.Canceled {
+					return s, errs.New(errs.DeadlineExceeded, "service %s is %s (phase %s), not %s, after %s", s.ID, s.Status, s.Phase, want, timeout)
+				}
+				return s, err
+			}
+			if ev.Type == events.TypeStatus {
+				break
+			}
+		}
+	}
+}
+
+// cannotReach reports whether a service settled in status has no way to
+// reach want without another request.
+func cannotReach(status, want Status) bool {
+	switch want {
+	case StatusRunning:
+		return status == StatusFailed || status == StatusStopped
+	case StatusStopped:
+		return status == StatusFailed
+	case StatusFailed:
+		return status == StatusStopped
+	}
+	return false
+}
+
+// settledError explains why a wait cannot succeed.
+func settledError(s Service, want Status) error {
+	msg := "service " + s.ID + " is " + string(s.Status) + ", not " + string(want)
+	if s.Reason != "" {
+		msg += ": " + s.Reason
+	}
+	return errs.New(errs.Conflict, "%s", msg)
+}
+
+func sortServices(all []Service) {
+	sort.SliceStable(all, func(i, j int) bool {
+		if all[i].CreatedAt.Equal(all[j].CreatedAt) {
+			return all[i].ID < all[j].ID
+		}
+		return all[i].CreatedAt.Before(all[j].CreatedAt)
+	})
+}

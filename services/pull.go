@@ -1,0 +1,68 @@
+package services
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"aima/events"
+	"aima/runtime"
+)
+
+// pullThrottle is the minimum gap between byte updates of one layer; status
+// changes (Downloading → Pull complete) always go out.
+const pullThrottle = 100 * time.Millisecond
+
+// ensureImage pulls the image when it is absent, publishing byte progress
+// per layer.
+func (m *Manager) ensureImage(ctx context.Context, id string, run int, ref string) error {
+	ok, err := m.rt.ImageExists(ctx, ref)
+	if err != nil {
+		return err
+	}
+	if ok {
+		m.message(id, run, PhasePull, "image "+ref+" is present")
+		return nil
+	}
+	m.message(id, run, PhasePull, "pulling image "+ref)
+	var mu sync.Mutex
+	last := map[string]time.Time{}
+	lastStatus := map[string]string{}
+	err = m.rt.PullImage(ctx, ref, func(p runtime.PullProgress) {
+		mu.Lock()
+		defer mu.Unlock()
+		now := time.Now()
+		if p.Status == lastStatus[p.Layer] && now.Sub(last[p.Layer]) < pullThrottle {
+			return
+		}
+		last[p.Layer], lastStatus[p.Layer] = now, p.Status
+		msg := p.Status
+		if p.Layer != "" {
+			msg = p.Layer + ": " + p.Status
+		}
+		if p.Total > 0 {
+			msg += fmt.Sprintf(" %s/%s", humanBytes(p.Current), humanBytes(p.Total))
+		}
+		m.bus.Publish(events.Event{ServiceID: id, Run: run, Type: events.TypeProgress, Status: string(StatusCreating),
+			Phase: string(PhasePull), Layer: p.Layer, Current: p.Current, Total: p.Total, Message: msg})
+	})
+	if err != nil {
+		return err
+	}
+	m.message(id, run, PhasePull, "pulled image "+ref)
+	return nil
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for x := n / unit; x >= unit; x /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

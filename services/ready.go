@@ -1,0 +1,152 @@
+package services
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"aima/runtime"
+)
+
+// waitReady watches the started container until the engine's health
+// endpoint answers 200. It fails at once when the container exits, with its
+// exit code, OOM flag, last log lines and the engine's own error line.
+func (st *starter) waitReady(ctx context.Context) *failure {
+	m, s := st.m, st.s
+	exited := m.rt.WaitExit(ctx, st.containerID)
+	readyLine := make(chan struct{}, 1)
+	logCtx, stopLogs := context.WithCancel(ctx)
+	defer stopLogs()
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		st.followMilestones(logCtx, readyLine)
+	}()
+	healthy := make(chan struct{})
+	probeCtx, stopProbe := context.WithCancel(ctx)
+	defer stopProbe()
+	url := "http://" + net.JoinHostPort(m.opts.BindHost, strconv.Itoa(s.Port)) + st.eng.HealthPath
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		if m.probeUntilHealthy(probeCtx, url) {
+			close(healthy)
+		}
+	}()
+	inHealthCheck := false
+	for {
+		select {
+		case <-ctx.Done():
+			return &failure{reason: "interrupted"}
+		case ex := <-exited:
+			return st.exitFailure(ex)
+		case <-readyLine:
+			if !inHealthCheck {
+				inHealthCheck = true
+				_ = st.enter(ctx, PhaseHealthCheck, "engine reports ready; checking "+st.eng.HealthPath)
+			}
+		case <-healthy:
+			if !inHealthCheck {
+				_ = st.enter(ctx, PhaseHealthCheck, "checking "+st.eng.HealthPath)
+			}
+			m.message(s.ID, s.Run, PhaseHealthCheck, "GET "+st.eng.HealthPath+" answered 200")
+			return nil
+		}
+	}
+}
+
+// exitFailure turns a container exit during a start into a failure.
+func (st *starter) exitFailure(ex runtime.ExitStatus) *failure {
+	m := st.m
+	bg, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if ex.Err != nil {
+		return &failure{reason: fmt.Sprintf("lost track of the container: %v", ex.Err)}
+	}
+	code := ex.ExitCode
+	f := &failure{exitCode: &code}
+	if info, err := m.rt.InspectContainer(bg, st.containerID); err == nil {
+		f.oom = info.OOMKilled
+		code = info.ExitCode
+	}
+	f.logTail = m.tail(bg, st.containerID, 30)
+	f.reason = fmt.Sprintf("container exited with code %d during %s", code, st.phase)
+	if f.oom {
+		f.reason += " (OOM killed)"
+	}
+	if line := ReasonFromLogs(f.logTail); line != "" {
+		f.reason += ": " + line
+	}
+	return f
+}
+
+// tail returns the last n log lines of a container, as text.
+func (m *Manager) tail(ctx context.Context, id string, n int) []string {
+	lines, errc := m.rt.Logs(ctx, id, runtime.LogOptions{Tail: n})
+	var out []string
+	for l := range lines {
+		out = append(out, l.Text)
+	}
+	<-errc
+	return out
+}
+
+// followMilestones reads the engine's log while it loads and publishes its
+// milestones; it signals readyLine on the engine's "serving" line.
+func (st *starter) followMilestones(ctx context.Context, readyLine chan<- struct{}) {
+	m, s := st.m, st.s
+	lines, errc := m.rt.Logs(ctx, st.containerID, runtime.LogOptions{Follow: true, Tail: -1})
+	for l := range lines {
+		for _, ms := range st.eng.Milestones {
+			if idx := ms.Pattern.FindStringSubmatchIndex(l.Text); idx != nil {
+				msg := string(ms.Pattern.ExpandString(nil, ms.Message, l.Text, idx))
+				m.message(s.ID, s.Run, PhaseLoading, msg)
+				break
+			}
+		}
+		if st.eng.ReadyLine != nil && st.eng.ReadyLine.MatchString(l.Text) {
+			select {
+			case readyLine <- struct{}{}:
+			default:
+			}
+		}
+	}
+	<-errc
+}
+
+// probeUntilHealthy polls url until it answers 200 (true) or ctx ends.
+// A TCP connect is not readiness: Docker's proxy accepts connections before
+// the engine listens, so only an HTTP 200 counts.
+func (m *Manager) probeUntilHealthy(ctx context.Context, url string) bool {
+	t := time.NewTicker(m.opts.HealthInterval)
+	defer t.Stop()
+	for {
+		if m.probe(ctx, url) {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
+}
+
+// probe does one health request.
+func (m *Manager) probe(ctx context.Context, url string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return false
+	}
+	resp, err := m.http.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}

@@ -1,0 +1,60 @@
+package services
+
+import (
+	"regexp"
+	"strings"
+)
+
+var (
+	// errorLine matches Python exception lines such as
+	// "ValueError: No available memory ..." or "torch.OutOfMemoryError: CUDA ...".
+	errorLine = regexp.MustCompile(`\b((?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exception|Timeout\w*)): (.+)$`)
+	// processPrefix is vLLM's "(APIServer pid=1) " / "(EngineCore_DP0 pid=7) ".
+	processPrefix = regexp.MustCompile(`^\([\w ]+pid=\d+\)\s*`)
+	// logPrefix is "ERROR 10-25 13:08:43 [core.py:708] ".
+	logPrefix = regexp.MustCompile(`^(?:INFO|WARNING|ERROR|CRITICAL|DEBUG)\s+\d\d-\d\d \d\d:\d\d:\d\d \[[^\]]*\]\s*`)
+)
+
+// wrapperErrors are generic errors that only point at a root cause printed
+// earlier; the root cause is the better reason.
+var wrapperErrors = []string{"See root cause above", "Engine core initialization failed"}
+
+// ReasonFromLogs picks the engine's own error line from the last log lines of
+// a failed run: the last exception line that is not a generic wrapper, else
+// the last exception line, else the last non-empty line.
+func ReasonFromLogs(lines []string) string {
+	var last, lastWrapper string
+	for _, raw := range lines {
+		l := strings.TrimSpace(processPrefix.ReplaceAllString(strings.TrimSpace(raw), ""))
+		l = strings.TrimSpace(logPrefix.ReplaceAllString(l, ""))
+		if m := errorLine.FindStringSubmatch(l); m != nil {
+			text := m[1] + ": " + m[2]
+			if isWrapper(text) {
+				lastWrapper = text
+			} else {
+				last = text
+			}
+		}
+	}
+	if last != "" {
+		return last
+	}
+	if lastWrapper != "" {
+		return lastWrapper
+	}
+	for i := len(lines) - 1; i >= 0; i-- {
+		if l := strings.TrimSpace(lines[i]); l != "" {
+			return truncate(l, 300)
+		}
+	}
+	return ""
+}
+
+func isWrapper(s string) bool {
+	for _, w := range wrapperErrors {
+		if strings.Contains(s, w) {
+			return true
+		}
+	}
+	return false
+}

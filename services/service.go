@@ -1,0 +1,41 @@
+// Package services is aima's service lifecycle: creating services, running
+// their starts in the background (cleanup, pull, create, start, loading,
+// health check), stopping and deleting them, and keeping one persisted record
+// per service that status, list and --wait all read. It depends on the
+// runtime, the state store and the event bus, never on a transport.
+package services
+
+import (
+	"time"
+)
+
+// Service is the persisted record of one service.
+type Service struct {
+	ID          string   `json:"id" jsonschema:"service ID"`
+	Name        string   `json:"name" jsonschema:"service name (unique)"`
+	ModelID     string   `json:"model_id" jsonschema:"registered model ID, or the remote model reference given at create"`
+	ModelRef    string   `json:"model_ref" jsonschema:"what the engine is told to load: a path inside the container or a remote reference"`
+	ModelPath   string   `json:"model_path,omitempty" jsonschema:"host path of a registered model, mounted read-only"`
+	EngineType  string   `json:"engine_type" jsonschema:"engine type, e.g. vllm"`
+	Image       string   `json:"image" jsonschema:"engine image used by the last start"`
+	Port        int      `json:"port" jsonschema:"host port the engine is published on"`
+	Endpoint    string   `json:"endpoint" jsonschema:"base URL of the engine's API"`
+	GPUs        string   `json:"gpus" jsonschema:"all, none, or device ids"`
+	Args        []string `json:"args,omitempty" jsonschema:"extra engine arguments"`
+	Env         []string `json:"env,omitempty" jsonschema:"extra environment, KEY=VALUE"`
+	Status      Status   `json:"status" jsonschema:"created, creating, running, unhealthy, stopping, stopped or failed"`
+	Phase       Phase    `json:"phase,omitempty" jsonschema:"start phase while creating (or the phase a failed start died in)"`
+	Reason      string   `json:"reason,omitempty" jsonschema:"why the service is in its status (always set when failed)"`
+	ExitCode    *int     `json:"exit_code,omitempty" jsonschema:"container exit code of the last run, when it exited"`
+	OOMKilled   bool     `json:"oom_killed,omitempty" jsonschema:"the container was killed for running out of memory"`
+	LogTail     []string `json:"log_tail,omitempty" jsonschema:"last log lines of a failed run"`
+	ContainerID string   `json:"container_id,omitempty" jsonschema:"Docker container ID of the current or last run"`
+	Run         int      `json:"run" jsonschema:"number of starts so far"`
+	Warnings    []string `json:"warnings,omitempty" jsonschema:"things the operator should know, e.g. a remote model reference"`
+
+	CreatedAt  time.Time  `json:"created_at"`
+	UpdatedAt  time.Time  `json:"updated_at"`
+	StartedAt  *time.Time `json:"started_at,omitempty" jsonschema:"when the last start began"`
+	ReadyAt    *time.Time `json:"ready_at,omitempty" jsonschema:"when the last start reached running"`
+	DeadlineAt *time.Time `json:"deadline_at,omitempty" jsonschema:"when the start in progress times out"`
+}

@@ -1,0 +1,289 @@
+package services
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"aima/engines"
+	"aima/errs"
+	"aima/runtime"
+)
+
+// StartResult says what a start request did.
+type StartResult struct {
+	Service Service
+	// FromSeq is the event cursor just before this start's first event, so
+	// a follower sees every phase of it.
+	FromSeq uint64
+	// Note is set when the request was a no-op (already running/starting).
+	Note string
+}
+
+// Start begins a start in the background and returns at once. timeout <= 0
+// means the configured default. Start on a running or starting service is a
+// no-op that says so.
+func (m *Manager) Start(ctx context.Context, ref string, timeout time.Duration) (StartResult, error) {
+	s, err := m.Get(ctx, ref)
+	if err != nil {
+		return StartResult{}, err
+	}
+	unlock := m.lock(s.ID)
+	defer unlock()
+	if s, err = m.col.Get(ctx, s.ID); err != nil {
+		return StartResult{}, err
+	}
+	switch s.Status {
+	case StatusRunning, StatusUnhealthy:
+		return StartResult{Service: s, FromSeq: m.bus.LastSeq(s.ID), Note: "service is already running"}, nil
+	case StatusCreating:
+		return StartResult{Service: s, FromSeq: m.startSeq(s), Note: "a start is already in progress"}, nil
+	case StatusStopping:
+		return StartResult{}, errs.New(errs.Conflict, "service %s is stopping; start it again once it is stopped", s.ID)
+	}
+	if timeout <= 0 {
+		timeout = m.opts.StartTimeout
+	}
+	eng, err := m.catalog.Get(s.EngineType)
+	if err != nil {
+		return StartResult{}, err
+	}
+	from := m.bus.LastSeq(s.ID)
+	now := m.now().UTC()
+	deadline := now.Add(timeout)
+	s, err = m.transition(ctx, s.ID, StatusCreating, "", func(s *Service) {
+		s.Run++
+		s.Phase = PhaseCleanup
+		s.Image = eng.Image
+		s.ExitCode, s.OOMKilled, s.LogTail, s.ReadyAt = nil, false, nil, nil
+		s.StartedAt, s.DeadlineAt = &now, &deadline
+	})
+	if err != nil {
+		return StartResult{}, err
+	}
+	m.launch(s, eng, deadline)
+	return StartResult{Service: s, FromSeq: from}, nil
+}
+
+// startSeq finds the cursor before the current run's first event.
+func (m *Manager) startSeq(s Service) uint64 {
+	for _, ev := range m.bus.History(s.ID, 0) {
+		if ev.Run == s.Run {
+			return ev.Seq - 1
+		}
+	}
+	return m.bus.LastSeq(s.ID)
+}
+
+// launch runs the start in a goroutine owned by the manager.
+func (m *Manager) launch(s Service, eng engines.Engine, deadline time.Time) {
+	ctx, cancel := context.WithCancelCause(m.ctx)
+	ctx, cancelDeadline := context.WithDeadlineCause(ctx, deadline, errStartTimeout)
+	job := &startJob{cancel: cancel, done: make(chan struct{})}
+	m.mu.Lock()
+	m.jobs[s.ID] = job
+	m.mu.Unlock()
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		defer close(job.done)
+		defer cancelDeadline()
+		defer cancel(nil)
+		m.runStart(ctx, s, eng)
+		m.mu.Lock()
+		if m.jobs[s.ID] == job {
+			delete(m.jobs, s.ID)
+		}
+		m.mu.Unlock()
+	}()
+}
+
+var errStartTimeout = errors.New("start deadline exceeded")
+
+// failure is a start that ended because of the engine or the runtime.
+type failure struct {
+	reason   string
+	exitCode *int
+	oom      bool
+	logTail  []string
+}
+
+// runStart walks the phases and records the outcome.
+func (m *Manager) runStart(ctx context.Context, s Service, eng engines.Engine) {
+	st := &starter{m: m, s: s, eng: eng, phase: PhaseCleanup}
+	f := st.run(ctx)
+	// A record update must not be cut by the start's own context.
+	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	cause := context.Cause(ctx)
+	switch {
+	case f == nil:
+		now := m.now().UTC()
+		if _, err := m.transition(bg, s.ID, StatusRunning, "health check passed", func(x *Service) {
+			x.ReadyAt, x.DeadlineAt, x.Phase = &now, nil, ""
+		}); err != nil {
+			m.log.Warn("record running", "service", s.ID, "err", err)
+		}
+		return
+	case errors.Is(cause, errStopRequested):
+		return // Stop owns the transitions from here.
+	case errors.Is(cause, errDaemonStopping):
+		return // the next daemon resumes or fails this start.
+	case errors.Is(cause, errStartTimeout):
+		f = &failure{reason: fmt.Sprintf("timed out in phase %s after %s", st.phase, m.timeoutOf(s))}
+		if st.containerID != "" {
+			_ = m.rt.StopContainer(bg, st.containerID, 2*time.Second)
+			f.logTail = m.tail(bg, st.containerID, 20)
+		}
+	}
+	if _, err := m.transition(bg, s.ID, StatusFailed, f.reason, func(x *Service) {
+		x.ExitCode, x.OOMKilled, x.LogTail, x.DeadlineAt = f.exitCode, f.oom, f.logTail, nil
+		x.Phase = st.phase
+	}); err != nil {
+		m.log.Warn("record failure", "service", s.ID, "err", err)
+	}
+}
+
+func (m *Manager) timeoutOf(s Service) time.Duration {
+	if s.StartedAt == nil || s.DeadlineAt == nil {
+		return 0
+	}
+	return s.DeadlineAt.Sub(*s.StartedAt).Round(time.Second)
+}
+
+// starter holds one start's progress.
+type starter struct {
+	m           *Manager
+	s           Service
+	eng         engines.Engine
+	phase       Phase
+	containerID string
+}
+
+func (st *starter) enter(ctx context.Context, p Phase, msg string) error {
+	st.phase = p
+	return st.m.enterPhase(ctx, st.s.ID, st.s.Run, p, msg)
+}
+
+// run executes the phases; it returns nil when the engine is ready.
+func (st *starter) run(ctx context.Context) *failure {
+	m, s := st.m, st.s
+	fail := func(format string, args ...any) *failure {
+		if ctx.Err() != nil {
+			return &failure{reason: "interrupted"}
+		}
+		return &failure{reason: fmt.Sprintf(format, args...)}
+	}
+	if err := st.enter(ctx, PhaseCleanup, "removing stale containers of this service"); err != nil {
+		return fail("%v", err)
+	}
+	if err := m.removeContainers(ctx, s.ID); err != nil {
+		return fail("cleanup: %v", err)
+	}
+	if err := st.enter(ctx, PhasePull, "checking image "+st.eng.Image); err != nil {
+		return fail("%v", err)
+	}
+	if err := m.ensureImage(ctx, s.ID, s.Run, st.eng.Image); err != nil {
+		return fail("pull %s: %v", st.eng.Image, err)
+	}
+	if err := st.enter(ctx, PhaseCreate, "creating container"); err != nil {
+		return fail("%v", err)
+	}
+	if !portFree(m.opts.BindHost, s.Port) {
+		return fail("host port %d on %s is in use by another process", s.Port, m.opts.BindHost)
+	}
+	spec, err := m.containerSpec(s, st.eng)
+	if err != nil {
+		return fail("%v", err)
+	}
+	id, err := m.rt.CreateContainer(ctx, spec)
+	if err != nil {
+		return fail("create container: %v", err)
+	}
+	st.containerID = id
+	if _, err := m.col.Update(ctx, s.ID, func(x *Service) error { x.ContainerID = id; return nil }); err != nil {
+		return fail("%v", err)
+	}
+	if err := st.enter(ctx, PhaseStart, "starting container "+shortID(id)); err != nil {
+		return fail("%v", err)
+	}
+	if err := m.rt.StartContainer(ctx, id); err != nil {
+		return fail("start container: %v", err)
+	}
+	if err := st.enter(ctx, PhaseLoading, "engine is loading the model"); err != nil {
+		return fail("%v", err)
+	}
+	return st.waitReady(ctx)
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+// containerSpec builds the container for one run of the service.
+func (m *Manager) containerSpec(s Service, eng engines.Engine) (runtime.ContainerSpec, error) {
+	gpus, err := engines.ParseGPUs(s.GPUs)
+	if err != nil {
+		return runtime.ContainerSpec{}, err
+	}
+	served := ""
+	if s.ModelPath != "" {
+		if mod, err := m.models.Get(context.Background(), s.ModelID); err == nil {
+			served = mod.Name
+		}
+	}
+	args := eng.ModelArgs(s.ModelRef, served, eng.Port)
+	args = append(args, eng.Args...)
+	args = append(args, s.Args...)
+	env := make([]string, 0, len(eng.Env)+len(s.Env))
+	for k, v := range eng.Env {
+		env = append(env, k+"="+v)
+	}
+	env = append(env, s.Env...)
+	spec := runtime.ContainerSpec{
+		Name:          fmt.Sprintf("aima-%s-r%d", s.ID, s.Run),
+		Image:         eng.Image,
+		Args:          args,
+		Env:           env,
+		ContainerPort: eng.Port,
+		HostIP:        m.opts.BindHost,
+		HostPort:      s.Port,
+		GPUs:          runtime.GPURequest{All: gpus.All, DeviceIDs: gpus.DeviceIDs},
+		ShmSize:       eng.ShmSize,
+		Labels: map[string]string{
+			runtime.LabelManaged: "true",
+			runtime.LabelService: s.ID,
+			runtime.LabelEngine:  s.EngineType,
+			runtime.LabelModel:   s.ModelID,
+			runtime.LabelPort:    strconv.Itoa(s.Port),
+		},
+	}
+	if s.ModelPath != "" {
+		target := "/models/" + s.ModelID
+		if strings.HasSuffix(s.ModelRef, ".gguf") {
+			target = s.ModelRef
+		}
+		spec.Mounts = []runtime.Mount{{Source: s.ModelPath, Target: target, ReadOnly: true}}
+	}
+	return spec, nil
+}
+
+// removeContainers stops and removes every container of the service.
+func (m *Manager) removeContainers(ctx context.Context, id string) error {
+	list, err := m.rt.ListContainers(ctx, map[string]string{runtime.LabelService: id})
+	if err != nil {
+		return err
+	}
+	for _, c := range list {
+		if err := m.rt.RemoveContainer(ctx, c.ID, true); err != nil && !errs.Is(err, errs.NotFound) {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,115 @@
+package services
+
+import (
+	"context"
+	"time"
+
+	"aima/errs"
+	"aima/runtime"
+)
+
+// StopResult says what a stop did.
+type StopResult struct {
+	Service Service
+	Note    string
+}
+
+// Stop stops a service: a start in progress is cancelled cleanly, the
+// container gets SIGTERM (then SIGKILL after the stop timeout) and is kept,
+// so its logs stay readable until the next start or a delete.
+func (m *Manager) Stop(ctx context.Context, ref string) (StopResult, error) {
+	s, err := m.Get(ctx, ref)
+	if err != nil {
+		return StopResult{}, err
+	}
+	unlock := m.lock(s.ID)
+	defer unlock()
+	m.cancelStart(s.ID)
+	if s, err = m.col.Get(ctx, s.ID); err != nil {
+		return StopResult{}, err
+	}
+	switch s.Status {
+	case StatusCreated, StatusStopped:
+		return StopResult{Service: s, Note: "service is not running"}, nil
+	case StatusFailed:
+		if err := m.stopContainers(ctx, s.ID); err != nil {
+			return StopResult{}, err
+		}
+		s, err = m.transition(ctx, s.ID, StatusStopped, "stopped after failure", nil)
+		return StopResult{Service: s}, err
+	}
+	if s.Status != StatusStopping {
+		if s, err = m.transition(ctx, s.ID, StatusStopping, "stop requested", nil); err != nil {
+			return StopResult{}, err
+		}
+	}
+	if err := m.stopContainers(ctx, s.ID); err != nil {
+		// Keep the record honest: the stop did not complete.
+		_, _ = m.transition(context.WithoutCancel(ctx), s.ID, StatusFailed, "stop failed: "+err.Error(), nil)
+		return StopResult{}, err
+	}
+	s, err = m.transition(ctx, s.ID, StatusStopped, "stopped", func(x *Service) { x.Phase, x.DeadlineAt = "", nil })
+	return StopResult{Service: s}, err
+}
+
+// cancelStart cancels the service's start in progress, if any, and waits
+// for its goroutine to finish so no container is created behind the stop.
+func (m *Manager) cancelStart(id string) {
+	m.mu.Lock()
+	job := m.jobs[id]
+	m.mu.Unlock()
+	if job == nil {
+		return
+	}
+	job.cancel(errStopRequested)
+	select {
+	case <-job.done:
+	case <-time.After(30 * time.Second):
+		m.log.Warn("start did not end after cancel", "service", id)
+	}
+}
+
+// stopContainers stops every running container of the service.
+func (m *Manager) stopContainers(ctx context.Context, id string) error {
+	list, err := m.rt.ListContainers(ctx, map[string]string{runtime.LabelService: id})
+	if err != nil {
+		return err
+	}
+	for _, c := range list {
+		if !c.Running && c.Status != "created" && c.Status != "restarting" {
+			continue
+		}
+		if err := m.rt.StopContainer(ctx, c.ID, m.opts.StopTimeout); err != nil && !errs.Is(err, errs.NotFound) {
+			return err
+		}
+	}
+	return nil
+}
+
+// Restart stops the service (if needed) and starts it again.
+func (m *Manager) Restart(ctx context.Context, ref string, timeout time.Duration) (StartResult, error) {
+	if _, err := m.Stop(ctx, ref); err != nil {
+		return StartResult{}, err
+	}
+	return m.Start(ctx, ref, timeout)
+}
+
+// Delete stops the service, removes its containers, its record and its
+// history.
+func (m *Manager) Delete(ctx context.Context, ref string) (Service, error) {
+	s, err := m.Get(ctx, ref)
+	if err != nil {
+		return Service{}, err
+	}
+	unlock := m.lock(s.ID)
+	defer unlock()
+	m.cancelStart(s.ID)
+	if err := m.removeContainers(ctx, s.ID); err != nil {
+		return Service{}, err
+	}
+	if err := m.col.Delete(ctx, s.ID); err != nil {
+		return Service{}, err
+	}
+	NewJournal(m.store).Forget(ctx, s.ID)
+	return s, nil
+}

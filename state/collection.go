@@ -1,0 +1,221 @@
+package state
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"aima/errs"
+)
+
+// maxIDLen bounds record IDs so keys stay well inside every backend's key
+// limits (and file-name limits for the gokv file store).
+const maxIDLen = 128
+
+// Collection is a typed view of the records of one kind (services, models,
+// ...) stored as JSON under a key prefix, so domain code deals in structs
+// and errs kinds instead of bytes and revisions. Record id lives at key
+// prefix+id. Errors name the record with the collection's noun, e.g.
+// "service svc-12ab not found", so they can go to users as they are.
+type Collection[T any] struct {
+	s      Store
+	prefix string
+	noun   string
+}
+
+// NewCollection returns the collection of T stored under prefix (e.g.
+// "services/"; it should end in "/" so that one collection's keys are never
+// a prefix of another's) whose records are called noun (e.g. "service") in
+// error messages.
+func NewCollection[T any](s Store, prefix, noun string) *Collection[T] {
+	return &Collection[T]{s: s, prefix: prefix, noun: noun}
+}
+
+// ValidateID reports whether id can name a record: non-empty, at most 128
+// bytes of valid UTF-8, no "/" (it would nest under the prefix) and no
+// control characters (they break logs, terminals and file names). Failures
+// are errs.InvalidArgument. Every Collection method checks its id with it;
+// it is exported so front-ends can reject bad input early.
+func ValidateID(id string) error {
+	var why string
+	switch {
+	case id == "":
+		why = "must not be empty"
+	case len(id) > maxIDLen:
+		why = "longer than 128 bytes"
+	case !utf8.ValidString(id):
+		why = "not valid UTF-8"
+	case strings.Contains(id, "/"):
+		why = `must not contain "/"`
+	case strings.ContainsFunc(id, unicode.IsControl):
+		why = "must not contain control characters"
+	default:
+		return nil
+	}
+	return errs.New(errs.InvalidArgument, "invalid id %q: %s", id, why)
+}
+
+// key returns the store key of id after validating it.
+func (c *Collection[T]) key(id string) (string, error) {
+	if err := ValidateID(id); err != nil {
+		return "", err
+	}
+	return c.prefix + id, nil
+}
+
+func (c *Collection[T]) notFound(id string) error {
+	return errs.NotFoundf("%s %s not found", c.noun, id)
+}
+
+func (c *Collection[T]) encode(id string, v T) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, errs.Wrap(errs.Internal, err, "encode %s %s", c.noun, id)
+	}
+	return b, nil
+}
+
+func (c *Collection[T]) decode(id string, b []byte) (T, error) {
+	var v T
+	if err := json.Unmarshal(b, &v); err != nil {
+		return v, errs.Wrap(errs.Internal, err, "decode %s %s", c.noun, id)
+	}
+	return v, nil
+}
+
+// Get returns the record id, or errs.NotFound.
+func (c *Collection[T]) Get(ctx context.Context, id string) (T, error) {
+	var zero T
+	key, err := c.key(id)
+	if err != nil {
+		return zero, err
+	}
+	e, ok, err := c.s.Get(ctx, key)
+	if err != nil {
+		return zero, err
+	}
+	if !ok {
+		return zero, c.notFound(id)
+	}
+	return c.decode(id, e.Value)
+}
+
+// List returns all records in ascending id order. Keys under the prefix
+// that cannot be IDs of this collection (they contain "/") are skipped.
+func (c *Collection[T]) List(ctx context.Context) ([]T, error) {
+	entries, err := c.s.List(ctx, c.prefix)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]T, 0, len(entries))
+	for _, e := range entries {
+		id := strings.TrimPrefix(e.Key, c.prefix)
+		if strings.Contains(id, "/") {
+			continue
+		}
+		v, err := c.decode(id, e.Value)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// Create stores v as record id if no such record exists; otherwise it fails
+// with errs.Conflict ("<noun> <id> already exists").
+func (c *Collection[T]) Create(ctx context.Context, id string, v T) error {
+	key, err := c.key(id)
+	if err != nil {
+		return err
+	}
+	b, err := c.encode(id, v)
+	if err != nil {
+		return err
+	}
+	if _, err := c.s.Put(ctx, key, b, 0); err != nil {
+		if errors.Is(err, ErrConflict) {
+			return errs.New(errs.Conflict, "%s %s already exists", c.noun, id)
+		}
+		return err
+	}
+	return nil
+}
+
+// Update atomically modifies record id: fn gets a fresh copy of the stored
+// record and changes it in place; the result is written only if nobody
+// wrote the record meanwhile, else fn runs again on the newer copy (see
+// state.Update), so fn must not have side effects beyond *T. An absent
+// record is errs.NotFound; an error from fn aborts with nothing written and
+// is returned unchanged. Update returns the record as stored.
+func (c *Collection[T]) Update(ctx context.Context, id string, fn func(*T) error) (T, error) {
+	var zero, result T
+	key, err := c.key(id)
+	if err != nil {
+		return zero, err
+	}
+	_, err = Update(ctx, c.s, key, func(old []byte, exists bool) ([]byte, error) {
+		if !exists {
+			return nil, c.notFound(id)
+		}
+		v, err := c.decode(id, old)
+		if err != nil {
+			return nil, err
+		}
+		if err := fn(&v); err != nil {
+			return nil, err
+		}
+		result = v
+		return c.encode(id, v)
+	})
+	if err != nil {
+		return zero, err
+	}
+	return result, nil
+}
+
+// Put stores v as record id whether or not it exists (last writer wins).
+func (c *Collection[T]) Put(ctx context.Context, id string, v T) error {
+	key, err := c.key(id)
+	if err != nil {
+		return err
+	}
+	b, err := c.encode(id, v)
+	if err != nil {
+		return err
+	}
+	_, err = c.s.Put(ctx, key, b, AnyRev)
+	return err
+}
+
+// Delete removes record id, or fails with errs.NotFound if it is absent.
+// The existence check and the delete are one atomic step (revision-checked,
+// retried on conflict), so two concurrent Deletes yield one success and one
+// NotFound.
+func (c *Collection[T]) Delete(ctx context.Context, id string) error {
+	key, err := c.key(id)
+	if err != nil {
+		return err
+	}
+	for attempt := 0; attempt < maxUpdateAttempts; attempt++ {
+		if attempt > 0 {
+			if err := backoff(ctx, attempt); err != nil {
+				return err
+			}
+		}
+		e, ok, err := c.s.Get(ctx, key)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return c.notFound(id)
+		}
+		if err := c.s.Delete(ctx, key, e.Rev); !errors.Is(err, ErrConflict) {
+			return err
+		}
+	}
+	return errs.Wrap(errs.Conflict, ErrConflict, "delete %s %s: gave up after %d conflicting attempts", c.noun, id, maxUpdateAttempts)
+}

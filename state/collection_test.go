@@ -1,0 +1,180 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	"aima/errs"
+)
+
+type svc struct {
+	ID    string `json:"id"`
+	Model string `json:"model"`
+	N     int    `json:"n"`
+}
+
+func TestCollection(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s Store) {
+		ctx := context.Background()
+		c := NewCollection[svc](s, "services/", "service")
+
+		_, err := c.Get(ctx, "svc-12ab")
+		if errs.KindOf(err) != errs.NotFound || err.Error() != "service svc-12ab not found" {
+			t.Fatalf("get missing: %v (kind %q)", err, errs.KindOf(err))
+		}
+		for _, id := range []string{"svc-b", "svc-a", "svc-c"} {
+			if err := c.Create(ctx, id, svc{ID: id, Model: "m"}); err != nil {
+				t.Fatalf("create %s: %v", id, err)
+			}
+		}
+		err = c.Create(ctx, "svc-a", svc{ID: "svc-a", Model: "other"})
+		if errs.KindOf(err) != errs.Conflict || err.Error() != "service svc-a already exists" {
+			t.Fatalf("create dup: %v", err)
+		}
+		got, err := c.Get(ctx, "svc-a")
+		if err != nil || got != (svc{ID: "svc-a", Model: "m"}) {
+			t.Fatalf("get svc-a = %+v, %v", got, err)
+		}
+
+		// A foreign key nested under the prefix is not a record.
+		if _, err := s.Put(ctx, "services/svc-a/logs", []byte("not json"), AnyRev); err != nil {
+			t.Fatal(err)
+		}
+		// Nor is a key of a neighbouring collection.
+		if err := NewCollection[svc](s, "servicesx/", "x").Put(ctx, "z", svc{ID: "z"}); err != nil {
+			t.Fatal(err)
+		}
+		list, err := c.List(ctx)
+		if err != nil {
+			t.Fatalf("list: %v", err)
+		}
+		var ids []string
+		for _, v := range list {
+			ids = append(ids, v.ID)
+		}
+		if strings.Join(ids, ",") != "svc-a,svc-b,svc-c" {
+			t.Fatalf("list ids = %v", ids)
+		}
+
+		up, err := c.Update(ctx, "svc-b", func(v *svc) error { v.N += 5; return nil })
+		if err != nil || up.N != 5 || up.ID != "svc-b" {
+			t.Fatalf("update = %+v, %v", up, err)
+		}
+		if got, _ := c.Get(ctx, "svc-b"); got.N != 5 {
+			t.Fatalf("after update N = %d", got.N)
+		}
+		_, err = c.Update(ctx, "nope", func(v *svc) error { return nil })
+		if errs.KindOf(err) != errs.NotFound || err.Error() != "service nope not found" {
+			t.Fatalf("update missing: %v", err)
+		}
+		before, _, _ := s.Get(ctx, "services/svc-b")
+		boom := errors.New("boom")
+		_, err = c.Update(ctx, "svc-b", func(v *svc) error { v.N = 99; return boom })
+		if !errors.Is(err, boom) {
+			t.Fatalf("update fn error: %v", err)
+		}
+		if after, _, _ := s.Get(ctx, "services/svc-b"); after.Rev != before.Rev {
+			t.Fatal("aborted update wrote")
+		}
+
+		if err := c.Put(ctx, "svc-a", svc{ID: "svc-a", Model: "replaced"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Put(ctx, "svc-d", svc{ID: "svc-d"}); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := c.Get(ctx, "svc-a"); got.Model != "replaced" {
+			t.Fatalf("put: %+v", got)
+		}
+
+		if err := c.Delete(ctx, "svc-a"); err != nil {
+			t.Fatalf("delete: %v", err)
+		}
+		if _, err := c.Get(ctx, "svc-a"); errs.KindOf(err) != errs.NotFound {
+			t.Fatalf("get deleted: %v", err)
+		}
+		if err := c.Delete(ctx, "svc-a"); errs.KindOf(err) != errs.NotFound {
+			t.Fatalf("delete missing: %v", err)
+		}
+		if list, _ := c.List(ctx); len(list) != 3 {
+			t.Fatalf("list after delete: %+v", list)
+		}
+	})
+}
+
+func TestCollectionInvalidIDs(t *testing.T) {
+	ctx := context.Background()
+	c := NewCollection[svc](NewMemory(), "services/", "service")
+	bad := []string{"", "a/b", "tab\there", "nl\n", "nul\x00", "del\x7f", "c1\u0085", strings.Repeat("x", 129), "bad\xffutf8"}
+	for _, id := range bad {
+		checks := map[string]error{
+			"get":    func() error { _, err := c.Get(ctx, id); return err }(),
+			"create": c.Create(ctx, id, svc{}),
+			"put":    c.Put(ctx, id, svc{}),
+			"delete": c.Delete(ctx, id),
+			"update": func() error { _, err := c.Update(ctx, id, func(*svc) error { return nil }); return err }(),
+		}
+		for op, err := range checks {
+			if errs.KindOf(err) != errs.InvalidArgument || errs.FieldOf(err) != "" ||
+				!strings.HasPrefix(err.Error(), "invalid id ") {
+				t.Errorf("%s %q: %v", op, id, err)
+			}
+		}
+	}
+	for _, id := range []string{"svc-1a2b", strings.Repeat("x", 128), "llama3:8b", "ünï"} {
+		if err := ValidateID(id); err != nil {
+			t.Errorf("valid id %q rejected: %v", id, err)
+		}
+	}
+	if list, _ := c.List(ctx); len(list) != 0 {
+		t.Fatalf("invalid ids wrote records: %+v", list)
+	}
+}
+
+// TestCollectionConcurrent: concurrent Updates of one record lose nothing,
+// and of two concurrent Deletes exactly one wins.
+func TestCollectionConcurrent(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s Store) {
+		ctx := context.Background()
+		c := NewCollection[svc](s, "services/", "service")
+		if err := c.Create(ctx, "svc-1", svc{ID: "svc-1"}); err != nil {
+			t.Fatal(err)
+		}
+		const n = 50
+		var wg sync.WaitGroup
+		errc := make(chan error, n)
+		for range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := c.Update(ctx, "svc-1", func(v *svc) error { v.N++; return nil })
+				errc <- err
+			}()
+		}
+		wg.Wait()
+		close(errc)
+		for err := range errc {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got, _ := c.Get(ctx, "svc-1"); got.N != n {
+			t.Fatalf("N = %d, want %d", got.N, n)
+		}
+
+		results := make(chan error, 2)
+		for range 2 {
+			go func() { results <- c.Delete(ctx, "svc-1") }()
+		}
+		e1, e2 := <-results, <-results
+		if (e1 == nil) == (e2 == nil) {
+			t.Fatalf("two deletes: %v, %v; want one success", e1, e2)
+		}
+		if e := errors.Join(e1, e2); errs.KindOf(e) != errs.NotFound {
+			t.Fatalf("losing delete: %v", e)
+		}
+	})
+}

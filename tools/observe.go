@@ -1,0 +1,254 @@
+package tools
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"aima/errs"
+	"aima/events"
+	"aima/runtime"
+	"aima/services"
+)
+
+// ServiceLogsInput selects log lines.
+type ServiceLogsInput struct {
+	ServiceID  string `json:"service_id" jsonschema:"service ID (or service name)"`
+	Follow     bool   `json:"follow,omitempty" jsonschema:"keep streaming new lines until the caller disconnects (streaming front-ends only)"`
+	Tail       *int   `json:"tail,omitempty" jsonschema:"only the last N lines (default 200; -1 for all)"`
+	Since      string `json:"since,omitempty" jsonschema:"only lines after this time: RFC 3339 (2026-01-02T15:04:05Z) or a duration ago (10m)"`
+	Timestamps bool   `json:"timestamps,omitempty" jsonschema:"prefix each line's text with its timestamp in text renderings"`
+}
+
+// LogLine is one container output line.
+type LogLine struct {
+	Stream string    `json:"stream" jsonschema:"stdout or stderr"`
+	Time   time.Time `json:"time"`
+	Text   string    `json:"text"`
+}
+
+// LogsOutput holds a service's log lines.
+type LogsOutput struct {
+	ServiceID   string    `json:"service_id"`
+	ContainerID string    `json:"container_id,omitempty"`
+	Lines       []LogLine `json:"lines" jsonschema:"the lines, oldest first (empty when follow streamed them)"`
+	Total       int       `json:"total" jsonschema:"number of lines returned or streamed"`
+	Timestamps  bool      `json:"-"`
+}
+
+// ServiceEventsInput selects history.
+type ServiceEventsInput struct {
+	ServiceID string `json:"service_id" jsonschema:"service ID (or service name)"`
+	After     uint64 `json:"after,omitempty" jsonschema:"only events with seq greater than this (see events_from of service_start)"`
+	Follow    bool   `json:"follow,omitempty" jsonschema:"after the history, keep streaming new events until the caller disconnects (streaming front-ends only)"`
+}
+
+// HistoryEntry is one event with its duration.
+type HistoryEntry struct {
+	events.Event
+	DurationMS *int64 `json:"duration_ms,omitempty" jsonschema:"for phases: how long the phase lasted (until the next phase or status)"`
+}
+
+// EventsOutput is a service's history.
+type EventsOutput struct {
+	ServiceID string         `json:"service_id"`
+	Items     []HistoryEntry `json:"items" jsonschema:"events, oldest first"`
+	Total     int            `json:"total"`
+}
+
+const defaultTail = 200
+
+// parseSince accepts RFC 3339 or a duration ago.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, errs.Invalid("since", "since %q: want RFC 3339 time or a duration like 10m", s)
+}
+
+// withDurations fills each phase's duration from the next phase or status
+// event of the same run.
+func withDurations(evs []events.Event) []HistoryEntry {
+	out := make([]HistoryEntry, len(evs))
+	for i, ev := range evs {
+		out[i] = HistoryEntry{Event: ev}
+		if ev.Type != events.TypePhase {
+			continue
+		}
+		for _, next := range evs[i+1:] {
+			if next.Run == ev.Run && (next.Type == events.TypePhase || next.Type == events.TypeStatus) {
+				d := next.Time.Sub(ev.Time).Milliseconds()
+				out[i].DurationMS = &d
+				break
+			}
+		}
+	}
+	return out
+}
+
+func serviceObserveOps() []Op {
+	return []Op{
+		Declare(Spec[ServiceListInput, List[services.Service]]{
+			Name:        "service_list",
+			Description: "List services, oldest first, with status (created, creating with its phase, running, unhealthy, stopping, stopped, failed with reason), engine, model, port and endpoint.",
+			Annotations: Annotations{ReadOnly: true, Idempotent: true},
+			Run: func(ctx context.Context, env *Env, in ServiceListInput, _ Reporter) (List[services.Service], error) {
+				var st services.Status
+				if in.Status != "" {
+					var err error
+					if st, err = services.ParseStatus("status", in.Status); err != nil {
+						return List[services.Service]{}, err
+					}
+				}
+				all, err := env.Services.List(ctx, st)
+				return listOf(all), err
+			},
+			Render: func(l List[services.Service]) string {
+				s := fmt.Sprintf("%d service(s)", l.Total)
+				for _, x := range l.Items {
+					s += "\n" + renderService(x)
+				}
+				return s
+			},
+		}),
+		Declare(Spec[ServiceRef, services.Service]{
+			Name:        "service_status",
+			Description: "Show one service's record: status, phase of a start in progress, reason of a failure (engine error line, exit code, OOM flag, last log lines), endpoint, container and timestamps. This is the same record service_list and service_wait read.",
+			Annotations: Annotations{ReadOnly: true, Idempotent: true},
+			Positional:  "service_id",
+			Run: func(ctx context.Context, env *Env, in ServiceRef, _ Reporter) (services.Service, error) {
+				return env.Services.Get(ctx, in.ServiceID)
+			},
+			Render: renderService,
+		}),
+		Declare(Spec[ServiceLogsInput, LogsOutput]{
+			Name:        "service_logs",
+			Description: "Read the real output (stdout and stderr) of a service's own engine container: start-up lines, errors, request logs. Defaults to the last 200 lines. Logs of a failed start stay readable.",
+			Annotations: Annotations{ReadOnly: true, Idempotent: true},
+			Positional:  "service_id",
+			Run:         runLogs,
+			Render: func(o LogsOutput) string {
+				var b strings.Builder
+				for _, l := range o.Lines {
+					b.WriteString(FormatLogLine(l, o.Timestamps))
+					b.WriteByte('\n')
+				}
+				return strings.TrimSuffix(b.String(), "\n")
+			},
+		}),
+		Declare(Spec[ServiceEventsInput, EventsOutput]{
+			Name:        "service_events",
+			Description: "Show a service's history: every start phase and status change with timestamps and durations, pull progress and engine milestones, oldest first. Pass after=events_from from service_start to see just that start.",
+			Annotations: Annotations{ReadOnly: true, Idempotent: true},
+			Positional:  "service_id",
+			Run:         runEvents,
+			Render: func(o EventsOutput) string {
+				var b strings.Builder
+				for _, e := range o.Items {
+					b.WriteString(eventText(e.Event))
+					if e.DurationMS != nil {
+						fmt.Fprintf(&b, " (%s)", time.Duration(*e.DurationMS)*time.Millisecond)
+					}
+					b.WriteByte('\n')
+				}
+				return strings.TrimSuffix(b.String(), "\n")
+			},
+		}),
+		Declare(Spec[ServiceWaitInput, services.Service]{
+			Name:        "service_wait",
+			Description: "Block until a service reaches a status (running, stopped or failed) and return its record. Fails at once, with the service's reason, if the service settles in a status from which the wanted one cannot follow (e.g. failed while waiting for running); fails with deadline_exceeded after timeout_seconds (default 600).",
+			Annotations: Annotations{ReadOnly: true, Idempotent: true, LongRunning: true},
+			Positional:  "service_id",
+			Run: func(ctx context.Context, env *Env, in ServiceWaitInput, _ Reporter) (services.Service, error) {
+				want, err := waitFor(in.For)
+				if err != nil {
+					return services.Service{}, err
+				}
+				timeout, err := timeoutOf(in.TimeoutSeconds, "timeout_seconds")
+				if err != nil {
+					return services.Service{}, err
+				}
+				if timeout == 0 {
+					timeout = 600 * time.Second
+				}
+				return env.Services.Wait(ctx, in.ServiceID, want, timeout)
+			},
+			Render: renderService,
+		}),
+	}
+}
+
+// FormatLogLine renders a line as the CLI prints it.
+func FormatLogLine(l LogLine, timestamps bool) string {
+	if timestamps && !l.Time.IsZero() {
+		return l.Time.UTC().Format(time.RFC3339Nano) + " " + l.Text
+	}
+	return l.Text
+}
+
+func runLogs(ctx context.Context, env *Env, in ServiceLogsInput, rep Reporter) (LogsOutput, error) {
+	tail := defaultTail
+	if in.Tail != nil {
+		tail = *in.Tail
+	}
+	if tail < -1 || tail > 100000 {
+		return LogsOutput{}, errs.Invalid("tail", "tail must be -1 (all) or 0-100000")
+	}
+	since, err := parseSince(in.Since, time.Now())
+	if err != nil {
+		return LogsOutput{}, err
+	}
+	s, lines, errc, err := env.Services.Logs(ctx, in.ServiceID, services.LogsRequest{Follow: in.Follow, Tail: tail, Since: since})
+	if err != nil {
+		return LogsOutput{}, err
+	}
+	out := LogsOutput{ServiceID: s.ID, ContainerID: s.ContainerID, Lines: []LogLine{}, Timestamps: in.Timestamps}
+	for l := range lines {
+		out.Total++
+		if in.Follow {
+			rep.Log(l)
+			continue
+		}
+		out.Lines = append(out.Lines, LogLine{Stream: l.Stream, Time: l.Time, Text: l.Text})
+	}
+	if err := <-errc; err != nil && ctx.Err() == nil {
+		return out, err
+	}
+	return out, nil
+}
+
+func runEvents(ctx context.Context, env *Env, in ServiceEventsInput, rep Reporter) (EventsOutput, error) {
+	s, evs, err := env.Services.Events(ctx, in.ServiceID, in.After)
+	if err != nil {
+		return EventsOutput{}, err
+	}
+	out := EventsOutput{ServiceID: s.ID, Items: withDurations(evs), Total: len(evs)}
+	if !in.Follow {
+		return out, nil
+	}
+	for _, ev := range evs {
+		rep.Event(ev)
+	}
+	cursor := in.After
+	if len(evs) > 0 {
+		cursor = evs[len(evs)-1].Seq
+	}
+	sub := env.Services.Bus().Subscribe(s.ID, cursor)
+	for {
+		ev, err := sub.Next(ctx)
+		if err != nil {
+			return out, nil // the caller disconnected: following ends normally
+		}
+		rep.Event(ev)
+		out.Total++
+	}
+}
+
+var _ = runtime.LogLine{}

@@ -1,0 +1,185 @@
+// Package tools declares every aima operation once: a snake_case name, a
+// description written for a model that has never seen aima, typed input and
+// output structs, and annotations. The MCP, JSON-RPC, HTTP and CLI
+// front-ends are loops over Registry(); none of them implements an
+// operation itself. tools imports the domain, never a transport.
+package tools
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/google/jsonschema-go/jsonschema"
+
+	"aima/errs"
+	"aima/events"
+	"aima/runtime"
+)
+
+// Annotations tell clients how an operation behaves (MCP tool hints).
+type Annotations struct {
+	ReadOnly    bool `json:"read_only"`
+	Destructive bool `json:"destructive"`
+	Idempotent  bool `json:"idempotent"`
+	// LongRunning operations may take minutes and report progress.
+	LongRunning bool `json:"long_running"`
+}
+
+// Reporter receives what a long or streaming operation produces before its
+// result: progress events and log lines. Front-ends turn them into MCP
+// notifications, JSON-RPC notifications, SSE events or terminal output.
+type Reporter interface {
+	Event(events.Event)
+	Log(runtime.LogLine)
+}
+
+// NopReporter drops everything.
+type NopReporter struct{}
+
+// Event implements Reporter.
+func (NopReporter) Event(events.Event) {}
+
+// Log implements Reporter.
+func (NopReporter) Log(runtime.LogLine) {}
+
+// Op is a type-erased operation, so a registry can hold all of them.
+type Op interface {
+	Name() string // snake_case: "service_start"
+	Group() string
+	Verb() string
+	Description() string
+	Annotations() Annotations
+	// Positional is the input field the CLI takes as its argument.
+	Positional() string
+	InputSchema() *jsonschema.Schema
+	OutputSchema() *jsonschema.Schema
+	// Call decodes raw strictly, runs the operation and returns its output.
+	Call(ctx context.Context, env *Env, raw json.RawMessage, rep Reporter) (any, error)
+	// Text renders an output as a short human summary.
+	Text(out any) string
+}
+
+// Spec declares one operation with typed input and output. Register it
+// with Declare, which derives the schemas from In and Out.
+type Spec[In, Out any] struct {
+	Name        string
+	Description string
+	Annotations
+	Positional string
+	Run        func(ctx context.Context, env *Env, in In, rep Reporter) (Out, error)
+	Render     func(Out) string
+}
+
+// typedOp is a Spec with its schemas, implementing Op.
+type typedOp[In, Out any] struct {
+	spec    Spec[In, Out]
+	in, out *jsonschema.Schema
+}
+
+// Declare turns a Spec into an Op; a type whose schema cannot be derived is
+// a programming error and panics at start-up.
+func Declare[In, Out any](spec Spec[In, Out]) Op {
+	in, err := jsonschema.For[In](nil)
+	if err != nil {
+		panic(fmt.Sprintf("tools: input schema of %s: %v", spec.Name, err))
+	}
+	out, err := jsonschema.For[Out](nil)
+	if err != nil {
+		panic(fmt.Sprintf("tools: output schema of %s: %v", spec.Name, err))
+	}
+	if in.Properties == nil {
+		in.Properties = map[string]*jsonschema.Schema{}
+	}
+	in.Description = spec.Description
+	return &typedOp[In, Out]{spec: spec, in: in, out: out}
+}
+
+func (o *typedOp[In, Out]) Name() string { return o.spec.Name }
+
+func (o *typedOp[In, Out]) Group() string { g, _, _ := strings.Cut(o.spec.Name, "_"); return g }
+
+func (o *typedOp[In, Out]) Verb() string { _, v, _ := strings.Cut(o.spec.Name, "_"); return v }
+
+func (o *typedOp[In, Out]) Description() string { return o.spec.Description }
+
+func (o *typedOp[In, Out]) Annotations() Annotations { return o.spec.Annotations }
+
+func (o *typedOp[In, Out]) Positional() string { return o.spec.Positional }
+
+func (o *typedOp[In, Out]) InputSchema() *jsonschema.Schema { return o.in }
+
+func (o *typedOp[In, Out]) OutputSchema() *jsonschema.Schema { return o.out }
+
+func (o *typedOp[In, Out]) Call(ctx context.Context, env *Env, raw json.RawMessage, rep Reporter) (any, error) {
+	var in In
+	if err := Decode(raw, o.in, &in); err != nil {
+		return nil, err
+	}
+	if rep == nil {
+		rep = NopReporter{}
+	}
+	if env.ReadOnly && !o.spec.ReadOnly {
+		return nil, errs.New(errs.InvalidArgument, "%s is disabled: aima runs in read-only mode", o.spec.Name)
+	}
+	return o.spec.Run(ctx, env, in, rep)
+}
+
+func (o *typedOp[In, Out]) Text(out any) string {
+	if v, ok := out.(Out); ok && o.spec.Render != nil {
+		return o.spec.Render(v)
+	}
+	b, _ := json.MarshalIndent(out, "", "  ")
+	return string(b)
+}
+
+// OutputType is the Go type of the op's output.
+func (o *typedOp[In, Out]) OutputType() reflect.Type { return reflect.TypeFor[Out]() }
+
+var (
+	registryOnce sync.Once
+	registry     []Op
+	byName       map[string]Op
+)
+
+// Registry returns every operation, sorted by name.
+func Registry() []Op {
+	registryOnce.Do(func() {
+		registry = append(registry, modelOps()...)
+		registry = append(registry, engineOps()...)
+		registry = append(registry, serviceOps()...)
+		registry = append(registry, healthOp())
+		sort.Slice(registry, func(i, j int) bool { return registry[i].Name() < registry[j].Name() })
+		byName = map[string]Op{}
+		for _, op := range registry {
+			byName[op.Name()] = op
+		}
+	})
+	return registry
+}
+
+// Lookup finds an operation by snake_case name, dotted name
+// ("service.start") or group/verb path.
+func Lookup(name string) (Op, bool) {
+	Registry()
+	name = strings.NewReplacer(".", "_", "/", "_").Replace(name)
+	op, ok := byName[name]
+	return op, ok
+}
+
+// Visible returns the operations a front-end serves; read-only mode hides
+// mutating ones.
+func Visible(readOnly bool) []Op {
+	var out []Op
+	for _, op := range Registry() {
+		if readOnly && !op.Annotations().ReadOnly {
+			continue
+		}
+		out = append(out, op)
+	}
+	return out
+}

@@ -1,0 +1,244 @@
+package tools
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"aima/errs"
+	"aima/events"
+	"aima/services"
+)
+
+// ServiceRef names one service.
+type ServiceRef struct {
+	ServiceID string `json:"service_id" jsonschema:"service ID (or service name)"`
+}
+
+// ServiceCreateInput creates a service.
+type ServiceCreateInput struct {
+	ModelID    string   `json:"model_id" jsonschema:"a registered model's id or name; anything else is passed to the engine as a remote model reference (e.g. a Hugging Face id)"`
+	EngineType string   `json:"engine_type" jsonschema:"engine type from engine_list, e.g. vllm"`
+	Name       string   `json:"name,omitempty" jsonschema:"unique service name (default: the service id)"`
+	Port       int      `json:"port,omitempty" jsonschema:"host port to publish the engine on (default: a free port from the daemon's range)"`
+	GPUs       string   `json:"gpus,omitempty" jsonschema:"GPUs for the container: all, none, or device ids like 0,1 (default: the engine's setting)"`
+	Args       []string `json:"args,omitempty" jsonschema:"extra engine command-line arguments, e.g. --max-model-len=8192"`
+	Env        []string `json:"env,omitempty" jsonschema:"extra container environment variables as KEY=VALUE"`
+}
+
+// ServiceStartInput starts a service.
+type ServiceStartInput struct {
+	ServiceID      string `json:"service_id" jsonschema:"service ID (or service name)"`
+	Wait           bool   `json:"wait,omitempty" jsonschema:"block until the start ends (running or failed), reporting every phase as progress; default false returns at once"`
+	TimeoutSeconds int    `json:"timeout_seconds,omitempty" jsonschema:"deadline of the start in seconds; when it passes the start fails with 'timed out in phase X' (default: the daemon's start_timeout)"`
+}
+
+// StartOutput is the outcome of a start request.
+type StartOutput struct {
+	Service    services.Service `json:"service" jsonschema:"the service record after the request (after the start, with wait)"`
+	Note       string           `json:"note,omitempty" jsonschema:"set when the request was a no-op, e.g. already running"`
+	EventsFrom uint64           `json:"events_from" jsonschema:"pass as after to service_events to follow this start from its first phase"`
+}
+
+// StopOutput is the outcome of a stop request.
+type StopOutput struct {
+	Service services.Service `json:"service"`
+	Note    string           `json:"note,omitempty" jsonschema:"set when the request was a no-op"`
+}
+
+// ServiceListInput filters the list.
+type ServiceListInput struct {
+	Status string `json:"status,omitempty" jsonschema:"only services with this status: created, creating, running, unhealthy, stopping, stopped, failed"`
+}
+
+// ServiceWaitInput waits for a status.
+type ServiceWaitInput struct {
+	ServiceID      string `json:"service_id" jsonschema:"service ID (or service name)"`
+	For            string `json:"for" jsonschema:"status to wait for: running, stopped or failed"`
+	TimeoutSeconds int    `json:"timeout_seconds,omitempty" jsonschema:"give up after this many seconds (default 600)"`
+}
+
+func timeoutOf(secs int, field string) (time.Duration, error) {
+	if secs < 0 || secs > 7*24*3600 {
+		return 0, errs.Invalid(field, "%s must be between 0 and 604800", field)
+	}
+	return time.Duration(secs) * time.Second, nil
+}
+
+func renderService(s services.Service) string {
+	line := fmt.Sprintf("%s (%s)  %s", s.ID, s.Name, s.Status)
+	if s.Status == services.StatusCreating && s.Phase != "" {
+		line += " [" + string(s.Phase) + "]"
+	}
+	line += fmt.Sprintf("  %s on %s  %s", s.EngineType, s.ModelID, s.Endpoint)
+	if s.Reason != "" && s.Status != services.StatusRunning {
+		line += "\n  reason: " + s.Reason
+	}
+	for _, w := range s.Warnings {
+		line += "\n  warning: " + w
+	}
+	return line
+}
+
+// follow forwards the service's events after from to rep until a status
+// event ends the start (or ctx ends), then returns the final record. The
+// start itself belongs to the daemon: ending ctx stops only the following.
+func follow(ctx context.Context, env *Env, id string, from uint64, rep Reporter) (services.Service, error) {
+	bus := env.Services.Bus()
+	sub := bus.Subscribe(id, from)
+	for {
+		idle, cancel := context.WithTimeout(ctx, time.Second)
+		ev, err := sub.Next(idle)
+		cancel()
+		if err == nil {
+			rep.Event(ev)
+			if ev.Type == events.TypeStatus && !inFlight(services.Status(ev.Status)) {
+				return env.Services.Get(ctx, id)
+			}
+			continue
+		}
+		if ctx.Err() != nil {
+			s, _ := env.Services.Get(context.WithoutCancel(ctx), id)
+			return s, ctx.Err()
+		}
+		// Quiet for a second: make sure the start has not ended unseen.
+		s, err := env.Services.Get(ctx, id)
+		if err != nil {
+			return s, err
+		}
+		if !inFlight(s.Status) && sub.Cursor() >= bus.LastSeq(id) {
+			return s, nil
+		}
+	}
+}
+
+func inFlight(s services.Status) bool {
+	return s == services.StatusCreating || s == services.StatusStopping
+}
+
+// startOutcome turns a finished start into the op's result or error.
+func startOutcome(s services.Service) error {
+	if s.Status == services.StatusFailed {
+		kind := errs.Unavailable
+		if strings.HasPrefix(s.Reason, "timed out") {
+			kind = errs.DeadlineExceeded
+		}
+		return errs.New(kind, "service %s failed: %s", s.ID, s.Reason)
+	}
+	if s.Status != services.StatusRunning {
+		return errs.New(errs.Conflict, "service %s ended the start as %s: %s", s.ID, s.Status, s.Reason)
+	}
+	return nil
+}
+
+func startAndMaybeWait(ctx context.Context, env *Env, res services.StartResult, wait bool, rep Reporter) (StartOutput, error) {
+	out := StartOutput{Service: res.Service, Note: res.Note, EventsFrom: res.FromSeq}
+	if !wait || res.Service.Status == services.StatusRunning {
+		return out, nil
+	}
+	s, err := follow(ctx, env, res.Service.ID, res.FromSeq, rep)
+	out.Service = s
+	if err != nil {
+		return out, err
+	}
+	return out, startOutcome(s)
+}
+
+func serviceOps() []Op {
+	return append(serviceLifecycleOps(), serviceObserveOps()...)
+}
+
+func serviceLifecycleOps() []Op {
+	return []Op{
+		Declare(Spec[ServiceCreateInput, services.Service]{
+			Name:        "service_create",
+			Description: "Create an inference service: one engine (e.g. vllm) serving one model, in its own Docker container with its own host port. Creating does not start it; call service_start next. Many services may share a model or an engine. If model_id is not a registered model it is passed to the engine as a remote reference and the result carries a warning.",
+			Run: func(ctx context.Context, env *Env, in ServiceCreateInput, _ Reporter) (services.Service, error) {
+				return env.Services.Create(ctx, services.CreateSpec{ModelID: in.ModelID, EngineType: in.EngineType, Name: in.Name, Port: in.Port, GPUs: in.GPUs, Args: in.Args, Env: in.Env})
+			},
+			Render: renderService,
+		}),
+		Declare(Spec[ServiceStartInput, StartOutput]{
+			Name:        "service_start",
+			Description: "Start a service. The daemon runs the start in the background through these phases: cleanup (stale containers), pull (the image, with bytes per layer), create, start, loading (the engine loads the model) and health_check (HTTP 200 on the engine's health endpoint), ending in status running or failed with a reason (engine error line, exit code, OOM flag). With wait=true the call blocks until then and reports each phase as progress; it returns an error if the start failed. Without wait it returns at once: follow with service_wait or service_events. Starting a running service is a no-op.",
+			Annotations: Annotations{Idempotent: true, LongRunning: true},
+			Positional:  "service_id",
+			Run: func(ctx context.Context, env *Env, in ServiceStartInput, rep Reporter) (StartOutput, error) {
+				timeout, err := timeoutOf(in.TimeoutSeconds, "timeout_seconds")
+				if err != nil {
+					return StartOutput{}, err
+				}
+				res, err := env.Services.Start(ctx, in.ServiceID, timeout)
+				if err != nil {
+					return StartOutput{}, err
+				}
+				return startAndMaybeWait(ctx, env, res, in.Wait, rep)
+			},
+			Render: func(o StartOutput) string {
+				s := renderService(o.Service)
+				if o.Note != "" {
+					s = o.Note + "\n" + s
+				}
+				return s
+			},
+		}),
+		Declare(Spec[ServiceRef, StopOutput]{
+			Name:        "service_stop",
+			Description: "Stop a service: a start in progress is cancelled, the engine container gets SIGTERM (SIGKILL after the stop timeout) and the status becomes stopped. The container is kept so its logs stay readable. Stopping a stopped service is a no-op.",
+			Annotations: Annotations{Idempotent: true},
+			Positional:  "service_id",
+			Run: func(ctx context.Context, env *Env, in ServiceRef, _ Reporter) (StopOutput, error) {
+				res, err := env.Services.Stop(ctx, in.ServiceID)
+				return StopOutput{Service: res.Service, Note: res.Note}, err
+			},
+			Render: func(o StopOutput) string { return strings.TrimSpace(o.Note + "\n" + renderService(o.Service)) },
+		}),
+		Declare(Spec[ServiceStartInput, StartOutput]{
+			Name:        "service_restart",
+			Description: "Stop a service if it runs, then start it again (same phases as service_start; wait and timeout_seconds work the same way).",
+			Annotations: Annotations{LongRunning: true},
+			Positional:  "service_id",
+			Run: func(ctx context.Context, env *Env, in ServiceStartInput, rep Reporter) (StartOutput, error) {
+				timeout, err := timeoutOf(in.TimeoutSeconds, "timeout_seconds")
+				if err != nil {
+					return StartOutput{}, err
+				}
+				res, err := env.Services.Restart(ctx, in.ServiceID, timeout)
+				if err != nil {
+					return StartOutput{}, err
+				}
+				return startAndMaybeWait(ctx, env, res, in.Wait, rep)
+			},
+			Render: func(o StartOutput) string { return renderService(o.Service) },
+		}),
+		Declare(Spec[ServiceRef, services.Service]{
+			Name:        "service_delete",
+			Description: "Delete a service: stop it, remove its containers, its record and its history. Cannot be undone. The model is not touched.",
+			Annotations: Annotations{Destructive: true},
+			Positional:  "service_id",
+			Run: func(ctx context.Context, env *Env, in ServiceRef, _ Reporter) (services.Service, error) {
+				return env.Services.Delete(ctx, in.ServiceID)
+			},
+			Render: func(s services.Service) string { return "deleted " + s.ID },
+		}),
+	}
+}
+
+// waitFor parses the status a wait targets.
+func waitFor(s string) (services.Status, error) {
+	st, err := services.ParseStatus("for", s)
+	if err != nil {
+		return "", err
+	}
+	switch st {
+	case services.StatusRunning, services.StatusStopped, services.StatusFailed:
+		return st, nil
+	}
+	return "", errs.Invalid("for", "can only wait for running, stopped or failed, not %s", s)
+}
+
+// eventText renders one event line.
+func eventText(ev events.Event) string {
+	return fmt.Sprintf("%s  %-8s %-12s %s", ev.Time.Local().Format("15:04:05.000"), ev.Type, ev.Phase, ev.Message)
+}
