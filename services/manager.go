@@ -47,9 +47,9 @@ type Manager struct {
 	cancel context.CancelCauseFunc
 	wg     sync.WaitGroup
 
-	mu    sync.Mutex
-	locks map[string]*sync.Mutex // per-service lifecycle serialization
-	jobs  map[string]*startJob   // starts in progress
+	mu     sync.Mutex
+	locks  map[string]*sync.Mutex // per-service lifecycle serialization
+	jobs   map[string]*startJob   // starts in progress
 	portMu sync.Mutex             // port allocation is global
 }
 

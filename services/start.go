@@ -114,7 +114,13 @@ type failure struct {
 // runStart walks the phases and records the outcome.
 func (m *Manager) runStart(ctx context.Context, s Service, eng engines.Engine) {
 	st := &starter{m: m, s: s, eng: eng, phase: PhaseCleanup}
-	f := st.run(ctx)
+	m.finishStart(ctx, st, st.run(ctx))
+}
+
+// finishStart records how a start ended: running, failed with a reason, or
+// nothing when a stop or the daemon's shutdown ended it.
+func (m *Manager) finishStart(ctx context.Context, st *starter, f *failure) {
+	s := st.s
 	// A record update must not be cut by the start's own context.
 	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()

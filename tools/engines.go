@@ -46,6 +46,8 @@ func healthOp() Op {
 			}
 			return out, nil
 		},
-		Render: func(h HealthOutput) string { return fmt.Sprintf("aima %s: %s (docker: %s)", h.Version, h.Status, h.Docker) },
+		Render: func(h HealthOutput) string {
+			return fmt.Sprintf("aima %s: %s (docker: %s)", h.Version, h.Status, h.Docker)
+		},
 	})
 }

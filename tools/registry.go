@@ -9,7 +9,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -62,6 +61,8 @@ type Op interface {
 	Call(ctx context.Context, env *Env, raw json.RawMessage, rep Reporter) (any, error)
 	// Text renders an output as a short human summary.
 	Text(out any) string
+	// NewOutput returns a pointer to a zero output (for decoding).
+	NewOutput() any
 }
 
 // Spec declares one operation with typed input and output. Register it
@@ -137,8 +138,7 @@ func (o *typedOp[In, Out]) Text(out any) string {
 	return string(b)
 }
 
-// OutputType is the Go type of the op's output.
-func (o *typedOp[In, Out]) OutputType() reflect.Type { return reflect.TypeFor[Out]() }
+func (o *typedOp[In, Out]) NewOutput() any { return new(Out) }
 
 var (
 	registryOnce sync.Once

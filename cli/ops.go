@@ -1,0 +1,211 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/google/jsonschema-go/jsonschema"
+	ucli "github.com/urfave/cli/v3"
+
+	"aima/client"
+	"aima/errs"
+	"aima/tools"
+)
+
+// flagNames maps input fields to CLI flag names where the natural
+// kebab-case name is not what an operator types.
+var flagNames = map[string]string{
+	"timeout_seconds": "timeout",
+	"args":            "arg",
+}
+
+func flagName(field string) string {
+	if n, ok := flagNames[field]; ok {
+		return n
+	}
+	return strings.ReplaceAll(field, "_", "-")
+}
+
+// opCommands generates `aima <group> <verb>` for every operation.
+func opCommands(std IO) []*ucli.Command {
+	groups := map[string]*ucli.Command{}
+	var order []string
+	for _, op := range tools.Registry() {
+		g, ok := groups[op.Group()]
+		if !ok {
+			g = &ucli.Command{Name: op.Group(), Usage: "manage " + op.Group() + "s"}
+			if op.Group() == "health" {
+				g.Usage = "check the daemon"
+			}
+			groups[op.Group()] = g
+			order = append(order, op.Group())
+		}
+		g.Commands = append(g.Commands, opCommand(op, std))
+	}
+	sort.Strings(order)
+	out := make([]*ucli.Command, 0, len(order))
+	for _, name := range order {
+		out = append(out, groups[name])
+	}
+	return out
+}
+
+func opCommand(op tools.Op, std IO) *ucli.Command {
+	schema := op.InputSchema()
+	cmd := &ucli.Command{
+		Name:        op.Verb(),
+		Usage:       firstSentence(op.Description()),
+		Description: op.Description(),
+	}
+	if p := op.Positional(); p != "" {
+		cmd.ArgsUsage = strings.ToUpper(p)
+	}
+	fields := make([]string, 0, len(schema.Properties))
+	for name := range schema.Properties {
+		fields = append(fields, name)
+	}
+	sort.Strings(fields)
+	for _, name := range fields {
+		prop := schema.Properties[name]
+		flag := makeFlag(name, prop, op.Positional() == name)
+		if flag != nil {
+			cmd.Flags = append(cmd.Flags, flag)
+		}
+	}
+	if op.Name() == "service_wait" {
+		// --timeout is seconds for every command; keep the schema name too.
+		_ = 0
+	}
+	cmd.Action = func(ctx context.Context, c *ucli.Command) error {
+		input, err := inputFromFlags(op, c)
+		if err != nil {
+			return err
+		}
+		return invoke(ctx, std, c, op, input)
+	}
+	return cmd
+}
+
+func firstSentence(s string) string {
+	if i := strings.Index(s, ". "); i > 0 {
+		return s[:i]
+	}
+	return strings.TrimSuffix(s, ".")
+}
+
+func makeFlag(field string, prop *jsonschema.Schema, positional bool) ucli.Flag {
+	name := flagName(field)
+	usage := prop.Description
+	if positional {
+		usage += " (or give it as the argument)"
+	}
+	switch schemaType(prop) {
+	case "boolean":
+		return &ucli.BoolFlag{Name: name, Usage: usage}
+	case "integer":
+		return &ucli.IntFlag{Name: name, Usage: usage}
+	case "array":
+		return &ucli.StringSliceFlag{Name: name, Usage: usage + " (repeatable)"}
+	default:
+		return &ucli.StringFlag{Name: name, Usage: usage}
+	}
+}
+
+func schemaType(s *jsonschema.Schema) string {
+	if s.Type != "" {
+		return s.Type
+	}
+	for _, t := range s.Types {
+		if t != "null" {
+			return t
+		}
+	}
+	return ""
+}
+
+// inputFromFlags builds the operation's JSON input from the command line:
+// only flags the user set, plus the positional argument.
+func inputFromFlags(op tools.Op, c *ucli.Command) (map[string]any, error) {
+	schema := op.InputSchema()
+	in := map[string]any{}
+	for name, prop := range schema.Properties {
+		fl := flagName(name)
+		if !c.IsSet(fl) {
+			continue
+		}
+		switch schemaType(prop) {
+		case "boolean":
+			in[name] = c.Bool(fl)
+		case "integer":
+			in[name] = c.Int(fl)
+		case "array":
+			in[name] = c.StringSlice(fl)
+		default:
+			in[name] = c.String(fl)
+		}
+	}
+	args := c.Args().Slice()
+	if p := op.Positional(); p != "" && len(args) > 0 {
+		if _, dup := in[p]; dup {
+			return nil, usageError{fmt.Errorf("give %s either as the argument or as --%s, not both", p, flagName(p))}
+		}
+		in[p] = args[0]
+		args = args[1:]
+	}
+	if len(args) > 0 {
+		return nil, usageError{fmt.Errorf("unexpected argument(s): %s", strings.Join(args, " "))}
+	}
+	for _, r := range schema.Required {
+		if _, ok := in[r]; !ok {
+			hint := "--" + flagName(r)
+			if op.Positional() == r {
+				hint = strings.ToUpper(r) + " argument"
+			}
+			return nil, errs.Invalid(r, "%s is required (%s)", r, hint)
+		}
+	}
+	return in, nil
+}
+
+// invoke calls the daemon and prints the result.
+func invoke(ctx context.Context, std IO, c *ucli.Command, op tools.Op, input map[string]any) error {
+	format := c.Root().String("output")
+	cl := client.New(c.Root().String("addr"))
+	var stream *client.Stream
+	var prog *progress
+	follow, _ := input["follow"].(bool)
+	wait, _ := input["wait"].(bool)
+	switch {
+	case op.Name() == "service_logs" && follow:
+		ts, _ := input["timestamps"].(bool)
+		stream = &client.Stream{OnLog: func(l tools.LogLine) { fmt.Fprintln(std.Stdout, tools.FormatLogLine(l, ts)) }}
+	case follow:
+		stream = &client.Stream{OnEvent: func(ev eventT) { fmt.Fprintln(std.Stdout, eventLine(ev)) }}
+	case wait:
+		prog = newProgress(std.Stderr)
+		stream = &client.Stream{OnEvent: prog.event}
+	}
+	raw, err := cl.Call(ctx, op.Name(), input, stream)
+	if prog != nil {
+		prog.done()
+	}
+	if err != nil {
+		return err
+	}
+	if follow && format == "table" {
+		return nil
+	}
+	return render(std, format, op, raw)
+}
+
+// decodeOutput turns raw JSON into the op's typed output (for Text).
+func decodeOutput(op tools.Op, raw json.RawMessage) (any, error) {
+	v := op.NewOutput()
+	if err := json.Unmarshal(raw, v); err != nil {
+		return nil, err
+	}
+	return derefAny(v), nil
+}

@@ -1,0 +1,168 @@
+// Package client is the HTTP client of the aima daemon, used by the CLI (a
+// thin client) and by tests. It speaks the same /api/<group>/<verb> routes
+// any script can use, and turns the daemon's JSON errors back into errs
+// errors so the CLI maps kinds to exit codes exactly as the daemon decided.
+package client
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+
+	"aima/errs"
+	"aima/events"
+	"aima/tools"
+)
+
+// Client calls one daemon.
+type Client struct {
+	BaseURL string // e.g. http://127.0.0.1:9090
+	HTTP    *http.Client
+	Token   string
+}
+
+// New returns a client of the daemon at addr (host:port or a URL).
+func New(addr string) *Client {
+	base := addr
+	if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
+		base = "http://" + base
+	}
+	return &Client{BaseURL: strings.TrimRight(base, "/"), HTTP: &http.Client{}}
+}
+
+// Stream receives what a streaming call produces before its result.
+type Stream struct {
+	OnEvent func(events.Event)
+	OnLog   func(tools.LogLine)
+}
+
+// Call runs operation op (snake_case name) with input and returns the raw
+// JSON output. With a non-nil stream, progress and log lines arrive there
+// (Server-Sent Events) before the result.
+func (c *Client) Call(ctx context.Context, op string, input any, stream *Stream) (json.RawMessage, error) {
+	o, ok := tools.Lookup(op)
+	if !ok {
+		return nil, errs.Invalid("", "unknown operation %q", op)
+	}
+	body, err := json.Marshal(input)
+	if err != nil {
+		return nil, errs.Invalid("", "encoding input: %v", err)
+	}
+	url := c.BaseURL + "/api/" + o.Group() + "/" + o.Verb()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, errs.Invalid("", "%v", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if stream != nil {
+		req.Header.Set("Accept", "text/event-stream")
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return nil, c.transportError(ctx, err)
+	}
+	defer resp.Body.Close()
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		return readSSE(resp.Body, stream)
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, c.transportError(ctx, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, decodeError(resp.StatusCode, raw)
+	}
+	return raw, nil
+}
+
+// transportError explains an unreachable daemon in one line.
+func (c *Client) transportError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	var op *net.OpError
+	if errors.Is(err, syscall.ECONNREFUSED) || (errors.As(err, &op) && op.Op == "dial") {
+		return errs.New(errs.Unavailable, "no aima daemon answers at %s; start one with `aima start` (or set --addr / AIMA_ADDR)", c.BaseURL)
+	}
+	return errs.Wrap(errs.Unavailable, err, "talking to the aima daemon at %s", c.BaseURL)
+}
+
+type errorBody struct {
+	Error struct {
+		Code    errs.Kind `json:"code"`
+		Message string    `json:"message"`
+		Field   string    `json:"field"`
+	} `json:"error"`
+}
+
+func decodeError(status int, raw []byte) error {
+	var b errorBody
+	if err := json.Unmarshal(raw, &b); err != nil || b.Error.Code == "" {
+		return errs.New(errs.Internal, "daemon answered HTTP %d: %s", status, strings.TrimSpace(string(raw)))
+	}
+	return &errs.Error{Kind: b.Error.Code, Msg: b.Error.Message, Field: b.Error.Field}
+}
+
+// readSSE reads progress/log events and returns the final result.
+func readSSE(r io.Reader, stream *Stream) (json.RawMessage, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 64<<20)
+	var event string
+	var data bytes.Buffer
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "event:"):
+			event = strings.TrimSpace(strings.TrimPrefix(line, "event:"))
+		case strings.HasPrefix(line, "data:"):
+			data.WriteString(strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " "))
+		case line == "":
+			payload := append([]byte(nil), data.Bytes()...)
+			data.Reset()
+			switch event {
+			case "result":
+				return payload, nil
+			case "error":
+				return nil, decodeError(0, payload)
+			case "progress":
+				if stream != nil && stream.OnEvent != nil {
+					var ev events.Event
+					if json.Unmarshal(payload, &ev) == nil {
+						stream.OnEvent(ev)
+					}
+				}
+			case "log":
+				if stream != nil && stream.OnLog != nil {
+					var l tools.LogLine
+					if json.Unmarshal(payload, &l) == nil {
+						stream.OnLog(l)
+					}
+				}
+			}
+			event = ""
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, errs.Wrap(errs.Unavailable, err, "event stream from the daemon broke")
+	}
+	return nil, errs.New(errs.Unavailable, "the daemon closed the event stream before the result")
+}
+
+// Decode unmarshals a raw output into v.
+func Decode(raw json.RawMessage, v any) error {
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("decoding daemon output: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,152 @@
+// Package daemon wires aima's pieces into the long-running process that
+// `aima start` runs: config, state store, Docker runtime, event bus,
+// service manager, and the HTTP front-end (with MCP and JSON-RPC mounted).
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"aima/config"
+	"aima/engines"
+	"aima/errs"
+	"aima/events"
+	"aima/httpapi"
+	"aima/models"
+	"aima/runtime/docker"
+	"aima/services"
+	"aima/state"
+	"aima/tools"
+)
+
+// Version is aima's version, set at build time with -ldflags.
+var Version = "0.1.0-dev"
+
+// Options are the daemon's command-line settings.
+type Options struct {
+	Addr       string
+	DataDir    string
+	ConfigPath string
+	ReadOnly   bool
+	DockerHost string // empty: from the environment
+	Logger     *slog.Logger
+	// Ready, if set, receives the bound address once the daemon serves.
+	Ready chan<- string
+	// Mount adds extra handlers (MCP, JSON-RPC) to the HTTP server.
+	Mount func(srv *httpapi.Server, env *tools.Env)
+}
+
+// Daemon is a built, not yet serving, aima daemon.
+type Daemon struct {
+	Env     *tools.Env
+	Config  config.Config
+	store   state.Store
+	rt      *docker.Docker
+	manager *services.Manager
+	log     *slog.Logger
+}
+
+// Build opens everything the daemon needs. Close releases it.
+func Build(opts Options) (*Daemon, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	cfg, err := config.Load(opts.ConfigPath, opts.ConfigPath != "")
+	if err != nil {
+		return nil, err
+	}
+	catalog, err := engines.NewCatalog(cfg.Engines)
+	if err != nil {
+		return nil, err
+	}
+	if opts.DataDir == "" {
+		opts.DataDir = config.DefaultDataDir()
+	}
+	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
+		return nil, errs.Invalid("data_dir", "data dir %s: %v", opts.DataDir, err)
+	}
+	store, err := state.Open(cfg.Store, opts.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	var dopts []docker.Option
+	if opts.DockerHost != "" {
+		dopts = append(dopts, docker.WithHost(opts.DockerHost))
+	}
+	rt, err := docker.New(dopts...)
+	if err != nil {
+		store.Close()
+		return nil, errs.Wrap(errs.Unavailable, err, "docker client")
+	}
+	bus := events.NewBus(events.WithJournal(services.NewJournal(store)), events.WithErrorHandler(func(err error) {
+		log.Warn("event journal", "err", err)
+	}))
+	reg := models.NewRegistry(store)
+	lo, hi, _ := cfg.Ports()
+	mgr := services.NewManager(store, rt, bus, catalog, reg, services.Options{
+		BindHost: cfg.BindHost, PortLow: lo, PortHigh: hi,
+		StartTimeout: time.Duration(cfg.StartTimeout), StopTimeout: time.Duration(cfg.StopTimeout),
+		HealthInterval: time.Duration(cfg.HealthInterval), Logger: log,
+	})
+	env := &tools.Env{Services: mgr, Models: reg, Catalog: catalog, Runtime: rt, Version: Version, ReadOnly: opts.ReadOnly}
+	return &Daemon{Env: env, Config: cfg, store: store, rt: rt, manager: mgr, log: log}, nil
+}
+
+// Close stops background work and releases the store and the Docker client.
+// Engine containers are left running: they belong to the operator.
+func (d *Daemon) Close() {
+	d.manager.Close()
+	_ = d.rt.Close()
+	_ = d.store.Close()
+}
+
+// Run builds the daemon and serves until ctx ends, then shuts down
+// gracefully: no new requests, in-flight ones get a bounded grace, state is
+// persisted, containers keep running.
+func Run(ctx context.Context, opts Options) error {
+	d, err := Build(opts)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Recover(ctx); err != nil {
+		d.log.Warn("reconcile at start-up", "err", err)
+	}
+	srv := httpapi.New(d.Env, d.log)
+	if opts.Mount != nil {
+		opts.Mount(srv, d.Env)
+	}
+	ln, err := net.Listen("tcp", opts.Addr)
+	if err != nil {
+		return errs.Wrap(errs.Unavailable, err, "listen on %s", opts.Addr)
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	d.log.Info("aima daemon serving", "addr", ln.Addr().String(), "data_dir", opts.DataDir, "version", Version)
+	if opts.Ready != nil {
+		opts.Ready <- ln.Addr().String()
+	}
+	select {
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http server: %w", err)
+		}
+		return nil
+	case <-ctx.Done():
+	}
+	d.log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		_ = hs.Close()
+	}
+	return nil
+}

@@ -1,0 +1,59 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"aima/errs"
+)
+
+// ErrorBody is the JSON body of every HTTP error.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail carries the stable code (the error kind), the message the
+// other front-ends show too, and the offending field, if any.
+type ErrorDetail struct {
+	Code    errs.Kind `json:"code"`
+	Message string    `json:"message"`
+	Field   string    `json:"field,omitempty"`
+}
+
+// StatusFor maps an error kind to its HTTP status. This table and its
+// siblings in the other front-ends are the only places kinds become codes.
+func StatusFor(k errs.Kind) int {
+	switch k {
+	case errs.InvalidArgument:
+		return http.StatusBadRequest
+	case errs.NotFound:
+		return http.StatusNotFound
+	case errs.Conflict:
+		return http.StatusConflict
+	case errs.Unavailable:
+		return http.StatusServiceUnavailable
+	case errs.DeadlineExceeded:
+		return http.StatusGatewayTimeout
+	case errs.Canceled:
+		return 499 // client closed request
+	}
+	return http.StatusInternalServerError
+}
+
+// Detail builds the error detail of err.
+func Detail(err error) ErrorDetail {
+	return ErrorDetail{Code: errs.KindOf(err), Message: err.Error(), Field: errs.FieldOf(err)}
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	d := Detail(err)
+	writeJSON(w, StatusFor(d.Code), ErrorBody{Error: d})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}

@@ -1,0 +1,245 @@
+// Package httpapi serves aima's operations over HTTP: /api/<group>/<verb>
+// for every operation of the registry (GET with query parameters for
+// read-only ones, POST with a JSON body for all), Server-Sent Events for
+// progress and streams, and /health. It is a front-end: it decodes, calls
+// tools, and maps errors; it implements no operation itself.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/google/jsonschema-go/jsonschema"
+
+	"aima/errs"
+	"aima/events"
+	"aima/runtime"
+	"aima/tools"
+)
+
+// MaxBodyBytes caps request bodies.
+const MaxBodyBytes = 1 << 20
+
+// Server is the HTTP front-end.
+type Server struct {
+	env *tools.Env
+	mux *http.ServeMux
+	log *slog.Logger
+}
+
+// New builds the HTTP API over env. Extra handlers (MCP at /mcp, JSON-RPC
+// at /rpc) are mounted with Handle.
+func New(env *tools.Env, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{env: env, mux: http.NewServeMux(), log: log}
+	for _, op := range tools.Visible(env.ReadOnly) {
+		s.mux.Handle("/api/"+op.Group()+"/"+op.Verb(), s.opHandler(op))
+	}
+	health, _ := tools.Lookup("health_check")
+	s.mux.Handle("GET /health", s.opHandler(health))
+	s.mux.HandleFunc("GET /api/events", s.eventsStream)
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, errs.NotFoundf("no route %s %s; see /api/<group>/<verb> in the README", r.Method, r.URL.Path))
+	})
+	return s
+}
+
+// Handle mounts an extra handler (e.g. /mcp, /rpc).
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// Handler returns the root handler with panic recovery.
+func (s *Server) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("panic in HTTP handler", "path", r.URL.Path, "panic", v)
+				writeError(w, errs.New(errs.Internal, "internal error"))
+			}
+		}()
+		s.mux.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) opHandler(op tools.Op) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var raw json.RawMessage
+		switch r.Method {
+		case http.MethodGet:
+			if !op.Annotations().ReadOnly {
+				w.Header().Set("Allow", "POST")
+				writeJSON(w, http.StatusMethodNotAllowed, ErrorBody{Error: ErrorDetail{Code: errs.InvalidArgument, Message: op.Name() + " changes state: use POST with a JSON body"}})
+				return
+			}
+			var err error
+			if raw, err = QueryToJSON(r.URL.Query(), op.InputSchema()); err != nil {
+				writeError(w, err)
+				return
+			}
+		case http.MethodPost:
+			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+			if err != nil {
+				var mbe *http.MaxBytesError
+				if errors.As(err, &mbe) {
+					writeJSON(w, http.StatusRequestEntityTooLarge, ErrorBody{Error: ErrorDetail{Code: errs.InvalidArgument, Message: fmt.Sprintf("request body exceeds %d bytes", MaxBodyBytes)}})
+					return
+				}
+				writeError(w, errs.Invalid("", "reading body: %v", err))
+				return
+			}
+			raw = body
+			if len(strings.TrimSpace(string(body))) == 0 && len(r.URL.Query()) > 0 {
+				if raw, err = QueryToJSON(r.URL.Query(), op.InputSchema()); err != nil {
+					writeError(w, err)
+					return
+				}
+			}
+		default:
+			w.Header().Set("Allow", "GET, POST")
+			writeJSON(w, http.StatusMethodNotAllowed, ErrorBody{Error: ErrorDetail{Code: errs.InvalidArgument, Message: "method " + r.Method + " not allowed"}})
+			return
+		}
+		if wantsStream(r, raw) {
+			s.serveStream(w, r, op, raw)
+			return
+		}
+		out, err := op.Call(r.Context(), s.env, raw, nil)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, out)
+	})
+}
+
+// wantsStream: SSE when the client accepts it, or when the input asks to
+// follow (a follow never ends, so it cannot be one JSON document).
+func wantsStream(r *http.Request, raw json.RawMessage) bool {
+	if strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
+		return true
+	}
+	var probe struct {
+		Follow bool `json:"follow"`
+	}
+	_ = json.Unmarshal(raw, &probe)
+	return probe.Follow
+}
+
+// sseReporter writes progress and log lines as SSE events.
+type sseReporter struct {
+	mu sync.Mutex
+	w  http.ResponseWriter
+	f  http.Flusher
+}
+
+func (s *sseReporter) send(event string, v any) {
+	b, _ := json.Marshal(v)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fmt.Fprintf(s.w, "event: %s\ndata: %s\n\n", event, b)
+	if s.f != nil {
+		s.f.Flush()
+	}
+}
+
+func (s *sseReporter) Event(ev events.Event) { s.send("progress", ev) }
+
+func (s *sseReporter) Log(l runtime.LogLine) {
+	s.send("log", tools.LogLine{Stream: l.Stream, Time: l.Time, Text: l.Text})
+}
+
+// serveStream runs op with its progress streamed as SSE, ending with one
+// "result" or "error" event.
+func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, op tools.Op, raw json.RawMessage) {
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	f, _ := w.(http.Flusher)
+	rep := &sseReporter{w: w, f: f}
+	if f != nil {
+		f.Flush()
+	}
+	out, err := op.Call(r.Context(), s.env, raw, rep)
+	if err != nil {
+		rep.send("error", ErrorBody{Error: Detail(err)})
+		return
+	}
+	rep.send("result", out)
+}
+
+// eventsStream is GET /api/events?service_id=ID[&after=N]: the service's
+// history, then live events, as SSE, until the client disconnects.
+func (s *Server) eventsStream(w http.ResponseWriter, r *http.Request) {
+	op, _ := tools.Lookup("service_events")
+	q := r.URL.Query()
+	q.Set("follow", "true")
+	raw, err := QueryToJSON(q, op.InputSchema())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	s.serveStream(w, r, op, raw)
+}
+
+// QueryToJSON turns query parameters into a JSON object, typed by the
+// operation's input schema; a value of the wrong type is InvalidArgument.
+func QueryToJSON(q map[string][]string, schema *jsonschema.Schema) (json.RawMessage, error) {
+	obj := map[string]any{}
+	for k, vals := range q {
+		if len(vals) == 0 {
+			continue
+		}
+		prop := schema.Properties[k]
+		typ := ""
+		if prop != nil {
+			typ = schemaType(prop)
+		}
+		v := vals[len(vals)-1]
+		switch typ {
+		case "integer":
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return nil, errs.Invalid(k, "field %q must be an integer, not %q", k, v)
+			}
+			obj[k] = n
+		case "boolean":
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return nil, errs.Invalid(k, "field %q must be true or false, not %q", k, v)
+			}
+			obj[k] = b
+		case "array":
+			obj[k] = vals
+		default:
+			obj[k] = v
+		}
+	}
+	return json.Marshal(obj)
+}
+
+func schemaType(s *jsonschema.Schema) string {
+	if s.Type != "" {
+		return s.Type
+	}
+	for _, t := range s.Types {
+		if t != "null" {
+			return t
+		}
+	}
+	return ""
+}
+
+var _ = context.Background

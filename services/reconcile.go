@@ -1,0 +1,134 @@
+package services
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"aima/engines"
+	"aima/errs"
+	"aima/runtime"
+)
+
+// Reconcile rebuilds the truth from the store and Docker when the daemon
+// starts: a running service whose container still runs is adopted; a start
+// that was in progress resumes its health check and deadline if its
+// container still runs; anything whose container is gone or exited becomes
+// failed with the reason.
+func (m *Manager) Reconcile(ctx context.Context) error {
+	all, err := m.col.List(ctx)
+	if err != nil {
+		return err
+	}
+	containers, err := m.rt.ListContainers(ctx, map[string]string{runtime.LabelManaged: "true"})
+	if err != nil {
+		return err
+	}
+	byService := map[string]runtime.ContainerState{}
+	for _, c := range containers {
+		id := c.Labels[runtime.LabelService]
+		if prev, ok := byService[id]; !ok || c.CreatedAt.After(prev.CreatedAt) {
+			byService[id] = c
+		}
+	}
+	for _, s := range all {
+		c, ok := byService[s.ID]
+		if err := m.reconcileOne(ctx, s, c, ok); err != nil {
+			m.log.Warn("reconcile", "service", s.ID, "err", err)
+		}
+	}
+	return nil
+}
+
+func (m *Manager) reconcileOne(ctx context.Context, s Service, c runtime.ContainerState, exists bool) error {
+	unlock := m.lock(s.ID)
+	defer unlock()
+	gone := func(what string) error {
+		reason := "container disappeared while the daemon was down"
+		if exists {
+			reason = fmt.Sprintf("container exited with code %d while the daemon was down", c.ExitCode)
+		}
+		if what != "" {
+			reason = what + ": " + reason
+		}
+		var tail []string
+		var code *int
+		if exists {
+			tail = m.tail(ctx, c.ID, 30)
+			if line := ReasonFromLogs(tail); line != "" {
+				reason += ": " + line
+			}
+			x := c.ExitCode
+			code = &x
+		}
+		_, err := m.transition(ctx, s.ID, StatusFailed, reason, func(x *Service) {
+			x.LogTail, x.ExitCode, x.DeadlineAt = tail, code, nil
+		})
+		return err
+	}
+	switch s.Status {
+	case StatusRunning, StatusUnhealthy:
+		if exists && c.Running {
+			return nil // adopted
+		}
+		return gone("")
+	case StatusStopping:
+		if exists && c.Running {
+			_ = m.rt.StopContainer(ctx, c.ID, m.opts.StopTimeout)
+		}
+		_, err := m.transition(ctx, s.ID, StatusStopped, "stopped (finished after daemon restart)", nil)
+		return err
+	case StatusCreating:
+		if !exists || !c.Running || (s.ContainerID != "" && c.ID != s.ContainerID) {
+			return gone("start interrupted by a daemon restart")
+		}
+		if s.DeadlineAt != nil && !m.now().Before(*s.DeadlineAt) {
+			_ = m.rt.StopContainer(ctx, c.ID, 2*time.Second)
+			_, err := m.transition(ctx, s.ID, StatusFailed, fmt.Sprintf("timed out in phase %s after %s", s.Phase, m.timeoutOf(s)), nil)
+			return err
+		}
+		eng, err := m.catalog.Get(s.EngineType)
+		if err != nil {
+			return err
+		}
+		deadline := m.now().Add(m.opts.StartTimeout)
+		if s.DeadlineAt != nil {
+			deadline = *s.DeadlineAt
+		}
+		m.message(s.ID, s.Run, s.Phase, "daemon restarted: resuming the health check of container "+shortID(c.ID))
+		m.resume(s, eng, c.ID, deadline)
+		return nil
+	}
+	return nil
+}
+
+// resume continues a start whose container is already running (after a
+// daemon restart): only the readiness wait remains.
+func (m *Manager) resume(s Service, eng engines.Engine, containerID string, deadline time.Time) {
+	ctx, cancel := context.WithCancelCause(m.ctx)
+	ctx, cancelDeadline := context.WithDeadlineCause(ctx, deadline, errStartTimeout)
+	job := &startJob{cancel: cancel, done: make(chan struct{})}
+	m.mu.Lock()
+	m.jobs[s.ID] = job
+	m.mu.Unlock()
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		defer close(job.done)
+		defer cancelDeadline()
+		defer cancel(nil)
+		phase := s.Phase
+		if phase != PhaseHealthCheck {
+			phase = PhaseLoading
+		}
+		st := &starter{m: m, s: s, eng: eng, phase: phase, containerID: containerID}
+		m.finishStart(ctx, st, st.waitReady(ctx))
+		m.mu.Lock()
+		if m.jobs[s.ID] == job {
+			delete(m.jobs, s.ID)
+		}
+		m.mu.Unlock()
+	}()
+}
+
+var _ = errs.Internal
