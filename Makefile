@@ -4,7 +4,11 @@ BIN       ?= bin
 SIM_IMAGE ?= aima-enginesim:dev
 ADDR      ?= 127.0.0.1:9090
 
-.PHONY: build enginesim run test test-short bench schemas fmt vet
+.PHONY: setup build enginesim run test test-short bench schemas fmt vet
+
+# Installs (Debian docker.io) and starts the Docker engine when none answers.
+setup:
+	bash .ci/docker-up.sh
 
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/aima ./cmd/aima
