@@ -120,12 +120,15 @@ func NewRoot(std IO) *ucli.Command {
 		},
 	}
 	root.Commands = append([]*ucli.Command{startCommand(std)}, opCommands(std)...)
-	root.Commands = append(root.Commands, extraCommands(std)...)
+	for _, f := range extraCommands {
+		root.Commands = append(root.Commands, f(std))
+	}
 	return root
 }
 
-// extraCommands are registered by other files (mcp, rpc).
-var extraCommands = func(IO) []*ucli.Command { return nil }
+// extraCommands are added by other files of this package (e.g. mcp.go,
+// rpc.go) from their init functions.
+var extraCommands []func(IO) *ucli.Command
 
 func startCommand(std IO) *ucli.Command {
 	return &ucli.Command{
@@ -140,7 +143,11 @@ func startCommand(std IO) *ucli.Command {
 			opts := daemon.Options{
 				Addr: cmd.String("addr"), DataDir: cmd.String("data-dir"), ConfigPath: cmd.String("config"),
 				ReadOnly: cmd.Bool("read-only"),
-				Mount:    func(srv *httpapi.Server, env *tools.Env) { mountExtra(srv, env) },
+				Mount: func(srv *httpapi.Server, env *tools.Env) {
+					for _, m := range mounts {
+						m(srv, env)
+					}
+				},
 			}
 			if opts.DataDir == "" {
 				opts.DataDir = os.Getenv("AIMA_DATA_DIR")
@@ -150,6 +157,6 @@ func startCommand(std IO) *ucli.Command {
 	}
 }
 
-// mountExtra mounts the MCP and JSON-RPC front-ends on the daemon's HTTP
-// server; set by the files that add them.
-var mountExtra = func(*httpapi.Server, *tools.Env) {}
+// mounts add front-ends (MCP at /mcp, JSON-RPC at /rpc) to the daemon's
+// HTTP server; the files that add them append here from init functions.
+var mounts []func(*httpapi.Server, *tools.Env)
