@@ -38,6 +38,13 @@ type Config struct {
 	StopTimeout Duration `yaml:"stop_timeout"`
 	// HealthInterval is how often readiness is probed during a start.
 	HealthInterval Duration `yaml:"health_interval"`
+	// LivenessInterval is how often running services are health-probed.
+	LivenessInterval Duration `yaml:"liveness_interval"`
+	// UnhealthyGrace is how long a running service may fail its probe
+	// (status unhealthy) before it is failed.
+	UnhealthyGrace Duration `yaml:"unhealthy_grace"`
+	// RestartBackoff is the first delay of the on-failure restart policy.
+	RestartBackoff Duration `yaml:"restart_backoff"`
 	// AllowPrivilegedArgs lets services pass engine args/env that this
 	// config otherwise rejects (none are rejected yet; reserved).
 	AllowPrivilegedArgs bool `yaml:"allow_privileged_args"`
@@ -67,12 +74,15 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 // Default returns the built-in settings.
 func Default() Config {
 	return Config{
-		Store:          "bolt",
-		BindHost:       "127.0.0.1",
-		PortRange:      "18000-18999",
-		StartTimeout:   Duration(20 * time.Minute),
-		StopTimeout:    Duration(10 * time.Second),
-		HealthInterval: Duration(50 * time.Millisecond),
+		Store:            "bolt",
+		BindHost:         "127.0.0.1",
+		PortRange:        "18000-18999",
+		StartTimeout:     Duration(20 * time.Minute),
+		StopTimeout:      Duration(10 * time.Second),
+		HealthInterval:   Duration(50 * time.Millisecond),
+		LivenessInterval: Duration(5 * time.Second),
+		UnhealthyGrace:   Duration(30 * time.Second),
+		RestartBackoff:   Duration(10 * time.Second),
 	}
 }
 
@@ -127,8 +137,10 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("store %q: want bolt, memory or gokv-file", c.Store)
 	}
-	if time.Duration(c.StartTimeout) <= 0 || time.Duration(c.StopTimeout) <= 0 || time.Duration(c.HealthInterval) <= 0 {
-		return fmt.Errorf("start_timeout, stop_timeout and health_interval must be positive")
+	for _, d := range []Duration{c.StartTimeout, c.StopTimeout, c.HealthInterval, c.LivenessInterval, c.UnhealthyGrace, c.RestartBackoff} {
+		if time.Duration(d) <= 0 {
+			return fmt.Errorf("durations (start_timeout, stop_timeout, health_interval, liveness_interval, unhealthy_grace, restart_backoff) must be positive")
+		}
 	}
 	return nil
 }

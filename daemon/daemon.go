@@ -94,6 +94,8 @@ func Build(opts Options) (*Daemon, error) {
 		BindHost: cfg.BindHost, PortLow: lo, PortHigh: hi,
 		StartTimeout: time.Duration(cfg.StartTimeout), StopTimeout: time.Duration(cfg.StopTimeout),
 		HealthInterval: time.Duration(cfg.HealthInterval), Logger: log,
+		LivenessInterval: time.Duration(cfg.LivenessInterval), UnhealthyGrace: time.Duration(cfg.UnhealthyGrace),
+		RestartBackoff: time.Duration(cfg.RestartBackoff),
 	})
 	env := &tools.Env{Services: mgr, Models: reg, Catalog: catalog, Runtime: rt, Version: Version, ReadOnly: opts.ReadOnly}
 	return &Daemon{Env: env, Config: cfg, store: store, rt: rt, manager: mgr, log: log}, nil
@@ -119,6 +121,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err := d.Recover(ctx); err != nil {
 		d.log.Warn("reconcile at start-up", "err", err)
 	}
+	d.manager.Run()
 	srv := httpapi.New(d.Env, d.log)
 	if opts.Mount != nil {
 		opts.Mount(srv, d.Env)

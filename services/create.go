@@ -25,6 +25,8 @@ type CreateSpec struct {
 	GPUs       string
 	Args       []string
 	Env        []string
+	// RestartPolicy is no (default) or on-failure.
+	RestartPolicy string
 }
 
 var (
@@ -110,10 +112,14 @@ func (m *Manager) Create(ctx context.Context, spec CreateSpec) (Service, error) 
 	if err := validateArgs(spec.Args, spec.Env); err != nil {
 		return Service{}, err
 	}
+	policy, err := ParseRestartPolicy(spec.RestartPolicy)
+	if err != nil {
+		return Service{}, err
+	}
 	now := m.now().UTC()
 	s := Service{
 		ID: newID(), EngineType: eng.Type, GPUs: gpus, Args: spec.Args, Env: spec.Env,
-		Status: StatusCreated, CreatedAt: now, UpdatedAt: now,
+		Status: StatusCreated, CreatedAt: now, UpdatedAt: now, RestartPolicy: policy,
 	}
 	model, err := m.models.Get(ctx, spec.ModelID)
 	switch {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"aima/engines"
@@ -25,6 +26,13 @@ type Options struct {
 	StartTimeout   time.Duration // default start deadline
 	StopTimeout    time.Duration // SIGTERM → SIGKILL grace
 	HealthInterval time.Duration // readiness probe period during a start
+	// LivenessInterval is how often running services are probed.
+	LivenessInterval time.Duration
+	// UnhealthyGrace is how long a failing liveness probe is tolerated
+	// before the service is failed.
+	UnhealthyGrace time.Duration
+	// RestartBackoff is the first delay of the on-failure policy.
+	RestartBackoff time.Duration
 	Logger         *slog.Logger
 }
 
@@ -51,6 +59,8 @@ type Manager struct {
 	locks  map[string]*sync.Mutex // per-service lifecycle serialization
 	jobs   map[string]*startJob   // starts in progress
 	portMu sync.Mutex             // port allocation is global
+
+	dockerDown atomic.Bool // the watcher lost the engine
 }
 
 type startJob struct {
@@ -83,6 +93,15 @@ func NewManager(store state.Store, rt runtime.Runtime, bus *events.Bus, catalog 
 	}
 	if opts.HealthInterval <= 0 {
 		opts.HealthInterval = 50 * time.Millisecond
+	}
+	if opts.LivenessInterval <= 0 {
+		opts.LivenessInterval = 5 * time.Second
+	}
+	if opts.UnhealthyGrace <= 0 {
+		opts.UnhealthyGrace = 30 * time.Second
+	}
+	if opts.RestartBackoff <= 0 {
+		opts.RestartBackoff = 10 * time.Second
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	return &Manager{
@@ -130,6 +149,7 @@ func (m *Manager) Get(ctx context.Context, ref string) (Service, error) {
 	}
 	s, err := m.col.Get(ctx, ref)
 	if err == nil {
+		s.Stale = m.dockerDown.Load()
 		return s, nil
 	}
 	if !errs.Is(err, errs.NotFound) && !errs.Is(err, errs.InvalidArgument) {
@@ -141,6 +161,7 @@ func (m *Manager) Get(ctx context.Context, ref string) (Service, error) {
 	}
 	for _, s := range all {
 		if s.Name == ref {
+			s.Stale = m.dockerDown.Load()
 			return s, nil
 		}
 	}
@@ -154,6 +175,11 @@ func (m *Manager) List(ctx context.Context, status Status) ([]Service, error) {
 		return nil, err
 	}
 	sortServices(all)
+	if m.dockerDown.Load() {
+		for i := range all {
+			all[i].Stale = true
+		}
+	}
 	if status == "" {
 		return all, nil
 	}

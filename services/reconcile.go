@@ -43,6 +43,10 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 func (m *Manager) reconcileOne(ctx context.Context, s Service, c runtime.ContainerState, exists bool) error {
 	unlock := m.lock(s.ID)
 	defer unlock()
+	s, err := m.col.Get(ctx, s.ID) // the list was read before the lock
+	if err != nil {
+		return nil
+	}
 	gone := func(what string) error {
 		reason := "container disappeared while the daemon was down"
 		if exists {
@@ -66,12 +70,33 @@ func (m *Manager) reconcileOne(ctx context.Context, s Service, c runtime.Contain
 		})
 		return err
 	}
+	m.mu.Lock()
+	_, busy := m.jobs[s.ID]
+	m.mu.Unlock()
+	if busy {
+		return nil // a start of this daemon owns it
+	}
 	switch s.Status {
 	case StatusRunning, StatusUnhealthy:
-		if exists && c.Running {
+		if exists && c.Running && (s.ContainerID == "" || c.ID == s.ContainerID) {
 			return nil // adopted
 		}
-		return gone("")
+		f := failure{reason: "container disappeared while the daemon was down"}
+		if exists && !c.Running {
+			code := c.ExitCode
+			f.exitCode = &code
+			f.reason = fmt.Sprintf("container exited with code %d", code)
+			f.logTail = m.tail(ctx, c.ID, 30)
+			if info, err := m.rt.InspectContainer(ctx, c.ID); err == nil && info.OOMKilled {
+				f.oom = true
+				f.reason += " (OOM killed)"
+			}
+			if line := ReasonFromLogs(f.logTail); line != "" {
+				f.reason += ": " + line
+			}
+		}
+		m.failRunning(ctx, s, f)
+		return nil
 	case StatusStopping:
 		if exists && c.Running {
 			_ = m.rt.StopContainer(ctx, c.ID, m.opts.StopTimeout)

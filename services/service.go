@@ -33,6 +33,16 @@ type Service struct {
 	Run         int      `json:"run" jsonschema:"number of starts so far"`
 	Warnings    []string `json:"warnings,omitempty" jsonschema:"things the operator should know, e.g. a remote model reference"`
 
+	RestartPolicy  string     `json:"restart_policy" jsonschema:"no, or on-failure (restart with exponential back-off: 10s doubling to 5m, reset after 10m of running)"`
+	RestartCount   int        `json:"restart_count" jsonschema:"automatic restarts so far"`
+	NextRestartAt  *time.Time `json:"next_restart_at,omitempty" jsonschema:"when the restart policy starts the service again"`
+	PreviousExit   string     `json:"previous_exit,omitempty" jsonschema:"how the previous run ended"`
+	PreviousLogs   []string   `json:"previous_logs,omitempty" jsonschema:"last log lines of the previous run (service_logs previous=true)"`
+	UnhealthySince *time.Time `json:"unhealthy_since,omitempty" jsonschema:"when the liveness probe started failing"`
+	// Stale is set on reads while the Docker engine is unreachable: the
+	// status is the last one known.
+	Stale bool `json:"stale,omitempty" jsonschema:"true while the Docker engine is unreachable: the status is the last known"`
+
 	CreatedAt  time.Time  `json:"created_at"`
 	UpdatedAt  time.Time  `json:"updated_at"`
 	StartedAt  *time.Time `json:"started_at,omitempty" jsonschema:"when the last start began"`

@@ -186,6 +186,7 @@ func (st *starter) run(ctx context.Context) *failure {
 	if err := st.enter(ctx, PhaseCleanup, "removing stale containers of this service"); err != nil {
 		return fail("%v", err)
 	}
+	m.keepPreviousLogs(ctx, s)
 	if err := m.removeContainers(ctx, s.ID); err != nil {
 		return fail("cleanup: %v", err)
 	}
@@ -278,6 +279,26 @@ func (m *Manager) containerSpec(s Service, eng engines.Engine) (runtime.Containe
 		spec.Mounts = []runtime.Mount{{Source: s.ModelPath, Target: target, ReadOnly: true}}
 	}
 	return spec, nil
+}
+
+// keepPreviousLogs saves the last lines of the previous run's container
+// before the cleanup removes it, for `service logs --previous`.
+func (m *Manager) keepPreviousLogs(ctx context.Context, s Service) {
+	list, err := m.rt.ListContainers(ctx, map[string]string{runtime.LabelService: s.ID})
+	if err != nil || len(list) == 0 {
+		return
+	}
+	prev := list[0]
+	for _, c := range list {
+		if c.CreatedAt.After(prev.CreatedAt) {
+			prev = c
+		}
+	}
+	lines := m.tail(ctx, prev.ID, 200)
+	_, _ = m.col.Update(ctx, s.ID, func(x *Service) error {
+		x.PreviousLogs = lines
+		return nil
+	})
 }
 
 // removeContainers stops and removes every container of the service.

@@ -19,6 +19,7 @@ type ServiceLogsInput struct {
 	Tail       *int   `json:"tail,omitempty" jsonschema:"only the last N lines (default 200; -1 for all)"`
 	Since      string `json:"since,omitempty" jsonschema:"only lines after this time: RFC 3339 (2026-01-02T15:04:05Z) or a duration ago (10m)"`
 	Timestamps bool   `json:"timestamps,omitempty" jsonschema:"prefix each line's text with its timestamp in text renderings"`
+	Previous   bool   `json:"previous,omitempty" jsonschema:"the last lines of the previous run instead (kept when a restart replaced its container)"`
 }
 
 // LogLine is one container output line.
@@ -204,6 +205,25 @@ func runLogs(ctx context.Context, env *Env, in ServiceLogsInput, rep Reporter) (
 	since, err := parseSince(in.Since, time.Now())
 	if err != nil {
 		return LogsOutput{}, err
+	}
+	if in.Previous {
+		s, err := env.Services.Get(ctx, in.ServiceID)
+		if err != nil {
+			return LogsOutput{}, err
+		}
+		if len(s.PreviousLogs) == 0 {
+			return LogsOutput{}, errs.NotFoundf("service %s has no previous run with kept logs", s.ID)
+		}
+		out := LogsOutput{ServiceID: s.ID, Lines: []LogLine{}, Timestamps: in.Timestamps}
+		lines := s.PreviousLogs
+		if tail >= 0 && len(lines) > tail {
+			lines = lines[len(lines)-tail:]
+		}
+		for _, l := range lines {
+			out.Lines = append(out.Lines, LogLine{Stream: "stdout", Text: l})
+		}
+		out.Total = len(out.Lines)
+		return out, nil
 	}
 	s, lines, errc, err := env.Services.Logs(ctx, in.ServiceID, services.LogsRequest{Follow: in.Follow, Tail: tail, Since: since})
 	if err != nil {

@@ -18,13 +18,14 @@ type ServiceRef struct {
 
 // ServiceCreateInput creates a service.
 type ServiceCreateInput struct {
-	ModelID    string   `json:"model_id" jsonschema:"a registered model's id or name; anything else is passed to the engine as a remote model reference (e.g. a Hugging Face id)"`
-	EngineType string   `json:"engine_type" jsonschema:"engine type from engine_list, e.g. vllm"`
-	Name       string   `json:"name,omitempty" jsonschema:"unique service name (default: the service id)"`
-	Port       int      `json:"port,omitempty" jsonschema:"host port to publish the engine on (default: a free port from the daemon's range)"`
-	GPUs       string   `json:"gpus,omitempty" jsonschema:"GPUs for the container: all, none, or device ids like 0,1 (default: the engine's setting)"`
-	Args       []string `json:"args,omitempty" jsonschema:"extra engine command-line arguments, e.g. --max-model-len=8192"`
-	Env        []string `json:"env,omitempty" jsonschema:"extra container environment variables as KEY=VALUE"`
+	ModelID       string   `json:"model_id" jsonschema:"a registered model's id or name; anything else is passed to the engine as a remote model reference (e.g. a Hugging Face id)"`
+	EngineType    string   `json:"engine_type" jsonschema:"engine type from engine_list, e.g. vllm"`
+	Name          string   `json:"name,omitempty" jsonschema:"unique service name (default: the service id)"`
+	Port          int      `json:"port,omitempty" jsonschema:"host port to publish the engine on (default: a free port from the daemon's range)"`
+	GPUs          string   `json:"gpus,omitempty" jsonschema:"GPUs for the container: all, none, or device ids like 0,1 (default: the engine's setting)"`
+	Args          []string `json:"args,omitempty" jsonschema:"extra engine command-line arguments, e.g. --max-model-len=8192"`
+	Env           []string `json:"env,omitempty" jsonschema:"extra container environment variables as KEY=VALUE"`
+	RestartPolicy string   `json:"restart_policy,omitempty" jsonschema:"no (default) or on-failure: restart after a failure with exponential back-off (10s doubling to 5m, reset after 10m of running)"`
 }
 
 // ServiceStartInput starts a service.
@@ -155,7 +156,7 @@ func serviceLifecycleOps() []Op {
 			Name:        "service_create",
 			Description: "Create an inference service: one engine (e.g. vllm) serving one model, in its own Docker container with its own host port. Creating does not start it; call service_start next. Many services may share a model or an engine. If model_id is not a registered model it is passed to the engine as a remote reference and the result carries a warning.",
 			Run: func(ctx context.Context, env *Env, in ServiceCreateInput, _ Reporter) (services.Service, error) {
-				return env.Services.Create(ctx, services.CreateSpec{ModelID: in.ModelID, EngineType: in.EngineType, Name: in.Name, Port: in.Port, GPUs: in.GPUs, Args: in.Args, Env: in.Env})
+				return env.Services.Create(ctx, services.CreateSpec{ModelID: in.ModelID, EngineType: in.EngineType, Name: in.Name, Port: in.Port, GPUs: in.GPUs, Args: in.Args, Env: in.Env, RestartPolicy: in.RestartPolicy})
 			},
 			Render: renderService,
 		}),

@@ -1,0 +1,232 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"aima/config"
+	"aima/engines"
+	"aima/errs"
+)
+
+func TestDefaultIsValid(t *testing.T) {
+	t.Parallel()
+	c := config.Default()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Default().Validate() = %v", err)
+	}
+	lo, hi, err := c.Ports()
+	if err != nil || lo != 18000 || hi != 18999 {
+		t.Fatalf("Default().Ports() = %d, %d, %v; want 18000, 18999", lo, hi, err)
+	}
+}
+
+func TestParseReadmeExample(t *testing.T) {
+	t.Parallel()
+	raw := "engines:\n  vllm:\n    image: aima-enginesim:dev\n    gpus: none\n"
+	c := config.Default()
+	if err := config.Parse([]byte(raw), &c); err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	want := engines.Override{Image: "aima-enginesim:dev", GPUs: "none"}
+	got, ok := c.Engines["vllm"]
+	if !ok || len(c.Engines) != 1 || got.Image != want.Image || got.GPUs != want.GPUs || len(got.Args) != 0 || len(got.Env) != 0 {
+		t.Fatalf("Engines = %+v, want only vllm: %+v", c.Engines, want)
+	}
+	// The rest keeps its defaults.
+	d := config.Default()
+	if c.Store != d.Store || c.BindHost != d.BindHost || c.PortRange != d.PortRange || c.StartTimeout != d.StartTimeout {
+		t.Errorf("defaults changed: %+v", c)
+	}
+	// And the override reaches the catalog.
+	cat, err := engines.NewCatalog(c.Engines)
+	if err != nil {
+		t.Fatalf("NewCatalog: %v", err)
+	}
+	e, err := cat.Get("vllm")
+	if err != nil || e.Image != "aima-enginesim:dev" || e.GPUs != "none" {
+		t.Fatalf("catalog vllm = %+v, %v", e, err)
+	}
+}
+
+func TestParse(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		yaml    string
+		wantErr string // substring; "" means valid
+		check   func(t *testing.T, c config.Config)
+	}{
+		{name: "empty", yaml: ""},
+		{name: "comments only", yaml: "# nothing\n"},
+		{
+			name: "durations",
+			yaml: "start_timeout: 90s\nstop_timeout: 5m\nhealth_interval: 250ms\n",
+			check: func(t *testing.T, c config.Config) {
+				if time.Duration(c.StartTimeout) != 90*time.Second || time.Duration(c.StopTimeout) != 5*time.Minute || time.Duration(c.HealthInterval) != 250*time.Millisecond {
+					t.Errorf("durations = %v %v %v", time.Duration(c.StartTimeout), time.Duration(c.StopTimeout), time.Duration(c.HealthInterval))
+				}
+			},
+		},
+		{
+			name: "duration as seconds",
+			yaml: "start_timeout: 90\nstop_timeout: \"1.5\"\n",
+			check: func(t *testing.T, c config.Config) {
+				if time.Duration(c.StartTimeout) != 90*time.Second || time.Duration(c.StopTimeout) != 1500*time.Millisecond {
+					t.Errorf("durations = %v %v", time.Duration(c.StartTimeout), time.Duration(c.StopTimeout))
+				}
+			},
+		},
+		{
+			name: "all settings",
+			yaml: "store: memory\nbind_host: 0.0.0.0\nport_range: 20000-20010\nallow_privileged_args: true\n" +
+				"engines:\n  sglang:\n    gpus: \"0,1\"\n    args: [--foo]\n    env:\n      A: b\n  llamacpp:\n    gpus: GPU-1234abcd\n",
+			check: func(t *testing.T, c config.Config) {
+				if c.Store != "memory" || c.BindHost != "0.0.0.0" || c.PortRange != "20000-20010" || !c.AllowPrivilegedArgs {
+					t.Errorf("settings = %+v", c)
+				}
+				if o := c.Engines["sglang"]; o.GPUs != "0,1" || len(o.Args) != 1 || o.Env["A"] != "b" {
+					t.Errorf("sglang override = %+v", o)
+				}
+				if o := c.Engines["llamacpp"]; o.GPUs != "GPU-1234abcd" {
+					t.Errorf("llamacpp override = %+v", o)
+				}
+			},
+		},
+		{name: "unknown top-level key", yaml: "engine:\n  vllm:\n    image: x\n", wantErr: "engine"},
+		{name: "typo in a known section", yaml: "engines:\n  vllm:\n    imag: x\n", wantErr: "imag"},
+		{name: "unknown engine type", yaml: "engines:\n  tgi:\n    image: x\n", wantErr: "tgi"},
+		{name: "bad gpus value", yaml: "engines:\n  vllm:\n    gpus: some\n", wantErr: "gpus"},
+		{name: "bad gpus list", yaml: "engines:\n  vllm:\n    gpus: \"0,x\"\n", wantErr: "gpus"},
+		{name: "bad duration", yaml: "start_timeout: soon\n", wantErr: "soon"},
+		{name: "zero duration", yaml: "stop_timeout: 0s\n", wantErr: "positive"},
+		{name: "negative duration", yaml: "health_interval: -1s\n", wantErr: "positive"},
+		{name: "bad store", yaml: "store: redis\n", wantErr: "redis"},
+		{name: "bad port range", yaml: "port_range: 20000\n", wantErr: "port_range"},
+		{name: "inverted port range", yaml: "port_range: 20010-20000\n", wantErr: "port_range"},
+		{name: "port range out of bounds", yaml: "port_range: 0-70000\n", wantErr: "port_range"},
+		{name: "not a mapping", yaml: "- a\n- b\n", wantErr: "cannot unmarshal"},
+		{name: "malformed yaml", yaml: "engines: [\n", wantErr: "yaml"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := config.Default()
+			err := config.Parse([]byte(tc.yaml), &c)
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Parse: %v", err)
+				}
+				if tc.check != nil {
+					tc.check(t, c)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Parse: nil, want an error mentioning %q", tc.wantErr)
+			}
+			if !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("Parse error %q does not mention %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestParseEngineErrorsAreInvalidArgument(t *testing.T) {
+	t.Parallel()
+	for _, raw := range []string{
+		"engines:\n  tgi:\n    image: x\n",
+		"engines:\n  vllm:\n    gpus: some\n",
+	} {
+		c := config.Default()
+		err := config.Parse([]byte(raw), &c)
+		if !errs.Is(err, errs.InvalidArgument) || errs.FieldOf(err) != "engines" {
+			t.Errorf("Parse(%q) = %v (kind %s, field %q), want invalid_argument on engines", raw, err, errs.KindOf(err), errs.FieldOf(err))
+		}
+	}
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoad(t *testing.T) {
+	t.Parallel()
+	missing := filepath.Join(t.TempDir(), "nope", "config.yaml")
+	tests := []struct {
+		name      string
+		path      string
+		mustExist bool
+		wantErr   bool
+		check     func(t *testing.T, c config.Config)
+	}{
+		{name: "empty path", path: "", mustExist: true},
+		{name: "missing, optional", path: missing, mustExist: false},
+		{name: "missing, required", path: missing, mustExist: true, wantErr: true},
+		{
+			name: "readme example",
+			path: writeFile(t, "config.yaml", "engines:\n  vllm:\n    image: aima-enginesim:dev\n    gpus: none\n"),
+			check: func(t *testing.T, c config.Config) {
+				if o := c.Engines["vllm"]; o.Image != "aima-enginesim:dev" || o.GPUs != "none" {
+					t.Errorf("vllm override = %+v", o)
+				}
+			},
+		},
+		{name: "malformed yaml", path: writeFile(t, "bad.yaml", "engines:\n  vllm: [\n"), wantErr: true},
+		{name: "invalid setting", path: writeFile(t, "store.yaml", "store: redis\n"), wantErr: true},
+		{name: "too large", path: writeFile(t, "big.yaml", "# "+strings.Repeat("x", config.MaxFileSize)+"\n"), wantErr: true},
+		{name: "a directory", path: t.TempDir(), mustExist: true, wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := config.Load(tc.path, tc.mustExist)
+			if !tc.wantErr {
+				if err != nil {
+					t.Fatalf("Load(%q): %v", tc.path, err)
+				}
+				if tc.check != nil {
+					tc.check(t, c)
+				} else if d := config.Default(); c.Store != d.Store || c.PortRange != d.PortRange || c.StartTimeout != d.StartTimeout || len(c.Engines) != 0 {
+					t.Errorf("Load(%q) = %+v, want the defaults", tc.path, c)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Load(%q): nil, want an error", tc.path)
+			}
+			if k := errs.KindOf(err); k != errs.InvalidArgument {
+				t.Errorf("kind = %s, want invalid_argument", k)
+			}
+			if f := errs.FieldOf(err); f != "config" {
+				t.Errorf("field = %q, want config", f)
+			}
+			if !strings.Contains(err.Error(), tc.path) {
+				t.Errorf("error %q does not name the file %s", err, tc.path)
+			}
+		})
+	}
+}
+
+func TestLoadSizeLimitBoundary(t *testing.T) {
+	t.Parallel()
+	// Exactly MaxFileSize bytes is allowed.
+	body := "store: memory\n#"
+	body += strings.Repeat("x", config.MaxFileSize-len(body)-1) + "\n"
+	p := writeFile(t, "limit.yaml", body)
+	c, err := config.Load(p, true)
+	if err != nil {
+		t.Fatalf("Load of a %d-byte file: %v", len(body), err)
+	}
+	if c.Store != "memory" {
+		t.Fatalf("Store = %q, want memory", c.Store)
+	}
+}

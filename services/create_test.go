@@ -1,0 +1,87 @@
+package services
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"aima/errs"
+)
+
+func TestValidateArgs(t *testing.T) {
+	t.Parallel()
+	many := func(n int, f func(i int) string) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = f(i)
+		}
+		return out
+	}
+	tests := []struct {
+		name      string
+		args, env []string
+		wantField string // "" means valid
+	}{
+		{name: "nothing", wantField: ""},
+		{name: "ordinary engine args", args: []string{"--max-model-len=8192", "--gpu-memory-utilization", "0.8", "--enforce-eager"}, env: []string{"HF_TOKEN=abc", "VLLM_LOGGING_LEVEL=DEBUG", "EMPTY="}, wantField: ""},
+		{name: "value with =", env: []string{"A=b=c"}, wantField: ""},
+		{name: "max args", args: many(maxArgs, func(i int) string { return fmt.Sprintf("--a%d", i) }), wantField: ""},
+		{name: "max env", env: many(maxEnv, func(i int) string { return fmt.Sprintf("K%d=v", i) }), wantField: ""},
+		{name: "arg of max length", args: []string{strings.Repeat("a", maxArgLen)}, wantField: ""},
+		{name: "privileged lookalike", args: []string{"--privileged-mode", "--cap-added", "--devices"}, wantField: ""},
+
+		{name: "--privileged", args: []string{"--privileged"}, wantField: "args"},
+		{name: "--privileged=true", args: []string{"--privileged=true"}, wantField: "args"},
+		{name: "--cap-add=SYS_ADMIN", args: []string{"--cap-add=SYS_ADMIN"}, wantField: "args"},
+		{name: "--cap-add SYS_ADMIN", args: []string{"--cap-add", "SYS_ADMIN"}, wantField: "args"},
+		{name: "--device=/dev/mem", args: []string{"--max-model-len=4096", "--device=/dev/mem"}, wantField: "args"},
+		{name: "--volume=/:/host", args: []string{"--volume=/:/host"}, wantField: "args"},
+		{name: "--mount", args: []string{"--mount", "type=bind,src=/,dst=/host"}, wantField: "args"},
+		{name: "--pid=host", args: []string{"--pid=host"}, wantField: "args"},
+		{name: "--network=host", args: []string{"--network=host"}, wantField: "args"},
+		{name: "--ipc=host", args: []string{"--ipc=host"}, wantField: "args"},
+		{name: "too many args", args: many(maxArgs+1, func(i int) string { return "--x" }), wantField: "args"},
+		{name: "arg too long", args: []string{strings.Repeat("a", maxArgLen+1)}, wantField: "args"},
+		{name: "arg with NUL", args: []string{"--a\x00b"}, wantField: "args"},
+
+		{name: "env without =", env: []string{"HF_TOKEN"}, wantField: "env"},
+		{name: "env empty key", env: []string{"=value"}, wantField: "env"},
+		{name: "env key starts with digit", env: []string{"1ABC=x"}, wantField: "env"},
+		{name: "env key with dash", env: []string{"MY-VAR=x"}, wantField: "env"},
+		{name: "env key with space", env: []string{"MY VAR=x"}, wantField: "env"},
+		{name: "env empty entry", env: []string{""}, wantField: "env"},
+		{name: "env with NUL", env: []string{"A=b\x00c"}, wantField: "env"},
+		{name: "env too long", env: []string{"A=" + strings.Repeat("v", maxArgLen)}, wantField: "env"},
+		{name: "too many env", env: many(maxEnv+1, func(i int) string { return fmt.Sprintf("K%d=v", i) }), wantField: "env"},
+		{name: "bad args reported before bad env", args: []string{"--privileged"}, env: []string{"bad"}, wantField: "args"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			err := validateArgs(tc.args, tc.env)
+			if tc.wantField == "" {
+				if err != nil {
+					t.Fatalf("validateArgs: %v, want nil", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("validateArgs: nil, want an error on %s", tc.wantField)
+			}
+			if k := errs.KindOf(err); k != errs.InvalidArgument {
+				t.Errorf("kind = %s, want invalid_argument", k)
+			}
+			if f := errs.FieldOf(err); f != tc.wantField {
+				t.Errorf("field = %q, want %q (%v)", f, tc.wantField, err)
+			}
+		})
+	}
+}
+
+func TestValidateArgsMessageNamesPrivilegedArg(t *testing.T) {
+	t.Parallel()
+	err := validateArgs([]string{"--cap-add=SYS_ADMIN"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "--cap-add=SYS_ADMIN") {
+		t.Fatalf("validateArgs(--cap-add=SYS_ADMIN) = %v, want a message naming the arg", err)
+	}
+}

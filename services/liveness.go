@@ -1,0 +1,74 @@
+package services
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// livenessLoop probes the health endpoint of every running service. A
+// failing probe makes the service unhealthy; still failing after the grace
+// period makes it failed (a wedged engine: process alive, health failing),
+// and the container is stopped so the restart policy can act.
+func (m *Manager) livenessLoop(ctx context.Context) {
+	t := time.NewTicker(m.opts.LivenessInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		all, err := m.col.List(ctx)
+		if err != nil {
+			continue
+		}
+		var wg sync.WaitGroup
+		for _, s := range all {
+			if s.Status != StatusRunning && s.Status != StatusUnhealthy {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				m.checkLiveness(ctx, s)
+			}()
+		}
+		wg.Wait()
+	}
+}
+
+func (m *Manager) checkLiveness(ctx context.Context, s Service) {
+	eng, err := m.catalog.Get(s.EngineType)
+	if err != nil {
+		return
+	}
+	url := "http://" + net.JoinHostPort(m.opts.BindHost, strconv.Itoa(s.Port)) + eng.HealthPath
+	ok := m.probe(ctx, url)
+	if ctx.Err() != nil {
+		return
+	}
+	unlock := m.lock(s.ID)
+	defer unlock()
+	cur, err := m.col.Get(ctx, s.ID)
+	if err != nil || cur.Run != s.Run {
+		return
+	}
+	now := m.now().UTC()
+	switch {
+	case ok && cur.Status == StatusUnhealthy:
+		_, _ = m.transition(ctx, s.ID, StatusRunning, "health check passes again", func(x *Service) { x.UnhealthySince = nil })
+	case !ok && cur.Status == StatusRunning:
+		_, _ = m.transition(ctx, s.ID, StatusUnhealthy, "health check "+eng.HealthPath+" failing", func(x *Service) { x.UnhealthySince = &now })
+	case !ok && cur.Status == StatusUnhealthy && cur.UnhealthySince != nil && now.Sub(*cur.UnhealthySince) >= m.opts.UnhealthyGrace:
+		f := failure{reason: fmt.Sprintf("engine unhealthy for %s: %s failing while the process runs (wedged)", m.opts.UnhealthyGrace, eng.HealthPath)}
+		bg := context.WithoutCancel(ctx)
+		f.logTail = m.tail(bg, cur.ContainerID, 30)
+		// Stop it first: the die event then finds the service failed already.
+		m.failRunning(bg, cur, f)
+		_ = m.rt.StopContainer(bg, cur.ContainerID, m.opts.StopTimeout)
+	}
+}

@@ -1,0 +1,148 @@
+package services
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"aima/errs"
+	"aima/runtime"
+)
+
+// Run starts the manager's background watchers: Docker events (a container
+// that dies or disappears under a running service makes it failed within a
+// second) and the liveness probe of running services. They end with Close.
+func (m *Manager) Run() {
+	m.wg.Add(2)
+	go func() { defer m.wg.Done(); m.watchDocker(m.ctx) }()
+	go func() { defer m.wg.Done(); m.livenessLoop(m.ctx) }()
+}
+
+// DockerReachable reports whether the last contact with the engine worked.
+func (m *Manager) DockerReachable() bool { return !m.dockerDown.Load() }
+
+// watchDocker subscribes to aima's container events, then resyncs by
+// listing containers (subscribe first, so nothing falls between), and
+// resubscribes with since= after the stream breaks.
+func (m *Manager) watchDocker(ctx context.Context) {
+	since := m.now()
+	backoff := time.NewTimer(0)
+	defer backoff.Stop()
+	<-backoff.C
+	for ctx.Err() == nil {
+		evs, errc := m.rt.Events(ctx, since, map[string]string{runtime.LabelManaged: "true"})
+		if err := m.resync(ctx); err != nil {
+			m.setDockerDown(err)
+		} else {
+			m.setDockerUp()
+		}
+		for open := true; open; {
+			select {
+			case ev, ok := <-evs:
+				if !ok {
+					open = false
+					break
+				}
+				since = ev.Time
+				m.onDockerEvent(ctx, ev)
+			case err := <-errc:
+				if ctx.Err() == nil {
+					m.setDockerDown(err)
+				}
+				open = false
+			case <-ctx.Done():
+				return
+			}
+		}
+		backoff.Reset(time.Second)
+		select {
+		case <-ctx.Done():
+			return
+		case <-backoff.C:
+		}
+	}
+}
+
+func (m *Manager) setDockerDown(err error) {
+	if !m.dockerDown.Swap(true) {
+		m.log.Warn("docker engine unreachable; statuses are the last known until it is back", "err", err)
+	}
+}
+
+func (m *Manager) setDockerUp() {
+	if m.dockerDown.Swap(false) {
+		m.log.Info("docker engine reachable again; reconciled")
+	}
+}
+
+// resync reconciles every service with the containers that exist (after
+// subscribing, so no event falls between).
+func (m *Manager) resync(ctx context.Context) error {
+	return m.Reconcile(ctx)
+}
+
+// onDockerEvent reacts to a container event of a running service.
+func (m *Manager) onDockerEvent(ctx context.Context, ev runtime.Event) {
+	id := ev.Labels[runtime.LabelService]
+	if id == "" {
+		return
+	}
+	switch ev.Action {
+	case "die":
+		code := ev.ExitCode
+		m.containerEnded(ctx, id, ev.ContainerID, fmt.Sprintf("container exited with code %d", code), &code)
+	case "destroy":
+		m.containerEnded(ctx, id, ev.ContainerID, "container was removed outside aima", nil)
+	}
+}
+
+// containerEnded marks a running service failed because its container is
+// gone or exited, with the engine's reason, and applies the restart policy.
+func (m *Manager) containerEnded(ctx context.Context, id, containerID, what string, code *int) {
+	unlock := m.lock(id)
+	defer unlock()
+	s, err := m.col.Get(ctx, id)
+	if err != nil || (s.Status != StatusRunning && s.Status != StatusUnhealthy) || s.ContainerID != containerID {
+		return // a start or stop owns this container, or it is an old one
+	}
+	f := failure{exitCode: code}
+	if info, err := m.rt.InspectContainer(ctx, containerID); err == nil {
+		f.oom = info.OOMKilled
+		if !info.Running && code == nil {
+			c := info.ExitCode
+			f.exitCode = &c
+		}
+		f.logTail = m.tail(ctx, containerID, 30)
+	} else if !errs.Is(err, errs.NotFound) {
+		return // cannot tell; the resync after reconnecting decides
+	}
+	f.reason = what + " while running"
+	if f.oom {
+		f.reason += " (OOM killed)"
+	}
+	if line := ReasonFromLogs(f.logTail); line != "" {
+		f.reason += ": " + line
+	}
+	m.failRunning(ctx, s, f)
+}
+
+// failRunning records the failure of a running service and schedules a
+// restart when its policy asks for one. Called with the service lock held.
+func (m *Manager) failRunning(ctx context.Context, s Service, f failure) {
+	next, restart := m.nextRestart(s)
+	_, err := m.transition(ctx, s.ID, StatusFailed, f.reason, func(x *Service) {
+		x.ExitCode, x.OOMKilled, x.LogTail, x.UnhealthySince = f.exitCode, f.oom, f.logTail, nil
+		x.PreviousExit = f.reason
+		if restart {
+			at := m.now().Add(next).UTC()
+			x.NextRestartAt = &at
+		}
+	})
+	if err != nil {
+		m.log.Warn("record failure", "service", s.ID, "err", err)
+		return
+	}
+	if restart {
+		m.scheduleRestart(s.ID, s.Run, next)
+	}
+}
