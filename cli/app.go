@@ -120,6 +120,7 @@ func NewRoot(std IO) *ucli.Command {
 		},
 	}
 	root.Commands = append([]*ucli.Command{startCommand(std)}, opCommands(std)...)
+	root.Commands = append(root.Commands, doctorCommand(std))
 	for _, f := range extraCommands {
 		root.Commands = append(root.Commands, f(std))
 	}
@@ -160,3 +161,11 @@ func startCommand(std IO) *ucli.Command {
 // mounts add front-ends (MCP at /mcp, JSON-RPC at /rpc) to the daemon's
 // HTTP server; the files that add them append here from init functions.
 var mounts []func(*httpapi.Server, *tools.Env)
+
+// doctorCommand is `aima doctor`, a short name for `aima system doctor`.
+func doctorCommand(std IO) *ucli.Command {
+	op, _ := tools.Lookup("system_doctor")
+	cmd := opCommand(op, std)
+	cmd.Name = "doctor"
+	return cmd
+}
