@@ -72,16 +72,25 @@ func (st *starter) exitFailure(ex runtime.ExitStatus) *failure {
 		f.oom = info.OOMKilled
 		code = info.ExitCode
 	}
-	f.logTail = m.tail(bg, st.containerID, 30)
-	f.reason = fmt.Sprintf("container exited with code %d during %s", code, st.phase)
+	// The engine's root cause can sit far above its last lines: vLLM ends
+	// an engine-core failure with a ~40-line API-server traceback that only
+	// says "See root cause above", so the reason is looked for in more lines
+	// than the record keeps.
+	lines := m.tail(bg, st.containerID, reasonScanLines)
+	f.logTail = lines[max(0, len(lines)-30):]
+	f.reason = fmt.Sprintf("container exited with code %d%s during %s", code, ExitDescription(code), st.phase)
 	if f.oom {
 		f.reason += " (OOM killed)"
 	}
-	if line := ReasonFromLogs(f.logTail); line != "" {
+	if line := ReasonFromLogs(lines); line != "" {
 		f.reason += ": " + line
 	}
 	return f
 }
+
+// reasonScanLines is how many last log lines a failure's reason is
+// looked for in.
+const reasonScanLines = 200
 
 // tail returns the last n log lines of a container, as text.
 func (m *Manager) tail(ctx context.Context, id string, n int) []string {

@@ -21,7 +21,8 @@ var wrapperErrors = []string{"See root cause above", "Engine core initialization
 
 // ReasonFromLogs picks the engine's own error line from the last log lines of
 // a failed run: the last exception line that is not a generic wrapper, else
-// the last exception line, else the last non-empty line.
+// the last exception line, else the last line that says error or failed,
+// else "" (an ordinary last line, such as an access log, explains nothing).
 func ReasonFromLogs(lines []string) string {
 	var last, lastWrapper string
 	for _, raw := range lines {
@@ -43,9 +44,24 @@ func ReasonFromLogs(lines []string) string {
 		return lastWrapper
 	}
 	for i := len(lines) - 1; i >= 0; i-- {
-		if l := strings.TrimSpace(lines[i]); l != "" {
+		if l := strings.TrimSpace(lines[i]); errorWord.MatchString(l) {
 			return truncate(l, 300)
 		}
+	}
+	return ""
+}
+
+var errorWord = regexp.MustCompile(`(?i)\b(error|failed|fatal|panic)\b`)
+
+// ExitDescription names the signal behind an exit code (137 = SIGKILL ...).
+func ExitDescription(code int) string {
+	switch code {
+	case 137:
+		return " (killed: SIGKILL)"
+	case 143:
+		return " (terminated: SIGTERM)"
+	case 139:
+		return " (segmentation fault)"
 	}
 	return ""
 }

@@ -85,7 +85,7 @@ func (m *Manager) reconcileOne(ctx context.Context, s Service, c runtime.Contain
 		if exists && !c.Running {
 			code := c.ExitCode
 			f.exitCode = &code
-			f.reason = fmt.Sprintf("container exited with code %d", code)
+			f.reason = fmt.Sprintf("container exited with code %d%s", code, ExitDescription(code))
 			f.logTail = m.tail(ctx, c.ID, 30)
 			if info, err := m.rt.InspectContainer(ctx, c.ID); err == nil && info.OOMKilled {
 				f.oom = true

@@ -90,7 +90,7 @@ func (m *Manager) onDockerEvent(ctx context.Context, ev runtime.Event) {
 	switch ev.Action {
 	case "die":
 		code := ev.ExitCode
-		m.containerEnded(ctx, id, ev.ContainerID, fmt.Sprintf("container exited with code %d", code), &code)
+		m.containerEnded(ctx, id, ev.ContainerID, fmt.Sprintf("container exited with code %d%s", code, ExitDescription(code)), &code)
 	case "destroy":
 		m.containerEnded(ctx, id, ev.ContainerID, "container was removed outside aima", nil)
 	}
