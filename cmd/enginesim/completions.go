@@ -1,0 +1,331 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// The OpenAI endpoints run in echo mode: a chat reply is the last user
+// message, a completion is the prompt. That is deterministic, so tests can
+// assert on content, token counts and metrics.
+
+type streamOptions struct {
+	IncludeUsage bool `json:"include_usage"`
+}
+
+type chatRequest struct {
+	Model    string `json:"model"`
+	Messages []struct {
+		Role    string          `json:"role"`
+		Content json.RawMessage `json:"content"`
+	} `json:"messages"`
+	Stream              bool           `json:"stream"`
+	StreamOptions       *streamOptions `json:"stream_options"`
+	MaxTokens           *int           `json:"max_tokens"`
+	MaxCompletionTokens *int           `json:"max_completion_tokens"`
+}
+
+type completionRequest struct {
+	Model         string          `json:"model"`
+	Prompt        json.RawMessage `json:"prompt"`
+	Stream        bool            `json:"stream"`
+	StreamOptions *streamOptions  `json:"stream_options"`
+	MaxTokens     *int            `json:"max_tokens"`
+}
+
+type usage struct {
+	PromptTokens        int `json:"prompt_tokens"`
+	TotalTokens         int `json:"total_tokens"`
+	CompletionTokens    int `json:"completion_tokens"`
+	PromptTokensDetails any `json:"prompt_tokens_details"`
+}
+
+// generation is one choice to produce: the echoed text cut to max_tokens.
+type generation struct {
+	pieces []string // detokenized pieces; their concatenation is the reply
+	reason string   // "stop" or "length"
+}
+
+// admit runs the checks every generation endpoint shares. It resolves the
+// model name and reports false after writing an error response.
+func (s *sim) admit(w http.ResponseWriter, r *http.Request, model *string, prompt int, maxTokens *int) bool {
+	switch s.state.Load() {
+	case stateDead:
+		apiError(w, http.StatusInternalServerError, "InternalServerError", engineDeadMsg)
+		return false
+	case stateWedged: // the engine never answers: hold the request until the client or the server gives up
+		select {
+		case <-r.Context().Done():
+		case <-s.stopping:
+		}
+		apiError(w, http.StatusInternalServerError, "InternalServerError", engineDeadMsg)
+		return false
+	}
+	names := s.o.servedNames()
+	if *model == "" {
+		*model = names[0]
+	}
+	found := false
+	for _, n := range names {
+		found = found || n == *model
+	}
+	if !found {
+		apiError(w, http.StatusNotFound, "NotFoundError", fmt.Sprintf("The model `%s` does not exist.", *model))
+		return false
+	}
+	if prompt > s.maxLen {
+		apiError(w, http.StatusBadRequest, "BadRequestError", fmt.Sprintf("This model's maximum context length is %d tokens. However, your request has %d input tokens. Please reduce the length of the input messages.", s.maxLen, prompt))
+		return false
+	}
+	if maxTokens != nil && prompt+*maxTokens > s.maxLen {
+		apiError(w, http.StatusBadRequest, "BadRequestError", fmt.Sprintf("'max_tokens' or 'max_completion_tokens' is too large: %d. This model's maximum context length is %d tokens and your request has %d input tokens (%d > %d - %d).", *maxTokens, s.maxLen, prompt, *maxTokens, s.maxLen, prompt))
+		return false
+	}
+	return true
+}
+
+func (s *sim) handleChat(w http.ResponseWriter, r *http.Request) {
+	var req chatRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		apiError(w, http.StatusBadRequest, "BadRequestError", "Invalid JSON body: "+err.Error())
+		return
+	}
+	if len(req.Messages) == 0 {
+		apiError(w, http.StatusBadRequest, "BadRequestError", "messages: Field required")
+		return
+	}
+	prompt, reply := 2, ""
+	for _, m := range req.Messages {
+		text := contentText(m.Content)
+		prompt += 4 + len(splitPieces(text))
+		if m.Role == "user" {
+			reply = text
+		}
+	}
+	if reply == "" {
+		reply = contentText(req.Messages[len(req.Messages)-1].Content)
+	}
+	maxTok := req.MaxCompletionTokens
+	if maxTok == nil {
+		maxTok = req.MaxTokens
+	}
+	if !s.admit(w, r, &req.Model, prompt, maxTok) {
+		return
+	}
+	gens := []generation{generate(reply, maxTok)}
+	s.respond(w, "chatcmpl-", "chat.completion", req.Model, prompt, gens, req.Stream, req.StreamOptions)
+}
+
+func (s *sim) handleCompletions(w http.ResponseWriter, r *http.Request) {
+	var req completionRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		apiError(w, http.StatusBadRequest, "BadRequestError", "Invalid JSON body: "+err.Error())
+		return
+	}
+	prompts, ok := promptTexts(req.Prompt)
+	if !ok {
+		apiError(w, http.StatusBadRequest, "BadRequestError", "prompt: Field required (a string, a list of strings, or token ids)")
+		return
+	}
+	prompt := 0
+	var gens []generation
+	for _, p := range prompts {
+		prompt += max(1, len(splitPieces(p)))
+		gens = append(gens, generate(p, req.MaxTokens))
+	}
+	if !s.admit(w, r, &req.Model, prompt, req.MaxTokens) {
+		return
+	}
+	s.respond(w, "cmpl-", "text_completion", req.Model, prompt, gens, req.Stream, req.StreamOptions)
+}
+
+// respond writes the non-streaming body or the SSE stream, and records metrics.
+func (s *sim) respond(w http.ResponseWriter, idPrefix, object, model string, prompt int, gens []generation, stream bool, so *streamOptions) {
+	start := time.Now()
+	s.metrics.begin()
+	id, created := idPrefix+randomID(), time.Now().Unix()
+	gen := 0
+	for _, g := range gens {
+		gen += len(g.pieces)
+	}
+	u := usage{PromptTokens: prompt, CompletionTokens: gen, TotalTokens: prompt + gen}
+	chat := object == "chat.completion"
+	var ttft time.Duration
+	if !stream {
+		choices := make([]map[string]any, len(gens))
+		for i, g := range gens {
+			text := strings.Join(g.pieces, "")
+			if chat {
+				choices[i] = map[string]any{"index": i, "message": map[string]any{
+					"role": "assistant", "content": text, "refusal": nil, "annotations": nil, "audio": nil,
+					"function_call": nil, "tool_calls": []any{}, "reasoning_content": nil,
+				}, "logprobs": nil, "finish_reason": g.reason, "stop_reason": nil}
+			} else {
+				choices[i] = map[string]any{"index": i, "text": text, "logprobs": nil,
+					"finish_reason": g.reason, "stop_reason": nil, "prompt_logprobs": nil}
+			}
+		}
+		ttft = time.Since(start)
+		writeJSON(w, http.StatusOK, map[string]any{
+			"id": id, "object": object, "created": created, "model": model, "choices": choices,
+			"usage": u, "service_tier": nil, "system_fingerprint": nil, "prompt_logprobs": nil,
+			"kv_transfer_params": nil,
+		})
+	} else {
+		w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-cache")
+		w.WriteHeader(http.StatusOK)
+		chunkObject := object
+		if chat {
+			chunkObject = "chat.completion.chunk"
+		}
+		send := func(choices []map[string]any, u *usage) {
+			c := map[string]any{"id": id, "object": chunkObject, "created": created, "model": model, "choices": choices}
+			if u != nil {
+				c["usage"] = u
+			}
+			b, _ := json.Marshal(c) // only plain maps and strings: cannot fail
+			fmt.Fprintf(w, "data: %s\n\n", b)
+			if f, ok := w.(http.Flusher); ok {
+				f.Flush()
+			}
+			if ttft == 0 {
+				ttft = time.Since(start)
+			}
+		}
+		choice := func(i int, piece string, reason any) map[string]any {
+			if chat {
+				return map[string]any{"index": i, "delta": map[string]any{"content": piece}, "logprobs": nil, "finish_reason": reason}
+			}
+			return map[string]any{"index": i, "text": piece, "logprobs": nil, "finish_reason": reason, "stop_reason": nil}
+		}
+		for i, g := range gens {
+			if chat {
+				send([]map[string]any{{"index": i, "delta": map[string]any{"role": "assistant", "content": ""}, "logprobs": nil, "finish_reason": nil}}, nil)
+			}
+			for _, p := range g.pieces {
+				send([]map[string]any{choice(i, p, nil)}, nil)
+			}
+			last := choice(i, "", g.reason)
+			last["stop_reason"] = nil
+			send([]map[string]any{last}, nil)
+		}
+		if so != nil && so.IncludeUsage {
+			send([]map[string]any{}, &u)
+		}
+		fmt.Fprint(w, "data: [DONE]\n\n")
+	}
+	reason := "stop"
+	for _, g := range gens {
+		if g.reason == "length" {
+			reason = "length"
+		}
+	}
+	s.metrics.end(prompt, gen, reason, ttft, time.Since(start))
+}
+
+// generate echoes text, cut to maxTokens pieces.
+func generate(text string, maxTokens *int) generation {
+	p := splitPieces(text)
+	if maxTokens != nil && *maxTokens >= 0 && len(p) > *maxTokens {
+		return generation{pieces: p[:*maxTokens], reason: "length"}
+	}
+	return generation{pieces: p, reason: "stop"}
+}
+
+// splitPieces is the simulator's tokenizer: each piece is leading whitespace
+// plus a run of letters/digits or one other character, so pieces join back
+// into the exact text (like BPE tokens carrying their leading space).
+func splitPieces(text string) []string {
+	var out []string
+	var cur strings.Builder
+	word := func(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
+	runes := []rune(text)
+	for i := 0; i < len(runes); {
+		for i < len(runes) && unicode.IsSpace(runes[i]) {
+			cur.WriteRune(runes[i])
+			i++
+		}
+		if i == len(runes) {
+			break
+		}
+		if word(runes[i]) {
+			for i < len(runes) && word(runes[i]) {
+				cur.WriteRune(runes[i])
+				i++
+			}
+		} else {
+			cur.WriteRune(runes[i])
+			i++
+		}
+		out = append(out, cur.String())
+		cur.Reset()
+	}
+	if cur.Len() > 0 { // trailing whitespace joins the last piece
+		if len(out) == 0 {
+			return []string{cur.String()}
+		}
+		out[len(out)-1] += cur.String()
+	}
+	return out
+}
+
+// contentText flattens OpenAI message content: a string, or a list of
+// parts of which the text parts count.
+func contentText(raw json.RawMessage) string {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	var parts []struct {
+		Type string `json:"type"`
+		Text string `json:"text"`
+	}
+	if json.Unmarshal(raw, &parts) != nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, p := range parts {
+		if p.Type == "text" {
+			b.WriteString(p.Text)
+		}
+	}
+	return b.String()
+}
+
+// promptTexts accepts the completions prompt forms: "text", ["a","b"],
+// [1,2,3] or [[1,2],[3]] (token ids echo as "tok<ID>" pieces).
+func promptTexts(raw json.RawMessage) ([]string, bool) {
+	var one string
+	if json.Unmarshal(raw, &one) == nil {
+		return []string{one}, true
+	}
+	var many []string
+	if json.Unmarshal(raw, &many) == nil && len(many) > 0 {
+		return many, true
+	}
+	ids := func(t []int) string {
+		parts := make([]string, len(t))
+		for i, id := range t {
+			parts[i] = fmt.Sprintf(" tok%d", id)
+		}
+		return strings.Join(parts, "")
+	}
+	var toks []int
+	if json.Unmarshal(raw, &toks) == nil && len(toks) > 0 {
+		return []string{ids(toks)}, true
+	}
+	var batches [][]int
+	if json.Unmarshal(raw, &batches) == nil && len(batches) > 0 {
+		out := make([]string, len(batches))
+		for i, b := range batches {
+			out[i] = ids(b)
+		}
+		return out, true
+	}
+	return nil, false
+}

@@ -1,0 +1,17 @@
+// Package testenv holds the shared helpers for aima's integration tests: a
+// reachable Docker engine (or a clear failure), images built from this
+// repository (the engine simulator, a tiny test program), a loopback OCI
+// registry to pull from, the aima binary, free ports and cleanup of
+// containers by label.
+//
+// Tests that need Docker fail, not skip, when it is missing: CI must not go
+// green by running nothing. Only `go test -short` skips them.
+//
+// testenv does not import runtime/docker, so runtime/docker's own tests can
+// use it; it talks to the engine through the moby client directly.
+//
+// Concurrency: images and binaries are built at most once per test process
+// (and rebuilt only when the source changed); concurrent test processes from
+// `go test ./...` may build the same image at once, which is harmless because
+// the results are identical and tagging is atomic in the engine.
+package testenv

@@ -1,0 +1,112 @@
+package docker
+
+import (
+	"bytes"
+	"io"
+	"time"
+
+	"github.com/moby/moby/api/pkg/stdcopy"
+
+	"aima/runtime"
+)
+
+// demux reads a log stream as the engine sends it with timestamps on and
+// calls emit for every line in arrival order. Non-TTY streams are multiplexed
+// (8-byte frame headers naming stdout or stderr, one frame per log message);
+// TTY streams are raw bytes and are all reported as stdout. A line may span
+// several frames of its stream (long lines are split by the engine); a final
+// line without "\n" is emitted at the end. An error from emit stops the read
+// and is returned.
+func demux(r io.Reader, tty bool, emit func(runtime.LogLine) error) error {
+	var seq int
+	out := &lineWriter{stream: "stdout", emit: emit, seq: &seq, framed: !tty}
+	if tty {
+		_, err := io.Copy(out, r)
+		return firstErr(err, out.flush())
+	}
+	errw := &lineWriter{stream: "stderr", emit: emit, seq: &seq, framed: true}
+	_, err := stdcopy.StdCopy(out, errw, r)
+	// Flush partial lines in the order they started.
+	first, second := out, errw
+	if errw.pending && (!out.pending || errw.started < out.started) {
+		first, second = errw, out
+	}
+	return firstErr(err, first.flush(), second.flush())
+}
+
+func firstErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// lineWriter splits one stream into lines. In framed mode every Write is one
+// log message that starts with the engine's timestamp; in raw (TTY) mode a
+// timestamp is looked for at the start of each line.
+type lineWriter struct {
+	stream  string
+	emit    func(runtime.LogLine) error
+	framed  bool
+	seq     *int // shared arrival counter, to order partial-line flushes
+	buf     []byte
+	pending bool      // buf holds the start of an unfinished line
+	started int       // seq value when the pending line began
+	when    time.Time // timestamp of the pending line's first fragment
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	var frameTS time.Time
+	if w.framed {
+		frameTS, p = splitTimestamp(p)
+	}
+	for len(p) > 0 {
+		if !w.pending {
+			w.pending, w.started = true, *w.seq
+			*w.seq++
+			if w.framed {
+				w.when = frameTS
+			} else if ts, rest := splitTimestamp(p); !ts.IsZero() {
+				w.when, p = ts, rest // else keep the time of the chunk's first line
+			}
+		}
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			w.buf = append(w.buf, p...)
+			break
+		}
+		w.buf = append(w.buf, p[:i]...)
+		p = p[i+1:]
+		if err := w.flush(); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
+}
+
+// flush emits the buffered line, if any, without its trailing "\r".
+func (w *lineWriter) flush() error {
+	if !w.pending {
+		return nil
+	}
+	text := string(bytes.TrimSuffix(w.buf, []byte("\r")))
+	w.buf, w.pending = w.buf[:0], false
+	return w.emit(runtime.LogLine{Stream: w.stream, Time: w.when, Text: text})
+}
+
+// splitTimestamp strips the engine's RFC 3339 timestamp and the space after
+// it from the start of p. Without a parsable timestamp p is returned whole.
+func splitTimestamp(p []byte) (time.Time, []byte) {
+	i := bytes.IndexByte(p, ' ')
+	if i < len("2006-01-02T15:04:05Z") || i > len(time.RFC3339Nano)+6 {
+		return time.Time{}, p
+	}
+	t, err := time.Parse(time.RFC3339Nano, string(p[:i]))
+	if err != nil {
+		return time.Time{}, p
+	}
+	return t, p[i+1:]
+}
