@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"aima/runtime"
@@ -17,6 +18,10 @@ import (
 func (st *starter) waitReady(ctx context.Context) *failure {
 	m, s := st.m, st.s
 	exited := m.rt.WaitExit(ctx, st.containerID)
+	// Docker's "die" event comes tens of milliseconds before a wait returns
+	// (the engine answers waits only after tearing down the network), so
+	// watch both and take whichever is first.
+	died, oomSeen := st.watchDie(ctx)
 	readyLine := make(chan struct{}, 1)
 	logCtx, stopLogs := context.WithCancel(ctx)
 	defer stopLogs()
@@ -42,7 +47,9 @@ func (st *starter) waitReady(ctx context.Context) *failure {
 		case <-ctx.Done():
 			return &failure{reason: "interrupted"}
 		case ex := <-exited:
-			return st.exitFailure(ex)
+			return st.exitFailure(ex, oomSeen())
+		case ex := <-died:
+			return st.exitFailure(ex, oomSeen())
 		case <-readyLine:
 			if !inHealthCheck {
 				inHealthCheck = true
@@ -58,8 +65,43 @@ func (st *starter) waitReady(ctx context.Context) *failure {
 	}
 }
 
+// watchDie delivers the container's "die" event (with its exit code) and
+// remembers an "oom" event before it.
+func (st *starter) watchDie(ctx context.Context) (<-chan runtime.ExitStatus, func() bool) {
+	out := make(chan runtime.ExitStatus, 1)
+	var oom atomic.Bool
+	evs, errc := st.m.rt.Events(ctx, time.Time{}, map[string]string{runtime.LabelService: st.s.ID})
+	st.m.wg.Add(1)
+	go func() {
+		defer st.m.wg.Done()
+		for {
+			select {
+			case ev, ok := <-evs:
+				if !ok {
+					return
+				}
+				if ev.ContainerID != st.containerID {
+					continue
+				}
+				switch ev.Action {
+				case "oom":
+					oom.Store(true)
+				case "die":
+					out <- runtime.ExitStatus{ExitCode: ev.ExitCode}
+					return
+				}
+			case <-errc:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, oom.Load
+}
+
 // exitFailure turns a container exit during a start into a failure.
-func (st *starter) exitFailure(ex runtime.ExitStatus) *failure {
+func (st *starter) exitFailure(ex runtime.ExitStatus, oomEvent bool) *failure {
 	m := st.m
 	bg, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -67,9 +109,9 @@ func (st *starter) exitFailure(ex runtime.ExitStatus) *failure {
 		return &failure{reason: fmt.Sprintf("lost track of the container: %v", ex.Err)}
 	}
 	code := ex.ExitCode
-	f := &failure{exitCode: &code}
-	if info, err := m.rt.InspectContainer(bg, st.containerID); err == nil {
-		f.oom = info.OOMKilled
+	f := &failure{exitCode: &code, oom: oomEvent}
+	if info, err := m.rt.InspectContainer(bg, st.containerID); err == nil && !info.Running {
+		f.oom = f.oom || info.OOMKilled
 		code = info.ExitCode
 	}
 	// The engine's root cause can sit far above its last lines: vLLM ends
