@@ -19,7 +19,9 @@ enginesim:
 	mkdir -p $(BIN)/enginesim-ctx
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/enginesim-ctx/enginesim ./cmd/enginesim
 	cp cmd/enginesim/Dockerfile $(BIN)/enginesim-ctx/Dockerfile
-	docker build -q -t $(SIM_IMAGE) $(BIN)/enginesim-ctx
+	docker build -q -t $(SIM_IMAGE) \
+	  --label aima.sim.sha=$$(cat $(BIN)/enginesim-ctx/enginesim cmd/enginesim/Dockerfile | sha256sum | cut -d' ' -f1) \
+	  $(BIN)/enginesim-ctx
 
 run: build
 	$(BIN)/aima start --addr $(ADDR)
