@@ -66,7 +66,7 @@ func (m *Manager) checkLiveness(ctx context.Context, s Service) {
 	case !ok && cur.Status == StatusUnhealthy && cur.UnhealthySince != nil && now.Sub(*cur.UnhealthySince) >= m.opts.UnhealthyGrace:
 		f := failure{reason: fmt.Sprintf("engine unhealthy for %s: %s failing while the process runs (wedged)", m.opts.UnhealthyGrace, eng.HealthPath)}
 		bg := context.WithoutCancel(ctx)
-		f.logTail = m.tail(bg, cur.ContainerID, 30)
+		f.logTail, _ = m.failureLogs(bg, cur.ContainerID)
 		// Stop it first: the die event then finds the service failed already.
 		m.failRunning(bg, cur, f)
 		_ = m.rt.StopContainer(bg, cur.ContainerID, m.opts.StopTimeout)

@@ -33,7 +33,10 @@ func (m *Manager) ensureImage(ctx context.Context, id string, run int, ref strin
 		mu.Lock()
 		defer mu.Unlock()
 		now := time.Now()
-		if p.Status == lastStatus[p.Layer] && now.Sub(last[p.Layer]) < pullThrottle {
+		// A layer's last byte update (current == total) always goes out, so
+		// the bytes shown end at 100% however fast the layer came.
+		done := p.Total > 0 && p.Current >= p.Total
+		if p.Status == lastStatus[p.Layer] && now.Sub(last[p.Layer]) < pullThrottle && !done {
 			return
 		}
 		last[p.Layer], lastStatus[p.Layer] = now, p.Status

@@ -118,17 +118,27 @@ func (st *starter) exitFailure(ex runtime.ExitStatus, oomEvent bool) *failure {
 	// an engine-core failure with a ~40-line API-server traceback that only
 	// says "See root cause above", so the reason is looked for in more lines
 	// than the record keeps.
-	lines := m.tail(bg, st.containerID, reasonScanLines)
-	f.logTail = lines[max(0, len(lines)-30):]
+	var line string
+	f.logTail, line = m.failureLogs(bg, st.containerID)
 	f.reason = fmt.Sprintf("container exited with code %d%s during %s", code, ExitDescription(code), st.phase)
 	if f.oom {
 		f.reason += " (OOM killed)"
 	}
-	if line := ReasonFromLogs(lines); line != "" {
+	if line != "" {
 		f.reason += ": " + line
 	}
 	return f
 }
+
+// failureLogs returns the last lines a failure record keeps and the
+// engine's own error line, looked for in more lines than are kept.
+func (m *Manager) failureLogs(ctx context.Context, containerID string) (tail []string, reason string) {
+	lines := m.tail(ctx, containerID, reasonScanLines)
+	return lines[max(0, len(lines)-keptLogLines):], ReasonFromLogs(lines)
+}
+
+// keptLogLines is how many last log lines a failed run's record keeps.
+const keptLogLines = 30
 
 // reasonScanLines is how many last log lines a failure's reason is
 // looked for in.

@@ -58,8 +58,8 @@ func (m *Manager) reconcileOne(ctx context.Context, s Service, c runtime.Contain
 		var tail []string
 		var code *int
 		if exists {
-			tail = m.tail(ctx, c.ID, 30)
-			if line := ReasonFromLogs(tail); line != "" {
+			var line string
+			if tail, line = m.failureLogs(ctx, c.ID); line != "" {
 				reason += ": " + line
 			}
 			x := c.ExitCode
@@ -86,13 +86,13 @@ func (m *Manager) reconcileOne(ctx context.Context, s Service, c runtime.Contain
 			code := c.ExitCode
 			f.exitCode = &code
 			f.reason = fmt.Sprintf("container exited with code %d%s", code, ExitDescription(code))
-			f.logTail = m.tail(ctx, c.ID, 30)
+			f.logTail, f.engineLine = m.failureLogs(ctx, c.ID)
 			if info, err := m.rt.InspectContainer(ctx, c.ID); err == nil && info.OOMKilled {
 				f.oom = true
 				f.reason += " (OOM killed)"
 			}
-			if line := ReasonFromLogs(f.logTail); line != "" {
-				f.reason += ": " + line
+			if f.engineLine != "" {
+				f.reason += ": " + f.engineLine
 			}
 		}
 		m.failRunning(ctx, s, f)

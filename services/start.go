@@ -105,10 +105,11 @@ var errStartTimeout = errors.New("start deadline exceeded")
 
 // failure is a start that ended because of the engine or the runtime.
 type failure struct {
-	reason   string
-	exitCode *int
-	oom      bool
-	logTail  []string
+	reason     string
+	engineLine string // the engine's own error line, if found
+	exitCode   *int
+	oom        bool
+	logTail    []string
 }
 
 // runStart walks the phases and records the outcome.

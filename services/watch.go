@@ -112,7 +112,7 @@ func (m *Manager) containerEnded(ctx context.Context, id, containerID, what stri
 			c := info.ExitCode
 			f.exitCode = &c
 		}
-		f.logTail = m.tail(ctx, containerID, 30)
+		f.logTail, f.engineLine = m.failureLogs(ctx, containerID)
 	} else if !errs.Is(err, errs.NotFound) {
 		return // cannot tell; the resync after reconnecting decides
 	}
@@ -120,8 +120,8 @@ func (m *Manager) containerEnded(ctx context.Context, id, containerID, what stri
 	if f.oom {
 		f.reason += " (OOM killed)"
 	}
-	if line := ReasonFromLogs(f.logTail); line != "" {
-		f.reason += ": " + line
+	if f.engineLine != "" {
+		f.reason += ": " + f.engineLine
 	}
 	m.failRunning(ctx, s, f)
 }
