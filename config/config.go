@@ -11,6 +11,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -63,8 +66,7 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 		*d = Duration(v)
 		return nil
 	}
-	var secs float64
-	if _, err := fmt.Sscanf(s, "%g", &secs); err == nil {
+	if secs, err := strconv.ParseFloat(strings.TrimSpace(s), 64); err == nil && secs >= 0 {
 		*d = Duration(time.Duration(secs * float64(time.Second)))
 		return nil
 	}
@@ -147,11 +149,18 @@ func (c *Config) Validate() error {
 
 // Ports parses PortRange.
 func (c *Config) Ports() (lo, hi int, err error) {
-	if _, err := fmt.Sscanf(c.PortRange, "%d-%d", &lo, &hi); err != nil || lo < 1 || hi > 65535 || lo > hi {
+	m := portRangeRE.FindStringSubmatch(strings.TrimSpace(c.PortRange))
+	if m != nil {
+		lo, _ = strconv.Atoi(m[1])
+		hi, _ = strconv.Atoi(m[2])
+	}
+	if m == nil || lo < 1 || hi > 65535 || lo > hi {
 		return 0, 0, fmt.Errorf("port_range %q: want LOW-HIGH within 1-65535", c.PortRange)
 	}
 	return lo, hi, nil
 }
+
+var portRangeRE = regexp.MustCompile(`^(\d{1,5})-(\d{1,5})$`)
 
 // DefaultDataDir is ~/.aima.
 func DefaultDataDir() string {

@@ -64,7 +64,8 @@ func Invalid(field, format string, args ...any) *Error {
 // NotFoundf reports an unknown ID or name.
 func NotFoundf(format string, args ...any) *Error { return New(NotFound, format, args...) }
 
-// KindOf returns the kind of err: the innermost *Error's kind wins over context
+// KindOf returns the kind of err: the outermost *Error's kind wins (so a
+// layer that re-classifies an error by wrapping it decides), then context
 // errors; plain context errors map to DeadlineExceeded and Canceled; anything
 // else is Internal (a bug, or an error nobody classified yet).
 func KindOf(err error) Kind {

@@ -6,6 +6,10 @@ import (
 	"time"
 )
 
+// restartSeqGap is how far numbering jumps when a service's log is reloaded
+// from the journal (see load).
+const restartSeqGap = 1 << 24
+
 // DefaultLogLimit is how many recent events per service the bus keeps in
 // memory for replay; older durable events are read back from the Journal.
 const DefaultLogLimit = 4096
@@ -40,7 +44,7 @@ type Option func(*Bus)
 func WithJournal(j Journal) Option { return func(b *Bus) { b.journal = j } }
 
 // WithLogLimit bounds the in-memory log per service.
-func WithLogLimit(n int) Option { return func(b *Bus) { b.limit = n } }
+func WithLogLimit(n int) Option { return func(b *Bus) { b.limit = max(n, 1) } }
 
 // WithClock sets the time source (tests).
 func WithClock(now func() time.Time) Option { return func(b *Bus) { b.now = now } }
@@ -84,7 +88,10 @@ func (l *serviceLog) load(serviceID string, onError func(error)) {
 		return
 	}
 	if len(old) > 0 {
-		l.nextSeq = old[len(old)-1].Seq + 1
+		// Byte-progress events are not journaled, so the last run may have
+		// used numbers after the last durable event; skip well past them so
+		// no cursor a client holds is ever reused.
+		l.nextSeq = old[len(old)-1].Seq + restartSeqGap
 		if len(old) > l.limit {
 			old = old[len(old)-l.limit:]
 		}
@@ -112,7 +119,8 @@ func (b *Bus) Publish(ev Event) Event {
 		}
 	}
 	l.events = append(l.events, ev)
-	if len(l.events) > l.limit {
+	// Trim in halves of the window so the copy is amortised O(1) per event.
+	if len(l.events) >= 2*l.limit {
 		drop := len(l.events) - l.limit
 		l.events = append(l.events[:0:0], l.events[drop:]...)
 		l.firstMem = l.events[0].Seq
@@ -139,7 +147,10 @@ func (b *Bus) LastSeq(serviceID string) uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.load(serviceID, b.onError)
-	return l.nextSeq - 1
+	if len(l.events) == 0 {
+		return 0
+	}
+	return l.events[len(l.events)-1].Seq
 }
 
 // readLocked returns events after the cursor plus the channel that will be

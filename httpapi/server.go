@@ -48,6 +48,12 @@ func New(env *tools.Env, log *slog.Logger) *Server {
 	health, _ := tools.Lookup("health_check")
 	s.mux.Handle("GET /health", s.opHandler(health))
 	s.mux.HandleFunc("GET /api/events", s.eventsStream)
+	for _, p := range []string{"/health", "/api/events"} {
+		s.mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", "GET")
+			writeJSON(w, http.StatusMethodNotAllowed, ErrorBody{Error: ErrorDetail{Code: errs.InvalidArgument, Message: "method " + r.Method + " not allowed; use GET"}})
+		})
+	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errs.NotFoundf("no route %s %s; see /api/<group>/<verb> in the README", r.Method, r.URL.Path))
 	})
@@ -111,7 +117,7 @@ func (s *Server) opHandler(op tools.Op) http.Handler {
 			writeJSON(w, http.StatusMethodNotAllowed, ErrorBody{Error: ErrorDetail{Code: errs.InvalidArgument, Message: "method " + r.Method + " not allowed"}})
 			return
 		}
-		if wantsStream(r, raw) {
+		if wantsStream(r, op, raw) {
 			s.serveStream(w, r, op, raw)
 			return
 		}
@@ -126,9 +132,12 @@ func (s *Server) opHandler(op tools.Op) http.Handler {
 
 // wantsStream: SSE when the client accepts it, or when the input asks to
 // follow (a follow never ends, so it cannot be one JSON document).
-func wantsStream(r *http.Request, raw json.RawMessage) bool {
+func wantsStream(r *http.Request, op tools.Op, raw json.RawMessage) bool {
 	if strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
 		return true
+	}
+	if _, ok := op.InputSchema().Properties["follow"]; !ok {
+		return false // the decoder rejects the unknown field
 	}
 	var probe struct {
 		Follow bool `json:"follow"`

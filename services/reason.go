@@ -29,7 +29,7 @@ func ReasonFromLogs(lines []string) string {
 		l := strings.TrimSpace(processPrefix.ReplaceAllString(strings.TrimSpace(raw), ""))
 		l = strings.TrimSpace(logPrefix.ReplaceAllString(l, ""))
 		if m := errorLine.FindStringSubmatch(l); m != nil {
-			text := m[1] + ": " + m[2]
+			text := truncate(m[1]+": "+m[2], 500)
 			if isWrapper(text) {
 				lastWrapper = text
 			} else {

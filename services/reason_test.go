@@ -125,7 +125,7 @@ func TestReasonFromLogs(t *testing.T) {
 			want: "huggingface_hub.errors.HFValidationError: Repo id must be in the form 'repo_name' or 'namespace/repo_name': '/app/bge_m3'. Use `repo_type` argument if needed.",
 		},
 		{
-			name: "no exception line: the last non-empty line, as printed",
+			name: "no exception line: the last line that says error, as printed",
 			lines: []string{
 				"usage: vllm [-h] [-v] {chat,complete,serve,bench,collect-env,run-batch} ...",
 				"vllm: error: unrecognized arguments: serve",
@@ -134,19 +134,43 @@ func TestReasonFromLogs(t *testing.T) {
 			want: "vllm: error: unrecognized arguments: serve",
 		},
 		{
-			name: "no exception line with a process prefix keeps it",
+			name: "no exception line: a failed line with its prefixes",
+			lines: []string{
+				"(EngineCore_DP0 pid=223840) ERROR 10-25 13:08:43 [core.py:708] EngineCore failed to start.",
+				"(APIServer pid=1) INFO:     Waiting for application startup.",
+			},
+			want: "(EngineCore_DP0 pid=223840) ERROR 10-25 13:08:43 [core.py:708] EngineCore failed to start.",
+		},
+		{
+			name: "no exception line: a fatal line",
+			lines: []string{
+				"llama_model_load: fatal: cannot open model file",
+				"main: exiting",
+			},
+			want: "llama_model_load: fatal: cannot open model file",
+		},
+		{
+			name: "ordinary lines explain nothing",
 			lines: []string{
 				"(APIServer pid=1) INFO:     Started server process [1]",
 				"(APIServer pid=1) INFO:     Waiting for application startup.",
+				`(APIServer pid=1) INFO:     172.17.0.1:41774 - "GET /health HTTP/1.1" 200 OK`,
 			},
-			want: "(APIServer pid=1) INFO:     Waiting for application startup.",
+			want: "",
 		},
 		{
 			name: "a warning line is not an exception",
 			lines: []string{
 				"[rank0]:[W609 14:01:53.847994808 ProcessGroupNCCL.cpp:1554] Warning: WARNING: destroy_process_group() was not called before program exit",
 			},
-			want: "[rank0]:[W609 14:01:53.847994808 ProcessGroupNCCL.cpp:1554] Warning: WARNING: destroy_process_group() was not called before program exit",
+			want: "",
+		},
+		{
+			name: "error as part of a word does not count",
+			lines: []string{
+				"INFO 10-25 13:08:43 [metrics.py:1] errors_total=0 failedover=false",
+			},
+			want: "",
 		},
 	}
 	for _, tc := range tests {
@@ -161,10 +185,10 @@ func TestReasonFromLogs(t *testing.T) {
 
 func TestReasonFromLogsTruncatesLongLastLine(t *testing.T) {
 	t.Parallel()
-	long := strings.Repeat("x", 1000)
+	long := "error: " + strings.Repeat("x", 1000)
 	got := ReasonFromLogs([]string{long})
-	if !strings.HasPrefix(got, strings.Repeat("x", 300)) || len(got) > 300+len("…") {
-		t.Fatalf("ReasonFromLogs(1000 x) = %d bytes, want the first 300 plus an ellipsis", len(got))
+	if !strings.HasPrefix(got, long[:300]) || len(got) > 300+len("…") {
+		t.Fatalf("ReasonFromLogs(1007-byte error line) = %d bytes, want the first 300 plus an ellipsis", len(got))
 	}
 	if !utf8.ValidString(got) {
 		t.Fatal("truncated reason is not valid UTF-8")
