@@ -1,0 +1,131 @@
+// Package jsonrpc serves aima's operations as JSON-RPC 2.0 methods, over
+// stdio (newline-delimited JSON, `aima rpc`) and over HTTP (`POST /rpc` on
+// the daemon). It is a front-end like httpapi and the MCP server: every
+// method is a tools.Op run through a tools.Caller; this package only speaks
+// the protocol.
+//
+// It is project-owned rather than built on sourcegraph/jsonrpc2 because that
+// library cannot do batches, closes the connection on a malformed line, drops
+// in-flight replies at EOF and has no HTTP mode (docs/decisions/jsonrpc.md).
+//
+// Protocol summary:
+//   - Methods are the dotted names of the visible operations: "service.start",
+//     "model.list", "health.check". Read-only mode hides mutating ones.
+//   - Params are the operation's input, by name only (a JSON object); absent
+//     or null params mean {}. The result is the operation's output.
+//   - Errors use the fixed codes of errors.go; data.kind is the errs kind and
+//     data.field names the offending input field when there is one.
+//   - While a call runs, its progress events arrive as "service.progress"
+//     notifications and its log lines as "service.log", both carrying the
+//     request id. Notifications from the client (requests without an id) are
+//     executed but never answered and report no progress.
+//   - Batches are processed concurrently; their responses come back as one
+//     array in request order, without entries for notifications.
+package jsonrpc
+
+import (
+	"bytes"
+	"encoding/json"
+)
+
+// Version is the only protocol version accepted in the "jsonrpc" member.
+const Version = "2.0"
+
+// Notification methods the server sends while a call runs.
+const (
+	MethodProgress = "service.progress"
+	MethodLog      = "service.log"
+)
+
+// Defaults of Options; a zero field means the default.
+const (
+	// DefaultMaxLineBytes caps one stdio line. Real requests are small
+	// (operation inputs are capped at 1 MiB); the cap stops a runaway
+	// producer from exhausting memory.
+	DefaultMaxLineBytes = 4 << 20
+	// DefaultMaxBodyBytes caps an HTTP request body, like the HTTP API.
+	DefaultMaxBodyBytes = 1 << 20
+	// DefaultMaxInFlight bounds concurrent calls on one stdio connection;
+	// when reached, reading pauses (back-pressure) until one finishes.
+	DefaultMaxInFlight = 64
+)
+
+// Options configure a transport. The zero value serves every operation with
+// the default limits.
+type Options struct {
+	// ReadOnly hides every operation that is not read-only, as the daemon's
+	// --read-only does for the HTTP API.
+	ReadOnly bool
+	// MaxLineBytes caps a stdio line; a longer line is discarded up to its
+	// newline and answered with -32600, and the connection stays usable.
+	MaxLineBytes int
+	// MaxBodyBytes caps an HTTP body; a larger one gets HTTP 413 with a
+	// -32600 error body.
+	MaxBodyBytes int64
+	// MaxInFlight bounds concurrent calls on one stdio connection.
+	MaxInFlight int
+}
+
+func (o Options) maxLine() int {
+	if o.MaxLineBytes > 0 {
+		return o.MaxLineBytes
+	}
+	return DefaultMaxLineBytes
+}
+
+func (o Options) maxBody() int64 {
+	if o.MaxBodyBytes > 0 {
+		return o.MaxBodyBytes
+	}
+	return DefaultMaxBodyBytes
+}
+
+func (o Options) maxInFlight() int {
+	if o.MaxInFlight > 0 {
+		return o.MaxInFlight
+	}
+	return DefaultMaxInFlight
+}
+
+// Response is one JSON-RPC response object: exactly one of Result and
+// Error is set. Exported so that clients and tests decode the same shape.
+type Response struct {
+	JSONRPC string          `json:"jsonrpc"`
+	ID      json.RawMessage `json:"id"`
+	Result  json.RawMessage `json:"result,omitempty"`
+	Error   *Error          `json:"error,omitempty"`
+}
+
+// Notification is a server-to-client notification (service.progress,
+// service.log).
+type Notification struct {
+	JSONRPC string `json:"jsonrpc"`
+	Method  string `json:"method"`
+	Params  any    `json:"params"`
+}
+
+var null = json.RawMessage("null")
+
+// marshal encodes v as one line of compact JSON without HTML escaping, so
+// messages read the same as in the HTTP API. Every value this package
+// encodes is marshalable except an operation's output, whose failure the
+// caller handles.
+func marshal(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(b.Bytes(), "\n"), nil
+}
+
+// mustMarshal encodes values built from known-good parts (ids and results
+// already validated as JSON, strings, numbers).
+func mustMarshal(v any) []byte {
+	b, err := marshal(v)
+	if err != nil {
+		panic("jsonrpc: encoding a protocol message: " + err.Error())
+	}
+	return b
+}
