@@ -4,7 +4,7 @@ BIN       ?= bin
 SIM_IMAGE ?= aima-enginesim:dev
 ADDR      ?= 127.0.0.1:9090
 
-.PHONY: setup build enginesim run test test-short bench schemas fmt vet
+.PHONY: setup build enginesim run test test-short fuzz bench schemas fmt vet
 
 # Installs (Debian docker.io) and starts the Docker engine when none answers.
 setup:
@@ -28,7 +28,14 @@ run: build
 
 # Full suite: unit tests plus integration tests on the real Docker engine.
 test: build enginesim
-	$(GO) test -race -count=1 -timeout 45m ./...
+	$(GO) test -race -count=1 -timeout 60m ./...
+	$(MAKE) fuzz
+
+# Brief runs of the decoder fuzz targets (longer: make fuzz FUZZTIME=5m).
+FUZZTIME ?= 10s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRequest$$' -fuzztime $(FUZZTIME) ./jsonrpc/
+	$(GO) test -run '^$$' -fuzz '^FuzzToolArguments$$' -fuzztime $(FUZZTIME) ./mcp/
 
 test-short:
 	$(GO) test -race -count=1 -short ./...
