@@ -1,0 +1,384 @@
+package e2e
+
+// Latency benchmarks of the lifecycle against a real Docker engine and the
+// engine simulator. They report medians with b.ReportMetric (ns/op is
+// suppressed: an iteration is a whole engine start, not the thing measured).
+// Run them with a small fixed count, e.g.
+//
+//	go test -run '^$' -bench . -benchtime=10x ./e2e/
+//
+// See docs/performance.md for what each one measures and the targets.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"aima/events"
+	"aima/internal/testenv"
+	"aima/runtime/docker"
+	"aima/services"
+	"aima/tools"
+)
+
+// writeConfig, makeModel and startDaemon in harness_test.go take
+// *testing.T, which a benchmark does not have; these are their testing.TB
+// counterparts, kept minimal.
+
+// benchConfig writes a config pointing vllm at image with the tests'
+// simulator time scale.
+func benchConfig(tb testing.TB, image string) string {
+	tb.Helper()
+	lo := testenv.FreePort(tb)
+	cfg := fmt.Sprintf("engines:\n  vllm:\n    image: %s\n    gpus: none\n    env:\n      SIM_TIME_SCALE: %q\nport_range: %d-%d\n", image, simScale, lo, lo+20)
+	path := filepath.Join(tb.TempDir(), "aima.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return path
+}
+
+// benchModel creates a Hugging Face-style model directory.
+func benchModel(tb testing.TB) string {
+	tb.Helper()
+	dir := filepath.Join(tb.TempDir(), "qwen-tiny")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	cfg := `{"architectures":["Qwen2ForCausalLM"],"torch_dtype":"bfloat16","max_position_embeddings":32768}`
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(cfg), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "model.safetensors"), bytes.Repeat([]byte{1}, 4096), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	return dir
+}
+
+// benchInproc is newInproc for benchmarks.
+func benchInproc(b *testing.B) *inproc {
+	b.Helper()
+	testenv.RequireDocker(b)
+	p := startInproc(b, benchConfig(b, testenv.EngineSimImage(b)))
+	p.modelID = p.addModel(b, benchModel(b))
+	return p
+}
+
+// benchMedian is the median of the samples (mean of the middle two for an even count).
+func benchMedian(d []time.Duration) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	n := len(s)
+	if n == 0 {
+		return 0
+	}
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+func msOf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// reportLatency reports the median and the extremes of the samples in ms.
+func reportLatency(b *testing.B, name string, samples []time.Duration) {
+	b.Helper()
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(msOf(benchMedian(samples)), "ms-"+name)
+	b.ReportMetric(msOf(slices.Min(samples)), "ms-min")
+	b.ReportMetric(msOf(slices.Max(samples)), "ms-max")
+	b.Logf("%s samples: %v", name, samples)
+}
+
+// firstHealthy polls url every 5 ms and returns a channel that receives
+// the moment the first HTTP 200 arrived; stop ends the polling.
+func firstHealthy(url string) (got <-chan time.Time, stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan time.Time, 1)
+	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+			if resp, err := c.Do(req); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					ch <- time.Now()
+					return
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return ch, func() { cancel(); wg.Wait() }
+}
+
+// BenchmarkReadyToRunning: from the engine's health endpoint first
+// answering 200 (seen by a 5 ms poller of our own) to aima's "running"
+// status event.
+func BenchmarkReadyToRunning(b *testing.B) {
+	p := benchInproc(b)
+	var samples []time.Duration
+	for i := 0; i < b.N; i++ {
+		s := p.createService(b, tools.ServiceCreateInput{Name: fmt.Sprintf("r2r-%d", i)})
+		ready, stop := firstHealthy(s.Endpoint + "/health")
+		_, evs, err := p.startWait(b, s.ID, 120)
+		if err != nil {
+			stop()
+			b.Fatalf("start: %v", err)
+		}
+		running, ok := statusEvent(evs, "running")
+		if !ok {
+			stop()
+			b.Fatalf("no running event:\n%s", eventLines(evs))
+		}
+		var readyAt time.Time
+		select {
+		case readyAt = <-ready:
+		case <-time.After(10 * time.Second):
+			stop()
+			b.Fatal("the poller never saw HTTP 200 from a running service")
+		}
+		stop()
+		samples = append(samples, running.Time.Sub(readyAt))
+		p.call(b, "service_delete", tools.ServiceRef{ServiceID: s.ID}, nil)
+	}
+	reportLatency(b, "ready-to-running", samples)
+}
+
+// BenchmarkExitToFailed: from the container's exit during a start (Docker's
+// State.FinishedAt; the simulator fails with oom-load) to aima's "failed"
+// status event. A waiter of our own (the Docker wait API) splits it into
+// the engine's part (exit → the wait returns) and aima's (the wait returns
+// → failed); a Docker events subscriber of our own adds exit → "die" event
+// for comparison (see docs/performance.md).
+func BenchmarkExitToFailed(b *testing.B) {
+	p := benchInproc(b)
+	rt, err := docker.New()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = rt.Close() })
+	var total, engine, aima, die []time.Duration
+	for i := 0; i < b.N; i++ {
+		s := p.createService(b, tools.ServiceCreateInput{Name: fmt.Sprintf("e2f-%d", i), Env: []string{"SIM_FAIL=oom-load"}})
+		// Docker's die event, for comparison with the wait aima uses.
+		evctx, stopEvents := context.WithTimeout(context.Background(), 2*time.Minute)
+		dockerEvents, _ := rt.Events(evctx, time.Time{}, map[string]string{"aima.service": s.ID})
+		died := make(chan time.Time, 1)
+		go func() {
+			for ev := range dockerEvents {
+				if ev.Action == "die" {
+					died <- time.Now()
+					return
+				}
+			}
+		}()
+		var out tools.StartOutput
+		p.call(b, "service_start", tools.ServiceStartInput{ServiceID: s.ID, TimeoutSeconds: 120}, &out)
+		cid := p.waitFor(b, s.ID, time.Minute, "with a container", func(x services.Service) bool {
+			return x.ContainerID != "" || x.Status == services.StatusFailed
+		}).ContainerID
+		if cid == "" {
+			b.Fatal("the start failed before it created a container")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		ex := <-rt.WaitExit(ctx, cid)
+		waited := time.Now()
+		cancel()
+		if ex.Err != nil {
+			b.Fatalf("wait: %v", ex.Err)
+		}
+		var st services.Service
+		if err := p.try(b, "service_wait", tools.ServiceWaitInput{ServiceID: s.ID, For: "failed", TimeoutSeconds: 120}, &st, nil); err != nil {
+			b.Fatalf("wait for failed: %v", err)
+		}
+		if strings.HasPrefix(st.Reason, "timed out") || st.ContainerID != cid {
+			b.Fatalf("not an exit failure of %s: %q", cid, st.Reason)
+		}
+		var hist tools.EventsOutput
+		p.call(b, "service_events", tools.ServiceEventsInput{ServiceID: s.ID, After: out.EventsFrom}, &hist)
+		var failedAt time.Time
+		for _, h := range hist.Items {
+			if h.Type == events.TypeStatus && h.Status == "failed" {
+				failedAt = h.Time
+			}
+		}
+		if failedAt.IsZero() {
+			b.Fatal("no failed status event in the history")
+		}
+		info, err := exec.Command("docker", "inspect", "-f", "{{.State.FinishedAt}}", cid).Output()
+		if err != nil {
+			b.Fatalf("docker inspect: %v", err)
+		}
+		finished, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(string(info)))
+		if err != nil {
+			b.Fatalf("FinishedAt %q: %v", info, err)
+		}
+		select {
+		case at := <-died:
+			die = append(die, at.Sub(finished))
+		case <-time.After(10 * time.Second):
+			b.Error("no die event from Docker")
+		}
+		stopEvents()
+		total = append(total, failedAt.Sub(finished))
+		engine = append(engine, waited.Sub(finished))
+		aima = append(aima, failedAt.Sub(waited))
+		p.call(b, "service_delete", tools.ServiceRef{ServiceID: s.ID}, nil)
+	}
+	reportLatency(b, "exit-to-failed", total)
+	b.ReportMetric(msOf(benchMedian(engine)), "ms-exit-to-wait")
+	b.ReportMetric(msOf(benchMedian(aima)), "ms-wait-to-failed")
+	if len(die) > 0 {
+		b.ReportMetric(msOf(benchMedian(die)), "ms-exit-to-die-event")
+	}
+	b.Logf("exit-to-wait samples: %v\nwait-to-failed samples: %v\nexit-to-die-event samples: %v", engine, aima, die)
+}
+
+// benchDaemon runs `aima start` as a subprocess (startDaemon for a
+// benchmark) and returns its address.
+func benchDaemon(b *testing.B, bin, config string) string {
+	b.Helper()
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(b))
+	var log bytes.Buffer
+	cmd := exec.Command(bin, "start", "--addr", addr, "--data-dir", filepath.Join(b.TempDir(), "data"), "--config", config)
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+		}
+		if b.Failed() {
+			b.Logf("daemon log:\n%s", log.String())
+		}
+	})
+	if !pollHealthy("http://"+addr+"/health", 10*time.Millisecond, 30*time.Second) {
+		b.Fatalf("daemon did not answer /health:\n%s", log.String())
+	}
+	return addr
+}
+
+// pollHealthy GETs url every interval until HTTP 200 (true) or timeout.
+func pollHealthy(url string, interval, timeout time.Duration) bool {
+	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if resp, err := c.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return true
+			}
+		}
+		time.Sleep(interval)
+	}
+	return false
+}
+
+// runCmd runs a command and fails the benchmark on a non-zero exit.
+func runCmd(b *testing.B, env []string, name string, args ...string) string {
+	b.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		b.Fatalf("%s %s: %v\nstdout: %s\nstderr: %s", name, strings.Join(args, " "), err, out.String(), errb.String())
+	}
+	return out.String()
+}
+
+// BenchmarkStartOverhead compares `aima service start --wait` (the built
+// CLI against an `aima start` daemon) with the bare minimum to the same
+// point: `docker run -d` of the same image, model mount and time scale,
+// then polling /health every 10 ms until 200. The two alternate, in
+// alternating order; the metric is the ratio of their medians.
+func BenchmarkStartOverhead(b *testing.B) {
+	testenv.RequireDocker(b)
+	image := testenv.EngineSimImage(b)
+	bin := testenv.BuildAima(b)
+	addr := benchDaemon(b, bin, benchConfig(b, image))
+	aimaEnv := []string{"AIMA_ADDR=" + addr}
+	modelDir := benchModel(b)
+	var model struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal([]byte(runCmd(b, aimaEnv, bin, "model", "add", "--path", modelDir, "-o", "json")), &model); err != nil || model.ID == "" {
+		b.Fatalf("model add: %v %+v", err, model)
+	}
+	label := testenv.UniqueName(b)
+	testenv.RemoveContainersWithLabel(b, "aima.bench", label)
+
+	viaAima := func(i int) time.Duration {
+		var s struct {
+			ID string `json:"id"`
+		}
+		out := runCmd(b, aimaEnv, bin, "service", "create", "--model-id", model.ID, "--engine-type", "vllm", "--name", fmt.Sprintf("ovh-%d", i), "-o", "json")
+		if err := json.Unmarshal([]byte(out), &s); err != nil || s.ID == "" {
+			b.Fatalf("service create: %v: %s", err, out)
+		}
+		testenv.RemoveContainersWithLabel(b, "aima.service", s.ID)
+		t0 := time.Now()
+		runCmd(b, aimaEnv, bin, "service", "start", s.ID, "--wait", "--timeout", "120")
+		d := time.Since(t0)
+		runCmd(b, aimaEnv, bin, "service", "delete", s.ID)
+		return d
+	}
+	viaDocker := func(i int) time.Duration {
+		port := testenv.FreePort(b)
+		name := fmt.Sprintf("%s-%d", label, i)
+		t0 := time.Now()
+		runCmd(b, nil, "docker", "run", "-d", "--name", name, "--label", "aima.bench="+label,
+			"-p", fmt.Sprintf("127.0.0.1:%d:8000", port), "--shm-size", "1g",
+			"-e", "SIM_TIME_SCALE="+simScale, "-v", modelDir+":/models/x:ro",
+			image, "--model", "/models/x")
+		if !pollHealthy(fmt.Sprintf("http://127.0.0.1:%d/health", port), 10*time.Millisecond, 2*time.Minute) {
+			b.Fatalf("plain docker run of %s never answered /health", image)
+		}
+		d := time.Since(t0)
+		runCmd(b, nil, "docker", "rm", "-f", name)
+		return d
+	}
+
+	var aimaT, dockerT []time.Duration
+	for i := 0; i < b.N; i++ {
+		if i%2 == 0 {
+			aimaT = append(aimaT, viaAima(i))
+			dockerT = append(dockerT, viaDocker(i))
+		} else {
+			dockerT = append(dockerT, viaDocker(i))
+			aimaT = append(aimaT, viaAima(i))
+		}
+	}
+	ma, md := benchMedian(aimaT), benchMedian(dockerT)
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(float64(ma)/float64(md), "ratio")
+	b.ReportMetric(msOf(ma), "ms-aima")
+	b.ReportMetric(msOf(md), "ms-docker")
+	b.Logf("aima start --wait: %v\ndocker run + poll: %v", aimaT, dockerT)
+}
