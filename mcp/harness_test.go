@@ -1,0 +1,255 @@
+package mcp
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"aima/daemon"
+	"aima/httpapi"
+	"aima/internal/testenv"
+	"aima/tools"
+)
+
+// The two protocol eras aima serves: stateless, and initialize + sessions.
+const (
+	modern = "2026-07-28"
+	legacy = "2025-11-25"
+)
+
+var eras = []string{modern, legacy}
+
+// writeConfig writes a daemon config pointing vllm at image (the engine
+// simulator, sped up 20×) with a private port range.
+func writeConfig(t *testing.T, image string) string {
+	t.Helper()
+	lo := testenv.FreePort(t)
+	cfg := fmt.Sprintf("engines:\n  vllm:\n    image: %s\n    gpus: none\n    env:\n      SIM_TIME_SCALE: \"0.05\"\nport_range: %d-%d\n", image, lo, lo+20)
+	path := filepath.Join(t.TempDir(), "aima.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// makeModel creates a Hugging Face-style model directory.
+func makeModel(t *testing.T, name string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := `{"architectures":["Qwen2ForCausalLM"],"torch_dtype":"bfloat16","max_position_embeddings":32768}`
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "model.safetensors"), bytes.Repeat([]byte{1}, 4096), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// serveDaemon builds a real in-process daemon and serves its HTTP API with
+// /mcp mounted on a loopback httptest server; it returns the base URL. The
+// image only matters to tests that start services.
+func serveDaemon(t *testing.T, image string, readOnly bool, token string) string {
+	t.Helper()
+	d, err := daemon.Build(daemon.Options{
+		DataDir: t.TempDir(), ConfigPath: writeConfig(t, image), ReadOnly: readOnly,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	api := httpapi.New(d.Env, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s := NewServer(tools.LocalCaller{Env: d.Env}, Options{ReadOnly: d.Env.ReadOnly, Version: "test"})
+	api.Handle(Path, Handler(s, HTTPOptions{Token: token, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}))
+	ts := httptest.NewServer(api.Handler())
+	t.Cleanup(ts.Close)
+	return ts.URL
+}
+
+// recorder collects what a go-sdk client receives besides results.
+type recorder struct {
+	mu       sync.Mutex
+	progress map[any][]*sdk.ProgressNotificationParams
+	logs     []string
+}
+
+func newRecorder() *recorder { return &recorder{progress: map[any][]*sdk.ProgressNotificationParams{}} }
+
+func (r *recorder) options() *sdk.ClientOptions {
+	return &sdk.ClientOptions{
+		ProgressNotificationHandler: func(_ context.Context, req *sdk.ProgressNotificationClientRequest) {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			r.progress[req.Params.ProgressToken] = append(r.progress[req.Params.ProgressToken], req.Params)
+		},
+		LoggingMessageHandler: func(_ context.Context, req *sdk.LoggingMessageRequest) {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			r.logs = append(r.logs, fmt.Sprint(req.Params.Data))
+		},
+	}
+}
+
+// messages returns the progress messages of token, ordered by progress.
+func (r *recorder) messages(token string) []string {
+	r.mu.Lock()
+	ps := slices.Clone(r.progress[token])
+	r.mu.Unlock()
+	slices.SortFunc(ps, func(a, b *sdk.ProgressNotificationParams) int {
+		switch {
+		case a.Progress < b.Progress:
+			return -1
+		case a.Progress > b.Progress:
+			return 1
+		}
+		return 0
+	})
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.Message
+	}
+	return out
+}
+
+func (r *recorder) logCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.logs)
+}
+
+// waitFor polls cond until it holds or ctx ends (notifications may trail
+// the result they belong to). state, if set, describes what was seen.
+func waitFor(ctx context.Context, t *testing.T, what string, cond func() bool, state func() string) {
+	t.Helper()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			seen := ""
+			if state != nil {
+				seen = "; seen:\n" + state()
+			}
+			t.Fatalf("gave up waiting for %s: %v%s", what, ctx.Err(), seen)
+		case <-tick.C:
+		}
+	}
+}
+
+// connect opens a go-sdk client session pinned to protocol version and
+// checks that the server agreed to it.
+func connect(ctx context.Context, t *testing.T, tr sdk.Transport, version string, rec *recorder) *sdk.ClientSession {
+	t.Helper()
+	cl := sdk.NewClient(&sdk.Implementation{Name: "aima-test", Version: "1"}, rec.options())
+	cs, err := cl.Connect(ctx, tr, &sdk.ClientSessionOptions{ProtocolVersion: version})
+	if err != nil {
+		t.Fatalf("connect (%s): %v", version, err)
+	}
+	t.Cleanup(func() { _ = cs.Close() })
+	if got := cs.InitializeResult().ProtocolVersion; got != version {
+		t.Fatalf("negotiated protocol %q, want %q", got, version)
+	}
+	if version == legacy {
+		if err := cs.SetLoggingLevel(ctx, &sdk.SetLoggingLevelParams{Level: "info"}); err != nil {
+			t.Fatalf("logging/setLevel: %v", err)
+		}
+	}
+	return cs
+}
+
+// call runs a tool that must succeed and returns its structuredContent.
+func call(ctx context.Context, t *testing.T, cs *sdk.ClientSession, name string, args map[string]any) map[string]any {
+	t.Helper()
+	res, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: name, Arguments: args, Meta: sdk.Meta{sdk.MetaKeyLogLevel: "info"}})
+	if err != nil {
+		t.Fatalf("%s: protocol error: %v", name, err)
+	}
+	if res.IsError {
+		t.Fatalf("%s: isError: %s", name, resultText(res))
+	}
+	obj, ok := res.StructuredContent.(map[string]any)
+	if !ok {
+		t.Fatalf("%s: structuredContent is %T, want an object", name, res.StructuredContent)
+	}
+	if resultText(res) == "" {
+		t.Errorf("%s: no text content", name)
+	}
+	return obj
+}
+
+func resultText(res *sdk.CallToolResult) string {
+	var parts []string
+	for _, c := range res.Content {
+		if tc, ok := c.(*sdk.TextContent); ok {
+			parts = append(parts, tc.Text)
+		}
+	}
+	return strings.Join(parts, "\n")
+}
+
+// field digs a value out of decoded JSON by path.
+func field(v any, path ...string) any {
+	for _, p := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[p]
+	}
+	return v
+}
+
+// assertInOrder checks that each want appears as a message prefix, with
+// first appearances in the given order.
+func assertInOrder(t *testing.T, msgs []string, want ...string) {
+	t.Helper()
+	next := 0
+	for _, m := range msgs {
+		if next < len(want) && strings.HasPrefix(m, want[next]) {
+			next++
+		}
+	}
+	if next < len(want) {
+		b, _ := json.MarshalIndent(msgs, "", "  ")
+		t.Fatalf("progress messages lack %q (after %q) in order:\n%s", want[next], want[:next], b)
+	}
+}
+
+// cancelOnMessage returns a context that is cancelled as soon as a progress
+// message of token satisfies match, to cancel a call midway.
+func cancelOnMessage(ctx context.Context, rec *recorder, token string, match func(string) bool) (context.Context, context.CancelFunc) {
+	callCtx, stop := context.WithCancel(ctx)
+	go func() {
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if slices.ContainsFunc(rec.messages(token), match) {
+				stop()
+				return
+			}
+			select {
+			case <-callCtx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return callCtx, stop
+}
