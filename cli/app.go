@@ -144,9 +144,10 @@ func startCommand(std IO) *ucli.Command {
 			opts := daemon.Options{
 				Addr: cmd.String("addr"), DataDir: cmd.String("data-dir"), ConfigPath: cmd.String("config"),
 				ReadOnly: cmd.Bool("read-only"),
-				Mount: func(srv *httpapi.Server, env *tools.Env) {
+				Token:    os.Getenv(tokenEnv),
+				Mount: func(srv *httpapi.Server, env *tools.Env, addr, token string) {
 					for _, m := range mounts {
-						m(srv, env)
+						m(srv, env, addr, token)
 					}
 				},
 			}
@@ -160,7 +161,7 @@ func startCommand(std IO) *ucli.Command {
 
 // mounts add front-ends (MCP at /mcp, JSON-RPC at /rpc) to the daemon's
 // HTTP server; the files that add them append here from init functions.
-var mounts []func(*httpapi.Server, *tools.Env)
+var mounts []func(srv *httpapi.Server, env *tools.Env, addr, token string)
 
 // doctorCommand is `aima doctor`, a short name for `aima system doctor`.
 func doctorCommand(std IO) *ucli.Command {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"os"
-	"strings"
 
 	ucli "github.com/urfave/cli/v3"
 
@@ -25,11 +24,8 @@ func init() {
 }
 
 // mountMCP serves MCP (streamable HTTP) at /mcp of the daemon, running tools
-// in the daemon itself. Without AIMA_TOKEN on an address beyond loopback it
-// mounts a handler that explains the refusal instead.
-func mountMCP(srv *httpapi.Server, env *tools.Env) {
-	token := os.Getenv(tokenEnv)
-	addr := listenAddr(os.Args)
+// in the daemon itself.
+func mountMCP(srv *httpapi.Server, env *tools.Env, addr, token string) {
 	if err := mcp.CheckExposure(addr, token); err != nil {
 		slog.Warn("MCP over HTTP disabled", "err", err)
 		srv.Handle(mcp.Path, mcp.Disabled(err))
@@ -37,30 +33,6 @@ func mountMCP(srv *httpapi.Server, env *tools.Env) {
 	}
 	s := mcp.NewServer(tools.LocalCaller{Env: env}, mcp.Options{ReadOnly: env.ReadOnly, Version: env.Version})
 	srv.Handle(mcp.Path, mcp.Handler(s, mcp.HTTPOptions{Token: token}))
-}
-
-// listenAddr finds the daemon's listen address the way the root --addr flag
-// gets it (flag, then AIMA_ADDR, then the default). Mount functions do not
-// receive the address, so it is read from the command line.
-func listenAddr(args []string) string {
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			break
-		}
-		for _, name := range []string{"--addr", "-addr"} {
-			if v, ok := strings.CutPrefix(a, name+"="); ok {
-				return v
-			}
-			if a == name && i+1 < len(args) {
-				return args[i+1]
-			}
-		}
-	}
-	if v := os.Getenv("AIMA_ADDR"); v != "" {
-		return v
-	}
-	return DefaultAddr
 }
 
 // mcpCommand is `aima mcp`: an MCP server on stdio for clients that launch

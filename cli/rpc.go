@@ -19,7 +19,7 @@ import (
 // operations in-process) and adds `aima rpc` (stdio, running operations
 // through the daemon so that one daemon still owns every start).
 func init() {
-	mounts = append(mounts, func(srv *httpapi.Server, env *tools.Env) {
+	mounts = append(mounts, func(srv *httpapi.Server, env *tools.Env, _, _ string) {
 		srv.Handle("/rpc", jsonrpc.Handler(tools.LocalCaller{Env: env}, jsonrpc.Options{ReadOnly: env.ReadOnly}))
 	})
 	extraCommands = append(extraCommands, rpcCommand)

@@ -14,6 +14,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"syscall"
 
@@ -29,13 +30,14 @@ type Client struct {
 	Token   string
 }
 
-// New returns a client of the daemon at addr (host:port or a URL).
+// New returns a client of the daemon at addr (host:port or a URL); it sends
+// AIMA_TOKEN from the environment as its bearer token, if set.
 func New(addr string) *Client {
 	base := addr
 	if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
 		base = "http://" + base
 	}
-	return &Client{BaseURL: strings.TrimRight(base, "/"), HTTP: &http.Client{}}
+	return &Client{BaseURL: strings.TrimRight(base, "/"), HTTP: &http.Client{}, Token: os.Getenv("AIMA_TOKEN")}
 }
 
 // Stream receives what a streaming call produces before its result.

@@ -38,8 +38,12 @@ type Options struct {
 	Logger     *slog.Logger
 	// Ready, if set, receives the bound address once the daemon serves.
 	Ready chan<- string
-	// Mount adds extra handlers (MCP, JSON-RPC) to the HTTP server.
-	Mount func(srv *httpapi.Server, env *tools.Env)
+	// Token, when set, is required as a bearer token on every route but
+	// GET /health. It must be set to listen beyond loopback.
+	Token string
+	// Mount adds extra handlers (MCP, JSON-RPC) to the HTTP server; it
+	// gets the listen address and token so it can apply its own checks.
+	Mount func(srv *httpapi.Server, env *tools.Env, addr, token string)
 }
 
 // Daemon is a built, not yet serving, aima daemon.
@@ -113,6 +117,9 @@ func (d *Daemon) Close() {
 // gracefully: no new requests, in-flight ones get a bounded grace, state is
 // persisted, containers keep running.
 func Run(ctx context.Context, opts Options) error {
+	if opts.Token == "" && !httpapi.IsLoopback(opts.Addr) {
+		return errs.Invalid("addr", "refusing to listen on %s, beyond loopback, without a token: the API starts containers; set AIMA_TOKEN (clients send it as a bearer token) or listen on 127.0.0.1", opts.Addr)
+	}
 	d, err := Build(opts)
 	if err != nil {
 		return err
@@ -124,13 +131,17 @@ func Run(ctx context.Context, opts Options) error {
 	d.manager.Run()
 	srv := httpapi.New(d.Env, d.log)
 	if opts.Mount != nil {
-		opts.Mount(srv, d.Env)
+		opts.Mount(srv, d.Env, opts.Addr, opts.Token)
+	}
+	handler := srv.Handler()
+	if opts.Token != "" {
+		handler = httpapi.RequireToken(opts.Token, handler)
 	}
 	ln, err := net.Listen("tcp", opts.Addr)
 	if err != nil {
 		return errs.Wrap(errs.Unavailable, err, "listen on %s", opts.Addr)
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	d.log.Info("aima daemon serving", "addr", ln.Addr().String(), "data_dir", opts.DataDir, "version", Version)
