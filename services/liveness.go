@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"aima/errs"
 )
 
 // livenessLoop probes the health endpoint of every running service. A
@@ -64,8 +66,21 @@ func (m *Manager) checkLiveness(ctx context.Context, s Service) {
 	case !ok && cur.Status == StatusRunning:
 		_, _ = m.transition(ctx, s.ID, StatusUnhealthy, "health check "+eng.HealthPath+" failing", func(x *Service) { x.UnhealthySince = &now })
 	case !ok && cur.Status == StatusUnhealthy && cur.UnhealthySince != nil && now.Sub(*cur.UnhealthySince) >= m.opts.UnhealthyGrace:
-		f := failure{reason: fmt.Sprintf("engine unhealthy for %s: %s failing while the process runs (wedged)", m.opts.UnhealthyGrace, eng.HealthPath)}
 		bg := context.WithoutCancel(ctx)
+		// Wedged means the process still runs: check before saying so.
+		info, err := m.rt.InspectContainer(bg, cur.ContainerID)
+		switch {
+		case errs.Is(err, errs.NotFound):
+			m.containerEndedLocked(bg, cur, cur.ContainerID, "container was removed outside aima", nil)
+			return
+		case err != nil:
+			return // Docker unreachable: cannot tell wedged from dead; the resync decides
+		case !info.Running:
+			code := info.ExitCode
+			m.containerEndedLocked(bg, cur, cur.ContainerID, fmt.Sprintf("container exited with code %d%s", code, ExitDescription(code)), &code)
+			return
+		}
+		f := failure{reason: fmt.Sprintf("engine unhealthy for %s: %s failing while the process runs (wedged)", m.opts.UnhealthyGrace, eng.HealthPath)}
 		f.logTail, _ = m.failureLogs(bg, cur.ContainerID)
 		// Stop it first: the die event then finds the service failed already.
 		m.failRunning(bg, cur, f)

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"aima/errs"
 	"aima/runtime"
 )
 
@@ -42,12 +43,23 @@ func (st *starter) waitReady(ctx context.Context) *failure {
 		}
 	}()
 	inHealthCheck := false
+	var rewatch <-chan time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return &failure{reason: "interrupted"}
 		case ex := <-exited:
+			if errs.Is(ex.Err, errs.Unavailable) {
+				// The Docker API went away, not the container: keep
+				// probing the engine and watch the container again once
+				// the API answers (an exit meanwhile is reported then).
+				exited, rewatch = nil, time.After(rewatchDelay)
+				continue
+			}
 			return st.exitFailure(ex, oomSeen())
+		case <-rewatch:
+			rewatch = nil
+			exited = m.rt.WaitExit(ctx, st.containerID)
 		case ex := <-died:
 			return st.exitFailure(ex, oomSeen())
 		case <-readyLine:
@@ -64,6 +76,10 @@ func (st *starter) waitReady(ctx context.Context) *failure {
 		}
 	}
 }
+
+// rewatchDelay is how long a start waits before watching its container
+// again after the Docker API connection broke.
+const rewatchDelay = 500 * time.Millisecond
 
 // watchDie delivers the container's "die" event (with its exit code) and
 // remembers an "oom" event before it.

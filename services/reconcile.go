@@ -48,8 +48,16 @@ func (m *Manager) reconcileOne(ctx context.Context, s Service, c runtime.Contain
 		return nil
 	}
 	gone := func(what string) error {
+		// Say only what happened: a start can die before its container
+		// exists, or after creating it but before starting it.
+		ran := exists && c.Status != "created"
 		reason := "container disappeared while the daemon was down"
-		if exists {
+		switch {
+		case !exists && s.Status == StatusCreating && s.ContainerID == "":
+			reason = fmt.Sprintf("the daemon stopped in phase %s, before the container was created", s.Phase)
+		case exists && !ran:
+			reason = "the container was created but never started"
+		case exists:
 			reason = fmt.Sprintf("container exited with code %d while the daemon was down", c.ExitCode)
 		}
 		if what != "" {
@@ -57,7 +65,7 @@ func (m *Manager) reconcileOne(ctx context.Context, s Service, c runtime.Contain
 		}
 		var tail []string
 		var code *int
-		if exists {
+		if ran {
 			var line string
 			if tail, line = m.failureLogs(ctx, c.ID); line != "" {
 				reason += ": " + line
@@ -104,7 +112,11 @@ func (m *Manager) reconcileOne(ctx context.Context, s Service, c runtime.Contain
 		_, err := m.transition(ctx, s.ID, StatusStopped, "stopped (finished after daemon restart)", nil)
 		return err
 	case StatusCreating:
-		if !exists || !c.Running || (s.ContainerID != "" && c.ID != s.ContainerID) {
+		// Killed between creating this run's container and starting it
+		// (or while Docker was still starting it, which Docker finishes
+		// on its own): the start step is redone, then resumed.
+		startIt := exists && c.Status == "created" && c.Name == containerName(s) && (s.ContainerID == "" || c.ID == s.ContainerID)
+		if !startIt && (!exists || !c.Running || (s.ContainerID != "" && c.ID != s.ContainerID)) {
 			return gone("start interrupted by a daemon restart")
 		}
 		if s.DeadlineAt != nil && !m.now().Before(*s.DeadlineAt) {
@@ -119,6 +131,18 @@ func (m *Manager) reconcileOne(ctx context.Context, s Service, c runtime.Contain
 		deadline := m.now().Add(m.opts.StartTimeout)
 		if s.DeadlineAt != nil {
 			deadline = *s.DeadlineAt
+		}
+		if startIt {
+			m.message(s.ID, s.Run, s.Phase, "daemon restarted: starting container "+shortID(c.ID))
+			if err := m.rt.StartContainer(ctx, c.ID); err != nil {
+				_, err := m.transition(ctx, s.ID, StatusFailed, "start interrupted by a daemon restart: start container: "+err.Error(), func(x *Service) { x.DeadlineAt = nil })
+				return err
+			}
+		}
+		if s.ContainerID == "" { // killed before the record got it
+			if s, err = m.col.Update(ctx, s.ID, func(x *Service) error { x.ContainerID = c.ID; return nil }); err != nil {
+				return err
+			}
 		}
 		m.message(s.ID, s.Run, s.Phase, "daemon restarted: resuming the health check of container "+shortID(c.ID))
 		m.resume(s, eng, c.ID, deadline)

@@ -234,6 +234,9 @@ func shortID(id string) string {
 	return id
 }
 
+// containerName is the name of the container of the service's current run.
+func containerName(s Service) string { return fmt.Sprintf("aima-%s-r%d", s.ID, s.Run) }
+
 // containerSpec builds the container for one run of the service.
 func (m *Manager) containerSpec(s Service, eng engines.Engine) (runtime.ContainerSpec, error) {
 	gpus, err := engines.ParseGPUs(s.GPUs)
@@ -255,7 +258,7 @@ func (m *Manager) containerSpec(s Service, eng engines.Engine) (runtime.Containe
 	}
 	env = append(env, s.Env...)
 	spec := runtime.ContainerSpec{
-		Name:          fmt.Sprintf("aima-%s-r%d", s.ID, s.Run),
+		Name:          containerName(s),
 		Image:         eng.Image,
 		Args:          args,
 		Env:           env,

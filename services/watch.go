@@ -102,7 +102,16 @@ func (m *Manager) containerEnded(ctx context.Context, id, containerID, what stri
 	unlock := m.lock(id)
 	defer unlock()
 	s, err := m.col.Get(ctx, id)
-	if err != nil || (s.Status != StatusRunning && s.Status != StatusUnhealthy) || s.ContainerID != containerID {
+	if err != nil {
+		return
+	}
+	m.containerEndedLocked(ctx, s, containerID, what, code)
+}
+
+// containerEndedLocked is containerEnded with the service lock held and
+// the record read.
+func (m *Manager) containerEndedLocked(ctx context.Context, s Service, containerID, what string, code *int) {
+	if (s.Status != StatusRunning && s.Status != StatusUnhealthy) || s.ContainerID != containerID {
 		return // a start or stop owns this container, or it is an old one
 	}
 	f := failure{exitCode: code}
