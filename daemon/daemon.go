@@ -113,6 +113,9 @@ func (d *Daemon) Close() {
 	_ = d.store.Close()
 }
 
+// errShuttingDown ends requests in flight when the daemon stops.
+var errShuttingDown = errs.New(errs.Unavailable, "the aima daemon is shutting down; starts in progress continue in Docker and the next daemon resumes them")
+
 // Run builds the daemon and serves until ctx ends, then shuts down
 // gracefully: no new requests, in-flight ones get a bounded grace, state is
 // persisted, containers keep running.
@@ -141,7 +144,11 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return errs.Wrap(errs.Unavailable, err, "listen on %s", opts.Addr)
 	}
-	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	// Requests run under their own context, cancelled with a reason at
+	// shutdown, so a client following a start learns why its stream ends.
+	reqCtx, cancelRequests := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer cancelRequests(nil)
+	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return reqCtx }}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	d.log.Info("aima daemon serving", "addr", ln.Addr().String(), "data_dir", opts.DataDir, "version", Version)
@@ -157,6 +164,7 @@ func Run(ctx context.Context, opts Options) error {
 	case <-ctx.Done():
 	}
 	d.log.Info("shutting down")
+	cancelRequests(errShuttingDown)
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {

@@ -123,7 +123,7 @@ func (s *Server) opHandler(op tools.Op) http.Handler {
 		}
 		out, err := op.Call(r.Context(), s.env, raw, nil)
 		if err != nil {
-			writeError(w, err)
+			writeError(w, CauseOf(r.Context(), err))
 			return
 		}
 		writeJSON(w, http.StatusOK, out)
@@ -183,7 +183,7 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, op tools.Op
 	}
 	out, err := op.Call(r.Context(), s.env, raw, rep)
 	if err != nil {
-		rep.send("error", ErrorBody{Error: Detail(err)})
+		rep.send("error", ErrorBody{Error: Detail(CauseOf(r.Context(), err))})
 		return
 	}
 	rep.send("result", out)
@@ -201,6 +201,19 @@ func (s *Server) eventsStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.serveStream(w, r, op, raw)
+}
+
+// CauseOf replaces a cancellation error with the reason the request's
+// context was cancelled, when the daemon gave one (e.g. shutting down).
+func CauseOf(ctx context.Context, err error) error {
+	if ctx.Err() == nil {
+		return err
+	}
+	var e *errs.Error
+	if errors.As(context.Cause(ctx), &e) {
+		return e
+	}
+	return err
 }
 
 // QueryToJSON turns query parameters into a JSON object, typed by the
@@ -250,5 +263,3 @@ func schemaType(s *jsonschema.Schema) string {
 	}
 	return ""
 }
-
-var _ = context.Background

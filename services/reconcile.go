@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"aima/engines"
-	"aima/errs"
 	"aima/runtime"
 )
 
@@ -154,30 +153,12 @@ func (m *Manager) reconcileOne(ctx context.Context, s Service, c runtime.Contain
 // resume continues a start whose container is already running (after a
 // daemon restart): only the readiness wait remains.
 func (m *Manager) resume(s Service, eng engines.Engine, containerID string, deadline time.Time) {
-	ctx, cancel := context.WithCancelCause(m.ctx)
-	ctx, cancelDeadline := context.WithDeadlineCause(ctx, deadline, errStartTimeout)
-	job := &startJob{cancel: cancel, done: make(chan struct{})}
-	m.mu.Lock()
-	m.jobs[s.ID] = job
-	m.mu.Unlock()
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		defer close(job.done)
-		defer cancelDeadline()
-		defer cancel(nil)
+	m.runJob(s.ID, deadline, func(ctx context.Context) {
 		phase := s.Phase
 		if phase != PhaseHealthCheck {
 			phase = PhaseLoading
 		}
 		st := &starter{m: m, s: s, eng: eng, phase: phase, containerID: containerID}
 		m.finishStart(ctx, st, st.waitReady(ctx))
-		m.mu.Lock()
-		if m.jobs[s.ID] == job {
-			delete(m.jobs, s.ID)
-		}
-		m.mu.Unlock()
-	}()
+	})
 }
-
-var _ = errs.Internal

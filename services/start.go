@@ -80,11 +80,21 @@ func (m *Manager) startSeq(s Service) uint64 {
 
 // launch runs the start in a goroutine owned by the manager.
 func (m *Manager) launch(s Service, eng engines.Engine, deadline time.Time) {
+	m.runJob(s.ID, deadline, func(ctx context.Context) {
+		st := &starter{m: m, s: s, eng: eng, phase: PhaseCleanup}
+		m.finishStart(ctx, st, st.run(ctx))
+	})
+}
+
+// runJob runs one start (fresh or resumed) as the service's job: a
+// goroutine owned by the manager, cancellable by Stop, bounded by the
+// start's deadline, and registered so Stop can wait for it to end.
+func (m *Manager) runJob(id string, deadline time.Time, run func(ctx context.Context)) {
 	ctx, cancel := context.WithCancelCause(m.ctx)
 	ctx, cancelDeadline := context.WithDeadlineCause(ctx, deadline, errStartTimeout)
 	job := &startJob{cancel: cancel, done: make(chan struct{})}
 	m.mu.Lock()
-	m.jobs[s.ID] = job
+	m.jobs[id] = job
 	m.mu.Unlock()
 	m.wg.Add(1)
 	go func() {
@@ -92,10 +102,10 @@ func (m *Manager) launch(s Service, eng engines.Engine, deadline time.Time) {
 		defer close(job.done)
 		defer cancelDeadline()
 		defer cancel(nil)
-		m.runStart(ctx, s, eng)
+		run(ctx)
 		m.mu.Lock()
-		if m.jobs[s.ID] == job {
-			delete(m.jobs, s.ID)
+		if m.jobs[id] == job {
+			delete(m.jobs, id)
 		}
 		m.mu.Unlock()
 	}()
@@ -110,12 +120,6 @@ type failure struct {
 	exitCode   *int
 	oom        bool
 	logTail    []string
-}
-
-// runStart walks the phases and records the outcome.
-func (m *Manager) runStart(ctx context.Context, s Service, eng engines.Engine) {
-	st := &starter{m: m, s: s, eng: eng, phase: PhaseCleanup}
-	m.finishStart(ctx, st, st.run(ctx))
 }
 
 // finishStart records how a start ended: running, failed with a reason, or
@@ -146,11 +150,23 @@ func (m *Manager) finishStart(ctx context.Context, st *starter, f *failure) {
 			f.logTail = m.tail(bg, st.containerID, 20)
 		}
 	}
+	// The restart policy applies to failed starts too (as a crash loop
+	// backs off in Kubernetes), so a start that failed while Docker was
+	// unreachable is tried again.
+	next, restart := m.nextRestart(s)
 	if _, err := m.transition(bg, s.ID, StatusFailed, f.reason, func(x *Service) {
 		x.ExitCode, x.OOMKilled, x.LogTail, x.DeadlineAt = f.exitCode, f.oom, f.logTail, nil
 		x.Phase = st.phase
+		if restart {
+			at := m.now().Add(next).UTC()
+			x.NextRestartAt = &at
+		}
 	}); err != nil {
 		m.log.Warn("record failure", "service", s.ID, "err", err)
+		return
+	}
+	if restart {
+		m.scheduleRestart(s.ID, s.Run, next)
 	}
 }
 
