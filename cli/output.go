@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"aima/internal/units"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -126,7 +127,7 @@ func modelTable(w io.Writer, items []models.Model) error {
 	t := newTable(w)
 	t.AppendHeader(table.Row{"ID", "NAME", "FORMAT", "ARCHITECTURE", "SIZE", "PATH"})
 	for _, m := range items {
-		t.AppendRow(table.Row{m.ID, m.Name, m.Format, m.Architecture, humanBytes(m.SizeBytes), m.Path})
+		t.AppendRow(table.Row{m.ID, m.Name, m.Format, m.Architecture, units.Bytes(m.SizeBytes), m.Path})
 	}
 	t.Render()
 	return nil
@@ -148,19 +149,6 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n-1] + "…"
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for x := n / unit; x >= unit; x /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // eventLine renders one event for `events --follow`.

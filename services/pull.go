@@ -1,6 +1,7 @@
 package services
 
 import (
+	"aima/internal/units"
 	"context"
 	"fmt"
 	"sync"
@@ -45,7 +46,7 @@ func (m *Manager) ensureImage(ctx context.Context, id string, run int, ref strin
 			msg = p.Layer + ": " + p.Status
 		}
 		if p.Total > 0 {
-			msg += fmt.Sprintf(" %s/%s", humanBytes(p.Current), humanBytes(p.Total))
+			msg += fmt.Sprintf(" %s/%s", units.Bytes(p.Current), units.Bytes(p.Total))
 		}
 		m.bus.Publish(events.Event{ServiceID: id, Run: run, Type: events.TypeProgress, Status: string(StatusCreating),
 			Phase: string(PhasePull), Layer: p.Layer, Current: p.Current, Total: p.Total, Message: msg})
@@ -55,17 +56,4 @@ func (m *Manager) ensureImage(ctx context.Context, id string, run int, ref strin
 	}
 	m.message(id, run, PhasePull, "pulled image "+ref)
 	return nil
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for x := n / unit; x >= unit; x /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
