@@ -48,8 +48,9 @@ type Config struct {
 	UnhealthyGrace Duration `yaml:"unhealthy_grace"`
 	// RestartBackoff is the first delay of the on-failure restart policy.
 	RestartBackoff Duration `yaml:"restart_backoff"`
-	// AllowPrivilegedArgs lets services pass engine args/env that this
-	// config otherwise rejects (none are rejected yet; reserved).
+	// AllowPrivilegedArgs lets services pass engine args that would reach
+	// outside the container (--privileged, --cap-add, --device, ...), which
+	// are otherwise rejected.
 	AllowPrivilegedArgs bool `yaml:"allow_privileged_args"`
 }
 

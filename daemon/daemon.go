@@ -99,7 +99,7 @@ func Build(opts Options) (*Daemon, error) {
 		StartTimeout: time.Duration(cfg.StartTimeout), StopTimeout: time.Duration(cfg.StopTimeout),
 		HealthInterval: time.Duration(cfg.HealthInterval), Logger: log,
 		LivenessInterval: time.Duration(cfg.LivenessInterval), UnhealthyGrace: time.Duration(cfg.UnhealthyGrace),
-		RestartBackoff: time.Duration(cfg.RestartBackoff),
+		RestartBackoff: time.Duration(cfg.RestartBackoff), AllowPrivilegedArgs: cfg.AllowPrivilegedArgs,
 	})
 	env := &tools.Env{Services: mgr, Models: reg, Catalog: catalog, Runtime: rt, Version: Version, ReadOnly: opts.ReadOnly}
 	return &Daemon{Env: env, Config: cfg, store: store, rt: rt, manager: mgr, log: log}, nil

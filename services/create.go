@@ -48,7 +48,7 @@ const (
 // container; rejected so an agent cannot escalate through --arg.
 var privilegedArgs = []string{"--privileged", "--cap-add", "--device", "--volume", "--mount", "--pid", "--network=host", "--ipc=host"}
 
-func validateArgs(args, env []string) error {
+func validateArgs(args, env []string, allowPrivileged bool) error {
 	if len(args) > maxArgs {
 		return errs.Invalid("args", "at most %d args", maxArgs)
 	}
@@ -57,8 +57,8 @@ func validateArgs(args, env []string) error {
 			return errs.Invalid("args", "arg too long or contains NUL")
 		}
 		for _, p := range privilegedArgs {
-			if a == p || strings.HasPrefix(a, p+"=") {
-				return errs.Invalid("args", "arg %q is not allowed: it would give the container host privileges", a)
+			if !allowPrivileged && (a == p || strings.HasPrefix(a, p+"=")) {
+				return errs.Invalid("args", "arg %q is not allowed: it would give the container host privileges (the config's allow_privileged_args permits it)", a)
 			}
 		}
 	}
@@ -114,7 +114,7 @@ func (m *Manager) Create(ctx context.Context, spec CreateSpec) (Service, error) 
 		}
 		gpus = spec.GPUs
 	}
-	if err := validateArgs(spec.Args, spec.Env); err != nil {
+	if err := validateArgs(spec.Args, spec.Env, m.opts.AllowPrivilegedArgs); err != nil {
 		return Service{}, err
 	}
 	policy, err := ParseRestartPolicy(spec.RestartPolicy)

@@ -58,7 +58,7 @@ func TestValidateArgs(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			err := validateArgs(tc.args, tc.env)
+			err := validateArgs(tc.args, tc.env, false)
 			if tc.wantField == "" {
 				if err != nil {
 					t.Fatalf("validateArgs: %v, want nil", err)
@@ -80,8 +80,18 @@ func TestValidateArgs(t *testing.T) {
 
 func TestValidateArgsMessageNamesPrivilegedArg(t *testing.T) {
 	t.Parallel()
-	err := validateArgs([]string{"--cap-add=SYS_ADMIN"}, nil)
+	err := validateArgs([]string{"--cap-add=SYS_ADMIN"}, nil, false)
 	if err == nil || !strings.Contains(err.Error(), "--cap-add=SYS_ADMIN") {
 		t.Fatalf("validateArgs(--cap-add=SYS_ADMIN) = %v, want a message naming the arg", err)
+	}
+}
+
+// The config's allow_privileged_args lifts only the privilege check.
+func TestValidateArgsAllowPrivileged(t *testing.T) {
+	if err := validateArgs([]string{"--privileged"}, nil, true); err != nil {
+		t.Fatalf("with allow_privileged_args: %v", err)
+	}
+	if err := validateArgs(nil, []string{"no-equals"}, true); err == nil {
+		t.Fatal("bad env accepted with allow_privileged_args")
 	}
 }

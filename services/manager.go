@@ -33,7 +33,10 @@ type Options struct {
 	UnhealthyGrace time.Duration
 	// RestartBackoff is the first delay of the on-failure policy.
 	RestartBackoff time.Duration
-	Logger         *slog.Logger
+	// AllowPrivilegedArgs accepts engine args that reach outside the
+	// container (--privileged, --cap-add, ...).
+	AllowPrivilegedArgs bool
+	Logger              *slog.Logger
 }
 
 // Manager owns every service's lifecycle. Starts run in goroutines owned by
