@@ -4,7 +4,7 @@ BIN       ?= bin
 SIM_IMAGE ?= aima-enginesim:dev
 ADDR      ?= 127.0.0.1:9090
 
-.PHONY: setup build enginesim run test test-short fuzz bench schemas fmt vet
+.PHONY: setup build enginesim run demo test test-short fuzz bench schemas fmt vet
 
 # Installs (Debian docker.io) and starts the Docker engine when none answers.
 setup:
@@ -25,6 +25,10 @@ enginesim:
 
 run: build
 	$(BIN)/aima start --addr $(ADDR)
+
+# The daemon with vllm pointed at the simulator (no GPU needed).
+demo: setup build enginesim
+	$(BIN)/aima start --addr $(ADDR) --config examples/sim.yaml
 
 # Full suite: unit tests plus integration tests on the real Docker engine.
 test: build enginesim
