@@ -139,4 +139,3 @@ func toolText(res *mcpgo.CallToolResult) string {
 	}
 	return b.String()
 }
-

@@ -15,9 +15,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -30,49 +28,6 @@ import (
 	"aima/services"
 	"aima/tools"
 )
-
-// writeConfig, makeModel and startDaemon in harness_test.go take
-// *testing.T, which a benchmark does not have; these are their testing.TB
-// counterparts, kept minimal.
-
-// benchConfig writes a config pointing vllm at image with the tests'
-// simulator time scale.
-func benchConfig(tb testing.TB, image string) string {
-	tb.Helper()
-	lo := testenv.FreePort(tb)
-	cfg := fmt.Sprintf("engines:\n  vllm:\n    image: %s\n    gpus: none\n    env:\n      SIM_TIME_SCALE: %q\nport_range: %d-%d\n", image, simScale, lo, lo+20)
-	path := filepath.Join(tb.TempDir(), "aima.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	return path
-}
-
-// benchModel creates a Hugging Face-style model directory.
-func benchModel(tb testing.TB) string {
-	tb.Helper()
-	dir := filepath.Join(tb.TempDir(), "qwen-tiny")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		tb.Fatal(err)
-	}
-	cfg := `{"architectures":["Qwen2ForCausalLM"],"torch_dtype":"bfloat16","max_position_embeddings":32768}`
-	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(cfg), 0o644); err != nil {
-		tb.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "model.safetensors"), bytes.Repeat([]byte{1}, 4096), 0o644); err != nil {
-		tb.Fatal(err)
-	}
-	return dir
-}
-
-// benchInproc is newInproc for benchmarks.
-func benchInproc(b *testing.B) *inproc {
-	b.Helper()
-	testenv.RequireDocker(b)
-	p := startInproc(b, benchConfig(b, testenv.EngineSimImage(b)))
-	p.modelID = p.addModel(b, benchModel(b))
-	return p
-}
 
 // benchMedian is the median of the samples (mean of the middle two for an even count).
 func benchMedian(d []time.Duration) time.Duration {
@@ -135,7 +90,7 @@ func firstHealthy(url string) (got <-chan time.Time, stop func()) {
 // answering 200 (seen by a 5 ms poller of our own) to aima's "running"
 // status event.
 func BenchmarkReadyToRunning(b *testing.B) {
-	p := benchInproc(b)
+	p := newInproc(b)
 	var samples []time.Duration
 	for i := 0; i < b.N; i++ {
 		s := p.createService(b, tools.ServiceCreateInput{Name: fmt.Sprintf("r2r-%d", i)})
@@ -171,7 +126,7 @@ func BenchmarkReadyToRunning(b *testing.B) {
 // → failed); a Docker events subscriber of our own adds exit → "die" event
 // for comparison (see docs/performance.md).
 func BenchmarkExitToFailed(b *testing.B) {
-	p := benchInproc(b)
+	p := newInproc(b)
 	rt, err := docker.New()
 	if err != nil {
 		b.Fatal(err)
@@ -254,36 +209,6 @@ func BenchmarkExitToFailed(b *testing.B) {
 	b.Logf("exit-to-wait samples: %v\nwait-to-failed samples: %v\nexit-to-die-event samples: %v", engine, aima, die)
 }
 
-// benchDaemon runs `aima start` as a subprocess (startDaemon for a
-// benchmark) and returns its address.
-func benchDaemon(b *testing.B, bin, config string) string {
-	b.Helper()
-	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(b))
-	var log bytes.Buffer
-	cmd := exec.Command(bin, "start", "--addr", addr, "--data-dir", filepath.Join(b.TempDir(), "data"), "--config", config)
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-		}
-		if b.Failed() {
-			b.Logf("daemon log:\n%s", log.String())
-		}
-	})
-	if !pollHealthy("http://"+addr+"/health", 10*time.Millisecond, 30*time.Second) {
-		b.Fatalf("daemon did not answer /health:\n%s", log.String())
-	}
-	return addr
-}
-
 // pollHealthy GETs url every interval until HTTP 200 (true) or timeout.
 func pollHealthy(url string, interval, timeout time.Duration) bool {
 	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
@@ -301,10 +226,9 @@ func pollHealthy(url string, interval, timeout time.Duration) bool {
 }
 
 // runCmd runs a command and fails the benchmark on a non-zero exit.
-func runCmd(b *testing.B, env []string, name string, args ...string) string {
+func runCmd(b *testing.B, name string, args ...string) string {
 	b.Helper()
 	cmd := exec.Command(name, args...)
-	cmd.Env = append(os.Environ(), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
@@ -321,14 +245,12 @@ func runCmd(b *testing.B, env []string, name string, args ...string) string {
 func BenchmarkStartOverhead(b *testing.B) {
 	testenv.RequireDocker(b)
 	image := testenv.EngineSimImage(b)
-	bin := testenv.BuildAima(b)
-	addr := benchDaemon(b, bin, benchConfig(b, image))
-	aimaEnv := []string{"AIMA_ADDR=" + addr}
-	modelDir := benchModel(b)
+	daemon := testenv.StartDaemon(b, testenv.DaemonOptions{Config: testenv.SimConfig(b, testenv.SimConfigOptions{Image: image})})
+	modelDir := testenv.MakeModel(b, "qwen-tiny")
 	var model struct {
 		ID string `json:"id"`
 	}
-	if err := json.Unmarshal([]byte(runCmd(b, aimaEnv, bin, "model", "add", "--path", modelDir, "-o", "json")), &model); err != nil || model.ID == "" {
+	if err := json.Unmarshal([]byte(daemon.MustCLI(b, "model", "add", "--path", modelDir, "-o", "json").Stdout), &model); err != nil || model.ID == "" {
 		b.Fatalf("model add: %v %+v", err, model)
 	}
 	label := testenv.UniqueName(b)
@@ -338,30 +260,30 @@ func BenchmarkStartOverhead(b *testing.B) {
 		var s struct {
 			ID string `json:"id"`
 		}
-		out := runCmd(b, aimaEnv, bin, "service", "create", "--model-id", model.ID, "--engine-type", "vllm", "--name", fmt.Sprintf("ovh-%d", i), "-o", "json")
+		out := daemon.MustCLI(b, "service", "create", "--model-id", model.ID, "--engine-type", "vllm", "--name", fmt.Sprintf("ovh-%d", i), "-o", "json").Stdout
 		if err := json.Unmarshal([]byte(out), &s); err != nil || s.ID == "" {
 			b.Fatalf("service create: %v: %s", err, out)
 		}
 		testenv.RemoveContainersWithLabel(b, "aima.service", s.ID)
 		t0 := time.Now()
-		runCmd(b, aimaEnv, bin, "service", "start", s.ID, "--wait", "--timeout", "120")
+		daemon.MustCLI(b, "service", "start", s.ID, "--wait", "--timeout", "120")
 		d := time.Since(t0)
-		runCmd(b, aimaEnv, bin, "service", "delete", s.ID)
+		daemon.MustCLI(b, "service", "delete", s.ID)
 		return d
 	}
 	viaDocker := func(i int) time.Duration {
 		port := testenv.FreePort(b)
 		name := fmt.Sprintf("%s-%d", label, i)
 		t0 := time.Now()
-		runCmd(b, nil, "docker", "run", "-d", "--name", name, "--label", "aima.bench="+label,
+		runCmd(b, "docker", "run", "-d", "--name", name, "--label", "aima.bench="+label,
 			"-p", fmt.Sprintf("127.0.0.1:%d:8000", port), "--shm-size", "1g",
-			"-e", "SIM_TIME_SCALE="+simScale, "-v", modelDir+":/models/x:ro",
+			"-e", "SIM_TIME_SCALE="+testenv.SimTimeScale, "-v", modelDir+":/models/x:ro",
 			image, "--model", "/models/x")
 		if !pollHealthy(fmt.Sprintf("http://127.0.0.1:%d/health", port), 10*time.Millisecond, 2*time.Minute) {
 			b.Fatalf("plain docker run of %s never answered /health", image)
 		}
 		d := time.Since(t0)
-		runCmd(b, nil, "docker", "rm", "-f", name)
+		runCmd(b, "docker", "rm", "-f", name)
 		return d
 	}
 

@@ -39,7 +39,7 @@ func TestFaultContainerKilledDuringStart(t *testing.T) {
 	t.Run("loading", func(t *testing.T) {
 		fltEach(t, func(t *testing.T, rep int) {
 			id := e.create(t, fltCopyEnv(slow))
-			e.d.must(t, "service", "start", id)
+			e.d.MustCLI(t, "service", "start", id)
 			s := e.d.waitFor(t, id, 30*time.Second, "loading", func(s fltSvc) bool {
 				return s.Status == "creating" && s.Phase == "loading"
 			})
@@ -62,7 +62,7 @@ func TestFaultContainerKilledDuringStart(t *testing.T) {
 	t.Run("earliest", func(t *testing.T) {
 		fltEach(t, func(t *testing.T, rep int) {
 			id := e.create(t, fltCopyEnv(slow))
-			e.d.must(t, "service", "start", id)
+			e.d.MustCLI(t, "service", "start", id)
 			var cid string
 			deadline := time.Now().Add(30 * time.Second)
 			for cid == "" {
@@ -101,7 +101,7 @@ func TestFaultSimulatorFailures(t *testing.T) {
 			// 20s × 0.05: the engine dies about a second after it is ready.
 			id := e.create(t, map[string]string{"SIM_FAIL": "crash-after", "SIM_FAIL_AFTER": "20s"})
 			// The engine may already be dying when --wait returns.
-			e.d.must(t, "service", "start", id, "--wait", "--timeout", "120")
+			e.d.MustCLI(t, "service", "start", id, "--wait", "--timeout", "120")
 			s := e.d.waitStatus(t, id, 30*time.Second, "failed")
 			if !strings.Contains(s.Reason, "EngineDeadError") || !strings.Contains(s.Reason, "while running") {
 				t.Errorf("reason %q: want the EngineDeadError line, while running", s.Reason)
@@ -116,9 +116,9 @@ func TestFaultSimulatorFailures(t *testing.T) {
 	t.Run("oom-load", func(t *testing.T) {
 		fltEach(t, func(t *testing.T, rep int) {
 			id := e.create(t, map[string]string{"SIM_FAIL": "oom-load"})
-			r := e.d.aima(t, "service", "start", id, "--wait", "--timeout", "120")
-			if r.code == 0 {
-				t.Fatalf("start --wait of an OOM-at-load engine exited 0:\n%s", r.stderr)
+			r := e.d.CLI(t, "service", "start", id, "--wait", "--timeout", "120")
+			if r.Code == 0 {
+				t.Fatalf("start --wait of an OOM-at-load engine exited 0:\n%s", r.Stderr)
 			}
 			s := e.d.mustStatus(t, id)
 			if s.Status != "failed" || s.Phase != "loading" {
@@ -130,8 +130,8 @@ func TestFaultSimulatorFailures(t *testing.T) {
 			if s.ExitCode == nil || *s.ExitCode != 1 {
 				t.Errorf("exit code %v, want 1", s.ExitCode)
 			}
-			if !strings.Contains(r.stderr, "OutOfMemoryError") {
-				t.Errorf("start --wait did not print the reason:\n%s", r.stderr)
+			if !strings.Contains(r.Stderr, "OutOfMemoryError") {
+				t.Errorf("start --wait did not print the reason:\n%s", r.Stderr)
 			}
 			e.d.failedLatency(t, "engine OOM, loading", s)
 			fltAssertOneContainer(t, s)
@@ -146,7 +146,7 @@ func TestFaultWedgedEngine(t *testing.T) {
 	e := fltSetup(t)
 	fltEach(t, func(t *testing.T, rep int) {
 		id := e.create(t, map[string]string{"SIM_FAIL": "wedge-after", "SIM_FAIL_AFTER": "20s"})
-		e.d.must(t, "service", "start", id, "--wait", "--timeout", "120")
+		e.d.MustCLI(t, "service", "start", id, "--wait", "--timeout", "120")
 		e.d.waitFor(t, id, 30*time.Second, "unhealthy", func(s fltSvc) bool { return s.Status == "unhealthy" || s.Status == "failed" })
 		s := e.d.waitStatus(t, id, 30*time.Second, "failed")
 		if !strings.Contains(s.Reason, "wedged") {
@@ -184,7 +184,7 @@ func TestFaultRestartBackoff(t *testing.T) {
 	e := fltSetup(t)
 	fltEach(t, func(t *testing.T, rep int) {
 		id := e.create(t, map[string]string{"SIM_FAIL": "crash-after", "SIM_FAIL_AFTER": "20s"}, "--restart-policy", "on-failure")
-		e.d.must(t, "service", "start", id, "--wait", "--timeout", "120")
+		e.d.MustCLI(t, "service", "start", id, "--wait", "--timeout", "120")
 		s := e.d.waitFor(t, id, 60*time.Second, "restarted twice and running again", func(s fltSvc) bool {
 			return s.RestartCount >= 2 && s.Run >= 3 && s.Status == "running"
 		})
@@ -213,12 +213,12 @@ func TestFaultRestartBackoff(t *testing.T) {
 		if gaps[0] < time.Second || gaps[1] < 2*time.Second || gaps[1] <= gaps[0] {
 			t.Errorf("back-off gaps %v: want ≥1s, then ≥2s and growing", gaps)
 		}
-		prev := e.d.must(t, "service", "logs", id, "--previous")
-		if len(strings.TrimSpace(prev.stdout)) == 0 || !strings.Contains(prev.stdout, "EngineDeadError") {
-			t.Errorf("logs --previous: want the previous run's lines with its EngineDeadError:\n%s", prev.stdout)
+		prev := e.d.MustCLI(t, "service", "logs", id, "--previous")
+		if len(strings.TrimSpace(prev.Stdout)) == 0 || !strings.Contains(prev.Stdout, "EngineDeadError") {
+			t.Errorf("logs --previous: want the previous run's lines with its EngineDeadError:\n%s", prev.Stdout)
 		}
 		// Stop ends the cycle: no restart after an operator's stop.
-		e.d.must(t, "service", "stop", id)
+		e.d.MustCLI(t, "service", "stop", id)
 		s = e.d.mustStatus(t, id)
 		time.Sleep(3 * time.Second)
 		if s2 := e.d.mustStatus(t, id); s2.Status != "stopped" || s2.Run != s.Run {

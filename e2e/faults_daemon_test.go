@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"aima/internal/testenv"
 )
 
 // fltSlowStart makes the simulator load for d in real time.
@@ -64,11 +66,11 @@ func TestFaultDaemonKilledDuringStart(t *testing.T) {
 	t.Run("loading/resume", func(t *testing.T) {
 		fltEach(t, func(t *testing.T, rep int) {
 			id := e.create(t, fltSlowStart("6s"))
-			d.must(t, "service", "start", id)
+			d.MustCLI(t, "service", "start", id)
 			before := d.waitLoading(t, id)
 			started := fltInspect(t, before.ContainerID).StartedAt
-			d.kill9(t)
-			d.launch(t)
+			d.Kill(t)
+			d.Restart(t)
 			if s := d.mustStatus(t, id); s.Status != "creating" && s.Status != "running" {
 				t.Fatalf("after restart: %v, want the start resumed", s)
 			}
@@ -84,7 +86,7 @@ func TestFaultDaemonKilledDuringStart(t *testing.T) {
 			}
 			fltAssertOneContainer(t, s)
 			d.assertNoOrphans(t, id)
-			d.must(t, "service", "stop", id)
+			d.MustCLI(t, "service", "stop", id)
 		})
 	})
 
@@ -92,18 +94,18 @@ func TestFaultDaemonKilledDuringStart(t *testing.T) {
 	t.Run("loading/ready-while-down", func(t *testing.T) {
 		fltEach(t, func(t *testing.T, rep int) {
 			id := e.create(t, fltSlowStart("3s"))
-			d.must(t, "service", "start", id)
+			d.MustCLI(t, "service", "start", id)
 			before := d.waitLoading(t, id)
-			d.kill9(t)
+			d.Kill(t)
 			fltWaitEngineReady(t, before.ContainerID, 30*time.Second)
-			d.launch(t)
+			d.Restart(t)
 			s := d.settled(t, id)
 			if s.Status != "running" || s.ContainerID != before.ContainerID {
 				t.Fatalf("after restart: %v, want running in container %.12s", s, before.ContainerID)
 			}
 			fltAssertOneContainer(t, s)
 			d.assertNoOrphans(t, id)
-			d.must(t, "service", "stop", id)
+			d.MustCLI(t, "service", "stop", id)
 		})
 	})
 
@@ -111,11 +113,11 @@ func TestFaultDaemonKilledDuringStart(t *testing.T) {
 	t.Run("loading/died-while-down", func(t *testing.T) {
 		fltEach(t, func(t *testing.T, rep int) {
 			id := e.create(t, fltSlowStart("60s"))
-			d.must(t, "service", "start", id)
+			d.MustCLI(t, "service", "start", id)
 			before := d.waitLoading(t, id)
-			d.kill9(t)
+			d.Kill(t)
 			fltKill(t, before.ContainerID)
-			d.launch(t)
+			d.Restart(t)
 			s := d.mustStatus(t, id)
 			if s.Status != "failed" {
 				t.Fatalf("after restart: %v, want failed at once (reconciled before serving)", s)
@@ -136,10 +138,10 @@ func TestFaultDaemonKilledDuringStart(t *testing.T) {
 		fltEach(t, func(t *testing.T, rep int) {
 			id := e.create(t, fltSlowStart("4s"))
 			delay := delays[(rep-1)%len(delays)]
-			d.must(t, "service", "start", id)
+			d.MustCLI(t, "service", "start", id)
 			time.Sleep(delay)
-			d.kill9(t)
-			d.launch(t)
+			d.Kill(t)
+			d.Restart(t)
 			s := d.settled(t, id)
 			phase := fltPhaseAtKill(d.events(t, id))
 			t.Logf("killed %s after start returned, in phase %s: ended %v", delay, phase, s)
@@ -168,7 +170,7 @@ func TestFaultDaemonKilledDuringStart(t *testing.T) {
 					t.Errorf("failed record claims exit code %d for a container that never ran: %v", *s.ExitCode, s)
 				}
 				// The operator starts it again: one container, running.
-				d.must(t, "service", "start", id, "--wait", "--timeout", "60")
+				d.MustCLI(t, "service", "start", id, "--wait", "--timeout", "60")
 				s = d.mustStatus(t, id)
 				if s.Status != "running" {
 					t.Fatalf("start after the interrupted one: %v", s)
@@ -178,7 +180,7 @@ func TestFaultDaemonKilledDuringStart(t *testing.T) {
 				t.Fatalf("after restart: %v, want running or failed", s)
 			}
 			d.assertNoOrphans(t, id)
-			d.must(t, "service", "stop", id)
+			d.MustCLI(t, "service", "stop", id)
 		})
 	})
 }
@@ -198,11 +200,11 @@ func TestFaultDaemonKilledWhileRunning(t *testing.T) {
 			before[id] = e.startWait(t, id)
 			started[id] = fltInspect(t, before[id].ContainerID).StartedAt
 		}
-		d.kill9(t)
+		d.Kill(t)
 		if out, err := exec.Command("docker", "rm", "-f", before[gone].ContainerID).CombinedOutput(); err != nil {
 			t.Fatalf("docker rm: %v: %s", err, out)
 		}
-		d.launch(t)
+		d.Restart(t)
 		for _, id := range ids {
 			s := d.mustStatus(t, id)
 			if s.Status != "running" || s.ContainerID != before[id].ContainerID {
@@ -224,7 +226,7 @@ func TestFaultDaemonKilledWhileRunning(t *testing.T) {
 			if s := d.mustStatus(t, id); s.Status != "running" {
 				t.Fatalf("adopted service after a few liveness rounds: %v", s)
 			}
-			d.must(t, "service", "stop", id)
+			d.MustCLI(t, "service", "stop", id)
 			s := d.mustStatus(t, id)
 			if s.Status != "stopped" {
 				t.Fatalf("after stop: %v", s)
@@ -258,7 +260,7 @@ func TestFaultStoreDurability(t *testing.T) {
 						return
 					default:
 					}
-					code, body, err := d.post("/api/service/create", map[string]any{
+					code, body, err := d.Post("/api/service/create", map[string]any{
 						"model_id": e.modelID, "engine_type": "vllm", "name": fmt.Sprintf("burst-r%d-w%d-%d", rep, w, i),
 					})
 					if err != nil || code != 200 {
@@ -290,7 +292,7 @@ func TestFaultStoreDurability(t *testing.T) {
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
-		d.kill9(t)
+		d.Kill(t)
 		close(stop)
 		wg.Wait()
 		mu.Lock()
@@ -298,8 +300,8 @@ func TestFaultStoreDurability(t *testing.T) {
 		if len(acked) == 0 {
 			t.Fatal("no create was acknowledged before the kill")
 		}
-		d.launch(t)
-		list := decode[listJSON[fltSvc]](t, d.must(t, "service", "list", "-o", "json").stdout)
+		d.Restart(t)
+		list := decode[listJSON[fltSvc]](t, d.MustCLI(t, "service", "list", "-o", "json").Stdout)
 		have := map[string]fltSvc{}
 		for _, s := range list.Items {
 			have[s.ID] = s
@@ -339,18 +341,18 @@ func TestFaultGracefulShutdown(t *testing.T) {
 		run := e.create(t, nil)
 		runBefore := e.startWait(t, run)
 		loading := e.create(t, fltSlowStart("8s"))
-		waitDone := make(chan result, 1)
-		go func() { waitDone <- d.aimaNoT("service", "start", loading, "--wait", "--timeout", "120") }()
+		waitDone := make(chan testenv.Result, 1)
+		go func() { waitDone <- d.RunCLI("service", "start", loading, "--wait", "--timeout", "120") }()
 		loadBefore := d.waitLoading(t, loading)
 
-		code, took := d.term(t, bound)
+		code, took := d.Term(t, bound)
 		t.Logf("SIGTERM: daemon exited %d after %s", code, took.Round(time.Millisecond))
 		if code != 0 {
 			t.Fatalf("daemon exit code %d after SIGTERM, want 0", code)
 		}
 		select {
 		case r := <-waitDone:
-			t.Logf("in-flight start --wait ended with exit %d: %s", r.code, strings.TrimSpace(fltLastLine(r.stderr)))
+			t.Logf("in-flight start --wait ended with exit %d: %s", r.Code, strings.TrimSpace(fltLastLine(r.Stderr)))
 		case <-time.After(bound):
 			t.Fatal("the in-flight start --wait did not end with the daemon")
 		}
@@ -360,7 +362,7 @@ func TestFaultGracefulShutdown(t *testing.T) {
 			}
 		}
 
-		d.launch(t)
+		d.Restart(t)
 		s := d.mustStatus(t, run)
 		if s.Status != "running" || s.ContainerID != runBefore.ContainerID {
 			t.Fatalf("running service after restart: %v, want adopted %.12s", s, runBefore.ContainerID)
@@ -371,7 +373,7 @@ func TestFaultGracefulShutdown(t *testing.T) {
 		}
 		for _, id := range []string{run, loading} {
 			fltAssertOneContainer(t, d.mustStatus(t, id))
-			d.must(t, "service", "stop", id)
+			d.MustCLI(t, "service", "stop", id)
 		}
 		d.assertNoOrphans(t, run, loading)
 	})

@@ -40,7 +40,7 @@ func TestFaultDockerCut(t *testing.T) {
 		loading := e.create(t, fltSlowStart("4s"))
 		steadyBefore := e.startWait(t, steady)
 		victimBefore := e.startWait(t, victim)
-		d.must(t, "service", "start", loading)
+		d.MustCLI(t, "service", "start", loading)
 		loadBefore := d.waitLoading(t, loading)
 
 		proxy.Cut()
@@ -63,11 +63,11 @@ func TestFaultDockerCut(t *testing.T) {
 			{"service", "logs", victim, "--tail", "5"},
 		} {
 			t0 := time.Now()
-			r := d.aima(t, args...)
+			r := d.CLI(t, args...)
 			took := time.Since(t0)
-			t.Logf("aima %s while cut: exit %d in %s: %s", strings.Join(args, " "), r.code, took.Round(time.Millisecond), strings.TrimSpace(r.stderr))
-			if r.code != 5 || !strings.Contains(r.stderr, "unavailable") {
-				t.Errorf("aima %s while cut: exit %d, stderr %q; want exit 5 (unavailable) with a clear message", strings.Join(args, " "), r.code, r.stderr)
+			t.Logf("aima %s while cut: exit %d in %s: %s", strings.Join(args, " "), r.Code, took.Round(time.Millisecond), strings.TrimSpace(r.Stderr))
+			if r.Code != 5 || !strings.Contains(r.Stderr, "unavailable") {
+				t.Errorf("aima %s while cut: exit %d, stderr %q; want exit 5 (unavailable) with a clear message", strings.Join(args, " "), r.Code, r.Stderr)
 			}
 			if took > 10*time.Second {
 				t.Errorf("aima %s while cut took %s: not failing fast", strings.Join(args, " "), took)
@@ -76,10 +76,10 @@ func TestFaultDockerCut(t *testing.T) {
 		// A start needs Docker too.
 		late := e.create(t, nil)
 		t0 := time.Now()
-		r := d.aima(t, "service", "start", late, "--wait", "--timeout", "30")
-		t.Logf("aima service start --wait while cut: exit %d in %s: %s", r.code, time.Since(t0).Round(time.Millisecond), fltLastLine(r.stderr))
-		if r.code != 5 || !strings.Contains(r.stderr, "unavailable") {
-			t.Errorf("service start --wait while cut: exit %d, stderr %q; want exit 5 (unavailable)", r.code, r.stderr)
+		r := d.CLI(t, "service", "start", late, "--wait", "--timeout", "30")
+		t.Logf("aima service start --wait while cut: exit %d in %s: %s", r.Code, time.Since(t0).Round(time.Millisecond), fltLastLine(r.Stderr))
+		if r.Code != 5 || !strings.Contains(r.Stderr, "unavailable") {
+			t.Errorf("service start --wait while cut: exit %d, stderr %q; want exit 5 (unavailable)", r.Code, r.Stderr)
 		}
 		if s := d.mustStatus(t, late); s.Status != "failed" || !strings.Contains(s.Reason, "unavailable") {
 			t.Errorf("start while cut left %v, want failed with the unavailable reason", s)
@@ -90,13 +90,13 @@ func TestFaultDockerCut(t *testing.T) {
 		if st.Status != "running" || !st.Stale {
 			t.Errorf("service status while cut: %v, want running and stale", st)
 		}
-		list := decode[listJSON[fltSvc]](t, d.must(t, "service", "list", "-o", "json").stdout)
+		list := decode[listJSON[fltSvc]](t, d.MustCLI(t, "service", "list", "-o", "json").Stdout)
 		for _, x := range list.Items {
 			if !x.Stale {
 				t.Errorf("service list while cut: %v not marked stale", x)
 			}
 		}
-		doc := decode[struct{ Docker string }](t, d.must(t, "doctor", "-o", "json").stdout)
+		doc := decode[struct{ Docker string }](t, d.MustCLI(t, "doctor", "-o", "json").Stdout)
 		if doc.Docker == "ok" || !strings.Contains(doc.Docker, "unavailable") {
 			t.Errorf("doctor while cut says docker %q", doc.Docker)
 		}
@@ -132,13 +132,13 @@ func TestFaultDockerCut(t *testing.T) {
 			t.Errorf("start in progress during the cut whose engine became ready: %v, want running in %.12s", s, loadBefore.ContainerID)
 		}
 		fltAssertOneContainer(t, s)
-		if r := d.aima(t, "service", "logs", steady, "--tail", "3"); r.code != 0 {
-			t.Errorf("service logs after restore: exit %d: %s", r.code, r.stderr)
+		if r := d.CLI(t, "service", "logs", steady, "--tail", "3"); r.Code != 0 {
+			t.Errorf("service logs after restore: exit %d: %s", r.Code, r.Stderr)
 		}
 		// The start that failed for want of Docker works now.
 		fltAssertOneContainer(t, e.startWait(t, late))
 		for _, id := range []string{steady, loading, late} {
-			d.must(t, "service", "stop", id)
+			d.MustCLI(t, "service", "stop", id)
 		}
 		d.assertNoOrphans(t, steady, victim, loading, late)
 	})

@@ -31,9 +31,9 @@ func (d *fltDaemon) fire(t *testing.T, calls []fltCall) map[string]int {
 			var err error
 			switch c.op {
 			case "status":
-				code, body, err = d.get("/api/service/status?service_id=" + c.id)
+				code, body, err = d.Get("/api/service/status?service_id=" + c.id)
 			default:
-				code, body, err = d.post("/api/service/"+c.op, map[string]any{"service_id": c.id})
+				code, body, err = d.Post("/api/service/"+c.op, map[string]any{"service_id": c.id})
 			}
 			mu.Lock()
 			defer mu.Unlock()
@@ -98,7 +98,7 @@ func TestFaultConcurrentLifecycle(t *testing.T) {
 	e := fltSetup(t)
 	d := e.d
 	total := func() int {
-		return decode[listJSON[fltSvc]](t, d.must(t, "service", "list", "-o", "json").stdout).Total
+		return decode[listJSON[fltSvc]](t, d.MustCLI(t, "service", "list", "-o", "json").Stdout).Total
 	}
 	t.Run("one-service", func(t *testing.T) {
 		fltEach(t, func(t *testing.T, rep int) {
@@ -113,7 +113,7 @@ func TestFaultConcurrentLifecycle(t *testing.T) {
 				t.Errorf("service list total %d after the calls, was %d", n, before)
 			}
 			t.Logf("calls: %v; final: %v", fltSortedHist(hist), final)
-			d.must(t, "service", "stop", id)
+			d.MustCLI(t, "service", "stop", id)
 		})
 	})
 	t.Run("ten-services", func(t *testing.T) {
@@ -136,7 +136,7 @@ func TestFaultConcurrentLifecycle(t *testing.T) {
 			}
 			t.Logf("calls: %v; final: %v", fltSortedHist(hist), final)
 			for _, id := range ids {
-				d.must(t, "service", "stop", id)
+				d.MustCLI(t, "service", "stop", id)
 			}
 		})
 	})

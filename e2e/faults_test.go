@@ -13,21 +13,14 @@ package e2e
 // package.
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -91,207 +84,12 @@ func fltRequire(t *testing.T) {
 	testenv.RequireDocker(t)
 }
 
-// fltLog is a daemon's output over all its lives, safe to read while the
-// process writes.
-type fltLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *fltLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *fltLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// fltDaemon is an `aima start` subprocess that the test can SIGKILL,
-// SIGTERM and start again on the same data dir and address, with extra
-// environment (DOCKER_HOST for the socket proxy). The embedded daemonProc
-// gives the harness's CLI runner (aima, must).
+// fltDaemon is the suite's `aima start` subprocess (testenv.DaemonProc: the
+// test can Kill, Term and Restart it on the same data dir and address, with
+// extra environment such as DOCKER_HOST for the socket proxy), plus the
+// suite's service helpers.
 type fltDaemon struct {
-	*daemonProc
-	env  []string
-	logs *fltLog
-	gen  int
-
-	mu      sync.Mutex
-	cmd     *exec.Cmd
-	done    chan struct{}
-	exitErr error
-}
-
-// fltStartDaemon starts the built binary with config and a fresh data dir.
-func fltStartDaemon(t *testing.T, config string, env ...string) *fltDaemon {
-	t.Helper()
-	d := &fltDaemon{
-		daemonProc: &daemonProc{
-			bin: testenv.BuildAima(t), addr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
-			dataDir: filepath.Join(t.TempDir(), "data"), config: config, log: &bytes.Buffer{},
-		},
-		env: env, logs: &fltLog{},
-	}
-	t.Cleanup(func() {
-		if d.alive() {
-			_ = d.proc().Signal(os.Interrupt)
-			select {
-			case <-d.exited():
-			case <-time.After(15 * time.Second):
-				_ = d.proc().Kill()
-				<-d.exited()
-			}
-		}
-		if t.Failed() || os.Getenv("AIMA_FAULT_VERBOSE") != "" {
-			t.Logf("daemon log (all lives):\n%s", d.logs.String())
-		}
-	})
-	d.launch(t)
-	return d
-}
-
-func (d *fltDaemon) proc() *os.Process {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.cmd.Process
-}
-
-func (d *fltDaemon) exited() <-chan struct{} {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.done
-}
-
-func (d *fltDaemon) alive() bool {
-	select {
-	case <-d.exited():
-		return false
-	default:
-		return true
-	}
-}
-
-// launch starts a new life of the daemon and waits until it answers.
-func (d *fltDaemon) launch(t *testing.T) {
-	t.Helper()
-	d.gen++
-	fmt.Fprintf(d.logs, "----- daemon life %d, %s -----\n", d.gen, time.Now().Format(time.RFC3339Nano))
-	cmd := exec.Command(d.bin, "start", "--addr", d.addr, "--data-dir", d.dataDir, "--config", d.config)
-	cmd.Env = append(os.Environ(), d.env...)
-	cmd.Stdout, cmd.Stderr = d.logs, d.logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	d.mu.Lock()
-	d.cmd, d.done = cmd, done
-	d.mu.Unlock()
-	go func() {
-		err := cmd.Wait()
-		d.mu.Lock()
-		d.exitErr = err
-		d.mu.Unlock()
-		close(done)
-	}()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if code, _, err := d.get("/health"); err == nil && code == 200 {
-			return
-		}
-		select {
-		case <-done:
-			t.Fatalf("daemon life %d exited before serving: %v\n%s", d.gen, d.exitErr, d.logs.String())
-		case <-time.After(25 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("daemon life %d did not answer /health in 30s\n%s", d.gen, d.logs.String())
-		}
-	}
-}
-
-// kill9 SIGKILLs the daemon and waits for it to be gone.
-func (d *fltDaemon) kill9(t *testing.T) {
-	t.Helper()
-	fmt.Fprintf(d.logs, "----- SIGKILL at %s -----\n", time.Now().Format(time.RFC3339Nano))
-	_ = d.proc().Kill()
-	select {
-	case <-d.exited():
-	case <-time.After(10 * time.Second):
-		t.Fatal("daemon did not die after SIGKILL")
-	}
-}
-
-// term SIGTERMs the daemon and returns its exit code and how long it took
-// to exit; it fails the test when the daemon outlives bound.
-func (d *fltDaemon) term(t *testing.T, bound time.Duration) (int, time.Duration) {
-	t.Helper()
-	fmt.Fprintf(d.logs, "----- SIGTERM at %s -----\n", time.Now().Format(time.RFC3339Nano))
-	t0 := time.Now()
-	_ = d.proc().Signal(syscall.SIGTERM)
-	select {
-	case <-d.exited():
-	case <-time.After(bound):
-		_ = d.proc().Kill()
-		<-d.exited()
-		t.Fatalf("daemon did not exit within %s of SIGTERM", bound)
-	}
-	took := time.Since(t0)
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.cmd.ProcessState.ExitCode(), took
-}
-
-// get does one HTTP GET against the daemon.
-func (d *fltDaemon) get(path string) (int, []byte, error) {
-	c := http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Get("http://" + d.addr + path)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
-}
-
-// post does one HTTP POST of a JSON body against the daemon.
-func (d *fltDaemon) post(path string, body any) (int, []byte, error) {
-	raw, err := json.Marshal(body)
-	if err != nil {
-		return 0, nil, err
-	}
-	c := http.Client{Timeout: 2 * time.Minute}
-	resp, err := c.Post("http://"+d.addr+path, "application/json", bytes.NewReader(raw))
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
-}
-
-// aimaNoT runs the CLI without a *testing.T (for goroutines); a CLI that
-// cannot run at all is reported as exit code -1.
-func (d *fltDaemon) aimaNoT(args ...string) result {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, d.bin, args...)
-	cmd.Env = append(os.Environ(), "AIMA_ADDR="+d.addr)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	r := result{stdout: out.String(), stderr: errb.String()}
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	case err != nil:
-		r.code, r.stderr = -1, err.Error()
-	}
-	return r
+	*testenv.DaemonProc
 }
 
 // fltSvc is the part of a service record the suite looks at.
@@ -326,7 +124,7 @@ func (s fltSvc) String() string {
 // status reads a service record over HTTP (ok=false when the daemon did not
 // answer with a record).
 func (d *fltDaemon) status(id string) (fltSvc, bool) {
-	code, body, err := d.get("/api/service/status?service_id=" + id)
+	code, body, err := d.Get("/api/service/status?service_id=" + id)
 	if err != nil || code != 200 {
 		return fltSvc{}, false
 	}
@@ -340,7 +138,7 @@ func (d *fltDaemon) status(id string) (fltSvc, bool) {
 // mustStatus reads a service record through the CLI.
 func (d *fltDaemon) mustStatus(t *testing.T, id string) fltSvc {
 	t.Helper()
-	return decode[fltSvc](t, d.must(t, "service", "status", id, "-o", "json").stdout)
+	return decode[fltSvc](t, d.MustCLI(t, "service", "status", id, "-o", "json").Stdout)
 }
 
 // waitFor polls the record until cond holds, failing after timeout with the
@@ -384,13 +182,13 @@ func (d *fltDaemon) events(t *testing.T, id string) []fltEvent {
 	t.Helper()
 	out := decode[struct {
 		Items []fltEvent `json:"items"`
-	}](t, d.must(t, "service", "events", id, "-o", "json").stdout)
+	}](t, d.MustCLI(t, "service", "events", id, "-o", "json").Stdout)
 	return out.Items
 }
 
 // eventsText is the history for failure messages (best effort, no t).
 func (d *fltDaemon) eventsText(id string) string {
-	code, body, err := d.get("/api/service/events?service_id=" + id)
+	code, body, err := d.Get("/api/service/events?service_id=" + id)
 	if err != nil || code != 200 {
 		return fmt.Sprintf("(events unavailable: %d %v)", code, err)
 	}
@@ -422,27 +220,16 @@ type fltEnv struct {
 	modelID string
 }
 
-// fltConfig is the suite's daemon config: vllm is the simulator, liveness
-// and restart timings are short, and the port range is wide enough for the
-// write bursts.
-func fltConfig(t *testing.T, extra string) string {
+// fltConfig is the suite's daemon config: vllm is the simulator (the
+// services set SIM_TIME_SCALE themselves), liveness and restart timings are
+// short, and the port range is wide enough for the write bursts.
+func fltConfig(t *testing.T) string {
 	t.Helper()
-	lo := 20000 + testenv.FreePort(t)%20000
-	cfg := fmt.Sprintf(`engines:
-  vllm:
-    image: %s
-    gpus: none
-port_range: %d-%d
-liveness_interval: 300ms
+	return testenv.SimConfig(t, testenv.SimConfigOptions{NoEngineEnv: true, PortSpan: 2000, Extra: `liveness_interval: 300ms
 unhealthy_grace: 2s
 restart_backoff: 1s
 stop_timeout: 5s
-%s`, testenv.EngineSimImage(t), lo, lo+2000, extra)
-	path := filepath.Join(t.TempDir(), "aima.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
+`})
 }
 
 // fltSetup starts a daemon (with extra env, e.g. DOCKER_HOST) and registers
@@ -450,13 +237,15 @@ stop_timeout: 5s
 func fltSetup(t *testing.T, env ...string) *fltEnv {
 	t.Helper()
 	fltRequire(t)
-	d := fltStartDaemon(t, fltConfig(t, ""), env...)
-	out := d.must(t, "model", "add", "--path", makeModel(t, "qwen-fault"), "-o", "json")
+	d := &fltDaemon{testenv.StartDaemon(t, testenv.DaemonOptions{
+		Config: fltConfig(t), Env: env, LogAlways: os.Getenv("AIMA_FAULT_VERBOSE") != "",
+	})}
+	out := d.MustCLI(t, "model", "add", "--path", testenv.MakeModel(t, "qwen-fault"), "-o", "json")
 	m := decode[struct {
 		ID string `json:"id"`
-	}](t, out.stdout)
+	}](t, out.Stdout)
 	if m.ID == "" {
-		t.Fatalf("model add: %s", out.stdout)
+		t.Fatalf("model add: %s", out.Stdout)
 	}
 	return &fltEnv{d: d, modelID: m.ID}
 }
@@ -470,7 +259,7 @@ func (e *fltEnv) create(t *testing.T, env map[string]string, extra ...string) st
 		env = map[string]string{}
 	}
 	if _, ok := env["SIM_TIME_SCALE"]; !ok {
-		env["SIM_TIME_SCALE"] = simScale
+		env["SIM_TIME_SCALE"] = testenv.SimTimeScale
 	}
 	keys := make([]string, 0, len(env))
 	for k := range env {
@@ -481,7 +270,7 @@ func (e *fltEnv) create(t *testing.T, env map[string]string, extra ...string) st
 		args = append(args, "--env", k+"="+env[k])
 	}
 	args = append(args, extra...)
-	s := decode[fltSvc](t, e.d.must(t, args...).stdout)
+	s := decode[fltSvc](t, e.d.MustCLI(t, args...).Stdout)
 	if s.ID == "" || s.Status != "created" {
 		t.Fatalf("service create: %+v", s)
 	}
@@ -492,7 +281,7 @@ func (e *fltEnv) create(t *testing.T, env map[string]string, extra ...string) st
 // startWait starts a service with --wait and returns its running record.
 func (e *fltEnv) startWait(t *testing.T, id string) fltSvc {
 	t.Helper()
-	e.d.must(t, "service", "start", id, "--wait", "--timeout", "120")
+	e.d.MustCLI(t, "service", "start", id, "--wait", "--timeout", "120")
 	s := e.d.mustStatus(t, id)
 	if s.Status != "running" || s.ContainerID == "" {
 		t.Fatalf("after start --wait: %v\nevents:\n%s", s, e.d.eventsText(id))
@@ -573,7 +362,7 @@ func (d *fltDaemon) assertNoOrphans(t *testing.T, ids ...string) {
 			ServiceID   string `json:"service_id"`
 			ContainerID string `json:"container_id"`
 		} `json:"orphans"`
-	}](t, d.must(t, "doctor", "-o", "json").stdout)
+	}](t, d.MustCLI(t, "doctor", "-o", "json").Stdout)
 	if doc.Docker != "ok" {
 		t.Fatalf("doctor: docker %q", doc.Docker)
 	}

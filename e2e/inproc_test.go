@@ -1,22 +1,16 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"aima/client"
-	"aima/daemon"
 	"aima/events"
-	"aima/httpapi"
 	"aima/internal/testenv"
+	"aima/internal/testenv/daemontest"
 	"aima/services"
 	"aima/tools"
 )
@@ -24,77 +18,34 @@ import (
 // callTimeout bounds one API call of a test (a start with wait included).
 const callTimeout = 3 * time.Minute
 
-// inproc is an in-process daemon (daemon.Build) served over real HTTP by
-// httpapi on an httptest server, driven through the aima client — the same
-// path the CLI takes, without the subprocess.
+// inproc is an in-process daemon (daemontest: daemon.Build served over real
+// HTTP by httpapi on an httptest server), driven through the aima client —
+// the same path the CLI takes, without the subprocess.
 type inproc struct {
-	d       *daemon.Daemon
-	srv     *httptest.Server
+	*daemontest.Daemon
 	c       *client.Client
 	modelID string
-	log     *syncBuffer
-}
-
-// syncBuffer is a bytes.Buffer safe for the daemon's concurrent logging.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // newInproc starts an in-process daemon whose vllm engine is the simulator
-// image (see writeConfig; env is the engine's default container env), with
-// one registered model. It skips in -short mode and fails without Docker.
-func newInproc(t *testing.T, env map[string]string) *inproc {
-	t.Helper()
+// image (see testenv.SimConfig), with one registered model. It skips in
+// -short mode and fails without Docker.
+func newInproc(tb testing.TB) *inproc {
+	tb.Helper()
 	if testing.Short() {
-		t.Skip("needs Docker")
+		tb.Skip("needs Docker")
 	}
-	testenv.RequireDocker(t)
-	return newInprocWithImage(t, testenv.EngineSimImage(t), env)
+	testenv.RequireDocker(tb)
+	return newInprocWithImage(tb, testenv.EngineSimImage(tb))
 }
 
 // newInprocWithImage is newInproc with another vllm image (e.g. one in a
 // loopback registry).
-func newInprocWithImage(t *testing.T, image string, env map[string]string) *inproc {
-	t.Helper()
-	p := startInproc(t, writeConfig(t, image, env))
-	p.modelID = p.addModel(t, makeModel(t, "qwen-tiny"))
-	return p
-}
-
-// startInproc builds a daemon from configPath with a fresh data dir and
-// serves it; everything is closed when the test ends.
-func startInproc(tb testing.TB, configPath string) *inproc {
+func newInprocWithImage(tb testing.TB, image string) *inproc {
 	tb.Helper()
-	logs := &syncBuffer{}
-	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	d, err := daemon.Build(daemon.Options{DataDir: filepath.Join(tb.TempDir(), "data"), ConfigPath: configPath, Logger: logger})
-	if err != nil {
-		tb.Fatalf("daemon.Build: %v", err)
-	}
-	srv := httptest.NewServer(httpapi.New(d.Env, logger).Handler())
-	p := &inproc{d: d, srv: srv, c: client.New(srv.URL), log: logs}
-	tb.Cleanup(func() {
-		// Cut streams still open (a failed test's wait) so Close returns.
-		srv.CloseClientConnections()
-		srv.Close()
-		d.Close()
-		if tb.Failed() {
-			tb.Logf("in-process daemon log:\n%s", logs.String())
-		}
-	})
+	d := daemontest.Start(tb, testenv.SimConfig(tb, testenv.SimConfigOptions{Image: image}), daemontest.Options{})
+	p := &inproc{Daemon: d, c: client.New(d.URL)}
+	p.modelID = p.addModel(tb, testenv.MakeModel(tb, "qwen-tiny"))
 	return p
 }
 

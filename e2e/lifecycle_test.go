@@ -22,7 +22,7 @@ var startPhases = []string{"cleanup", "pull", "create", "start", "loading", "hea
 // the live progress stream, then that a late subscriber replays the same
 // start from events_from.
 func TestLifecycleStartPhases(t *testing.T) {
-	p := newInproc(t, nil)
+	p := newInproc(t)
 	s := p.createService(t, tools.ServiceCreateInput{Name: "phases"})
 
 	out, live, err := p.startWait(t, s.ID, 120)
@@ -106,7 +106,7 @@ func assertConsecutive(t *testing.T, what string, evs []events.Event, after uint
 // each start fails fast with the engine's own error as the reason, not at
 // the (generous) deadline, and the failed container's log stays readable.
 func TestLifecycleEngineFailures(t *testing.T) {
-	p := newInproc(t, nil)
+	p := newInproc(t)
 	cases := []struct {
 		mode  string
 		texts []string // any one of them in the reason
@@ -168,7 +168,7 @@ func TestLifecycleEngineFailures(t *testing.T) {
 // TestLifecycleStartTimeout: an engine that hangs during loading fails the
 // start at its deadline with deadline_exceeded, and its container is stopped.
 func TestLifecycleStartTimeout(t *testing.T) {
-	p := newInproc(t, nil)
+	p := newInproc(t)
 	s := p.createService(t, tools.ServiceCreateInput{Name: "hang", Env: []string{"SIM_FAIL=hang"}})
 	_, _, err := p.startWait(t, s.ID, 3)
 	if err == nil {
@@ -202,7 +202,7 @@ func TestLifecycleStartTimeout(t *testing.T) {
 // one engine type side by side: separate containers, separate logs, and
 // stopping one leaves the other serving.
 func TestLifecycleTwoServicesOneModel(t *testing.T) {
-	p := newInproc(t, nil)
+	p := newInproc(t)
 	a := p.createService(t, tools.ServiceCreateInput{Name: "alpha", Args: []string{"--max-model-len", "2048"}})
 	b := p.createService(t, tools.ServiceCreateInput{Name: "beta", Args: []string{"--max-model-len", "4096"}})
 	if a.Port == b.Port {
@@ -263,7 +263,7 @@ func TestLifecycleTwoServicesOneModel(t *testing.T) {
 // TestLifecycleStopStartCycles: repeated start/stop keeps exactly one
 // container per service and the same host port.
 func TestLifecycleStopStartCycles(t *testing.T) {
-	p := newInproc(t, nil)
+	p := newInproc(t)
 	s := p.createService(t, tools.ServiceCreateInput{Name: "cycles"})
 	var containers []string
 	for i := 1; i <= 3; i++ {
@@ -309,7 +309,7 @@ func TestLifecycleStopStartCycles(t *testing.T) {
 // TestLifecycleConcurrentStarts: many simultaneous starts of one service
 // make one start, one container.
 func TestLifecycleConcurrentStarts(t *testing.T) {
-	p := newInproc(t, nil)
+	p := newInproc(t)
 	s := p.createService(t, tools.ServiceCreateInput{Name: "concurrent"})
 	const n = 10
 	var wg sync.WaitGroup
@@ -356,7 +356,7 @@ func TestLifecycleConcurrentStarts(t *testing.T) {
 // TestLifecycleStopDuringStart: a stop while the engine loads cancels the
 // start cleanly — stopped, not failed — and the container is stopped.
 func TestLifecycleStopDuringStart(t *testing.T) {
-	p := newInproc(t, nil)
+	p := newInproc(t)
 	s := p.createService(t, tools.ServiceCreateInput{Name: "slow", Env: []string{"SIM_STARTUP=60s", "SIM_TIME_SCALE=1"}})
 	var out tools.StartOutput
 	p.call(t, "service_start", tools.ServiceStartInput{ServiceID: s.ID, TimeoutSeconds: 120}, &out)
@@ -397,7 +397,7 @@ func TestLifecycleStopDuringStart(t *testing.T) {
 // TestLifecycleBadInput: invalid requests through HTTP get the right error
 // kind (and field), and leave nothing behind.
 func TestLifecycleBadInput(t *testing.T) {
-	p := newInproc(t, nil)
+	p := newInproc(t)
 	var before, after tools.List[services.Service]
 	p.call(t, "service_list", struct{}{}, &before)
 	var modelsBefore, modelsAfter tools.List[struct {
@@ -423,7 +423,7 @@ func TestLifecycleBadInput(t *testing.T) {
 		for _, op := range []string{"service_status", "service_start", "service_stop", "service_delete"} {
 			check(t, op, tools.ServiceRef{ServiceID: "svc-doesnotexist"}, errs.NotFound, "")
 		}
-		if code := httpGetStatus(p.srv.URL + "/api/service/status?service_id=svc-doesnotexist"); code != 404 {
+		if code := httpGetStatus(p.URL + "/api/service/status?service_id=svc-doesnotexist"); code != 404 {
 			t.Errorf("GET status of an unknown service: HTTP %d, want 404", code)
 		}
 	})

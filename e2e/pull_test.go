@@ -32,7 +32,7 @@ func TestPullPhase(t *testing.T) {
 	testenv.RemoveImage(t, local)
 
 	t.Run("pulls with byte progress", func(t *testing.T) {
-		p := newInprocWithImage(t, ref, nil)
+		p := newInprocWithImage(t, ref)
 		s := p.createService(t, tools.ServiceCreateInput{Name: "pulled"})
 		out, evs, err := p.startWait(t, s.ID, 120)
 		if err != nil {
@@ -87,7 +87,7 @@ func TestPullPhase(t *testing.T) {
 
 	t.Run("missing image fails the start", func(t *testing.T) {
 		missing := reg + "/aima/enginesim:does-not-exist"
-		p := newInprocWithImage(t, missing, nil)
+		p := newInprocWithImage(t, missing)
 		s := p.createService(t, tools.ServiceCreateInput{Name: "nopull"})
 		_, _, err := p.startWait(t, s.ID, 120)
 		if err == nil {

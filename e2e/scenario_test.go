@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -31,100 +30,98 @@ func TestUserScenario(t *testing.T) {
 		t.Skip("needs Docker")
 	}
 	testenv.RequireDocker(t)
-	image := testenv.EngineSimImage(t)
-	bin := testenv.BuildAima(t)
-	d := startDaemon(t, bin, writeConfig(t, image, nil), filepath.Join(t.TempDir(), "data"))
-	t.Cleanup(func() { d.aima(t, "service", "list") })
+	d := testenv.StartDaemon(t, testenv.DaemonOptions{Config: testenv.SimConfig(t, testenv.SimConfigOptions{})})
+	t.Cleanup(func() { d.CLI(t, "service", "list") })
 
-	modelDir := makeModel(t, "qwen-tiny")
-	d.must(t, "model", "add", "--path", modelDir)
-	models := decode[listJSON[struct{ ID, Path string }]](t, d.must(t, "model", "list", "--output", "json").stdout)
+	modelDir := testenv.MakeModel(t, "qwen-tiny")
+	d.MustCLI(t, "model", "add", "--path", modelDir)
+	models := decode[listJSON[struct{ ID, Path string }]](t, d.MustCLI(t, "model", "list", "--output", "json").Stdout)
 	if models.Total != 1 || models.Items[0].ID == "" {
 		t.Fatalf("model list: %+v", models)
 	}
 	modelID := models.Items[0].ID
 
-	d.must(t, "service", "create", "--model-id", modelID, "--engine-type", "vllm")
-	svcs := decode[listJSON[svcJSON]](t, d.must(t, "service", "list", "--output", "json").stdout)
+	d.MustCLI(t, "service", "create", "--model-id", modelID, "--engine-type", "vllm")
+	svcs := decode[listJSON[svcJSON]](t, d.MustCLI(t, "service", "list", "--output", "json").Stdout)
 	svc := svcs.Items[len(svcs.Items)-1]
 	testenv.RemoveContainersWithLabel(t, "aima.service", svc.ID)
 	if svc.Status != "created" {
 		t.Fatalf("new service status %q", svc.Status)
 	}
 
-	start := d.must(t, "service", "start", svc.ID, "--wait", "--timeout", "120")
-	assertPhasesInOrder(t, start.stderr, "cleanup", "pull", "create", "start", "loading", "health_check", "running")
-	if !strings.Contains(start.stderr, "weights loaded") {
-		t.Errorf("no loading milestone from the engine's log in:\n%s", start.stderr)
+	start := d.MustCLI(t, "service", "start", svc.ID, "--wait", "--timeout", "120")
+	assertPhasesInOrder(t, start.Stderr, "cleanup", "pull", "create", "start", "loading", "health_check", "running")
+	if !strings.Contains(start.Stderr, "weights loaded") {
+		t.Errorf("no loading milestone from the engine's log in:\n%s", start.Stderr)
 	}
 
-	logs := d.must(t, "service", "logs", svc.ID)
+	logs := d.MustCLI(t, "service", "logs", svc.ID)
 	for _, want := range []string{"Resolved architecture", "Application startup complete."} {
-		if !strings.Contains(logs.stdout, want) {
-			t.Errorf("service logs lack %q:\n%s", want, logs.stdout)
+		if !strings.Contains(logs.Stdout, want) {
+			t.Errorf("service logs lack %q:\n%s", want, logs.Stdout)
 		}
 	}
 	var httpLogs struct {
 		Lines []struct{ Stream, Text string } `json:"lines"`
 	}
-	if code := d.getJSON(t, "/api/service/logs?service_id="+svc.ID, &httpLogs); code != 200 {
+	if code := getJSON(t, d, "/api/service/logs?service_id="+svc.ID, &httpLogs); code != 200 {
 		t.Fatalf("HTTP logs: %d", code)
 	}
 	var texts []string
 	for _, l := range httpLogs.Lines {
 		texts = append(texts, l.Text)
 	}
-	if got, want := strings.Join(texts, "\n"), strings.TrimRight(logs.stdout, "\n"); got != want {
+	if got, want := strings.Join(texts, "\n"), strings.TrimRight(logs.Stdout, "\n"); got != want {
 		t.Errorf("HTTP logs differ from CLI logs:\nHTTP:\n%s\nCLI:\n%s", got, want)
 	}
 	var st svcJSON
-	d.getJSON(t, "/api/service/status?service_id="+svc.ID, &st)
-	cli := decode[svcJSON](t, d.must(t, "service", "status", svc.ID, "-o", "json").stdout)
+	getJSON(t, d, "/api/service/status?service_id="+svc.ID, &st)
+	cli := decode[svcJSON](t, d.MustCLI(t, "service", "status", svc.ID, "-o", "json").Stdout)
 	if st.Status != "running" || cli.Status != "running" {
 		t.Fatalf("status: HTTP %q, CLI %q, want running", st.Status, cli.Status)
 	}
 
 	// A start that fails ends in failed with the engine's reason.
-	created := d.must(t, "service", "create", "--model-id", "nonexistent-model-id", "--engine-type", "vllm")
-	if !strings.Contains(created.stderr, "remote model reference") {
-		t.Errorf("no warning for a remote model reference; stderr: %s", created.stderr)
+	created := d.MustCLI(t, "service", "create", "--model-id", "nonexistent-model-id", "--engine-type", "vllm")
+	if !strings.Contains(created.Stderr, "remote model reference") {
+		t.Errorf("no warning for a remote model reference; stderr: %s", created.Stderr)
 	}
-	svcs = decode[listJSON[svcJSON]](t, d.must(t, "service", "list", "--output", "json").stdout)
+	svcs = decode[listJSON[svcJSON]](t, d.MustCLI(t, "service", "list", "--output", "json").Stdout)
 	failSvc := svcs.Items[len(svcs.Items)-1].ID
 	testenv.RemoveContainersWithLabel(t, "aima.service", failSvc)
-	bad := d.aima(t, "service", "start", failSvc, "--wait", "--timeout", "60")
-	if bad.code == 0 {
-		t.Fatalf("failing start exited 0:\n%s", bad.stderr)
+	bad := d.CLI(t, "service", "start", failSvc, "--wait", "--timeout", "60")
+	if bad.Code == 0 {
+		t.Fatalf("failing start exited 0:\n%s", bad.Stderr)
 	}
-	if !strings.Contains(bad.stderr, "Invalid repository ID or local directory specified") || !strings.Contains(bad.stderr, "exited with code 1") {
-		t.Errorf("failing start does not print the engine's reason and exit code:\n%s", bad.stderr)
+	if !strings.Contains(bad.Stderr, "Invalid repository ID or local directory specified") || !strings.Contains(bad.Stderr, "exited with code 1") {
+		t.Errorf("failing start does not print the engine's reason and exit code:\n%s", bad.Stderr)
 	}
-	svcs = decode[listJSON[svcJSON]](t, d.must(t, "service", "list", "--output", "json").stdout)
+	svcs = decode[listJSON[svcJSON]](t, d.MustCLI(t, "service", "list", "--output", "json").Stdout)
 	for _, s := range svcs.Items {
 		if s.ID == failSvc && s.Status != "failed" {
 			t.Errorf("failed service listed as %q", s.Status)
 		}
 	}
 	// Logs of a failed start stay readable.
-	if l := d.must(t, "service", "logs", failSvc); !strings.Contains(l.stdout, "Invalid repository ID") {
-		t.Errorf("logs of the failed start:\n%s", l.stdout)
+	if l := d.MustCLI(t, "service", "logs", failSvc); !strings.Contains(l.Stdout, "Invalid repository ID") {
+		t.Errorf("logs of the failed start:\n%s", l.Stdout)
 	}
 
 	// Docker agrees with aima.
 	assertDockerAgrees(t, d, svcs.Items)
 
-	d.must(t, "service", "stop", svc.ID)
-	cli = decode[svcJSON](t, d.must(t, "service", "status", svc.ID, "-o", "json").stdout)
+	d.MustCLI(t, "service", "stop", svc.ID)
+	cli = decode[svcJSON](t, d.MustCLI(t, "service", "status", svc.ID, "-o", "json").Stdout)
 	if cli.Status != "stopped" {
 		t.Fatalf("after stop: %q", cli.Status)
 	}
-	svcs = decode[listJSON[svcJSON]](t, d.must(t, "service", "list", "--output", "json").stdout)
+	svcs = decode[listJSON[svcJSON]](t, d.MustCLI(t, "service", "list", "--output", "json").Stdout)
 	assertDockerAgrees(t, d, svcs.Items)
 }
 
 // assertDockerAgrees checks that exactly the services aima calls running
 // have a running container, and each service has at most one container.
-func assertDockerAgrees(t *testing.T, d *daemonProc, svcs []svcJSON) {
+func assertDockerAgrees(t *testing.T, d *testenv.DaemonProc, svcs []svcJSON) {
 	t.Helper()
 	for _, s := range svcs {
 		ps := dockerPS(t, "label=aima.service="+s.ID)

@@ -3,18 +3,14 @@ package jsonrpc_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"testing"
+	"time"
 
-	"aima/daemon"
 	"aima/httpapi"
 	"aima/internal/testenv"
+	"aima/internal/testenv/daemontest"
 	"aima/jsonrpc"
 	"aima/tools"
 )
@@ -29,35 +25,6 @@ func requireDocker(t *testing.T) string {
 	}
 	testenv.RequireDocker(t)
 	return testenv.EngineSimImage(t)
-}
-
-// writeConfig points vllm at the simulator, sped up 20x.
-func writeConfig(t *testing.T, image string) string {
-	t.Helper()
-	lo := testenv.FreePort(t)
-	cfg := fmt.Sprintf("engines:\n  vllm:\n    image: %s\n    gpus: none\n    env:\n      SIM_TIME_SCALE: \"0.05\"\nport_range: %d-%d\n", image, lo, lo+20)
-	path := filepath.Join(t.TempDir(), "aima.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// makeModel creates a Hugging Face-style model directory.
-func makeModel(t *testing.T) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "qwen-tiny")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cfg := `{"architectures":["Qwen2ForCausalLM"],"torch_dtype":"bfloat16","max_position_embeddings":32768}`
-	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "model.safetensors"), make([]byte, 4096), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return dir
 }
 
 // request builds one JSON-RPC request line.
@@ -181,44 +148,43 @@ func checkNotFound(t *testing.T, m msg, want string) {
 
 func TestIntegrationHTTP(t *testing.T) {
 	image := requireDocker(t)
-	d, err := daemon.Build(daemon.Options{DataDir: t.TempDir(), ConfigPath: writeConfig(t, image), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(d.Close)
-	srv := httpapi.New(d.Env, slog.New(slog.DiscardHandler))
-	srv.Handle("/rpc", jsonrpc.Handler(tools.LocalCaller{Env: d.Env}, jsonrpc.Options{ReadOnly: d.Env.ReadOnly}))
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(ts.Close)
+	d := daemontest.Start(t, testenv.SimConfig(t, testenv.SimConfigOptions{Image: image}), daemontest.Options{Mounts: []daemontest.Mount{
+		func(srv *httpapi.Server, env *tools.Env) {
+			srv.Handle("/rpc", jsonrpc.Handler(tools.LocalCaller{Env: env}, jsonrpc.Options{ReadOnly: env.ReadOnly}))
+		},
+	}})
 
-	model := result[idOnly](t, rpcHTTP(t, ts.URL, false, request(1, "model.add", map[string]any{"path": makeModel(t)}))[0])
-	svc := result[idOnly](t, rpcHTTP(t, ts.URL, false, request(2, "service.create", map[string]any{"model_id": model.ID, "engine_type": "vllm"}))[0])
+	model := result[idOnly](t, rpcHTTP(t, d.URL, false, request(1, "model.add", map[string]any{"path": testenv.MakeModel(t, "qwen-tiny")}))[0])
+	svc := result[idOnly](t, rpcHTTP(t, d.URL, false, request(2, "service.create", map[string]any{"model_id": model.ID, "engine_type": "vllm"}))[0])
 	testenv.RemoveContainersWithLabel(t, "aima.service", svc.ID)
 
-	ms := rpcHTTP(t, ts.URL, true, request("start", "service.start", map[string]any{"service_id": svc.ID, "wait": true, "timeout_seconds": 120}))
+	ms := rpcHTTP(t, d.URL, true, request("start", "service.start", map[string]any{"service_id": svc.ID, "wait": true, "timeout_seconds": 120}))
 	checkStart(t, ms, `"start"`)
 
-	st := rpcHTTP(t, ts.URL, false, request(3, "service.status", map[string]any{"service_id": svc.ID}))[0]
+	st := rpcHTTP(t, d.URL, false, request(3, "service.status", map[string]any{"service_id": svc.ID}))[0]
 	if s := result[struct{ Status string }](t, st); s.Status != "running" {
 		t.Fatalf("status %q", s.Status)
 	}
 
 	input := `{"service_id":"no-such-service"}`
-	nf := rpcHTTP(t, ts.URL, false, `{"jsonrpc":"2.0","id":4,"method":"service.status","params":`+input+`}`)[0]
-	checkNotFound(t, nf, apiError(t, ts.URL, "/api/service/status", input))
+	nf := rpcHTTP(t, d.URL, false, `{"jsonrpc":"2.0","id":4,"method":"service.status","params":`+input+`}`)[0]
+	checkNotFound(t, nf, apiError(t, d.URL, "/api/service/status", input))
 }
 
 func TestIntegrationStdio(t *testing.T) {
 	image := requireDocker(t)
-	bin := testenv.BuildAima(t)
-	addr := startDaemon(t, bin, writeConfig(t, image))
+	d := testenv.StartDaemon(t, testenv.DaemonOptions{
+		Config:        testenv.SimConfig(t, testenv.SimConfigOptions{Image: image}),
+		HealthTimeout: hangGuard, StopTimeout: 30 * time.Second,
+	})
+	bin, addr := d.Bin, d.Addr
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	rpc := startRPC(t, ctx, bin, addr)
 
 	// A batch: two requests and a notification -> two responses.
-	modelDir := makeModel(t)
+	modelDir := testenv.MakeModel(t, "qwen-tiny")
 	rpc.send(t, "["+request(1, "model.add", map[string]any{"path": modelDir})+","+
 		request(2, "health.check", nil)+`,{"jsonrpc":"2.0","method":"health.check"}]`)
 	var batch []json.RawMessage

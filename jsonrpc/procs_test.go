@@ -2,15 +2,9 @@ package jsonrpc_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"fmt"
 	"io"
-	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,84 +16,18 @@ import (
 // performance threshold: a passing run needs a fraction of it.
 const hangGuard = 3 * time.Minute
 
-// syncBuffer is a bytes.Buffer safe for a process writing and a test reading.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// startDaemon runs `aima start` and waits until /health answers; the
-// daemon is interrupted when the test ends. It returns host:port.
-func startDaemon(t *testing.T, bin, config string) string {
-	t.Helper()
-	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	log := &syncBuffer{}
-	cmd := exec.Command(bin, "start", "--addr", addr, "--data-dir", filepath.Join(t.TempDir(), "data"), "--config", config)
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("daemon log:\n%s", log.String())
-		}
-	})
-	ctx, cancel := context.WithTimeout(t.Context(), hangGuard)
-	defer cancel()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/health", nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return addr
-			}
-		}
-		select {
-		case <-exited:
-			t.Fatalf("daemon exited:\n%s", log.String())
-		case <-ctx.Done():
-			t.Fatalf("daemon did not answer /health: %v\n%s", err, log.String())
-		case <-tick.C:
-		}
-	}
-}
-
 // rpcProc is a running `aima rpc`.
 type rpcProc struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	lines  chan []byte
-	stderr *syncBuffer
+	stderr *testenv.SyncBuffer
 	ctx    context.Context
 }
 
 func startRPC(t *testing.T, ctx context.Context, bin, addr string) *rpcProc {
 	t.Helper()
-	p := &rpcProc{cmd: exec.CommandContext(ctx, bin, "--addr", addr, "--output", "json", "rpc"), lines: make(chan []byte, 1024), stderr: &syncBuffer{}, ctx: ctx}
+	p := &rpcProc{cmd: exec.CommandContext(ctx, bin, "--addr", addr, "--output", "json", "rpc"), lines: make(chan []byte, 1024), stderr: &testenv.SyncBuffer{}, ctx: ctx}
 	p.cmd.Stderr = p.stderr
 	var err error
 	if p.stdin, err = p.cmd.StdinPipe(); err != nil {

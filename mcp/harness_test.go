@@ -1,15 +1,10 @@
 package mcp
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -18,9 +13,9 @@ import (
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"aima/daemon"
 	"aima/httpapi"
 	"aima/internal/testenv"
+	"aima/internal/testenv/daemontest"
 	"aima/tools"
 )
 
@@ -32,55 +27,17 @@ const (
 
 var eras = []string{modern, legacy}
 
-// writeConfig writes a daemon config pointing vllm at image (the engine
-// simulator, sped up 20×) with a private port range.
-func writeConfig(t *testing.T, image string) string {
-	t.Helper()
-	lo := testenv.FreePort(t)
-	cfg := fmt.Sprintf("engines:\n  vllm:\n    image: %s\n    gpus: none\n    env:\n      SIM_TIME_SCALE: \"0.05\"\nport_range: %d-%d\n", image, lo, lo+20)
-	path := filepath.Join(t.TempDir(), "aima.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// makeModel creates a Hugging Face-style model directory.
-func makeModel(t *testing.T, name string) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cfg := `{"architectures":["Qwen2ForCausalLM"],"torch_dtype":"bfloat16","max_position_embeddings":32768}`
-	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "model.safetensors"), bytes.Repeat([]byte{1}, 4096), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 // serveDaemon builds a real in-process daemon and serves its HTTP API with
 // /mcp mounted on a loopback httptest server; it returns the base URL. The
 // image only matters to tests that start services.
 func serveDaemon(t *testing.T, image string, readOnly bool, token string) string {
 	t.Helper()
-	d, err := daemon.Build(daemon.Options{
-		DataDir: t.TempDir(), ConfigPath: writeConfig(t, image), ReadOnly: readOnly,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
+	mount := func(api *httpapi.Server, env *tools.Env) {
+		s := NewServer(tools.LocalCaller{Env: env}, Options{ReadOnly: env.ReadOnly, Version: "test"})
+		api.Handle(Path, Handler(s, HTTPOptions{Token: token, Logger: slog.New(slog.DiscardHandler)}))
 	}
-	t.Cleanup(d.Close)
-	api := httpapi.New(d.Env, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	s := NewServer(tools.LocalCaller{Env: d.Env}, Options{ReadOnly: d.Env.ReadOnly, Version: "test"})
-	api.Handle(Path, Handler(s, HTTPOptions{Token: token, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}))
-	ts := httptest.NewServer(api.Handler())
-	t.Cleanup(ts.Close)
-	return ts.URL
+	cfg := testenv.SimConfig(t, testenv.SimConfigOptions{Image: image})
+	return daemontest.Start(t, cfg, daemontest.Options{ReadOnly: readOnly, Mounts: []daemontest.Mount{mount}}).URL
 }
 
 // recorder collects what a go-sdk client receives besides results.

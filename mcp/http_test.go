@@ -149,19 +149,27 @@ func TestHTTPReadOnly(t *testing.T) {
 // TestHTTPServiceLifecycle drives a real start of the engine simulator in
 // Docker through /mcp, once per protocol era.
 func TestHTTPServiceLifecycle(t *testing.T) {
+	eachEraWithDocker(t, "qwen-tiny", lifecycle)
+}
+
+// eachEraWithDocker serves an in-process daemon whose vllm is the engine
+// simulator in Docker and runs body once per protocol era, as a subtest
+// with a go-sdk session over HTTP, a 5-minute deadline and a model
+// directory named model (shared by the eras).
+func eachEraWithDocker(t *testing.T, model string, body func(ctx context.Context, t *testing.T, cs *sdk.ClientSession, rec *recorder, modelDir string)) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("needs Docker")
 	}
 	testenv.RequireDocker(t)
 	base := serveDaemon(t, testenv.EngineSimImage(t), false, "")
-	modelDir := makeModel(t, "qwen-tiny")
+	modelDir := testenv.MakeModel(t, model)
 	for _, version := range eras {
 		t.Run(version, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 			defer cancel()
 			rec := newRecorder()
-			cs := httpSession(ctx, t, base, version, rec)
-			lifecycle(ctx, t, cs, rec, modelDir)
+			body(ctx, t, httpSession(ctx, t, base, version, rec), rec, modelDir)
 		})
 	}
 }
@@ -248,38 +256,26 @@ func lifecycle(ctx context.Context, t *testing.T, cs *sdk.ClientSession, rec *re
 // ends the call (the following), not the start, which belongs to the
 // daemon and still reaches running.
 func TestHTTPCancelKeepsStart(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs Docker")
-	}
-	testenv.RequireDocker(t)
-	base := serveDaemon(t, testenv.EngineSimImage(t), false, "")
-	modelDir := makeModel(t, "qwen-cancel")
-	for _, version := range eras {
-		t.Run(version, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
-			defer cancel()
-			rec := newRecorder()
-			cs := httpSession(ctx, t, base, version, rec)
-			model := call(ctx, t, cs, "model_add", map[string]any{"path": modelDir})
-			svc := call(ctx, t, cs, "service_create", map[string]any{"model_id": model["id"], "engine_type": "vllm"})
-			id, _ := svc["id"].(string)
-			t.Cleanup(func() { testenv.RemoveContainersWithLabel(t, "aima.service", id) })
+	eachEraWithDocker(t, "qwen-cancel", func(ctx context.Context, t *testing.T, cs *sdk.ClientSession, rec *recorder, modelDir string) {
+		model := call(ctx, t, cs, "model_add", map[string]any{"path": modelDir})
+		svc := call(ctx, t, cs, "service_create", map[string]any{"model_id": model["id"], "engine_type": "vllm"})
+		id, _ := svc["id"].(string)
+		t.Cleanup(func() { testenv.RemoveContainersWithLabel(t, "aima.service", id) })
 
-			// Cancel as soon as the container is being created.
-			callCtx, stop := cancelOnMessage(ctx, rec, "c", func(m string) bool { return strings.HasPrefix(m, "create:") })
-			defer stop()
-			_, err := cs.CallTool(callCtx, &sdk.CallToolParams{
-				Name:      "service_start",
-				Arguments: map[string]any{"service_id": id, "wait": true},
-				Meta:      sdk.Meta{"progressToken": "c"},
-			})
-			if err == nil {
-				t.Fatal("the cancelled call returned a result")
-			}
-			got := call(ctx, t, cs, "service_wait", map[string]any{"service_id": id, "for": "running", "timeout_seconds": 120})
-			if got["status"] != "running" {
-				t.Fatalf("after the cancelled call the start ended as %v", got["status"])
-			}
+		// Cancel as soon as the container is being created.
+		callCtx, stop := cancelOnMessage(ctx, rec, "c", func(m string) bool { return strings.HasPrefix(m, "create:") })
+		defer stop()
+		_, err := cs.CallTool(callCtx, &sdk.CallToolParams{
+			Name:      "service_start",
+			Arguments: map[string]any{"service_id": id, "wait": true},
+			Meta:      sdk.Meta{"progressToken": "c"},
 		})
-	}
+		if err == nil {
+			t.Fatal("the cancelled call returned a result")
+		}
+		got := call(ctx, t, cs, "service_wait", map[string]any{"service_id": id, "for": "running", "timeout_seconds": 120})
+		if got["status"] != "running" {
+			t.Fatalf("after the cancelled call the start ended as %v", got["status"])
+		}
+	})
 }

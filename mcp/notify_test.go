@@ -79,7 +79,7 @@ func TestHTTPPullProgress(t *testing.T) {
 	defer cancel()
 	rec := newRecorder()
 	cs := httpSession(ctx, t, base, modern, rec)
-	model := call(ctx, t, cs, "model_add", map[string]any{"path": makeModel(t, "qwen-pull")})
+	model := call(ctx, t, cs, "model_add", map[string]any{"path": testenv.MakeModel(t, "qwen-pull")})
 	svc := call(ctx, t, cs, "service_create", map[string]any{"model_id": model["id"], "engine_type": "vllm"})
 	id, _ := svc["id"].(string)
 	t.Cleanup(func() { testenv.RemoveContainersWithLabel(t, "aima.service", id) })
