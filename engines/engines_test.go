@@ -1,0 +1,66 @@
+package engines
+
+import (
+	"testing"
+
+	"aima/errs"
+)
+
+func TestBuiltinCatalog(t *testing.T) {
+	c, err := NewCatalog(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, typ := range []string{"vllm", "sglang", "llamacpp"} {
+		e, err := c.Get(typ)
+		if err != nil || e.Image == "" || e.Port == 0 || e.HealthPath == "" || e.ModelArgs == nil {
+			t.Errorf("%s: %+v, %v", typ, e, err)
+		}
+	}
+	v, _ := c.Get("vllm")
+	if v.Port != 8000 || v.GPUs != "all" || v.HealthPath != "/health" {
+		t.Errorf("vllm defaults: %+v", v)
+	}
+	args := v.ModelArgs("/models/m", "qwen", 8000)
+	if args[0] != "--model" || args[1] != "/models/m" {
+		t.Errorf("vllm args put the model first as --model: %v", args)
+	}
+	if _, err := c.Get("tgi"); errs.FieldOf(err) != "engine_type" {
+		t.Errorf("unknown engine: %v", err)
+	}
+}
+
+func TestOverrides(t *testing.T) {
+	c, err := NewCatalog(map[string]Override{"vllm": {Image: "aima-enginesim:dev", GPUs: "none", Args: []string{"--max-num-seqs=8"}, Env: map[string]string{"A": "1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := c.Get("vllm")
+	if v.Image != "aima-enginesim:dev" || v.GPUs != "none" || len(v.Args) != 1 || v.Env["A"] != "1" {
+		t.Fatalf("override not applied: %+v", v)
+	}
+	for name, o := range map[string]map[string]Override{
+		"unknown engine": {"tgi": {Image: "x"}},
+		"bad gpus":       {"vllm": {GPUs: "two"}},
+	} {
+		if _, err := NewCatalog(o); errs.KindOf(err) != errs.InvalidArgument {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+func TestParseGPUs(t *testing.T) {
+	for in, want := range map[string]GPUSpec{"": {}, "none": {}, "all": {All: true}} {
+		if got, err := ParseGPUs(in); err != nil || got.All != want.All || len(got.DeviceIDs) != 0 {
+			t.Errorf("ParseGPUs(%q) = %+v, %v", in, got, err)
+		}
+	}
+	if got, err := ParseGPUs("0, 1"); err != nil || len(got.DeviceIDs) != 2 || got.DeviceIDs[1] != "1" {
+		t.Errorf("ParseGPUs(0, 1) = %+v, %v", got, err)
+	}
+	for _, bad := range []string{"two", "0;rm -rf", "-1"} {
+		if _, err := ParseGPUs(bad); err == nil {
+			t.Errorf("ParseGPUs(%q) accepted", bad)
+		}
+	}
+}
