@@ -102,7 +102,7 @@ func makeFlag(field string, prop *jsonschema.Schema, positional bool) ucli.Flag 
 	if positional {
 		usage += " (or give it as the argument)"
 	}
-	switch schemaType(prop) {
+	switch tools.SchemaType(prop) {
 	case "boolean":
 		return &ucli.BoolFlag{Name: name, Usage: usage}
 	case "integer":
@@ -114,17 +114,6 @@ func makeFlag(field string, prop *jsonschema.Schema, positional bool) ucli.Flag 
 	}
 }
 
-func schemaType(s *jsonschema.Schema) string {
-	if s.Type != "" {
-		return s.Type
-	}
-	for _, t := range s.Types {
-		if t != "null" {
-			return t
-		}
-	}
-	return ""
-}
 
 // inputFromFlags builds the operation's JSON input from the command line:
 // only flags the user set, plus the positional argument.
@@ -136,7 +125,7 @@ func inputFromFlags(op tools.Op, c *ucli.Command) (map[string]any, error) {
 		if !c.IsSet(fl) {
 			continue
 		}
-		switch schemaType(prop) {
+		switch tools.SchemaType(prop) {
 		case "boolean":
 			in[name] = c.Bool(fl)
 		case "integer":

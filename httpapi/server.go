@@ -227,7 +227,7 @@ func QueryToJSON(q map[string][]string, schema *jsonschema.Schema) (json.RawMess
 		prop := schema.Properties[k]
 		typ := ""
 		if prop != nil {
-			typ = schemaType(prop)
+			typ = tools.SchemaType(prop)
 		}
 		v := vals[len(vals)-1]
 		switch typ {
@@ -252,14 +252,3 @@ func QueryToJSON(q map[string][]string, schema *jsonschema.Schema) (json.RawMess
 	return json.Marshal(obj)
 }
 
-func schemaType(s *jsonschema.Schema) string {
-	if s.Type != "" {
-		return s.Type
-	}
-	for _, t := range s.Types {
-		if t != "null" {
-			return t
-		}
-	}
-	return ""
-}

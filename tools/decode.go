@@ -84,3 +84,18 @@ func jsonType(kind string) string {
 	}
 	return fmt.Sprintf("of type %s", kind)
 }
+
+// SchemaType is the JSON type a property accepts ("string", "integer",
+// "boolean", "array", ...), ignoring "null"; front-ends use it to type
+// query parameters and CLI flags.
+func SchemaType(s *jsonschema.Schema) string {
+	if s.Type != "" {
+		return s.Type
+	}
+	for _, t := range s.Types {
+		if t != "null" {
+			return t
+		}
+	}
+	return ""
+}
