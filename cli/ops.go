@@ -114,7 +114,6 @@ func makeFlag(field string, prop *jsonschema.Schema, positional bool) ucli.Flag 
 	}
 }
 
-
 // inputFromFlags builds the operation's JSON input from the command line:
 // only flags the user set, plus the positional argument.
 func inputFromFlags(op tools.Op, c *ucli.Command) (map[string]any, error) {

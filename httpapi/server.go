@@ -251,4 +251,3 @@ func QueryToJSON(q map[string][]string, schema *jsonschema.Schema) (json.RawMess
 	}
 	return json.Marshal(obj)
 }
-
