@@ -31,7 +31,7 @@ demo: setup build enginesim
 	$(BIN)/aima start --addr $(ADDR) --config examples/sim.yaml
 
 # Full suite: unit tests plus integration tests on the real Docker engine.
-test: build enginesim
+test: setup build enginesim
 	$(GO) test -race -count=1 -timeout 60m ./...
 	$(MAKE) fuzz
 
