@@ -123,6 +123,9 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.Token == "" && !httpapi.IsLoopback(opts.Addr) {
 		return errs.Invalid("addr", "refusing to listen on %s, beyond loopback, without a token: the API starts containers; set AIMA_TOKEN (clients send it as a bearer token) or listen on 127.0.0.1", opts.Addr)
 	}
+	if opts.DataDir == "" {
+		opts.DataDir = config.DefaultDataDir()
+	}
 	d, err := Build(opts)
 	if err != nil {
 		return err
