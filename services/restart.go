@@ -31,22 +31,31 @@ func ParseRestartPolicy(p string) (string, error) {
 	return "", errs.Invalid("restart_policy", "restart_policy %q: want no or on-failure", p)
 }
 
-// nextRestart returns the back-off before the next automatic restart and
-// whether there is one: base doubling per restart, capped at 5 minutes; a
-// run that lasted 10 minutes resets the count.
-func (m *Manager) nextRestart(s Service) (time.Duration, bool) {
+// restartPlan decides whether the failing service s is restarted by its
+// policy. It returns the change to make in the failure's record update and
+// what to do once that update is stored. The delay is the base doubled per
+// restart in the current streak, capped at 5 minutes; a run that lasted 10
+// minutes starts a new streak.
+func (m *Manager) restartPlan(s Service) (plan func(*Service), schedule func()) {
 	if s.RestartPolicy != RestartOnFailure {
-		return 0, false
+		return func(*Service) {}, func() {}
 	}
-	n := s.RestartCount
+	step := s.BackoffStep
 	if s.ReadyAt != nil && m.now().Sub(*s.ReadyAt) >= restartResetAfter {
-		n = 0
+		step = 0
 	}
 	d := m.opts.RestartBackoff
-	for i := 0; i < n && d < restartMaxBackoff; i++ {
+	for i := 0; i < step && d < restartMaxBackoff; i++ {
 		d *= 2
 	}
-	return min(d, restartMaxBackoff), true
+	d = min(d, restartMaxBackoff)
+	at := m.now().Add(d).UTC()
+	return func(x *Service) {
+			x.NextRestartAt = &at
+			x.BackoffStep = step + 1
+		}, func() {
+			m.scheduleRestart(s.ID, s.Run, d)
+		}
 }
 
 // scheduleRestart starts the service again after d, unless someone touched

@@ -36,6 +36,7 @@ type Service struct {
 	RestartPolicy  string     `json:"restart_policy" jsonschema:"no, or on-failure (restart with exponential back-off: 10s doubling to 5m, reset after 10m of running)"`
 	RestartCount   int        `json:"restart_count" jsonschema:"automatic restarts so far"`
 	NextRestartAt  *time.Time `json:"next_restart_at,omitempty" jsonschema:"when the restart policy starts the service again"`
+	BackoffStep    int        `json:"backoff_step,omitempty" jsonschema:"restarts in the current crash streak (the back-off doubles per step; a 10-minute run resets it)"`
 	PreviousExit   string     `json:"previous_exit,omitempty" jsonschema:"how the previous run ended"`
 	PreviousLogs   []string   `json:"previous_logs,omitempty" jsonschema:"last log lines of the previous run (service_logs previous=true)"`
 	UnhealthySince *time.Time `json:"unhealthy_since,omitempty" jsonschema:"when the liveness probe started failing"`

@@ -153,21 +153,16 @@ func (m *Manager) finishStart(ctx context.Context, st *starter, f *failure) {
 	// The restart policy applies to failed starts too (as a crash loop
 	// backs off in Kubernetes), so a start that failed while Docker was
 	// unreachable is tried again.
-	next, restart := m.nextRestart(s)
+	plan, schedule := m.restartPlan(s)
 	if _, err := m.transition(bg, s.ID, StatusFailed, f.reason, func(x *Service) {
 		x.ExitCode, x.OOMKilled, x.LogTail, x.DeadlineAt = f.exitCode, f.oom, f.logTail, nil
 		x.Phase = st.phase
-		if restart {
-			at := m.now().Add(next).UTC()
-			x.NextRestartAt = &at
-		}
+		plan(x)
 	}); err != nil {
 		m.log.Warn("record failure", "service", s.ID, "err", err)
 		return
 	}
-	if restart {
-		m.scheduleRestart(s.ID, s.Run, next)
-	}
+	schedule()
 }
 
 func (m *Manager) timeoutOf(s Service) time.Duration {

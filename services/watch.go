@@ -138,20 +138,15 @@ func (m *Manager) containerEndedLocked(ctx context.Context, s Service, container
 // failRunning records the failure of a running service and schedules a
 // restart when its policy asks for one. Called with the service lock held.
 func (m *Manager) failRunning(ctx context.Context, s Service, f failure) {
-	next, restart := m.nextRestart(s)
+	plan, schedule := m.restartPlan(s)
 	_, err := m.transition(ctx, s.ID, StatusFailed, f.reason, func(x *Service) {
 		x.ExitCode, x.OOMKilled, x.LogTail, x.UnhealthySince = f.exitCode, f.oom, f.logTail, nil
 		x.PreviousExit = f.reason
-		if restart {
-			at := m.now().Add(next).UTC()
-			x.NextRestartAt = &at
-		}
+		plan(x)
 	})
 	if err != nil {
 		m.log.Warn("record failure", "service", s.ID, "err", err)
 		return
 	}
-	if restart {
-		m.scheduleRestart(s.ID, s.Run, next)
-	}
+	schedule()
 }
