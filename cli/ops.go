@@ -36,10 +36,7 @@ func opCommands(std IO) []*ucli.Command {
 	for _, op := range tools.Registry() {
 		g, ok := groups[op.Group()]
 		if !ok {
-			g = &ucli.Command{Name: op.Group(), Usage: "manage " + op.Group() + "s"}
-			if op.Group() == "health" {
-				g.Usage = "check the daemon"
-			}
+			g = &ucli.Command{Name: op.Group(), Usage: groupUsage[op.Group()]}
 			groups[op.Group()] = g
 			order = append(order, op.Group())
 		}
@@ -89,9 +86,22 @@ func opCommand(op tools.Op, std IO) *ucli.Command {
 	return cmd
 }
 
+// groupUsage is the one-line help of each command group.
+var groupUsage = map[string]string{
+	"engine":  "the inference engines aima can run",
+	"health":  "check the daemon and its Docker engine",
+	"model":   "register and inspect models",
+	"service": "create, start, stop and observe inference services",
+	"system":  "diagnose aima's host",
+}
+
+// firstSentence is the text up to the first ". " that starts a new
+// sentence (so "e.g. x" does not end it).
 func firstSentence(s string) string {
-	if i := strings.Index(s, ". "); i > 0 {
-		return s[:i]
+	for i := 0; i+2 < len(s); i++ {
+		if s[i] == '.' && s[i+1] == ' ' && s[i+2] >= 'A' && s[i+2] <= 'Z' {
+			return s[:i]
+		}
 	}
 	return strings.TrimSuffix(s, ".")
 }
