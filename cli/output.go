@@ -8,7 +8,6 @@ import (
 	"io"
 	"reflect"
 	"strings"
-	"time"
 
 	"github.com/jedib0t/go-pretty/v6/table"
 	"go.yaml.in/yaml/v3"
@@ -163,4 +162,3 @@ func eventLine(ev events.Event) string {
 	return s + "  " + ev.Message
 }
 
-var _ = time.Second

@@ -8,7 +8,6 @@ import (
 
 	"aima/errs"
 	"aima/events"
-	"aima/runtime"
 	"aima/services"
 )
 
@@ -271,4 +270,3 @@ func runEvents(ctx context.Context, env *Env, in ServiceEventsInput, rep Reporte
 	}
 }
 
-var _ = runtime.LogLine{}
