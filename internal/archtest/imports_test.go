@@ -1,0 +1,70 @@
+// Package archtest guards aima's layering: front-ends (cli, client, httpapi,
+// mcp, jsonrpc, daemon) → tools → domain (services, runtime, state, events,
+// models, engines, config, errs). Domain code never imports a transport or
+// the operation layer, and tools imports no transport.
+package archtest
+
+import (
+	"go/build"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+var (
+	frontEnds = []string{"aima/cli", "aima/client", "aima/httpapi", "aima/mcp", "aima/jsonrpc", "aima/daemon"}
+	transport = []string{"github.com/mark3labs/mcp-go", "github.com/urfave/cli", "github.com/modelcontextprotocol/go-sdk"}
+	domain    = []string{"services", "runtime", "runtime/docker", "state", "events", "models", "engines", "config", "errs"}
+)
+
+func moduleRoot(t *testing.T) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+func imports(t *testing.T, dir string) []string {
+	t.Helper()
+	pkg, err := build.ImportDir(dir, 0)
+	if err != nil {
+		t.Fatalf("%s: %v", dir, err)
+	}
+	return pkg.Imports // non-test files only
+}
+
+func forbidden(imp string, bans []string) bool {
+	for _, b := range bans {
+		if imp == b || strings.HasPrefix(imp, b+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+func TestDomainImportsNoFrontEnd(t *testing.T) {
+	root := moduleRoot(t)
+	bans := append(append([]string{"aima/tools"}, frontEnds...), transport...)
+	for _, p := range domain {
+		for _, imp := range imports(t, filepath.Join(root, p)) {
+			if forbidden(imp, bans) {
+				t.Errorf("domain package %s imports %s", p, imp)
+			}
+		}
+	}
+}
+
+func TestToolsImportsNoTransport(t *testing.T) {
+	for _, imp := range imports(t, filepath.Join(moduleRoot(t), "tools")) {
+		if forbidden(imp, append(append([]string{}, frontEnds...), transport...)) || imp == "net/http" {
+			t.Errorf("tools imports %s", imp)
+		}
+	}
+}
+
+func TestEventBusIsALeaf(t *testing.T) {
+	for _, imp := range imports(t, filepath.Join(moduleRoot(t), "events")) {
+		if strings.Contains(imp, ".") || strings.HasPrefix(imp, "aima/") {
+			t.Errorf("events imports %s; it must use only the standard library", imp)
+		}
+	}
+}
