@@ -161,4 +161,3 @@ func eventLine(ev events.Event) string {
 	}
 	return s + "  " + ev.Message
 }
-

@@ -269,4 +269,3 @@ func runEvents(ctx context.Context, env *Env, in ServiceEventsInput, rep Reporte
 		out.Total++
 	}
 }
-
