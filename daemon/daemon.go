@@ -131,10 +131,9 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer d.Close()
-	if err := d.Recover(ctx); err != nil {
+	if err := d.manager.Run(); err != nil {
 		d.log.Warn("reconcile at start-up", "err", err)
 	}
-	d.manager.Run()
 	srv := httpapi.New(d.Env, d.log)
 	if opts.Mount != nil {
 		opts.Mount(srv, d.Env, opts.Addr, opts.Token)

@@ -9,33 +9,46 @@ import (
 	"aima/runtime"
 )
 
-// Run starts the manager's background watchers: Docker events (a container
-// that dies or disappears under a running service makes it failed within a
-// second) and the liveness probe of running services. They end with Close.
-func (m *Manager) Run() {
+// Run reconciles the store with Docker and starts the manager's background
+// watchers: Docker events (a container that dies or disappears under a
+// running service makes it failed within a second) and the liveness probe
+// of running services. The first subscription and reconcile happen before
+// Run returns, so the daemon serves a reconciled state; the error says why
+// that reconcile failed (the watcher retries until Docker answers). The
+// watchers end with Close.
+func (m *Manager) Run() error {
+	since := m.now()
+	evs, errc, err := m.subscribe(m.ctx, since)
 	m.wg.Add(2)
-	go func() { defer m.wg.Done(); m.watchDocker(m.ctx) }()
+	go func() { defer m.wg.Done(); m.watchDocker(m.ctx, since, evs, errc) }()
 	go func() { defer m.wg.Done(); m.livenessLoop(m.ctx) }()
+	return err
 }
 
 // DockerReachable reports whether the last contact with the engine worked.
 func (m *Manager) DockerReachable() bool { return !m.dockerDown.Load() }
 
-// watchDocker subscribes to aima's container events, then resyncs by
-// listing containers (subscribe first, so nothing falls between), and
-// resubscribes with since= after the stream breaks.
-func (m *Manager) watchDocker(ctx context.Context) {
-	since := m.now()
+// subscribe subscribes to aima's container events, then reconciles every
+// service with the containers that exist (subscribe first, so nothing falls
+// between the listing and the events).
+func (m *Manager) subscribe(ctx context.Context, since time.Time) (<-chan runtime.Event, <-chan error, error) {
+	evs, errc := m.rt.Events(ctx, since, map[string]string{runtime.LabelManaged: "true"})
+	err := m.Reconcile(ctx)
+	if err != nil {
+		m.setDockerDown(err)
+	} else {
+		m.setDockerUp()
+	}
+	return evs, errc, err
+}
+
+// watchDocker follows the event stream and resubscribes with since= after
+// it breaks.
+func (m *Manager) watchDocker(ctx context.Context, since time.Time, evs <-chan runtime.Event, errc <-chan error) {
 	backoff := time.NewTimer(0)
 	defer backoff.Stop()
 	<-backoff.C
-	for ctx.Err() == nil {
-		evs, errc := m.rt.Events(ctx, since, map[string]string{runtime.LabelManaged: "true"})
-		if err := m.resync(ctx); err != nil {
-			m.setDockerDown(err)
-		} else {
-			m.setDockerUp()
-		}
+	for {
 		for open := true; open; {
 			select {
 			case ev, ok := <-evs:
@@ -60,6 +73,7 @@ func (m *Manager) watchDocker(ctx context.Context) {
 			return
 		case <-backoff.C:
 		}
+		evs, errc, _ = m.subscribe(ctx, since)
 	}
 }
 
@@ -73,12 +87,6 @@ func (m *Manager) setDockerUp() {
 	if m.dockerDown.Swap(false) {
 		m.log.Info("docker engine reachable again; reconciled")
 	}
-}
-
-// resync reconciles every service with the containers that exist (after
-// subscribing, so no event falls between).
-func (m *Manager) resync(ctx context.Context) error {
-	return m.Reconcile(ctx)
 }
 
 // onDockerEvent reacts to a container event of a running service.
