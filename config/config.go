@@ -20,6 +20,7 @@ import (
 
 	"aima/engines"
 	"aima/errs"
+	"aima/services"
 )
 
 // MaxFileSize caps the config file; a larger one is rejected, not read.
@@ -76,16 +77,17 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 
 // Default returns the built-in settings.
 func Default() Config {
+	d := services.DefaultOptions()
 	return Config{
 		Store:            "bolt",
-		BindHost:         "127.0.0.1",
-		PortRange:        "18000-18999",
-		StartTimeout:     Duration(20 * time.Minute),
-		StopTimeout:      Duration(10 * time.Second),
-		HealthInterval:   Duration(50 * time.Millisecond),
-		LivenessInterval: Duration(5 * time.Second),
-		UnhealthyGrace:   Duration(30 * time.Second),
-		RestartBackoff:   Duration(10 * time.Second),
+		BindHost:         d.BindHost,
+		PortRange:        fmt.Sprintf("%d-%d", d.PortLow, d.PortHigh),
+		StartTimeout:     Duration(d.StartTimeout),
+		StopTimeout:      Duration(d.StopTimeout),
+		HealthInterval:   Duration(d.HealthInterval),
+		LivenessInterval: Duration(d.LivenessInterval),
+		UnhealthyGrace:   Duration(d.UnhealthyGrace),
+		RestartBackoff:   Duration(d.RestartBackoff),
 	}
 }
 

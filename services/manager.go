@@ -39,6 +39,39 @@ type Options struct {
 	Logger              *slog.Logger
 }
 
+// DefaultOptions are the settings a zero Options field takes; the config
+// file's defaults are these too.
+func DefaultOptions() Options {
+	return Options{
+		BindHost: "127.0.0.1", PortLow: 18000, PortHigh: 18999,
+		StartTimeout: 20 * time.Minute, StopTimeout: 10 * time.Second, HealthInterval: 50 * time.Millisecond,
+		LivenessInterval: 5 * time.Second, UnhealthyGrace: 30 * time.Second, RestartBackoff: 10 * time.Second,
+	}
+}
+
+// withDefaults fills unset fields from DefaultOptions.
+func (o Options) withDefaults() Options {
+	d := DefaultOptions()
+	if o.BindHost == "" {
+		o.BindHost = d.BindHost
+	}
+	if o.PortLow == 0 {
+		o.PortLow, o.PortHigh = d.PortLow, d.PortHigh
+	}
+	for _, f := range []struct{ v, def *time.Duration }{
+		{&o.StartTimeout, &d.StartTimeout}, {&o.StopTimeout, &d.StopTimeout}, {&o.HealthInterval, &d.HealthInterval},
+		{&o.LivenessInterval, &d.LivenessInterval}, {&o.UnhealthyGrace, &d.UnhealthyGrace}, {&o.RestartBackoff, &d.RestartBackoff},
+	} {
+		if *f.v <= 0 {
+			*f.v = *f.def
+		}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
 // Manager owns every service's lifecycle. Starts run in goroutines owned by
 // the manager (not by the request that asked), so a client that disconnects
 // changes nothing; Close cancels them and waits.
@@ -79,33 +112,7 @@ var (
 
 // NewManager wires a manager. The bus should journal into the same store.
 func NewManager(store state.Store, rt runtime.Runtime, bus *events.Bus, catalog *engines.Catalog, reg *models.Registry, opts Options) *Manager {
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
-	if opts.BindHost == "" {
-		opts.BindHost = "127.0.0.1"
-	}
-	if opts.PortLow == 0 {
-		opts.PortLow, opts.PortHigh = 18000, 18999
-	}
-	if opts.StartTimeout <= 0 {
-		opts.StartTimeout = 20 * time.Minute
-	}
-	if opts.StopTimeout <= 0 {
-		opts.StopTimeout = 10 * time.Second
-	}
-	if opts.HealthInterval <= 0 {
-		opts.HealthInterval = 50 * time.Millisecond
-	}
-	if opts.LivenessInterval <= 0 {
-		opts.LivenessInterval = 5 * time.Second
-	}
-	if opts.UnhealthyGrace <= 0 {
-		opts.UnhealthyGrace = 30 * time.Second
-	}
-	if opts.RestartBackoff <= 0 {
-		opts.RestartBackoff = 10 * time.Second
-	}
+	opts = opts.withDefaults()
 	ctx, cancel := context.WithCancelCause(context.Background())
 	return &Manager{
 		col: state.NewCollection[Service](store, "services/", "service"), store: store,
