@@ -105,11 +105,14 @@ func (p *SockProxy) Stats() (accepted, refused, live int) {
 	return p.accepted, p.refused, len(p.conns) / 2
 }
 
+// closeAll closes every live connection and forgets it at once, so Stats
+// counts it as gone as soon as Cut returns (not when its pipes wind down).
 func (p *SockProxy) closeAll() {
 	p.mu.Lock()
 	conns := make([]net.Conn, 0, len(p.conns))
 	for c := range p.conns {
 		conns = append(conns, c)
+		delete(p.conns, c)
 	}
 	p.mu.Unlock()
 	for _, c := range conns {
