@@ -1,7 +1,7 @@
 # aima build and test entry points. `make test` is what CI runs (via .ci/run).
 GO        ?= go
 BIN       ?= bin
-SIM_IMAGE ?= aima-enginesim:dev
+SIM_IMAGE ?= aima-enginesim:$(or $(AIMA_IMAGE_TAG),dev)
 ADDR      ?= 127.0.0.1:9090
 
 .PHONY: setup build enginesim run demo test test-short fuzz bench schemas fmt vet

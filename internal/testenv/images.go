@@ -22,14 +22,24 @@ import (
 	"github.com/moby/moby/client"
 )
 
-// Image refs and the label that records which binary an image holds.
-const (
-	EngineSimRef = "aima-enginesim:dev"
-	TestProgRef  = "aima-testprog:dev"
-	// ShaLabel holds the sha256 of the image's binary plus Dockerfile, so an
-	// image is rebuilt only when its source changed.
-	ShaLabel = "aima.sim.sha"
+// Image refs and the label that records which binary an image holds. The
+// tag is AIMA_IMAGE_TAG (default "dev"), so two checkouts testing different
+// simulator sources on one Docker engine never replace each other's image.
+var (
+	EngineSimRef = "aima-enginesim:" + imageTag()
+	TestProgRef  = "aima-testprog:" + imageTag()
 )
+
+// ShaLabel holds the sha256 of the image's binary plus Dockerfile, so an
+// image is rebuilt only when its source changed.
+const ShaLabel = "aima.sim.sha"
+
+func imageTag() string {
+	if t := os.Getenv("AIMA_IMAGE_TAG"); t != "" {
+		return t
+	}
+	return "dev"
+}
 
 // goImage is a FROM scratch image around one static Go binary of this module.
 type goImage struct {
