@@ -216,7 +216,7 @@ func TestFaultDaemonKilledWhileRunning(t *testing.T) {
 			fltAssertOneContainer(t, s)
 		}
 		s := d.mustStatus(t, gone)
-		if s.Status != "failed" || !strings.Contains(s.Reason, "container disappeared while the daemon was down") {
+		if s.Status != "failed" || s.Failure != "disappeared" || !strings.Contains(s.Reason, "container disappeared while the daemon was down") {
 			t.Errorf("service whose container was removed while the daemon was down: %v", s)
 		}
 		d.assertNoOrphans(t, append(ids, gone)...)

@@ -27,7 +27,7 @@ func (m *Manager) Orphans(ctx context.Context) ([]Orphan, error) {
 	for _, s := range all {
 		known[s.ID] = true
 	}
-	containers, err := m.rt.ListContainers(ctx, map[string]string{runtime.LabelManaged: "true"})
+	containers, err := m.rt.ListContainers(ctx, runtime.ListOptions{Labels: map[string]string{runtime.LabelManaged: "true"}})
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +51,7 @@ func (m *Manager) Prune(ctx context.Context) ([]Orphan, error) {
 	}
 	removed := []Orphan{}
 	for _, o := range orphans {
-		if err := m.rt.RemoveContainer(ctx, o.ContainerID, true); err != nil {
+		if err := m.rt.RemoveContainer(ctx, o.ContainerID, runtime.RemoveOptions{Force: true}); err != nil {
 			return removed, err
 		}
 		removed = append(removed, o)
