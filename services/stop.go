@@ -35,7 +35,7 @@ func (m *Manager) Stop(ctx context.Context, ref string) (StopResult, error) {
 		if err := m.stopContainers(ctx, s.ID); err != nil {
 			return StopResult{}, err
 		}
-		s, err = m.transition(ctx, s.ID, StatusStopped, "stopped after failure", nil)
+		s, err = m.transition(ctx, s.ID, StatusStopped, "stopped after failure", func(x *Service) { x.NextRestartAt = nil })
 		return StopResult{Service: s}, err
 	}
 	if s.Status != StatusStopping {

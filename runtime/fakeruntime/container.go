@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -34,7 +35,9 @@ type container struct {
 
 // process is one run of a container's script.
 type process struct {
-	done chan struct{} // closed when the process has exited
+	done   chan struct{} // closed when the process has exited
+	served chan struct{} // closed when the engine first answered 200
+	once   sync.Once
 	ln   net.Listener  // the published port
 	srv  *http.Server
 }
@@ -95,7 +98,7 @@ func (r *Runtime) StartContainer(ctx context.Context, id string) error {
 	if c.running() {
 		return nil
 	}
-	p := &process{done: make(chan struct{})}
+	p := &process{done: make(chan struct{}), served: make(chan struct{})}
 	if c.spec.ContainerPort > 0 {
 		host := c.spec.HostIP
 		if host == "" {
@@ -111,6 +114,7 @@ func (r *Runtime) StartContainer(ctx context.Context, id string) error {
 			if c.healthy.Load() {
 				w.WriteHeader(http.StatusOK)
 				_, _ = w.Write([]byte("{}"))
+				p.once.Do(func() { close(p.served) })
 				return
 			}
 			w.WriteHeader(http.StatusServiceUnavailable)
@@ -147,9 +151,12 @@ func (r *Runtime) run(c *container, p *process) {
 				return
 			}
 		}
-		if st.Until != nil {
+		for _, ch := range []<-chan struct{}{st.Until, servedIf(st.UntilServed, p)} {
+			if ch == nil {
+				continue
+			}
 			select {
-			case <-st.Until:
+			case <-ch:
 			case <-p.done:
 				return
 			case <-r.ctx.Done():
@@ -164,6 +171,13 @@ func (r *Runtime) run(c *container, p *process) {
 		r.actLocked(c, st)
 		r.mu.Unlock()
 	}
+}
+
+func servedIf(wait bool, p *process) <-chan struct{} {
+	if !wait {
+		return nil
+	}
+	return p.served
 }
 
 func (r *Runtime) actLocked(c *container, st Step) {
@@ -395,6 +409,12 @@ func (r *Runtime) WaitExit(ctx context.Context, id string) <-chan runtime.ExitSt
 		defer close(out)
 		select {
 		case <-p.done:
+			select {
+			case <-cut: // the connection was cut before the exit
+				out <- runtime.ExitStatus{Err: errCut()}
+				return
+			default:
+			}
 			r.mu.Lock()
 			code := c.state.ExitCode
 			r.mu.Unlock()

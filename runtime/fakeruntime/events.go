@@ -115,6 +115,12 @@ func (r *Runtime) Events(ctx context.Context, opts runtime.EventOptions) (<-chan
 		}
 		for {
 			for _, ev := range s.take() {
+				// A cut connection delivers nothing more, even what is
+				// already queued.
+				if err := end(); err != nil {
+					errc <- err
+					return
+				}
 				select {
 				case out <- ev:
 				case <-ctx.Done():

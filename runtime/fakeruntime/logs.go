@@ -56,6 +56,12 @@ func (r *Runtime) Logs(ctx context.Context, id string, opts runtime.LogOptions) 
 			r.mu.Unlock()
 			for _, l := range batch {
 				select {
+				case <-cut: // a cut connection delivers nothing more
+					errc <- errCut()
+					return
+				default:
+				}
+				select {
 				case lines <- l:
 				case <-ctx.Done():
 					errc <- fmt.Errorf("logs of container %s: %w", id, ctx.Err())

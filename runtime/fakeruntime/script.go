@@ -25,6 +25,9 @@ type Step struct {
 	// Until, if set, is waited for next (closed by the test), so a test
 	// decides the moment exactly.
 	Until <-chan struct{}
+	// UntilServed waits until the engine has answered 200 to a request in
+	// this run: "after a client saw it ready".
+	UntilServed bool
 	// Do is the action; ActNone only waits.
 	Do     Action
 	Stream string // for ActLog: "stdout" (default) or "stderr"
@@ -65,6 +68,10 @@ func OOM() Step { return Step{Do: ActOOM} }
 
 // Sleep waits d.
 func Sleep(d time.Duration) Step { return Step{After: d} }
+
+// Served waits until the engine has answered a request with 200, so what
+// follows (a crash, a wedge) happens after a readiness probe saw it ready.
+func Served() Step { return Step{UntilServed: true} }
 
 // Gate waits until ch is closed.
 func Gate(ch <-chan struct{}) Step { return Step{Until: ch} }
