@@ -132,7 +132,7 @@ func TestStopRemove(t *testing.T) {
 	f := newFixture(t)
 	id := f.run(t, f.spec(testenv.TestProgImage(t), "wait"))
 	start := time.Now()
-	if err := f.d.StopContainer(t.Context(), id, runtime.StopOptions{Timeout: 5*time.Second}); err != nil {
+	if err := f.d.StopContainer(t.Context(), id, runtime.StopOptions{Timeout: 5 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	if d := time.Since(start); d > 3*time.Second {

@@ -63,7 +63,7 @@ func TestEngineSim(t *testing.T) {
 
 	wait := f.d.WaitExit(ctx, id)
 	stopAt := time.Now()
-	if err := f.d.StopContainer(ctx, id, runtime.StopOptions{Timeout: 10*time.Second}); err != nil {
+	if err := f.d.StopContainer(ctx, id, runtime.StopOptions{Timeout: 10 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	if ex := <-wait; ex.Err != nil || ex.ExitCode != 0 {

@@ -38,8 +38,8 @@ type process struct {
 	done   chan struct{} // closed when the process has exited
 	served chan struct{} // closed when the engine first answered 200
 	once   sync.Once
-	ln   net.Listener  // the published port
-	srv  *http.Server
+	ln     net.Listener // the published port
+	srv    *http.Server
 }
 
 func (c *container) running() bool { return c.state.Running }
