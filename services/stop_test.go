@@ -173,3 +173,28 @@ func TestRestartPolicyBacksOff(t *testing.T) {
 		t.Errorf("a due restart after the stop: %+v", again)
 	}
 }
+
+// A restart that comes due while the runtime cannot list containers fails
+// in cleanup, and the policy tries again (a failed start re-arms it), so
+// the service runs once the runtime answers.
+func TestRestartPolicyOutlastsRuntimeTrouble(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.run()
+	s := h.running(serving(), func(c *CreateSpec) { c.RestartPolicy = RestartOnFailure })
+	h.fr.Inject(fakeruntime.OpList, fakeruntime.Fault{Err: errs.New(errs.Unavailable, "container engine unavailable: EOF")})
+	if err := h.fr.Exit(s.ContainerID, 1); err != nil {
+		t.Fatal(err)
+	}
+	failedStart := h.await(s.ID, "a restart failed for want of the runtime", func(x Service) bool {
+		return x.Status == StatusFailed && x.Failure == FailureRuntimeUnavailable && x.Phase == PhaseCleanup
+	})
+	if failedStart.NextRestartAt == nil {
+		t.Fatalf("the failed restart did not re-arm the policy: %+v", failedStart)
+	}
+	h.fr.Clear(fakeruntime.OpList)
+	got := h.await(s.ID, "running again", func(x Service) bool { return x.Status == StatusRunning && x.Run > failedStart.Run })
+	if got.RestartCount < 2 {
+		t.Errorf("restart count %d", got.RestartCount)
+	}
+}
