@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"aima/errs"
 	"aima/runtime"
 	"aima/runtime/fakeruntime"
 )
@@ -224,4 +225,18 @@ func TestStopUnhealthy(t *testing.T) {
 		t.Fatalf("stop: %+v %v", res, err)
 	}
 	h.container(s.ID, fakeruntime.Exited)
+}
+
+// A destroy event decides when the die before it could not be checked (the
+// runtime did not answer the inspect): the service failed as disappeared.
+func TestWatcherDestroyAfterUncheckedDie(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, func(o *Options) { o.UnhealthyGrace = time.Hour })
+	h.run()
+	s := h.running(serving(), nil)
+	h.fr.Inject(fakeruntime.OpInspect, fakeruntime.Fault{Err: errs.New(errs.Unavailable, "container engine unavailable: EOF"), Times: 1})
+	if err := h.fr.RemoveOutside(s.ContainerID); err != nil {
+		t.Fatal(err)
+	}
+	wantFailed(t, h.awaitStatus(s.ID, StatusFailed), FailureDisappeared, "", "container was removed outside aima while running")
 }

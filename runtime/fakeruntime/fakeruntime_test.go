@@ -299,6 +299,9 @@ func TestRemove(t *testing.T) {
 	if got := actions(collect(t, evs, 5)); !slices.Equal(got, []string{"create", "start", "kill", "die", "destroy"}) {
 		t.Errorf("events %v", got)
 	}
+	if got := actions(r.Recorded()); !slices.Equal(got, []string{"create", "start", "kill", "die", "destroy"}) {
+		t.Errorf("recorded %v", got)
+	}
 	_, err := r.InspectContainer(ctx(t), id)
 	wantKind(t, err, errs.NotFound)
 	wantKind(t, (<-r.WaitExit(ctx(t), id)).Err, errs.NotFound)
