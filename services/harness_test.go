@@ -292,6 +292,17 @@ func vllmBoot() []fakeruntime.Step {
 // serving is an engine that boots like vLLM and serves until stopped.
 func serving() fakeruntime.Script { return fakeruntime.Script{Steps: vllmBoot()} }
 
+// loadsUntil is an engine that loads until gate is closed, then boots like
+// vLLM.
+func loadsUntil(gate <-chan struct{}) fakeruntime.Script {
+	return fakeruntime.Script{Steps: append([]fakeruntime.Step{fakeruntime.Log("loading"), fakeruntime.Gate(gate)}, vllmBoot()...)}
+}
+
+// loadsForever is an engine that never gets ready.
+func loadsForever() fakeruntime.Script {
+	return fakeruntime.Script{Steps: []fakeruntime.Step{fakeruntime.Log("loading")}}
+}
+
 // The transitions the tests exercised, for TestMain's coverage check.
 var (
 	seenMu    sync.Mutex

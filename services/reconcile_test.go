@@ -106,95 +106,74 @@ func TestReconcileStopping(t *testing.T) {
 	h.container(s.ID, fakeruntime.Exited)
 }
 
+// interrupted lets a start reach phase (hanging in the runtime call hang,
+// if set) and ends the daemon there. It returns the record in that phase
+// and what starts the next daemon; a hang fault is cleared before it.
+func interrupted(t *testing.T, script fakeruntime.Script, hang fakeruntime.Op, phase Phase) (*harness, Service, func()) {
+	h := newHarness(t, nil)
+	h.run()
+	s := h.create(script, nil)
+	if hang != "" {
+		h.fr.Inject(hang, fakeruntime.Fault{Hang: true})
+	}
+	h.start(s.ID)
+	at := h.awaitPhase(s.ID, phase)
+	next := h.down()
+	if hang != "" {
+		h.fr.Clear(hang)
+	}
+	return h, at, next
+}
+
 // Reconcile at start-up, a start in progress: every way the previous
 // daemon can have left it.
 func TestReconcileCreating(t *testing.T) {
 	t.Parallel()
-	loadingForever := fakeruntime.Script{Steps: []fakeruntime.Step{fakeruntime.Log("loading")}}
 	t.Run("before the container was created: interrupted", func(t *testing.T) {
 		t.Parallel()
-		h := newHarness(t, nil)
-		h.run()
-		s := h.create(serving(), nil)
-		h.fr.Inject(fakeruntime.OpCreate, fakeruntime.Fault{Hang: true})
-		h.start(s.ID)
-		h.awaitPhase(s.ID, PhaseCreate)
-		next := h.down()
-		h.fr.Clear(fakeruntime.OpCreate)
+		h, s, next := interrupted(t, serving(), fakeruntime.OpCreate, PhaseCreate)
 		next()
 		wantFailed(t, h.get(s.ID), FailureInterrupted, PhaseCreate, "the daemon stopped in phase create, before the container was created")
 	})
 	t.Run("created, not started: the start is redone and resumed", func(t *testing.T) {
 		t.Parallel()
-		h := newHarness(t, nil)
-		h.run()
-		s := h.create(serving(), nil)
-		h.fr.Inject(fakeruntime.OpStart, fakeruntime.Fault{Hang: true})
-		h.start(s.ID)
-		created := h.awaitPhase(s.ID, PhaseStart)
-		next := h.down()
-		h.fr.Clear(fakeruntime.OpStart)
+		h, created, next := interrupted(t, serving(), fakeruntime.OpStart, PhaseStart)
 		next()
-		got := h.awaitStatus(s.ID, StatusRunning)
+		got := h.awaitStatus(created.ID, StatusRunning)
 		if got.ContainerID != created.ContainerID || got.Run != 1 {
 			t.Errorf("resumed as %+v, created %s", got, created.ContainerID)
 		}
 	})
 	t.Run("created, not started, killed before the record had the container", func(t *testing.T) {
 		t.Parallel()
-		h := newHarness(t, nil)
-		h.run()
-		s := h.create(serving(), nil)
-		h.fr.Inject(fakeruntime.OpStart, fakeruntime.Fault{Hang: true})
-		h.start(s.ID)
-		created := h.awaitPhase(s.ID, PhaseStart)
-		next := h.down()
-		h.edit(s.ID, func(x *Service) { x.ContainerID = "" })
-		h.fr.Clear(fakeruntime.OpStart)
+		h, created, next := interrupted(t, serving(), fakeruntime.OpStart, PhaseStart)
+		h.edit(created.ID, func(x *Service) { x.ContainerID = "" })
 		next()
-		if got := h.awaitStatus(s.ID, StatusRunning); got.ContainerID != created.ContainerID {
+		if got := h.awaitStatus(created.ID, StatusRunning); got.ContainerID != created.ContainerID {
 			t.Errorf("resumed in %q, created %q", got.ContainerID, created.ContainerID)
 		}
 	})
 	t.Run("created, not started, and the start is refused", func(t *testing.T) {
 		t.Parallel()
-		h := newHarness(t, nil)
-		h.run()
-		s := h.create(serving(), nil)
-		h.fr.Inject(fakeruntime.OpStart, fakeruntime.Fault{Hang: true})
-		h.start(s.ID)
-		h.awaitPhase(s.ID, PhaseStart)
-		next := h.down()
+		h, s, next := interrupted(t, serving(), fakeruntime.OpStart, PhaseStart)
 		h.fr.Inject(fakeruntime.OpStart, fakeruntime.Fault{Err: errs.New(errs.Internal, "OCI runtime create failed")})
 		next()
 		wantFailed(t, h.get(s.ID), FailureRuntimeError, PhaseStart, "start interrupted by a daemon restart: start container", "OCI runtime")
 	})
 	t.Run("created by an earlier run, never started: interrupted", func(t *testing.T) {
 		t.Parallel()
-		h := newHarness(t, nil)
-		h.run()
-		s := h.create(serving(), nil)
-		h.fr.Inject(fakeruntime.OpStart, fakeruntime.Fault{Hang: true})
-		h.start(s.ID)
-		h.awaitPhase(s.ID, PhaseStart)
-		next := h.down()
-		h.fr.Clear(fakeruntime.OpStart)
+		h, s, next := interrupted(t, serving(), fakeruntime.OpStart, PhaseStart)
 		h.edit(s.ID, func(x *Service) { x.Run = 2; x.ContainerID = "" })
 		next()
 		wantFailed(t, h.get(s.ID), FailureInterrupted, PhaseStart, "the container was created but never started")
 	})
 	t.Run("exited while the daemon was down", func(t *testing.T) {
 		t.Parallel()
-		h := newHarness(t, nil)
-		h.run()
-		s := h.create(loadingForever, nil)
-		h.start(s.ID)
-		loading := h.awaitPhase(s.ID, PhaseLoading)
-		next := h.down()
-		if err := h.fr.Log(loading.ContainerID, "stderr", "ValueError: No available memory for the cache blocks."); err != nil {
+		h, s, next := interrupted(t, loadsForever(), "", PhaseLoading)
+		if err := h.fr.Log(s.ContainerID, "stderr", "ValueError: No available memory for the cache blocks."); err != nil {
 			t.Fatal(err)
 		}
-		if err := h.fr.Exit(loading.ContainerID, 1); err != nil {
+		if err := h.fr.Exit(s.ContainerID, 1); err != nil {
 			t.Fatal(err)
 		}
 		next()
@@ -206,13 +185,8 @@ func TestReconcileCreating(t *testing.T) {
 	})
 	t.Run("OOM-killed while the daemon was down", func(t *testing.T) {
 		t.Parallel()
-		h := newHarness(t, nil)
-		h.run()
-		s := h.create(loadingForever, nil)
-		h.start(s.ID)
-		loading := h.awaitPhase(s.ID, PhaseLoading)
-		next := h.down()
-		if err := h.fr.OOMKill(loading.ContainerID); err != nil {
+		h, s, next := interrupted(t, loadsForever(), "", PhaseLoading)
+		if err := h.fr.OOMKill(s.ContainerID); err != nil {
 			t.Fatal(err)
 		}
 		next()
@@ -223,13 +197,8 @@ func TestReconcileCreating(t *testing.T) {
 	})
 	t.Run("removed while the daemon was down", func(t *testing.T) {
 		t.Parallel()
-		h := newHarness(t, nil)
-		h.run()
-		s := h.create(loadingForever, nil)
-		h.start(s.ID)
-		loading := h.awaitPhase(s.ID, PhaseLoading)
-		next := h.down()
-		if err := h.fr.RemoveOutside(loading.ContainerID); err != nil {
+		h, s, next := interrupted(t, loadsForever(), "", PhaseLoading)
+		if err := h.fr.RemoveOutside(s.ContainerID); err != nil {
 			t.Fatal(err)
 		}
 		next()
@@ -237,38 +206,29 @@ func TestReconcileCreating(t *testing.T) {
 	})
 	t.Run("deadline passed while the daemon was down", func(t *testing.T) {
 		t.Parallel()
-		h := newHarness(t, nil)
-		h.run()
-		s := h.create(loadingForever, nil)
-		h.start(s.ID)
-		loading := h.awaitPhase(s.ID, PhaseLoading)
-		next := h.down()
+		h, s, next := interrupted(t, loadsForever(), "", PhaseLoading)
 		h.edit(s.ID, func(x *Service) { past := time.Now().Add(-time.Second); x.DeadlineAt = &past })
 		next()
 		wantFailed(t, h.get(s.ID), FailureTimeout, PhaseLoading, "timed out in phase loading")
-		if c, _ := h.fr.InspectContainer(h.ctx(), loading.ContainerID); c.Running {
+		if c, _ := h.fr.InspectContainer(h.ctx(), s.ContainerID); c.Running {
 			t.Error("the timed-out container still runs")
 		}
 	})
 	t.Run("still loading: the health check resumes", func(t *testing.T) {
 		t.Parallel()
-		h := newHarness(t, nil)
-		h.run()
 		gate := make(chan struct{})
-		s := h.create(fakeruntime.Script{Steps: append([]fakeruntime.Step{fakeruntime.Log("loading"), fakeruntime.Gate(gate)}, vllmBoot()...)}, nil)
-		h.start(s.ID)
-		loading := h.awaitPhase(s.ID, PhaseLoading)
-		next := h.down()
+		h, s, next := interrupted(t, loadsUntil(gate), "", PhaseLoading)
+		startedAt := h.startedAt(s.ContainerID)
 		next()
 		h.await(s.ID, "resuming", func(Service) bool {
 			return slices.ContainsFunc(h.messages(s.ID), func(m string) bool { return strings.Contains(m, "resuming the health check") })
 		})
 		close(gate)
 		got := h.awaitStatus(s.ID, StatusRunning)
-		if got.ContainerID != loading.ContainerID || got.DeadlineAt != nil || got.ReadyAt == nil {
+		if got.ContainerID != s.ContainerID || got.DeadlineAt != nil || got.ReadyAt == nil {
 			t.Errorf("resumed start ended as %+v", got)
 		}
-		if c := h.container(s.ID, fakeruntime.Running); !c.StartedAt.Equal(h.startedAt(loading.ContainerID)) {
+		if c := h.container(s.ID, fakeruntime.Running); !c.StartedAt.Equal(startedAt) {
 			t.Error("the container was restarted")
 		}
 	})
@@ -289,7 +249,7 @@ func TestReconcileSkipsOwnStart(t *testing.T) {
 	h := newHarness(t, nil)
 	h.run()
 	gate := make(chan struct{})
-	s := h.create(fakeruntime.Script{Steps: append([]fakeruntime.Step{fakeruntime.Log("loading"), fakeruntime.Gate(gate)}, vllmBoot()...)}, nil)
+	s := h.create(loadsUntil(gate), nil)
 	h.start(s.ID)
 	h.awaitPhase(s.ID, PhaseLoading)
 	h.fr.Cut()

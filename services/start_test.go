@@ -288,7 +288,7 @@ func TestStopDuringStart(t *testing.T) {
 			t.Parallel()
 			h := newHarness(t, nil)
 			h.run()
-			s := h.create(fakeruntime.Script{Steps: []fakeruntime.Step{fakeruntime.Log("loading")}}, nil)
+			s := h.create(loadsForever(), nil)
 			if phase == PhaseCreate {
 				h.fr.Inject(fakeruntime.OpCreate, fakeruntime.Fault{Hang: true})
 			}
@@ -322,7 +322,7 @@ func TestStartSurvivesAPICut(t *testing.T) {
 	h := newHarness(t, nil)
 	h.run()
 	gate := make(chan struct{})
-	s := h.create(fakeruntime.Script{Steps: append([]fakeruntime.Step{fakeruntime.Log("loading"), fakeruntime.Gate(gate)}, vllmBoot()...)}, nil)
+	s := h.create(loadsUntil(gate), nil)
 	h.start(s.ID)
 	h.awaitPhase(s.ID, PhaseLoading)
 	h.fr.Cut()

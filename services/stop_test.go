@@ -110,7 +110,7 @@ func TestDelete(t *testing.T) {
 	h := newHarness(t, nil)
 	h.run()
 	running := h.running(serving(), nil)
-	loading := h.create(fakeruntime.Script{Steps: []fakeruntime.Step{fakeruntime.Log("loading")}}, nil)
+	loading := h.create(loadsForever(), nil)
 	h.start(loading.ID)
 	h.awaitPhase(loading.ID, PhaseLoading)
 	for _, s := range []Service{running, loading} {

@@ -6,7 +6,9 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -278,11 +280,8 @@ func (r *Runtime) sortedLocked() []*container {
 	for _, c := range r.containers {
 		out = append(out, c)
 	}
-	for i := 1; i < len(out); i++ {
-		for j := i; j > 0 && out[j].state.ID > out[j-1].state.ID; j-- {
-			out[j], out[j-1] = out[j-1], out[j]
-		}
-	}
+	// IDs are the creation sequence, zero-padded: newest sorts last.
+	slices.SortFunc(out, func(a, b *container) int { return strings.Compare(b.state.ID, a.state.ID) })
 	return out
 }
 
@@ -333,7 +332,7 @@ func (r *Runtime) StopContainer(ctx context.Context, id string, opts runtime.Sto
 	case <-cut:
 		return errCut()
 	case <-r.ctx.Done():
-		return errCut()
+		return errClosed()
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -407,25 +406,19 @@ func (r *Runtime) WaitExit(ctx context.Context, id string) <-chan runtime.ExitSt
 	go func() {
 		defer r.wg.Done()
 		defer close(out)
-		select {
-		case <-p.done:
-			select {
-			case <-cut: // the connection was cut before the exit
-				out <- runtime.ExitStatus{Err: errCut()}
-				return
-			default:
-			}
-			r.mu.Lock()
-			code := c.state.ExitCode
-			r.mu.Unlock()
-			out <- runtime.ExitStatus{ExitCode: code}
-		case <-ctx.Done():
-			out <- runtime.ExitStatus{Err: fmt.Errorf("wait container %s: %w", id, ctx.Err())}
-		case <-cut:
-			out <- runtime.ExitStatus{Err: errCut()}
-		case <-r.ctx.Done():
-			out <- runtime.ExitStatus{Err: errCut()}
+		st := r.stream(ctx, cut, "wait container "+id)
+		err := wait(st, p.done)
+		if err == nil {
+			err = st.ended() // cut before the exit: the answer never comes
 		}
+		if err != nil {
+			out <- runtime.ExitStatus{Err: err}
+			return
+		}
+		r.mu.Lock()
+		code := c.state.ExitCode
+		r.mu.Unlock()
+		out <- runtime.ExitStatus{ExitCode: code}
 	}()
 	return out
 }

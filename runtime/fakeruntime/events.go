@@ -2,11 +2,9 @@ package fakeruntime
 
 import (
 	"context"
-	"fmt"
 	"maps"
 	"sync"
 
-	"aima/errs"
 	"aima/runtime"
 )
 
@@ -101,44 +99,15 @@ func (r *Runtime) Events(ctx context.Context, opts runtime.EventOptions) (<-chan
 			delete(r.subs, s)
 			r.mu.Unlock()
 		}()
-		end := func() error {
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("events: %w", ctx.Err())
-			case <-cut:
-				return errCut()
-			case <-r.ctx.Done():
-				return errs.New(errs.Unavailable, "container engine unavailable: the fake runtime is closed")
-			default:
-				return nil
-			}
-		}
+		st := r.stream(ctx, cut, "events")
 		for {
 			for _, ev := range s.take() {
-				// A cut connection delivers nothing more, even what is
-				// already queued.
-				if err := end(); err != nil {
-					errc <- err
-					return
-				}
-				select {
-				case out <- ev:
-				case <-ctx.Done():
-				case <-cut:
-				case <-r.ctx.Done():
-				}
-				if err := end(); err != nil {
+				if err := send(st, out, ev); err != nil {
 					errc <- err
 					return
 				}
 			}
-			select {
-			case <-s.wake:
-			case <-ctx.Done():
-			case <-cut:
-			case <-r.ctx.Done():
-			}
-			if err := end(); err != nil {
+			if err := wait(st, s.wake); err != nil {
 				errc <- err
 				return
 			}

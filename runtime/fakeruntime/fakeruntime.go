@@ -250,7 +250,7 @@ func (r *Runtime) enter(ctx context.Context, op Op) (<-chan struct{}, error) {
 		case <-gen:
 		case <-cut:
 		case <-r.ctx.Done():
-			return nil, errs.New(errs.Unavailable, "container engine unavailable: the fake runtime is closed")
+			return nil, errClosed()
 		}
 		r.mu.Lock()
 	}

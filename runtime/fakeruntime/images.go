@@ -2,7 +2,6 @@ package fakeruntime
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"aima/errs"
@@ -68,14 +67,10 @@ func (r *Runtime) PullImage(ctx context.Context, ref string, opts runtime.PullOp
 	for i, msg := range p.Progress {
 		if i > 0 && p.Delay > 0 {
 			t := time.NewTimer(p.Delay)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				return fmt.Errorf("pull image %s: %w", ref, ctx.Err())
-			case <-cut:
-				t.Stop()
-				return errCut()
+			err := wait(r.stream(ctx, cut, "pull image "+ref), t.C)
+			t.Stop()
+			if err != nil {
+				return err
 			}
 		}
 		if opts.Progress != nil {

@@ -2,7 +2,6 @@ package fakeruntime
 
 import (
 	"context"
-	"fmt"
 
 	"aima/runtime"
 )
@@ -45,6 +44,7 @@ func (r *Runtime) Logs(ctx context.Context, id string, opts runtime.LogOptions) 
 		defer r.wg.Done()
 		defer close(lines)
 		defer close(errc)
+		st := r.stream(ctx, cut, "logs of container "+id)
 		next := first
 		for {
 			r.mu.Lock()
@@ -55,38 +55,16 @@ func (r *Runtime) Logs(ctx context.Context, id string, opts runtime.LogOptions) 
 			wake := c.logWake
 			r.mu.Unlock()
 			for _, l := range batch {
-				select {
-				case <-cut: // a cut connection delivers nothing more
-					errc <- errCut()
-					return
-				default:
-				}
-				select {
-				case lines <- l:
-				case <-ctx.Done():
-					errc <- fmt.Errorf("logs of container %s: %w", id, ctx.Err())
-					return
-				case <-cut:
-					errc <- errCut()
-					return
-				case <-r.ctx.Done():
-					errc <- errCut()
+				if err := send(st, lines, l); err != nil {
+					errc <- err
 					return
 				}
 			}
 			if ended {
 				return
 			}
-			select {
-			case <-wake:
-			case <-ctx.Done():
-				errc <- fmt.Errorf("logs of container %s: %w", id, ctx.Err())
-				return
-			case <-cut:
-				errc <- errCut()
-				return
-			case <-r.ctx.Done():
-				errc <- errCut()
+			if err := wait(st, wake); err != nil {
+				errc <- err
 				return
 			}
 		}
