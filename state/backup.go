@@ -39,7 +39,7 @@ type backups struct {
 }
 
 // startBackups writes the on-open backup, then keeps one up to date every
-// backupInterval until stop.
+// backupInterval until stop, which writes the last one.
 func startBackups(s *boltStore) *backups {
 	b := &backups{s: s, done: make(chan struct{}), lastTx: -1}
 	b.run()
@@ -60,13 +60,17 @@ func startBackups(s *boltStore) *backups {
 	return b
 }
 
+// stop ends the loop and writes a last backup if the store changed, so
+// after a clean shutdown the backup holds everything.
 func (b *backups) stop() {
 	select {
 	case <-b.done:
+		return
 	default:
 		close(b.done)
 	}
 	b.wg.Wait()
+	b.run()
 }
 
 // run writes a backup if the store changed since the last one.

@@ -50,7 +50,8 @@ type boltStore struct {
 // (restore the backup, see RestoreBolt). A missing file whose backup exists
 // is refused the same way: the store vanished, and starting empty would
 // lose the way back. Once open, the store keeps a consistent backup next to
-// the file (path + ".bak"), written now and then hourly while it changes.
+// the file (path + ".bak"), written now, hourly while it changes, and at
+// Close.
 func OpenBolt(path string) (Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, errs.Wrap(errs.Unavailable, err, "state store %s: create directory", path)
