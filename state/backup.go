@@ -232,7 +232,7 @@ func vanishedStoreError(rep, bak FileReport) error {
 func recoveryAdvice(rep, bak FileReport) string {
 	dir := filepath.Dir(rep.Path)
 	if bak.OK() {
-		return fmt.Sprintf("Its backup %s from %s is sound (%d service records, %d model records). Restore it with `aima store restore --data-dir %s` "+
+		return fmt.Sprintf("Its backup %s from %s is sound (services: %d, models: %d). Restore it with `aima store restore --data-dir %s` "+
 			"(a damaged file is kept as %s.damaged-<time>); records written after the backup are lost. `aima store check --data-dir %s` shows both files",
 			bak.Path, bak.Modified.Format(time.RFC3339), bak.Records["services"], bak.Records["models"], dir, filepath.Base(rep.Path), dir)
 	}

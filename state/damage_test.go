@@ -87,7 +87,7 @@ func TestTruncatedStoreIsAClearError(t *testing.T) {
 			// With a sound backup, the error points at it and at restore.
 			copyFile(t, BackupPath(orig), BackupPath(path), -1)
 			_, err = OpenBolt(path)
-			for _, s := range []string{path, BackupPath(path) + " from ", "is sound (1 service records, 1 model records)", "aima store restore --data-dir " + dir} {
+			for _, s := range []string{path, BackupPath(path) + " from ", "is sound (services: 1, models: 1)", "aima store restore --data-dir " + dir} {
 				if err == nil || !strings.Contains(err.Error(), s) {
 					t.Errorf("error %v does not say %q", err, s)
 				}

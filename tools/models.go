@@ -73,7 +73,7 @@ func modelOps() []Op {
 		}),
 		Declare(Spec[ModelAddInput, models.Model]{
 			Name:        "model_add",
-			Description: "Register a model that is on the daemon's disk: a Hugging Face-style directory containing config.json, or a .gguf file. The model gets a stable short id (the same path always gets the same id); adding it again is harmless. Its path is later mounted read-only into engine containers.",
+			Description: "Register a model that is on the daemon's disk: a Hugging Face-style directory containing config.json, or a .gguf file. The model gets a stable short id (the same path always gets the same id); adding it again is harmless. Its path is later mounted read-only into engine containers. Only regular files are read (symlinks are followed): a FIFO, device or socket is refused with invalid_argument, and config.json over 4 MiB is too.",
 			Annotations: Annotations{Idempotent: true},
 			Run: func(ctx context.Context, env *Env, in ModelAddInput, _ Reporter) (models.Model, error) {
 				return env.Models.Add(ctx, in.Path, in.Name)
