@@ -30,6 +30,18 @@ func fltDamageRecord(t *testing.T, dataDir, id string) {
 	}
 }
 
+// fltStoppedWithEngine starts a fresh daemon with one running service,
+// then SIGTERMs the daemon (the engine keeps running), and returns the
+// daemon, the service id, its running record and the store file.
+func fltStoppedWithEngine(t *testing.T) (*fltDaemon, string, fltSvc, string) {
+	t.Helper()
+	e := fltSetup(t)
+	id := e.create(t, nil)
+	before := e.startWait(t, id)
+	e.d.Term(t, 15*time.Second)
+	return e.d, id, before, filepath.Join(e.d.DataDir, "aima.db")
+}
+
 // fltDoctor is the part of `aima doctor -o json` these cases read.
 type fltDoctor struct {
 	Docker  string `json:"docker"`
@@ -118,12 +130,7 @@ func TestFaultStoreDamagedRecord(t *testing.T) {
 // restore` brings back the record, which the next daemon adopts.
 func TestFaultStoreEmptiedWhileRunning(t *testing.T) {
 	fltEach(t, func(t *testing.T, rep int) {
-		e := fltSetup(t)
-		d := e.d
-		id := e.create(t, nil)
-		before := e.startWait(t, id)
-		d.Term(t, 15*time.Second)
-		db := filepath.Join(d.DataDir, "aima.db")
+		d, id, before, db := fltStoppedWithEngine(t)
 		if err := os.Truncate(db, 0); err != nil {
 			t.Fatal(err)
 		}
@@ -149,12 +156,7 @@ func TestFaultStoreEmptiedWhileRunning(t *testing.T) {
 // them).
 func TestFaultStoreLost(t *testing.T) {
 	fltEach(t, func(t *testing.T, rep int) {
-		e := fltSetup(t)
-		d := e.d
-		id := e.create(t, nil)
-		before := e.startWait(t, id)
-		d.Term(t, 15*time.Second)
-		db := filepath.Join(d.DataDir, "aima.db")
+		d, id, before, db := fltStoppedWithEngine(t)
 		for _, f := range []string{db, state.BackupPath(db)} {
 			if err := os.Remove(f); err != nil {
 				t.Fatal(err)
