@@ -119,9 +119,10 @@ func NewRoot(std IO) *ucli.Command {
 		},
 	}
 	// The whole command list, in help order: the daemon, one command per
-	// operation of the registry, then the shortcuts and the stdio servers.
+	// operation of the registry, then the shortcut, the stdio servers and
+	// the offline store tools.
 	root.Commands = append([]*ucli.Command{startCommand(std)}, opCommands(std)...)
-	root.Commands = append(root.Commands, doctorCommand(std), mcpCommand(std), rpcCommand(std))
+	root.Commands = append(root.Commands, doctorCommand(std), mcpCommand(std), rpcCommand(std), storeCommand(std))
 	return root
 }
 

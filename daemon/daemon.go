@@ -144,6 +144,7 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 	if err := d.manager.Run(); err != nil {
 		d.log.Warn("reconcile at start-up", "err", err)
 	}
+	d.reportStore(ctx)
 	// Requests run under their own context, cancelled with a reason at
 	// shutdown, so a client following a start learns why its stream ends.
 	reqCtx, cancelRequests := context.WithCancelCause(context.WithoutCancel(ctx))

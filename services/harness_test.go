@@ -58,7 +58,14 @@ func harnessOptions() Options {
 // building it).
 func newHarness(t *testing.T, adjust func(*Options)) *harness {
 	t.Helper()
-	h := &harness{t: t, fr: fakeruntime.New(fakeruntime.WithImages(engineImage)), store: state.NewMemory(), opts: harnessOptions(),
+	return newHarnessOn(t, state.NewMemory(), adjust)
+}
+
+// newHarnessOn is newHarness on a given store (one with records already, or
+// one that fails).
+func newHarnessOn(t *testing.T, store state.Store, adjust func(*Options)) *harness {
+	t.Helper()
+	h := &harness{t: t, fr: fakeruntime.New(fakeruntime.WithImages(engineImage)), store: store, opts: harnessOptions(),
 		logs: &strings.Builder{}, logMu: &sync.Mutex{}}
 	if adjust != nil {
 		adjust(&h.opts)
@@ -177,7 +184,8 @@ func (h *harness) get(id string) Service {
 	return s
 }
 
-// await blocks until the service's record satisfies cond, waking on each
+// await blocks until the service's record satisfies cond and the status
+// event of that record is published (so the history agrees), waking on each
 // of its events; it fails the test after waitLimit.
 func (h *harness) await(id, what string, cond func(Service) bool) Service {
 	h.t.Helper()
@@ -185,7 +193,7 @@ func (h *harness) await(id, what string, cond func(Service) bool) Service {
 	sub := h.m.Bus().Subscribe(id, 0)
 	for {
 		s, err := h.m.col.Get(ctx, id)
-		if err == nil && cond(s) {
+		if err == nil && cond(s) && h.lastStatus(id) == s.Status {
 			return s
 		}
 		if _, err := sub.Next(ctx); err != nil {
@@ -251,6 +259,16 @@ func (h *harness) history(id string) string {
 		fmt.Fprintf(&b, "  %d %-8s %-8s %-12s %s\n", ev.Seq, ev.Type, ev.Status, ev.Phase, ev.Message)
 	}
 	return b.String()
+}
+
+// lastStatus is the status of the service's last status event (created
+// when there is none yet).
+func (h *harness) lastStatus(id string) Status {
+	st := h.statuses(id)
+	if len(st) == 0 {
+		return StatusCreated
+	}
+	return st[len(st)-1]
 }
 
 // statuses lists the status events of the service, in order.

@@ -105,7 +105,9 @@ type Manager struct {
 	rewatchDelay, resubscribeDelay time.Duration
 	// observe, when set (by unit tests, before any call), sees every status
 	// change after it is stored.
-	observe func(from Status, to Service)
+	observe     func(from Status, to Service)
+	storeIDOnce sync.Once // see storeID
+	storeIDVal  string
 }
 
 type startJob struct {

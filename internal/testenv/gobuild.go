@@ -77,9 +77,9 @@ var (
 // BuildBinary builds the main package pkg (e.g. "aima/cmd/enginesim") as a
 // static binary once per test process and returns its path. Binaries live
 // in a directory shared by the concurrent test processes of one checkout
-// (another checkout has its own): each builds to a private name and renames
-// it into place, which is atomic, so nobody ever executes a half-written
-// file. A build failure fails every test that asks.
+// (each checkout has its own): each builds to a private name and renames it
+// into place, which is atomic, so nobody ever executes a half-written file.
+// A build failure fails every test that asks.
 func BuildBinary(t testing.TB, pkg string) string {
 	t.Helper()
 	binsMu.Lock()
@@ -101,10 +101,11 @@ func buildShared(pkg string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	// Per checkout: test processes of several checkouts on one machine
-	// must each run the binary built from their own source.
+	// One directory per checkout: test processes of another checkout of
+	// the repository (other sources) must not replace this one's binary
+	// under a daemon the test restarts.
 	sum := sha256.Sum256([]byte(root))
-	dir := filepath.Join(sharedDir(), hex.EncodeToString(sum[:6]), strings.ReplaceAll(pkg, "/", "_"))
+	dir := filepath.Join(sharedDir(), "bin-"+hex.EncodeToString(sum[:6]), strings.ReplaceAll(pkg, "/", "_"))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
