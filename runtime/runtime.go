@@ -187,6 +187,10 @@ type Runtime interface {
 	// StopContainer sends SIGTERM, then SIGKILL after the timeout. Stopping
 	// a stopped container is not an error.
 	StopContainer(ctx context.Context, id string, opts StopOptions) error
+	// RemoveContainer removes the container. A removal already in progress
+	// (an earlier call's, perhaps one its caller gave up on while the
+	// engine carried on) is waited for: the call returns nil once the
+	// container is gone.
 	RemoveContainer(ctx context.Context, id string, opts RemoveOptions) error
 	// WaitExit delivers the container's exit once it is not running (at
 	// once, code 0, for a container that was never started).

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/network"
@@ -196,11 +197,37 @@ func (d *Docker) StopContainer(ctx context.Context, id string, opts runtime.Stop
 }
 
 // RemoveContainer deletes the container and its anonymous volumes;
-// opts.Force kills it first if it runs.
+// opts.Force kills it first if it runs. Docker refuses a removal while
+// another one of the same container is in progress (409 "removal of
+// container … is already in progress"): that one is waited for by asking
+// again until the container is gone. Asking again also retries a removal
+// that failed and left the container dead.
 func (d *Docker) RemoveContainer(ctx context.Context, id string, opts runtime.RemoveOptions) error {
-	_, err := d.c.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: opts.Force, RemoveVolumes: true})
-	return classify(err, "remove container "+id)
+	waited := false
+	for {
+		_, err := d.c.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: opts.Force, RemoveVolumes: true})
+		switch {
+		case err == nil:
+			return nil
+		case waited && cerrdefs.IsNotFound(err):
+			return nil // the removal that was in progress finished
+		case !removalInProgress(err):
+			return classify(err, "remove container "+id)
+		}
+		waited = true
+		t := time.NewTimer(removalPoll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("remove container %s: waiting for the removal in progress: %w", id, ctx.Err())
+		case <-t.C:
+		}
+	}
 }
+
+// removalPoll is how often RemoveContainer asks again while another removal
+// of the container is in progress.
+const removalPoll = 50 * time.Millisecond
 
 // WaitExit delivers exactly one ExitStatus once the container is not running,
 // then closes the channel. It is push-based (the engine answers the wait

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -218,4 +219,50 @@ func TestConflict(t *testing.T) {
 	err = f.d.StartContainer(t.Context(), id)
 	wantKind(t, err, errs.Conflict, "address already in use")
 	t.Logf("port held by a host process: %v", err)
+}
+
+// Concurrent forced removals of one running container: Docker answers all
+// but one with 409 "removal … is already in progress" while the first is
+// under way. RemoveContainer waits for that removal instead, so every call
+// succeeds, or says the container is not there when it asked only after
+// the removal had finished; none is refused.
+func TestRemovalInProgressIsAwaited(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	const containers, callers = 4, 6
+	waited := 0
+	for range containers {
+		id := f.run(t, f.spec(testenv.TestProgImage(t), "wait"))
+		var wg sync.WaitGroup
+		errc := make(chan error, callers)
+		gate := make(chan struct{})
+		for range callers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-gate
+				errc <- f.d.RemoveContainer(t.Context(), id, runtime.RemoveOptions{Force: true})
+			}()
+		}
+		close(gate)
+		wg.Wait()
+		close(errc)
+		succeeded := 0
+		for err := range errc {
+			switch {
+			case err == nil:
+				succeeded++
+			case !errs.Is(err, errs.NotFound):
+				t.Errorf("remove %.12s: %v", id, err)
+			}
+		}
+		waited += succeeded - 1
+		if _, err := f.d.InspectContainer(t.Context(), id); !errs.Is(err, errs.NotFound) {
+			t.Errorf("container %.12s after the removals: %v", id, err)
+		}
+	}
+	t.Logf("%d of %d concurrent removals waited for the one in progress", waited, containers*(callers-1))
+	if waited == 0 {
+		t.Error("no removal met another in progress: the race was not reproduced")
+	}
 }

@@ -72,6 +72,14 @@ func isPortConflict(msg string) bool {
 		strings.Contains(msg, "address already in use")
 }
 
+// removalInProgress matches Docker's refusal to remove a container whose
+// removal another request already started (HTTP 409, "removal of container
+// X is already in progress"); the status code alone also means a running
+// container without force, so the text tells them apart.
+func removalInProgress(err error) bool {
+	return cerrdefs.IsConflict(err) && strings.Contains(err.Error(), "is already in progress")
+}
+
 // streamEnd classifies the error that ended a long-lived stream (events,
 // logs, wait): the caller's context ending is kept as is; anything else means
 // the engine went away mid-stream.

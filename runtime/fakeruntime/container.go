@@ -32,7 +32,9 @@ type container struct {
 	logs    []runtime.LogLine
 	logWake chan struct{} // closed and replaced when a line is added or the process ends
 	proc    *process      // the current run; nil before the first start
-	healthy atomic.Bool
+	// removing is set while a removal is in progress (state removing).
+	removing bool
+	healthy  atomic.Bool
 }
 
 // process is one run of a container's script.
@@ -52,10 +54,14 @@ func notFound(id string) error { return errs.NotFoundf("no such container: %s", 
 // image; it runs the script SetScript chose for its labels when started.
 func (r *Runtime) CreateContainer(ctx context.Context, spec runtime.ContainerSpec) (string, error) {
 	if _, err := r.enter(ctx, OpCreate); err != nil {
-		return "", err
+		return "", r.completeLater(err, func() { _, _ = r.createLocked(spec) })
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.createLocked(spec)
+}
+
+func (r *Runtime) createLocked(spec runtime.ContainerSpec) (string, error) {
 	if !r.images[spec.Image] {
 		return "", errs.NotFoundf("create container %s: no such image: %s", spec.Name, spec.Image)
 	}
@@ -99,6 +105,9 @@ func (r *Runtime) StartContainer(ctx context.Context, id string) error {
 	}
 	if c.running() {
 		return nil
+	}
+	if c.removing {
+		return errs.New(errs.Conflict, "start container %s: its removal is in progress", id)
 	}
 	p := &process{done: make(chan struct{}), served: make(chan struct{})}
 	if c.spec.ContainerPort > 0 {
@@ -347,14 +356,60 @@ func (r *Runtime) StopContainer(ctx context.Context, id string, opts runtime.Sto
 }
 
 // RemoveContainer deletes the container; a running one only with
-// opts.Force (SIGKILL first).
+// opts.Force (SIGKILL first). A container whose removal is already in
+// progress (a remove hanging on a Completes fault, perhaps abandoned by its
+// caller) is waited for: the call returns once it is gone.
 func (r *Runtime) RemoveContainer(ctx context.Context, id string, opts runtime.RemoveOptions) error {
-	if _, err := r.enter(ctx, OpRemove); err != nil {
-		return err
+	cut, err := r.enterOp(ctx, OpRemove, func() { r.beginRemovalLocked(id, opts.Force) })
+	if err != nil {
+		return r.completeLater(err, func() { _ = r.removeLocked(id, opts.Force) })
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if c, ok := r.containers[id]; ok && c.removing {
+		return r.awaitRemovalLocked(ctx, cut, c)
+	}
 	return r.removeLocked(id, opts.Force)
+}
+
+// beginRemovalLocked marks a container whose removal Docker has begun:
+// killed if forced, then in state removing until removeLocked.
+func (r *Runtime) beginRemovalLocked(id string, force bool) {
+	c, ok := r.containers[id]
+	if !ok || (c.running() && !force) {
+		return
+	}
+	if c.running() {
+		r.emitLocked(c, actionKill, map[string]string{"signal": "9"})
+		r.exitLocked(c, 137, false)
+	}
+	c.removing = true
+	c.state.Status = runtime.StateRemoving
+	r.changedLocked()
+}
+
+// awaitRemovalLocked waits (releasing r.mu meanwhile) until c is removed.
+func (r *Runtime) awaitRemovalLocked(ctx context.Context, cut <-chan struct{}, c *container) error {
+	for {
+		if r.containers[c.state.ID] != c {
+			return nil
+		}
+		changed := r.changed
+		r.mu.Unlock()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			r.mu.Lock()
+			return fmt.Errorf("remove container %s: %w", c.state.ID, ctx.Err())
+		case <-cut:
+			r.mu.Lock()
+			return errCut()
+		case <-r.ctx.Done():
+			r.mu.Lock()
+			return errClosed()
+		}
+		r.mu.Lock()
+	}
 }
 
 func (r *Runtime) removeLocked(id string, force bool) error {

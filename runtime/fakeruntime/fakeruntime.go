@@ -2,6 +2,7 @@ package fakeruntime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"sync"
@@ -39,6 +40,14 @@ type Fault struct {
 	Hang bool
 	// Times is how many calls the fault applies to; 0 means until Clear.
 	Times int
+	// Completes, with Hang, makes the engine carry the call out even when
+	// its caller gave up (its context ended first), as Docker finishes a
+	// request whose client went away: once the fault is cleared, an
+	// abandoned create still creates its container and an abandoned remove
+	// still removes it. While such a remove hangs its container is in state
+	// removing, as in Docker; give it Times: 1 so that another remove of the
+	// container (which waits for the removal) does not hang as well.
+	Completes bool
 }
 
 // Runtime is the fake. Its zero value is not usable; call New.
@@ -216,6 +225,47 @@ func errCut() error {
 // enter counts a call and applies the cut and op's fault. It returns the
 // cut channel of the moment, which streams watch.
 func (r *Runtime) enter(ctx context.Context, op Op) (<-chan struct{}, error) {
+	return r.enterOp(ctx, op, nil)
+}
+
+// abandoned is enter's error for a call hanging on a Completes fault whose
+// caller gave up: the call still happens once the fault changes (see
+// completeLater).
+type abandoned struct {
+	err    error
+	resume <-chan struct{}
+}
+
+func (a *abandoned) Error() string { return a.err.Error() }
+func (a *abandoned) Unwrap() error { return a.err }
+
+// completeLater returns err, and when err says the caller abandoned a call
+// the engine carries out anyway, runs effect (with r.mu held) once that
+// call resumes.
+func (r *Runtime) completeLater(err error, effect func()) error {
+	var ab *abandoned
+	if !errors.As(err, &ab) {
+		return err
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		select {
+		case <-ab.resume:
+		case <-r.ctx.Done():
+			return
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		effect()
+		r.changedLocked()
+	}()
+	return ab.err
+}
+
+// enterOp is enter; begin, if set, runs (with r.mu held) when the call
+// starts to hang on a Completes fault: the engine has begun the call.
+func (r *Runtime) enterOp(ctx context.Context, op Op, begin func()) (<-chan struct{}, error) {
 	r.mu.Lock()
 	r.calls[op]++
 	r.changedLocked()
@@ -243,9 +293,16 @@ func (r *Runtime) enter(ctx context.Context, op Op) (<-chan struct{}, error) {
 			return nil, f.Err
 		}
 		gen, cut := r.faultGen, r.cut
+		if f.Completes && begin != nil {
+			begin()
+			begin = nil
+		}
 		r.mu.Unlock()
 		select {
 		case <-ctx.Done():
+			if f.Completes {
+				return nil, &abandoned{err: fmt.Errorf("%s: %w", op, ctx.Err()), resume: gen}
+			}
 			return nil, fmt.Errorf("%s: %w", op, ctx.Err())
 		case <-gen:
 		case <-cut:

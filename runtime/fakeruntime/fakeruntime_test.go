@@ -308,6 +308,65 @@ func TestRemove(t *testing.T) {
 	wantKind(t, r.RemoveContainer(ctx(t), id, runtime.RemoveOptions{Force: true}), errs.NotFound)
 }
 
+// Completes: Docker finishes a create or a remove whose caller gave up.
+// The abandoned create's container appears once the fault is cleared; an
+// abandoned remove leaves its container killed and in state removing (not
+// startable), another remove waits for it and succeeds, and the container
+// is gone once the fault is cleared.
+func TestAbandonedCallsComplete(t *testing.T) {
+	r := newFake(t)
+	labels := map[string]string{"svc": "late"}
+	r.Inject(OpCreate, Fault{Hang: true, Completes: true})
+	gaveUp, cancel := context.WithCancel(ctx(t))
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.CreateContainer(gaveUp, spec(t, "late", labels))
+		done <- err
+	}()
+	if err := r.WaitCalls(ctx(t), OpCreate, 1); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("abandoned create: %v", err)
+	}
+	if cs := r.Containers(labels); len(cs) != 0 {
+		t.Fatalf("created before the fault was cleared: %+v", cs)
+	}
+	r.Clear(OpCreate)
+	c, err := r.WaitFor(ctx(t), labels, func(st runtime.ContainerState) bool { return st.Status == runtime.StateCreated })
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	mustStart(t, r, c.ID)
+	r.Inject(OpRemove, Fault{Hang: true, Completes: true, Times: 1})
+	gaveUp, cancel = context.WithCancel(ctx(t))
+	go func() { done <- r.RemoveContainer(gaveUp, c.ID, runtime.RemoveOptions{Force: true}) }()
+	removing, err := r.WaitFor(ctx(t), labels, func(st runtime.ContainerState) bool { return st.Status == runtime.StateRemoving })
+	if err != nil || removing.Running || removing.ExitCode != 137 {
+		t.Fatalf("while the removal hangs: %+v %v", removing, err)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("abandoned remove: %v", err)
+	}
+	wantKind(t, r.StartContainer(ctx(t), c.ID), errs.Conflict)
+	go func() { done <- r.RemoveContainer(ctx(t), c.ID, runtime.RemoveOptions{Force: true}) }()
+	select {
+	case err := <-done:
+		t.Fatalf("a second remove returned while the first was in progress: %v", err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	r.Clear(OpRemove)
+	if err := <-done; err != nil {
+		t.Fatalf("the remove that waited for the removal in progress: %v", err)
+	}
+	if cs := r.Containers(labels); len(cs) != 0 {
+		t.Fatalf("after the removal: %+v", cs)
+	}
+}
+
 // Create needs a local image and a free name; start needs a free port.
 func TestCreateAndStartFailures(t *testing.T) {
 	r := newFake(t)
