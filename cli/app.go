@@ -123,7 +123,20 @@ func NewRoot(std IO) *ucli.Command {
 	// the offline store tools.
 	root.Commands = append([]*ucli.Command{startCommand(std)}, opCommands(std)...)
 	root.Commands = append(root.Commands, doctorCommand(std), mcpCommand(std), rpcCommand(std), storeCommand(std))
+	usageErrorsExit2(root)
 	return root
+}
+
+// usageErrorsExit2 makes a flag that does not parse (--tail abc) or does
+// not exist a usage error (invalid_argument, exit code 2) on every command:
+// urfave/cli consults only the command being run, not its parents.
+func usageErrorsExit2(cmd *ucli.Command) {
+	for _, c := range cmd.Commands {
+		if c.OnUsageError == nil {
+			c.OnUsageError = cmd.OnUsageError
+		}
+		usageErrorsExit2(c)
+	}
 }
 
 func startCommand(std IO) *ucli.Command {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -136,6 +137,9 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := c.Ports(); err != nil {
 		return err
+	}
+	if _, err := netip.ParseAddr(c.BindHost); err != nil {
+		return fmt.Errorf("bind_host %q: want an IP address of this host, e.g. 127.0.0.1 or 0.0.0.0 (engine ports are published on it)", c.BindHost)
 	}
 	switch c.Store {
 	case "bolt", "memory", "gokv-file":

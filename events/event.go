@@ -20,6 +20,7 @@ const (
 	TypePhase    Type = "phase"    // a start entered a new phase
 	TypeProgress Type = "progress" // byte progress inside a phase (image pull)
 	TypeMessage  Type = "message"  // a human-readable step inside a phase (engine log milestones, warnings)
+	TypeDeleted  Type = "deleted"  // the service was deleted: its last event; waits and follows end
 )
 
 // Event is one thing that happened to a service. Seq orders the events of one

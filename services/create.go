@@ -91,6 +91,11 @@ func newID() string {
 	return "svc-" + hex.EncodeToString(b[:])
 }
 
+// idRE is the form of a service ID. Names of that form are refused: a
+// lookup by reference tries IDs first, so a name equal to another
+// service's ID (now, or one generated later) would reach that service.
+var idRE = regexp.MustCompile(`^svc-[0-9a-f]{8}$`)
+
 // Create registers a new service. A model ID that is not registered is
 // passed to the engine as a remote model reference, with a warning.
 func (m *Manager) Create(ctx context.Context, spec CreateSpec) (Service, error) {
@@ -103,6 +108,9 @@ func (m *Manager) Create(ctx context.Context, spec CreateSpec) (Service, error) 
 	}
 	if spec.Name != "" && !nameRE.MatchString(spec.Name) {
 		return Service{}, errs.Invalid("name", "name %q: want 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit", spec.Name)
+	}
+	if idRE.MatchString(spec.Name) {
+		return Service{}, errs.Invalid("name", "name %q has the form of a service ID (svc- and 8 hex digits), which names cannot have: lookups try IDs first", spec.Name)
 	}
 	if spec.Port != 0 && (spec.Port < 1 || spec.Port > 65535) {
 		return Service{}, errs.Invalid("port", "port %d out of range 1-65535", spec.Port)
@@ -144,19 +152,26 @@ func (m *Manager) Create(ctx context.Context, spec CreateSpec) (Service, error) 
 		return Service{}, err
 	}
 	s.Name = spec.Name
-	if s.Name == "" {
-		s.Name = s.ID
-	}
 	unlock := m.lockPorts()
 	defer unlock()
 	all, err := m.col.List(ctx)
 	if err != nil {
 		return Service{}, err
 	}
+	taken := map[string]bool{}
 	for _, o := range all {
 		if o.Name == s.Name {
 			return Service{}, errs.New(errs.Conflict, "a service named %q already exists (%s)", s.Name, o.ID)
 		}
+		taken[o.ID], taken[o.Name] = true, true
+	}
+	// A new ID is never another service's ID or name (a name of ID form
+	// may be in a store from before names were checked).
+	for taken[s.ID] {
+		s.ID = newID()
+	}
+	if spec.Name == "" {
+		s.Name = s.ID
 	}
 	if s.Port, err = m.allocatePort(spec.Port, all); err != nil {
 		return Service{}, err

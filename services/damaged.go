@@ -29,7 +29,7 @@ func (m *Manager) deleteDamaged(ctx context.Context, id string) (Service, error)
 	if err := m.col.Delete(ctx, id); err != nil {
 		return Service{}, err
 	}
-	NewJournal(m.store).Forget(ctx, id)
+	m.forget(ctx, id, 0)
 	return Service{ID: id, Reason: "damaged record deleted", UpdatedAt: m.now().UTC()}, nil
 }
 

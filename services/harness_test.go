@@ -104,6 +104,9 @@ func (h *harness) newManager() *Manager {
 	bus := events.NewBus(events.WithJournal(NewJournal(h.store)))
 	m := NewManager(h.store, h.fr, bus, catalog, models.NewRegistry(h.store), opts)
 	m.rewatchDelay, m.resubscribeDelay = 5*time.Millisecond, 5*time.Millisecond
+	// A runtime call a stop cut short is given up quickly (tests of what
+	// Docker does after the stop set it longer).
+	m.mutationGrace = 20 * time.Millisecond
 	m.observe = func(from Status, s Service) {
 		observeTransition(h.t, from, s)
 		h.logMu.Lock()

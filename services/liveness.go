@@ -82,7 +82,8 @@ func (m *Manager) checkLiveness(ctx context.Context, s Service) {
 			return
 		}
 		f := failure{kind: FailureWedged, reason: fmt.Sprintf("engine unhealthy for %s: %s failing while the process runs (wedged)", m.opts.UnhealthyGrace, eng.HealthPath)}
-		f.logTail, _ = m.failureLogs(bg, cur.ContainerID)
+		lines := m.failureLines(bg, cur.ContainerID)
+		f.logTail = keptTail(lines)
 		// Stop it first: the die event then finds the service failed already.
 		m.failRunning(bg, cur, f)
 		_ = m.rt.StopContainer(bg, cur.ContainerID, runtime.StopOptions{Timeout: m.opts.StopTimeout})

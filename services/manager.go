@@ -94,6 +94,9 @@ type Manager struct {
 	mu     sync.Mutex
 	locks  map[string]*sync.Mutex // per-service lifecycle serialization
 	jobs   map[string]*startJob   // starts in progress
+	// restarts holds the run whose failure a restart timer waits on, per
+	// service, so a reconcile does not schedule the same restart twice.
+	restarts map[string]int
 	portMu sync.Mutex             // port allocation is global
 
 	dockerDown atomic.Bool // the watcher lost the engine
@@ -103,11 +106,26 @@ type Manager struct {
 	// watcher's pause before it subscribes again after its event stream
 	// ended. Unit tests shorten both before Run.
 	rewatchDelay, resubscribeDelay time.Duration
+	// mutationGrace is how long a start's runtime call that changes what
+	// exists may go on after a stop or delete cancelled the start (see
+	// mutate). Unit tests shorten it.
+	mutationGrace time.Duration
 	// observe, when set (by unit tests, before any call), sees every status
 	// change after it is stored.
 	observe     func(from Status, to Service)
+	hooks       testHooks
 	storeIDOnce sync.Once // see storeID
 	storeIDVal  string
+}
+
+// testHooks stop the manager at exact points for unit tests that need an
+// interleaving timing cannot guarantee. The daemon sets none.
+type testHooks struct {
+	// beforeRunning runs when a start saw the engine healthy, before it
+	// records running.
+	beforeRunning func(Service)
+	// eventHandled runs after the watcher handled a runtime event.
+	eventHandled func(runtime.Event)
 }
 
 type startJob struct {
@@ -130,8 +148,8 @@ func NewManager(store state.Store, rt runtime.Runtime, bus *events.Bus, catalog 
 		rt: rt, bus: bus, catalog: catalog, models: reg, opts: opts, log: opts.Logger,
 		http: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
 		now:  time.Now, ctx: ctx, cancel: cancel,
-		locks: map[string]*sync.Mutex{}, jobs: map[string]*startJob{},
-		rewatchDelay: 500 * time.Millisecond, resubscribeDelay: time.Second,
+		locks: map[string]*sync.Mutex{}, jobs: map[string]*startJob{}, restarts: map[string]int{},
+		rewatchDelay: 500 * time.Millisecond, resubscribeDelay: time.Second, mutationGrace: 10 * time.Second,
 	}
 }
 
@@ -153,15 +171,21 @@ func (m *Manager) Close() {
 
 // lock serialises lifecycle operations of one service.
 func (m *Manager) lock(id string) func() {
+	l := m.serviceLock(id)
+	l.Lock()
+	return l.Unlock
+}
+
+// serviceLock is the lifecycle lock of one service.
+func (m *Manager) serviceLock(id string) *sync.Mutex {
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	l, ok := m.locks[id]
 	if !ok {
 		l = &sync.Mutex{}
 		m.locks[id] = l
 	}
-	m.mu.Unlock()
-	l.Lock()
-	return l.Unlock
+	return l
 }
 
 // Get returns a service by ID or name.
@@ -217,8 +241,8 @@ func (m *Manager) List(ctx context.Context, status Status) ([]Service, error) {
 // transition moves a service to a new status, validated against the table,
 // persists it with its reason and time, then publishes the status event.
 // mutate may adjust other fields in the same atomic update. A move to
-// failed goes through fail, which records the failure kind; leaving failed
-// clears it.
+// failed goes through fail, which records the failure kind (and the
+// restart plan its next_restart_at); leaving failed clears both.
 func (m *Manager) transition(ctx context.Context, id string, to Status, reason string, mutate func(*Service)) (Service, error) {
 	var from Status
 	s, err := m.col.Update(ctx, id, func(s *Service) error {
@@ -228,7 +252,9 @@ func (m *Manager) transition(ctx context.Context, id string, to Status, reason s
 		}
 		s.Status = to
 		s.Reason = reason
-		s.Failure = ""
+		// Facts of the failed status: fail (and the restart plan) set
+		// them again in mutate.
+		s.Failure, s.NextRestartAt = "", nil
 		s.UpdatedAt = m.now().UTC()
 		if mutate != nil {
 			mutate(s)

@@ -98,6 +98,9 @@ func (m *Manager) Wait(ctx context.Context, ref string, want Status, timeout tim
 				}
 				return s, err
 			}
+			if err := DeletedError(ev); err != nil {
+				return s, err
+			}
 			if ev.Type == events.TypeStatus {
 				break
 			}

@@ -168,31 +168,42 @@ func (st *starter) exitFailure(ex runtime.ExitStatus, oomEvent bool, followed *l
 			f.oom = f.oom || info.OOMKilled
 			code = info.ExitCode
 		}
-		lines = m.tail(bg, st.containerID, reasonScanLines)
+		lines = m.failureLines(bg, st.containerID)
 	}
-	// The engine's root cause can sit far above its last lines: vLLM ends
-	// an engine-core failure with a ~40-line API-server traceback that only
-	// says "See root cause above", so the reason is looked for in more lines
-	// than the record keeps.
-	line := ReasonFromLogs(lines)
-	f.logTail = lines[max(0, len(lines)-keptLogLines):]
 	f.reason = fmt.Sprintf("container exited with code %d%s during %s", code, ExitDescription(code), st.phase)
-	if f.oom {
-		f.reason += " (OOM killed)"
-	}
-	if line != "" {
-		f.reason += ": " + line
-	}
+	f.explain(lines)
 	f.kind = exitKind(f.oom)
 	return f
 }
 
-// failureLogs returns the last lines a failure record keeps and the
-// engine's own error line, looked for in more lines than are kept.
-func (m *Manager) failureLogs(ctx context.Context, containerID string) (tail []string, reason string) {
-	lines := m.tail(ctx, containerID, reasonScanLines)
-	return lines[max(0, len(lines)-keptLogLines):], ReasonFromLogs(lines)
+// failureLines returns the last lines of a container's output a failure is
+// explained from (see explain).
+func (m *Manager) failureLines(ctx context.Context, containerID string) []string {
+	return m.tail(ctx, containerID, reasonScanLines)
 }
+
+// explain completes a failure from the last lines of the run's output, the
+// same way wherever the run ended (during a start, while running, while the
+// daemon was down): the record keeps the last keptLogLines of them, and the
+// reason gets " (OOM killed)" when the kernel killed the engine, then the
+// engine's own error line (ReasonFromLogs: the root cause, not a wrapper
+// that points at it). The root cause can sit far above the last lines: vLLM
+// ends an engine failure with a ~40-line API-server traceback that only
+// says where to look, so the line is looked for in all of lines
+// (reasonScanLines), more than the record keeps.
+func (f *failure) explain(lines []string) {
+	f.logTail = keptTail(lines)
+	f.engineLine = ReasonFromLogs(lines)
+	if f.oom {
+		f.reason += " (OOM killed)"
+	}
+	if f.engineLine != "" {
+		f.reason += ": " + f.engineLine
+	}
+}
+
+// keptTail is the part of a run's last lines a failed record keeps.
+func keptTail(lines []string) []string { return lines[max(0, len(lines)-keptLogLines):] }
 
 // keptLogLines is how many last log lines a failed run's record keeps.
 const keptLogLines = 30

@@ -16,8 +16,12 @@ var (
 )
 
 // wrapperErrors are generic errors that only point at a root cause printed
-// earlier; the root cause is the better reason.
-var wrapperErrors = []string{"See root cause above", "Engine core initialization failed"}
+// earlier; the root cause is the better reason. vLLM's start-up wrapper
+// says "Engine core initialization failed. See root cause above."; its
+// wrapper for an engine that dies while serving says "EngineDeadError:
+// EngineCore encountered an issue. See stack trace (above) for the root
+// cause." The phrase "root cause" is matched, so both are.
+var wrapperErrors = []string{"root cause", "Engine core initialization failed"}
 
 // ReasonFromLogs picks the engine's own error line from the last log lines of
 // a failed run: the last exception line that is not a generic wrapper, else

@@ -102,6 +102,16 @@ func TestReasonFromLogs(t *testing.T) {
 			want: "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 350.00 MiB. GPU 0 has a total capacity of 23.68 GiB of which 212.81 MiB is free.",
 		},
 		{
+			name: "engine died while serving: the CUDA error, not the EngineDeadError that points at it",
+			lines: engineDeadLines(),
+			want:  "RuntimeError: CUDA error: an illegal memory access was encountered",
+		},
+		{
+			name:  "a wrapper alone is still a reason",
+			lines: engineDeadLines()[len(engineDeadLines())-1:],
+			want:  "vllm.v1.engine.exceptions.EngineDeadError: EngineCore encountered an issue. See stack trace (above) for the root cause.",
+		},
+		{
 			name: "process and log prefixes are stripped",
 			lines: []string{
 				"(EngineCore_DP0 pid=441) ERROR 10-25 13:08:43 [core.py:708] ValueError: Free memory on device (59.32/79.15 GiB) on startup is less than desired GPU memory utilization (0.9, 71.24 GiB).",
@@ -192,5 +202,29 @@ func TestReasonFromLogsTruncatesLongLastLine(t *testing.T) {
 	}
 	if !utf8.ValidString(got) {
 		t.Fatal("truncated reason is not valid UTF-8")
+	}
+}
+
+// engineDeadLines is how vLLM logs an engine that dies while serving (as
+// the simulator's crash-after mode prints it): the engine core's fatal
+// error with its root cause, then the API server's EngineDeadError, which
+// only points at it.
+func engineDeadLines() []string {
+	core := "(EngineCore_DP0 pid=7) ERROR 10-25 13:09:12 [core.py:710] "
+	api := "(APIServer pid=1) ERROR 10-25 13:09:12 [async_llm.py:480] "
+	return []string{
+		`(APIServer pid=1) INFO:     127.0.0.1:41774 - "POST /v1/completions HTTP/1.1" 200 OK`,
+		core + "EngineCore encountered a fatal error.",
+		core + "Traceback (most recent call last):",
+		core + `  File "/usr/local/lib/python3.12/dist-packages/vllm/v1/engine/core.py", line 701, in run_engine_core`,
+		core + "    engine_core.run_busy_loop()",
+		core + "RuntimeError: CUDA error: an illegal memory access was encountered",
+		core + "CUDA kernel errors might be asynchronously reported at some other API call, so the stacktrace below might be incorrect.",
+		core + "For debugging consider passing CUDA_LAUNCH_BLOCKING=1",
+		api + "AsyncLLM output_handler failed.",
+		api + "Traceback (most recent call last):",
+		api + `  File "/usr/local/lib/python3.12/dist-packages/vllm/v1/engine/core_client.py", line 846, in get_output_async`,
+		api + "    raise self._format_exception(outputs) from None",
+		api + "vllm.v1.engine.exceptions.EngineDeadError: EngineCore encountered an issue. See stack trace (above) for the root cause.",
 	}
 }

@@ -13,7 +13,8 @@ import (
 // starts: a running service whose container still runs is adopted; a start
 // that was in progress resumes its health check and deadline if its
 // container still runs; anything whose container is gone or exited becomes
-// failed with the reason.
+// failed with the reason; a restart the on-failure policy had scheduled is
+// scheduled again for its next_restart_at.
 //
 // Containers are listed first, so an error after that is the store's; a
 // runtime error is wrapped (runtimeError) for the watcher to tell them
@@ -70,12 +71,8 @@ func (m *Manager) reconcileOne(ctx context.Context, s Service, c runtime.Contain
 		if ran {
 			if info, err := m.rt.InspectContainer(ctx, c.ID); err == nil && info.OOMKilled {
 				f.kind, f.oom = FailureOOM, true
-				f.reason += " (OOM killed)"
 			}
-			var line string
-			if f.logTail, line = m.failureLogs(ctx, c.ID); line != "" {
-				f.reason += ": " + line
-			}
+			f.explain(m.failureLines(ctx, c.ID))
 			x := c.ExitCode
 			f.exitCode = &x
 		}
@@ -89,6 +86,9 @@ func (m *Manager) reconcileOne(ctx context.Context, s Service, c runtime.Contain
 		return nil // a start of this daemon owns it
 	}
 	switch s.Status {
+	case StatusFailed:
+		m.resumeRestart(s)
+		return nil
 	case StatusRunning, StatusUnhealthy:
 		if exists && c.Running && (s.ContainerID == "" || c.ID == s.ContainerID) {
 			return nil // adopted
@@ -98,14 +98,10 @@ func (m *Manager) reconcileOne(ctx context.Context, s Service, c runtime.Contain
 			code := c.ExitCode
 			f.kind, f.exitCode = FailureExited, &code
 			f.reason = fmt.Sprintf("container exited with code %d%s", code, ExitDescription(code))
-			f.logTail, f.engineLine = m.failureLogs(ctx, c.ID)
 			if info, err := m.rt.InspectContainer(ctx, c.ID); err == nil && info.OOMKilled {
 				f.kind, f.oom = FailureOOM, true
-				f.reason += " (OOM killed)"
 			}
-			if f.engineLine != "" {
-				f.reason += ": " + f.engineLine
-			}
+			f.explain(m.failureLines(ctx, c.ID))
 		}
 		m.failRunning(ctx, s, f)
 		return nil

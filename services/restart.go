@@ -59,8 +59,16 @@ func (m *Manager) restartPlan(s Service) (plan func(*Service), schedule func()) 
 }
 
 // scheduleRestart starts the service again after d, unless someone touched
-// it meanwhile (a stop, a manual start, a delete).
+// it meanwhile (a stop, a manual start, a delete). A restart already
+// waiting on the same failed run is not scheduled twice.
 func (m *Manager) scheduleRestart(id string, run int, d time.Duration) {
+	m.mu.Lock()
+	if pending, ok := m.restarts[id]; ok && pending == run {
+		m.mu.Unlock()
+		return
+	}
+	m.restarts[id] = run
+	m.mu.Unlock()
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -71,8 +79,23 @@ func (m *Manager) scheduleRestart(id string, run int, d time.Duration) {
 			return
 		case <-t.C:
 		}
+		m.mu.Lock()
+		if m.restarts[id] == run {
+			delete(m.restarts, id)
+		}
+		m.mu.Unlock()
 		m.restartIfDue(id, run)
 	}()
+}
+
+// resumeRestart schedules the restart a failed service's record still
+// promises (next_restart_at), after a daemon restart: at that time, or at
+// once when it has passed.
+func (m *Manager) resumeRestart(s Service) {
+	if s.Status != StatusFailed || s.RestartPolicy != RestartOnFailure || s.NextRestartAt == nil {
+		return
+	}
+	m.scheduleRestart(s.ID, s.Run, max(s.NextRestartAt.Sub(m.now()), 0))
 }
 
 // restartIfDue starts the service again if the failure of run is still

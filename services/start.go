@@ -133,6 +133,9 @@ func (m *Manager) finishStart(ctx context.Context, st *starter, f *failure) {
 	cause := context.Cause(ctx)
 	switch {
 	case f == nil:
+		if m.hooks.beforeRunning != nil {
+			m.hooks.beforeRunning(s)
+		}
 		now := m.now().UTC()
 		if _, err := m.transition(bg, s.ID, StatusRunning, "health check passed", func(x *Service) {
 			x.ReadyAt, x.DeadlineAt, x.Phase = &now, nil, ""
@@ -199,7 +202,7 @@ func (st *starter) run(ctx context.Context) *failure {
 		return fail(FailureInternal, "%v", err)
 	}
 	m.keepPreviousLogs(ctx, s)
-	if err := m.removeContainers(ctx, s.ID); err != nil {
+	if err := m.mutate(ctx, func(ctx context.Context) error { return m.removeContainers(ctx, s.ID) }); err != nil {
 		return fail(runtimeFailure(err), "cleanup: %v", err)
 	}
 	if err := st.enter(ctx, PhasePull, "checking image "+st.eng.Image); err != nil {
@@ -218,9 +221,18 @@ func (st *starter) run(ctx context.Context) *failure {
 	if err != nil {
 		return fail(FailureInternal, "%v", err)
 	}
-	id, err := m.rt.CreateContainer(ctx, spec)
+	var id string
+	err = m.mutate(ctx, func(ctx context.Context) (err error) {
+		id, err = m.rt.CreateContainer(ctx, spec)
+		return err
+	})
 	if err != nil {
 		return fail(runtimeFailure(err), "create container: %v", err)
+	}
+	if ctx.Err() != nil {
+		// Cancelled while Docker created it: nobody wants it now.
+		m.discard(ctx, id)
+		return fail(FailureInterrupted, "interrupted")
 	}
 	st.containerID = id
 	if _, err := m.col.Update(ctx, s.ID, func(x *Service) error { x.ContainerID = id; return nil }); err != nil {
@@ -229,7 +241,7 @@ func (st *starter) run(ctx context.Context) *failure {
 	if err := st.enter(ctx, PhaseStart, "starting container "+shortID(id)); err != nil {
 		return fail(FailureInternal, "%v", err)
 	}
-	if err := m.rt.StartContainer(ctx, id); err != nil {
+	if err := m.mutate(ctx, func(ctx context.Context) error { return m.rt.StartContainer(ctx, id) }); err != nil {
 		kind := runtimeFailure(err)
 		if errs.Is(err, errs.Conflict) {
 			kind = FailurePortInUse // the runtime's word for a host port someone else publishes
@@ -240,6 +252,45 @@ func (st *starter) run(ctx context.Context) *failure {
 		return fail(FailureInternal, "%v", err)
 	}
 	return st.waitReady(ctx)
+}
+
+// mutate runs a runtime call of the start that changes what exists (the
+// cleanup's removals, the create, the start) so that its outcome is known.
+// Docker carries out a request whose client went away, so cutting the call
+// when a stop or delete cancels the start would leave its effect unknown: a
+// container created or started behind the stop, or a removal still in
+// progress when the next call comes. The call therefore goes on for up to
+// mutationGrace after the start's cancellation; Docker normally answers in
+// milliseconds, and the start then acts on the answer. The daemon's
+// shutdown cuts it at once (the next daemon reconciles what it finds).
+func (m *Manager) mutate(ctx context.Context, call func(ctx context.Context) error) error {
+	if err := ctx.Err(); err != nil {
+		return err // cancelled before: nothing new is asked of the runtime
+	}
+	callCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer cancel(nil)
+	stop := context.AfterFunc(ctx, func() {
+		cause := context.Cause(ctx)
+		if errors.Is(cause, errDaemonStopping) {
+			cancel(cause)
+			return
+		}
+		t := time.AfterFunc(m.mutationGrace, func() { cancel(cause) })
+		context.AfterFunc(callCtx, func() { t.Stop() })
+	})
+	defer stop()
+	return call(callCtx)
+}
+
+// discard removes a container the start created but no longer wants (it
+// was cancelled meanwhile), so no container outlives the start that made it
+// unasked.
+func (m *Manager) discard(ctx context.Context, id string) {
+	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.mutationGrace)
+	defer cancel()
+	if err := m.rt.RemoveContainer(bg, id, runtime.RemoveOptions{Force: true}); err != nil && !errs.Is(err, errs.NotFound) {
+		m.log.Warn("remove the container of a cancelled start", "container", shortID(id), "err", err)
+	}
 }
 
 // pullFailure tells an unreachable runtime from an image it could not get:

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"aima/errs"
+	"aima/events"
 	"aima/runtime"
 	"aima/state"
 )
@@ -36,7 +37,7 @@ func (m *Manager) Stop(ctx context.Context, ref string) (StopResult, error) {
 		if err := m.stopContainers(ctx, s.ID); err != nil {
 			return StopResult{}, err
 		}
-		s, err = m.transition(ctx, s.ID, StatusStopped, "stopped after failure", func(x *Service) { x.NextRestartAt = nil })
+		s, err = m.transition(ctx, s.ID, StatusStopped, "stopped after failure", nil)
 		return StopResult{Service: s}, err
 	}
 	if s.Status != StatusStopping {
@@ -99,7 +100,11 @@ func (m *Manager) Restart(ctx context.Context, ref string, timeout time.Duration
 }
 
 // Delete stops the service, removes its containers, its record and its
-// history. A damaged record is deleted the same way (see deleteDamaged).
+// history, and publishes the deletion, which ends every wait and follow of
+// the service with not_found. A damaged record is deleted the same way (see
+// deleteDamaged). When the removal fails, a start the delete cancelled is
+// recorded as failed, so the service is never left creating with no start
+// running.
 func (m *Manager) Delete(ctx context.Context, ref string) (Service, error) {
 	s, err := m.Get(ctx, ref)
 	if state.IsDamaged(err) {
@@ -112,11 +117,74 @@ func (m *Manager) Delete(ctx context.Context, ref string) (Service, error) {
 	defer unlock()
 	m.cancelStart(s.ID)
 	if err := m.removeContainers(ctx, s.ID); err != nil {
+		m.settleCancelledStart(ctx, s.ID, "delete did not complete: "+err.Error())
 		return Service{}, err
 	}
 	if err := m.col.Delete(ctx, s.ID); err != nil {
+		m.settleCancelledStart(ctx, s.ID, "delete did not complete: "+err.Error())
 		return Service{}, err
 	}
-	NewJournal(m.store).Forget(ctx, s.ID)
+	m.forget(ctx, s.ID, s.Run)
 	return s, nil
+}
+
+// forget publishes a deleted service's end and drops its history.
+func (m *Manager) forget(ctx context.Context, id string, run int) {
+	m.bus.Publish(events.Event{ServiceID: id, Run: run, Type: events.TypeDeleted, Message: "service deleted"})
+	NewJournal(m.store).Forget(ctx, id)
+}
+
+// settleCancelledStart records a start that a delete cancelled but could
+// not finish as failed (stop_failed: its container may remain). Called with
+// the service lock held, after cancelStart.
+func (m *Manager) settleCancelledStart(ctx context.Context, id, reason string) {
+	bg := context.WithoutCancel(ctx)
+	s, err := m.col.Get(bg, id)
+	if err != nil || s.Status != StatusCreating {
+		return
+	}
+	if _, err := m.fail(bg, id, failure{kind: FailureStopFailed, reason: reason}, nil); err != nil {
+		m.log.Warn("record the cancelled start", "service", id, "err", err)
+	}
+}
+
+// DeletedError is the not_found error that ends a wait or a follow of a
+// service when ev says the service was deleted; nil for any other event.
+func DeletedError(ev events.Event) error {
+	if ev.Type != events.TypeDeleted {
+		return nil
+	}
+	return errs.NotFoundf("service %s was deleted", ev.ServiceID)
+}
+
+// Stranded lists the services that are creating or stopping while nothing
+// drives them: no start runs and no stop is in progress, so they would
+// never settle. It is empty unless aima lost track of a service (doctor
+// reports it; a stop settles it). A service whose lifecycle lock is held
+// is being driven and is not looked at.
+func (m *Manager) Stranded(ctx context.Context) ([]Service, error) {
+	all, err := m.col.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []Service
+	for _, s := range all {
+		if s.Status != StatusCreating && s.Status != StatusStopping {
+			continue
+		}
+		l := m.serviceLock(s.ID)
+		if !l.TryLock() {
+			continue
+		}
+		cur, err := m.col.Get(ctx, s.ID)
+		m.mu.Lock()
+		_, starting := m.jobs[s.ID]
+		m.mu.Unlock()
+		l.Unlock()
+		if err == nil && (cur.Status == StatusStopping || (cur.Status == StatusCreating && !starting)) {
+			out = append(out, cur)
+		}
+	}
+	sortServices(out)
+	return out, nil
 }

@@ -83,6 +83,9 @@ func (m *Manager) watchDocker(ctx context.Context, since time.Time, evs <-chan r
 				}
 				since = ev.Time
 				m.onDockerEvent(ctx, ev)
+				if m.hooks.eventHandled != nil {
+					m.hooks.eventHandled(ev)
+				}
 			case err := <-errc:
 				if ctx.Err() == nil {
 					m.setDockerDown(err)
@@ -114,13 +117,16 @@ func (m *Manager) setDockerUp() {
 	}
 }
 
-// onDockerEvent reacts to a container event of a running service.
+// onDockerEvent reacts to a container event: the end of a running
+// service's container, or a container created for a deleted service.
 func (m *Manager) onDockerEvent(ctx context.Context, ev runtime.Event) {
 	id := ev.Labels[runtime.LabelService]
 	if id == "" {
 		return
 	}
 	switch ev.Action {
+	case runtime.ActionCreate:
+		m.removeIfUnowned(ctx, id, ev)
 	case runtime.ActionDie:
 		code := ev.ExitCode
 		m.containerEnded(ctx, id, ev.ContainerID, fmt.Sprintf("container exited with code %d%s", code, ExitDescription(code)), &code)
@@ -129,8 +135,35 @@ func (m *Manager) onDockerEvent(ctx context.Context, ev runtime.Event) {
 	}
 }
 
+// removeIfUnowned removes a container of this store that the runtime
+// created for a service with no record: the create of a start that a delete
+// cancelled, carried out by Docker after the delete had listed the
+// service's containers (when Docker answered later than mutationGrace).
+// It runs under the service lock, so a delete either saw the container or
+// had finished. A damaged record keeps its containers, and another store's
+// containers are never touched.
+func (m *Manager) removeIfUnowned(ctx context.Context, id string, ev runtime.Event) {
+	if mine := m.storeID(); mine == "" || ev.Labels[runtime.LabelStore] != mine {
+		return
+	}
+	unlock := m.lock(id)
+	defer unlock()
+	if _, err := m.col.Get(ctx, id); !errs.Is(err, errs.NotFound) {
+		return
+	}
+	m.log.Warn("removing a container created for a deleted service", "service", id, "container", shortID(ev.ContainerID))
+	if err := m.rt.RemoveContainer(ctx, ev.ContainerID, runtime.RemoveOptions{Force: true}); err != nil && !errs.Is(err, errs.NotFound) {
+		m.log.Warn("remove the container of a deleted service", "container", shortID(ev.ContainerID), "err", err)
+	}
+}
+
 // containerEnded marks a running service failed because its container is
 // gone or exited, with the engine's reason, and applies the restart policy.
+//
+// The end of the container a start in progress runs is the start's to
+// report, but the start may already have seen the engine healthy and be
+// about to record running: then nobody would report it until liveness gave
+// up on the engine. So it is looked at again once that start has ended.
 func (m *Manager) containerEnded(ctx context.Context, id, containerID, what string, code *int) {
 	unlock := m.lock(id)
 	defer unlock()
@@ -138,7 +171,30 @@ func (m *Manager) containerEnded(ctx context.Context, id, containerID, what stri
 	if err != nil {
 		return
 	}
+	if s.Status == StatusCreating && s.ContainerID == containerID {
+		m.mu.Lock()
+		job := m.jobs[id]
+		m.mu.Unlock()
+		if job != nil {
+			m.afterStart(job, func() { m.containerEnded(ctx, id, containerID, what, code) })
+			return
+		}
+	}
 	m.containerEndedLocked(ctx, s, containerID, what, code)
+}
+
+// afterStart runs f once the start job has ended (not at all if the daemon
+// stops first).
+func (m *Manager) afterStart(job *startJob, f func()) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		select {
+		case <-job.done:
+			f()
+		case <-m.ctx.Done():
+		}
+	}()
 }
 
 // containerEndedLocked is containerEnded with the service lock held and
@@ -147,27 +203,22 @@ func (m *Manager) containerEndedLocked(ctx context.Context, s Service, container
 	if (s.Status != StatusRunning && s.Status != StatusUnhealthy) || s.ContainerID != containerID {
 		return // a start or stop owns this container, or it is an old one
 	}
-	f := failure{kind: FailureDisappeared, exitCode: code}
+	f := failure{kind: FailureDisappeared, exitCode: code, reason: what + " while running"}
+	var lines []string
 	if info, err := m.rt.InspectContainer(ctx, containerID); err == nil {
 		f.oom = info.OOMKilled
 		if !info.Running && code == nil {
 			c := info.ExitCode
 			f.exitCode = &c
 		}
-		f.logTail, f.engineLine = m.failureLogs(ctx, containerID)
+		lines = m.failureLines(ctx, containerID)
 	} else if !errs.Is(err, errs.NotFound) {
 		return // cannot tell; the resync after reconnecting decides
 	}
 	if f.exitCode != nil {
 		f.kind = exitKind(f.oom)
 	}
-	f.reason = what + " while running"
-	if f.oom {
-		f.reason += " (OOM killed)"
-	}
-	if f.engineLine != "" {
-		f.reason += ": " + f.engineLine
-	}
+	f.explain(lines)
 	m.failRunning(ctx, s, f)
 }
 

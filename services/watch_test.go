@@ -37,6 +37,16 @@ func TestWatcherFailsRunningService(t *testing.T) {
 			}
 			return h.fr.Exit(cid, 1)
 		}, FailureExited, 1, []string{"container exited with code 1 while running", "EngineDeadError"}},
+		// The same root cause the start path reports (one explain for
+		// both), not the EngineDeadError that points at it.
+		{"engine crash with its root cause above", func(h *harness, cid string) error {
+			for _, l := range engineDeadLines() {
+				if err := h.fr.Log(cid, "stdout", l); err != nil {
+					return err
+				}
+			}
+			return h.fr.Exit(cid, 0)
+		}, FailureExited, 0, []string{"container exited with code 0 while running: RuntimeError: CUDA error: an illegal memory access was encountered"}},
 		{"docker kill", func(h *harness, cid string) error { return h.fr.Kill(cid) }, FailureExited, 137, []string{"SIGKILL", "while running"}},
 		{"OOM kill", func(h *harness, cid string) error { return h.fr.OOMKill(cid) }, FailureOOM, 137, []string{"(OOM killed)"}},
 		// docker rm -f sends kill and die before destroy: the die decides.

@@ -55,21 +55,49 @@ func Decode(raw json.RawMessage, schema *jsonschema.Schema, dst any) error {
 			return errs.Invalid(r, "field %q is required", r)
 		}
 	}
+	if err := nullElements(fields, schema); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return errs.Invalid(te.Field, "field %q must be %s, not %s", te.Field, jsonType(te.Type.Kind().String()), te.Value)
+			// te.Value is "string", "bool", ... or "number -1": a number is
+			// shown as given.
+			return errs.Invalid(te.Field, "field %q must be %s, not %s", te.Field, jsonType(te.Type.Kind().String()), strings.TrimPrefix(te.Value, "number "))
 		}
 		return errs.Invalid("", "input: %v", err)
 	}
 	return nil
 }
 
+// nullElements refuses null inside an array field: encoding/json would
+// turn it into the element type's zero value (an empty argument, say) and
+// store it as if it had been given.
+func nullElements(fields map[string]json.RawMessage, schema *jsonschema.Schema) error {
+	for name, v := range fields {
+		if SchemaType(schema.Properties[name]) != "array" {
+			continue
+		}
+		var elems []json.RawMessage
+		if json.Unmarshal(v, &elems) != nil {
+			continue // not an array: the decoder names the type error
+		}
+		for i, e := range elems {
+			if bytes.Equal(bytes.TrimSpace(e), []byte("null")) {
+				return errs.Invalid(name, "field %q: element %d is null; give a value or leave it out", name, i)
+			}
+		}
+	}
+	return nil
+}
+
 func jsonType(kind string) string {
 	switch {
-	case strings.HasPrefix(kind, "int"), strings.HasPrefix(kind, "uint"):
+	case strings.HasPrefix(kind, "uint"):
+		return "an integer of 0 or more"
+	case strings.HasPrefix(kind, "int"):
 		return "an integer"
 	case strings.HasPrefix(kind, "float"):
 		return "a number"

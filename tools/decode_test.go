@@ -83,6 +83,10 @@ func TestDecodeServiceCreate(t *testing.T) {
 		{name: "port as float", raw: `{"model_id":"m","engine_type":"vllm","port":80.5}`, wantErr: true, wantField: "port"},
 		{name: "engine_type as number", raw: `{"model_id":"m","engine_type":5}`, wantErr: true, wantField: "engine_type", wantMsg: "string"},
 		{name: "args as string", raw: `{"model_id":"m","engine_type":"vllm","args":"--x"}`, wantErr: true, wantField: "args", wantMsg: "array"},
+		// A null element would decode as an empty argument, stored as if given.
+		{name: "null arg", raw: `{"model_id":"m","engine_type":"vllm","args":[null]}`, wantErr: true, wantField: "args", wantMsg: "element 0 is null"},
+		{name: "null env entry after a value", raw: `{"model_id":"m","engine_type":"vllm","env":["A=b", null]}`, wantErr: true, wantField: "env", wantMsg: "element 1 is null"},
+		{name: "port as float names the value", raw: `{"model_id":"m","engine_type":"vllm","port":80.5}`, wantErr: true, wantField: "port", wantMsg: `field "port" must be an integer, not 80.5`},
 		{name: "array input", raw: `["m","vllm"]`, wantErr: true, wantField: "", wantMsg: "object"},
 		{name: "string input", raw: `"m"`, wantErr: true, wantField: "", wantMsg: "object"},
 		{name: "number input", raw: `42`, wantErr: true, wantField: "", wantMsg: "object"},
@@ -135,6 +139,9 @@ func TestDecodeOptionalPointerAndUnsigned(t *testing.T) {
 	err := tools.Decode(json.RawMessage(`{"service_id":"s","after":-1}`), evs, &ev)
 	if !errs.Is(err, errs.InvalidArgument) || errs.FieldOf(err) != "after" {
 		t.Fatalf("Decode after -1 = %v (field %q), want invalid_argument on after", err, errs.FieldOf(err))
+	}
+	if want := `field "after" must be an integer of 0 or more, not -1`; err.Error() != want {
+		t.Errorf("Decode after -1: message %q, want %q", err, want)
 	}
 }
 

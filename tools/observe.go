@@ -59,18 +59,25 @@ type EventsOutput struct {
 
 const defaultTail = 200
 
-// parseSince accepts RFC 3339 or a duration ago.
+// parseSince accepts RFC 3339 or a duration ago, from 1970 on: the
+// runtime counts log times from the Unix epoch, so an earlier time is a
+// mistake to point out, not a runtime error.
 func parseSince(s string, now time.Time) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t, nil
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		d, derr := time.ParseDuration(s)
+		if derr != nil || d < 0 {
+			return time.Time{}, errs.Invalid("since", "since %q: want RFC 3339 time or a duration like 10m", s)
+		}
+		t = now.Add(-d)
 	}
-	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
-		return now.Add(-d), nil
+	if t.Before(time.Unix(0, 0)) {
+		return time.Time{}, errs.Invalid("since", "since %q is %s, before 1970-01-01T00:00:00Z; want a later time", s, t.UTC().Format(time.RFC3339))
 	}
-	return time.Time{}, errs.Invalid("since", "since %q: want RFC 3339 time or a duration like 10m", s)
+	return t, nil
 }
 
 // withDurations fills each phase's duration from the next phase or status
@@ -149,7 +156,7 @@ func serviceObserveOps() []Op {
 		}),
 		Declare(Spec[ServiceEventsInput, EventsOutput]{
 			Name:        "service_events",
-			Description: "Show a service's history: every start phase and status change with timestamps and durations, pull progress and engine milestones, oldest first. Pass after=events_from from service_start to see just that start.",
+			Description: "Show a service's history: every start phase and status change with timestamps and durations, pull progress and engine milestones, oldest first. Pass after=events_from from service_start to see just that start. With follow, a deletion of the service ends the stream with not_found.",
 			Annotations: Annotations{ReadOnly: true, Idempotent: true},
 			Positional:  "service_id",
 			Run:         runEvents,
@@ -167,7 +174,7 @@ func serviceObserveOps() []Op {
 		}),
 		Declare(Spec[ServiceWaitInput, services.Service]{
 			Name:        "service_wait",
-			Description: "Block until a service reaches a status (running, stopped or failed) and return its record. Fails at once, with the service's reason, if the service settles in a status from which the wanted one cannot follow (e.g. failed while waiting for running); fails with deadline_exceeded after timeout_seconds (default 600).",
+			Description: "Block until a service reaches a status (running, stopped or failed) and return its record. Fails at once, with the service's reason, if the service settles in a status from which the wanted one cannot follow (e.g. failed while waiting for running), and with not_found if it is deleted; fails with deadline_exceeded after timeout_seconds (default 600).",
 			Annotations: Annotations{ReadOnly: true, Idempotent: true, LongRunning: true},
 			Positional:  "service_id",
 			Run: func(ctx context.Context, env *Env, in ServiceWaitInput, _ Reporter) (services.Service, error) {
@@ -258,6 +265,9 @@ func runEvents(ctx context.Context, env *Env, in ServiceEventsInput, rep Reporte
 	}
 	for _, ev := range evs {
 		rep.Event(ev)
+		if err := services.DeletedError(ev); err != nil {
+			return out, err
+		}
 	}
 	cursor := in.After
 	if len(evs) > 0 {
@@ -271,5 +281,8 @@ func runEvents(ctx context.Context, env *Env, in ServiceEventsInput, rep Reporte
 		}
 		rep.Event(ev)
 		out.Total++
+		if err := services.DeletedError(ev); err != nil {
+			return out, err // the service is gone: following ends
+		}
 	}
 }

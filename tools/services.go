@@ -97,6 +97,9 @@ func follow(ctx context.Context, env *Env, id string, from uint64, rep Reporter)
 		cancel()
 		if err == nil {
 			rep.Event(ev)
+			if err := services.DeletedError(ev); err != nil {
+				return services.Service{ID: id}, err
+			}
 			if ev.Type == events.TypeStatus && !inFlight(services.Status(ev.Status)) {
 				return env.Services.Get(ctx, id)
 			}

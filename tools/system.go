@@ -14,6 +14,7 @@ type DoctorOutput struct {
 	Docker   string            `json:"docker" jsonschema:"ok, or why the Docker engine is unreachable"`
 	Services int               `json:"services" jsonschema:"number of service records"`
 	Failed   []string          `json:"failed" jsonschema:"services in status failed, with their reasons"`
+	Stranded []string          `json:"stranded" jsonschema:"services creating or stopping with no start or stop in progress, which would never settle (never expected; service_stop settles them)"`
 	Orphans  []services.Orphan `json:"orphans" jsonschema:"containers labelled as aima's with no service record; remove with service_prune"`
 	Store    state.Info        `json:"store" jsonschema:"the state store: its file, and its backup copy"`
 	Damaged  []state.Damaged   `json:"damaged" jsonschema:"service and model records the state store cannot read: left out of lists, reconcile and liveness; delete them with service_delete or model_remove"`
@@ -36,10 +37,10 @@ func systemOps() []Op {
 	return []Op{
 		Declare(Spec[Empty, DoctorOutput]{
 			Name:        "system_doctor",
-			Description: "Diagnose aima's host: Docker engine reachability, failed services and their reasons, orphan containers (labelled as aima's but with no service record, e.g. after a lost data dir), the state store and its backup, records the store cannot read, and warnings with what to do. Changes nothing; service_prune removes orphans. When the daemon does not start because its store is damaged, `aima store check` inspects the store file without a daemon.",
+			Description: "Diagnose aima's host: Docker engine reachability, failed services and their reasons, services stranded in creating or stopping, orphan containers (labelled as aima's but with no service record, e.g. after a lost data dir), the state store and its backup, records the store cannot read, and warnings with what to do. Changes nothing; service_prune removes orphans. When the daemon does not start because its store is damaged, `aima store check` inspects the store file without a daemon.",
 			Annotations: Annotations{ReadOnly: true, Idempotent: true},
 			Run: func(ctx context.Context, env *Env, _ Empty, _ Reporter) (DoctorOutput, error) {
-				out := DoctorOutput{Docker: "ok", Failed: []string{}, Orphans: []services.Orphan{}}
+				out := DoctorOutput{Docker: "ok", Failed: []string{}, Stranded: []string{}, Orphans: []services.Orphan{}}
 				if err := env.Runtime.Ping(ctx); err != nil {
 					out.Docker = err.Error()
 				}
@@ -52,6 +53,13 @@ func systemOps() []Op {
 					if s.Status == services.StatusFailed {
 						out.Failed = append(out.Failed, s.ID+": "+s.Reason)
 					}
+				}
+				stranded, err := env.Services.Stranded(ctx)
+				if err != nil {
+					return out, err
+				}
+				for _, s := range stranded {
+					out.Stranded = append(out.Stranded, fmt.Sprintf("%s: %s (phase %s) with no start or stop in progress", s.ID, s.Status, s.Phase))
 				}
 				var orphans []services.Orphan
 				if out.Docker == "ok" {
@@ -77,6 +85,9 @@ func systemOps() []Op {
 				fmt.Fprintf(&b, "store: %s\n", store)
 				for _, f := range o.Failed {
 					fmt.Fprintf(&b, "failed: %s\n", f)
+				}
+				for _, f := range o.Stranded {
+					fmt.Fprintf(&b, "stranded: %s; `aima service stop` settles it\n", f)
 				}
 				if len(o.Orphans) == 0 {
 					b.WriteString("orphan containers: none\n")

@@ -95,10 +95,14 @@ func (r *Runtime) createLocked(spec runtime.ContainerSpec) (string, error) {
 // it was; starting a running container does nothing.
 func (r *Runtime) StartContainer(ctx context.Context, id string) error {
 	if _, err := r.enter(ctx, OpStart); err != nil {
-		return err
+		return r.completeLater(err, func() { _ = r.startLocked(id) })
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.startLocked(id)
+}
+
+func (r *Runtime) startLocked(id string) error {
 	c, ok := r.containers[id]
 	if !ok {
 		return notFound(id)

@@ -43,8 +43,8 @@ type Fault struct {
 	// Completes, with Hang, makes the engine carry the call out even when
 	// its caller gave up (its context ended first), as Docker finishes a
 	// request whose client went away: once the fault is cleared, an
-	// abandoned create still creates its container and an abandoned remove
-	// still removes it. While such a remove hangs its container is in state
+	// abandoned create still creates its container, an abandoned start
+	// still starts it and an abandoned remove still removes it. While such a remove hangs its container is in state
 	// removing, as in Docker; give it Times: 1 so that another remove of the
 	// container (which waits for the removal) does not hang as well.
 	Completes bool
