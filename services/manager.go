@@ -91,13 +91,13 @@ type Manager struct {
 	cancel context.CancelCauseFunc
 	wg     sync.WaitGroup
 
-	mu     sync.Mutex
-	locks  map[string]*sync.Mutex // per-service lifecycle serialization
-	jobs   map[string]*startJob   // starts in progress
+	mu    sync.Mutex
+	locks map[string]*sync.Mutex // per-service lifecycle serialization
+	jobs  map[string]*startJob   // starts in progress
 	// restarts holds the run whose failure a restart timer waits on, per
 	// service, so a reconcile does not schedule the same restart twice.
 	restarts map[string]int
-	portMu sync.Mutex             // port allocation is global
+	portMu   sync.Mutex // port allocation is global
 
 	dockerDown atomic.Bool // the watcher lost the engine
 

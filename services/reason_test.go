@@ -102,7 +102,7 @@ func TestReasonFromLogs(t *testing.T) {
 			want: "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 350.00 MiB. GPU 0 has a total capacity of 23.68 GiB of which 212.81 MiB is free.",
 		},
 		{
-			name: "engine died while serving: the CUDA error, not the EngineDeadError that points at it",
+			name:  "engine died while serving: the CUDA error, not the EngineDeadError that points at it",
 			lines: engineDeadLines(),
 			want:  "RuntimeError: CUDA error: an illegal memory access was encountered",
 		},
