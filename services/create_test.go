@@ -95,3 +95,26 @@ func TestValidateArgsAllowPrivileged(t *testing.T) {
 		t.Fatal("bad env accepted with allow_privileged_args")
 	}
 }
+
+// A name may not have the form of a service ID: lookups try IDs first, so
+// a service named like another's ID could never be reached by its name,
+// and `status`/`delete` by that name reached the other service. IDs win;
+// names of any other form still work.
+func TestNamesCannotTakeIDs(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	first := h.create(serving(), nil)
+	for _, name := range []string{first.ID, "svc-00000000"} {
+		_, err := h.m.Create(h.ctx(), CreateSpec{ModelID: "org/tiny", EngineType: "vllm", Name: name})
+		if !errs.Is(err, errs.InvalidArgument) || errs.FieldOf(err) != "name" || !strings.Contains(err.Error(), "form of a service ID") {
+			t.Errorf("create named %q: %v, want invalid_argument on name", name, err)
+		}
+	}
+	named := h.create(serving(), func(c *CreateSpec) { c.Name = "svc-qwen" })
+	if got := h.get("svc-qwen"); got.ID != named.ID {
+		t.Errorf("lookup by name: %s, want %s", got.ID, named.ID)
+	}
+	if got := h.get(first.ID); got.ID != first.ID {
+		t.Errorf("lookup by ID: %s, want %s", got.ID, first.ID)
+	}
+}
