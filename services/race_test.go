@@ -284,6 +284,7 @@ func TestDeletionEndsWaits(t *testing.T) {
 	}
 	select {
 	case err := <-waited:
+		// (not_found too when the wait began only after the delete)
 		if !errs.Is(err, errs.NotFound) {
 			t.Fatalf("wait: %v, want not_found", err)
 		}

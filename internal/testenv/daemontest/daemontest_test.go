@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"aima/client"
+	"aima/errs"
 	"aima/events"
 	"aima/internal/testenv"
 	"aima/runtime"
@@ -174,5 +175,73 @@ func TestStartUpReconcile(t *testing.T) {
 	raw, _ := json.Marshal(got)
 	if !strings.Contains(string(raw), `"failure":"oom"`) {
 		t.Errorf("record JSON %s", raw)
+	}
+}
+
+// A delete ends, with not_found, every wait and follow of the service: a
+// service_wait, a service_events follow (what `aima service events
+// --follow` runs) and the raw /api/events stream, each open on a start
+// that would load for an hour.
+func TestDeleteEndsWaitsAndStreams(t *testing.T) {
+	t.Parallel()
+	fr := newFake(t)
+	d := fakeDaemon(t, fr, "", false)
+	s := call[services.Service](t, d, "service_create", tools.ServiceCreateInput{ModelID: "org/tiny", EngineType: "vllm"})
+	fr.SetScript(map[string]string{runtime.LabelService: s.ID}, fakeruntime.Script{Steps: []fakeruntime.Step{fakeruntime.Log("loading")}})
+	call[tools.StartOutput](t, d, "service_start", tools.ServiceStartInput{ServiceID: s.ID})
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+
+	ended := make(chan error, 3)
+	go func() {
+		_, err := client.New(d.URL).Call(ctx, "service_wait", tools.ServiceWaitInput{ServiceID: s.ID, For: "running"}, nil)
+		ended <- err
+	}()
+	followed := make(chan events.Event, 100)
+	go func() {
+		_, err := client.New(d.URL).Call(ctx, "service_events", tools.ServiceEventsInput{ServiceID: s.ID, Follow: true},
+			&client.Stream{OnEvent: func(ev events.Event) { followed <- ev }})
+		ended <- err
+	}()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.URL+"/api/events?service_id="+s.ID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sse := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(resp.Body) // until the daemon ends the stream
+		sse <- string(b)
+	}()
+	// Both followers are in (the follow has replayed the history) before
+	// the delete.
+	for ev := range followed {
+		if ev.Type == events.TypePhase && ev.Phase == string(services.PhaseLoading) {
+			break
+		}
+	}
+	call[services.Service](t, d, "service_delete", tools.ServiceRef{ServiceID: s.ID})
+	// (The wait may also have begun only after the delete: not_found too.)
+	for range 2 {
+		select {
+		case err := <-ended:
+			if errs.KindOf(err) != errs.NotFound {
+				t.Errorf("a wait or follow ended with %v, want not_found", err)
+			}
+		case <-ctx.Done():
+			t.Fatal("a wait or follow did not end with the delete")
+		}
+	}
+	select {
+	case body := <-sse:
+		if !strings.Contains(body, `"type":"deleted"`) || !strings.Contains(body, "event: error") || !strings.Contains(body, `"code":"not_found"`) {
+			t.Errorf("/api/events stream: %s", body)
+		}
+	case <-ctx.Done():
+		t.Fatal("/api/events did not end with the delete")
 	}
 }
