@@ -44,8 +44,9 @@ func fltStoppedWithEngine(t *testing.T) (*fltDaemon, string, fltSvc, string) {
 
 // fltDoctor is the part of `aima doctor -o json` these cases read.
 type fltDoctor struct {
-	Docker  string `json:"docker"`
-	Orphans []struct {
+	Docker   string   `json:"docker"`
+	Stranded []string `json:"stranded"`
+	Orphans  []struct {
 		ContainerID string `json:"container_id"`
 		ServiceID   string `json:"service_id"`
 		OtherStore  bool   `json:"other_store"`

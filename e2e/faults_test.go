@@ -68,10 +68,52 @@ func fltReps(t *testing.T) int {
 	return fltDefaultReps
 }
 
-// fltEach runs body once per repetition, as subtests rep1, rep2, ...
+// fltEach runs body once per repetition, as subtests rep1, rep2, ...,
+// and checks the suite's invariants on every daemon of the test that runs
+// after each (fltCheckInvariants).
 func fltEach(t *testing.T, body func(t *testing.T, rep int)) {
 	for i := 1; i <= fltReps(t); i++ {
-		t.Run(fmt.Sprintf("rep%d", i), func(t *testing.T) { body(t, i) })
+		t.Run(fmt.Sprintf("rep%d", i), func(t *testing.T) {
+			body(t, i)
+			if !t.Failed() {
+				fltCheckInvariants(t)
+			}
+		})
+	}
+}
+
+// The suite's daemons alive now (tests of the suite do not run in
+// parallel), for the invariant checks after each repetition.
+var (
+	fltLiveMu sync.Mutex
+	fltLive   = map[*fltDaemon]bool{}
+)
+
+// fltCheckInvariants checks what must hold after every case on every
+// running daemon of the suite, whatever the case did: no service is
+// creating or stopping with nothing driving it (doctor's stranded list),
+// and no container of the daemon's own store is left without a service
+// record (an orphan that is not another store's).
+func fltCheckInvariants(t *testing.T) {
+	t.Helper()
+	fltLiveMu.Lock()
+	var ds []*fltDaemon
+	for d := range fltLive {
+		if d.Alive() {
+			ds = append(ds, d)
+		}
+	}
+	fltLiveMu.Unlock()
+	for _, d := range ds {
+		doc := d.doctor(t)
+		if len(doc.Stranded) > 0 {
+			t.Errorf("invariant: services stranded with no start or stop running: %v", doc.Stranded)
+		}
+		for _, o := range doc.Orphans {
+			if !o.OtherStore {
+				t.Errorf("invariant: container %.12s of service %s (this store's) has no record", o.ContainerID, o.ServiceID)
+			}
+		}
 	}
 }
 
@@ -241,6 +283,14 @@ func fltSetup(t *testing.T, env ...string) *fltEnv {
 	d := &fltDaemon{testenv.StartDaemon(t, testenv.DaemonOptions{
 		Config: fltConfig(t), Env: env, LogAlways: os.Getenv("AIMA_FAULT_VERBOSE") != "",
 	})}
+	fltLiveMu.Lock()
+	fltLive[d] = true
+	fltLiveMu.Unlock()
+	t.Cleanup(func() {
+		fltLiveMu.Lock()
+		delete(fltLive, d)
+		fltLiveMu.Unlock()
+	})
 	out := d.MustCLI(t, "model", "add", "--path", testenv.MakeModel(t, "qwen-fault"), "-o", "json")
 	m := decode[struct {
 		ID string `json:"id"`
