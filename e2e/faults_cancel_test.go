@@ -1,12 +1,16 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"aima/client"
+	"aima/events"
 )
 
 // Case 11: a delete or a stop racing a start, sent as an impatient client
@@ -21,9 +25,32 @@ import (
 // fltRaceBatch is how many services race at once per repetition.
 const fltRaceBatch = 10
 
-// fltRaceDelay spreads the second call over the start's early phases:
-// 0, 5, 10, ... 45 ms after the start was sent.
-func fltRaceDelay(i int) time.Duration { return time.Duration(i%fltRaceBatch) * 5 * time.Millisecond }
+// fltRace says when the second call goes out: after a fixed delay from
+// the start request (as the race was first measured), or the moment the
+// start enters a phase (from its event stream), so every phase whose
+// runtime call Docker carries on with is hit: cleanup (removing the
+// previous container), create, start.
+type fltRace struct {
+	delay time.Duration
+	phase string
+}
+
+func (r fltRace) String() string {
+	if r.phase != "" {
+		return "in " + r.phase
+	}
+	return r.delay.String() + " after"
+}
+
+// fltRaces assigns service i of a batch its race.
+func fltRaces(first time.Duration, phases ...string) func(i int) fltRace {
+	return func(i int) fltRace {
+		if i%(len(phases)+1) == 0 {
+			return fltRace{delay: first}
+		}
+		return fltRace{phase: phases[i%(len(phases)+1)-1]}
+	}
+}
 
 // ranOnce creates n services and starts and stops each once (stopped
 // while loading), so the next start's cleanup has a container to remove.
@@ -90,11 +117,15 @@ func (e *fltEnv) each(t *testing.T, ids []string, f func(id string) error) {
 }
 
 // raceStart sends `service start` without waiting for its answer, then,
-// after delay, the call second makes; it returns second's HTTP status and
+// when r says, the call second makes; it returns second's HTTP status and
 // body.
-func (d *fltDaemon) raceStart(id string, delay time.Duration, second string) (int, string) {
+func (d *fltDaemon) raceStart(id string, r fltRace, second string) (int, string) {
 	go func() { _, _, _ = d.Post("/api/service/start", map[string]any{"service_id": id}) }()
-	time.Sleep(delay)
+	if r.phase == "" {
+		time.Sleep(r.delay)
+	} else if err := d.awaitPhase(id, r.phase); err != nil {
+		return 0, err.Error()
+	}
 	code, body, err := d.Post("/api/service/"+second, map[string]any{"service_id": id})
 	if err != nil {
 		return 0, err.Error()
@@ -102,12 +133,35 @@ func (d *fltDaemon) raceStart(id string, delay time.Duration, second string) (in
 	return code, string(body)
 }
 
-// Delete 0-45 ms after a start: every delete answers 200, the record is
-// gone, and so is every container of the service, also a second later
-// (Docker may finish a create the start asked for after the delete). Run
-// on services never started (the start is in create or start) and on
-// services that ran once (the start's cleanup is removing the previous
-// container).
+// awaitPhase follows the service's events until the start of its next run
+// enters phase (or ends, or 60 s pass).
+func (d *fltDaemon) awaitPhase(id, phase string) error {
+	s, ok := d.status(id)
+	if !ok {
+		return fmt.Errorf("no status of %s", id)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	seen := false
+	_, err := client.New(d.URL()).Call(ctx, "service_events", map[string]any{"service_id": id, "follow": true},
+		&client.Stream{OnEvent: func(ev events.Event) {
+			if ev.Run > s.Run && (ev.Phase == phase || (ev.Type == events.TypeStatus && ev.Status != "creating")) {
+				seen = true
+				cancel()
+			}
+		}})
+	if !seen {
+		return fmt.Errorf("the start of %s never reached %s: %v", id, phase, err)
+	}
+	return nil
+}
+
+// Delete 20 ms after a start, or as it enters cleanup, pull, create or
+// start: every delete answers 200, the record is gone, and so is every
+// container of the service, also a second later (Docker may finish a
+// create the start asked for after the delete). Run on services never
+// started and on services that ran once (their start's cleanup removes the
+// previous container).
 func TestFaultDeleteRacesStart(t *testing.T) {
 	e := fltSetup(t)
 	d := e.d
@@ -122,14 +176,14 @@ func TestFaultDeleteRacesStart(t *testing.T) {
 						ids = append(ids, e.create(t, nil))
 					}
 				}
-				delay := map[string]time.Duration{}
+				race, races := map[string]fltRace{}, fltRaces(20*time.Millisecond, "cleanup", "pull", "create", "start")
 				for i, id := range ids {
-					delay[id] = fltRaceDelay(i)
+					race[id] = races(i)
 				}
 				e.each(t, ids, func(id string) error {
-					if code, body := d.raceStart(id, delay[id], "delete"); code != 200 {
+					if code, body := d.raceStart(id, race[id], "delete"); code != 200 {
 						s, _ := d.status(id)
-						return fmt.Errorf("delete %s after the start: %d %s; record now %v", delay[id], code, body, s)
+						return fmt.Errorf("delete %s the start: %d %s; record now %v", race[id], code, body, s)
 					}
 					if code, _, _ := d.Get("/api/service/status?service_id=" + id); code != 404 {
 						return fmt.Errorf("status after the delete: %d, want 404", code)
@@ -139,7 +193,7 @@ func TestFaultDeleteRacesStart(t *testing.T) {
 				time.Sleep(time.Second) // a create Docker finishes late would show by now
 				for _, id := range ids {
 					if cs := fltContainers(t, id); len(cs) != 0 {
-						t.Errorf("service %s (deleted %s after its start) left containers: %+v", id, delay[id], cs)
+						t.Errorf("service %s (deleted %s its start) left containers: %+v", id, race[id], cs)
 					}
 				}
 			})
@@ -147,18 +201,23 @@ func TestFaultDeleteRacesStart(t *testing.T) {
 	}
 }
 
-// Start, stop 5 ms later, then `start --wait`: the stop answers 200 and
-// the service is stopped, then the new start runs it (its cleanup waits
-// for a removal the stopped start left in progress instead of failing).
-// One container, the recorded one, running.
+// Start, stop 5 ms later (or as the start enters cleanup, create or
+// start), then `start --wait`: the stop answers 200 and the service is
+// stopped, then the new start runs it (its cleanup waits for a removal the
+// stopped start left in progress instead of failing). One container, the
+// recorded one, running.
 func TestFaultStopRacesStart(t *testing.T) {
 	e := fltSetup(t)
 	d := e.d
 	fltEach(t, func(t *testing.T, rep int) {
 		ids := e.ranOnce(t, fltRaceBatch)
+		race, races := map[string]fltRace{}, fltRaces(5*time.Millisecond, "cleanup", "create", "start")
+		for i, id := range ids {
+			race[id] = races(i)
+		}
 		e.each(t, ids, func(id string) error {
-			if code, body := d.raceStart(id, 5*time.Millisecond, "stop"); code != 200 {
-				return fmt.Errorf("stop 5ms after the start: %d %s", code, body)
+			if code, body := d.raceStart(id, race[id], "stop"); code != 200 {
+				return fmt.Errorf("stop %s the start: %d %s", race[id], code, body)
 			}
 			code, body, err := d.Post("/api/service/start", map[string]any{"service_id": id, "wait": true, "timeout_seconds": 120})
 			if err != nil || code != 200 {
