@@ -77,24 +77,8 @@ func TestEveryOperationOnEveryFrontEnd(t *testing.T) {
 				t.Errorf("MCP: result %+v; want an isError result naming no_such_field", res)
 			}
 
-			req := `{"jsonrpc":"2.0","id":1,"method":"` + jsonrpc.MethodName(op) + `","params":` + string(probe) + `}`
-			resp, err = http.Post(rpc.URL, "application/json", strings.NewReader(req))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var rr struct {
-				Error *struct {
-					Code int `json:"code"`
-					Data struct {
-						Kind  string `json:"kind"`
-						Field string `json:"field"`
-					} `json:"data"`
-				} `json:"error"`
-			}
-			_ = json.NewDecoder(resp.Body).Decode(&rr)
-			resp.Body.Close()
-			if rr.Error == nil || rr.Error.Code != -32602 || rr.Error.Data.Field != "no_such_field" {
-				t.Errorf("JSON-RPC: %+v; want -32602 naming no_such_field", rr.Error)
+			if rpcErr := rpcCall(t, rpc.URL, op, probe); rpcErr.Code != -32602 || rpcErr.Data.Field != "no_such_field" {
+				t.Errorf("JSON-RPC: %+v; want -32602 naming no_such_field", rpcErr)
 			}
 		})
 	}
@@ -190,24 +174,8 @@ func TestBadInputOnEveryFrontEnd(t *testing.T) {
 				check("HTTP GET", got.StatusCode, 400, string(body.Error.Code), body.Error.Field, body.Error.Message)
 			}
 
-			req := `{"jsonrpc":"2.0","id":1,"method":"` + jsonrpc.MethodName(op) + `","params":` + string(raw) + `}`
-			resp, err := http.Post(fe.rpc.URL, "application/json", strings.NewReader(req))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var rr struct {
-				Error struct {
-					Code    int    `json:"code"`
-					Message string `json:"message"`
-					Data    struct {
-						Kind  string `json:"kind"`
-						Field string `json:"field"`
-					} `json:"data"`
-				} `json:"error"`
-			}
-			_ = json.NewDecoder(resp.Body).Decode(&rr)
-			resp.Body.Close()
-			check("JSON-RPC", rr.Error.Code, -32602, rr.Error.Data.Kind, rr.Error.Data.Field, rr.Error.Message)
+			rpcErr := rpcCall(t, fe.rpc.URL, op, raw)
+			check("JSON-RPC", rpcErr.Code, -32602, rpcErr.Data.Kind, rpcErr.Data.Field, rpcErr.Message)
 
 			var call mcpgo.CallToolRequest
 			call.Params.Name = tc.op
@@ -247,6 +215,33 @@ func TestCLIUsageErrorsExit2(t *testing.T) {
 			t.Errorf("aima %v: exit %d, stderr %q; want 2 with the error", args, code, stderr.String())
 		}
 	}
+}
+
+// rpcError is a JSON-RPC error object as aima fills it.
+type rpcError struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+	Data    struct {
+		Kind  string `json:"kind"`
+		Field string `json:"field"`
+	} `json:"data"`
+}
+
+// rpcCall calls op over JSON-RPC with params and returns the error of the
+// response (zero when it has none).
+func rpcCall(t *testing.T, url string, op tools.Op, params json.RawMessage) rpcError {
+	t.Helper()
+	req := `{"jsonrpc":"2.0","id":1,"method":"` + jsonrpc.MethodName(op) + `","params":` + string(params) + `}`
+	resp, err := http.Post(url, "application/json", strings.NewReader(req))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var rr struct {
+		Error rpcError `json:"error"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&rr)
+	return rr.Error
 }
 
 func cliCommand(root *ucli.Command, group, verb string) *ucli.Command {
