@@ -1,6 +1,7 @@
 // Package daemon wires aima's pieces into the long-running process that
 // `aima start` runs: config, state store, Docker runtime, event bus,
-// service manager, and the HTTP front-end (with MCP and JSON-RPC mounted).
+// service manager, inference gateway, and the HTTP front-end (with the
+// OpenAI-compatible /v1 gateway, MCP and JSON-RPC mounted).
 package daemon
 
 import (
@@ -17,7 +18,9 @@ import (
 	"aima/engines"
 	"aima/errs"
 	"aima/events"
+	"aima/gateway"
 	"aima/httpapi"
+	"aima/inference"
 	"aima/models"
 	"aima/runtime/docker"
 	"aima/services"
@@ -101,7 +104,8 @@ func Build(opts Options) (*Daemon, error) {
 		LivenessInterval: time.Duration(cfg.LivenessInterval), UnhealthyGrace: time.Duration(cfg.UnhealthyGrace),
 		RestartBackoff: time.Duration(cfg.RestartBackoff), AllowPrivilegedArgs: cfg.AllowPrivilegedArgs,
 	})
-	env := &tools.Env{Services: mgr, Models: reg, Catalog: catalog, Runtime: rt, Version: Version, ReadOnly: opts.ReadOnly}
+	gw := inference.New(mgr, cfg.Gateway.Options())
+	env := &tools.Env{Services: mgr, Inference: gw, Models: reg, Catalog: catalog, Runtime: rt, Version: Version, ReadOnly: opts.ReadOnly}
 	return &Daemon{Env: env, Config: cfg, store: store, rt: rt, manager: mgr, log: log}, nil
 }
 
@@ -109,6 +113,7 @@ func Build(opts Options) (*Daemon, error) {
 // Engine containers are left running: they belong to the operator.
 func (d *Daemon) Close() {
 	d.manager.Close()
+	d.Env.Inference.Close()
 	_ = d.rt.Close()
 	_ = d.store.Close()
 }
@@ -135,6 +140,7 @@ func Run(ctx context.Context, opts Options) error {
 		d.log.Warn("reconcile at start-up", "err", err)
 	}
 	srv := httpapi.New(d.Env, d.log)
+	srv.Handle(gateway.Path, gateway.New(d.Env.Inference, d.log))
 	if opts.Mount != nil {
 		opts.Mount(srv, d.Env, opts.Addr, opts.Token)
 	}

@@ -97,6 +97,10 @@ type Manager struct {
 	portMu sync.Mutex             // port allocation is global
 
 	dockerDown atomic.Bool // the watcher lost the engine
+
+	gate    *gate              // inference requests: in flight, waiting, figures
+	readyMu sync.RWMutex       //
+	ready   map[string]Service // running services, for the admission fast path
 }
 
 type startJob struct {
@@ -114,13 +118,17 @@ var (
 func NewManager(store state.Store, rt runtime.Runtime, bus *events.Bus, catalog *engines.Catalog, reg *models.Registry, opts Options) *Manager {
 	opts = opts.withDefaults()
 	ctx, cancel := context.WithCancelCause(context.Background())
-	return &Manager{
+	m := &Manager{
 		col: state.NewCollection[Service](store, "services/", "service"), store: store,
 		rt: rt, bus: bus, catalog: catalog, models: reg, opts: opts, log: opts.Logger,
 		http: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
 		now:  time.Now, ctx: ctx, cancel: cancel,
 		locks: map[string]*sync.Mutex{}, jobs: map[string]*startJob{},
+		gate: newGate(), ready: map[string]Service{},
 	}
+	m.wg.Add(1)
+	go func() { defer m.wg.Done(); m.idleLoop(m.ctx) }()
+	return m
 }
 
 // Bus returns the event bus the manager publishes to.
@@ -160,6 +168,7 @@ func (m *Manager) Get(ctx context.Context, ref string) (Service, error) {
 	s, err := m.col.Get(ctx, ref)
 	if err == nil {
 		s.Stale = m.dockerDown.Load()
+		s.Traffic = m.gate.figures(s.ID)
 		return s, nil
 	}
 	if !errs.Is(err, errs.NotFound) && !errs.Is(err, errs.InvalidArgument) {
@@ -172,6 +181,7 @@ func (m *Manager) Get(ctx context.Context, ref string) (Service, error) {
 	for _, s := range all {
 		if s.Name == ref {
 			s.Stale = m.dockerDown.Load()
+			s.Traffic = m.gate.figures(s.ID)
 			return s, nil
 		}
 	}
@@ -185,10 +195,10 @@ func (m *Manager) List(ctx context.Context, status Status) ([]Service, error) {
 		return nil, err
 	}
 	sortServices(all)
-	if m.dockerDown.Load() {
-		for i := range all {
-			all[i].Stale = true
-		}
+	stale := m.dockerDown.Load()
+	for i := range all {
+		all[i].Stale = stale
+		all[i].Traffic = m.gate.figures(all[i].ID)
 	}
 	if status == "" {
 		return all, nil
@@ -223,6 +233,7 @@ func (m *Manager) transition(ctx context.Context, id string, to Status, reason s
 	if err != nil {
 		return s, err
 	}
+	m.noteTransition(s)
 	msg := fmt.Sprintf("%s → %s", from, to)
 	if reason != "" {
 		msg += ": " + reason

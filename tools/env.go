@@ -2,6 +2,7 @@ package tools
 
 import (
 	"aima/engines"
+	"aima/inference"
 	"aima/models"
 	"aima/runtime"
 	"aima/services"
@@ -10,6 +11,8 @@ import (
 // Env is what operations run against: the daemon's domain objects.
 type Env struct {
 	Services *services.Manager
+	// Inference routes and forwards inference requests (inference_chat).
+	Inference *inference.Gateway
 	Models   *models.Registry
 	Catalog  *engines.Catalog
 	Runtime  runtime.Runtime
