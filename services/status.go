@@ -25,7 +25,7 @@ const (
 )
 
 // AllStatuses lists every status, in lifecycle order.
-var AllStatuses = []Status{StatusCreated, StatusCreating, StatusRunning, StatusUnhealthy, StatusStopping, StatusStopped, StatusFailed, StatusSleeping}
+var AllStatuses = []Status{StatusCreated, StatusCreating, StatusRunning, StatusUnhealthy, StatusSleeping, StatusStopping, StatusStopped, StatusFailed}
 
 // Phase is the step a start is in while the status is creating.
 type Phase string

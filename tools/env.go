@@ -13,10 +13,10 @@ type Env struct {
 	Services *services.Manager
 	// Inference routes and forwards inference requests (inference_chat).
 	Inference *inference.Gateway
-	Models   *models.Registry
-	Catalog  *engines.Catalog
-	Runtime  runtime.Runtime
-	Version  string
+	Models    *models.Registry
+	Catalog   *engines.Catalog
+	Runtime   runtime.Runtime
+	Version   string
 	// ReadOnly refuses every operation that is not read-only.
 	ReadOnly bool
 }
