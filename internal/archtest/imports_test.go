@@ -1,6 +1,6 @@
 // Package archtest guards aima's layering: front-ends (cli, client, httpapi,
-// mcp, jsonrpc, daemon) → tools → domain (services, runtime, state, events,
-// models, engines, config, errs). Domain code never imports a transport or
+// mcp, jsonrpc, gateway, daemon) → tools → domain (services, inference,
+// runtime, state, events, models, engines, config, errs). Domain code never imports a transport or
 // the operation layer, and tools imports no transport.
 package archtest
 
@@ -13,9 +13,9 @@ import (
 )
 
 var (
-	frontEnds = []string{"aima/cli", "aima/client", "aima/httpapi", "aima/mcp", "aima/jsonrpc", "aima/daemon"}
+	frontEnds = []string{"aima/cli", "aima/client", "aima/httpapi", "aima/mcp", "aima/jsonrpc", "aima/gateway", "aima/daemon"}
 	transport = []string{"github.com/mark3labs/mcp-go", "github.com/urfave/cli", "github.com/modelcontextprotocol/go-sdk"}
-	domain    = []string{"services", "runtime", "runtime/docker", "state", "events", "models", "engines", "config", "errs"}
+	domain    = []string{"services", "inference", "runtime", "runtime/docker", "state", "events", "models", "engines", "config", "errs"}
 )
 
 func moduleRoot(t *testing.T) string {
