@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"aima/errs"
 	"aima/inference"
@@ -36,13 +35,7 @@ func mapError(err error) (int, apiError) {
 	var nf *inference.ModelNotFoundError
 	if errors.As(err, &nf) {
 		p := "model"
-		msg := nf.Error()
-		if len(nf.Available) > 0 {
-			msg += " Available models: " + strings.Join(nf.Available, ", ") + "."
-		} else {
-			msg += " No models are available: create a service first."
-		}
-		return http.StatusNotFound, apiError{Message: msg, Type: "invalid_request_error", Param: &p, Code: "model_not_found", Available: nf.Available}
+		return http.StatusNotFound, apiError{Message: nf.Error(), Type: "invalid_request_error", Param: &p, Code: "model_not_found", Available: nf.Available}
 	}
 	e := apiError{Message: err.Error()}
 	if f := errs.FieldOf(err); f != "" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sort"
+	"strings"
 
 	"aima/errs"
 	"aima/services"
@@ -17,7 +18,11 @@ type ModelNotFoundError struct {
 }
 
 func (e *ModelNotFoundError) Error() string {
-	return "The model `" + e.Model + "` does not exist."
+	msg := "The model `" + e.Model + "` does not exist."
+	if len(e.Available) == 0 {
+		return msg + " No models are available: create a service first."
+	}
+	return msg + " Available models: " + strings.Join(e.Available, ", ") + "."
 }
 
 // Unwrap gives the error its kind.
