@@ -120,7 +120,10 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request) {
 			if _, err := w.Write(ev); err != nil {
 				return
 			}
-			if f != nil {
+			// Flush as soon as nothing more has arrived: one event at a
+			// time at the engine's pace, one write for a burst that
+			// arrived together.
+			if f != nil && !resp.Buffered() {
 				f.Flush()
 			}
 		}

@@ -157,6 +157,10 @@ func (r *Response) Next() ([]byte, error) {
 	}
 }
 
+// Buffered reports whether more of the stream has already arrived, so a
+// writer can hold its flush until it has passed on all that is there.
+func (r *Response) Buffered() bool { return r.br != nil && r.br.Buffered() > 0 }
+
 // readEvent reads up to and including the blank line that ends an event.
 func (r *Response) readEvent() ([]byte, error) {
 	r.buf = r.buf[:0]
