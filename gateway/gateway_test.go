@@ -46,7 +46,9 @@ func TestRoutingStreamingAndErrors(t *testing.T) {
 	if got := g.get(t, a.ID).Traffic; got == nil || got.Requests != 5 || got.TokensIn == 0 || got.TokensOut == 0 || got.InFlight != 0 {
 		t.Errorf("alpha's figures: %+v", got)
 	}
-	if n := g.countEvents(a.ID, func(ev events.Event) bool { return ev.Type == events.TypeRequest && ev.Request != nil && ev.Request.Code == 200 }); n != 5 {
+	if n := g.countEvents(a.ID, func(ev events.Event) bool {
+		return ev.Type == events.TypeRequest && ev.Request != nil && ev.Request.Code == 200
+	}); n != 5 {
 		t.Errorf("%d request events for alpha, want 5", n)
 	}
 
