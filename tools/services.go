@@ -54,7 +54,7 @@ type StopOutput struct {
 
 // ServiceListInput filters the list.
 type ServiceListInput struct {
-	Status string `json:"status,omitempty" jsonschema:"only services with this status: created, creating, running, unhealthy, stopping, stopped, failed"`
+	Status string `json:"status,omitempty" jsonschema:"only services with this status: created, creating, running, unhealthy, sleeping, stopping, stopped, failed"`
 }
 
 // ServiceWaitInput waits for a status.
