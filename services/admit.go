@@ -135,7 +135,7 @@ func (m *Manager) Admit(ctx context.Context, id string, opts AdmitOptions) (*Adm
 func (m *Manager) activate(ctx context.Context, s Service, sawStart *bool) (string, error) {
 	switch s.Status {
 	case StatusRunning, StatusUnhealthy:
-		return "swapping out " + s.ID, nil // draining: a swap or release is under way
+		return "waiting for a release of " + s.ID + " to finish", nil // draining: a swap or an idle release is under way
 	case StatusCreating:
 		*sawStart = true
 		return fmt.Sprintf("starting, phase %s", s.Phase), nil
@@ -199,27 +199,9 @@ func (m *Manager) noteTransition(s Service) {
 }
 
 // drain stops admitting requests to the service and waits until none is
-// in flight or waiting for it; the returned function admits again.
-// waitQueue first lets requests already waiting for it be admitted (the
-// fairness of a swap: the active member's queue is served first).
-func (m *Manager) drain(ctx context.Context, id string, waitQueue bool) (func(), error) {
+// in flight; the returned function admits again.
+func (m *Manager) drain(ctx context.Context, id string) (func(), error) {
 	g := m.gate
-	if waitQueue {
-		for {
-			g.mu.Lock()
-			f := g.flowLocked(id)
-			n, ch := f.Waiting, g.changed
-			g.mu.Unlock()
-			if n == 0 {
-				break
-			}
-			select {
-			case <-ch:
-			case <-ctx.Done():
-				return nil, notReady("service %s still has %d requests waiting; try again later", id, n)
-			}
-		}
-	}
 	g.mu.Lock()
 	f := g.flowLocked(id)
 	f.draining = true

@@ -30,7 +30,7 @@ func (m *Manager) Sleep(ctx context.Context, ref string) (Service, error) {
 	if !s.SleepMode {
 		return s, errs.New(errs.Conflict, "service %s runs without sleep mode (create it with on_demand, idle_timeout or swap_group on an engine that can sleep); stop it instead", s.ID)
 	}
-	undo, err := m.drain(ctx, s.ID, false)
+	undo, err := m.drain(ctx, s.ID)
 	if err != nil {
 		return s, err
 	}

@@ -99,6 +99,16 @@ func (g *gate) figures(id string) *Traffic {
 	return &t
 }
 
+// waiting returns how many requests wait for the service.
+func (g *gate) waiting(id string) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if f, ok := g.flows[id]; ok {
+		return f.Waiting
+	}
+	return 0
+}
+
 // forget drops a deleted service's state.
 func (g *gate) forget(id string) {
 	g.mu.Lock()
