@@ -24,11 +24,13 @@ import (
 // that answers vLLM's sleep endpoints and logs the calls in order.
 
 type fakeEngine struct {
-	srv   *httptest.Server
-	port  int
-	calls *callLog
-	name  string
-	gate  chan struct{} // when set, a wake waits for it
+	srv       *httptest.Server
+	port      int
+	calls     *callLog
+	name      string
+	gate      chan struct{} // when set, a wake waits for it
+	sleepGate chan struct{} // when set, a sleep waits for it
+	sleeping  chan struct{} // when set, closed as a sleep call arrives
 }
 
 type callLog struct {
@@ -64,6 +66,13 @@ func newFakeEngine(t *testing.T, name string, log *callLog) *fakeEngine {
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/sleep":
+			if f.sleeping != nil {
+				close(f.sleeping)
+				f.sleeping = nil
+			}
+			if f.sleepGate != nil {
+				<-f.sleepGate
+			}
 			log.add(name + " sleep")
 		case "/wake_up":
 			if f.gate != nil {
@@ -298,5 +307,43 @@ func TestSwapWaitsForInFlightThenSleepsThenWakes(t *testing.T) {
 	a.Done(RequestFigures{})
 	if a, b := status(t, m, "svc-a"), status(t, m, "svc-b"); a != StatusRunning || b != StatusSleeping {
 		t.Fatalf("after swapping back a=%s b=%s", a, b)
+	}
+}
+
+// TestSwapDuringIdleRelease: a swap that starts while the active member is
+// being released for idleness, with a request waiting for that member,
+// completes: the member went down on its own, so the swap does not wait
+// for the request that waits for it.
+func TestSwapDuringIdleRelease(t *testing.T) {
+	t.Parallel()
+	m := newServingManager(t)
+	log := &callLog{}
+	ea, eb := newFakeEngine(t, "a", log), newFakeEngine(t, "b", log)
+	ea.sleepGate, ea.sleeping = make(chan struct{}), make(chan struct{})
+	sleepCalled := ea.sleeping
+	put(t, m, Service{ID: "svc-a", Status: StatusRunning, Port: ea.port, SleepMode: true, SwapGroup: "g", IdleTimeout: "100ms"})
+	put(t, m, Service{ID: "svc-b", Status: StatusSleeping, Port: eb.port, SleepMode: true, SwapGroup: "g"})
+	<-sleepCalled // a's idle release is under way
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	results := make(chan error, 2)
+	admit := func(id string) {
+		a, err := m.Admit(ctx, id, AdmitOptions{})
+		if err == nil {
+			a.Done(RequestFigures{})
+		}
+		results <- err
+	}
+	go admit("svc-a")
+	for m.gate.waiting("svc-a") == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	go admit("svc-b")
+	time.Sleep(50 * time.Millisecond)
+	close(ea.sleepGate)
+	for range 2 {
+		if err := <-results; err != nil {
+			t.Fatalf("%v (engine calls %v)", err, log.list())
+		}
 	}
 }
