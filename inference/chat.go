@@ -80,6 +80,9 @@ func (g *Gateway) Chat(ctx context.Context, in ChatRequest, onDelta, onWait func
 			break
 		}
 		if err != nil {
+			if ctx.Err() != nil {
+				return res, errs.Wrap(errs.Canceled, ctx.Err(), "chat canceled")
+			}
 			return res, errs.Wrap(errs.Unavailable, err, "reading the answer")
 		}
 		i := bytes.Index(ev, dataPrefix)

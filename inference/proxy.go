@@ -100,7 +100,7 @@ func (g *Gateway) Do(ctx context.Context, req Request) (*Response, error) {
 			return nil, errs.Wrap(errs.Internal, err, "rewrite model")
 		}
 	}
-	if r.Stream && !r.wantUsage {
+	if r.Stream && !r.wantUsage && usageOption[req.Endpoint] {
 		// Ask for the usage chunk so the figures are the engine's own
 		// counts; Next drops it again for a client that did not ask.
 		if body, err = sjson.SetBytes(body, "stream_options.include_usage", true); err != nil {
@@ -186,6 +186,10 @@ func (r *Response) readEvent() ([]byte, error) {
 }
 
 var dataPrefix = []byte("data: ")
+
+// usageOption lists the endpoints whose streams take
+// stream_options.include_usage (the Responses API reports usage anyway).
+var usageOption = map[string]bool{"/v1/chat/completions": true, "/v1/completions": true}
 
 // account updates the figures from one event and says whether the
 // client gets it (a usage chunk only aima asked for is kept back).
