@@ -36,6 +36,10 @@ func notReady(format string, args ...any) error {
 	return &NotReadyError{Err: errs.New(errs.Unavailable, format, args...)}
 }
 
+// waitKeepalive is how often a waiting request is told again what it
+// waits for when nothing changed.
+const waitKeepalive = 15 * time.Second
+
 // Admission is one request admitted to a ready service. Done must be
 // called exactly once when the request ends (after the last byte of a
 // stream): until then the request counts as in flight, which holds off
@@ -88,6 +92,11 @@ func (m *Manager) Admit(ctx context.Context, id string, opts AdmitOptions) (*Adm
 	}()
 	lastWhat := ""
 	sawStart := false
+	// A long phase (loading a big model) says nothing new for minutes:
+	// repeat what the request waits for, so a streamed client and any
+	// proxy between see the connection alive.
+	keepalive := time.NewTicker(waitKeepalive)
+	defer keepalive.Stop()
 	for {
 		changed := g.waitCh()
 		s, err := m.Get(ctx, id)
@@ -120,6 +129,10 @@ func (m *Manager) Admit(ctx context.Context, id string, opts AdmitOptions) (*Adm
 		}
 		select {
 		case <-changed:
+		case <-keepalive.C:
+			if opts.OnWait != nil && lastWhat != "" {
+				opts.OnWait(s, lastWhat)
+			}
 		case <-ctx.Done():
 			if ctx.Err() == context.Canceled {
 				return nil, errs.New(errs.Canceled, "request canceled while waiting for service %s (%s)", s.ID, lastWhat)
