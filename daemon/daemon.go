@@ -139,6 +139,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err := d.manager.Run(); err != nil {
 		d.log.Warn("reconcile at start-up", "err", err)
 	}
+	d.reportStore(ctx)
 	srv := httpapi.New(d.Env, d.log)
 	srv.Handle(gateway.Path, gateway.New(d.Env.Inference, d.log))
 	if opts.Mount != nil {

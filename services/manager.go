@@ -98,6 +98,9 @@ type Manager struct {
 
 	dockerDown atomic.Bool // the watcher lost the engine
 
+	storeIDOnce sync.Once // see storeID
+	storeIDVal  string
+
 	gate    *gate              // inference requests: in flight, waiting, figures
 	readyMu sync.RWMutex       //
 	ready   map[string]Service // running services, for the admission fast path
