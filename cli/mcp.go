@@ -2,8 +2,6 @@ package cli
 
 import (
 	"context"
-	"log/slog"
-	"os"
 
 	ucli "github.com/urfave/cli/v3"
 
@@ -14,25 +12,16 @@ import (
 	"aima/tools"
 )
 
-// tokenEnv names the bearer token of the daemon's /mcp endpoint. It is
-// required when the daemon listens beyond loopback; `aima mcp` sends it too.
-const tokenEnv = "AIMA_TOKEN"
-
 func init() {
 	extraCommands = append(extraCommands, mcpCommand)
 	mounts = append(mounts, mountMCP)
 }
 
 // mountMCP serves MCP (streamable HTTP) at /mcp of the daemon, running tools
-// in the daemon itself.
-func mountMCP(srv *httpapi.Server, env *tools.Env, addr, token string) {
-	if err := mcp.CheckExposure(addr, token); err != nil {
-		slog.Warn("MCP over HTTP disabled", "err", err)
-		srv.Handle(mcp.Path, mcp.Disabled(err))
-		return
-	}
+// in the daemon itself. Access (Host, Origin, token) is the daemon's guard's.
+func mountMCP(srv *httpapi.Server, env *tools.Env, _, _ string) {
 	s := mcp.NewServer(tools.LocalCaller{Env: env}, mcp.Options{ReadOnly: env.ReadOnly, Version: env.Version})
-	srv.Handle(mcp.Path, mcp.Handler(s, mcp.HTTPOptions{Token: token}))
+	srv.Handle(mcp.Path, mcp.Handler(s, mcp.HTTPOptions{}))
 }
 
 // mcpCommand is `aima mcp`: an MCP server on stdio for clients that launch
@@ -49,7 +38,6 @@ func mcpCommand(std IO) *ucli.Command {
 		},
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
 			c := client.New(cmd.Root().String("addr"))
-			c.Token = os.Getenv(tokenEnv)
 			s := mcp.NewServer(client.Caller{Client: c}, mcp.Options{ReadOnly: cmd.Bool("read-only"), Version: daemon.Version})
 			return mcp.ServeStdio(ctx, s, std.Stdin, std.Stdout, std.Stderr)
 		},

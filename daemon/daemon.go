@@ -18,6 +18,7 @@ import (
 	"aima/errs"
 	"aima/events"
 	"aima/httpapi"
+	"aima/httpguard"
 	"aima/models"
 	"aima/runtime/docker"
 	"aima/services"
@@ -38,9 +39,10 @@ type Options struct {
 	Logger     *slog.Logger
 	// Ready, if set, receives the bound address once the daemon serves.
 	Ready chan<- string
-	// Token, when set, is required as a bearer token on every route but
-	// GET /health. It must be set to listen beyond loopback.
-	Token string
+	// Token, when set, is required on every route but GET /health (as a
+	// bearer token or the login cookie). It must be set to listen beyond
+	// loopback.
+	Token httpguard.Secret
 	// Mount adds extra handlers (MCP, JSON-RPC) to the HTTP server; it
 	// gets the listen address and token so it can apply its own checks.
 	Mount func(srv *httpapi.Server, env *tools.Env, addr, token string)
@@ -113,6 +115,19 @@ func (d *Daemon) Close() {
 	_ = d.store.Close()
 }
 
+// Guard puts the access guard (Host, Origin, content type, CORS, token and
+// login cookie: package httpguard) configured by the config file in front of
+// next, the daemon's whole HTTP handler, so every route is behind it.
+func (d *Daemon) Guard(token httpguard.Secret, next http.Handler) (http.Handler, error) {
+	g, err := httpguard.New(httpguard.Options{
+		AllowedHosts: d.Config.AllowedHosts, AllowedOrigins: d.Config.AllowedOrigins, Token: token, Logger: d.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return g.Wrap(next), nil
+}
+
 // errShuttingDown ends requests in flight when the daemon stops.
 var errShuttingDown = errs.New(errs.Unavailable, "the aima daemon is shutting down; starts in progress continue in Docker and the next daemon resumes them")
 
@@ -120,8 +135,8 @@ var errShuttingDown = errs.New(errs.Unavailable, "the aima daemon is shutting do
 // gracefully: no new requests, in-flight ones get a bounded grace, state is
 // persisted, containers keep running.
 func Run(ctx context.Context, opts Options) error {
-	if opts.Token == "" && !httpapi.IsLoopback(opts.Addr) {
-		return errs.Invalid("addr", "refusing to listen on %s, beyond loopback, without a token: the API starts containers; set AIMA_TOKEN (clients send it as a bearer token) or listen on 127.0.0.1", opts.Addr)
+	if opts.Token == "" && !httpguard.IsLoopback(opts.Addr) {
+		return errs.Invalid("addr", "refusing to listen on %s, beyond loopback, without a token: the API starts containers; set AIMA_TOKEN or AIMA_TOKEN_FILE (clients send it as a bearer token) or listen on 127.0.0.1", opts.Addr)
 	}
 	if opts.DataDir == "" {
 		opts.DataDir = config.DefaultDataDir()
@@ -136,11 +151,11 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	srv := httpapi.New(d.Env, d.log)
 	if opts.Mount != nil {
-		opts.Mount(srv, d.Env, opts.Addr, opts.Token)
+		opts.Mount(srv, d.Env, opts.Addr, opts.Token.Reveal())
 	}
-	handler := srv.Handler()
-	if opts.Token != "" {
-		handler = httpapi.RequireToken(opts.Token, handler)
+	handler, err := d.Guard(opts.Token, srv.Handler())
+	if err != nil {
+		return err
 	}
 	ln, err := net.Listen("tcp", opts.Addr)
 	if err != nil {

@@ -34,10 +34,10 @@ func serveDaemon(t *testing.T, image string, readOnly bool, token string) string
 	t.Helper()
 	mount := func(api *httpapi.Server, env *tools.Env) {
 		s := NewServer(tools.LocalCaller{Env: env}, Options{ReadOnly: env.ReadOnly, Version: "test"})
-		api.Handle(Path, Handler(s, HTTPOptions{Token: token, Logger: slog.New(slog.DiscardHandler)}))
+		api.Handle(Path, Handler(s, HTTPOptions{Logger: slog.New(slog.DiscardHandler)}))
 	}
 	cfg := testenv.SimConfig(t, testenv.SimConfigOptions{Image: image})
-	return daemontest.Start(t, cfg, daemontest.Options{ReadOnly: readOnly, Mounts: []daemontest.Mount{mount}}).URL
+	return daemontest.Start(t, cfg, daemontest.Options{ReadOnly: readOnly, Token: token, Mounts: []daemontest.Mount{mount}}).URL
 }
 
 // recorder collects what a go-sdk client receives besides results.

@@ -8,6 +8,9 @@ import (
 	"net/http"
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
+
+	"aima/errs"
+	"aima/httpapi"
 )
 
 // maxBodyBytes caps a JSON-RPC message: tool arguments are capped at
@@ -25,10 +28,10 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			deny(w, http.StatusRequestEntityTooLarge, "invalid_argument", "request body exceeds 4 MiB")
+			httpapi.WriteError(w, http.StatusRequestEntityTooLarge, errs.Invalid("", "request body exceeds 4 MiB"))
 			return nil, false
 		}
-		deny(w, http.StatusBadRequest, "invalid_argument", "reading the request body: "+err.Error())
+		httpapi.WriteError(w, 0, errs.Invalid("", "reading the request body: %v", err))
 		return nil, false
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))

@@ -26,7 +26,7 @@ func TestStdio(t *testing.T) {
 	d := testenv.StartDaemon(t, testenv.DaemonOptions{Config: testenv.SimConfig(t, testenv.SimConfigOptions{})})
 	bin, addr := d.Bin, d.Addr
 	// The daemon binary mounts /mcp itself (cli's mount, loopback, no token).
-	if status, _ := post(t, "http://"+addr, nil); status != http.StatusOK {
+	if status, _, _ := rawMCP(t, "http://"+addr, http.MethodPost, initialize, nil); status != http.StatusOK {
 		t.Fatalf("daemon /mcp: status %d", status)
 	}
 	modelDir := testenv.MakeModel(t, "qwen-stdio")

@@ -1,7 +1,7 @@
 // Package daemontest runs a real aima daemon in the test's own process:
 // daemon.Build on a fresh data dir, its HTTP API (httpapi) served on a
 // loopback httptest server, plus whatever handlers a test mounts beside it
-// (MCP, JSON-RPC).
+// (MCP, JSON-RPC), all behind the daemon's access guard as in production.
 //
 // It is a package of its own, not part of testenv, because it imports
 // aima/daemon and with it aima/runtime/docker, whose own tests use testenv.
@@ -15,6 +15,7 @@ import (
 
 	"aima/daemon"
 	"aima/httpapi"
+	"aima/httpguard"
 	"aima/internal/testenv"
 	"aima/tools"
 )
@@ -29,6 +30,8 @@ type Options struct {
 	ReadOnly bool
 	// Mounts run in order after the HTTP API is built.
 	Mounts []Mount
+	// Token, when set, is the daemon's token (AIMA_TOKEN).
+	Token string
 }
 
 // Daemon is an in-process daemon being served.
@@ -57,7 +60,12 @@ func Start(tb testing.TB, configPath string, opts Options) *Daemon {
 	for _, m := range opts.Mounts {
 		m(api, d.Env)
 	}
-	srv := httptest.NewServer(api.Handler())
+	h, err := d.Guard(httpguard.Secret(opts.Token), api.Handler())
+	if err != nil {
+		d.Close()
+		tb.Fatalf("daemon.Guard: %v", err)
+	}
+	srv := httptest.NewServer(h)
 	tb.Cleanup(func() {
 		srv.CloseClientConnections()
 		srv.Close()
