@@ -43,7 +43,11 @@ func New(addr string) *Client {
 		base = "http://" + base
 	}
 	tok, err := httpguard.TokenFromEnv(os.Getenv)
-	return &Client{BaseURL: strings.TrimRight(base, "/"), HTTP: &http.Client{}, Token: tok, tokenErr: err}
+	// Relays (aima mcp, aima rpc) run several calls at once: keep their
+	// connections for reuse rather than the default two per host.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 16
+	return &Client{BaseURL: strings.TrimRight(base, "/"), HTTP: &http.Client{Transport: tr}, Token: tok, tokenErr: err}
 }
 
 // Stream receives what a streaming call produces before its result.
