@@ -49,9 +49,10 @@ type Config struct {
 	UnhealthyGrace Duration `yaml:"unhealthy_grace"`
 	// RestartBackoff is the first delay of the on-failure restart policy.
 	RestartBackoff Duration `yaml:"restart_backoff"`
-	// AllowPrivilegedArgs lets services pass engine args that would reach
-	// outside the container (--privileged, --cap-add, --device, ...), which
-	// are otherwise rejected.
+	// AllowPrivilegedArgs lets services pass engine args that run code
+	// shipped with a model (--trust-remote-code) and env that the NVIDIA
+	// container runtime reads on the host (NVIDIA_*), which are otherwise
+	// rejected. Engine args never reach Docker.
 	AllowPrivilegedArgs bool `yaml:"allow_privileged_args"`
 	// AllowedHosts are Host header values the daemon answers besides
 	// loopback names and addresses: "name" (any port) or "name:port". Any

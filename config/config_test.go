@@ -112,6 +112,7 @@ func TestParse(t *testing.T) {
 		{name: "null origin", yaml: "allowed_origins: [\"null\"]\n", wantErr: "allowed_origins"},
 		{name: "wildcard origin", yaml: "allowed_origins: [\"*\"]\n", wantErr: "allowed_origins"},
 		{name: "file origin", yaml: "allowed_origins: [\"file:///x\"]\n", wantErr: "allowed_origins"},
+		{name: "engine arg aima sets itself", yaml: "engines:\n  vllm:\n    args: [\"--port=9000\"]\n", wantErr: "--port"},
 		{name: "unknown top-level key", yaml: "engine:\n  vllm:\n    image: x\n", wantErr: "engine"},
 		{name: "typo in a known section", yaml: "engines:\n  vllm:\n    imag: x\n", wantErr: "imag"},
 		{name: "unknown engine type", yaml: "engines:\n  tgi:\n    image: x\n", wantErr: "tgi"},
