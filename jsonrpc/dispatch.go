@@ -20,9 +20,9 @@ type dispatcher struct {
 	caller    tools.Caller
 	maxBatch  int
 	batchConc int
-	methods map[string]tools.Op // dotted name -> op
-	hidden  map[string]bool     // mutating ops hidden by read-only mode
-	known   string              // method names, for -32601 messages
+	methods   map[string]tools.Op // dotted name -> op
+	hidden    map[string]bool     // mutating ops hidden by read-only mode
+	known     string              // method names, for -32601 messages
 }
 
 func newDispatcher(caller tools.Caller, opts Options) *dispatcher {

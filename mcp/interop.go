@@ -44,7 +44,7 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 // _meta, and mcp-go v1.2.1 answers such a message with 400, after which the
 // go-sdk client marks its whole connection failed. In that era every
 // request has its own HTTP exchange and the client also closes it, which
-// cancels the handler; the notification has nothing left to do, so guard
+// cancels the handler; the notification has nothing left to do, so transport
 // acknowledges it with 202 as the transport requires for notifications.
 func isStatelessCancel(r *http.Request, body []byte) bool {
 	if r.Method != http.MethodPost || !mcpgo.IsModernProtocol(r.Header.Get(mcpgo.HeaderProtocolVersion)) {
