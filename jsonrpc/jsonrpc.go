@@ -82,39 +82,20 @@ type Options struct {
 	BatchConcurrency int
 }
 
-func (o Options) maxLine() int {
-	if o.MaxLineBytes > 0 {
-		return o.MaxLineBytes
-	}
-	return DefaultMaxLineBytes
-}
-
-func (o Options) maxBody() int64 {
-	if o.MaxBodyBytes > 0 {
-		return o.MaxBodyBytes
-	}
-	return DefaultMaxBodyBytes
-}
-
-func (o Options) maxBatch() int {
-	if o.MaxBatch > 0 {
-		return o.MaxBatch
-	}
-	return DefaultMaxBatch
-}
-
+func (o Options) maxLine() int     { return orDefault(o.MaxLineBytes, DefaultMaxLineBytes) }
+func (o Options) maxBody() int64   { return orDefault(o.MaxBodyBytes, DefaultMaxBodyBytes) }
+func (o Options) maxInFlight() int { return orDefault(o.MaxInFlight, DefaultMaxInFlight) }
+func (o Options) maxBatch() int    { return orDefault(o.MaxBatch, DefaultMaxBatch) }
 func (o Options) batchConcurrency() int {
-	if o.BatchConcurrency > 0 {
-		return o.BatchConcurrency
-	}
-	return DefaultBatchConcurrency
+	return orDefault(o.BatchConcurrency, DefaultBatchConcurrency)
 }
 
-func (o Options) maxInFlight() int {
-	if o.MaxInFlight > 0 {
-		return o.MaxInFlight
+// orDefault is v when set (positive), else def.
+func orDefault[T int | int64](v, def T) T {
+	if v > 0 {
+		return v
 	}
-	return DefaultMaxInFlight
+	return def
 }
 
 // Response is one JSON-RPC response object: exactly one of Result and
