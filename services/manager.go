@@ -98,6 +98,9 @@ type Manager struct {
 	portMu sync.Mutex             // port allocation is global
 
 	dockerDown atomic.Bool // the watcher lost the engine
+
+	storeIDOnce sync.Once // see storeID
+	storeIDVal  string
 }
 
 type startJob struct {
