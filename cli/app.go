@@ -15,7 +15,7 @@ import (
 
 	"aima/daemon"
 	"aima/errs"
-	"aima/httpapi"
+	"aima/httpguard"
 	"aima/tools"
 )
 
@@ -64,6 +64,8 @@ func ExitCode(k errs.Kind) int {
 		return 6
 	case errs.Canceled:
 		return 130
+	case errs.Unauthenticated, errs.PermissionDenied:
+		return 7
 	}
 	return 1
 }
@@ -119,17 +121,13 @@ func NewRoot(std IO) *ucli.Command {
 			return usageError{err}
 		},
 	}
+	// The whole command list, in help order: the daemon, one command per
+	// operation of the registry, then the shortcut, the stdio servers and
+	// the offline store tools.
 	root.Commands = append([]*ucli.Command{startCommand(std)}, opCommands(std)...)
-	root.Commands = append(root.Commands, doctorCommand(std))
-	for _, f := range extraCommands {
-		root.Commands = append(root.Commands, f(std))
-	}
+	root.Commands = append(root.Commands, doctorCommand(std), chatCommand(std), mcpCommand(std), rpcCommand(std), storeCommand(std))
 	return root
 }
-
-// extraCommands are added by other files of this package (e.g. mcp.go,
-// rpc.go) from their init functions.
-var extraCommands []func(IO) *ucli.Command
 
 func startCommand(std IO) *ucli.Command {
 	return &ucli.Command{
@@ -141,15 +139,14 @@ func startCommand(std IO) *ucli.Command {
 			&ucli.BoolFlag{Name: "read-only", Usage: "serve only read-only operations", Sources: ucli.EnvVars("AIMA_READ_ONLY")},
 		},
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
+			token, err := httpguard.TokenFromEnv(os.Getenv)
+			if err != nil {
+				return err
+			}
 			opts := daemon.Options{
 				Addr: cmd.String("addr"), DataDir: cmd.String("data-dir"), ConfigPath: cmd.String("config"),
 				ReadOnly: cmd.Bool("read-only"),
-				Token:    os.Getenv(tokenEnv),
-				Mount: func(srv *httpapi.Server, env *tools.Env, addr, token string) {
-					for _, m := range mounts {
-						m(srv, env, addr, token)
-					}
-				},
+				Token:    token,
 			}
 			if opts.DataDir == "" {
 				opts.DataDir = os.Getenv("AIMA_DATA_DIR")
@@ -158,10 +155,6 @@ func startCommand(std IO) *ucli.Command {
 		},
 	}
 }
-
-// mounts add front-ends (MCP at /mcp, JSON-RPC at /rpc) to the daemon's
-// HTTP server; the files that add them append here from init functions.
-var mounts []func(srv *httpapi.Server, env *tools.Env, addr, token string)
 
 // doctorCommand is `aima doctor`, a short name for `aima system doctor`.
 func doctorCommand(std IO) *ucli.Command {

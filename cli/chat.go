@@ -12,10 +12,6 @@ import (
 	"aima/tools"
 )
 
-func init() {
-	extraCommands = append(extraCommands, chatCommand)
-}
-
 // chatCommand is `aima chat MODEL "prompt"`, the short form of `aima
 // inference chat`: on a terminal the answer streams as it is generated;
 // otherwise (a pipe, -o json) the whole answer is printed at the end.

@@ -50,10 +50,19 @@ type Config struct {
 	UnhealthyGrace Duration `yaml:"unhealthy_grace"`
 	// RestartBackoff is the first delay of the on-failure restart policy.
 	RestartBackoff Duration `yaml:"restart_backoff"`
-	// AllowPrivilegedArgs lets services pass engine args that would reach
-	// outside the container (--privileged, --cap-add, --device, ...), which
-	// are otherwise rejected.
+	// AllowPrivilegedArgs lets services pass engine args that run code
+	// shipped with a model (--trust-remote-code) and env that the NVIDIA
+	// container runtime reads on the host (NVIDIA_*), which are otherwise
+	// rejected. Engine args never reach Docker.
 	AllowPrivilegedArgs bool `yaml:"allow_privileged_args"`
+	// AllowedHosts are Host header values the daemon answers besides
+	// loopback names and addresses: "name" (any port) or "name:port". Any
+	// other Host is refused (DNS rebinding protection).
+	AllowedHosts []string `yaml:"allowed_hosts"`
+	// AllowedOrigins are browser origins ("https://dash.example:8443") that
+	// may call the daemon and get CORS grants. Pages the daemon serves itself
+	// are always allowed; every other Origin is refused.
+	AllowedOrigins []string `yaml:"allowed_origins"`
 	// Gateway bounds the OpenAI-compatible gateway under /v1.
 	Gateway Gateway `yaml:"gateway"`
 }
@@ -163,6 +172,12 @@ func (c *Config) Validate() error {
 	case "bolt", "memory", "gokv-file":
 	default:
 		return fmt.Errorf("store %q: want bolt, memory or gokv-file", c.Store)
+	}
+	if err := validateHosts(c.AllowedHosts); err != nil {
+		return err
+	}
+	if err := validateOrigins(c.AllowedOrigins); err != nil {
+		return err
 	}
 	if c.Gateway.MaxQueue <= 0 || c.Gateway.MaxWait <= 0 || c.Gateway.MaxBody <= 0 {
 		return fmt.Errorf("gateway: max_queue, max_wait and max_body must be positive")

@@ -12,23 +12,16 @@ import (
 	"github.com/openai/openai-go/v3/option"
 
 	"aima/events"
-	"aima/gateway"
-	"aima/httpapi"
 	"aima/internal/testenv"
 	"aima/internal/testenv/daemontest"
 	"aima/services"
-	"aima/tools"
 )
 
-// gw is an in-process daemon with the gateway mounted, whose vllm engine
+// gw is an in-process daemon (the gateway is one of its routes), whose vllm engine
 // is the simulator, and an official OpenAI client pointed at its /v1.
 type gw struct {
 	*daemontest.Daemon
 	ai openai.Client
-}
-
-func mountGateway(srv *httpapi.Server, env *tools.Env) {
-	srv.Handle(gateway.Path, gateway.New(env.Inference, nil))
 }
 
 // newGW starts the daemon. It skips in -short mode and fails without Docker.
@@ -36,7 +29,7 @@ func newGW(t testing.TB, extra string) *gw {
 	t.Helper()
 	testenv.RequireDocker(t)
 	cfg := testenv.SimConfig(t, testenv.SimConfigOptions{Extra: extra})
-	d := daemontest.Start(t, cfg, daemontest.Options{Mounts: []daemontest.Mount{mountGateway}})
+	d := daemontest.Start(t, cfg, daemontest.Options{})
 	ai := openai.NewClient(option.WithBaseURL(d.URL+"/v1/"), option.WithAPIKey("sk-unused"), option.WithMaxRetries(0))
 	return &gw{Daemon: d, ai: ai}
 }

@@ -1,16 +1,18 @@
-package mcp
+package mcp_test
 
 import (
 	"context"
 	"fmt"
 	"net/http"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"aima/internal/testenv"
+	"aima/mcp"
 )
 
 // TestStdio runs the built binary twice: a daemon, and `aima mcp` as the
@@ -25,9 +27,21 @@ func TestStdio(t *testing.T) {
 	defer cancel()
 	d := testenv.StartDaemon(t, testenv.DaemonOptions{Config: testenv.SimConfig(t, testenv.SimConfigOptions{})})
 	bin, addr := d.Bin, d.Addr
-	// The daemon binary mounts /mcp itself (cli's mount, loopback, no token).
-	if status, _ := post(t, "http://"+addr, nil); status != http.StatusOK {
-		t.Fatalf("daemon /mcp: status %d", status)
+	// The daemon binary mounts /mcp itself (loopback, no token).
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+mcp.Path, strings.NewReader(
+		`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("daemon /mcp: status %d", resp.StatusCode)
 	}
 	modelDir := testenv.MakeModel(t, "qwen-stdio")
 	for _, version := range eras {
@@ -48,7 +62,7 @@ func TestStdio(t *testing.T) {
 			}
 			lifecycle(ctx, t, cs, rec, modelDir)
 			res, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "service_status", Arguments: map[string]any{"service_id": "svc-nope"}})
-			if err != nil || !res.IsError || field(res.Meta[MetaError], "code") != "not_found" {
+			if err != nil || !res.IsError || field(res.Meta[mcp.MetaError], "code") != "not_found" {
 				t.Errorf("unknown service through the daemon: err %v, result %+v", err, res)
 			}
 		})
@@ -69,7 +83,7 @@ func TestStdioReadOnlyWithoutDaemon(t *testing.T) {
 	cs := connect(ctx, t, &sdk.CommandTransport{Command: cmd}, modern, newRecorder())
 	checkToolList(ctx, t, cs, true)
 	res, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "service_list"})
-	if err != nil || !res.IsError || field(res.Meta[MetaError], "code") != "unavailable" {
+	if err != nil || !res.IsError || field(res.Meta[mcp.MetaError], "code") != "unavailable" {
 		t.Fatalf("service_list without a daemon: err %v, result %+v", err, res)
 	}
 }

@@ -33,8 +33,9 @@ type Options struct {
 	UnhealthyGrace time.Duration
 	// RestartBackoff is the first delay of the on-failure policy.
 	RestartBackoff time.Duration
-	// AllowPrivilegedArgs accepts engine args that reach outside the
-	// container (--privileged, --cap-add, ...).
+	// AllowPrivilegedArgs accepts engine args that run code shipped with a
+	// model (--trust-remote-code) and env read by the NVIDIA runtime on the
+	// host (NVIDIA_*); see validateArgs.
 	AllowPrivilegedArgs bool
 	Logger              *slog.Logger
 }
@@ -98,6 +99,14 @@ type Manager struct {
 
 	dockerDown atomic.Bool // the watcher lost the engine
 
+	// rewatchDelay is how long a start waits before watching its container
+	// again after the runtime connection broke; resubscribeDelay is the
+	// watcher's pause before it subscribes again after its event stream
+	// ended. Unit tests shorten both before Run.
+	rewatchDelay, resubscribeDelay time.Duration
+	// observe, when set (by unit tests, before any call), sees every status
+	// change after it is stored.
+	observe     func(from Status, to Service)
 	storeIDOnce sync.Once // see storeID
 	storeIDVal  string
 
@@ -127,6 +136,7 @@ func NewManager(store state.Store, rt runtime.Runtime, bus *events.Bus, catalog 
 		http: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
 		now:  time.Now, ctx: ctx, cancel: cancel,
 		locks: map[string]*sync.Mutex{}, jobs: map[string]*startJob{},
+		rewatchDelay: 500 * time.Millisecond, resubscribeDelay: time.Second,
 		gate: newGate(), ready: map[string]Service{},
 	}
 	m.wg.Add(1)
@@ -217,7 +227,9 @@ func (m *Manager) List(ctx context.Context, status Status) ([]Service, error) {
 
 // transition moves a service to a new status, validated against the table,
 // persists it with its reason and time, then publishes the status event.
-// mutate may adjust other fields in the same atomic update.
+// mutate may adjust other fields in the same atomic update. A move to
+// failed goes through fail, which records the failure kind; leaving failed
+// clears it.
 func (m *Manager) transition(ctx context.Context, id string, to Status, reason string, mutate func(*Service)) (Service, error) {
 	var from Status
 	s, err := m.col.Update(ctx, id, func(s *Service) error {
@@ -227,6 +239,7 @@ func (m *Manager) transition(ctx context.Context, id string, to Status, reason s
 		}
 		s.Status = to
 		s.Reason = reason
+		s.Failure = ""
 		s.UpdatedAt = m.now().UTC()
 		if mutate != nil {
 			mutate(s)
@@ -236,6 +249,9 @@ func (m *Manager) transition(ctx context.Context, id string, to Status, reason s
 	if err != nil {
 		return s, err
 	}
+	if m.observe != nil {
+		m.observe(from, s)
+	}
 	m.noteTransition(s)
 	msg := fmt.Sprintf("%s → %s", from, to)
 	if reason != "" {
@@ -243,6 +259,19 @@ func (m *Manager) transition(ctx context.Context, id string, to Status, reason s
 	}
 	m.bus.Publish(events.Event{ServiceID: id, Run: s.Run, Type: events.TypeStatus, Status: string(to), Phase: string(s.Phase), Message: msg})
 	return s, nil
+}
+
+// fail moves a service to failed with the failure's facts: its kind,
+// reason, exit code, OOM flag and last log lines. mutate may adjust other
+// fields in the same update.
+func (m *Manager) fail(ctx context.Context, id string, f failure, mutate func(*Service)) (Service, error) {
+	return m.transition(ctx, id, StatusFailed, f.reason, func(x *Service) {
+		x.Failure = f.kind
+		x.ExitCode, x.OOMKilled, x.LogTail, x.DeadlineAt = f.exitCode, f.oom, f.logTail, nil
+		if mutate != nil {
+			mutate(x)
+		}
+	})
 }
 
 // enterPhase records the phase in the service record and publishes it.

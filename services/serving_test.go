@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"aima/errs"
 	"aima/events"
 	"aima/models"
+	"aima/runtime/fakeruntime"
 	"aima/state"
 )
 
@@ -95,8 +97,13 @@ func newServingManager(t *testing.T) *Manager {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := NewManager(store, nil, events.NewBus(), cat, models.NewRegistry(store), Options{BindHost: "127.0.0.1"})
-	t.Cleanup(m.Close)
+	fr := fakeruntime.New()
+	m := NewManager(store, fr, events.NewBus(), cat, models.NewRegistry(store), Options{BindHost: "127.0.0.1"})
+	m.observe = func(from Status, s Service) { observeTransition(t, from, s) }
+	t.Cleanup(func() {
+		m.Close()
+		fr.Close()
+	})
 	return m
 }
 
@@ -345,5 +352,24 @@ func TestSwapDuringIdleRelease(t *testing.T) {
 		if err := <-results; err != nil {
 			t.Fatalf("%v (engine calls %v)", err, log.list())
 		}
+	}
+}
+
+// TestSleepingServiceStopsAndFails: a sleeping service can be stopped, and
+// its container's death makes it failed like a running one's.
+func TestSleepingServiceStopsAndFails(t *testing.T) {
+	t.Parallel()
+	m := newServingManager(t)
+	put(t, m, Service{ID: "svc-a", Status: StatusSleeping, SleepMode: true, ContainerID: "c-a"})
+	put(t, m, Service{ID: "svc-b", Status: StatusSleeping, SleepMode: true, ContainerID: "c-b"})
+	res, err := m.Stop(t.Context(), "svc-a")
+	if err != nil || res.Service.Status != StatusStopped {
+		t.Fatalf("stop of a sleeping service: %+v, %v", res.Service, err)
+	}
+	code := 137
+	m.containerEnded(t.Context(), "svc-b", "c-b", "container exited with code 137", &code)
+	b, _ := m.Get(t.Context(), "svc-b")
+	if b.Status != StatusFailed || !strings.Contains(b.Reason, "while sleeping") || b.Failure == "" {
+		t.Fatalf("sleeping service whose container died: %s (%s), failure %q", b.Status, b.Reason, b.Failure)
 	}
 }

@@ -11,14 +11,14 @@ import (
 // table in status.go so that changing it has to be deliberate: every pair
 // not listed here must be refused.
 var wantTransitions = map[Status][]Status{
-	StatusCreated:   {StatusCreating, StatusStopped},
+	StatusCreated:   {StatusCreating},
 	StatusCreating:  {StatusRunning, StatusFailed, StatusStopping},
 	StatusRunning:   {StatusUnhealthy, StatusFailed, StatusStopping, StatusSleeping},
 	StatusUnhealthy: {StatusRunning, StatusFailed, StatusStopping},
 	StatusSleeping:  {StatusRunning, StatusFailed, StatusStopping},
 	StatusStopping:  {StatusStopped, StatusFailed},
 	StatusStopped:   {StatusCreating},
-	StatusFailed:    {StatusCreating, StatusStopping, StatusStopped},
+	StatusFailed:    {StatusCreating, StatusStopped},
 }
 
 func allowed(from, to Status) bool {

@@ -36,7 +36,7 @@ type ServiceCreateInput struct {
 type ServiceStartInput struct {
 	ServiceID      string `json:"service_id" jsonschema:"service ID (or service name)"`
 	Wait           bool   `json:"wait,omitempty" jsonschema:"block until the start ends (running or failed), reporting every phase as progress; default false returns at once"`
-	TimeoutSeconds int    `json:"timeout_seconds,omitempty" jsonschema:"deadline of the start in seconds; when it passes the start fails with 'timed out in phase X' (default: the daemon's start_timeout)"`
+	TimeoutSeconds int    `json:"timeout_seconds,omitempty" jsonschema:"deadline of the start in seconds; when it passes the start fails with failure timeout and the reason 'timed out in phase X' (default: the daemon's start_timeout)"`
 }
 
 // StartOutput is the outcome of a start request.
@@ -89,6 +89,9 @@ func renderService(s services.Service) string {
 		line += " [" + string(s.Phase) + "]"
 	}
 	line += fmt.Sprintf("  %s on %s  %s", s.EngineType, s.ModelID, s.Endpoint)
+	if s.Failure != "" {
+		line += "\n  failure: " + string(s.Failure)
+	}
 	if t := s.Traffic; t != nil {
 		line += fmt.Sprintf("\n  requests: %d (%d in flight, %d waiting, %d failed)  tokens in/out: %d/%d  ttft: %.1f ms last, %.1f ms avg",
 			t.Requests, t.InFlight, t.Waiting, t.Failed, t.TokensIn, t.TokensOut, t.LastTTFTMs, t.AvgTTFTMs)
@@ -142,7 +145,7 @@ func inFlight(s services.Status) bool {
 func startOutcome(s services.Service) error {
 	if s.Status == services.StatusFailed {
 		kind := errs.Unavailable
-		if strings.HasPrefix(s.Reason, "timed out") {
+		if s.Failure == services.FailureTimeout {
 			kind = errs.DeadlineExceeded
 		}
 		return errs.New(kind, "service %s failed: %s", s.ID, s.Reason)

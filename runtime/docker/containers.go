@@ -55,6 +55,11 @@ func (d *Docker) CreateContainer(ctx context.Context, spec runtime.ContainerSpec
 	if gpu := deviceRequest(spec.GPUs); gpu != nil {
 		hc.DeviceRequests = []container.DeviceRequest{*gpu}
 	}
+	release, err := d.slot(ctx, "create container "+spec.Name)
+	if err != nil {
+		return "", err
+	}
+	defer release()
 	res, err := d.c.ContainerCreate(ctx, client.ContainerCreateOptions{Name: spec.Name, Config: cfg, HostConfig: hc})
 	if err != nil {
 		return "", classify(err, fmt.Sprintf("create container %s from image %s", spec.Name, spec.Image))
@@ -77,7 +82,12 @@ func deviceRequest(g runtime.GPURequest) *container.DeviceRequest {
 // StartContainer starts a created container. A host port taken by someone
 // else fails here (not at create) and comes back as errs.Conflict.
 func (d *Docker) StartContainer(ctx context.Context, id string) error {
-	_, err := d.c.ContainerStart(ctx, id, client.ContainerStartOptions{})
+	release, err := d.slot(ctx, "start container "+id)
+	if err != nil {
+		return err
+	}
+	defer release()
+	_, err = d.c.ContainerStart(ctx, id, client.ContainerStartOptions{})
 	return classify(err, "start container "+id)
 }
 
@@ -85,6 +95,11 @@ func (d *Docker) StartContainer(ctx context.Context, id string) error {
 // published host port of the lowest-numbered published container port (aima
 // publishes exactly one).
 func (d *Docker) InspectContainer(ctx context.Context, id string) (runtime.ContainerState, error) {
+	release, err := d.slot(ctx, "inspect container "+id)
+	if err != nil {
+		return runtime.ContainerState{}, err
+	}
+	defer release()
 	res, err := d.c.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 	if err != nil {
 		return runtime.ContainerState{}, classify(err, "inspect container "+id)
@@ -147,14 +162,19 @@ func parseTime(s string) time.Time {
 // ("Exited (137) 5 seconds ago"), the only place the list API gives it.
 var exitedRE = regexp.MustCompile(`^Exited \((-?\d+)\)`)
 
-// ListContainers returns containers in every state carrying all the given
-// labels. The list API has no StartedAt/FinishedAt/OOMKilled; ExitCode is
+// ListContainers returns containers in every state carrying all of
+// opts.Labels. The list API has no StartedAt/FinishedAt/OOMKilled; ExitCode is
 // read from the status text for exited containers.
-func (d *Docker) ListContainers(ctx context.Context, labels map[string]string) ([]runtime.ContainerState, error) {
+func (d *Docker) ListContainers(ctx context.Context, opts runtime.ListOptions) ([]runtime.ContainerState, error) {
 	f := make(client.Filters)
-	for k, v := range labels {
+	for k, v := range opts.Labels {
 		f.Add("label", k+"="+v)
 	}
+	release, err := d.slot(ctx, "list containers")
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	res, err := d.c.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
 	if err != nil {
 		return nil, classify(err, "list containers")
@@ -187,18 +207,25 @@ func (d *Docker) ListContainers(ctx context.Context, labels map[string]string) (
 }
 
 // StopContainer sends SIGTERM (or the image's STOPSIGNAL) and SIGKILL after
-// timeout, rounded up to whole seconds with a minimum of one, as the API
+// opts.Timeout, rounded up to whole seconds with a minimum of one, as the API
 // counts in seconds. Stopping a stopped container is not an error.
-func (d *Docker) StopContainer(ctx context.Context, id string, timeout time.Duration) error {
-	secs := max(int((timeout+time.Second-1)/time.Second), 1)
+func (d *Docker) StopContainer(ctx context.Context, id string, opts runtime.StopOptions) error {
+	secs := max(int((opts.Timeout+time.Second-1)/time.Second), 1)
+	// Not counted against the call slots: a stop waits out the container's
+	// grace period, and the manager runs at most one per service.
 	_, err := d.c.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &secs})
 	return classify(err, "stop container "+id)
 }
 
-// RemoveContainer deletes the container and its anonymous volumes; force
-// kills it first if it runs.
-func (d *Docker) RemoveContainer(ctx context.Context, id string, force bool) error {
-	_, err := d.c.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: force, RemoveVolumes: true})
+// RemoveContainer deletes the container and its anonymous volumes;
+// opts.Force kills it first if it runs.
+func (d *Docker) RemoveContainer(ctx context.Context, id string, opts runtime.RemoveOptions) error {
+	release, err := d.slot(ctx, "remove container "+id)
+	if err != nil {
+		return err
+	}
+	defer release()
+	_, err = d.c.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: opts.Force, RemoveVolumes: true})
 	return classify(err, "remove container "+id)
 }
 
