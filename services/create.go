@@ -63,20 +63,6 @@ func validateServing(spec CreateSpec) error {
 	return nil
 }
 
-// servedModel is the name the engine serves the model under: a
-// --served-model-name in the service's own args wins over aima's.
-func servedModel(args []string, fallback string) string {
-	for i, a := range args {
-		if v, ok := strings.CutPrefix(a, "--served-model-name="); ok {
-			return v
-		}
-		if a == "--served-model-name" && i+1 < len(args) {
-			return args[i+1]
-		}
-	}
-	return fallback
-}
-
 var (
 	nameRE   = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`)
 	envKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -221,7 +207,6 @@ func (m *Manager) Create(ctx context.Context, spec CreateSpec) (Service, error) 
 	default:
 		return Service{}, err
 	}
-	s.ServedModel = servedModel(s.Args, s.ServedModel)
 	s.Name = spec.Name
 	if s.Name == "" {
 		s.Name = s.ID
