@@ -33,8 +33,9 @@ type Options struct {
 	UnhealthyGrace time.Duration
 	// RestartBackoff is the first delay of the on-failure policy.
 	RestartBackoff time.Duration
-	// AllowPrivilegedArgs accepts engine args that reach outside the
-	// container (--privileged, --cap-add, ...).
+	// AllowPrivilegedArgs accepts engine args that run code shipped with a
+	// model (--trust-remote-code) and env read by the NVIDIA runtime on the
+	// host (NVIDIA_*); see validateArgs.
 	AllowPrivilegedArgs bool
 	Logger              *slog.Logger
 }
@@ -116,6 +117,10 @@ type Manager struct {
 	hooks       testHooks
 	storeIDOnce sync.Once // see storeID
 	storeIDVal  string
+
+	gate    *gate              // inference requests: in flight, waiting, figures
+	readyMu sync.RWMutex       //
+	ready   map[string]Service // running services, for the admission fast path
 }
 
 // testHooks stop the manager at exact points for unit tests that need an
@@ -143,14 +148,18 @@ var (
 func NewManager(store state.Store, rt runtime.Runtime, bus *events.Bus, catalog *engines.Catalog, reg *models.Registry, opts Options) *Manager {
 	opts = opts.withDefaults()
 	ctx, cancel := context.WithCancelCause(context.Background())
-	return &Manager{
+	m := &Manager{
 		col: state.NewCollection[Service](store, "services/", "service"), store: store,
 		rt: rt, bus: bus, catalog: catalog, models: reg, opts: opts, log: opts.Logger,
 		http: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
 		now:  time.Now, ctx: ctx, cancel: cancel,
 		locks: map[string]*sync.Mutex{}, jobs: map[string]*startJob{}, restarts: map[string]int{},
 		rewatchDelay: 500 * time.Millisecond, resubscribeDelay: time.Second, mutationGrace: 10 * time.Second,
+		gate: newGate(), ready: map[string]Service{},
 	}
+	m.wg.Add(1)
+	go func() { defer m.wg.Done(); m.idleLoop(m.ctx) }()
+	return m
 }
 
 // Bus returns the event bus the manager publishes to.
@@ -196,6 +205,7 @@ func (m *Manager) Get(ctx context.Context, ref string) (Service, error) {
 	s, err := m.col.Get(ctx, ref)
 	if err == nil {
 		s.Stale = m.dockerDown.Load()
+		s.Traffic = m.gate.figures(s.ID)
 		return s, nil
 	}
 	if !errs.Is(err, errs.NotFound) && !errs.Is(err, errs.InvalidArgument) {
@@ -208,6 +218,7 @@ func (m *Manager) Get(ctx context.Context, ref string) (Service, error) {
 	for _, s := range all {
 		if s.Name == ref {
 			s.Stale = m.dockerDown.Load()
+			s.Traffic = m.gate.figures(s.ID)
 			return s, nil
 		}
 	}
@@ -221,10 +232,10 @@ func (m *Manager) List(ctx context.Context, status Status) ([]Service, error) {
 		return nil, err
 	}
 	sortServices(all)
-	if m.dockerDown.Load() {
-		for i := range all {
-			all[i].Stale = true
-		}
+	stale := m.dockerDown.Load()
+	for i := range all {
+		all[i].Stale = stale
+		all[i].Traffic = m.gate.figures(all[i].ID)
 	}
 	if status == "" {
 		return all, nil
@@ -267,6 +278,7 @@ func (m *Manager) transition(ctx context.Context, id string, to Status, reason s
 	if m.observe != nil {
 		m.observe(from, s)
 	}
+	m.noteTransition(s)
 	msg := fmt.Sprintf("%s → %s", from, to)
 	if reason != "" {
 		msg += ": " + reason

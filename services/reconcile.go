@@ -89,7 +89,7 @@ func (m *Manager) reconcileOne(ctx context.Context, s Service, c runtime.Contain
 	case StatusFailed:
 		m.resumeRestart(s)
 		return nil
-	case StatusRunning, StatusUnhealthy:
+	case StatusRunning, StatusUnhealthy, StatusSleeping:
 		if exists && c.Running && (s.ContainerID == "" || c.ID == s.ContainerID) {
 			return nil // adopted
 		}
