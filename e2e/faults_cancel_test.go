@@ -120,10 +120,14 @@ func (e *fltEnv) each(t *testing.T, ids []string, f func(id string) error) {
 // when r says, the call second makes; it returns second's HTTP status and
 // body.
 func (d *fltDaemon) raceStart(id string, r fltRace, second string) (int, string) {
+	before, ok := d.status(id) // the run before this start
+	if !ok {
+		return 0, "no status of " + id
+	}
 	go func() { _, _, _ = d.Post("/api/service/start", map[string]any{"service_id": id}) }()
 	if r.phase == "" {
 		time.Sleep(r.delay)
-	} else if err := d.awaitPhase(id, r.phase); err != nil {
+	} else if err := d.awaitPhase(id, before.Run+1, r.phase); err != nil {
 		return 0, err.Error()
 	}
 	code, body, err := d.Post("/api/service/"+second, map[string]any{"service_id": id})
@@ -133,25 +137,21 @@ func (d *fltDaemon) raceStart(id string, r fltRace, second string) (int, string)
 	return code, string(body)
 }
 
-// awaitPhase follows the service's events until the start of its next run
-// enters phase (or ends, or 60 s pass).
-func (d *fltDaemon) awaitPhase(id, phase string) error {
-	s, ok := d.status(id)
-	if !ok {
-		return fmt.Errorf("no status of %s", id)
-	}
+// awaitPhase follows the service's events until its start of run enters
+// phase (or ends, or 60 s pass).
+func (d *fltDaemon) awaitPhase(id string, run int, phase string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	seen := false
 	_, err := client.New(d.URL()).Call(ctx, "service_events", map[string]any{"service_id": id, "follow": true},
 		&client.Stream{OnEvent: func(ev events.Event) {
-			if ev.Run > s.Run && (ev.Phase == phase || (ev.Type == events.TypeStatus && ev.Status != "creating")) {
+			if ev.Run == run && (ev.Phase == phase || (ev.Type == events.TypeStatus && ev.Status != "creating")) {
 				seen = true
 				cancel()
 			}
 		}})
 	if !seen {
-		return fmt.Errorf("the start of %s never reached %s: %v", id, phase, err)
+		return fmt.Errorf("the start of %s (run %d) never reached %s: %v", id, run, phase, err)
 	}
 	return nil
 }

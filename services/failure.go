@@ -41,8 +41,9 @@ const (
 	// FailureRuntimeUnavailable: the container runtime (the Docker engine)
 	// could not be reached.
 	FailureRuntimeUnavailable FailureKind = "runtime_unavailable"
-	// FailureStopFailed: a stop did not complete; the container may still
-	// run.
+	// FailureStopFailed: a stop did not complete, or a delete that
+	// cancelled a start could not remove its container; the container may
+	// still run.
 	FailureStopFailed FailureKind = "stop_failed"
 	// FailureInternal: aima could not prepare or record the start (a store
 	// error, engine settings it cannot apply).

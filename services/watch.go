@@ -152,9 +152,11 @@ func (m *Manager) removeIfUnowned(ctx context.Context, id string, ev runtime.Eve
 	if _, err := m.col.Get(ctx, id); !errs.Is(err, errs.NotFound) {
 		return
 	}
-	m.log.Warn("removing a container created for a deleted service", "service", id, "container", shortID(ev.ContainerID))
-	if err := m.rt.RemoveContainer(ctx, ev.ContainerID, runtime.RemoveOptions{Force: true}); err != nil && !errs.Is(err, errs.NotFound) {
-		m.log.Warn("remove the container of a deleted service", "container", shortID(ev.ContainerID), "err", err)
+	switch err := m.rt.RemoveContainer(ctx, ev.ContainerID, runtime.RemoveOptions{Force: true}); {
+	case err == nil:
+		m.log.Warn("removed a container created for a deleted service", "service", id, "container", shortID(ev.ContainerID))
+	case !errs.Is(err, errs.NotFound): // NotFound: the delete (or the start it cancelled) removed it
+		m.log.Warn("remove the container of a deleted service", "service", id, "container", shortID(ev.ContainerID), "err", err)
 	}
 }
 
