@@ -23,6 +23,8 @@ type Bus struct {
 	limit   int
 	now     func() time.Time
 	onError func(error)
+	feed    *feed
+	feedLen int
 }
 
 type serviceLog struct {
@@ -46,6 +48,9 @@ func WithJournal(j Journal) Option { return func(b *Bus) { b.journal = j } }
 // WithLogLimit bounds the in-memory log per service.
 func WithLogLimit(n int) Option { return func(b *Bus) { b.limit = max(n, 1) } }
 
+// WithFeedLimit bounds the daemon-wide feed's window (see Follow).
+func WithFeedLimit(n int) Option { return func(b *Bus) { b.feedLen = n } }
+
 // WithClock sets the time source (tests).
 func WithClock(now func() time.Time) Option { return func(b *Bus) { b.now = now } }
 
@@ -54,10 +59,11 @@ func WithErrorHandler(f func(error)) Option { return func(b *Bus) { b.onError = 
 
 // NewBus returns an empty bus.
 func NewBus(opts ...Option) *Bus {
-	b := &Bus{logs: map[string]*serviceLog{}, limit: DefaultLogLimit, now: time.Now, onError: func(error) {}}
+	b := &Bus{logs: map[string]*serviceLog{}, limit: DefaultLogLimit, now: time.Now, onError: func(error) {}, feedLen: DefaultFeedLimit}
 	for _, o := range opts {
 		o(b)
 	}
+	b.feed = newFeed(b.feedLen)
 	return b
 }
 
@@ -127,6 +133,7 @@ func (b *Bus) Publish(ev Event) Event {
 	}
 	close(l.notify)
 	l.notify = make(chan struct{})
+	b.feed.append(ev)
 	return ev
 }
 

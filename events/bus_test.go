@@ -163,6 +163,8 @@ func TestPersistent(t *testing.T) {
 		{events.TypePhase, true},
 		{events.TypeMessage, true},
 		{events.TypeProgress, false},
+		{events.TypeCreated, true},
+		{events.TypeDeleted, false},
 	} {
 		if got := (events.Event{Type: tc.typ}).Persistent(); got != tc.want {
 			t.Errorf("Persistent(%s) = %v, want %v", tc.typ, got, tc.want)

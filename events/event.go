@@ -1,7 +1,8 @@
 // Package events is aima's one in-process event bus. The service runtime
 // publishes typed events (phases, status changes, pull bytes, messages); the
 // CLI's --wait, `events --follow`, the MCP and JSON-RPC front-ends and the
-// HTTP event stream subscribe to it. It imports only the standard library.
+// HTTP event streams subscribe to it: per service (Subscribe, with replay)
+// or to every service at once (Follow, live only: the web dashboard). It imports only the standard library.
 //
 // Concurrency: Publish never blocks on subscribers. Each service has an
 // ordered log; a subscriber is a cursor into that log, so a slow subscriber
@@ -20,6 +21,12 @@ const (
 	TypePhase    Type = "phase"    // a start entered a new phase
 	TypeProgress Type = "progress" // byte progress inside a phase (image pull)
 	TypeMessage  Type = "message"  // a human-readable step inside a phase (engine log milestones, warnings)
+	// TypeCreated: the service's record was created (status created); its
+	// first event.
+	TypeCreated Type = "created"
+	// TypeDeleted: the service and its history were deleted; its last
+	// event, never journaled (there is no history left).
+	TypeDeleted Type = "deleted"
 )
 
 // Event is one thing that happened to a service. Seq orders the events of one
@@ -39,8 +46,9 @@ type Event struct {
 }
 
 // Persistent reports whether the event belongs in the durable history. Byte
-// counters are too frequent and only matter live.
-func (e Event) Persistent() bool { return e.Type != TypeProgress }
+// counters are too frequent and only matter live; a deletion leaves no
+// history to belong to.
+func (e Event) Persistent() bool { return e.Type != TypeProgress && e.Type != TypeDeleted }
 
 // Journal persists the durable part of each service's history so that a
 // subscriber that connects later (even after a daemon restart) still sees

@@ -190,10 +190,15 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, op tools.Op
 }
 
 // eventsStream is GET /api/events?service_id=ID[&after=N]: the service's
-// history, then live events, as SSE, until the client disconnects.
+// history, then live events, as SSE, until the client disconnects. Without
+// a service id it is the daemon-wide feed (followAll).
 func (s *Server) eventsStream(w http.ResponseWriter, r *http.Request) {
 	op, _ := tools.Lookup("service_events")
 	q := r.URL.Query()
+	if !q.Has("service_id") {
+		s.followAll(w, r)
+		return
+	}
 	q.Set("follow", "true")
 	raw, err := QueryToJSON(q, op.InputSchema())
 	if err != nil {

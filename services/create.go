@@ -16,6 +16,7 @@ import (
 
 	"aima/engines"
 	"aima/errs"
+	"aima/events"
 )
 
 // CreateSpec is what a new service is made of.
@@ -186,6 +187,7 @@ func (m *Manager) Create(ctx context.Context, spec CreateSpec) (Service, error) 
 	if err := m.col.Create(ctx, s.ID, s); err != nil {
 		return Service{}, err
 	}
+	m.bus.Publish(events.Event{ServiceID: s.ID, Type: events.TypeCreated, Status: string(StatusCreated), Message: "created"})
 	return s, nil
 }
 

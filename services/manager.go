@@ -229,7 +229,7 @@ func (m *Manager) transition(ctx context.Context, id string, to Status, reason s
 		}
 		s.Status = to
 		s.Reason = reason
-		s.Failure = ""
+		s.Failure, s.EngineError = "", ""
 		s.UpdatedAt = m.now().UTC()
 		if mutate != nil {
 			mutate(s)
@@ -255,7 +255,7 @@ func (m *Manager) transition(ctx context.Context, id string, to Status, reason s
 // fields in the same update.
 func (m *Manager) fail(ctx context.Context, id string, f failure, mutate func(*Service)) (Service, error) {
 	return m.transition(ctx, id, StatusFailed, f.reason, func(x *Service) {
-		x.Failure = f.kind
+		x.Failure, x.EngineError = f.kind, f.engineLine
 		x.ExitCode, x.OOMKilled, x.LogTail, x.DeadlineAt = f.exitCode, f.oom, f.logTail, nil
 		if mutate != nil {
 			mutate(x)
@@ -283,4 +283,10 @@ func (m *Manager) enterPhase(ctx context.Context, id string, run int, p Phase, m
 // message publishes a step inside the current phase.
 func (m *Manager) message(id string, run int, p Phase, msg string) {
 	m.bus.Publish(events.Event{ServiceID: id, Run: run, Type: events.TypeMessage, Status: string(StatusCreating), Phase: string(p), Message: msg})
+}
+
+// deleted publishes a service's last event: its record and history are
+// gone (the event is not journaled).
+func (m *Manager) deleted(id string, run int) {
+	m.bus.Publish(events.Event{ServiceID: id, Run: run, Type: events.TypeDeleted, Message: "deleted"})
 }

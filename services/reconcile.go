@@ -72,9 +72,8 @@ func (m *Manager) reconcileOne(ctx context.Context, s Service, c runtime.Contain
 				f.kind, f.oom = FailureOOM, true
 				f.reason += " (OOM killed)"
 			}
-			var line string
-			if f.logTail, line = m.failureLogs(ctx, c.ID); line != "" {
-				f.reason += ": " + line
+			if f.logTail, f.engineLine = m.failureLogs(ctx, c.ID); f.engineLine != "" {
+				f.reason += ": " + f.engineLine
 			}
 			x := c.ExitCode
 			f.exitCode = &x

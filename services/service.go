@@ -30,6 +30,7 @@ type Service struct {
 	ExitCode    *int        `json:"exit_code,omitempty" jsonschema:"container exit code of the last run, when it exited"`
 	OOMKilled   bool        `json:"oom_killed,omitempty" jsonschema:"the container was killed for running out of memory"`
 	LogTail     []string    `json:"log_tail,omitempty" jsonschema:"last log lines of a failed run"`
+	EngineError string      `json:"engine_error,omitempty" jsonschema:"the engine's own error line from its log (e.g. an exception line), when a failed run printed one; also quoted in reason"`
 	ContainerID string      `json:"container_id,omitempty" jsonschema:"Docker container ID of the current or last run"`
 	Run         int         `json:"run" jsonschema:"number of starts so far; the container of each run carries it as the aima.run label"`
 	Warnings    []string    `json:"warnings,omitempty" jsonschema:"things the operator should know, e.g. a remote model reference"`

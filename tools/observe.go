@@ -271,5 +271,8 @@ func runEvents(ctx context.Context, env *Env, in ServiceEventsInput, rep Reporte
 		}
 		rep.Event(ev)
 		out.Total++
+		if ev.Type == events.TypeDeleted {
+			return out, nil // nothing follows a deletion
+		}
 	}
 }
