@@ -115,7 +115,7 @@ func New(opts Options) (*Daemon, error) {
 		LivenessInterval: time.Duration(cfg.LivenessInterval), UnhealthyGrace: time.Duration(cfg.UnhealthyGrace),
 		RestartBackoff: time.Duration(cfg.RestartBackoff), AllowPrivilegedArgs: cfg.AllowPrivilegedArgs,
 	})
-	env := &tools.Env{Services: mgr, Models: reg, Catalog: catalog, Runtime: rt, Version: Version, ReadOnly: opts.ReadOnly}
+	env := &tools.Env{Services: mgr, Models: reg, Catalog: catalog, Runtime: rt, Version: Version, DataDir: opts.DataDir, ReadOnly: opts.ReadOnly}
 	d := &Daemon{Env: env, Config: cfg, opts: opts, store: store, closeRT: closeRT, manager: mgr, log: log}
 	if d.handler, err = d.routes(); err != nil {
 		d.Close()

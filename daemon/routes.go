@@ -8,23 +8,29 @@ import (
 	"aima/jsonrpc"
 	"aima/mcp"
 	"aima/tools"
+	"aima/web"
 )
 
 // routes mounts every front-end on the daemon's one HTTP server and puts
 // the access guard (Host, Origin, content type, CORS, token and login
-// cookie: package httpguard) in front of all of them. A new front-end (a web
-// UI at /ui/, Prometheus metrics at /metrics, an OpenAI-compatible gateway at
-// /v1) is one more api.Handle line here; it then sits behind the same guard.
+// cookie: package httpguard) in front of all of them. A new front-end
+// (Prometheus metrics at /metrics, an OpenAI-compatible gateway at /v1) is
+// one more api.Handle line here; it then sits behind the same guard.
 func (d *Daemon) routes() (http.Handler, error) {
+	g, err := httpguard.New(httpguard.Options{
+		AllowedHosts: d.Config.AllowedHosts, AllowedOrigins: d.Config.AllowedOrigins, Token: d.opts.Token, Logger: d.log,
+		Public: web.Public, // the dashboard's own files carry no data; it logs in for the rest
+	})
+	if err != nil {
+		return nil, err
+	}
 	caller := tools.LocalCaller{Env: d.Env}
 	api := httpapi.New(d.Env, d.log) // /api/<group>/<verb>, /api/events, /health
 	api.Handle(mcp.Path, d.mcpHandler(caller))
 	api.Handle(jsonrpc.Path, jsonrpc.Handler(caller, jsonrpc.Options{ReadOnly: d.Env.ReadOnly}))
-	g, err := httpguard.New(httpguard.Options{
-		AllowedHosts: d.Config.AllowedHosts, AllowedOrigins: d.Config.AllowedOrigins, Token: d.opts.Token, Logger: d.log,
-	})
-	if err != nil {
-		return nil, err
+	ui := web.Handler(web.Options{TokenRequired: g.TokenRequired, Authorized: g.Authorized})
+	for _, p := range []string{web.Prefix, "/ui", "GET /{$}"} {
+		api.Handle(p, ui)
 	}
 	return g.Wrap(api.Handler()), nil
 }

@@ -17,6 +17,8 @@ type Env struct {
 	Catalog  *engines.Catalog
 	Runtime  runtime.Runtime
 	Version  string
+	// DataDir is the daemon's state directory (reported by system_info).
+	DataDir string
 	// ReadOnly refuses every operation that is not read-only.
 	ReadOnly bool
 }

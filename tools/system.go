@@ -32,8 +32,59 @@ type PruneOutput struct {
 	Kept  []services.Orphan `json:"kept" jsonschema:"orphans of another state store, kept because force was not set"`
 }
 
+// SystemInfo describes the daemon: what it is and the closed sets of
+// values its records use, so clients (the web dashboard among them) take
+// statuses, phases and failure kinds from the daemon, not from a copy.
+type SystemInfo struct {
+	Version      string                 `json:"version" jsonschema:"aima version"`
+	ReadOnly     bool                   `json:"read_only" jsonschema:"the daemon serves only read-only operations"`
+	DataDir      string                 `json:"data_dir" jsonschema:"the daemon's state directory"`
+	Statuses     []services.Status      `json:"statuses" jsonschema:"every service status, in lifecycle order"`
+	Phases       []services.Phase       `json:"phases" jsonschema:"the phases of a start, in the order a start goes through them"`
+	FailureKinds []services.FailureKind `json:"failure_kinds" jsonschema:"every value of a failed service's failure field"`
+	Operations   []OperationInfo        `json:"operations" jsonschema:"the operations this daemon serves, by name (read-only mode leaves out the ones that change state)"`
+}
+
+// OperationInfo is one operation the daemon serves.
+type OperationInfo struct {
+	Name        string `json:"name" jsonschema:"operation name, e.g. service_start (HTTP: /api/service/start)"`
+	ReadOnly    bool   `json:"read_only,omitempty" jsonschema:"changes nothing"`
+	Destructive bool   `json:"destructive,omitempty" jsonschema:"may delete or remove something"`
+	LongRunning bool   `json:"long_running,omitempty" jsonschema:"may block for minutes (with wait)"`
+}
+
+func systemInfoOp() Op {
+	return Declare(Spec[Empty, SystemInfo]{
+		Name:        "system_info",
+		Description: "Describe the daemon: version, read-only mode, data dir, the service statuses, start phases and failure kinds its records use (in order), and the operations it serves. Cheap; changes nothing.",
+		Annotations: Annotations{ReadOnly: true, Idempotent: true},
+		Run: func(_ context.Context, env *Env, _ Empty, _ Reporter) (SystemInfo, error) {
+			out := SystemInfo{Version: env.Version, ReadOnly: env.ReadOnly, DataDir: env.DataDir,
+				Statuses: services.AllStatuses, Phases: services.StartPhases, FailureKinds: services.AllFailureKinds}
+			for _, op := range Visible(env.ReadOnly) {
+				a := op.Annotations()
+				out.Operations = append(out.Operations, OperationInfo{Name: op.Name(), ReadOnly: a.ReadOnly, Destructive: a.Destructive, LongRunning: a.LongRunning})
+			}
+			return out, nil
+		},
+		Render: func(o SystemInfo) string {
+			mode := "read-write"
+			if o.ReadOnly {
+				mode = "read-only"
+			}
+			names := make([]string, len(o.Operations))
+			for i, op := range o.Operations {
+				names[i] = op.Name
+			}
+			return fmt.Sprintf("aima %s (%s), data dir %s\nstatuses: %v\nphases: %v\nfailure kinds: %v\noperations: %s",
+				o.Version, mode, o.DataDir, o.Statuses, o.Phases, o.FailureKinds, strings.Join(names, ", "))
+		},
+	})
+}
+
 func systemOps() []Op {
 	return []Op{
+		systemInfoOp(),
 		Declare(Spec[Empty, DoctorOutput]{
 			Name:        "system_doctor",
 			Description: "Diagnose aima's host: Docker engine reachability, failed services and their reasons, orphan containers (labelled as aima's but with no service record, e.g. after a lost data dir), the state store and its backup, records the store cannot read, and warnings with what to do. Changes nothing; service_prune removes orphans. When the daemon does not start because its store is damaged, `aima store check` inspects the store file without a daemon.",

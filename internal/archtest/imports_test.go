@@ -1,5 +1,5 @@
 // Package archtest guards aima's layering: front-ends (cli, client, httpapi,
-// httpguard, mcp, jsonrpc, daemon) → tools → domain (services, runtime, state, events,
+// httpguard, mcp, jsonrpc, web, daemon) → tools → domain (services, runtime, state, events,
 // models, engines, config, errs). Domain code never imports a transport or
 // the operation layer, tools imports no transport, and only the daemon
 // picks a runtime implementation (runtime/docker; tests use
@@ -15,7 +15,7 @@ import (
 )
 
 var (
-	frontEnds = []string{"aima/cli", "aima/client", "aima/httpapi", "aima/httpguard", "aima/mcp", "aima/jsonrpc", "aima/daemon"}
+	frontEnds = []string{"aima/cli", "aima/client", "aima/httpapi", "aima/httpguard", "aima/mcp", "aima/jsonrpc", "aima/web", "aima/daemon"}
 	transport = []string{"github.com/mark3labs/mcp-go", "github.com/urfave/cli", "github.com/modelcontextprotocol/go-sdk"}
 	domain    = []string{"services", "runtime", "runtime/docker", "runtime/fakeruntime", "state", "events", "models", "engines", "config", "errs"}
 	// runtimeImpls implement runtime.Runtime; only the daemon (and tests)
@@ -76,7 +76,7 @@ func TestEventBusIsALeaf(t *testing.T) {
 
 func TestOnlyTheDaemonPicksARuntime(t *testing.T) {
 	root := moduleRoot(t)
-	for _, p := range []string{"tools", "services", "models", "engines", "config", "httpapi", "mcp", "jsonrpc", "cli", "client"} {
+	for _, p := range []string{"tools", "services", "models", "engines", "config", "httpapi", "mcp", "jsonrpc", "web", "cli", "client"} {
 		for _, imp := range imports(t, filepath.Join(root, p)) {
 			if forbidden(imp, runtimeImpls) {
 				t.Errorf("%s imports %s; only aima/daemon chooses the runtime", p, imp)
