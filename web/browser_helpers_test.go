@@ -48,9 +48,10 @@ type browser struct {
 
 	mu       sync.Mutex
 	problems []string
-	// outage is set while the test keeps the daemon away on purpose: the
-	// browser then logs refused connections, which are no fault.
-	outage atomic.Bool
+	// expectNetworkErrors is set while the test makes requests fail on
+	// purpose (the daemon away, an input the daemon refuses): the browser
+	// then logs failed requests, which are no fault of the page.
+	expectNetworkErrors atomic.Bool
 }
 
 // newBrowser starts Chromium with a window of w×h CSS pixels and a fresh
@@ -107,7 +108,7 @@ func (b *browser) onEvent(ev any) {
 		}
 		p = "console." + string(ev.Type) + ": " + strings.Join(args, " ")
 	case *cdplog.EventEntryAdded:
-		if ev.Entry.Level != cdplog.EntryLevelError || (ev.Entry.Source == cdplog.EntrySourceNetwork && b.outage.Load()) {
+		if ev.Entry.Level != cdplog.EntryLevelError || (ev.Entry.Source == cdplog.EntrySourceNetwork && b.expectNetworkErrors.Load()) {
 			return
 		}
 		p = fmt.Sprintf("log %s: %s (%s)", ev.Entry.Source, ev.Entry.Text, ev.Entry.URL)
@@ -174,6 +175,10 @@ func (b *browser) text(sel string) string {
 func (b *browser) navigate(url string) {
 	b.t.Helper()
 	b.do("navigate to "+url, 30*time.Second, chromedp.Navigate(url))
+}
+
+func sendKeys(sel, keys string) chromedp.Action[chromedp.Void] {
+	return chromedp.SendKeys(chromedp.CSS(sel), keys, chromedp.NodeVisible)
 }
 
 func (b *browser) click(sel string) {

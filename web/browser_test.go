@@ -119,12 +119,12 @@ func TestDashboardLive(t *testing.T) {
 
 	// The daemon goes away and comes back: the page says so, reconnects by
 	// itself and shows what happens next.
-	b.outage.Store(true)
+	b.expectNetworkErrors.Store(true)
 	d.Term(t, 20*time.Second)
 	b.waitFor("the reconnecting indicator", `document.getElementById('conn').dataset.state === 'reconnecting'`, 10*time.Second)
 	d.Restart(t)
 	b.waitFor("the live indicator after the restart", `document.getElementById('conn').dataset.state === 'live'`, 30*time.Second)
-	b.outage.Store(false)
+	b.expectNetworkErrors.Store(false)
 	d.MustCLI(t, "service", "stop", chat)
 	b.waitFor("the stop after the restart", row+` && `+row+`.querySelector('.chip').dataset.status === 'stopped'`, 30*time.Second)
 	if !eval[bool](b, `window.aimaNoReload === true`) {

@@ -35,7 +35,9 @@ export function createForm(done) {
     h('div', {class: 'buttons'}, h('button', {type: 'button', onclick: () => done()}, 'Cancel'), submit));
 
   call('engine_list', {}).then(l => {
-    for (const e of l.items) engine.appendChild(h('option', {value: e.type}, `${e.type} (${e.image})`));
+    // vllm first when the catalog has it: aima's main engine.
+    const items = [...l.items].sort((a, b) => (b.type === 'vllm') - (a.type === 'vllm'));
+    for (const e of items) engine.appendChild(h('option', {value: e.type}, `${e.type} (${e.image})`));
   }).catch(() => {});
   call('model_list', {}).then(l => {
     for (const m of l.items) models.appendChild(h('option', {value: m.id}, m.name ? `${m.name} (${m.format || ''})` : m.id));
