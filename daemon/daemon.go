@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"aima/config"
+	"aima/enginemetrics"
 	"aima/engines"
 	"aima/errs"
 	"aima/events"
@@ -115,7 +116,8 @@ func New(opts Options) (*Daemon, error) {
 		LivenessInterval: time.Duration(cfg.LivenessInterval), UnhealthyGrace: time.Duration(cfg.UnhealthyGrace),
 		RestartBackoff: time.Duration(cfg.RestartBackoff), AllowPrivilegedArgs: cfg.AllowPrivilegedArgs,
 	})
-	env := &tools.Env{Services: mgr, Models: reg, Catalog: catalog, Runtime: rt, Version: Version, ReadOnly: opts.ReadOnly}
+	env := &tools.Env{Services: mgr, Models: reg, Catalog: catalog, Runtime: rt, Version: Version, ReadOnly: opts.ReadOnly,
+		EngineMetrics: enginemetrics.NewScraper(0)}
 	d := &Daemon{Env: env, Config: cfg, opts: opts, store: store, closeRT: closeRT, manager: mgr, log: log}
 	if d.handler, err = d.routes(); err != nil {
 		d.Close()

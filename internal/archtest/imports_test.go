@@ -17,7 +17,7 @@ import (
 var (
 	frontEnds = []string{"aima/cli", "aima/client", "aima/httpapi", "aima/httpguard", "aima/mcp", "aima/jsonrpc", "aima/daemon"}
 	transport = []string{"github.com/mark3labs/mcp-go", "github.com/urfave/cli", "github.com/modelcontextprotocol/go-sdk"}
-	domain    = []string{"services", "runtime", "runtime/docker", "runtime/fakeruntime", "state", "events", "models", "engines", "config", "errs"}
+	domain    = []string{"services", "enginemetrics", "runtime", "runtime/docker", "runtime/fakeruntime", "state", "events", "models", "engines", "config", "errs"}
 	// runtimeImpls implement runtime.Runtime; only the daemon (and tests)
 	// choose one, so the domain stays runtime-neutral.
 	runtimeImpls = []string{"aima/runtime/docker", "aima/runtime/fakeruntime"}
