@@ -28,7 +28,7 @@ import (
 func TestEveryOperationOnEveryFrontEnd(t *testing.T) {
 	env := &tools.Env{}
 	caller := tools.LocalCaller{Env: env}
-	api := httptest.NewServer(httpapi.New(env, nil).Handler())
+	api := httptest.NewServer(httpapi.New(env, nil, nil).Handler())
 	defer api.Close()
 	rpc := httptest.NewServer(jsonrpc.Handler(caller, jsonrpc.Options{}))
 	defer rpc.Close()

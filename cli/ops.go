@@ -172,6 +172,7 @@ func inputFromFlags(op tools.Op, c *ucli.Command) (map[string]any, error) {
 func invoke(ctx context.Context, std IO, c *ucli.Command, op tools.Op, input map[string]any) error {
 	format := c.Root().String("output")
 	cl := client.New(c.Root().String("addr"))
+	cl.Frontend = tools.FrontendCLI
 	var stream *client.Stream
 	var prog *progress
 	follow, _ := input["follow"].(bool)

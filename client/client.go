@@ -29,6 +29,10 @@ type Client struct {
 	BaseURL string // e.g. http://127.0.0.1:9090
 	HTTP    *http.Client
 	Token   httpguard.Secret
+	// Frontend, when set, names the front-end the calls come through
+	// (tools.FrontendCLI, ...) in tools.FrontendHeader, so the daemon counts
+	// a relayed call by where it came from.
+	Frontend string
 	// tokenErr is why the token from the environment could not be read;
 	// every call returns it.
 	tokenErr error
@@ -79,6 +83,9 @@ func (c *Client) Call(ctx context.Context, op string, input any, stream *Stream)
 	req.Header.Set("Content-Type", "application/json")
 	if stream != nil {
 		req.Header.Set("Accept", "text/event-stream")
+	}
+	if c.Frontend != "" {
+		req.Header.Set(tools.FrontendHeader, c.Frontend)
 	}
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token.Reveal())

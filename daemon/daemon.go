@@ -17,10 +17,12 @@ import (
 	"time"
 
 	"aima/config"
+	"aima/enginemetrics"
 	"aima/engines"
 	"aima/errs"
 	"aima/events"
 	"aima/httpguard"
+	"aima/metrics"
 	"aima/models"
 	"aima/runtime"
 	"aima/runtime/docker"
@@ -60,6 +62,7 @@ type Daemon struct {
 	store   state.Store
 	closeRT func() error
 	manager *services.Manager
+	metrics *metrics.Metrics
 	log     *slog.Logger
 	handler http.Handler
 }
@@ -103,9 +106,12 @@ func New(opts Options) (*Daemon, error) {
 		}
 		rt, closeRT = d, d.Close
 	}
+	// The metrics observe every event as it is published, so they exist
+	// before the bus; their sources are bound once the manager exists.
+	mx := metrics.New(Version)
 	bus := events.NewBus(events.WithJournal(services.NewJournal(store)), events.WithErrorHandler(func(err error) {
 		log.Warn("event journal", "err", err)
-	}))
+	}), events.WithObserver(mx.Observe))
 	reg := models.NewRegistry(store)
 	lo, hi, _ := cfg.Ports()
 	mgr := services.NewManager(store, rt, bus, catalog, reg, services.Options{
@@ -115,8 +121,11 @@ func New(opts Options) (*Daemon, error) {
 		LivenessInterval: time.Duration(cfg.LivenessInterval), UnhealthyGrace: time.Duration(cfg.UnhealthyGrace),
 		RestartBackoff: time.Duration(cfg.RestartBackoff), AllowPrivilegedArgs: cfg.AllowPrivilegedArgs,
 	})
-	env := &tools.Env{Services: mgr, Models: reg, Catalog: catalog, Runtime: rt, Version: Version, DataDir: opts.DataDir, ReadOnly: opts.ReadOnly}
-	d := &Daemon{Env: env, Config: cfg, opts: opts, store: store, closeRT: closeRT, manager: mgr, log: log}
+	scraper := enginemetrics.NewScraper(0)
+	mx.Bind(metrics.Sources{Services: mgr, Bus: bus, Engines: scraper})
+	env := &tools.Env{Services: mgr, Models: reg, Catalog: catalog, Runtime: rt, Version: Version, DataDir: opts.DataDir, ReadOnly: opts.ReadOnly,
+		EngineMetrics: scraper}
+	d := &Daemon{Env: env, Config: cfg, opts: opts, store: store, closeRT: closeRT, manager: mgr, log: log, metrics: mx}
 	if d.handler, err = d.routes(); err != nil {
 		d.Close()
 		return nil, err
@@ -131,6 +140,7 @@ func (d *Daemon) Handler() http.Handler { return d.handler }
 // client. Engine containers are left running: they belong to the operator.
 func (d *Daemon) Close() {
 	d.manager.Close()
+	d.Env.EngineMetrics.Close()
 	_ = d.closeRT()
 	_ = d.store.Close()
 }

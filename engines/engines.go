@@ -24,6 +24,12 @@ type Engine struct {
 	Args        []string          `json:"args,omitempty"`
 	Env         map[string]string `json:"env,omitempty"`
 	ShmSize     int64             `json:"shm_size,omitempty"`
+	// MetricsPath is where the engine serves Prometheus metrics (turned on
+	// by its default Args where the engine needs a flag for it).
+	MetricsPath string `json:"metrics_path"`
+	// Metrics names the engine's own series behind the figures aima reads
+	// from it (service_metrics, the dashboard).
+	Metrics MetricNames `json:"-"`
 	// ModelArgs builds the arguments that name the model and the port.
 	ModelArgs func(model, servedName string, port int) []string `json:"-"`
 	// ManagedFlags are the engine flags aima sets itself (ModelArgs): the
@@ -37,6 +43,18 @@ type Engine struct {
 	// ReadyLine matches the log line the engine prints when it starts
 	// serving; aima then enters the health_check phase.
 	ReadyLine *regexp.Regexp `json:"-"`
+}
+
+// MetricNames are an engine's Prometheus series for the figures aima shows
+// for every engine alike. Each lists the names in order of preference (an
+// engine renames series between versions); an empty list means the engine
+// has no such series.
+type MetricNames struct {
+	RequestsRunning  []string // gauge: requests being processed
+	RequestsWaiting  []string // gauge: requests queued
+	KVCacheUsage     []string // gauge, 0-1: share of the KV cache in use
+	PromptTokens     []string // counter: prompt (prefill) tokens processed
+	GenerationTokens []string // counter: tokens generated
 }
 
 // Milestone maps a log line pattern to a short human message.
@@ -56,6 +74,14 @@ func Builtin() map[string]Engine {
 			HealthPath:  "/health",
 			GPUs:        "all",
 			ShmSize:     1 << 30,
+			MetricsPath: "/metrics", // on by default
+			Metrics: MetricNames{
+				RequestsRunning:  []string{"vllm:num_requests_running"},
+				RequestsWaiting:  []string{"vllm:num_requests_waiting"},
+				KVCacheUsage:     []string{"vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"},
+				PromptTokens:     []string{"vllm:prompt_tokens_total"},
+				GenerationTokens: []string{"vllm:generation_tokens_total"},
+			},
 			ModelArgs: func(model, served string, port int) []string {
 				args := []string{"--model", model}
 				if served != "" {
@@ -87,6 +113,15 @@ func Builtin() map[string]Engine {
 			HealthPath:  "/health",
 			GPUs:        "all",
 			ShmSize:     1 << 30,
+			Args:        []string{"--enable-metrics"},
+			MetricsPath: "/metrics",
+			Metrics: MetricNames{
+				RequestsRunning:  []string{"sglang:num_running_reqs"},
+				RequestsWaiting:  []string{"sglang:num_queue_reqs"},
+				KVCacheUsage:     []string{"sglang:token_usage"},
+				PromptTokens:     []string{"sglang:prompt_tokens_total"},
+				GenerationTokens: []string{"sglang:generation_tokens_total"},
+			},
 			ModelArgs: func(model, served string, port int) []string {
 				args := []string{"python3", "-m", "sglang.launch_server", "--model-path", model}
 				if served != "" {
@@ -109,6 +144,15 @@ func Builtin() map[string]Engine {
 			Port:        8080,
 			HealthPath:  "/health",
 			GPUs:        "all",
+			Args:        []string{"--metrics"},
+			MetricsPath: "/metrics",
+			Metrics: MetricNames{
+				RequestsRunning:  []string{"llamacpp:requests_processing"},
+				RequestsWaiting:  []string{"llamacpp:requests_deferred"},
+				KVCacheUsage:     []string{"llamacpp:kv_cache_usage_ratio"},
+				PromptTokens:     []string{"llamacpp:prompt_tokens_total"},
+				GenerationTokens: []string{"llamacpp:tokens_predicted_total"},
+			},
 			ModelArgs: func(model, served string, port int) []string {
 				args := []string{"-m", model}
 				if served != "" {

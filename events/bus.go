@@ -25,6 +25,9 @@ type Bus struct {
 	onError func(error)
 	feed    *feed
 	feedLen int
+
+	observers []func(Event) // see WithObserver
+	stats     counters
 }
 
 type serviceLog struct {
@@ -131,6 +134,10 @@ func (b *Bus) Publish(ev Event) Event {
 		l.events = append(l.events[:0:0], l.events[drop:]...)
 		l.firstMem = l.events[0].Seq
 	}
+	for _, f := range b.observers {
+		f(ev)
+	}
+	b.stats.published.Add(1)
 	close(l.notify)
 	l.notify = make(chan struct{})
 	b.feed.append(ev)
@@ -212,15 +219,23 @@ func (s *Subscription) Next(ctx context.Context) (Event, error) {
 			s.pending = evs
 			break
 		}
+		s.bus.stats.waiting.Add(1)
 		select {
 		case <-wake:
+			s.bus.stats.waiting.Add(-1)
 		case <-ctx.Done():
+			s.bus.stats.waiting.Add(-1)
 			return Event{}, ctx.Err()
 		}
 	}
 	ev := s.pending[0]
 	s.pending = s.pending[1:]
 	s.after = ev.Seq
+	// Lag: the events newer than this one that were already there when
+	// the subscriber read its batch (a subscriber that keeps up reads one
+	// event at a time, lag 0; one replaying history or falling behind
+	// reads many).
+	s.bus.stats.delivery(uint64(len(s.pending)))
 	return ev, nil
 }
 

@@ -621,3 +621,40 @@ func TestConcurrentPublishersAndSubscribers(t *testing.T) {
 		}
 	}
 }
+
+func TestStatsAndObserver(t *testing.T) {
+	var seen []events.Event
+	b := events.NewBus(events.WithObserver(func(ev events.Event) { seen = append(seen, ev) }))
+	for i := range 3 {
+		b.Publish(events.Event{ServiceID: "s", Type: events.TypeMessage, Message: fmt.Sprint(i)})
+	}
+	if len(seen) != 3 || seen[2].Seq != 3 || seen[2].Message != "2" {
+		t.Fatalf("observer saw %+v", seen)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	sub := b.Subscribe("s", 0)
+	for range 3 {
+		if _, err := sub.Next(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := make(chan error, 1)
+	go func() { _, err := sub.Next(ctx); got <- err }()
+	deadline := time.Now().Add(5 * time.Second)
+	for b.Stats().Waiting != 1 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	st := b.Stats()
+	// The replay read three events at once: lags 2, 1, 0.
+	if st.Published != 3 || st.Delivered != 3 || st.Waiting != 1 || st.LagSum != 3 || st.Services != 1 ||
+		st.LagCounts[0] != 1 || st.LagCounts[1] != 1 || st.LagCounts[2] != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	cancel()
+	if err := <-got; err == nil {
+		t.Fatal("Next returned no error after cancel")
+	}
+	if w := b.Stats().Waiting; w != 0 {
+		t.Fatalf("waiting %d after the subscriber left", w)
+	}
+}

@@ -32,17 +32,21 @@ const (
 // Event is one thing that happened to a service. Seq orders the events of one
 // service and is unique per service, also across daemon restarts.
 type Event struct {
-	Seq       uint64    `json:"seq"`
-	ServiceID string    `json:"service_id"`
-	Run       int       `json:"run,omitempty"` // the start attempt this event belongs to
-	Type      Type      `json:"type"`
-	Status    string    `json:"status,omitempty"`
-	Phase     string    `json:"phase,omitempty"`
-	Message   string    `json:"message,omitempty"`
-	Layer     string    `json:"layer,omitempty"`
-	Current   int64     `json:"current,omitempty"`
-	Total     int64     `json:"total,omitempty"`
-	Time      time.Time `json:"time"`
+	Seq       uint64 `json:"seq"`
+	ServiceID string `json:"service_id"`
+	Run       int    `json:"run,omitempty"` // the start attempt this event belongs to
+	Type      Type   `json:"type"`
+	Status    string `json:"status,omitempty"`
+	Phase     string `json:"phase,omitempty"`
+	// Failure is the failure kind of a status event to failed (the
+	// service record's failure field), so subscribers need not parse it
+	// from the message.
+	Failure string    `json:"failure,omitempty"`
+	Message string    `json:"message,omitempty"`
+	Layer   string    `json:"layer,omitempty"`
+	Current int64     `json:"current,omitempty"`
+	Total   int64     `json:"total,omitempty"`
+	Time    time.Time `json:"time"`
 }
 
 // Persistent reports whether the event belongs in the durable history. Byte

@@ -30,18 +30,24 @@ const MaxBodyBytes = 1 << 20
 
 // Server is the HTTP front-end.
 type Server struct {
-	env *tools.Env
-	mux *http.ServeMux
-	log *slog.Logger
+	env    *tools.Env
+	caller tools.Caller
+	mux    *http.ServeMux
+	log    *slog.Logger
 }
 
-// New builds the HTTP API over env. Extra handlers (MCP at /mcp, JSON-RPC
-// at /rpc) are mounted with Handle.
-func New(env *tools.Env, log *slog.Logger) *Server {
+// New builds the HTTP API over env, running every operation through caller
+// (nil: tools.LocalCaller on env), the same caller the daemon gives the other
+// front-ends. Extra handlers (MCP at /mcp, JSON-RPC at /rpc) are mounted
+// with Handle.
+func New(env *tools.Env, caller tools.Caller, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{env: env, mux: http.NewServeMux(), log: log}
+	if caller == nil {
+		caller = tools.LocalCaller{Env: env}
+	}
+	s := &Server{env: env, caller: caller, mux: http.NewServeMux(), log: log}
 	for _, op := range tools.Visible(env.ReadOnly) {
 		s.mux.Handle("/api/"+op.Group()+"/"+op.Verb(), s.opHandler(op))
 	}
@@ -121,7 +127,7 @@ func (s *Server) opHandler(op tools.Op) http.Handler {
 			s.serveStream(w, r, op, raw)
 			return
 		}
-		out, err := op.Call(r.Context(), s.env, raw, nil)
+		out, err := s.caller.Call(r.Context(), op, raw, nil)
 		if err != nil {
 			writeError(w, CauseOf(r.Context(), err))
 			return
@@ -181,7 +187,7 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, op tools.Op
 	if f != nil {
 		f.Flush()
 	}
-	out, err := op.Call(r.Context(), s.env, raw, rep)
+	out, err := s.caller.Call(r.Context(), op, raw, rep)
 	if err != nil {
 		rep.send("error", ErrorBody{Error: Detail(CauseOf(r.Context(), err))})
 		return

@@ -246,7 +246,7 @@ func (m *Manager) transition(ctx context.Context, id string, to Status, reason s
 	if reason != "" {
 		msg += ": " + reason
 	}
-	m.bus.Publish(events.Event{ServiceID: id, Run: s.Run, Type: events.TypeStatus, Status: string(to), Phase: string(s.Phase), Message: msg})
+	m.bus.Publish(events.Event{ServiceID: id, Run: s.Run, Type: events.TypeStatus, Status: string(to), Phase: string(s.Phase), Failure: string(s.Failure), Message: msg})
 	return s, nil
 }
 

@@ -150,7 +150,7 @@ func startAndMaybeWait(ctx context.Context, env *Env, res services.StartResult, 
 }
 
 func serviceOps() []Op {
-	return append(serviceLifecycleOps(), serviceObserveOps()...)
+	return append(append(serviceLifecycleOps(), serviceObserveOps()...), serviceMetricsOp())
 }
 
 func serviceLifecycleOps() []Op {

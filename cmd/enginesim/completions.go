@@ -117,7 +117,7 @@ func (s *sim) handleChat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	gens := []generation{generate(reply, maxTok)}
-	s.respond(w, "chatcmpl-", "chat.completion", req.Model, prompt, gens, req.Stream, req.StreamOptions)
+	s.respond(w, r, "chatcmpl-", "chat.completion", req.Model, prompt, gens, req.Stream, req.StreamOptions)
 }
 
 func (s *sim) handleCompletions(w http.ResponseWriter, r *http.Request) {
@@ -140,22 +140,37 @@ func (s *sim) handleCompletions(w http.ResponseWriter, r *http.Request) {
 	if !s.admit(w, r, &req.Model, prompt, req.MaxTokens) {
 		return
 	}
-	s.respond(w, "cmpl-", "text_completion", req.Model, prompt, gens, req.Stream, req.StreamOptions)
+	s.respond(w, r, "cmpl-", "text_completion", req.Model, prompt, gens, req.Stream, req.StreamOptions)
 }
 
-// respond writes the non-streaming body or the SSE stream, and records metrics.
-func (s *sim) respond(w http.ResponseWriter, idPrefix, object, model string, prompt int, gens []generation, stream bool, so *streamOptions) {
+// respond schedules the request (it may wait for a free sequence slot),
+// writes the non-streaming body or the SSE stream, one token per
+// --sim-token-latency, and records metrics.
+func (s *sim) respond(w http.ResponseWriter, r *http.Request, idPrefix, object, model string, prompt int, gens []generation, stream bool, so *streamOptions) {
 	start := time.Now()
-	s.metrics.begin()
-	id, created := idPrefix+randomID(), time.Now().Unix()
 	gen := 0
 	for _, g := range gens {
 		gen += len(g.pieces)
+	}
+	if !s.metrics.begin(r.Context(), prompt+gen) {
+		return // the client left while the request waited
+	}
+	id, created := idPrefix+randomID(), time.Now().Unix()
+	tokenPause := func() {
+		if s.o.TokenLatency > 0 {
+			select {
+			case <-time.After(s.o.TokenLatency):
+			case <-r.Context().Done():
+			}
+		}
 	}
 	u := usage{PromptTokens: prompt, CompletionTokens: gen, TotalTokens: prompt + gen}
 	chat := object == "chat.completion"
 	var ttft time.Duration
 	if !stream {
+		for range gen {
+			tokenPause()
+		}
 		choices := make([]map[string]any, len(gens))
 		for i, g := range gens {
 			text := strings.Join(g.pieces, "")
@@ -208,6 +223,7 @@ func (s *sim) respond(w http.ResponseWriter, idPrefix, object, model string, pro
 				send([]map[string]any{{"index": i, "delta": map[string]any{"role": "assistant", "content": ""}, "logprobs": nil, "finish_reason": nil}}, nil)
 			}
 			for _, p := range g.pieces {
+				tokenPause()
 				send([]map[string]any{choice(i, p, nil)}, nil)
 			}
 			last := choice(i, "", g.reason)

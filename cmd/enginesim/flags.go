@@ -44,6 +44,10 @@ type options struct {
 	HFCache       string  // "" = $HF_HUB_CACHE, $HF_HOME/hub, /root/.cache/huggingface/hub
 	ModelSizeGiB  float64 // 0 = derive from the weight files / config.json
 	GPUMemGiB     float64
+	// TokenLatency is how long generating each output token takes (0:
+	// replies are instant), so running requests, waiting requests and the
+	// KV cache show in the metrics while they last.
+	TokenLatency time.Duration
 }
 
 // pyArg is one entry of vLLM's non-default args dict.
@@ -132,16 +136,17 @@ var knownFlags = map[string]flagSpec{
 	"disable-uvicorn-access-log": {kindBool, "disable_uvicorn_access_log", func(o *options, _ string) error { o.DisableAccessLog = true; return nil }},
 	"disable-log-stats":          {kindBool, "disable_log_stats", func(o *options, _ string) error { o.DisableLogStats = true; return nil }},
 
-	"sim-fail":        {kindValue, "", func(o *options, v string) error { return o.setFail(v) }},
-	"sim-startup":     {kindValue, "", durSetter(func(o *options, d time.Duration) { o.Startup = d })},
-	"sim-fail-after":  {kindValue, "", durSetter(func(o *options, d time.Duration) { o.FailAfter = d })},
-	"sim-time-scale":  {kindValue, "", func(o *options, v string) error { return o.setTimeScale(v) }},
-	"sim-exit-code":   {kindValue, "", func(o *options, v string) error { return o.setExitCode(v) }},
-	"sim-model-check": {kindValue, "", func(o *options, v string) error { return o.setModelCheck(v) }},
-	"sim-phase":       {kindValue, "", func(o *options, v string) error { return o.setPhases(v) }},
-	"sim-hf-cache":    {kindValue, "", func(o *options, v string) error { o.HFCache = v; return nil }},
-	"sim-model-size":  {kindValue, "", gibSetter(func(o *options, g float64) { o.ModelSizeGiB = g })},
-	"sim-gpu-mem":     {kindValue, "", gibSetter(func(o *options, g float64) { o.GPUMemGiB = g })},
+	"sim-fail":          {kindValue, "", func(o *options, v string) error { return o.setFail(v) }},
+	"sim-startup":       {kindValue, "", durSetter(func(o *options, d time.Duration) { o.Startup = d })},
+	"sim-fail-after":    {kindValue, "", durSetter(func(o *options, d time.Duration) { o.FailAfter = d })},
+	"sim-time-scale":    {kindValue, "", func(o *options, v string) error { return o.setTimeScale(v) }},
+	"sim-exit-code":     {kindValue, "", func(o *options, v string) error { return o.setExitCode(v) }},
+	"sim-model-check":   {kindValue, "", func(o *options, v string) error { return o.setModelCheck(v) }},
+	"sim-phase":         {kindValue, "", func(o *options, v string) error { return o.setPhases(v) }},
+	"sim-hf-cache":      {kindValue, "", func(o *options, v string) error { o.HFCache = v; return nil }},
+	"sim-model-size":    {kindValue, "", gibSetter(func(o *options, g float64) { o.ModelSizeGiB = g })},
+	"sim-gpu-mem":       {kindValue, "", gibSetter(func(o *options, g float64) { o.GPUMemGiB = g })},
+	"sim-token-latency": {kindValue, "", durSetter(func(o *options, d time.Duration) { o.TokenLatency = d })},
 }
 
 // simEnv maps each sim flag to the env var aima injects with `docker run --env`.
@@ -156,6 +161,7 @@ var simEnv = []struct{ flag, env string }{
 	{"sim-hf-cache", "SIM_HF_CACHE"},
 	{"sim-model-size", "SIM_MODEL_SIZE"},
 	{"sim-gpu-mem", "SIM_GPU_MEM"},
+	{"sim-token-latency", "SIM_TOKEN_LATENCY"},
 }
 
 // shortFlags are argparse's single-dash aliases.
