@@ -141,12 +141,14 @@ func (b *browser) do(what string, timeout time.Duration, steps ...chromedp.Actio
 	}
 }
 
-// waitFor waits until the JavaScript expression is truthy.
+// waitFor waits until the JavaScript expression is truthy; an expression
+// that throws (an element not there yet) counts as false.
 func (b *browser) waitFor(what, expr string, timeout time.Duration) {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, timeout+5*time.Second)
 	defer cancel()
-	_, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(timeout), chromedp.WithPollingInterval(25*time.Millisecond)))
+	safe := "(() => { try { return !!(" + expr + "); } catch (e) { return false; } })()"
+	_, err := chromedp.Run(ctx, chromedp.Poll[bool](safe, chromedp.WithPollingTimeout(timeout), chromedp.WithPollingInterval(25*time.Millisecond)))
 	if err != nil {
 		b.t.Fatalf("waiting for %s (%s): %v\npage text:\n%s", what, expr, err, b.text("body"))
 	}
@@ -181,9 +183,13 @@ func sendKeys(sel, keys string) chromedp.Action[chromedp.Void] {
 	return chromedp.SendKeys(chromedp.CSS(sel), keys, chromedp.NodeVisible)
 }
 
+// click clicks the element sel selects, once it is shown. The click runs
+// in the page (element.click()), in one step with the lookup: the live
+// table replaces rows as events arrive, and a node found in one protocol
+// call may be gone by the next.
 func (b *browser) click(sel string) {
 	b.t.Helper()
-	b.do("click "+sel, 15*time.Second, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
+	b.waitFor("click "+sel, fmt.Sprintf(`(() => { const el = document.querySelector(%q); if (!el || !el.offsetParent) return false; el.click(); return true; })()`, sel), 15*time.Second)
 }
 
 // screenshot writes the viewport as a PNG into dir.

@@ -26,7 +26,8 @@ const (
 // Chromium while services run on the real Docker engine with the engine
 // simulator: a service started from the CLI appears and reaches running
 // with no reload (its pull showing bytes and a bar), its page shows every
-// phase in the timeline and an engine log line within 2 s, a failed start
+// phase in the timeline, an engine log line within 2 s and the engine's
+// live figures (service_metrics), a failed start
 // shows its reason and the engine's error line, and the page reconnects by
 // itself after the daemon restarts; the console stays free of errors.
 // Screenshots at 1280×800 and 390×844 go to screenshotDir.
@@ -77,6 +78,7 @@ func TestDashboardLive(t *testing.T) {
 			fmt.Sprintf(`!!document.querySelector('#timeline li[data-phase="%s"][data-state="done"]')`, p), 10*time.Second)
 	}
 	b.waitFor("the outcome in the timeline", `!!document.querySelector('#timeline li.outcome.running')`, 5*time.Second)
+	b.waitFor("the pull's bytes in the timeline", `!!document.querySelector('#timeline li[data-phase="pull"] progress') && /MB/.test(document.querySelector('#timeline li[data-phase="pull"]').innerText)`, 5*time.Second)
 	b.waitFor("the logs following", `document.getElementById('log-state').textContent.startsWith('following')`, 15*time.Second)
 	b.waitFor("the engine's start-up lines", `document.getElementById('logs').textContent.includes('Application startup complete')`, 10*time.Second)
 	rec := status(t, d, chat)
@@ -89,6 +91,7 @@ func TestDashboardLive(t *testing.T) {
 	resp.Body.Close()
 	b.waitFor("the engine's log line of the request", `document.getElementById('logs').textContent.includes(`+jsString(probe)+`)`, 2*time.Second)
 	t.Logf("the engine's log line showed %s after the request", time.Since(sent).Round(time.Millisecond))
+	b.waitFor("the engine's live figures", `document.querySelectorAll('#figures .fig').length >= 4 && /running/.test(document.getElementById('figures').innerText)`, 15*time.Second)
 	b.screenshot(shots, "service-1280x800.png")
 
 	// A failed start shows its reason and the engine's own error line.
@@ -100,16 +103,21 @@ func TestDashboardLive(t *testing.T) {
 	if failed.Status != services.StatusFailed || failed.EngineError == "" {
 		t.Fatalf("broken: %+v", failed)
 	}
-	b.waitFor("the engine's error line", `document.getElementById('engine-error').textContent === `+jsString(failed.EngineError), 5*time.Second)
-	b.waitFor("the reason", `document.getElementById('failure-reason').textContent + ': ' + document.getElementById('engine-error').textContent === `+jsString(failed.Reason), 5*time.Second)
+	b.waitFor("the engine's error line", `(document.getElementById('engine-error') || {}).textContent === `+jsString(failed.EngineError), 5*time.Second)
+	b.waitFor("the reason", `document.getElementById('failure-reason').textContent + ': ' + (document.getElementById('engine-error') || {}).textContent === `+jsString(failed.Reason), 5*time.Second)
 	b.waitFor("the failure kind", `document.getElementById('failure').innerText.includes(`+jsString(string(failed.Failure))+`)`, 5*time.Second)
 	b.waitFor("the phase it failed in", fmt.Sprintf(`!!document.querySelector('#timeline li[data-phase="%s"][data-state="failed"]')`, failed.Phase), 5*time.Second)
 	b.screenshot(shots, "failed-1280x800.png")
 
-	// The dashboard with services in several states, at both sizes.
+	// The dashboard with services in several states (one loading slowly),
+	// at both sizes.
 	createService(t, d, modelID, "embeddings")
+	slow := createService(t, d, modelID, "reranker", "--env", "SIM_STARTUP=600s")
+	d.MustCLI(t, "service", "start", slow)
 	b.do("open the services", 5*time.Second, chromedp.Evaluate[chromedp.Void](`location.hash = '#/services'`))
-	b.waitFor("three rows", `document.querySelectorAll('#services tbody tr').length === 3`, 10*time.Second)
+	b.waitFor("four rows", `document.querySelectorAll('#services tbody tr').length === 4`, 10*time.Second)
+	slowRow := fmt.Sprintf(`document.querySelector('#services tr[data-id="%s"]')`, slow)
+	b.waitFor("the slow service loading", slowRow+`.querySelector('.phase[data-phase="loading"]') && / s$/.test(`+slowRow+`.querySelector('.elapsed').textContent)`, 30*time.Second)
 	b.screenshot(shots, "dashboard-1280x800.png")
 	b.do("phone viewport", 10*time.Second, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
 	b.waitFor("the phone layout", `getComputedStyle(document.querySelector('#services thead')).display === 'none'`, 5*time.Second)

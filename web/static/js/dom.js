@@ -116,7 +116,12 @@ export function confirmDialog(text, okLabel = 'Delete') {
   document.getElementById('confirm-text').textContent = text;
   document.getElementById('confirm-ok').textContent = okLabel;
   return new Promise(resolve => {
-    dlg.addEventListener('close', () => resolve(dlg.returnValue === 'ok'), {once: true});
+    const onClose = () => {
+      if (dlg.open) return; // the late close event of an earlier question
+      dlg.removeEventListener('close', onClose);
+      resolve(dlg.returnValue === 'ok');
+    };
+    dlg.addEventListener('close', onClose);
     dlg.returnValue = '';
     dlg.showModal();
   });

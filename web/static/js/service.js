@@ -71,6 +71,12 @@ function eventsTable(history) {
     h('tbody', {}, rows));
 }
 
+// pulledIn is what the page saw of run s.run's pull.
+function pulledIn(s) {
+  const lp = liveOf(s.id).lastPull;
+  return lp && lp.run === s.run ? lp.layers : null;
+}
+
 export function serviceView(main, id) {
   let history = [];
   let lastSeq = 0;
@@ -107,7 +113,7 @@ export function serviceView(main, id) {
       actionButtons(s));
     fill(details, summary(s));
     fill(failure, failureBox(s) || '');
-    fill(timeline, renderTimeline(s, history, store.info.phases));
+    fill(timeline, renderTimeline(s, history, store.info.phases, pulledIn(s)));
     if (!logs) {
       logs = logPanel(s);
       logBox.appendChild(logs.el);
@@ -148,7 +154,7 @@ export function serviceView(main, id) {
     // A new container has new output: follow it once it exists.
     const s = store.services.get(id);
     if (logs && !logs.previous && (ev.type === 'phase' && (ev.phase === 'start' || ev.phase === 'loading') || ev.type === 'status') && !logs.streaming) logs.open();
-    fill(timeline, renderTimeline(s || {run: ev.run, status: ev.status}, history, store.info.phases));
+    fill(timeline, renderTimeline(s || {run: ev.run, status: ev.status}, history, store.info.phases, s && pulledIn(s)));
   });
   const offChange = onChange(changed => {
     if (changed !== null && changed !== id) return;

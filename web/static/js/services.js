@@ -36,9 +36,10 @@ export function phaseCell(s) {
     return out;
   }
   if (s.status === 'failed') {
-    return [s.failure ? h('span', {class: 'failure-kind'}, s.failure) : null, s.phase ? h('span', {class: 'muted'}, ` in ${s.phase}`) : null];
+    return [s.failure ? h('span', {class: 'failure-kind'}, s.failure) : null, s.phase ? h('span', {class: 'muted'}, ` in ${s.phase}`) : null,
+      s.engine_error || s.reason ? h('div', {class: 'milestone muted', title: s.reason || ''}, s.engine_error || s.reason) : null];
   }
-  return h('span', {class: 'muted'}, '—');
+  return h('span', {class: 'muted nothing'}, '—');
 }
 
 // modelCell names a registered model by its name (the id on hover).
@@ -61,7 +62,7 @@ function row(s) {
     s.engine_type,
     modelCell(s),
     gpusText(s),
-    s.endpoint ? h('code', {class: 'endpoint'}, s.endpoint) : '',
+    s.endpoint ? h('code', {class: 'endpoint', title: s.endpoint}, s.endpoint.replace(/^https?:\/\//, '')) : '',
     String(s.restart_count || 0),
     readyIn(s),
     actionButtons(s),

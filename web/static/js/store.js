@@ -70,7 +70,7 @@ function noteRecord(s) {
 export function liveOf(id) {
   let l = store.live.get(id);
   if (!l) {
-    l = {phase: null, phaseSince: null, pull: {}, message: ''};
+    l = {phase: null, phaseSince: null, pull: {}, message: '', lastPull: null};
     store.live.set(id, l);
   }
   return l;
@@ -112,7 +112,14 @@ function apply(ev) {
       refresh(id);
       break;
     case 'progress':
-      if (ev.layer) l.pull[ev.layer] = {current: ev.current || 0, total: ev.total || 0};
+      // Status-only updates (e.g. "Pull complete") carry no bytes; the
+      // daemon always sends a layer's last byte count (current = total).
+      if (ev.layer && ev.total > 0) {
+        l.pull[ev.layer] = {current: ev.current || 0, total: ev.total};
+        // Byte counts are not kept in the history: remember the run's last.
+        if (!l.lastPull || l.lastPull.run !== ev.run) l.lastPull = {run: ev.run, layers: {}};
+        l.lastPull.layers[ev.layer] = l.pull[ev.layer];
+      }
       break;
     case 'message':
       l.message = ev.message || '';

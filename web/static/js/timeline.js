@@ -27,7 +27,7 @@ export function build(evs, phases) {
         if (last && (!ev.phase || ev.phase === last.phase)) last.messages.push(ev.message);
         break;
       case 'progress':
-        if (last && ev.layer) last.pull[ev.layer] = {current: ev.current || 0, total: ev.total || 0};
+        if (last && ev.layer && ev.total > 0) last.pull[ev.layer] = {current: ev.current || 0, total: ev.total};
         break;
       case 'status': // the first status after the phases ends the start
         if (ev.status === 'creating' || outcome) break;
@@ -49,10 +49,15 @@ function pullOf(row) {
   return total ? {current, total} : null;
 }
 
-// render draws the timeline of service s from its history.
-export function renderTimeline(s, history, phases) {
+// renderTimeline draws the timeline of service s from its history; pulled
+// is the pull's byte counts per layer seen live for run s.run, if any (the
+// history does not keep them).
+export function renderTimeline(s, history, phases, pulled) {
   if (!s.run) return h('p', {class: 'muted'}, 'Not started yet.');
   const {rows, outcome, pending} = build(runEvents(history, s.run), phases);
+  for (const r of rows) {
+    if (r.phase === 'pull' && pulled && !Object.keys(r.pull).length) r.pull = pulled;
+  }
   if (!rows.length) return h('p', {class: 'muted'}, `Run ${s.run}: no phases recorded.`);
   const failedHere = outcome && outcome.status === 'failed';
   const ol = h('ol', {class: 'timeline', id: 'timeline'});
