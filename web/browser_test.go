@@ -123,6 +123,18 @@ func TestDashboardLive(t *testing.T) {
 	b.waitFor("the phone layout", `getComputedStyle(document.querySelector('#services thead')).display === 'none'`, 5*time.Second)
 	b.screenshot(shots, "dashboard-390x844.png")
 	b.do("desktop viewport", 10*time.Second, chromedp.EmulateViewport(1280, 800))
+
+	// The other sections: the model, the engines, the daemon's health.
+	b.click(`[data-nav="models"]`)
+	b.waitFor("the model listed", `document.getElementById('models').innerText.includes(`+jsString(modelID)+`)`, 10*time.Second)
+	b.click(`[data-nav="engines"]`)
+	b.waitFor("the engines listed", `/vllm/.test(document.getElementById('engines').innerText)`, 10*time.Second)
+	b.click(`[data-nav="health"]`)
+	b.waitFor("Docker reachable", `document.getElementById('health-docker').innerText.includes('reachable') && !document.getElementById('health-docker').innerText.includes('unreachable')`, 10*time.Second)
+	b.waitFor("the data dir", `document.getElementById('health-datadir').textContent === `+jsString(info.DataDir), 5*time.Second)
+	b.waitFor("the version", `document.getElementById('health').innerText.includes(`+jsString(info.Version)+`)`, 5*time.Second)
+	b.screenshot(shots, "health-1280x800.png")
+	b.click(`[data-nav="services"]`)
 	b.noConsoleErrors("before the daemon restart")
 
 	// The daemon goes away and comes back: the page says so, reconnects by
