@@ -23,14 +23,14 @@ import (
 
 const fakeImage = "fake/vllm:1"
 
-func fakeDaemon(t *testing.T, fr *fakeruntime.Runtime, opts daemontest.Options) *daemontest.Daemon {
+func fakeDaemon(t testing.TB, fr *fakeruntime.Runtime, opts daemontest.Options) *daemontest.Daemon {
 	t.Helper()
 	cfg := testenv.SimConfig(t, testenv.SimConfigOptions{Image: fakeImage, Extra: "health_interval: 5ms\n"})
 	opts.Runtime = fr
 	return daemontest.Start(t, cfg, opts)
 }
 
-func newFake(t *testing.T) *fakeruntime.Runtime {
+func newFake(t testing.TB) *fakeruntime.Runtime {
 	fr := fakeruntime.New(fakeruntime.WithImages(fakeImage))
 	t.Cleanup(fr.Close)
 	return fr

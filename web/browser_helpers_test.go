@@ -24,7 +24,7 @@ import (
 // Chromium is missing; `go test -short` skips them.
 
 // chromiumPath finds the browser, failing the test when there is none.
-func chromiumPath(t *testing.T) string {
+func chromiumPath(t testing.TB) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("browser test: needs Chromium")
@@ -43,7 +43,7 @@ func chromiumPath(t *testing.T) string {
 
 // browser is one headless Chromium tab and what its console said.
 type browser struct {
-	t   *testing.T
+	t   testing.TB
 	ctx context.Context // the tab
 
 	mu       sync.Mutex
@@ -57,7 +57,7 @@ type browser struct {
 // newBrowser starts Chromium with a window of w×h CSS pixels and a fresh
 // profile. The flags keep it off the network (no updates, sync, QUIC or
 // background requests: the machine has no internet). It ends with the test.
-func newBrowser(t *testing.T, w, h int) *browser {
+func newBrowser(t testing.TB, w, h int) *browser {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromiumPath(t)),
@@ -210,7 +210,7 @@ func (b *browser) screenshot(dir, name string) string {
 
 // screenshotDir is where the screenshots go: AIMA_SCREENSHOT_DIR, or
 // bin/screenshots in the checkout (kept after the run, ignored by git).
-func screenshotDir(t *testing.T) string {
+func screenshotDir(t testing.TB) string {
 	t.Helper()
 	dir := os.Getenv("AIMA_SCREENSHOT_DIR")
 	if dir == "" {

@@ -110,20 +110,30 @@ export function toast(message, kind = 'info') {
 }
 
 // confirmDialog asks in the page's own dialog (not window.confirm, which
-// blocks the page and its live updates).
+// blocks the page and its live updates). One question is open at a time: a
+// new one answers the previous one "no". The dialog's close event comes
+// late (a task after the click), so one that arrives while the dialog is
+// open again belongs to an earlier question and is ignored.
+let pendingAnswer = null;
+
 export function confirmDialog(text, okLabel = 'Delete') {
   const dlg = document.getElementById('confirm-dialog');
   document.getElementById('confirm-text').textContent = text;
   document.getElementById('confirm-ok').textContent = okLabel;
+  if (!dlg.dataset.wired) {
+    dlg.dataset.wired = 'yes';
+    dlg.addEventListener('close', () => {
+      if (dlg.open || !pendingAnswer) return;
+      const answer = pendingAnswer;
+      pendingAnswer = null;
+      answer(dlg.returnValue === 'ok');
+    });
+  }
+  if (pendingAnswer) pendingAnswer(false);
   return new Promise(resolve => {
-    const onClose = () => {
-      if (dlg.open) return; // the late close event of an earlier question
-      dlg.removeEventListener('close', onClose);
-      resolve(dlg.returnValue === 'ok');
-    };
-    dlg.addEventListener('close', onClose);
+    pendingAnswer = resolve;
     dlg.returnValue = '';
-    dlg.showModal();
+    if (!dlg.open) dlg.showModal();
   });
 }
 

@@ -33,6 +33,17 @@ function failureBox(s) {
       h('pre', {class: 'logs small'}, s.log_tail.join('\n'))) : null);
 }
 
+// trafficText summarises the requests the gateway passed to the service.
+function trafficText(t) {
+  if (!t) return '';
+  const parts = [`${t.requests || 0} requests`, `${t.in_flight || 0} in flight`];
+  if (t.waiting) parts.push(`${t.waiting} waiting`);
+  if (t.failed) parts.push(`${t.failed} failed`);
+  if (t.tokens_out) parts.push(`${t.tokens_in || 0} tokens in, ${t.tokens_out} out`);
+  if (t.avg_ttft_ms) parts.push(`time to first token ${fmtDuration(t.avg_ttft_ms)} on average`);
+  return parts.join(' · ');
+}
+
 function summary(s) {
   const ready = between(s.started_at, s.ready_at);
   const lease = s.gpu_lease;
@@ -53,13 +64,14 @@ function summary(s) {
     ['container', s.container_id ? s.container_id.slice(0, 12) : ''],
     ['args', (s.args || []).join(' ')],
     ['env', (s.env || []).join(' ')],
-    ['requests', s.traffic ? JSON.stringify(s.traffic) : ''],
+    ['gateway', trafficText(s.traffic)],
     ['warnings', (s.warnings || []).join('; ')],
   ]);
 }
 
 function eventsTable(history) {
-  const rows = history.slice(-300).reverse().map(e => h('tr', {'data-type': e.type},
+  // Byte counts of a pull are for the timeline; the table lists the steps.
+  const rows = history.filter(e => e.type !== 'progress').slice(-300).reverse().map(e => h('tr', {'data-type': e.type},
     h('td', {'data-label': 'time'}, h('div', {class: 'cell'}, fmtTime(e.time))),
     h('td', {'data-label': 'run'}, h('div', {class: 'cell'}, e.run ? String(e.run) : '')),
     h('td', {'data-label': 'type'}, h('div', {class: 'cell'}, e.type)),

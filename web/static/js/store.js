@@ -78,7 +78,8 @@ export function liveOf(id) {
 
 const pending = new Set();
 
-// refresh re-reads one record soon (events of one change come in bursts).
+// refresh re-reads one record once the events that arrived together are
+// applied (the events of one change come in a burst).
 export function refresh(id) {
   if (pending.has(id)) return;
   pending.add(id);
@@ -95,7 +96,7 @@ export function refresh(id) {
       store.services.delete(id);
     }
     changed(id);
-  }, 30);
+  }, 0);
 }
 
 function apply(ev) {
