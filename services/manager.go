@@ -78,6 +78,7 @@ func (o Options) withDefaults() Options {
 // changes nothing; Close cancels them and waits.
 type Manager struct {
 	col     *state.Collection[Service]
+	snap    *state.Snapshotter[Service] // ListShared's reader
 	store   state.Store
 	rt      runtime.Runtime
 	bus     *events.Bus
@@ -126,8 +127,9 @@ var (
 func NewManager(store state.Store, rt runtime.Runtime, bus *events.Bus, catalog *engines.Catalog, reg *models.Registry, opts Options) *Manager {
 	opts = opts.withDefaults()
 	ctx, cancel := context.WithCancelCause(context.Background())
+	col := state.NewCollection[Service](store, "services/", "service")
 	return &Manager{
-		col: state.NewCollection[Service](store, "services/", "service"), store: store,
+		col: col, snap: col.Snapshotter(), store: store,
 		rt: rt, bus: bus, catalog: catalog, models: reg, opts: opts, log: opts.Logger,
 		http: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
 		now:  time.Now, ctx: ctx, cancel: cancel,
@@ -213,6 +215,23 @@ func (m *Manager) List(ctx context.Context, status Status) ([]Service, error) {
 		}
 	}
 	return out, nil
+}
+
+// ListShared is List of every status, in ID order, for readers that list
+// all services often, such as the metrics collector on every scrape: it
+// decodes only the records that changed since its previous call. The
+// records share memory with its cache: read them, never modify them.
+func (m *Manager) ListShared(ctx context.Context) ([]Service, error) {
+	all, err := m.snap.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if m.dockerDown.Load() {
+		for i := range all {
+			all[i].Stale = true
+		}
+	}
+	return all, nil
 }
 
 // transition moves a service to a new status, validated against the table,
