@@ -65,6 +65,10 @@ type Daemon struct {
 	metrics *metrics.Metrics
 	log     *slog.Logger
 	handler http.Handler
+	// bg is the daemon's lifetime for front-end background work (MCP
+	// resource subscriptions); Close ends it.
+	bg       context.Context
+	cancelBG context.CancelFunc
 }
 
 // New builds the daemon: it opens the store and the runtime client, wires
@@ -126,6 +130,7 @@ func New(opts Options) (*Daemon, error) {
 	env := &tools.Env{Services: mgr, Models: reg, Catalog: catalog, Runtime: rt, Version: Version, ReadOnly: opts.ReadOnly,
 		EngineMetrics: scraper}
 	d := &Daemon{Env: env, Config: cfg, opts: opts, store: store, closeRT: closeRT, manager: mgr, log: log, metrics: mx}
+	d.bg, d.cancelBG = context.WithCancel(context.Background())
 	if d.handler, err = d.routes(); err != nil {
 		d.Close()
 		return nil, err
@@ -139,6 +144,7 @@ func (d *Daemon) Handler() http.Handler { return d.handler }
 // Close stops background work and releases the store and the runtime
 // client. Engine containers are left running: they belong to the operator.
 func (d *Daemon) Close() {
+	d.cancelBG()
 	d.manager.Close()
 	d.Env.EngineMetrics.Close()
 	_ = d.closeRT()

@@ -38,6 +38,6 @@ func (d *Daemon) routes() (http.Handler, error) {
 // mcpHandler serves MCP over streamable HTTP, with the tools running in the
 // daemon itself. Access (Host, Origin, token) is the guard's.
 func (d *Daemon) mcpHandler(caller tools.Caller) http.Handler {
-	s := mcp.NewServer(caller, mcp.Options{ReadOnly: d.Env.ReadOnly, Version: d.Env.Version})
+	s := mcp.NewServer(caller, mcp.Options{ReadOnly: d.Env.ReadOnly, Version: d.Env.Version, Context: d.bg, Logger: d.log})
 	return mcp.Handler(s, mcp.HTTPOptions{Logger: d.log})
 }
