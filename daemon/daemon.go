@@ -1,7 +1,8 @@
 // Package daemon is aima's one composition root: it builds the long-running
 // process that `aima start` runs (config, state store, container runtime,
-// event bus, service manager) and puts every front-end on its one HTTP
-// server (routes.go: the HTTP API, MCP at /mcp, JSON-RPC at /rpc). The same
+// event bus, service manager, inference gateway) and puts every front-end on
+// its one HTTP server (routes.go: the HTTP API, MCP at /mcp, JSON-RPC at
+// /rpc, the OpenAI-compatible gateway at /v1). The same
 // constructor and start-up path serve `aima start` (Run) and the in-process
 // test daemon (internal/testenv/daemontest), which may inject a runtime.
 package daemon
@@ -22,6 +23,7 @@ import (
 	"aima/errs"
 	"aima/events"
 	"aima/httpguard"
+	"aima/inference"
 	"aima/metrics"
 	"aima/models"
 	"aima/runtime"
@@ -125,9 +127,10 @@ func New(opts Options) (*Daemon, error) {
 		LivenessInterval: time.Duration(cfg.LivenessInterval), UnhealthyGrace: time.Duration(cfg.UnhealthyGrace),
 		RestartBackoff: time.Duration(cfg.RestartBackoff), AllowPrivilegedArgs: cfg.AllowPrivilegedArgs,
 	})
+	gw := inference.New(mgr, cfg.Gateway.Options())
 	scraper := enginemetrics.NewScraper(0)
 	mx.Bind(metrics.Sources{Services: mgr, Bus: bus, Engines: scraper})
-	env := &tools.Env{Services: mgr, Models: reg, Catalog: catalog, Runtime: rt, Version: Version, ReadOnly: opts.ReadOnly,
+	env := &tools.Env{Services: mgr, Inference: gw, Models: reg, Catalog: catalog, Runtime: rt, Version: Version, ReadOnly: opts.ReadOnly,
 		EngineMetrics: scraper}
 	d := &Daemon{Env: env, Config: cfg, opts: opts, store: store, closeRT: closeRT, manager: mgr, log: log, metrics: mx}
 	d.bg, d.cancelBG = context.WithCancel(context.Background())
@@ -146,6 +149,7 @@ func (d *Daemon) Handler() http.Handler { return d.handler }
 func (d *Daemon) Close() {
 	d.cancelBG()
 	d.manager.Close()
+	d.Env.Inference.Close()
 	d.Env.EngineMetrics.Close()
 	_ = d.closeRT()
 	_ = d.store.Close()

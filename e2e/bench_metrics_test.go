@@ -57,7 +57,7 @@ func BenchmarkScrapeMetrics(b *testing.B) {
 		"Accept":          "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.4,*/*;q=0.1",
 		"Accept-Encoding": "gzip",
 	}
-	// Check once that every service is there (7 states each).
+	// Check once that every service is there (a state per status each).
 	req, _ := http.NewRequest(http.MethodGet, d.URL+"/metrics", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -65,8 +65,8 @@ func BenchmarkScrapeMetrics(b *testing.B) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if n := strings.Count(string(body), "\naima_service_status{"); n != 7*benchServices {
-		b.Fatalf("%d aima_service_status series, want %d", n, 7*benchServices)
+	if n, want := strings.Count(string(body), "\naima_service_status{"), len(services.AllStatuses)*benchServices; n != want {
+		b.Fatalf("%d aima_service_status series, want %d", n, want)
 	}
 	var scrapes, lists []time.Duration
 	var size, listSize int

@@ -18,7 +18,7 @@ const listTimeout = 10 * time.Second
 
 var (
 	statusDesc = prometheus.NewDesc("aima_service_status",
-		"The service's status as a state set: 1 for its current status, 0 for the others (created, creating, running, unhealthy, stopping, stopped, failed).",
+		"The service's status as a state set: 1 for its current status, 0 for the others (created, creating, running, unhealthy, sleeping, stopping, stopped, failed).",
 		[]string{"service", "engine", "status"}, nil)
 	restartsDesc = prometheus.NewDesc("aima_service_restarts_total",
 		"Automatic restarts of the service by its on-failure restart policy.",

@@ -110,6 +110,10 @@ type Manager struct {
 	observe     func(from Status, to Service)
 	storeIDOnce sync.Once // see storeID
 	storeIDVal  string
+
+	gate    *gate              // inference requests: in flight, waiting, figures
+	readyMu sync.RWMutex       //
+	ready   map[string]Service // running services, for the admission fast path
 }
 
 type startJob struct {
@@ -128,14 +132,18 @@ func NewManager(store state.Store, rt runtime.Runtime, bus *events.Bus, catalog 
 	opts = opts.withDefaults()
 	ctx, cancel := context.WithCancelCause(context.Background())
 	col := state.NewCollection[Service](store, "services/", "service")
-	return &Manager{
+	m := &Manager{
 		col: col, snap: col.Snapshotter(), store: store,
 		rt: rt, bus: bus, catalog: catalog, models: reg, opts: opts, log: opts.Logger,
 		http: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
 		now:  time.Now, ctx: ctx, cancel: cancel,
 		locks: map[string]*sync.Mutex{}, jobs: map[string]*startJob{},
 		rewatchDelay: 500 * time.Millisecond, resubscribeDelay: time.Second,
+		gate: newGate(), ready: map[string]Service{},
 	}
+	m.wg.Add(1)
+	go func() { defer m.wg.Done(); m.idleLoop(m.ctx) }()
+	return m
 }
 
 // Bus returns the event bus the manager publishes to.
@@ -175,6 +183,7 @@ func (m *Manager) Get(ctx context.Context, ref string) (Service, error) {
 	s, err := m.col.Get(ctx, ref)
 	if err == nil {
 		s.Stale = m.dockerDown.Load()
+		s.Traffic = m.gate.figures(s.ID)
 		return s, nil
 	}
 	if !errs.Is(err, errs.NotFound) && !errs.Is(err, errs.InvalidArgument) {
@@ -187,6 +196,7 @@ func (m *Manager) Get(ctx context.Context, ref string) (Service, error) {
 	for _, s := range all {
 		if s.Name == ref {
 			s.Stale = m.dockerDown.Load()
+			s.Traffic = m.gate.figures(s.ID)
 			return s, nil
 		}
 	}
@@ -200,10 +210,10 @@ func (m *Manager) List(ctx context.Context, status Status) ([]Service, error) {
 		return nil, err
 	}
 	sortServices(all)
-	if m.dockerDown.Load() {
-		for i := range all {
-			all[i].Stale = true
-		}
+	stale := m.dockerDown.Load()
+	for i := range all {
+		all[i].Stale = stale
+		all[i].Traffic = m.gate.figures(all[i].ID)
 	}
 	if status == "" {
 		return all, nil
@@ -261,6 +271,7 @@ func (m *Manager) transition(ctx context.Context, id string, to Status, reason s
 	if m.observe != nil {
 		m.observe(from, s)
 	}
+	m.noteTransition(s)
 	msg := fmt.Sprintf("%s → %s", from, to)
 	if reason != "" {
 		msg += ": " + reason
