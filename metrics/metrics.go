@@ -81,8 +81,9 @@ func (m *Metrics) Bind(s Sources) { m.src.Store(&s) }
 
 func (m *Metrics) sources() *Sources { return m.src.Load() }
 
-// Registry is the registry behind /metrics (tests, extra collectors such as
-// GPU inventory or gateway figures register here).
+// Registry is the registry behind /metrics. Collectors of other parts of the
+// daemon register here (the GPU inventory's memory and lease gauges belong
+// here once the daemon has one).
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
 // Handler serves /metrics.

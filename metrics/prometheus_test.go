@@ -9,6 +9,7 @@ import (
 
 	"github.com/moby/moby/client"
 
+	"aima/enginemetrics"
 	"aima/internal/testenv"
 	"aima/internal/testenv/daemontest"
 	"aima/models"
@@ -97,6 +98,12 @@ func TestPrometheusScrapesTheDaemon(t *testing.T) {
 	}
 	prom.await(t, `aima_gateway_requests_total{service="`+svc.ID+`",endpoint="/v1/chat/completions",code="200"}`, equals(1))
 	prom.await(t, `vllm:generation_tokens_total{aima_service="`+svc.ID+`"}`, func(r []promSample) bool { return len(r) == 1 && r[0].value() > 0 })
+	// service_metrics reads the same engine through the same client.
+	fig := call[enginemetrics.Figures](t, d.URL, "", "service_metrics", tools.ServiceRef{ServiceID: svc.ID})
+	if !fig.ScrapeOK || fig.RequestsRunning == nil || fig.RequestsWaiting == nil || fig.KVCacheUsage == nil ||
+		fig.GenerationTokensTotal == nil || *fig.GenerationTokensTotal < 3 || fig.GenerationTokensPerSecond == nil || fig.RateWindowSeconds < 1 {
+		t.Errorf("service_metrics: %+v", fig)
+	}
 	if up := prom.query(t, `up`); len(up) != 2 || up[0].value() != 1 || up[1].value() != 1 {
 		t.Errorf("scrape targets up: %+v", up)
 	}
