@@ -26,7 +26,7 @@ func mcpCommand(std IO) *ucli.Command {
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
 			c := client.New(cmd.Root().String("addr"))
 			c.Frontend = tools.FrontendMCP
-			s := mcp.NewServer(client.Caller{Client: c}, mcp.Options{ReadOnly: cmd.Bool("read-only"), Version: daemon.Version})
+			s := mcp.NewServer(client.Caller{Client: c}, mcp.Options{ReadOnly: cmd.Bool("read-only"), Version: daemon.Version, Context: ctx})
 			return mcp.ServeStdio(ctx, s, std.Stdin, std.Stdout, std.Stderr)
 		},
 	}

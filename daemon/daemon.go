@@ -1,7 +1,8 @@
 // Package daemon is aima's one composition root: it builds the long-running
 // process that `aima start` runs (config, state store, container runtime,
-// event bus, service manager) and puts every front-end on its one HTTP
-// server (routes.go: the HTTP API, MCP at /mcp, JSON-RPC at /rpc). The same
+// event bus, service manager, inference gateway) and puts every front-end on
+// its one HTTP server (routes.go: the HTTP API, MCP at /mcp, JSON-RPC at
+// /rpc, the OpenAI-compatible gateway at /v1). The same
 // constructor and start-up path serve `aima start` (Run) and the in-process
 // test daemon (internal/testenv/daemontest), which may inject a runtime.
 package daemon
@@ -22,6 +23,7 @@ import (
 	"aima/errs"
 	"aima/events"
 	"aima/httpguard"
+	"aima/inference"
 	"aima/metrics"
 	"aima/models"
 	"aima/runtime"
@@ -65,6 +67,10 @@ type Daemon struct {
 	metrics *metrics.Metrics
 	log     *slog.Logger
 	handler http.Handler
+	// bg is the daemon's lifetime for front-end background work (MCP
+	// resource subscriptions); Close ends it.
+	bg       context.Context
+	cancelBG context.CancelFunc
 }
 
 // New builds the daemon: it opens the store and the runtime client, wires
@@ -121,11 +127,13 @@ func New(opts Options) (*Daemon, error) {
 		LivenessInterval: time.Duration(cfg.LivenessInterval), UnhealthyGrace: time.Duration(cfg.UnhealthyGrace),
 		RestartBackoff: time.Duration(cfg.RestartBackoff), AllowPrivilegedArgs: cfg.AllowPrivilegedArgs,
 	})
+	gw := inference.New(mgr, cfg.Gateway.Options())
 	scraper := enginemetrics.NewScraper(0)
 	mx.Bind(metrics.Sources{Services: mgr, Bus: bus, Engines: scraper})
-	env := &tools.Env{Services: mgr, Models: reg, Catalog: catalog, Runtime: rt, Version: Version, DataDir: opts.DataDir, ReadOnly: opts.ReadOnly,
+	env := &tools.Env{Services: mgr, Inference: gw, Models: reg, Catalog: catalog, Runtime: rt, Version: Version, DataDir: opts.DataDir, ReadOnly: opts.ReadOnly,
 		EngineMetrics: scraper}
 	d := &Daemon{Env: env, Config: cfg, opts: opts, store: store, closeRT: closeRT, manager: mgr, log: log, metrics: mx}
+	d.bg, d.cancelBG = context.WithCancel(context.Background())
 	if d.handler, err = d.routes(); err != nil {
 		d.Close()
 		return nil, err
@@ -139,7 +147,9 @@ func (d *Daemon) Handler() http.Handler { return d.handler }
 // Close stops background work and releases the store and the runtime
 // client. Engine containers are left running: they belong to the operator.
 func (d *Daemon) Close() {
+	d.cancelBG()
 	d.manager.Close()
+	d.Env.Inference.Close()
 	d.Env.EngineMetrics.Close()
 	_ = d.closeRT()
 	_ = d.store.Close()

@@ -3,6 +3,7 @@ package daemon
 import (
 	"net/http"
 
+	"aima/gateway"
 	"aima/httpapi"
 	"aima/httpguard"
 	"aima/jsonrpc"
@@ -34,6 +35,7 @@ func (d *Daemon) routes() (http.Handler, error) {
 	api := httpapi.New(d.Env, caller, d.log) // /api/<group>/<verb>, /api/events, /health
 	api.Handle(mcp.Path, metrics.Tag(tools.FrontendMCP, d.mcpHandler(caller)))
 	api.Handle(jsonrpc.Path, metrics.Tag(tools.FrontendJSONRPC, jsonrpc.Handler(caller, jsonrpc.Options{ReadOnly: d.Env.ReadOnly})))
+	api.Handle(gateway.Path, gateway.New(d.Env.Inference, d.log))
 	d.metrics.Mount(api.Handle) // /metrics, /metrics/engines, /metrics/targets
 	ui := web.Handler(web.Options{TokenRequired: g.TokenRequired, Authorized: g.Authorized})
 	for _, p := range []string{web.Prefix, "/ui", "GET /{$}"} {
@@ -45,6 +47,6 @@ func (d *Daemon) routes() (http.Handler, error) {
 // mcpHandler serves MCP over streamable HTTP, with the tools running in the
 // daemon itself. Access (Host, Origin, token) is the guard's.
 func (d *Daemon) mcpHandler(caller tools.Caller) http.Handler {
-	s := mcp.NewServer(caller, mcp.Options{ReadOnly: d.Env.ReadOnly, Version: d.Env.Version})
+	s := mcp.NewServer(caller, mcp.Options{ReadOnly: d.Env.ReadOnly, Version: d.Env.Version, Context: d.bg, Logger: d.log})
 	return mcp.Handler(s, mcp.HTTPOptions{Logger: d.log})
 }

@@ -25,7 +25,7 @@ const (
 type Figures struct {
 	ServiceID string          `json:"service_id" jsonschema:"service ID"`
 	Engine    string          `json:"engine" jsonschema:"engine type"`
-	Status    services.Status `json:"status" jsonschema:"the service's status; figures are read only while it is running or unhealthy"`
+	Status    services.Status `json:"status" jsonschema:"the service's status; figures are read only while its engine runs (running, unhealthy, sleeping)"`
 	ScrapeOK  bool            `json:"scrape_ok" jsonschema:"true when the engine's metrics were read: the figures below are current"`
 	ScrapedAt *time.Time      `json:"scraped_at,omitempty" jsonschema:"when the engine's metrics were read (absent when not tried)"`
 	Error     string          `json:"error,omitempty" jsonschema:"why there are no figures: the service is not running, or the scrape failed (and how)"`
@@ -91,7 +91,7 @@ func (sc *Scraper) Figures(ctx context.Context, s services.Service, cat *engines
 	t, ok := TargetOf(s, cat)
 	if !ok {
 		f.Error = "service " + s.ID + " is " + string(s.Status) + ": its engine serves metrics only while running"
-		if s.Status == services.StatusRunning || s.Status == services.StatusUnhealthy {
+		if engineUp(s.Status) {
 			f.Error = "engine " + s.EngineType + " has no metrics endpoint"
 		}
 		return f

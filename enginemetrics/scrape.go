@@ -45,10 +45,11 @@ type Target struct {
 }
 
 // TargetOf returns the metrics target of a service, and false when the
-// service's engine serves no metrics now: it is not running (or
-// unhealthy), has no endpoint, or its engine has no metrics path.
+// service's engine serves no metrics now: it is not running (or unhealthy,
+// or sleeping: a sleeping engine's process still serves its metrics), has no
+// endpoint, or its engine has no metrics path.
 func TargetOf(s services.Service, cat *engines.Catalog) (Target, bool) {
-	if s.Status != services.StatusRunning && s.Status != services.StatusUnhealthy {
+	if !engineUp(s.Status) {
 		return Target{}, false
 	}
 	eng, err := cat.Get(s.EngineType)
@@ -59,6 +60,11 @@ func TargetOf(s services.Service, cat *engines.Catalog) (Target, bool) {
 		ServiceID: s.ID, ServiceName: s.Name, Engine: s.EngineType, ModelID: s.ModelID,
 		URL: strings.TrimSuffix(s.Endpoint, "/") + eng.MetricsPath, Names: eng.Metrics,
 	}, true
+}
+
+// engineUp reports whether a service in status st has an engine process.
+func engineUp(st services.Status) bool {
+	return st == services.StatusRunning || st == services.StatusUnhealthy || st == services.StatusSleeping
 }
 
 // Targets lists the metrics targets of every running service, oldest first.

@@ -27,13 +27,15 @@ var (
 )
 
 // lifecycle turns the bus's phase and status events into the start
-// histograms and the failure counter. It sees each event once, as it is
+// histograms and the failure counter, and the gateway's request events into
+// its counters. It sees each event once, as it is
 // published (events.WithObserver), in each service's order.
 type lifecycle struct {
 	m        *Metrics
 	phase    *prometheus.HistogramVec
 	ready    *prometheus.HistogramVec
 	failures *prometheus.CounterVec
+	gateway  *gateway
 
 	mu      sync.Mutex
 	runs    map[string]*runState // the start in progress, by service ID
@@ -66,7 +68,8 @@ func newLifecycle(m *Metrics) *lifecycle {
 			Name: "aima_service_start_failures_total",
 			Help: "Service starts that failed, by engine, the phase they failed in and the failure kind (timeout, exited, oom, image_unavailable, ...).",
 		}, []string{"engine", "phase", "kind"}),
-		runs: map[string]*runState{}, engines: map[string]string{},
+		gateway: newGateway(),
+		runs:    map[string]*runState{}, engines: map[string]string{},
 	}
 }
 
@@ -75,6 +78,7 @@ func (l *lifecycle) Describe(ch chan<- *prometheus.Desc) {
 	l.phase.Describe(ch)
 	l.ready.Describe(ch)
 	l.failures.Describe(ch)
+	l.gateway.Describe(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -82,12 +86,19 @@ func (l *lifecycle) Collect(ch chan<- prometheus.Metric) {
 	l.phase.Collect(ch)
 	l.ready.Collect(ch)
 	l.failures.Collect(ch)
+	l.gateway.Collect(ch)
 }
 
 // Observe is the bus observer (events.WithObserver).
 func (m *Metrics) Observe(ev events.Event) { m.lifecycle.observe(ev) }
 
 func (l *lifecycle) observe(ev events.Event) {
+	if ev.Type == events.TypeRequest && ev.Request != nil {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.gateway.request(ev, l.engineOf(ev.ServiceID, nil))
+		return
+	}
 	if ev.Type != events.TypePhase && ev.Type != events.TypeStatus {
 		return
 	}

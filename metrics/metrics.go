@@ -81,18 +81,19 @@ func (m *Metrics) Bind(s Sources) { m.src.Store(&s) }
 
 func (m *Metrics) sources() *Sources { return m.src.Load() }
 
-// Registry is the registry behind /metrics (tests, extra collectors such as
-// GPU inventory or gateway figures register here).
+// Registry is the registry behind /metrics. Collectors of other parts of the
+// daemon register here (the GPU inventory's memory and lease gauges belong
+// here once the daemon has one).
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
 // Handler serves /metrics.
 func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+	return gzipped(promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError, DisableCompression: true}))
 }
 
-// Mount registers the three routes on mux.
+// Mount registers the three routes with handle (the HTTP API's Handle).
 func (m *Metrics) Mount(handle func(pattern string, h http.Handler)) {
 	handle("GET "+Path, m.Handler())
-	handle("GET "+EnginesPath, http.HandlerFunc(m.serveEngines))
+	handle("GET "+EnginesPath, gzipped(http.HandlerFunc(m.serveEngines)))
 	handle("GET "+TargetsPath, http.HandlerFunc(m.serveTargets))
 }

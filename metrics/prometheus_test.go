@@ -9,6 +9,7 @@ import (
 
 	"github.com/moby/moby/client"
 
+	"aima/enginemetrics"
 	"aima/internal/testenv"
 	"aima/internal/testenv/daemontest"
 	"aima/models"
@@ -81,11 +82,33 @@ func TestPrometheusScrapesTheDaemon(t *testing.T) {
 	}
 	prom.await(t, `vllm:num_requests_running{aima_service="`+svc.ID+`"}`, func(r []promSample) bool { return len(r) == 1 })
 	prom.await(t, `sum(aima_operations_total{operation="service_start",frontend="cli",kind="ok"})`, equals(1))
+	// An inference request through the gateway shows in aima's counters
+	// and in the engine's own.
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, d.URL+"/v1/chat/completions",
+		strings.NewReader(`{"model":"qwen-tiny","messages":[{"role":"user","content":"one two three"}]}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("chat through the gateway: %d", resp.StatusCode)
+	}
+	prom.await(t, `aima_gateway_requests_total{service="`+svc.ID+`",endpoint="/v1/chat/completions",code="200"}`, equals(1))
+	prom.await(t, `vllm:generation_tokens_total{aima_service="`+svc.ID+`"}`, func(r []promSample) bool { return len(r) == 1 && r[0].value() > 0 })
+	// service_metrics reads the same engine through the same client.
+	fig := call[enginemetrics.Figures](t, d.URL, "", "service_metrics", tools.ServiceRef{ServiceID: svc.ID})
+	if !fig.ScrapeOK || fig.RequestsRunning == nil || fig.RequestsWaiting == nil || fig.KVCacheUsage == nil ||
+		fig.GenerationTokensTotal == nil || *fig.GenerationTokensTotal < 3 || fig.GenerationTokensPerSecond == nil || fig.RateWindowSeconds < 1 {
+		t.Errorf("service_metrics: %+v", fig)
+	}
 	if up := prom.query(t, `up`); len(up) != 2 || up[0].value() != 1 || up[1].value() != 1 {
 		t.Errorf("scrape targets up: %+v", up)
 	}
 	call[services.Service](t, d.URL, "", "service_delete", tools.ServiceRef{ServiceID: svc.ID})
-	resp, err := http.Get(d.URL + "/metrics")
+	resp, err = http.Get(d.URL + "/metrics")
 	if err == nil {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusUnauthorized {

@@ -2,6 +2,9 @@ package metrics
 
 import (
 	"context"
+	"slices"
+	"sort"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,11 +18,8 @@ const listTimeout = 10 * time.Second
 
 var (
 	statusDesc = prometheus.NewDesc("aima_service_status",
-		"The service's status as a state set: 1 for its current status, 0 for the others (created, creating, running, unhealthy, stopping, stopped, failed).",
+		"The service's status as a state set: 1 for its current status, 0 for the others (created, creating, running, unhealthy, sleeping, stopping, stopped, failed).",
 		[]string{"service", "engine", "status"}, nil)
-	infoDesc = prometheus.NewDesc("aima_service_info",
-		"Always 1: a service's name, engine and model, to join on the service label (the service ID).",
-		[]string{"service", "name", "engine", "model"}, nil)
 	restartsDesc = prometheus.NewDesc("aima_service_restarts_total",
 		"Automatic restarts of the service by its on-failure restart policy.",
 		[]string{"service", "engine"}, nil)
@@ -31,12 +31,25 @@ var (
 
 // recordCollector reads the service records at scrape time: the records are
 // the truth, so the status and restart series are right after a daemon
-// restart too.
-type recordCollector struct{ m *Metrics }
+// restart too. A service's series are made again only when its status or
+// restart count changed (const metrics are immutable, so they are reused).
+type recordCollector struct {
+	m *Metrics
+
+	mu     sync.Mutex
+	series map[string]serviceSeries // by service ID
+}
+
+type serviceSeries struct {
+	engine   string
+	status   services.Status
+	restarts int
+	metrics  []prometheus.Metric
+}
 
 // Describe implements prometheus.Collector.
 func (c *recordCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{statusDesc, infoDesc, restartsDesc, dockerUpDesc, recordsUpDesc} {
+	for _, d := range []*prometheus.Desc{statusDesc, restartsDesc, dockerUpDesc, recordsUpDesc} {
 		ch <- d
 	}
 }
@@ -55,27 +68,60 @@ func (c *recordCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(dockerUpDesc, prometheus.GaugeValue, up)
 	ctx, cancel := context.WithTimeout(context.Background(), listTimeout)
 	defer cancel()
-	all, err := mgr.List(ctx, "")
+	all, err := mgr.ListShared(ctx)
 	if err != nil {
 		ch <- prometheus.MustNewConstMetric(recordsUpDesc, prometheus.GaugeValue, 0)
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(recordsUpDesc, prometheus.GaugeValue, 1)
-	ids := make(map[string]bool, len(all))
-	for _, s := range all {
-		ids[s.ID] = true
-		for _, st := range services.AllStatuses {
-			v := 0.0
-			if s.Status == st {
-				v = 1
-			}
-			ch <- prometheus.MustNewConstMetric(statusDesc, prometheus.GaugeValue, v, s.ID, s.EngineType, string(st))
-		}
-		ch <- prometheus.MustNewConstMetric(infoDesc, prometheus.GaugeValue, 1, s.ID, s.Name, s.EngineType, s.ModelID)
-		ch <- prometheus.MustNewConstMetric(restartsDesc, prometheus.CounterValue, float64(s.RestartCount), s.ID, s.EngineType)
+	// The registry sorts each family's series by their labels in name
+	// order (engine, service, status); handing them over in that order
+	// makes its sort a linear pass, which matters with thousands of them.
+	order := make([]int, len(all))
+	for i := range order {
+		order[i] = i
 	}
+	sort.Slice(order, func(i, j int) bool {
+		a, b := &all[order[i]], &all[order[j]]
+		if a.EngineType != b.EngineType {
+			return a.EngineType < b.EngineType
+		}
+		return a.ID < b.ID
+	})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	next := make(map[string]serviceSeries, len(all))
+	ids := make(map[string]bool, len(all))
+	for _, i := range order {
+		s := &all[i]
+		ids[s.ID] = true
+		ss, ok := c.series[s.ID]
+		if !ok || ss.engine != s.EngineType || ss.status != s.Status || ss.restarts != s.RestartCount {
+			ss = serviceSeries{engine: s.EngineType, status: s.Status, restarts: s.RestartCount}
+			for _, st := range sortedStatuses {
+				v := 0.0
+				if s.Status == st {
+					v = 1
+				}
+				ss.metrics = append(ss.metrics, prometheus.MustNewConstMetric(statusDesc, prometheus.GaugeValue, v, s.ID, s.EngineType, string(st)))
+			}
+			ss.metrics = append(ss.metrics, prometheus.MustNewConstMetric(restartsDesc, prometheus.CounterValue, float64(s.RestartCount), s.ID, s.EngineType))
+		}
+		next[s.ID] = ss
+		for _, m := range ss.metrics {
+			ch <- m
+		}
+	}
+	c.series = next
 	c.m.lifecycle.forgetExcept(ids)
 }
+
+// sortedStatuses are the statuses in the order of their names.
+var sortedStatuses = func() []services.Status {
+	s := slices.Clone(services.AllStatuses)
+	slices.Sort(s)
+	return s
+}()
 
 var (
 	busPublishedDesc = prometheus.NewDesc("aima_event_bus_published_events_total",

@@ -226,3 +226,47 @@ func TestCollectionQuarantinesDamagedRecords(t *testing.T) {
 		}
 	})
 }
+
+// A snapshotter lists what List lists, decoding again only what changed;
+// a damaged record is left out, as List leaves it out.
+func TestSnapshotter(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s Store) {
+		ctx := context.Background()
+		c := NewCollection[svc](s, "services/", "service")
+		for _, id := range []string{"svc-b", "svc-a", "svc-c"} {
+			if err := c.Create(ctx, id, svc{ID: id, Model: "m"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		snap := c.Snapshotter()
+		list := func() string {
+			got, err := snap.List(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []string
+			for _, r := range got {
+				out = append(out, r.ID+":"+r.Model)
+			}
+			return strings.Join(out, ",")
+		}
+		if got := list(); got != "svc-a:m,svc-b:m,svc-c:m" {
+			t.Fatalf("first read %s", got)
+		}
+		if _, err := c.Update(ctx, "svc-b", func(r *svc) error { r.Model = "x"; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Delete(ctx, "svc-c"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Create(ctx, "svc-d", svc{ID: "svc-d", Model: "m"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Put(ctx, "services/svc-a", []byte("{not json"), AnyRev); err != nil {
+			t.Fatal(err)
+		}
+		if got := list(); got != "svc-b:x,svc-d:m" {
+			t.Fatalf("after changes %s", got)
+		}
+	})
+}

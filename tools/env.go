@@ -5,6 +5,7 @@ import (
 
 	"aima/enginemetrics"
 	"aima/engines"
+	"aima/inference"
 	"aima/models"
 	"aima/runtime"
 	"aima/services"
@@ -14,9 +15,11 @@ import (
 // Env is what operations run against: the daemon's domain objects.
 type Env struct {
 	Services *services.Manager
-	Models   *models.Registry
-	Catalog  *engines.Catalog
-	Runtime  runtime.Runtime
+	// Inference routes and forwards inference requests (inference_chat).
+	Inference *inference.Gateway
+	Models    *models.Registry
+	Catalog   *engines.Catalog
+	Runtime   runtime.Runtime
 	// EngineMetrics reads the engines' own metrics (service_metrics).
 	EngineMetrics *enginemetrics.Scraper
 	Version       string

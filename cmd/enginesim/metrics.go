@@ -66,9 +66,10 @@ func newMetrics(model string, numBlocks, maxNumSeqs int) *metrics {
 func blocksFor(tokens int) int { return (tokens + blockSize - 1) / blockSize }
 
 // begin schedules a request: it waits (counted as waiting) until one of the
-// max-num-seqs slots is free, then runs holding the KV blocks of its tokens.
-// It returns false, having waited in vain, when ctx ends first.
-func (m *metrics) begin(ctx context.Context, tokens int) bool {
+// max-num-seqs slots is free, then runs holding the KV blocks of its tokens,
+// which it returns for end. It returns false, having waited in vain (an
+// abort), when ctx ends first.
+func (m *metrics) begin(ctx context.Context, tokens int) (int, bool) {
 	queued := time.Now()
 	select {
 	case m.slots <- struct{}{}:
@@ -83,7 +84,7 @@ func (m *metrics) begin(ctx context.Context, tokens int) bool {
 			m.waiting--
 			m.success["abort"]++
 			m.mu.Unlock()
-			return false
+			return 0, false
 		}
 		m.mu.Lock()
 		m.waiting--
@@ -92,18 +93,20 @@ func (m *metrics) begin(ctx context.Context, tokens int) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.running++
-	m.heldBlocks += blocksFor(tokens)
+	blocks := blocksFor(tokens)
+	m.heldBlocks += blocks
 	m.queue.observe(time.Since(queued).Seconds())
-	return true
+	return blocks, true
 }
 
-// end releases the request's slot and blocks and records its outcome.
-func (m *metrics) end(prompt, gen int, reason string, ttft, e2e time.Duration) {
+// end releases the request's slot and its blocks and records its outcome
+// (gen is the tokens it delivered: 0 for an abort).
+func (m *metrics) end(blocks, prompt, gen int, reason string, ttft, e2e time.Duration) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	<-m.slots
 	m.running--
-	m.heldBlocks -= blocksFor(prompt + gen)
+	m.heldBlocks -= blocks
 	m.promptTokens += prompt
 	m.genTokens += gen
 	m.intervalPrompt += prompt

@@ -16,7 +16,7 @@ func TestMetricsScheduling(t *testing.T) {
 	port := freePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	r := startSim(t, nil, "serve", modelDir(t), "--host", "127.0.0.1", "--port", fmt.Sprint(port),
-		"--sim-time-scale", fast, "--served-model-name", "qwen", "--max-num-seqs", "1", "--sim-token-latency", "100ms")
+		"--sim-time-scale", fast, "--served-model-name", "qwen", "--max-num-seqs", "1", "--sim-itl", "10s")
 	if !r.out.waitFor("Application startup complete.", 3*time.Second) {
 		t.Fatalf("never ready:\n%s\n%s", r.out, r.err)
 	}

@@ -71,7 +71,7 @@ function summary(s) {
 
 function eventsTable(history) {
   // Byte counts of a pull are for the timeline; the table lists the steps.
-  const rows = history.filter(e => e.type !== 'progress').slice(-300).reverse().map(e => h('tr', {'data-type': e.type},
+  const rows = history.filter(e => e.type !== 'progress' && e.type !== 'request').slice(-300).reverse().map(e => h('tr', {'data-type': e.type},
     h('td', {'data-label': 'time'}, h('div', {class: 'cell'}, fmtTime(e.time))),
     h('td', {'data-label': 'run'}, h('div', {class: 'cell'}, e.run ? String(e.run) : '')),
     h('td', {'data-label': 'type'}, h('div', {class: 'cell'}, e.type)),
@@ -162,7 +162,7 @@ export function serviceView(main, id) {
       lastSeq = Math.max(lastSeq, ev.seq);
     }
     if (ev.type === 'deleted') { render(); return; }
-    if (ev.type !== 'progress') renderEvents();
+    if (ev.type !== 'progress' && ev.type !== 'request') renderEvents();
     // A new container has new output: follow it once it exists.
     const s = store.services.get(id);
     if (logs && !logs.previous && (ev.type === 'phase' && (ev.phase === 'start' || ev.phase === 'loading') || ev.type === 'status') && !logs.streaming) logs.open();

@@ -99,6 +99,25 @@ export function refresh(id) {
   }, 0);
 }
 
+const lastRead = new Map();
+const trailing = new Set();
+
+// refreshAtMost re-reads a record at most once per interval (ms), for
+// events that can come many times a second; the last of a run of them is
+// always followed by a read.
+function refreshAtMost(id, interval) {
+  const wait = (lastRead.get(id) || 0) + interval - Date.now();
+  if (wait > 0) {
+    if (!trailing.has(id)) {
+      trailing.add(id);
+      setTimeout(() => { trailing.delete(id); lastRead.set(id, Date.now()); refresh(id); }, wait);
+    }
+    return;
+  }
+  lastRead.set(id, Date.now());
+  refresh(id);
+}
+
 function apply(ev) {
   const id = ev.service_id;
   const s = store.services.get(id);
@@ -124,6 +143,9 @@ function apply(ev) {
       break;
     case 'message':
       l.message = ev.message || '';
+      break;
+    case 'request': // an inference request ended: the record's traffic figures changed
+      refreshAtMost(id, 1000);
       break;
     case 'deleted':
       store.services.delete(id);
