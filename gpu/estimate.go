@@ -16,17 +16,17 @@ import (
 // Estimate is the memory a model needs on each GPU under an engine's
 // arguments, from files aima reads without a GPU.
 type Estimate struct {
-	WeightsBytes    int64   `json:"weights_bytes" jsonschema:"size of the weights (0 when unknown)"`
-	WeightsSource   string  `json:"weights_source,omitempty" jsonschema:"where the weight size came from"`
-	KVBytesPerToken int64   `json:"kv_bytes_per_token,omitempty" jsonschema:"KV cache per token: layers × KV heads × head dim × 2 (K and V) × dtype bytes"`
-	MaxModelLen     int     `json:"max_model_len,omitempty" jsonschema:"context length the KV cache must hold for one sequence"`
-	MaxModelLenFrom string  `json:"max_model_len_source,omitempty"`
-	KVBytes         int64   `json:"kv_bytes,omitempty" jsonschema:"KV cache for one max_model_len sequence"`
-	OverheadBytes   int64   `json:"overhead_bytes" jsonschema:"activations, CUDA graphs and context (a rough allowance)"`
-	TP              int     `json:"tensor_parallel_size"`
-	Util            float64 `json:"memory_utilization,omitempty" jsonschema:"share of each GPU's total memory the engine takes (vLLM --gpu-memory-utilization); 0 for engines that take what they need"`
-	Fraction        float64 `json:"fraction" jsonschema:"share of each GPU the service declares for sharing (1 = the whole GPU)"`
-	PerGPUBytes     int64   `json:"per_gpu_bytes" jsonschema:"what each assigned GPU must hold: weights / TP + KV cache / TP + overhead"`
+	WeightsBytes    int64    `json:"weights_bytes" jsonschema:"size of the weights (0 when unknown)"`
+	WeightsSource   string   `json:"weights_source,omitempty" jsonschema:"where the weight size came from"`
+	KVBytesPerToken int64    `json:"kv_bytes_per_token,omitempty" jsonschema:"KV cache per token: layers × KV heads × head dim × 2 (K and V) × dtype bytes"`
+	MaxModelLen     int      `json:"max_model_len,omitempty" jsonschema:"context length the KV cache must hold for one sequence"`
+	MaxModelLenFrom string   `json:"max_model_len_source,omitempty"`
+	KVBytes         int64    `json:"kv_bytes,omitempty" jsonschema:"KV cache for one max_model_len sequence"`
+	OverheadBytes   int64    `json:"overhead_bytes" jsonschema:"activations, CUDA graphs and context (a rough allowance)"`
+	TP              int      `json:"tensor_parallel_size"`
+	Util            float64  `json:"memory_utilization,omitempty" jsonschema:"share of each GPU's total memory the engine takes (vLLM --gpu-memory-utilization); 0 for engines that take what they need"`
+	Fraction        float64  `json:"fraction" jsonschema:"share of each GPU the service declares for sharing (1 = the whole GPU)"`
+	PerGPUBytes     int64    `json:"per_gpu_bytes" jsonschema:"what each assigned GPU must hold: weights / TP + KV cache / TP + overhead"`
 	Notes           []string `json:"notes,omitempty" jsonschema:"what the estimate could not know"`
 
 	// The engine's flag names, for suggestions.

@@ -2,6 +2,8 @@ package gpu
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -21,6 +23,14 @@ func gpu80(i int, usedGiB int64) Device {
 		MemoryTotalBytes: ptr(total), MemoryUsedBytes: ptr(usedGiB * gib), MemoryFreeBytes: ptr(total - usedGiB*gib)}
 }
 
-func uuidOf(i int) string { return "GPU-0000000" + string(rune('0'+i)) + "-aaaa-bbbb-cccc-dddddddddddd" }
+func uuidOf(i int) string {
+	return "GPU-0000000" + string(rune('0'+i)) + "-aaaa-bbbb-cccc-dddddddddddd"
+}
 
 func snapOf(devs ...Device) Snapshot { return Snapshot{Devices: devs, ReadAt: time.Now()} }
+
+// fmtSscan reads the number after "=" in "--flag=N".
+func fmtSscan(arg string, n *int) (int, error) {
+	_, v, _ := strings.Cut(arg, "=")
+	return fmt.Sscan(v, n)
+}

@@ -85,7 +85,7 @@ func suggestLessShare(r *Refusal, e Estimate, total, avail int64, u *usage, d De
 
 // shareSuggestion is the advice for a GPU held by other services.
 func shareSuggestion(reserved float64, e Estimate) string {
-	left := math.Floor((1-reserved)*100) / 100
+	left := math.Floor((1-reserved)*100+1e-6) / 100
 	s := "stop that service, or choose another GPU"
 	if e.utilFlag != "" && left >= 0.05 {
 		s += fmt.Sprintf(", or share it: the declared shares must add up to at most 1 (%.2f is left; declare %s %.2f or less)", left, e.utilFlag, left)
