@@ -20,6 +20,7 @@ import (
 
 	"aima/engines"
 	"aima/errs"
+	"aima/gpu"
 	"aima/services"
 )
 
@@ -53,6 +54,16 @@ type Config struct {
 	// outside the container (--privileged, --cap-add, --device, ...), which
 	// are otherwise rejected.
 	AllowPrivilegedArgs bool `yaml:"allow_privileged_args"`
+	// GPUAttach is how leased GPUs reach containers: device_requests
+	// (default; Docker's NVIDIA device request by UUID), cdi
+	// (nvidia.com/gpu=<uuid>), or env (NVIDIA_VISIBLE_DEVICES only, for
+	// hosts whose default Docker runtime is nvidia).
+	GPUAttach string `yaml:"gpu_attach"`
+	// GPUPolicy is how N GPUs are picked: pack (default) or spread.
+	GPUPolicy string `yaml:"gpu_policy"`
+	// NvidiaSMI is the nvidia-smi binary the inventory runs (default:
+	// nvidia-smi on PATH; "off" disables the GPU inventory).
+	NvidiaSMI string `yaml:"nvidia_smi"`
 }
 
 // Duration is a time.Duration that reads "90s" or "5m" from YAML.
@@ -88,6 +99,8 @@ func Default() Config {
 		LivenessInterval: Duration(d.LivenessInterval),
 		UnhealthyGrace:   Duration(d.UnhealthyGrace),
 		RestartBackoff:   Duration(d.RestartBackoff),
+		GPUAttach:        d.GPUAttach,
+		GPUPolicy:        string(d.GPUPolicy),
 	}
 }
 
@@ -141,6 +154,12 @@ func (c *Config) Validate() error {
 	case "bolt", "memory", "gokv-file":
 	default:
 		return fmt.Errorf("store %q: want bolt, memory or gokv-file", c.Store)
+	}
+	if _, err := gpu.ParseAttach(c.GPUAttach); err != nil {
+		return err
+	}
+	if _, err := gpu.ParsePolicy(c.GPUPolicy); err != nil {
+		return err
 	}
 	for _, d := range []Duration{c.StartTimeout, c.StopTimeout, c.HealthInterval, c.LivenessInterval, c.UnhealthyGrace, c.RestartBackoff} {
 		if time.Duration(d) <= 0 {

@@ -17,6 +17,7 @@ import (
 	"aima/engines"
 	"aima/errs"
 	"aima/events"
+	"aima/gpu"
 	"aima/httpapi"
 	"aima/models"
 	"aima/runtime/docker"
@@ -94,15 +95,40 @@ func Build(opts Options) (*Daemon, error) {
 	}))
 	reg := models.NewRegistry(store)
 	lo, hi, _ := cfg.Ports()
+	attach, _ := gpu.ParseAttach(cfg.GPUAttach)
+	policy, _ := gpu.ParsePolicy(cfg.GPUPolicy)
 	mgr := services.NewManager(store, rt, bus, catalog, reg, services.Options{
 		BindHost: cfg.BindHost, PortLow: lo, PortHigh: hi,
 		StartTimeout: time.Duration(cfg.StartTimeout), StopTimeout: time.Duration(cfg.StopTimeout),
 		HealthInterval: time.Duration(cfg.HealthInterval), Logger: log,
 		LivenessInterval: time.Duration(cfg.LivenessInterval), UnhealthyGrace: time.Duration(cfg.UnhealthyGrace),
 		RestartBackoff: time.Duration(cfg.RestartBackoff), AllowPrivilegedArgs: cfg.AllowPrivilegedArgs,
+		GPUs: gpuInventory(cfg.NvidiaSMI), GPUAttach: attach, GPUPolicy: policy,
 	})
 	env := &tools.Env{Services: mgr, Models: reg, Catalog: catalog, Runtime: rt, Version: Version, ReadOnly: opts.ReadOnly}
 	return &Daemon{Env: env, Config: cfg, store: store, rt: rt, manager: mgr, log: log}, nil
+}
+
+// gpuInventory is the GPU inventory the config asks for: nvidia-smi on
+// PATH or at the configured path, or none ("off").
+func gpuInventory(nvidiaSMI string) *gpu.Inventory {
+	if nvidiaSMI == "off" {
+		return gpu.NewInventory(nil)
+	}
+	return gpu.NewInventory(&gpu.NvidiaSMI{Path: nvidiaSMI})
+}
+
+// logGPUs reads the GPU inventory once at start-up and logs what it found.
+func (d *Daemon) logGPUs(ctx context.Context) {
+	snap, err := d.Env.Services.GPUList(ctx)
+	switch {
+	case err != nil:
+		d.log.Warn("GPU inventory", "err", err)
+	case len(snap.Devices) == 0:
+		d.log.Info("GPU inventory", "gpus", 0, "note", snap.Note)
+	default:
+		d.log.Info("GPU inventory", "gpus", len(snap.Devices), "driver", snap.Devices[0].DriverVersion, "name", snap.Devices[0].Name)
+	}
 }
 
 // Close stops background work and releases the store and the Docker client.
@@ -131,6 +157,7 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer d.Close()
+	d.logGPUs(ctx)
 	if err := d.manager.Run(); err != nil {
 		d.log.Warn("reconcile at start-up", "err", err)
 	}

@@ -7,6 +7,8 @@ package services
 
 import (
 	"time"
+
+	"aima/gpu"
 )
 
 // Service is the persisted record of one service.
@@ -20,7 +22,10 @@ type Service struct {
 	Image       string   `json:"image" jsonschema:"engine image used by the last start"`
 	Port        int      `json:"port" jsonschema:"host port the engine is published on"`
 	Endpoint    string   `json:"endpoint" jsonschema:"base URL of the engine's API"`
-	GPUs        string   `json:"gpus" jsonschema:"all, none, or device ids"`
+	GPUs        string   `json:"gpus" jsonschema:"the GPU request: auto (the tensor-parallel size, 1 by default), all, none, N, or device=ID[,ID...]"`
+	// GPULease is set while the service holds GPUs: from its schedule
+	// phase until it stops or fails.
+	GPULease *gpu.Lease `json:"gpu_lease,omitempty" jsonschema:"the GPUs the service holds, from its schedule phase until it stops or fails"`
 	Args        []string `json:"args,omitempty" jsonschema:"extra engine arguments"`
 	Env         []string `json:"env,omitempty" jsonschema:"extra environment, KEY=VALUE"`
 	Status      Status   `json:"status" jsonschema:"created, creating, running, unhealthy, stopping, stopped or failed"`

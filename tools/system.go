@@ -14,16 +14,19 @@ type DoctorOutput struct {
 	Services int               `json:"services" jsonschema:"number of service records"`
 	Failed   []string          `json:"failed" jsonschema:"services in status failed, with their reasons"`
 	Orphans  []services.Orphan `json:"orphans" jsonschema:"containers labelled as aima's with no service record; remove with service_prune"`
+	GPU      string            `json:"gpu" jsonschema:"GPU state: the number of GPUs and the driver, why there are none, or why the driver cannot be read"`
+	GPUs     []string          `json:"gpus" jsonschema:"one line per GPU: memory and the services holding it"`
 }
 
 func systemOps() []Op {
 	return []Op{
 		Declare(Spec[Empty, DoctorOutput]{
 			Name:        "system_doctor",
-			Description: "Diagnose aima's host: Docker engine reachability, failed services and their reasons, and orphan containers (labelled as aima's but with no service record, e.g. after a lost data dir). Changes nothing; service_prune removes the orphans.",
+			Description: "Diagnose aima's host: Docker engine reachability, the GPU state (driver, memory, leases), failed services and their reasons, and orphan containers (labelled as aima's but with no service record, e.g. after a lost data dir). Changes nothing; service_prune removes the orphans.",
 			Annotations: Annotations{ReadOnly: true, Idempotent: true},
 			Run: func(ctx context.Context, env *Env, _ Empty, _ Reporter) (DoctorOutput, error) {
-				out := DoctorOutput{Docker: "ok", Failed: []string{}, Orphans: []services.Orphan{}}
+				out := DoctorOutput{Docker: "ok", Failed: []string{}, Orphans: []services.Orphan{}, GPUs: []string{}}
+				out.GPU, out.GPUs = gpuDoctor(ctx, env)
 				if err := env.Runtime.Ping(ctx); err != nil {
 					out.Docker = err.Error()
 				}
@@ -46,7 +49,11 @@ func systemOps() []Op {
 			},
 			Render: func(o DoctorOutput) string {
 				var b strings.Builder
-				fmt.Fprintf(&b, "docker: %s\nservices: %d\n", o.Docker, o.Services)
+				fmt.Fprintf(&b, "docker: %s\ngpu: %s\n", o.Docker, o.GPU)
+				for _, g := range o.GPUs {
+					fmt.Fprintf(&b, "  %s\n", g)
+				}
+				fmt.Fprintf(&b, "services: %d\n", o.Services)
 				for _, f := range o.Failed {
 					fmt.Fprintf(&b, "failed: %s\n", f)
 				}
@@ -76,4 +83,29 @@ func systemOps() []Op {
 			},
 		}),
 	}
+}
+
+// gpuDoctor summarises the GPU inventory for system_doctor.
+func gpuDoctor(ctx context.Context, env *Env) (string, []string) {
+	snap, err := env.Services.GPUList(ctx)
+	if err != nil {
+		return "unavailable: " + err.Error(), []string{}
+	}
+	if len(snap.Devices) == 0 {
+		return "none: " + snap.Note, []string{}
+	}
+	d0 := snap.Devices[0]
+	sum := fmt.Sprintf("%d GPU(s), driver %s", len(snap.Devices), d0.DriverVersion)
+	if d0.CUDAVersion != "" {
+		sum += ", CUDA " + d0.CUDAVersion
+	}
+	lines := []string{}
+	for _, d := range snap.Devices {
+		l := fmt.Sprintf("GPU %d %s: %s", d.Index, d.Name, gpuMemory(d))
+		if h := holders(d); h != "" {
+			l += "; held by " + h
+		}
+		lines = append(lines, l)
+	}
+	return sum, lines
 }

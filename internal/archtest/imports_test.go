@@ -1,6 +1,6 @@
 // Package archtest guards aima's layering: front-ends (cli, client, httpapi,
 // mcp, jsonrpc, daemon) → tools → domain (services, runtime, state, events,
-// models, engines, config, errs). Domain code never imports a transport or
+// models, engines, config, errs, gpu). Domain code never imports a transport or
 // the operation layer, and tools imports no transport.
 package archtest
 
@@ -15,7 +15,7 @@ import (
 var (
 	frontEnds = []string{"aima/cli", "aima/client", "aima/httpapi", "aima/mcp", "aima/jsonrpc", "aima/daemon"}
 	transport = []string{"github.com/mark3labs/mcp-go", "github.com/urfave/cli", "github.com/modelcontextprotocol/go-sdk"}
-	domain    = []string{"services", "runtime", "runtime/docker", "state", "events", "models", "engines", "config", "errs"}
+	domain    = []string{"services", "runtime", "runtime/docker", "state", "events", "models", "engines", "config", "errs", "gpu"}
 )
 
 func moduleRoot(t *testing.T) string {
