@@ -210,8 +210,8 @@ func notEnough(count int, ok, bad []fit, req Request) *Refusal {
 		if f.bad.NeedBytes > r.NeedBytes {
 			r.NeedBytes = f.bad.NeedBytes
 		}
-		if f.avail > r.HaveBytes {
-			r.HaveBytes = f.avail
+		if f.bad.HaveBytes > r.HaveBytes {
+			r.HaveBytes = f.bad.HaveBytes
 		}
 	}
 	r.Message = fmt.Sprintf("needs %d GPU(s) with %s each; %d of %d fit", count, units.GiB(r.NeedBytes), len(ok), len(ok)+len(bad))

@@ -58,3 +58,14 @@ func (f *FakeSMI) Set(t testing.TB, spec fakesmi.Spec) {
 func TwoGPUs() fakesmi.Spec {
 	return fakesmi.Spec{GPUs: []fakesmi.GPU{{MemoryMiB: 81920}, {MemoryMiB: 81920}}}
 }
+
+// GPUConfig is the daemon config of GPU tests: vllm is the simulator with
+// gpus auto, the inventory comes from the fake nvidia-smi, and GPUs reach
+// containers through NVIDIA_VISIBLE_DEVICES only (the Docker engine here
+// has no NVIDIA runtime).
+func GPUConfig(t testing.TB, fake *FakeSMI, opts SimConfigOptions) string {
+	t.Helper()
+	opts.GPUs = "auto"
+	opts.Extra += fmt.Sprintf("gpu_attach: env\nnvidia_smi: %s\n", fake.Path)
+	return SimConfig(t, opts)
+}
