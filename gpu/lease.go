@@ -97,7 +97,11 @@ func ParseAttach(s string) (string, error) {
 // figures in GiB; Suggestion says what would make it fit.
 type Refusal struct {
 	// Held is set when a GPU the service needs is held by another service.
-	Held       bool
+	Held bool
+	// Live is set when the refusal rests on free memory as last read, so
+	// a fresh read of the inventory could change it; a refusal for leases
+	// or total capacity stands without one.
+	Live       bool
 	NeedBytes  int64
 	HaveBytes  int64
 	Message    string

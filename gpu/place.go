@@ -13,6 +13,7 @@ import (
 // Request is what a service asks of placement.
 type Request struct {
 	ServiceID string
+	Run       int // the start (service run) asking, 0 when not a start
 	Selection Selection
 	// Estimate gives the per-GPU need, the engine's memory share (Util)
 	// and the declared sharing fraction; TP is the tensor-parallel size.
@@ -176,7 +177,7 @@ func judgeDevice(d Device, u *usage, req Request, gpus int) fit {
 			return f
 		}
 		if f.avail < budget {
-			f.bad = &Refusal{NeedBytes: budget, HaveBytes: f.avail,
+			f.bad = &Refusal{NeedBytes: budget, HaveBytes: f.avail, Live: true,
 				Message: fmt.Sprintf("the engine needs %s free on %s (%.2f × %s) and %s is free", units.GiB(budget), d.Label(), e.Util, units.GiB(total), units.GiB(f.avail))}
 			suggestLessShare(f.bad, e, total, f.avail, u, d)
 			return f
@@ -184,7 +185,7 @@ func judgeDevice(d Device, u *usage, req Request, gpus int) fit {
 		return f
 	}
 	if e.PerGPUBytes > f.avail {
-		f.bad = &Refusal{NeedBytes: e.PerGPUBytes, HaveBytes: f.avail,
+		f.bad = &Refusal{NeedBytes: e.PerGPUBytes, HaveBytes: f.avail, Live: true,
 			Message: fmt.Sprintf("the model needs ~%s on %s and %s is free", units.GiB(e.PerGPUBytes), d.Label(), units.GiB(f.avail))}
 		suggestTooBig(f.bad, e, f.avail, gpus)
 	}
@@ -207,6 +208,7 @@ func notEnough(count int, ok, bad []fit, req Request) *Refusal {
 	for _, f := range bad {
 		why = append(why, f.bad.Message)
 		r.Held = r.Held || f.bad.Held
+		r.Live = r.Live || f.bad.Live
 		if f.bad.NeedBytes > r.NeedBytes {
 			r.NeedBytes = f.bad.NeedBytes
 		}

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"aima/errs"
@@ -44,6 +45,7 @@ type NvidiaSMI struct {
 	// Timeout bounds each call (default DefaultSMITimeout).
 	Timeout time.Duration
 
+	mu   sync.Mutex
 	cuda string // read once from the banner
 }
 
@@ -52,7 +54,19 @@ type NvidiaSMI struct {
 // broken or hanging driver is an Unavailable error within the timeout.
 func (n *NvidiaSMI) Read(ctx context.Context) (Snapshot, error) {
 	now := time.Now().UTC()
+	// The process query runs beside the GPU query: each is a whole
+	// nvidia-smi start.
+	appsDone := make(chan struct{})
+	var apps struct {
+		out []byte
+		err error
+	}
+	go func() {
+		defer close(appsDone)
+		apps.out, apps.err = n.run(ctx, "--query-compute-apps="+strings.Join(AppFields, ","), "--format=csv,noheader,nounits")
+	}()
 	out, err := n.run(ctx, "--query-gpu="+strings.Join(QueryFields, ","), "--format=csv,noheader,nounits")
+	<-appsDone
 	if err != nil {
 		var none noGPUs
 		if errors.As(err, &none) {
@@ -65,25 +79,32 @@ func (n *NvidiaSMI) Read(ctx context.Context) (Snapshot, error) {
 		return Snapshot{}, errs.Wrap(errs.Unavailable, err, "nvidia-smi output")
 	}
 	if len(devs) > 0 {
-		apps, err := n.run(ctx, "--query-compute-apps="+strings.Join(AppFields, ","), "--format=csv,noheader,nounits")
-		if err != nil {
-			return Snapshot{}, err
+		procs, err := ParseComputeApps(apps.out)
+		if apps.err != nil {
+			return Snapshot{}, apps.err
 		}
-		procs, err := ParseComputeApps(apps)
 		if err != nil {
 			return Snapshot{}, errs.Wrap(errs.Unavailable, err, "nvidia-smi output")
 		}
 		attachProcesses(devs, procs)
-		if n.cuda == "" {
-			if banner, err := n.run(ctx); err == nil {
-				n.cuda = ParseCUDAVersion(banner)
-			}
-		}
+		cuda := n.cudaVersion(ctx)
 		for i := range devs {
-			devs[i].CUDAVersion = n.cuda
+			devs[i].CUDAVersion = cuda
 		}
 	}
 	return Snapshot{Devices: devs, ReadAt: now}, nil
+}
+
+// cudaVersion reads the driver's CUDA version from nvidia-smi's banner once.
+func (n *NvidiaSMI) cudaVersion(ctx context.Context) string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cuda == "" {
+		if banner, err := n.run(ctx); err == nil {
+			n.cuda = ParseCUDAVersion(banner)
+		}
+	}
+	return n.cuda
 }
 
 // noGPUs is the "host has no NVIDIA GPU" outcome: not an error.

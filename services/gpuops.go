@@ -82,7 +82,7 @@ func (m *Manager) Fit(ctx context.Context, r FitRequest) (FitResult, error) {
 	} else if !errs.Is(err, errs.NotFound) {
 		return FitResult{}, err
 	}
-	req, snap, note, err := m.placementRequest(ctx, s, false)
+	req, snap, note, err := m.placementRequest(ctx, s, false, true)
 	if err != nil {
 		return FitResult{}, err
 	}

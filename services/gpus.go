@@ -2,6 +2,7 @@ package services
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -57,41 +58,74 @@ func (st *starter) schedule(ctx context.Context) *failure {
 // placeService decides the service's GPUs and records the lease on its
 // record. Without an inventory (no NVIDIA driver) it returns no decision
 // and a note: the container gets GPUs as requested, unchecked.
+//
+// The decision is first tried on the inventory as last read: a refusal
+// that rests on leases or total capacity stands at once (no nvidia-smi
+// run, so it takes milliseconds); anything else is decided again on a
+// fresh read, since free memory changes.
 func (m *Manager) placeService(ctx context.Context, s Service, force bool) (*gpu.Decision, string, error) {
-	req, snap, note, err := m.placementRequest(ctx, s, force)
+	if !force {
+		if req, snap, note, err := m.placementRequest(ctx, s, false, false); err == nil && note == "" {
+			if _, err := m.place(ctx, snap, req, ""); isFinalRefusal(err) {
+				return nil, "", err
+			}
+		}
+	}
+	req, snap, note, err := m.placementRequest(ctx, s, force, true)
 	if err != nil || note != "" {
 		return nil, note, err
 	}
-	m.placeMu.Lock()
-	defer m.placeMu.Unlock()
-	held, err := m.heldLeases(ctx)
+	d, err := m.place(ctx, snap, req, s.ID)
 	if err != nil {
-		return nil, "", err
-	}
-	d, err := gpu.Place(snap, held, req, m.opts.GPUPolicy)
-	if err != nil {
-		return nil, "", err
-	}
-	if _, err := m.col.Update(ctx, s.ID, func(x *Service) error {
-		if x.Status != StatusCreating || x.Run != s.Run {
-			return errs.New(errs.Conflict, "service %s is no longer starting", s.ID)
-		}
-		x.GPULease = &d.Lease
-		return nil
-	}); err != nil {
 		return nil, "", err
 	}
 	return &d, "", nil
 }
 
+// place runs the placement policy under the placement lock, against the
+// leases recorded on service records, and records the lease on the
+// service recordFor (none: a dry run).
+func (m *Manager) place(ctx context.Context, snap gpu.Snapshot, req gpu.Request, recordFor string) (gpu.Decision, error) {
+	m.placeMu.Lock()
+	defer m.placeMu.Unlock()
+	held, err := m.heldLeases(ctx)
+	if err != nil {
+		return gpu.Decision{}, err
+	}
+	d, err := gpu.Place(snap, held, req, m.opts.GPUPolicy)
+	if err != nil || recordFor == "" {
+		return d, err
+	}
+	run := req.Run
+	_, err = m.col.Update(ctx, recordFor, func(x *Service) error {
+		if run > 0 && (x.Status != StatusCreating || x.Run != run) {
+			return errs.New(errs.Conflict, "service %s is no longer starting", recordFor)
+		}
+		x.GPULease = &d.Lease
+		return nil
+	})
+	return d, err
+}
+
+// isFinalRefusal reports a refusal that a fresh inventory read would not
+// change.
+func isFinalRefusal(err error) bool {
+	var r *gpu.Refusal
+	return errors.As(err, &r) && !r.Live
+}
+
 // placementRequest reads the inventory and estimates the service's model.
 // A non-empty note means there is nothing to place on.
-func (m *Manager) placementRequest(ctx context.Context, s Service, force bool) (gpu.Request, gpu.Snapshot, string, error) {
+func (m *Manager) placementRequest(ctx context.Context, s Service, force, fresh bool) (gpu.Request, gpu.Snapshot, string, error) {
 	sel, err := gpu.ParseSelection(s.GPUs)
 	if err != nil {
 		return gpu.Request{}, gpu.Snapshot{}, "", errs.Invalid("gpus", "%v", err)
 	}
-	snap, err := m.opts.GPUs.Refresh(ctx)
+	read := m.opts.GPUs.Last
+	if fresh {
+		read = m.opts.GPUs.Refresh
+	}
+	snap, err := read(ctx)
 	if err != nil {
 		if !force {
 			return gpu.Request{}, gpu.Snapshot{}, "", errs.Wrap(errs.Unavailable, err, "GPU inventory (start with force to run without it)")
@@ -105,7 +139,7 @@ func (m *Manager) placementRequest(ctx context.Context, s Service, force bool) (
 	if err != nil {
 		return gpu.Request{}, snap, "", err
 	}
-	return gpu.Request{ServiceID: s.ID, Selection: sel, Estimate: est, Force: force, Now: m.now()}, snap, "", nil
+	return gpu.Request{ServiceID: s.ID, Run: s.Run, Selection: sel, Estimate: est, Force: force, Now: m.now()}, snap, "", nil
 }
 
 // estimate estimates a model's memory under an engine's args (the
@@ -167,24 +201,15 @@ func (m *Manager) AcquireGPUs(ctx context.Context, ref string, force bool) (Serv
 	if err != nil {
 		return Service{}, err
 	}
-	req, snap, note, err := m.placementRequest(ctx, s, force)
-	if err != nil {
+	req, snap, note, err := m.placementRequest(ctx, s, force, true)
+	if err != nil || note != "" {
+		return s, err
+	}
+	req.Run = 0 // not a start: the status does not matter
+	if _, err := m.place(ctx, snap, req, s.ID); err != nil {
 		return Service{}, err
 	}
-	if note != "" {
-		return s, nil
-	}
-	m.placeMu.Lock()
-	defer m.placeMu.Unlock()
-	held, err := m.heldLeases(ctx)
-	if err != nil {
-		return Service{}, err
-	}
-	d, err := gpu.Place(snap, held, req, m.opts.GPUPolicy)
-	if err != nil {
-		return Service{}, err
-	}
-	return m.col.Update(ctx, s.ID, func(x *Service) error { x.GPULease = &d.Lease; return nil })
+	return m.Get(ctx, s.ID)
 }
 
 // containerGPUs is how the service's GPUs reach its container: the leased
