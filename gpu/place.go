@@ -205,8 +205,15 @@ func need(d Device, e Estimate) int64 {
 func notEnough(count int, ok, bad []fit, req Request) *Refusal {
 	r := &Refusal{NeedBytes: req.Estimate.PerGPUBytes}
 	var why []string
+	alike := map[string]bool{} // messages that differ only in the GPU named
+	same := 0
 	for _, f := range bad {
-		why = append(why, f.bad.Message)
+		if key := strings.Replace(f.bad.Message, f.dev.Label(), "", 1); alike[key] {
+			same++
+		} else {
+			alike[key] = true
+			why = append(why, f.bad.Message)
+		}
 		r.Held = r.Held || f.bad.Held
 		r.Live = r.Live || f.bad.Live
 		if f.bad.NeedBytes > r.NeedBytes {
@@ -222,6 +229,9 @@ func notEnough(count int, ok, bad []fit, req Request) *Refusal {
 	}
 	if len(why) > 0 {
 		r.Message += ": " + strings.Join(why, "; ")
+	}
+	if same > 0 {
+		r.Message += fmt.Sprintf(" (and the same on %d more GPU(s))", same)
 	}
 	// The suggestion of the GPU closest to fitting.
 	best := -1
