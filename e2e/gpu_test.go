@@ -31,6 +31,13 @@ import (
 // newInprocGPUs is newInproc with the fake GPUs of spec.
 func newInprocGPUs(tb testing.TB, spec fakesmi.Spec) *inproc {
 	tb.Helper()
+	p, _ := newInprocFakeSMI(tb, spec)
+	return p
+}
+
+// newInprocFakeSMI is newInprocGPUs that also returns the fake nvidia-smi.
+func newInprocFakeSMI(tb testing.TB, spec fakesmi.Spec) (*inproc, *testenv.FakeSMI) {
+	tb.Helper()
 	if testing.Short() {
 		tb.Skip("needs Docker")
 	}
@@ -40,7 +47,7 @@ func newInprocGPUs(tb testing.TB, spec fakesmi.Spec) *inproc {
 	d := daemontest.Start(tb, cfg, daemontest.Options{})
 	p := &inproc{Daemon: d, c: client.New(d.URL)}
 	p.modelID = p.addModel(tb, testenv.MakeModel(tb, "qwen-tiny"))
-	return p
+	return p, fake
 }
 
 // bigModel is a model directory whose safetensors index says 200 GiB of
@@ -329,6 +336,47 @@ func TestGPUMemoryFailureReason(t *testing.T) {
 	}
 	if got.GPULease != nil {
 		t.Errorf("failed service keeps its lease %+v", got.GPULease)
+	}
+}
+
+// TestGPUBrokenDriver: a hung nvidia-smi makes gpu_list and a start's
+// schedule fail as unavailable within the inventory's bound (5 s) while
+// the daemon keeps answering; a driver/library mismatch shows in doctor.
+func TestGPUBrokenDriver(t *testing.T) {
+	p, fake := newInprocFakeSMI(t, testenv.TwoGPUs())
+	s := p.createService(t, tools.ServiceCreateInput{})
+	fake.Set(t, fakesmi.Spec{Mode: fakesmi.ModeHang})
+	var wg sync.WaitGroup
+	var listErr error
+	var took time.Duration
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		t0 := time.Now()
+		listErr = p.try(t, "gpu_list", struct{}{}, nil, nil)
+		took = time.Since(t0)
+	}()
+	go func() {
+		defer wg.Done()
+		_, _, _ = p.startWait(t, s.ID, 60)
+	}()
+	time.Sleep(time.Second)
+	if code := httpGetStatus(p.URL + "/health"); code != 200 {
+		t.Errorf("health during a hung nvidia-smi: %d", code)
+	}
+	wg.Wait()
+	if !errs.Is(listErr, errs.Unavailable) || !strings.Contains(listErr.Error(), "did not answer within 5s") || took > 15*time.Second {
+		t.Errorf("gpu_list with a hung driver: %v after %s", listErr, took)
+	}
+	got := p.status(t, s.ID)
+	if got.Status != services.StatusFailed || got.Phase != services.PhaseSchedule || !strings.Contains(got.Reason, "did not answer") {
+		t.Errorf("start with a hung driver: %s in %s: %s", got.Status, got.Phase, got.Reason)
+	}
+	fake.Set(t, fakesmi.Spec{Mode: fakesmi.ModeMismatch})
+	var doc tools.DoctorOutput
+	p.call(t, "system_doctor", struct{}{}, &doc)
+	if !strings.Contains(doc.GPU, "unavailable") || !strings.Contains(doc.GPU, "Driver/library version mismatch") {
+		t.Errorf("doctor gpu %q", doc.GPU)
 	}
 }
 

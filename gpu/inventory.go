@@ -8,16 +8,18 @@ import (
 
 // Inventory keeps the last snapshot read from a Source. It is read at
 // daemon start and refreshed whenever a placement decision needs current
-// memory figures; concurrent refreshes share one read.
+// memory figures; concurrent refreshes share one read, and a read in
+// flight (even a hung one, until its timeout) never blocks Last.
 type Inventory struct {
 	src Source
 
-	mu   sync.Mutex // held during a read, so concurrent callers share it
-	last Snapshot
-	err  error
-	read bool
-	// lastRead is when the last read ended (monotonic clock).
-	lastRead time.Time
+	readMu sync.Mutex // held during a read, so concurrent callers share it
+
+	mu       sync.Mutex // guards the fields below
+	last     Snapshot
+	err      error
+	read     bool
+	lastRead time.Time // when the last read ended (monotonic clock)
 }
 
 // NewInventory returns an inventory over src (nil: a host without GPUs).
@@ -32,36 +34,37 @@ func NewInventory(src Source) *Inventory {
 // read is in flight gets that read's result.
 func (i *Inventory) Refresh(ctx context.Context) (Snapshot, error) {
 	asked := time.Now()
+	i.readMu.Lock()
+	defer i.readMu.Unlock()
 	i.mu.Lock()
-	defer i.mu.Unlock()
-	if i.read && !i.readAt().Before(asked) {
+	if i.read && !i.lastRead.Before(asked) {
+		defer i.mu.Unlock()
 		return i.last, i.err
 	}
+	i.mu.Unlock()
 	s, err := i.src.Read(ctx)
 	if err != nil && ctx.Err() != nil {
-		return Snapshot{}, err // our caller gave up; keep the last good read
+		return Snapshot{}, err // our caller gave up; keep the last read
 	}
-	i.last, i.err, i.read = s, err, true
-	if err == nil && i.last.ReadAt.IsZero() {
-		i.last.ReadAt = time.Now().UTC()
+	if err == nil && s.ReadAt.IsZero() {
+		s.ReadAt = time.Now().UTC()
 	}
-	i.lastRead = time.Now()
-	return i.last, i.err
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.last, i.err, i.read, i.lastRead = s, err, true, time.Now()
+	return s, err
 }
 
 // Last returns the most recent read, reading once if there was none.
 func (i *Inventory) Last(ctx context.Context) (Snapshot, error) {
 	i.mu.Lock()
-	read := i.read
-	s, err := i.last, i.err
+	read, s, err := i.read, i.last, i.err
 	i.mu.Unlock()
 	if read {
 		return s, err
 	}
 	return i.Refresh(ctx)
 }
-
-func (i *Inventory) readAt() time.Time { return i.lastRead }
 
 // Static is a Source that always answers the same snapshot (unit tests,
 // and hosts where the inventory is disabled).

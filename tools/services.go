@@ -74,6 +74,9 @@ func renderService(s services.Service) string {
 		line += " [" + string(s.Phase) + "]"
 	}
 	line += fmt.Sprintf("  %s on %s  %s", s.EngineType, s.ModelID, s.Endpoint)
+	if l := s.GPULease; l != nil {
+		line += fmt.Sprintf("\n  gpus: %s (%s), %.2f of each", l.Indexes(), strings.Join(l.UUIDs(), ", "), l.Fraction)
+	}
 	if s.Reason != "" && s.Status != services.StatusRunning {
 		line += "\n  reason: " + s.Reason
 	}
