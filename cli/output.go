@@ -16,6 +16,7 @@ import (
 	"aima/events"
 	"aima/models"
 	"aima/services"
+	"aima/state"
 	"aima/tools"
 )
 
@@ -72,9 +73,16 @@ func render(std IO, format string, op tools.Op, raw json.RawMessage) error {
 		return printDoc(std.Stdout, "json", raw)
 	}
 	switch v := out.(type) {
-	case tools.List[services.Service]:
+	case tools.RecordList[services.Service]:
+		warnDamaged(std, v.Damaged)
 		return serviceTable(std.Stdout, v.Items)
-	case tools.List[models.Model]:
+	case tools.RecordList[models.Model]:
+		warnDamaged(std, v.Damaged)
+		return modelTable(std.Stdout, v.Items)
+	case tools.ModelScanOutput:
+		for _, sk := range v.Skipped {
+			fmt.Fprintf(std.Stderr, "skipped %s: %s\n", sk.Path, sk.Reason)
+		}
 		return modelTable(std.Stdout, v.Items)
 	case tools.List[engines.Engine]:
 		return engineTable(std.Stdout, v.Items)
@@ -94,6 +102,13 @@ func render(std IO, format string, op tools.Op, raw json.RawMessage) error {
 		fmt.Fprintln(std.Stdout, text)
 	}
 	return nil
+}
+
+// warnDamaged tells, on stderr, about records the store cannot read.
+func warnDamaged(std IO, ds []state.Damaged) {
+	for _, d := range ds {
+		fmt.Fprintf(std.Stderr, "warning: %s record %s is damaged in the state store (%s); delete it with `%s`\n", d.Kind, d.ID, d.Error, services.DeleteCommand(d))
+	}
 }
 
 func newTable(w io.Writer) table.Writer {

@@ -161,6 +161,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err := d.manager.Run(); err != nil {
 		d.log.Warn("reconcile at start-up", "err", err)
 	}
+	d.reportStore(ctx)
 	srv := httpapi.New(d.Env, d.log)
 	if opts.Mount != nil {
 		opts.Mount(srv, d.Env, opts.Addr, opts.Token)

@@ -23,7 +23,7 @@ func TestInspectHFDirectory(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "Qwen2.5-0.5B")
 	writeFile(t, filepath.Join(dir, "config.json"), `{"architectures":["Qwen2ForCausalLM"],"torch_dtype":"bfloat16","max_position_embeddings":32768}`)
 	writeFile(t, filepath.Join(dir, "model.safetensors"), "0123456789")
-	m, err := Inspect(dir)
+	m, err := Inspect(t.Context(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,9 +42,9 @@ func TestInspectGGUFAndRejections(t *testing.T) {
 	root := t.TempDir()
 	gguf := filepath.Join(root, "tiny-q4.gguf")
 	writeFile(t, gguf, "GGUF")
-	m, err := Inspect(gguf)
+	m, err := Inspect(t.Context(), gguf)
 	if err != nil || m.Format != "gguf" || m.Name != "tiny-q4" || m.SizeBytes != 4 {
-		t.Fatalf("Inspect(gguf) = %+v, %v", m, err)
+		t.Fatalf("Inspect(t.Context(), gguf) = %+v, %v", m, err)
 	}
 	writeFile(t, filepath.Join(root, "notes.txt"), "x")
 	writeFile(t, filepath.Join(root, "badjson", "config.json"), "{")
@@ -60,7 +60,7 @@ func TestInspectGGUFAndRejections(t *testing.T) {
 		"empty":       "",
 		"nul":         "a\x00b",
 	} {
-		if _, err := Inspect(path); errs.KindOf(err) != errs.InvalidArgument || errs.FieldOf(err) != "path" {
+		if _, err := Inspect(t.Context(), path); errs.KindOf(err) != errs.InvalidArgument || errs.FieldOf(err) != "path" {
 			t.Errorf("%s: Inspect(%q) = %v, want invalid_argument on path", name, path, err)
 		}
 	}
@@ -95,12 +95,12 @@ func TestRegistryAddGetListRemoveScan(t *testing.T) {
 	if _, err := reg.Get(ctx, "m-unknown"); errs.KindOf(err) != errs.NotFound {
 		t.Fatalf("Get(unknown) = %v", err)
 	}
-	found, err := reg.Scan(ctx, root)
+	res, err := reg.Scan(ctx, root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(found) != 3 {
-		t.Fatalf("Scan found %d models, want a, b and c.gguf (not the hidden one): %+v", len(found), found)
+	if len(res.Found) != 3 || len(res.Skipped) != 0 {
+		t.Fatalf("Scan found %d models, want a, b and c.gguf (not the hidden one), none skipped: %+v", len(res.Found), res)
 	}
 	all, err := reg.List(ctx)
 	if err != nil || len(all) != 3 || all[0].ID != m.ID {

@@ -16,6 +16,10 @@ const (
 	LabelEngine  = "aima.engine"  // engine type, e.g. "vllm"
 	LabelModel   = "aima.model"   // model ID or remote reference
 	LabelPort    = "aima.port"    // host port
+	// LabelStore is the identity of the state store holding the service's
+	// record (state.StoreID): it tells this daemon's containers from those
+	// of another data dir or of a store that was lost.
+	LabelStore = "aima.store"
 )
 
 // Mount is a bind mount from the host into the container.

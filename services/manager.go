@@ -119,6 +119,9 @@ type Manager struct {
 	placeMu sync.Mutex
 
 	dockerDown atomic.Bool // the watcher lost the engine
+
+	storeIDOnce sync.Once // see storeID
+	storeIDVal  string
 }
 
 type startJob struct {

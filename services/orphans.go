@@ -14,12 +14,17 @@ type Orphan struct {
 	ServiceID   string `json:"service_id" jsonschema:"the aima.service label"`
 	Status      string `json:"status" jsonschema:"Docker's container state"`
 	Image       string `json:"image"`
+	// OtherStore marks a container this store did not create: its
+	// aima.store label names another store, or it has none.
+	OtherStore bool `json:"other_store,omitempty" jsonschema:"created by another state store: another daemon's data dir, or a store that was lost or replaced (restore it with aima store restore); service_prune removes it only with force"`
 }
 
 // Orphans lists containers labelled aima.managed=true whose service has no
-// record. Containers without aima's label are never considered.
+// record. Containers without aima's label are never considered, and neither
+// are those of a damaged record (it still names them). An orphan this store
+// did not create is marked OtherStore.
 func (m *Manager) Orphans(ctx context.Context) ([]Orphan, error) {
-	all, err := m.col.List(ctx)
+	all, damaged, err := m.col.Scan(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -27,34 +32,52 @@ func (m *Manager) Orphans(ctx context.Context) ([]Orphan, error) {
 	for _, s := range all {
 		known[s.ID] = true
 	}
+	for _, d := range damaged {
+		known[d.ID] = true
+	}
 	containers, err := m.rt.ListContainers(ctx, map[string]string{runtime.LabelManaged: "true"})
 	if err != nil {
 		return nil, err
 	}
+	mine := m.storeID()
 	out := []Orphan{}
 	for _, c := range containers {
 		id := c.Labels[runtime.LabelService]
 		if known[id] {
 			continue
 		}
-		out = append(out, Orphan{ContainerID: c.ID, Name: c.Name, ServiceID: id, Status: c.Status, Image: c.Image})
+		store := c.Labels[runtime.LabelStore]
+		out = append(out, Orphan{ContainerID: c.ID, Name: c.Name, ServiceID: id, Status: c.Status, Image: c.Image,
+			OtherStore: mine == "" || store != mine})
 	}
 	return out, nil
 }
 
-// Prune removes the orphan containers (stopping them first) and returns
-// what it removed.
-func (m *Manager) Prune(ctx context.Context) ([]Orphan, error) {
+// PruneResult says what Prune removed and what it kept.
+type PruneResult struct {
+	Removed []Orphan
+	// Kept are orphans of another store, left alone without force.
+	Kept []Orphan
+}
+
+// Prune removes the orphan containers (stopping them first). Orphans of
+// another store (OtherStore: a lost store's engines, or another daemon's)
+// are kept unless force is set: they are never removed silently.
+func (m *Manager) Prune(ctx context.Context, force bool) (PruneResult, error) {
 	orphans, err := m.Orphans(ctx)
 	if err != nil {
-		return nil, err
+		return PruneResult{}, err
 	}
-	removed := []Orphan{}
+	res := PruneResult{Removed: []Orphan{}, Kept: []Orphan{}}
 	for _, o := range orphans {
-		if err := m.rt.RemoveContainer(ctx, o.ContainerID, true); err != nil {
-			return removed, err
+		if o.OtherStore && !force {
+			res.Kept = append(res.Kept, o)
+			continue
 		}
-		removed = append(removed, o)
+		if err := m.rt.RemoveContainer(ctx, o.ContainerID, true); err != nil {
+			return res, err
+		}
+		res.Removed = append(res.Removed, o)
 	}
-	return removed, nil
+	return res, nil
 }

@@ -14,14 +14,18 @@ import (
 // that was in progress resumes its health check and deadline if its
 // container still runs; anything whose container is gone or exited becomes
 // failed with the reason.
+//
+// Containers are listed first, so an error after that is the store's; a
+// runtime error is wrapped (runtimeError) for the watcher to tell them
+// apart. Damaged records are left out (see Damaged).
 func (m *Manager) Reconcile(ctx context.Context) error {
-	all, err := m.col.List(ctx)
-	if err != nil {
-		return err
-	}
 	containers, err := m.rt.ListContainers(ctx, map[string]string{runtime.LabelManaged: "true"})
 	if err != nil {
-		return err
+		return &runtimeError{err}
+	}
+	all, err := m.col.List(ctx)
+	if err != nil {
+		return fmt.Errorf("read service records: %w", err)
 	}
 	byService := map[string]runtime.ContainerState{}
 	for _, c := range containers {

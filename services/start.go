@@ -302,6 +302,7 @@ func (m *Manager) containerSpec(s Service, eng engines.Engine) (runtime.Containe
 			runtime.LabelEngine:  s.EngineType,
 			runtime.LabelModel:   s.ModelID,
 			runtime.LabelPort:    strconv.Itoa(s.Port),
+			runtime.LabelStore:   m.storeID(),
 		},
 	}
 	if s.ModelPath != "" {

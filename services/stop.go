@@ -6,6 +6,7 @@ import (
 
 	"aima/errs"
 	"aima/runtime"
+	"aima/state"
 )
 
 // StopResult says what a stop did.
@@ -100,9 +101,12 @@ func (m *Manager) RestartWith(ctx context.Context, ref string, opts StartOptions
 }
 
 // Delete stops the service, removes its containers, its record and its
-// history.
+// history. A damaged record is deleted the same way (see deleteDamaged).
 func (m *Manager) Delete(ctx context.Context, ref string) (Service, error) {
 	s, err := m.Get(ctx, ref)
+	if state.IsDamaged(err) {
+		return m.deleteDamaged(ctx, ref)
+	}
 	if err != nil {
 		return Service{}, err
 	}

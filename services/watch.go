@@ -2,6 +2,7 @@ package services
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -30,16 +31,40 @@ func (m *Manager) DockerReachable() bool { return !m.dockerDown.Load() }
 
 // subscribe subscribes to aima's container events, then reconciles every
 // service with the containers that exist (subscribe first, so nothing falls
-// between the listing and the events).
+// between the listing and the events). Only the runtime being unreachable
+// marks Docker down: a store error (or a damaged record) is the store's
+// problem, and calling it Docker's would mark every status stale and stop
+// the liveness probe for nothing.
 func (m *Manager) subscribe(ctx context.Context, since time.Time) (<-chan runtime.Event, <-chan error, error) {
 	evs, errc := m.rt.Events(ctx, since, map[string]string{runtime.LabelManaged: "true"})
 	err := m.Reconcile(ctx)
-	if err != nil {
-		m.setDockerDown(err)
-	} else {
+	switch {
+	case err == nil:
 		m.setDockerUp()
+	case dockerUnreachable(err):
+		m.setDockerDown(err)
+	default:
+		m.setDockerUp() // the runtime answered; reconcile failed after that
+		m.log.Error("reconcile: the state store failed (Docker is reachable)", "err", err)
 	}
 	return evs, errc, err
+}
+
+// runtimeError marks an error of the container runtime, as opposed to one
+// of the store, in what Reconcile returns.
+type runtimeError struct{ err error }
+
+func (e *runtimeError) Error() string { return e.err.Error() }
+func (e *runtimeError) Unwrap() error { return e.err }
+
+// dockerUnreachable reports whether err says the runtime could not be
+// reached (kind unavailable or deadline_exceeded from the runtime itself).
+func dockerUnreachable(err error) bool {
+	var re *runtimeError
+	if !errors.As(err, &re) {
+		return false
+	}
+	return errs.Is(re.err, errs.Unavailable) || errs.Is(re.err, errs.DeadlineExceeded)
 }
 
 // watchDocker follows the event stream and resubscribes with since= after

@@ -34,15 +34,39 @@ var boltLockTimeout = 2 * time.Second
 type boltStore struct {
 	db   *bolt.DB
 	path string
+	// created is set when the file did not exist before this open.
+	created bool
+	backups *backups
 }
 
 // OpenBolt opens (creating if needed, with its parent directory at 0700) the
 // bbolt file at path. bbolt holds an exclusive flock on the file while open;
 // if another process (or another open in this one) holds it, OpenBolt gives
 // up after a short timeout with errs.Unavailable rather than blocking.
+//
+// The file is inspected first (InspectBolt) and opened for writing only
+// when it is sound. A damaged file (empty, truncated, corrupt) is an
+// errs.Unavailable that names the file, says what is wrong and what to do
+// (restore the backup, see RestoreBolt). A missing file whose backup exists
+// is refused the same way: the store vanished, and starting empty would
+// lose the way back. Once open, the store keeps a consistent backup next to
+// the file (path + ".bak"), written now, hourly while it changes, and at
+// Close.
 func OpenBolt(path string) (Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, errs.Wrap(errs.Unavailable, err, "state store %s: create directory", path)
+	}
+	rep := InspectBolt(path)
+	switch rep.Status {
+	case FileOK:
+	case FileMissing:
+		if bak := InspectBolt(BackupPath(path)); bak.Status != FileMissing {
+			return nil, vanishedStoreError(rep, bak)
+		}
+	case FileLocked:
+		return nil, errs.New(errs.Unavailable, "state store %s is locked by another aima process", path)
+	default:
+		return nil, damagedStoreError(rep, InspectBolt(BackupPath(path)))
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: boltLockTimeout})
 	if err != nil {
@@ -59,7 +83,9 @@ func OpenBolt(path string) (Store, error) {
 		_ = db.Close()
 		return nil, errs.Wrap(errs.Internal, err, "state store %s: create bucket", path)
 	}
-	return &boltStore{db: db, path: path}, nil
+	s := &boltStore{db: db, path: path, created: rep.Status == FileMissing}
+	s.backups = startBackups(s)
+	return s, nil
 }
 
 // encodeBolt packs rev and val into the stored form.
@@ -198,8 +224,10 @@ func (s *boltStore) Delete(ctx context.Context, key string, expectRev uint64) er
 	return s.wrapErr("delete", key, err)
 }
 
-// Close releases the file lock; bbolt makes repeated calls a no-op.
+// Close stops the backups and releases the file lock; bbolt makes repeated
+// calls a no-op.
 func (s *boltStore) Close() error {
+	s.backups.stop()
 	if err := s.db.Close(); err != nil {
 		return errs.Wrap(errs.Internal, err, "close state store %s", s.path)
 	}

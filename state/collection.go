@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -78,12 +79,22 @@ func (c *Collection[T]) encode(id string, v T) ([]byte, error) {
 	return b, nil
 }
 
+// decode unpacks a stored record. A record that is not a JSON object of
+// the collection's type is damaged (see Damaged).
 func (c *Collection[T]) decode(id string, b []byte) (T, error) {
 	var v T
-	if err := json.Unmarshal(b, &v); err != nil {
-		return v, errs.Wrap(errs.Internal, err, "decode %s %s", c.noun, id)
+	trimmed := bytes.TrimSpace(b)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return v, c.damaged(id, errors.New("not a JSON object"))
+	}
+	if err := json.Unmarshal(trimmed, &v); err != nil {
+		return v, c.damaged(id, err)
 	}
 	return v, nil
+}
+
+func (c *Collection[T]) damaged(id string, why error) error {
+	return &errs.Error{Kind: errs.Conflict, Err: &damagedError{noun: c.noun, id: id, why: why}}
 }
 
 // Get returns the record id, or errs.NotFound.
@@ -103,14 +114,31 @@ func (c *Collection[T]) Get(ctx context.Context, id string) (T, error) {
 	return c.decode(id, e.Value)
 }
 
-// List returns all records in ascending id order. Keys under the prefix
-// that cannot be IDs of this collection (they contain "/") are skipped.
+// List returns all records that can be read, in ascending id order;
+// damaged records are left out (Scan and Damaged report them). Keys under
+// the prefix that cannot be IDs of this collection (they contain "/") are
+// skipped.
 func (c *Collection[T]) List(ctx context.Context) ([]T, error) {
+	out, _, err := c.Scan(ctx)
+	return out, err
+}
+
+// Damaged lists the records of the collection that cannot be read.
+func (c *Collection[T]) Damaged(ctx context.Context) ([]Damaged, error) {
+	_, bad, err := c.Scan(ctx)
+	return bad, err
+}
+
+// Scan returns the records that can be read and, separately, the damaged
+// ones, both in ascending id order. One damaged record never hides the
+// others.
+func (c *Collection[T]) Scan(ctx context.Context) ([]T, []Damaged, error) {
 	entries, err := c.s.List(ctx, c.prefix)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := make([]T, 0, len(entries))
+	bad := []Damaged{}
 	for _, e := range entries {
 		id := strings.TrimPrefix(e.Key, c.prefix)
 		if strings.Contains(id, "/") {
@@ -118,11 +146,14 @@ func (c *Collection[T]) List(ctx context.Context) ([]T, error) {
 		}
 		v, err := c.decode(id, e.Value)
 		if err != nil {
-			return nil, err
+			var de *damagedError
+			errors.As(err, &de)
+			bad = append(bad, Damaged{Kind: c.noun, ID: id, Error: de.why.Error(), Bytes: len(e.Value)})
+			continue
 		}
 		out = append(out, v)
 	}
-	return out, nil
+	return out, bad, nil
 }
 
 // Create stores v as record id if no such record exists; otherwise it fails

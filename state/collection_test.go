@@ -178,3 +178,51 @@ func TestCollectionConcurrent(t *testing.T) {
 		}
 	})
 }
+
+// A record that does not decode is quarantined in place: left out of List,
+// reported by Scan and Damaged, refused by Get and Update with a conflict
+// that says it is damaged, and removable with Delete; one bad record never
+// hides the others.
+func TestCollectionQuarantinesDamagedRecords(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s Store) {
+		ctx := context.Background()
+		c := NewCollection[svc](s, "services/", "service")
+		if err := c.Create(ctx, "svc-ok", svc{ID: "svc-ok"}); err != nil {
+			t.Fatal(err)
+		}
+		bad := map[string]string{"svc-bad": "{not json", "svc-null": "null", "svc-list": "[1]", "svc-type": `{"n":"x"}`, "svc-empty": ""}
+		for id, v := range bad {
+			if _, err := s.Put(ctx, "services/"+id, []byte(v), AnyRev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		list, err := c.List(ctx)
+		if err != nil || len(list) != 1 || list[0].ID != "svc-ok" {
+			t.Fatalf("List = %+v, %v", list, err)
+		}
+		good, damaged, err := c.Scan(ctx)
+		if err != nil || len(good) != 1 || len(damaged) != len(bad) {
+			t.Fatalf("Scan = %+v, %+v, %v", good, damaged, err)
+		}
+		for _, d := range damaged {
+			if _, ok := bad[d.ID]; !ok || d.Kind != "service" || d.Error == "" {
+				t.Errorf("damaged %+v", d)
+			}
+		}
+		_, err = c.Get(ctx, "svc-bad")
+		if errs.KindOf(err) != errs.Conflict || !IsDamaged(err) || !strings.Contains(err.Error(), "service svc-bad is damaged in the state store") {
+			t.Fatalf("Get(damaged) = %v (kind %q)", err, errs.KindOf(err))
+		}
+		if _, err := c.Update(ctx, "svc-bad", func(*svc) error { return nil }); !IsDamaged(err) {
+			t.Fatalf("Update(damaged) = %v", err)
+		}
+		for id := range bad {
+			if err := c.Delete(ctx, id); err != nil {
+				t.Fatalf("Delete(%s) = %v", id, err)
+			}
+		}
+		if d, err := c.Damaged(ctx); err != nil || len(d) != 0 {
+			t.Fatalf("Damaged after deletes = %+v, %v", d, err)
+		}
+	})
+}

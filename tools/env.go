@@ -1,10 +1,13 @@
 package tools
 
 import (
+	"fmt"
+
 	"aima/engines"
 	"aima/models"
 	"aima/runtime"
 	"aima/services"
+	"aima/state"
 )
 
 // Env is what operations run against: the daemon's domain objects.
@@ -29,4 +32,30 @@ func listOf[T any](items []T) List[T] {
 		items = []T{}
 	}
 	return List[T]{Items: items, Total: len(items)}
+}
+
+// RecordList is the list envelope of records read from the state store:
+// List's items and total, plus the records that cannot be read, apart (a
+// client that ignores damaged sees a well-formed list of sound records).
+type RecordList[T any] struct {
+	Items   []T             `json:"items" jsonschema:"the items, oldest first"`
+	Total   int             `json:"total" jsonschema:"number of items"`
+	Damaged []state.Damaged `json:"damaged,omitempty" jsonschema:"records that cannot be read from the state store (quarantined, not among items); delete them by id"`
+}
+
+func recordListOf[T any](items []T, damaged []state.Damaged) RecordList[T] {
+	l := listOf(items)
+	if len(damaged) == 0 {
+		damaged = nil
+	}
+	return RecordList[T]{Items: l.Items, Total: l.Total, Damaged: damaged}
+}
+
+// renderDamaged is the text lines about damaged records.
+func renderDamaged(ds []state.Damaged) string {
+	s := ""
+	for _, d := range ds {
+		s += fmt.Sprintf("\ndamaged %s record %s: %s", d.Kind, d.ID, d.Error)
+	}
+	return s
 }

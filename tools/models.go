@@ -30,25 +30,36 @@ func renderModel(m models.Model) string {
 	return fmt.Sprintf("%s  %s  %s  %s", m.ID, m.Name, m.Format, m.Path)
 }
 
-func renderModels(l List[models.Model]) string {
-	s := fmt.Sprintf("%d model(s)", l.Total)
-	for _, m := range l.Items {
+func renderModels(items []models.Model) string {
+	s := fmt.Sprintf("%d model(s)", len(items))
+	for _, m := range items {
 		s += "\n" + renderModel(m)
 	}
 	return s
 }
 
+// ModelScanOutput is what a scan registered, and what it skipped and why.
+type ModelScanOutput struct {
+	Items   []models.Model   `json:"items" jsonschema:"the models found and registered"`
+	Total   int              `json:"total" jsonschema:"number of models found"`
+	Skipped []models.Skipped `json:"skipped" jsonschema:"paths that looked like models but were not registered (special files such as FIFOs and devices, unreadable or invalid config.json), with the reason"`
+}
+
 func modelOps() []Op {
 	return []Op{
-		Declare(Spec[Empty, List[models.Model]]{
+		Declare(Spec[Empty, RecordList[models.Model]]{
 			Name:        "model_list",
-			Description: "List the models registered with aima (local Hugging Face-style directories and GGUF files), oldest first. Use a model's id as model_id when creating a service.",
+			Description: "List the models registered with aima (local Hugging Face-style directories and GGUF files), oldest first. Use a model's id as model_id when creating a service. Model records the state store cannot read are listed apart under damaged; delete them with model_remove.",
 			Annotations: Annotations{ReadOnly: true, Idempotent: true},
-			Run: func(ctx context.Context, env *Env, _ Empty, _ Reporter) (List[models.Model], error) {
+			Run: func(ctx context.Context, env *Env, _ Empty, _ Reporter) (RecordList[models.Model], error) {
 				all, err := env.Models.List(ctx)
-				return listOf(all), err
+				if err != nil {
+					return RecordList[models.Model]{}, err
+				}
+				damaged, err := env.Models.Damaged(ctx)
+				return recordListOf(all, damaged), err
 			},
-			Render: renderModels,
+			Render: func(l RecordList[models.Model]) string { return renderModels(l.Items) + renderDamaged(l.Damaged) },
 		}),
 		Declare(Spec[ModelRef, models.Model]{
 			Name:        "model_get",
@@ -62,7 +73,7 @@ func modelOps() []Op {
 		}),
 		Declare(Spec[ModelAddInput, models.Model]{
 			Name:        "model_add",
-			Description: "Register a model that is on the daemon's disk: a Hugging Face-style directory containing config.json, or a .gguf file. The model gets a stable short id (the same path always gets the same id); adding it again is harmless. Its path is later mounted read-only into engine containers.",
+			Description: "Register a model that is on the daemon's disk: a Hugging Face-style directory containing config.json, or a .gguf file. The model gets a stable short id (the same path always gets the same id); adding it again is harmless. Its path is later mounted read-only into engine containers. Only regular files are read (symlinks are followed): a FIFO, device or socket is refused with invalid_argument, and config.json over 4 MiB is too.",
 			Annotations: Annotations{Idempotent: true},
 			Run: func(ctx context.Context, env *Env, in ModelAddInput, _ Reporter) (models.Model, error) {
 				return env.Models.Add(ctx, in.Path, in.Name)
@@ -71,7 +82,7 @@ func modelOps() []Op {
 		}),
 		Declare(Spec[ModelRef, models.Model]{
 			Name:        "model_remove",
-			Description: "Unregister a model. Its files are not touched. Services created from it keep working until they are deleted.",
+			Description: "Unregister a model. Its files are not touched. Services created from it keep working until they are deleted. A damaged model record (listed under damaged by model_list) is removed the same way.",
 			Annotations: Annotations{Destructive: true, Idempotent: false},
 			Positional:  "model_id",
 			Run: func(ctx context.Context, env *Env, in ModelRef, _ Reporter) (models.Model, error) {
@@ -79,16 +90,23 @@ func modelOps() []Op {
 			},
 			Render: func(m models.Model) string { return "removed " + renderModel(m) },
 		}),
-		Declare(Spec[ModelScanInput, List[models.Model]]{
+		Declare(Spec[ModelScanInput, ModelScanOutput]{
 			Name:        "model_scan",
-			Description: "Search a directory on the daemon's host for models (directories with config.json, and .gguf files, up to 4 levels deep) and register every one found. Returns the models found.",
+			Description: "Search a directory on the daemon's host for models (directories with config.json, and .gguf files, up to 4 levels deep) and register every one found. Returns the models found, and the paths skipped with the reason (special files such as FIFOs or devices are never opened). Stops after 2 minutes; what was registered by then stays registered.",
 			Annotations: Annotations{Idempotent: true},
 			Positional:  "dir",
-			Run: func(ctx context.Context, env *Env, in ModelScanInput, _ Reporter) (List[models.Model], error) {
-				found, err := env.Models.Scan(ctx, in.Dir)
-				return listOf(found), err
+			Run: func(ctx context.Context, env *Env, in ModelScanInput, _ Reporter) (ModelScanOutput, error) {
+				res, err := env.Models.Scan(ctx, in.Dir)
+				l := listOf(res.Found)
+				return ModelScanOutput{Items: l.Items, Total: l.Total, Skipped: res.Skipped}, err
 			},
-			Render: renderModels,
+			Render: func(o ModelScanOutput) string {
+				s := renderModels(o.Items)
+				for _, sk := range o.Skipped {
+					s += "\nskipped " + sk.Path + ": " + sk.Reason
+				}
+				return s
+			},
 		}),
 	}
 }

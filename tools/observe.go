@@ -95,27 +95,31 @@ func withDurations(evs []events.Event) []HistoryEntry {
 
 func serviceObserveOps() []Op {
 	return []Op{
-		Declare(Spec[ServiceListInput, List[services.Service]]{
+		Declare(Spec[ServiceListInput, RecordList[services.Service]]{
 			Name:        "service_list",
-			Description: "List services, oldest first, with status (created, creating with its phase, running, unhealthy, stopping, stopped, failed with reason), engine, model, port and endpoint.",
+			Description: "List services, oldest first, with status (created, creating with its phase, running, unhealthy, stopping, stopped, failed with reason), engine, model, port and endpoint. Service records the state store cannot read are listed apart under damaged; delete them with service_delete.",
 			Annotations: Annotations{ReadOnly: true, Idempotent: true},
-			Run: func(ctx context.Context, env *Env, in ServiceListInput, _ Reporter) (List[services.Service], error) {
+			Run: func(ctx context.Context, env *Env, in ServiceListInput, _ Reporter) (RecordList[services.Service], error) {
 				var st services.Status
 				if in.Status != "" {
 					var err error
 					if st, err = services.ParseStatus("status", in.Status); err != nil {
-						return List[services.Service]{}, err
+						return RecordList[services.Service]{}, err
 					}
 				}
 				all, err := env.Services.List(ctx, st)
-				return listOf(all), err
+				if err != nil {
+					return RecordList[services.Service]{}, err
+				}
+				damaged, err := env.Services.Damaged(ctx)
+				return recordListOf(all, damaged), err
 			},
-			Render: func(l List[services.Service]) string {
+			Render: func(l RecordList[services.Service]) string {
 				s := fmt.Sprintf("%d service(s)", l.Total)
 				for _, x := range l.Items {
 					s += "\n" + renderService(x)
 				}
-				return s
+				return s + renderDamaged(l.Damaged)
 			},
 		}),
 		Declare(Spec[ServiceRef, services.Service]{

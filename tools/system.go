@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"aima/services"
+	"aima/state"
 )
 
 // DoctorOutput is a health report of the daemon's world.
@@ -14,15 +15,30 @@ type DoctorOutput struct {
 	Services int               `json:"services" jsonschema:"number of service records"`
 	Failed   []string          `json:"failed" jsonschema:"services in status failed, with their reasons"`
 	Orphans  []services.Orphan `json:"orphans" jsonschema:"containers labelled as aima's with no service record; remove with service_prune"`
+	Store    state.Info        `json:"store" jsonschema:"the state store: its file, and its backup copy"`
+	Damaged  []state.Damaged   `json:"damaged" jsonschema:"service and model records the state store cannot read: left out of lists, reconcile and liveness; delete them with service_delete or model_remove"`
+	Warnings []string          `json:"warnings" jsonschema:"what needs attention, with what to do: damaged records, containers of another (possibly lost) state store, a failed backup"`
 	GPU      string            `json:"gpu" jsonschema:"GPU state: the number of GPUs and the driver, why there are none, or why the driver cannot be read"`
 	GPUs     []string          `json:"gpus" jsonschema:"one line per GPU: memory and the services holding it"`
+}
+
+// PruneInput asks to remove orphan containers.
+type PruneInput struct {
+	Force bool `json:"force,omitempty" jsonschema:"also remove orphans created by another state store (other_store: another daemon's data dir, or a store that was lost); without it they are kept, so a lost store's engines are never removed silently"`
+}
+
+// PruneOutput lists the containers removed and those kept.
+type PruneOutput struct {
+	Items []services.Orphan `json:"items" jsonschema:"the orphan containers removed"`
+	Total int               `json:"total" jsonschema:"number removed"`
+	Kept  []services.Orphan `json:"kept" jsonschema:"orphans of another state store, kept because force was not set"`
 }
 
 func systemOps() []Op {
 	return []Op{
 		Declare(Spec[Empty, DoctorOutput]{
 			Name:        "system_doctor",
-			Description: "Diagnose aima's host: Docker engine reachability, the GPU state (driver, memory, leases), failed services and their reasons, and orphan containers (labelled as aima's but with no service record, e.g. after a lost data dir). Changes nothing; service_prune removes the orphans.",
+			Description: "Diagnose aima's host: Docker engine reachability, the GPU state (driver, memory, leases), failed services and their reasons, orphan containers (labelled as aima's but with no service record, e.g. after a lost data dir), the state store and its backup, records the store cannot read, and warnings with what to do. Changes nothing; service_prune removes orphans. When the daemon does not start because its store is damaged, `aima store check` inspects the store file without a daemon.",
 			Annotations: Annotations{ReadOnly: true, Idempotent: true},
 			Run: func(ctx context.Context, env *Env, _ Empty, _ Reporter) (DoctorOutput, error) {
 				out := DoctorOutput{Docker: "ok", Failed: []string{}, Orphans: []services.Orphan{}, GPUs: []string{}}
@@ -40,12 +56,16 @@ func systemOps() []Op {
 						out.Failed = append(out.Failed, s.ID+": "+s.Reason)
 					}
 				}
+				var orphans []services.Orphan
 				if out.Docker == "ok" {
-					if out.Orphans, err = env.Services.Orphans(ctx); err != nil {
+					if orphans, err = env.Services.Orphans(ctx); err != nil {
 						return out, err
 					}
+					out.Orphans = orphans
 				}
-				return out, nil
+				h, err := env.Services.StoreHealth(ctx, orphans)
+				out.Store, out.Damaged, out.Warnings = h.Info, h.Damaged, h.Warnings
+				return out, err
 			},
 			Render: func(o DoctorOutput) string {
 				var b strings.Builder
@@ -54,30 +74,57 @@ func systemOps() []Op {
 					fmt.Fprintf(&b, "  %s\n", g)
 				}
 				fmt.Fprintf(&b, "services: %d\n", o.Services)
+				store := o.Store.Backend
+				if o.Store.Path != "" {
+					store += " " + o.Store.Path
+				}
+				if o.Store.BackupAt != nil {
+					store += fmt.Sprintf(" (backup %s, %s)", o.Store.Backup, o.Store.BackupAt.Local().Format("2006-01-02 15:04:05"))
+				}
+				fmt.Fprintf(&b, "store: %s\n", store)
 				for _, f := range o.Failed {
 					fmt.Fprintf(&b, "failed: %s\n", f)
 				}
 				if len(o.Orphans) == 0 {
-					b.WriteString("orphan containers: none")
+					b.WriteString("orphan containers: none\n")
 				}
 				for _, c := range o.Orphans {
-					fmt.Fprintf(&b, "orphan container: %s (%s, service label %q, %s); remove with `aima service prune`\n", c.Name, c.ContainerID[:12], c.ServiceID, c.Status)
+					fmt.Fprintf(&b, "orphan container: %s (%.12s, service label %q, %s)", c.Name, c.ContainerID, c.ServiceID, c.Status)
+					if c.OtherStore {
+						b.WriteString(" of another state store; `aima service prune --force` removes it\n")
+					} else {
+						b.WriteString("; remove with `aima service prune`\n")
+					}
+				}
+				for _, w := range o.Warnings {
+					fmt.Fprintf(&b, "warning: %s\n", w)
 				}
 				return strings.TrimRight(b.String(), "\n")
 			},
 		}),
-		Declare(Spec[Empty, List[services.Orphan]]{
+		Declare(Spec[PruneInput, PruneOutput]{
 			Name:        "service_prune",
-			Description: "Remove orphan containers: containers labelled as aima's (aima.managed=true) whose service has no record. Containers aima does not own are never touched. Returns what was removed.",
+			Description: "Remove orphan containers: containers labelled as aima's (aima.managed=true) whose service has no record. Containers aima does not own are never touched. Orphans created by another state store (another daemon's data dir, or this data dir's store before it was lost) are kept unless force is set, and returned as kept. Returns what was removed.",
 			Annotations: Annotations{Destructive: true, Idempotent: true},
-			Run: func(ctx context.Context, env *Env, _ Empty, _ Reporter) (List[services.Orphan], error) {
-				removed, err := env.Services.Prune(ctx)
-				return listOf(removed), err
+			Run: func(ctx context.Context, env *Env, in PruneInput, _ Reporter) (PruneOutput, error) {
+				res, err := env.Services.Prune(ctx, in.Force)
+				l := listOf(res.Removed)
+				kept := res.Kept
+				if kept == nil {
+					kept = []services.Orphan{}
+				}
+				return PruneOutput{Items: l.Items, Total: l.Total, Kept: kept}, err
 			},
-			Render: func(l List[services.Orphan]) string {
-				s := fmt.Sprintf("removed %d orphan container(s)", l.Total)
-				for _, o := range l.Items {
-					s += "\n" + o.Name
+			Render: func(o PruneOutput) string {
+				s := fmt.Sprintf("removed %d orphan container(s)", o.Total)
+				for _, c := range o.Items {
+					s += "\n" + c.Name
+				}
+				if len(o.Kept) > 0 {
+					s += fmt.Sprintf("\nkept %d container(s) of another state store (a lost store's engines, or another daemon's); `aima service prune --force` removes them:", len(o.Kept))
+					for _, c := range o.Kept {
+						s += "\n" + c.Name
+					}
 				}
 				return s
 			},

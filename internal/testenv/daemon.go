@@ -87,8 +87,17 @@ var healthClient = &http.Client{Timeout: 2 * time.Second, Transport: &http.Trans
 // within the health timeout.
 func StartDaemon(t testing.TB, opts DaemonOptions) *DaemonProc {
 	t.Helper()
+	d := NewDaemon(t, opts)
+	d.launch(t)
+	return d
+}
+
+// NewDaemon prepares what StartDaemon runs without starting it: the test
+// starts it with Restart, or expects it to be refused with StartRefused.
+func NewDaemon(t testing.TB, opts DaemonOptions) *DaemonProc {
+	t.Helper()
 	if opts.Config == "" {
-		t.Fatal("testenv.StartDaemon: no Config")
+		t.Fatal("testenv.NewDaemon: no Config")
 	}
 	if opts.Bin == "" {
 		opts.Bin = BuildAima(t)
@@ -104,7 +113,7 @@ func StartDaemon(t testing.TB, opts DaemonOptions) *DaemonProc {
 	}
 	d := &DaemonProc{Bin: opts.Bin, Addr: fmt.Sprintf("127.0.0.1:%d", FreePort(t)), DataDir: opts.DataDir, Config: opts.Config, opts: opts}
 	t.Cleanup(func() {
-		if d.started() && d.Alive() {
+		if d.Alive() {
 			_ = d.proc().Signal(os.Interrupt)
 			select {
 			case <-d.Exited():
@@ -117,7 +126,6 @@ func StartDaemon(t testing.TB, opts DaemonOptions) *DaemonProc {
 			t.Logf("daemon log:\n%s", d.logs.String())
 		}
 	})
-	d.launch(t)
 	return d
 }
 
@@ -152,8 +160,12 @@ func (d *DaemonProc) Exited() <-chan struct{} {
 	return d.done
 }
 
-// Alive reports whether the current life of the daemon still runs.
+// Alive reports whether the current life of the daemon still runs (false
+// before the first one).
 func (d *DaemonProc) Alive() bool {
+	if !d.started() {
+		return false
+	}
 	select {
 	case <-d.Exited():
 		return false
@@ -162,8 +174,9 @@ func (d *DaemonProc) Alive() bool {
 	}
 }
 
-// Restart starts a new life of the daemon (after Kill or Term) on the same
-// address, data dir and config, and waits until it answers /health.
+// Restart starts a new life of the daemon (after Kill or Term, or the first
+// one after NewDaemon) on the same address, data dir and config, and waits
+// until it answers /health.
 func (d *DaemonProc) Restart(t testing.TB) {
 	t.Helper()
 	if d.Alive() {
@@ -215,6 +228,40 @@ func (d *DaemonProc) launch(t testing.TB) {
 			t.Fatalf("daemon life %d did not answer /health in %s\n%s", life, d.opts.HealthTimeout, d.logs.String())
 		}
 	}
+}
+
+// PID is the process id of the current life of the daemon.
+func (d *DaemonProc) PID() int { return d.proc().Pid }
+
+// StartRefused runs `aima start` on the daemon's address, data dir and
+// config once more (after Kill or Term), for a start the test expects to be
+// refused: it waits up to timeout for the process to exit and returns its
+// output and exit code, failing the test if it is still running then (it
+// is killed). The output is appended to the daemon's log too.
+func (d *DaemonProc) StartRefused(t testing.TB, timeout time.Duration) Result {
+	t.Helper()
+	if d.Alive() {
+		t.Fatal("testenv: StartRefused while the daemon still runs")
+	}
+	d.Logf("refused start, %s", time.Now().Format(time.RFC3339Nano))
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, d.Bin, "start", "--addr", d.Addr, "--data-dir", d.DataDir, "--config", d.Config)
+	cmd.Env = append(os.Environ(), d.opts.Env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = io.MultiWriter(&out, &d.logs), io.MultiWriter(&errb, &d.logs)
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("aima start still ran after %s; want it refused:\n%s", timeout, errb.String())
+	}
+	r := Result{Stdout: out.String(), Stderr: errb.String()}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		r.Code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 // Kill SIGKILLs the daemon and waits for it to be gone.

@@ -5,7 +5,9 @@
 // containers by label; and the pieces of the end-to-end harnesses: a daemon
 // config with the simulator as vllm (SimConfig), a model directory
 // (MakeModel), and an `aima start` subprocess with a CLI runner
-// (StartDaemon). An in-process daemon is in the subpackage daemontest.
+// (StartDaemon; NewDaemon and StartRefused for a start that must fail). An
+// in-process daemon is in the subpackage daemontest; FIFOs and devices
+// named like model files are in specialfiles.
 //
 // Tests that need Docker fail, not skip, when it is missing: CI must not go
 // green by running nothing. Only `go test -short` skips them.

@@ -2,6 +2,8 @@ package testenv
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -74,9 +76,10 @@ var (
 
 // BuildBinary builds the main package pkg (e.g. "aima/cmd/enginesim") as a
 // static binary once per test process and returns its path. Binaries live
-// in a directory shared by concurrent test processes: each builds to a
-// private name and renames it into place, which is atomic, so nobody ever
-// executes a half-written file. A build failure fails every test that asks.
+// in a directory shared by the concurrent test processes of one checkout
+// (each checkout has its own): each builds to a private name and renames it
+// into place, which is atomic, so nobody ever executes a half-written file.
+// A build failure fails every test that asks.
 func BuildBinary(t testing.TB, pkg string) string {
 	t.Helper()
 	binsMu.Lock()
@@ -94,7 +97,15 @@ func BuildBinary(t testing.TB, pkg string) string {
 }
 
 func buildShared(pkg string) (string, error) {
-	dir := filepath.Join(sharedDir(), strings.ReplaceAll(pkg, "/", "_"))
+	root, err := moduleRoot()
+	if err != nil {
+		return "", err
+	}
+	// One directory per checkout: test processes of another checkout of
+	// the repository (other sources) must not replace this one's binary
+	// under a daemon the test restarts.
+	sum := sha256.Sum256([]byte(root))
+	dir := filepath.Join(sharedDir(), "bin-"+hex.EncodeToString(sum[:6]), strings.ReplaceAll(pkg, "/", "_"))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
