@@ -37,6 +37,8 @@ type Options struct {
 	// AllowPrivilegedArgs accepts engine args that reach outside the
 	// container (--privileged, --cap-add, ...).
 	AllowPrivilegedArgs bool
+	Logger              *slog.Logger
+
 	// GPUs is the host's GPU inventory (nil: none; services get GPUs
 	// as their request says, without leases or a fit check).
 	GPUs *gpu.Inventory
@@ -44,7 +46,6 @@ type Options struct {
 	GPUAttach string
 	// GPUPolicy is how N GPUs are picked (pack or spread).
 	GPUPolicy gpu.Policy
-	Logger    *slog.Logger
 }
 
 // DefaultOptions are the settings a zero Options field takes; the config
