@@ -28,7 +28,7 @@ func releaseLeaseOnEnd(s *Service) {
 // the lease on the service, all before anything is pulled or created.
 func (st *starter) schedule(ctx context.Context) *failure {
 	m, s := st.m, st.s
-	if err := st.enter(ctx, PhaseSchedule, "choosing GPUs for gpus "+s.GPUs); err != nil {
+	if err := st.enter(ctx, PhaseSchedule, "choosing GPUs (gpus "+s.GPUs+")"); err != nil {
 		return &failure{reason: err.Error()}
 	}
 	sel, err := gpu.ParseSelection(s.GPUs)
