@@ -15,7 +15,6 @@ import (
 
 	"aima/daemon"
 	"aima/errs"
-	"aima/httpapi"
 	"aima/tools"
 )
 
@@ -119,17 +118,13 @@ func NewRoot(std IO) *ucli.Command {
 			return usageError{err}
 		},
 	}
+	// The whole command list, in help order: the daemon, one command per
+	// operation of the registry, then the shortcut, the stdio servers and
+	// the offline store tools.
 	root.Commands = append([]*ucli.Command{startCommand(std)}, opCommands(std)...)
-	root.Commands = append(root.Commands, doctorCommand(std))
-	for _, f := range extraCommands {
-		root.Commands = append(root.Commands, f(std))
-	}
+	root.Commands = append(root.Commands, doctorCommand(std), mcpCommand(std), rpcCommand(std), storeCommand(std))
 	return root
 }
-
-// extraCommands are added by other files of this package (e.g. mcp.go,
-// rpc.go) from their init functions.
-var extraCommands []func(IO) *ucli.Command
 
 func startCommand(std IO) *ucli.Command {
 	return &ucli.Command{
@@ -145,11 +140,6 @@ func startCommand(std IO) *ucli.Command {
 				Addr: cmd.String("addr"), DataDir: cmd.String("data-dir"), ConfigPath: cmd.String("config"),
 				ReadOnly: cmd.Bool("read-only"),
 				Token:    os.Getenv(tokenEnv),
-				Mount: func(srv *httpapi.Server, env *tools.Env, addr, token string) {
-					for _, m := range mounts {
-						m(srv, env, addr, token)
-					}
-				},
 			}
 			if opts.DataDir == "" {
 				opts.DataDir = os.Getenv("AIMA_DATA_DIR")
@@ -158,10 +148,6 @@ func startCommand(std IO) *ucli.Command {
 		},
 	}
 }
-
-// mounts add front-ends (MCP at /mcp, JSON-RPC at /rpc) to the daemon's
-// HTTP server; the files that add them append here from init functions.
-var mounts []func(srv *httpapi.Server, env *tools.Env, addr, token string)
 
 // doctorCommand is `aima doctor`, a short name for `aima system doctor`.
 func doctorCommand(std IO) *ucli.Command {

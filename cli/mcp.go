@@ -2,38 +2,18 @@ package cli
 
 import (
 	"context"
-	"log/slog"
 	"os"
 
 	ucli "github.com/urfave/cli/v3"
 
 	"aima/client"
 	"aima/daemon"
-	"aima/httpapi"
 	"aima/mcp"
-	"aima/tools"
 )
 
-// tokenEnv names the bearer token of the daemon's /mcp endpoint. It is
-// required when the daemon listens beyond loopback; `aima mcp` sends it too.
+// tokenEnv names the daemon's bearer token. It is required when the daemon
+// listens beyond loopback; `aima mcp` and the other commands send it too.
 const tokenEnv = "AIMA_TOKEN"
-
-func init() {
-	extraCommands = append(extraCommands, mcpCommand)
-	mounts = append(mounts, mountMCP)
-}
-
-// mountMCP serves MCP (streamable HTTP) at /mcp of the daemon, running tools
-// in the daemon itself.
-func mountMCP(srv *httpapi.Server, env *tools.Env, addr, token string) {
-	if err := mcp.CheckExposure(addr, token); err != nil {
-		slog.Warn("MCP over HTTP disabled", "err", err)
-		srv.Handle(mcp.Path, mcp.Disabled(err))
-		return
-	}
-	s := mcp.NewServer(tools.LocalCaller{Env: env}, mcp.Options{ReadOnly: env.ReadOnly, Version: env.Version})
-	srv.Handle(mcp.Path, mcp.Handler(s, mcp.HTTPOptions{Token: token}))
-}
 
 // mcpCommand is `aima mcp`: an MCP server on stdio for clients that launch
 // their servers as subprocesses. Tools run in the daemon at --addr, through

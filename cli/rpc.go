@@ -10,21 +10,12 @@ import (
 
 	"aima/client"
 	"aima/errs"
-	"aima/httpapi"
 	"aima/jsonrpc"
-	"aima/tools"
 )
 
-// init wires the JSON-RPC front-end into the daemon (POST /rpc, running
-// operations in-process) and adds `aima rpc` (stdio, running operations
-// through the daemon so that one daemon still owns every start).
-func init() {
-	mounts = append(mounts, func(srv *httpapi.Server, env *tools.Env, _, _ string) {
-		srv.Handle("/rpc", jsonrpc.Handler(tools.LocalCaller{Env: env}, jsonrpc.Options{ReadOnly: env.ReadOnly}))
-	})
-	extraCommands = append(extraCommands, rpcCommand)
-}
-
+// rpcCommand is `aima rpc`: JSON-RPC on stdio, running operations through
+// the daemon so that one daemon still owns every start (the daemon serves
+// the same protocol at POST /rpc).
 func rpcCommand(std IO) *ucli.Command {
 	return &ucli.Command{
 		Name:  "rpc",

@@ -19,7 +19,6 @@ import (
 // `aima store check` and `aima store restore` work on the store file
 // directly, with no daemon: they are what an operator has when the daemon
 // refuses to start because its store is damaged.
-func init() { extraCommands = append(extraCommands, storeCommand) }
 
 // storeReport is the output of `aima store check`.
 type storeReport struct {

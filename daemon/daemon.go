@@ -1,6 +1,9 @@
-// Package daemon wires aima's pieces into the long-running process that
-// `aima start` runs: config, state store, Docker runtime, event bus,
-// service manager, and the HTTP front-end (with MCP and JSON-RPC mounted).
+// Package daemon is aima's one composition root: it builds the long-running
+// process that `aima start` runs (config, state store, container runtime,
+// event bus, service manager) and puts every front-end on its one HTTP
+// server (routes.go: the HTTP API, MCP at /mcp, JSON-RPC at /rpc). The same
+// constructor and start-up path serve `aima start` (Run) and the in-process
+// test daemon (internal/testenv/daemontest), which may inject a runtime.
 package daemon
 
 import (
@@ -20,6 +23,7 @@ import (
 	"aima/gpu"
 	"aima/httpapi"
 	"aima/models"
+	"aima/runtime"
 	"aima/runtime/docker"
 	"aima/services"
 	"aima/state"
@@ -29,36 +33,41 @@ import (
 // Version is aima's version, set at build time with -ldflags.
 var Version = "0.1.0-dev"
 
-// Options are the daemon's command-line settings.
+// Options are the daemon's settings.
 type Options struct {
+	// Addr is the listen address; the front-ends' exposure checks use it.
 	Addr       string
-	DataDir    string
-	ConfigPath string
+	DataDir    string // default ~/.aima
+	ConfigPath string // YAML config; empty: the defaults
 	ReadOnly   bool
 	DockerHost string // empty: from the environment
-	Logger     *slog.Logger
-	// Ready, if set, receives the bound address once the daemon serves.
-	Ready chan<- string
 	// Token, when set, is required as a bearer token on every route but
 	// GET /health. It must be set to listen beyond loopback.
-	Token string
-	// Mount adds extra handlers (MCP, JSON-RPC) to the HTTP server; it
-	// gets the listen address and token so it can apply its own checks.
-	Mount func(srv *httpapi.Server, env *tools.Env, addr, token string)
+	Token  string
+	Logger *slog.Logger
+	// Runtime, when set, is used instead of a Docker client (tests pass
+	// runtime/fakeruntime); the daemon does not close it.
+	Runtime runtime.Runtime
 }
 
-// Daemon is a built, not yet serving, aima daemon.
+// Daemon is a built daemon: everything wired, nothing running until Serve.
 type Daemon struct {
-	Env     *tools.Env
-	Config  config.Config
+	// Env is what operations run against.
+	Env    *tools.Env
+	Config config.Config
+
+	opts    Options
 	store   state.Store
-	rt      *docker.Docker
+	closeRT func() error
 	manager *services.Manager
 	log     *slog.Logger
+	handler http.Handler
 }
 
-// Build opens everything the daemon needs. Close releases it.
-func Build(opts Options) (*Daemon, error) {
+// New builds the daemon: it opens the store and the runtime client, wires
+// the manager and mounts every front-end. It starts nothing; Serve does.
+// Close releases what New opened.
+func New(opts Options) (*Daemon, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -81,14 +90,18 @@ func Build(opts Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	var dopts []docker.Option
-	if opts.DockerHost != "" {
-		dopts = append(dopts, docker.WithHost(opts.DockerHost))
-	}
-	rt, err := docker.New(dopts...)
-	if err != nil {
-		store.Close()
-		return nil, errs.Wrap(errs.Unavailable, err, "docker client")
+	rt, closeRT := opts.Runtime, func() error { return nil }
+	if rt == nil {
+		var dopts []docker.Option
+		if opts.DockerHost != "" {
+			dopts = append(dopts, docker.WithHost(opts.DockerHost))
+		}
+		d, err := docker.New(dopts...)
+		if err != nil {
+			store.Close()
+			return nil, errs.Wrap(errs.Unavailable, err, "docker client")
+		}
+		rt, closeRT = d, d.Close
 	}
 	bus := events.NewBus(events.WithJournal(services.NewJournal(store)), events.WithErrorHandler(func(err error) {
 		log.Warn("event journal", "err", err)
@@ -106,7 +119,9 @@ func Build(opts Options) (*Daemon, error) {
 		GPUs: gpuInventory(cfg.NvidiaSMI), GPUAttach: attach, GPUPolicy: policy,
 	})
 	env := &tools.Env{Services: mgr, Models: reg, Catalog: catalog, Runtime: rt, Version: Version, ReadOnly: opts.ReadOnly}
-	return &Daemon{Env: env, Config: cfg, store: store, rt: rt, manager: mgr, log: log}, nil
+	d := &Daemon{Env: env, Config: cfg, opts: opts, store: store, closeRT: closeRT, manager: mgr, log: log}
+	d.handler = d.routes()
+	return d, nil
 }
 
 // gpuInventory is the GPU inventory the config asks for: nvidia-smi on
@@ -131,60 +146,41 @@ func (d *Daemon) logGPUs(ctx context.Context) {
 	}
 }
 
-// Close stops background work and releases the store and the Docker client.
-// Engine containers are left running: they belong to the operator.
+// Handler is the daemon's whole HTTP surface, as Serve serves it.
+func (d *Daemon) Handler() http.Handler { return d.handler }
+
+// Close stops background work and releases the store and the runtime
+// client. Engine containers are left running: they belong to the operator.
 func (d *Daemon) Close() {
 	d.manager.Close()
-	_ = d.rt.Close()
+	_ = d.closeRT()
 	_ = d.store.Close()
 }
 
 // errShuttingDown ends requests in flight when the daemon stops.
 var errShuttingDown = errs.New(errs.Unavailable, "the aima daemon is shutting down; starts in progress continue in Docker and the next daemon resumes them")
 
-// Run builds the daemon and serves until ctx ends, then shuts down
-// gracefully: no new requests, in-flight ones get a bounded grace, state is
-// persisted, containers keep running.
-func Run(ctx context.Context, opts Options) error {
-	if opts.Token == "" && !httpapi.IsLoopback(opts.Addr) {
-		return errs.Invalid("addr", "refusing to listen on %s, beyond loopback, without a token: the API starts containers; set AIMA_TOKEN (clients send it as a bearer token) or listen on 127.0.0.1", opts.Addr)
-	}
-	if opts.DataDir == "" {
-		opts.DataDir = config.DefaultDataDir()
-	}
-	d, err := Build(opts)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
+// Serve is the daemon's start-up and serving path, the same for `aima
+// start` and for tests: it reconciles the records with the runtime and
+// starts the manager's watchers (runtime events, liveness), serves ln until
+// ctx ends, then shuts down gracefully: no new requests, in-flight ones are
+// told why they end and get a bounded grace; containers keep running. Call
+// it once.
+func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 	d.logGPUs(ctx)
 	if err := d.manager.Run(); err != nil {
 		d.log.Warn("reconcile at start-up", "err", err)
 	}
 	d.reportStore(ctx)
-	srv := httpapi.New(d.Env, d.log)
-	if opts.Mount != nil {
-		opts.Mount(srv, d.Env, opts.Addr, opts.Token)
-	}
-	handler := srv.Handler()
-	if opts.Token != "" {
-		handler = httpapi.RequireToken(opts.Token, handler)
-	}
-	ln, err := net.Listen("tcp", opts.Addr)
-	if err != nil {
-		return errs.Wrap(errs.Unavailable, err, "listen on %s", opts.Addr)
-	}
 	// Requests run under their own context, cancelled with a reason at
 	// shutdown, so a client following a start learns why its stream ends.
 	reqCtx, cancelRequests := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer cancelRequests(nil)
-	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return reqCtx }}
+	hs := &http.Server{Handler: d.handler, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return reqCtx },
+		ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelDebug)}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	d.log.Info("aima daemon serving", "addr", ln.Addr().String(), "data_dir", opts.DataDir, "version", Version)
-	if opts.Ready != nil {
-		opts.Ready <- ln.Addr().String()
-	}
+	d.log.Info("aima daemon serving", "addr", ln.Addr().String(), "data_dir", d.opts.DataDir, "version", Version)
 	select {
 	case err := <-errc:
 		if !errors.Is(err, http.ErrServerClosed) {
@@ -200,5 +196,23 @@ func Run(ctx context.Context, opts Options) error {
 	if err := hs.Shutdown(sctx); err != nil {
 		_ = hs.Close()
 	}
+	<-errc
 	return nil
+}
+
+// Run builds the daemon, listens on opts.Addr and serves until ctx ends.
+func Run(ctx context.Context, opts Options) error {
+	if opts.Token == "" && !httpapi.IsLoopback(opts.Addr) {
+		return errs.Invalid("addr", "refusing to listen on %s, beyond loopback, without a token: the API starts containers; set AIMA_TOKEN (clients send it as a bearer token) or listen on 127.0.0.1", opts.Addr)
+	}
+	d, err := New(opts)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	ln, err := net.Listen("tcp", opts.Addr)
+	if err != nil {
+		return errs.Wrap(errs.Unavailable, err, "listen on %s", opts.Addr)
+	}
+	return d.Serve(ctx, ln)
 }

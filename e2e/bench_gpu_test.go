@@ -57,7 +57,7 @@ func BenchmarkScheduleRefusal(b *testing.B) {
 		id, err := rt.CreateContainer(ctx, runtime.ContainerSpec{Name: fmt.Sprintf("aima-bench-create-%d-%d", time.Now().UnixNano(), i), Image: image,
 			Labels: map[string]string{"aima.bench": "schedule-refusal"}})
 		if err == nil {
-			err = rt.RemoveContainer(ctx, id, true)
+			err = rt.RemoveContainer(ctx, id, runtime.RemoveOptions{Force: true})
 		}
 		create = append(create, time.Since(t1))
 		cancel()

@@ -24,6 +24,7 @@ import (
 
 	"aima/events"
 	"aima/internal/testenv"
+	"aima/runtime"
 	"aima/runtime/docker"
 	"aima/services"
 	"aima/tools"
@@ -137,11 +138,11 @@ func BenchmarkExitToFailed(b *testing.B) {
 		s := p.createService(b, tools.ServiceCreateInput{Name: fmt.Sprintf("e2f-%d", i), Env: []string{"SIM_FAIL=oom-load"}})
 		// Docker's die event, for comparison with the wait aima uses.
 		evctx, stopEvents := context.WithTimeout(context.Background(), 2*time.Minute)
-		dockerEvents, _ := rt.Events(evctx, time.Time{}, map[string]string{"aima.service": s.ID})
+		dockerEvents, _ := rt.Events(evctx, runtime.EventOptions{Labels: map[string]string{"aima.service": s.ID}})
 		died := make(chan time.Time, 1)
 		go func() {
 			for ev := range dockerEvents {
-				if ev.Action == "die" {
+				if ev.Action == runtime.ActionDie {
 					died <- time.Now()
 					return
 				}
@@ -166,7 +167,7 @@ func BenchmarkExitToFailed(b *testing.B) {
 		if err := p.try(b, "service_wait", tools.ServiceWaitInput{ServiceID: s.ID, For: "failed", TimeoutSeconds: 120}, &st, nil); err != nil {
 			b.Fatalf("wait for failed: %v", err)
 		}
-		if strings.HasPrefix(st.Reason, "timed out") || st.ContainerID != cid {
+		if st.Failure == services.FailureTimeout || st.ContainerID != cid {
 			b.Fatalf("not an exit failure of %s: %q", cid, st.Reason)
 		}
 		var hist tools.EventsOutput

@@ -19,8 +19,8 @@ func TestFaultContainerKilledWhileRunning(t *testing.T) {
 		if s.ExitCode == nil || *s.ExitCode != 137 {
 			t.Errorf("exit code %v, want 137: %v", s.ExitCode, s)
 		}
-		if !strings.Contains(s.Reason, "SIGKILL") || !strings.Contains(s.Reason, "while running") {
-			t.Errorf("reason %q: want it to say SIGKILL while running", s.Reason)
+		if !strings.Contains(s.Reason, "SIGKILL") || !strings.Contains(s.Reason, "while running") || s.Failure != "exited" {
+			t.Errorf("%v: want failure exited, the reason saying SIGKILL while running", s)
 		}
 		e.d.failedLatency(t, "docker kill, running", s)
 		fltAssertOneContainer(t, s)
@@ -149,8 +149,8 @@ func TestFaultWedgedEngine(t *testing.T) {
 		e.d.MustCLI(t, "service", "start", id, "--wait", "--timeout", "120")
 		e.d.waitFor(t, id, 30*time.Second, "unhealthy", func(s fltSvc) bool { return s.Status == "unhealthy" || s.Status == "failed" })
 		s := e.d.waitStatus(t, id, 30*time.Second, "failed")
-		if !strings.Contains(s.Reason, "wedged") {
-			t.Errorf("reason %q: want it to say wedged", s.Reason)
+		if !strings.Contains(s.Reason, "wedged") || s.Failure != "wedged" {
+			t.Errorf("%v: want failure wedged, the reason saying so", s)
 		}
 		evs := e.d.events(t, id)
 		u, f := fltStatusEvents(evs, "unhealthy"), fltStatusEvents(evs, "failed")

@@ -216,7 +216,7 @@ func TestFaultDaemonKilledWhileRunning(t *testing.T) {
 			fltAssertOneContainer(t, s)
 		}
 		s := d.mustStatus(t, gone)
-		if s.Status != "failed" || !strings.Contains(s.Reason, "container disappeared while the daemon was down") {
+		if s.Status != "failed" || s.Failure != "disappeared" || !strings.Contains(s.Reason, "container disappeared while the daemon was down") {
 			t.Errorf("service whose container was removed while the daemon was down: %v", s)
 		}
 		d.assertNoOrphans(t, append(ids, gone)...)
@@ -353,6 +353,9 @@ func TestFaultGracefulShutdown(t *testing.T) {
 		select {
 		case r := <-waitDone:
 			t.Logf("in-flight start --wait ended with exit %d: %s", r.Code, strings.TrimSpace(fltLastLine(r.Stderr)))
+			if r.Code != 5 || !strings.Contains(r.Stderr, "shutting down") {
+				t.Errorf("in-flight start --wait: exit %d, stderr %q; want exit 5 (unavailable) saying the daemon is shutting down", r.Code, r.Stderr)
+			}
 		case <-time.After(bound):
 			t.Fatal("the in-flight start --wait did not end with the daemon")
 		}

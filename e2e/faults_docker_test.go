@@ -81,7 +81,7 @@ func TestFaultDockerCut(t *testing.T) {
 		if r.Code != 5 || !strings.Contains(r.Stderr, "unavailable") {
 			t.Errorf("service start --wait while cut: exit %d, stderr %q; want exit 5 (unavailable)", r.Code, r.Stderr)
 		}
-		if s := d.mustStatus(t, late); s.Status != "failed" || !strings.Contains(s.Reason, "unavailable") {
+		if s := d.mustStatus(t, late); s.Status != "failed" || s.Failure != "runtime_unavailable" || !strings.Contains(s.Reason, "unavailable") {
 			t.Errorf("start while cut left %v, want failed with the unavailable reason", s)
 		}
 

@@ -99,6 +99,7 @@ type fltSvc struct {
 	Status        string     `json:"status"`
 	Phase         string     `json:"phase"`
 	Reason        string     `json:"reason"`
+	Failure       string     `json:"failure"`
 	ExitCode      *int       `json:"exit_code"`
 	OOMKilled     bool       `json:"oom_killed"`
 	LogTail       []string   `json:"log_tail"`
@@ -117,8 +118,8 @@ func (s fltSvc) String() string {
 	if s.ExitCode != nil {
 		code = strconv.Itoa(*s.ExitCode)
 	}
-	return fmt.Sprintf("%s status=%s phase=%s run=%d exit=%s stale=%v container=%.12s reason=%q",
-		s.ID, s.Status, s.Phase, s.Run, code, s.Stale, s.ContainerID, s.Reason)
+	return fmt.Sprintf("%s status=%s phase=%s run=%d exit=%s stale=%v container=%.12s failure=%s reason=%q",
+		s.ID, s.Status, s.Phase, s.Run, code, s.Stale, s.ContainerID, s.Failure, s.Reason)
 }
 
 // status reads a service record over HTTP (ok=false when the daemon did not

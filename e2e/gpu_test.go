@@ -92,8 +92,8 @@ func visibleDevices(t *testing.T, containerID string) []string {
 // schedule phase, no pull, no container.
 func assertRefusedInSchedule(t *testing.T, s services.Service, evs []events.Event, reasonHas ...string) {
 	t.Helper()
-	if s.Status != services.StatusFailed || s.Phase != services.PhaseSchedule || s.GPULease != nil {
-		t.Errorf("status %s phase %s lease %v, want failed in schedule without a lease", s.Status, s.Phase, s.GPULease)
+	if s.Status != services.StatusFailed || s.Phase != services.PhaseSchedule || s.Failure != services.FailureUnschedulable || s.GPULease != nil {
+		t.Errorf("status %s phase %s failure %q lease %v, want failed unschedulable in schedule without a lease", s.Status, s.Phase, s.Failure, s.GPULease)
 	}
 	for _, w := range reasonHas {
 		if !strings.Contains(s.Reason, w) {
@@ -305,7 +305,7 @@ func TestGPUConcurrentStartsOneWinner(t *testing.T) {
 		switch {
 		case s.Status == services.StatusRunning && s.GPULease != nil:
 			running++
-		case s.Status == services.StatusFailed && s.Phase == services.PhaseSchedule && strings.Contains(s.Reason, "held by service"):
+		case s.Status == services.StatusFailed && s.Failure == services.FailureUnschedulable && strings.Contains(s.Reason, "held by service"):
 			refused++
 			if cs := containerStates(t, id); len(cs) != 0 {
 				t.Errorf("refused %s has containers %v", id, cs)
@@ -329,6 +329,9 @@ func TestGPUMemoryFailureReason(t *testing.T) {
 		t.Fatal("start succeeded")
 	}
 	got := p.status(t, s.ID)
+	if got.Failure != services.FailureExited {
+		t.Errorf("failure %q, want exited", got.Failure)
+	}
 	for _, w := range []string{"CUDA out of memory", "GPU state after the failure: GPU ", "80.0/80.0 GiB free", "suggestion: "} {
 		if !strings.Contains(got.Reason, w) {
 			t.Errorf("reason %q lacks %q", got.Reason, w)
@@ -369,7 +372,7 @@ func TestGPUBrokenDriver(t *testing.T) {
 		t.Errorf("gpu_list with a hung driver: %v after %s", listErr, took)
 	}
 	got := p.status(t, s.ID)
-	if got.Status != services.StatusFailed || got.Phase != services.PhaseSchedule || !strings.Contains(got.Reason, "did not answer") {
+	if got.Status != services.StatusFailed || got.Phase != services.PhaseSchedule || got.Failure != services.FailureGPUUnavailable || !strings.Contains(got.Reason, "did not answer") {
 		t.Errorf("start with a hung driver: %s in %s: %s", got.Status, got.Phase, got.Reason)
 	}
 	fake.Set(t, fakesmi.Spec{Mode: fakesmi.ModeMismatch})

@@ -18,9 +18,9 @@ import (
 // callTimeout bounds one API call of a test (a start with wait included).
 const callTimeout = 3 * time.Minute
 
-// inproc is an in-process daemon (daemontest: daemon.Build served over real
-// HTTP by httpapi on an httptest server), driven through the aima client —
-// the same path the CLI takes, without the subprocess.
+// inproc is an in-process daemon (daemontest: daemon.New and Serve, the
+// start-up path of `aima start`, on a loopback port), driven through the
+// aima client: the same path the CLI takes, without the subprocess.
 type inproc struct {
 	*daemontest.Daemon
 	c       *client.Client

@@ -133,8 +133,8 @@ func TestLifecycleEngineFailures(t *testing.T) {
 			if st.ExitCode == nil || *st.ExitCode != 1 {
 				t.Errorf("exit code %v, want 1", st.ExitCode)
 			}
-			if strings.HasPrefix(st.Reason, "timed out") {
-				t.Errorf("reason %q: the start timed out instead of failing on the engine's error", st.Reason)
+			if st.Failure != services.FailureExited {
+				t.Errorf("failure %q, want %q (reason %q)", st.Failure, services.FailureExited, st.Reason)
 			}
 			found := false
 			for _, want := range tc.texts {
@@ -183,6 +183,9 @@ func TestLifecycleStartTimeout(t *testing.T) {
 	st := p.status(t, s.ID)
 	if st.Status != services.StatusFailed {
 		t.Fatalf("status %s, want failed", st.Status)
+	}
+	if st.Failure != services.FailureTimeout || st.Phase != services.PhaseLoading {
+		t.Errorf("failure %q in phase %q, want %q in %q", st.Failure, st.Phase, services.FailureTimeout, services.PhaseLoading)
 	}
 	if !strings.HasPrefix(st.Reason, "timed out in phase loading") {
 		t.Errorf("reason %q, want it to start with %q", st.Reason, "timed out in phase loading")

@@ -12,7 +12,10 @@ import (
 	"aima/tools"
 )
 
-// Handler serves JSON-RPC over HTTP POST (the daemon mounts it at /rpc).
+// Path is where the daemon serves JSON-RPC over HTTP.
+const Path = "/rpc"
+
+// Handler serves JSON-RPC over HTTP POST (the daemon mounts it at Path).
 // The body is one request or a batch, answered exactly as on stdio:
 //
 //   - Content-Type: application/json, HTTP 200, with the response or the

@@ -12,7 +12,6 @@ import (
 	"aima/internal/testenv"
 	"aima/internal/testenv/daemontest"
 	"aima/jsonrpc"
-	"aima/tools"
 )
 
 // These tests drive a real daemon, Docker and the engine simulator through
@@ -148,11 +147,7 @@ func checkNotFound(t *testing.T, m msg, want string) {
 
 func TestIntegrationHTTP(t *testing.T) {
 	image := requireDocker(t)
-	d := daemontest.Start(t, testenv.SimConfig(t, testenv.SimConfigOptions{Image: image}), daemontest.Options{Mounts: []daemontest.Mount{
-		func(srv *httpapi.Server, env *tools.Env) {
-			srv.Handle("/rpc", jsonrpc.Handler(tools.LocalCaller{Env: env}, jsonrpc.Options{ReadOnly: env.ReadOnly}))
-		},
-	}})
+	d := daemontest.Start(t, testenv.SimConfig(t, testenv.SimConfigOptions{Image: image}), daemontest.Options{})
 
 	model := result[idOnly](t, rpcHTTP(t, d.URL, false, request(1, "model.add", map[string]any{"path": testenv.MakeModel(t, "qwen-tiny")}))[0])
 	svc := result[idOnly](t, rpcHTTP(t, d.URL, false, request(2, "service.create", map[string]any{"model_id": model.ID, "engine_type": "vllm"}))[0])

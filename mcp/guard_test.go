@@ -1,4 +1,4 @@
-package mcp
+package mcp_test
 
 import (
 	"encoding/json"
@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"aima/internal/testenv"
+	"aima/mcp"
 )
 
 // initialize is a 2025-11-25 initialize request; any request reaching
@@ -18,7 +19,7 @@ const initialize = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"pro
 // and the JSON error code, if any.
 func post(t *testing.T, base string, headers map[string]string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, base+Path, strings.NewReader(initialize))
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, base+mcp.Path, strings.NewReader(initialize))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,8 +76,8 @@ func TestOriginAndHost(t *testing.T) {
 			if status != tc.status {
 				t.Fatalf("status %d, want %d", status, tc.status)
 			}
-			if status == http.StatusForbidden && code != codeForbidden {
-				t.Errorf("code %q, want %q", code, codeForbidden)
+			if status == http.StatusForbidden && code != mcp.CodeForbidden {
+				t.Errorf("code %q, want %q", code, mcp.CodeForbidden)
 			}
 		})
 	}
@@ -101,8 +102,10 @@ func TestBearerToken(t *testing.T) {
 			if status != tc.status {
 				t.Fatalf("status %d, want %d", status, tc.status)
 			}
-			if status == http.StatusUnauthorized && code != codeUnauthenticated {
-				t.Errorf("code %q, want %q", code, codeUnauthenticated)
+			// The daemon's token check in front of every route answers
+			// before MCP's own: its error body, not MCP's code.
+			if status == http.StatusUnauthorized && code == "" {
+				t.Errorf("401 without an error code")
 			}
 		})
 	}
@@ -123,23 +126,23 @@ func TestCheckExposure(t *testing.T) {
 		{"0.0.0.0:9090", "tok", true},
 	}
 	for _, tc := range cases {
-		err := CheckExposure(tc.addr, tc.token)
+		err := mcp.CheckExposure(tc.addr, tc.token)
 		if (err == nil) != tc.ok {
-			t.Errorf("CheckExposure(%q, %q) = %v, want ok=%v", tc.addr, tc.token, err, tc.ok)
+			t.Errorf("mcp.CheckExposure(%q, %q) = %v, want ok=%v", tc.addr, tc.token, err, tc.ok)
 		}
 	}
 	rec := httptest.NewRecorder()
-	Disabled(CheckExposure("0.0.0.0:1", "")).ServeHTTP(rec, httptest.NewRequest(http.MethodPost, Path, nil))
+	mcp.Disabled(mcp.CheckExposure("0.0.0.0:1", "")).ServeHTTP(rec, httptest.NewRequest(http.MethodPost, mcp.Path, nil))
 	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "AIMA_TOKEN") {
-		t.Errorf("Disabled: %d %s", rec.Code, rec.Body.String())
+		t.Errorf("mcp.Disabled: %d %s", rec.Code, rec.Body.String())
 	}
 }
 
 func TestBodyLimit(t *testing.T) {
 	base := serveDaemon(t, testenv.EngineSimRef, false, "")
 	big := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"model_list","arguments":{"x":"` +
-		strings.Repeat("a", maxBodyBytes) + `"}}}`
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, base+Path, strings.NewReader(big))
+		strings.Repeat("a", mcp.MaxBodyBytes) + `"}}}`
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, base+mcp.Path, strings.NewReader(big))
 	if err != nil {
 		t.Fatal(err)
 	}

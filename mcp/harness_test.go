@@ -1,10 +1,9 @@
-package mcp
+package mcp_test
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -13,10 +12,8 @@ import (
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"aima/httpapi"
 	"aima/internal/testenv"
 	"aima/internal/testenv/daemontest"
-	"aima/tools"
 )
 
 // The two protocol eras aima serves: stateless, and initialize + sessions.
@@ -27,17 +24,13 @@ const (
 
 var eras = []string{modern, legacy}
 
-// serveDaemon builds a real in-process daemon and serves its HTTP API with
-// /mcp mounted on a loopback httptest server; it returns the base URL. The
-// image only matters to tests that start services.
+// serveDaemon runs a real in-process daemon (daemontest: the daemon's own
+// constructor and start-up, /mcp mounted by it) and returns its base URL.
+// The image only matters to tests that start services.
 func serveDaemon(t *testing.T, image string, readOnly bool, token string) string {
 	t.Helper()
-	mount := func(api *httpapi.Server, env *tools.Env) {
-		s := NewServer(tools.LocalCaller{Env: env}, Options{ReadOnly: env.ReadOnly, Version: "test"})
-		api.Handle(Path, Handler(s, HTTPOptions{Token: token, Logger: slog.New(slog.DiscardHandler)}))
-	}
 	cfg := testenv.SimConfig(t, testenv.SimConfigOptions{Image: image})
-	return daemontest.Start(t, cfg, daemontest.Options{ReadOnly: readOnly, Mounts: []daemontest.Mount{mount}}).URL
+	return daemontest.Start(t, cfg, daemontest.Options{ReadOnly: readOnly, Token: token}).URL
 }
 
 // recorder collects what a go-sdk client receives besides results.

@@ -1,4 +1,4 @@
-package mcp
+package mcp_test
 
 import (
 	"context"
@@ -10,13 +10,14 @@ import (
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"aima/internal/testenv"
+	"aima/mcp"
 	"aima/tools"
 )
 
 // httpSession connects the official go-sdk client to the daemon's /mcp.
 func httpSession(ctx context.Context, t *testing.T, base, version string, rec *recorder) *sdk.ClientSession {
 	t.Helper()
-	tr := &sdk.StreamableClientTransport{Endpoint: base + Path, MaxRetries: -1}
+	tr := &sdk.StreamableClientTransport{Endpoint: base + mcp.Path, MaxRetries: -1}
 	cs := connect(ctx, t, tr, version, rec)
 	if version == legacy && cs.ID() == "" {
 		t.Errorf("%s session has no Mcp-Session-Id", version)
@@ -105,7 +106,7 @@ func TestHTTPToolsAndErrors(t *testing.T) {
 				if !res.IsError || len(text) < len(tc.kind) || text[:len(tc.kind)+1] != tc.kind+":" {
 					t.Errorf("%s: isError=%v text %q, want %q prefix", tc.name, res.IsError, text, tc.kind+":")
 				}
-				detail := res.Meta[MetaError]
+				detail := res.Meta[mcp.MetaError]
 				if field(detail, "code") != tc.kind || field(detail, "message") == "" {
 					t.Errorf("%s: _meta %v", tc.name, res.Meta)
 				}

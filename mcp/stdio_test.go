@@ -1,4 +1,4 @@
-package mcp
+package mcp_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"aima/internal/testenv"
+	"aima/mcp"
 )
 
 // TestStdio runs the built binary twice: a daemon, and `aima mcp` as the
@@ -48,7 +49,7 @@ func TestStdio(t *testing.T) {
 			}
 			lifecycle(ctx, t, cs, rec, modelDir)
 			res, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "service_status", Arguments: map[string]any{"service_id": "svc-nope"}})
-			if err != nil || !res.IsError || field(res.Meta[MetaError], "code") != "not_found" {
+			if err != nil || !res.IsError || field(res.Meta[mcp.MetaError], "code") != "not_found" {
 				t.Errorf("unknown service through the daemon: err %v, result %+v", err, res)
 			}
 		})
@@ -69,7 +70,7 @@ func TestStdioReadOnlyWithoutDaemon(t *testing.T) {
 	cs := connect(ctx, t, &sdk.CommandTransport{Command: cmd}, modern, newRecorder())
 	checkToolList(ctx, t, cs, true)
 	res, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "service_list"})
-	if err != nil || !res.IsError || field(res.Meta[MetaError], "code") != "unavailable" {
+	if err != nil || !res.IsError || field(res.Meta[mcp.MetaError], "code") != "unavailable" {
 		t.Fatalf("service_list without a daemon: err %v, result %+v", err, res)
 	}
 }

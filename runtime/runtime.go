@@ -1,6 +1,15 @@
 // Package runtime is aima's view of a container engine: the few operations a
-// service start, stop and watch need, with no Docker types leaking out. The
-// Docker implementation lives in runtime/docker; unit tests use fakes.
+// service start, stop and watch need, with no engine types leaking out. The
+// Docker implementation lives in runtime/docker; runtime/fakeruntime is a
+// scripted in-memory one for unit tests.
+//
+// The interface follows docker/compose's service API: an identifier plus an
+// options struct per call, so a new option is a new field rather than a new
+// signature in every implementation. Nothing in it is Docker-only: states and
+// event actions are aima's vocabulary (State*, Action*), which the Docker
+// implementation passes through and another runtime (e.g. Kubernetes pods:
+// Pending→created, Running→running, Succeeded/Failed→exited, an OOMKilled
+// termination→ActionOOM then ActionDie) maps onto.
 package runtime
 
 import (
@@ -8,11 +17,13 @@ import (
 	"time"
 )
 
-// Labels aima stamps on every container it creates. Docker is the source of
-// truth for what runs; these labels tie a container back to its service.
+// Labels aima stamps on every container it creates. The runtime is the
+// source of truth for what runs; these labels tie a container back to its
+// service and its run.
 const (
 	LabelManaged = "aima.managed" // "true"
 	LabelService = "aima.service" // service ID
+	LabelRun     = "aima.run"     // the service's run number (1, 2, ...): the newest container has the highest
 	LabelEngine  = "aima.engine"  // engine type, e.g. "vllm"
 	LabelModel   = "aima.model"   // model ID or remote reference
 	LabelPort    = "aima.port"    // host port
@@ -20,6 +31,27 @@ const (
 	// record (state.StoreID): it tells this daemon's containers from those
 	// of another data dir or of a store that was lost.
 	LabelStore = "aima.store"
+)
+
+// Container states (ContainerState.Status).
+const (
+	StateCreated    = "created"    // created, never started
+	StateRunning    = "running"    // the process runs
+	StatePaused     = "paused"     // frozen
+	StateRestarting = "restarting" // the engine restarts it (aima never asks for that)
+	StateRemoving   = "removing"   // being removed
+	StateExited     = "exited"     // the process ended; ExitCode says how
+	StateDead       = "dead"       // the engine failed to remove it
+)
+
+// Event actions aima reacts to (Event.Action). A runtime may deliver others
+// (Docker's kill, stop, health_status: ...); aima ignores them.
+const (
+	ActionCreate  = "create"  // the container exists
+	ActionStart   = "start"   // its process started
+	ActionOOM     = "oom"     // the kernel killed a process in it for memory (before its die)
+	ActionDie     = "die"     // its process ended; Event.ExitCode is set
+	ActionDestroy = "destroy" // the container was removed
 )
 
 // Mount is a bind mount from the host into the container.
@@ -71,7 +103,7 @@ type ContainerState struct {
 	Name       string
 	Image      string
 	Labels     map[string]string
-	Status     string // created, running, paused, restarting, removing, exited, dead
+	Status     string // one of the State* constants
 	Running    bool
 	ExitCode   int
 	OOMKilled  bool
@@ -79,7 +111,9 @@ type ContainerState struct {
 	StartedAt  time.Time
 	FinishedAt time.Time
 	HostPort   int // published host port of the spec's ContainerPort, 0 if none
-	CreatedAt  time.Time
+	// CreatedAt may be coarse (Docker's list API has one-second precision):
+	// order a service's containers by LabelRun, not by this.
+	CreatedAt time.Time
 }
 
 // PullProgress is one message of an image pull, per layer.
@@ -88,6 +122,30 @@ type PullProgress struct {
 	Status  string // "Downloading", "Extracting", "Pull complete", ...
 	Current int64
 	Total   int64
+}
+
+// PullOptions configure PullImage.
+type PullOptions struct {
+	// Progress, if set, is called for every message of the pull, in order.
+	Progress func(PullProgress)
+}
+
+// ListOptions select containers.
+type ListOptions struct {
+	// Labels: only containers carrying all of these label pairs.
+	Labels map[string]string
+}
+
+// StopOptions configure StopContainer.
+type StopOptions struct {
+	// Timeout is the grace between SIGTERM and SIGKILL.
+	Timeout time.Duration
+}
+
+// RemoveOptions configure RemoveContainer.
+type RemoveOptions struct {
+	// Force kills a running container first instead of refusing.
+	Force bool
 }
 
 // ExitStatus is delivered once when a waited-for container stops.
@@ -110,40 +168,52 @@ type LogLine struct {
 	Text   string
 }
 
+// EventOptions select container events.
+type EventOptions struct {
+	// Since replays events from this time (zero = only new events).
+	Since time.Time
+	// Labels: only events of containers carrying all of these label pairs.
+	Labels map[string]string
+}
+
 // Event is a container lifecycle event from the engine.
 type Event struct {
 	ContainerID string
-	Action      string // create, start, die, oom, kill, stop, destroy, health_status: ...
-	ExitCode    int    // for die
+	Action      string // one of the Action* constants, or another the runtime reports
+	ExitCode    int    // for ActionDie
 	Labels      map[string]string
 	Time        time.Time
 }
 
 // Runtime is the container engine. Errors carry errs kinds: a missing
 // container or image is errs.NotFound; an unreachable engine is
-// errs.Unavailable.
+// errs.Unavailable; a name or host port already taken is errs.Conflict.
 type Runtime interface {
 	Ping(ctx context.Context) error
 	ImageExists(ctx context.Context, ref string) (bool, error)
-	// PullImage pulls ref, calling progress for every message; it returns
-	// the pull's error (including errors reported inside the stream).
-	PullImage(ctx context.Context, ref string, progress func(PullProgress)) error
+	// PullImage pulls ref; it returns the pull's error (including errors
+	// reported inside the stream).
+	PullImage(ctx context.Context, ref string, opts PullOptions) error
 	CreateContainer(ctx context.Context, spec ContainerSpec) (id string, err error)
 	StartContainer(ctx context.Context, id string) error
 	InspectContainer(ctx context.Context, id string) (ContainerState, error)
-	// ListContainers returns containers in every state whose labels include
-	// all of the given label pairs.
-	ListContainers(ctx context.Context, labels map[string]string) ([]ContainerState, error)
-	// StopContainer sends SIGTERM, then SIGKILL after timeout.
-	StopContainer(ctx context.Context, id string, timeout time.Duration) error
-	RemoveContainer(ctx context.Context, id string, force bool) error
-	// WaitExit delivers the container's exit once it is not running.
+	// ListContainers returns containers in every state.
+	ListContainers(ctx context.Context, opts ListOptions) ([]ContainerState, error)
+	// StopContainer sends SIGTERM, then SIGKILL after the timeout. Stopping
+	// a stopped container is not an error.
+	StopContainer(ctx context.Context, id string, opts StopOptions) error
+	RemoveContainer(ctx context.Context, id string, opts RemoveOptions) error
+	// WaitExit delivers the container's exit once it is not running (at
+	// once, code 0, for a container that was never started).
 	WaitExit(ctx context.Context, id string) <-chan ExitStatus
-	// Logs streams demultiplexed output lines, in order, until the
-	// container's output ends (or, with Follow, until ctx is done).
+	// Logs streams output lines, stdout and stderr interleaved in order,
+	// until the container's output ends (or, with Follow, until it stops or
+	// ctx is done). The error channel then holds at most one error and is
+	// closed.
 	Logs(ctx context.Context, id string, opts LogOptions) (<-chan LogLine, <-chan error)
-	// Events streams container events for containers carrying the given
-	// labels, starting at since (zero = now). The error channel gets one
-	// value when the stream ends.
-	Events(ctx context.Context, since time.Time, labels map[string]string) (<-chan Event, <-chan error)
+	// Events streams container events. The error channel gets exactly one
+	// value when the stream ends (ctx's error, or errs.Unavailable when the
+	// engine went away: resubscribe with Since = the last event's time),
+	// then both channels are closed.
+	Events(ctx context.Context, opts EventOptions) (<-chan Event, <-chan error)
 }

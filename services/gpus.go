@@ -29,11 +29,11 @@ func releaseLeaseOnEnd(s *Service) {
 func (st *starter) schedule(ctx context.Context) *failure {
 	m, s := st.m, st.s
 	if err := st.enter(ctx, PhaseSchedule, "choosing GPUs (gpus "+s.GPUs+")"); err != nil {
-		return &failure{reason: err.Error()}
+		return &failure{kind: FailureInternal, reason: err.Error()}
 	}
 	sel, err := gpu.ParseSelection(s.GPUs)
 	if err != nil {
-		return &failure{reason: fmt.Sprintf("schedule: %v", err)}
+		return &failure{kind: FailureInternal, reason: fmt.Sprintf("schedule: %v", err)}
 	}
 	if !sel.Wants() {
 		m.message(s.ID, s.Run, PhaseSchedule, "no GPU requested")
@@ -43,9 +43,9 @@ func (st *starter) schedule(ctx context.Context) *failure {
 	switch {
 	case err != nil:
 		if ctx.Err() != nil {
-			return &failure{reason: "interrupted"}
+			return &failure{kind: FailureInterrupted, reason: "interrupted"}
 		}
-		return &failure{reason: "schedule: " + err.Error()}
+		return &failure{kind: scheduleFailure(err), reason: "schedule: " + err.Error()}
 	case d == nil:
 		m.message(s.ID, s.Run, PhaseSchedule, note)
 		return nil
@@ -53,6 +53,18 @@ func (st *starter) schedule(ctx context.Context) *failure {
 	st.s.GPULease = &d.Lease
 	m.message(s.ID, s.Run, PhaseSchedule, d.Message)
 	return nil
+}
+
+// scheduleFailure is the kind of a failed schedule phase.
+func scheduleFailure(err error) FailureKind {
+	var r *gpu.Refusal
+	switch {
+	case errors.As(err, &r):
+		return FailureUnschedulable
+	case errs.Is(err, errs.Unavailable):
+		return FailureGPUUnavailable
+	}
+	return FailureInternal
 }
 
 // placeService decides the service's GPUs and records the lease on its

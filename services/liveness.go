@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"aima/errs"
+	"aima/runtime"
 )
 
 // livenessLoop probes the health endpoint of every running service. A
@@ -80,10 +81,10 @@ func (m *Manager) checkLiveness(ctx context.Context, s Service) {
 			m.containerEndedLocked(bg, cur, cur.ContainerID, fmt.Sprintf("container exited with code %d%s", code, ExitDescription(code)), &code)
 			return
 		}
-		f := failure{reason: fmt.Sprintf("engine unhealthy for %s: %s failing while the process runs (wedged)", m.opts.UnhealthyGrace, eng.HealthPath)}
+		f := failure{kind: FailureWedged, reason: fmt.Sprintf("engine unhealthy for %s: %s failing while the process runs (wedged)", m.opts.UnhealthyGrace, eng.HealthPath)}
 		f.logTail, _ = m.failureLogs(bg, cur.ContainerID)
 		// Stop it first: the die event then finds the service failed already.
 		m.failRunning(bg, cur, f)
-		_ = m.rt.StopContainer(bg, cur.ContainerID, m.opts.StopTimeout)
+		_ = m.rt.StopContainer(bg, cur.ContainerID, runtime.StopOptions{Timeout: m.opts.StopTimeout})
 	}
 }

@@ -121,6 +121,14 @@ type Manager struct {
 
 	dockerDown atomic.Bool // the watcher lost the engine
 
+	// rewatchDelay is how long a start waits before watching its container
+	// again after the runtime connection broke; resubscribeDelay is the
+	// watcher's pause before it subscribes again after its event stream
+	// ended. Unit tests shorten both before Run.
+	rewatchDelay, resubscribeDelay time.Duration
+	// observe, when set (by unit tests, before any call), sees every status
+	// change after it is stored.
+	observe     func(from Status, to Service)
 	storeIDOnce sync.Once // see storeID
 	storeIDVal  string
 }
@@ -146,6 +154,7 @@ func NewManager(store state.Store, rt runtime.Runtime, bus *events.Bus, catalog 
 		http: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
 		now:  time.Now, ctx: ctx, cancel: cancel,
 		locks: map[string]*sync.Mutex{}, jobs: map[string]*startJob{},
+		rewatchDelay: 500 * time.Millisecond, resubscribeDelay: time.Second,
 	}
 }
 
@@ -230,7 +239,9 @@ func (m *Manager) List(ctx context.Context, status Status) ([]Service, error) {
 
 // transition moves a service to a new status, validated against the table,
 // persists it with its reason and time, then publishes the status event.
-// mutate may adjust other fields in the same atomic update.
+// mutate may adjust other fields in the same atomic update. A move to
+// failed goes through fail, which records the failure kind; leaving failed
+// clears it.
 func (m *Manager) transition(ctx context.Context, id string, to Status, reason string, mutate func(*Service)) (Service, error) {
 	var from Status
 	s, err := m.col.Update(ctx, id, func(s *Service) error {
@@ -240,6 +251,7 @@ func (m *Manager) transition(ctx context.Context, id string, to Status, reason s
 		}
 		s.Status = to
 		s.Reason = reason
+		s.Failure = ""
 		s.UpdatedAt = m.now().UTC()
 		releaseLeaseOnEnd(s)
 		if mutate != nil {
@@ -250,12 +262,28 @@ func (m *Manager) transition(ctx context.Context, id string, to Status, reason s
 	if err != nil {
 		return s, err
 	}
+	if m.observe != nil {
+		m.observe(from, s)
+	}
 	msg := fmt.Sprintf("%s → %s", from, to)
 	if reason != "" {
 		msg += ": " + reason
 	}
 	m.bus.Publish(events.Event{ServiceID: id, Run: s.Run, Type: events.TypeStatus, Status: string(to), Phase: string(s.Phase), Message: msg})
 	return s, nil
+}
+
+// fail moves a service to failed with the failure's facts: its kind,
+// reason, exit code, OOM flag and last log lines. mutate may adjust other
+// fields in the same update.
+func (m *Manager) fail(ctx context.Context, id string, f failure, mutate func(*Service)) (Service, error) {
+	return m.transition(ctx, id, StatusFailed, f.reason, func(x *Service) {
+		x.Failure = f.kind
+		x.ExitCode, x.OOMKilled, x.LogTail, x.DeadlineAt = f.exitCode, f.oom, f.logTail, nil
+		if mutate != nil {
+			mutate(x)
+		}
+	})
 }
 
 // enterPhase records the phase in the service record and publishes it.

@@ -26,15 +26,15 @@ func (m *Manager) Logs(ctx context.Context, ref string, req LogsRequest) (Servic
 	}
 	id := s.ContainerID
 	if id == "" {
-		list, err := m.rt.ListContainers(ctx, map[string]string{runtime.LabelService: s.ID})
+		list, err := m.rt.ListContainers(ctx, runtime.ListOptions{Labels: map[string]string{runtime.LabelService: s.ID}})
 		if err != nil {
 			return s, nil, nil, err
 		}
-		if len(list) == 0 {
+		c, ok := newest(list)
+		if !ok {
 			return s, nil, nil, errs.NotFoundf("service %s has no container yet; start it first", s.ID)
 		}
-		sort.Slice(list, func(i, j int) bool { return list[i].CreatedAt.After(list[j].CreatedAt) })
-		id = list[0].ID
+		id = c.ID
 	}
 	if _, err := m.rt.InspectContainer(ctx, id); err != nil {
 		if errs.Is(err, errs.NotFound) && len(s.LogTail) > 0 {

@@ -35,7 +35,7 @@ func (m *Manager) Orphans(ctx context.Context) ([]Orphan, error) {
 	for _, d := range damaged {
 		known[d.ID] = true
 	}
-	containers, err := m.rt.ListContainers(ctx, map[string]string{runtime.LabelManaged: "true"})
+	containers, err := m.rt.ListContainers(ctx, runtime.ListOptions{Labels: map[string]string{runtime.LabelManaged: "true"}})
 	if err != nil {
 		return nil, err
 	}
@@ -74,7 +74,7 @@ func (m *Manager) Prune(ctx context.Context, force bool) (PruneResult, error) {
 			res.Kept = append(res.Kept, o)
 			continue
 		}
-		if err := m.rt.RemoveContainer(ctx, o.ContainerID, true); err != nil {
+		if err := m.rt.RemoveContainer(ctx, o.ContainerID, runtime.RemoveOptions{Force: true}); err != nil {
 			return res, err
 		}
 		res.Removed = append(res.Removed, o)

@@ -30,7 +30,7 @@ func (m *Manager) ensureImage(ctx context.Context, id string, run int, ref strin
 	var mu sync.Mutex
 	last := map[string]time.Time{}
 	lastStatus := map[string]string{}
-	err = m.rt.PullImage(ctx, ref, func(p runtime.PullProgress) {
+	err = m.rt.PullImage(ctx, ref, runtime.PullOptions{Progress: func(p runtime.PullProgress) {
 		mu.Lock()
 		defer mu.Unlock()
 		now := time.Now()
@@ -50,7 +50,7 @@ func (m *Manager) ensureImage(ctx context.Context, id string, run int, ref strin
 		}
 		m.bus.Publish(events.Event{ServiceID: id, Run: run, Type: events.TypeProgress, Status: string(StatusCreating),
 			Phase: string(PhasePull), Layer: p.Layer, Current: p.Current, Total: p.Total, Message: msg})
-	})
+	}})
 	if err != nil {
 		return err
 	}

@@ -49,13 +49,13 @@ func (st *starter) waitReady(ctx context.Context) *failure {
 	for {
 		select {
 		case <-ctx.Done():
-			return &failure{reason: "interrupted"}
+			return &failure{kind: FailureInterrupted, reason: "interrupted"}
 		case ex := <-exited:
 			if errs.Is(ex.Err, errs.Unavailable) {
 				// The Docker API went away, not the container: keep
 				// probing the engine and watch the container again once
 				// the API answers (an exit meanwhile is reported then).
-				exited, rewatch = nil, time.After(rewatchDelay)
+				exited, rewatch = nil, time.After(m.rewatchDelay)
 				continue
 			}
 			return st.exitFailure(ex, oomSeen(), nil)
@@ -79,16 +79,12 @@ func (st *starter) waitReady(ctx context.Context) *failure {
 	}
 }
 
-// rewatchDelay is how long a start waits before watching its container
-// again after the Docker API connection broke.
-const rewatchDelay = 500 * time.Millisecond
-
 // watchDie delivers the container's "die" event (with its exit code) and
 // remembers an "oom" event before it.
 func (st *starter) watchDie(ctx context.Context) (<-chan runtime.ExitStatus, func() bool) {
 	out := make(chan runtime.ExitStatus, 1)
 	var oom atomic.Bool
-	evs, errc := st.m.rt.Events(ctx, time.Time{}, map[string]string{runtime.LabelService: st.s.ID})
+	evs, errc := st.m.rt.Events(ctx, runtime.EventOptions{Labels: map[string]string{runtime.LabelService: st.s.ID}})
 	st.m.wg.Add(1)
 	go func() {
 		defer st.m.wg.Done()
@@ -102,9 +98,9 @@ func (st *starter) watchDie(ctx context.Context) (<-chan runtime.ExitStatus, fun
 					continue
 				}
 				switch ev.Action {
-				case "oom":
+				case runtime.ActionOOM:
 					oom.Store(true)
-				case "die":
+				case runtime.ActionDie:
 					out <- runtime.ExitStatus{ExitCode: ev.ExitCode}
 					return
 				}
@@ -158,7 +154,7 @@ func (st *starter) exitFailure(ex runtime.ExitStatus, oomEvent bool, followed *l
 	bg, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if ex.Err != nil {
-		return &failure{reason: fmt.Sprintf("lost track of the container: %v", ex.Err)}
+		return &failure{kind: runtimeFailure(ex.Err), reason: fmt.Sprintf("lost track of the container: %v", ex.Err)}
 	}
 	code := ex.ExitCode
 	f := &failure{exitCode: &code, oom: oomEvent}
@@ -188,6 +184,7 @@ func (st *starter) exitFailure(ex runtime.ExitStatus, oomEvent bool, followed *l
 	if line != "" {
 		f.reason += ": " + line
 	}
+	f.kind = exitKind(f.oom)
 	return f
 }
 

@@ -19,7 +19,7 @@ import (
 // runtime error is wrapped (runtimeError) for the watcher to tell them
 // apart. Damaged records are left out (see Damaged).
 func (m *Manager) Reconcile(ctx context.Context) error {
-	containers, err := m.rt.ListContainers(ctx, map[string]string{runtime.LabelManaged: "true"})
+	containers, err := m.rt.ListContainers(ctx, runtime.ListOptions{Labels: map[string]string{runtime.LabelManaged: "true"}})
 	if err != nil {
 		return &runtimeError{err}
 	}
@@ -27,15 +27,13 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read service records: %w", err)
 	}
-	byService := map[string]runtime.ContainerState{}
+	byService := map[string][]runtime.ContainerState{}
 	for _, c := range containers {
 		id := c.Labels[runtime.LabelService]
-		if prev, ok := byService[id]; !ok || c.CreatedAt.After(prev.CreatedAt) {
-			byService[id] = c
-		}
+		byService[id] = append(byService[id], c)
 	}
 	for _, s := range all {
-		c, ok := byService[s.ID]
+		c, ok := newest(byService[s.ID])
 		if err := m.reconcileOne(ctx, s, c, ok); err != nil {
 			m.log.Warn("reconcile", "service", s.ID, "err", err)
 		}
@@ -53,32 +51,35 @@ func (m *Manager) reconcileOne(ctx context.Context, s Service, c runtime.Contain
 	gone := func(what string) error {
 		// Say only what happened: a start can die before its container
 		// exists, or after creating it but before starting it.
-		ran := exists && c.Status != "created"
-		reason := "container disappeared while the daemon was down"
+		// (A running container here is not the recorded one: the recorded
+		// one disappeared.)
+		ran := exists && !c.Running && c.Status != runtime.StateCreated
+		f := failure{kind: FailureDisappeared, reason: "container disappeared while the daemon was down"}
 		switch {
 		case !exists && s.Status == StatusCreating && s.ContainerID == "":
-			reason = fmt.Sprintf("the daemon stopped in phase %s, before the container was created", s.Phase)
-		case exists && !ran:
-			reason = "the container was created but never started"
-		case exists:
-			reason = fmt.Sprintf("container exited with code %d while the daemon was down", c.ExitCode)
+			f = failure{kind: FailureInterrupted, reason: fmt.Sprintf("the daemon stopped in phase %s, before the container was created", s.Phase)}
+		case !exists || c.Running:
+		case !ran:
+			f = failure{kind: FailureInterrupted, reason: "the container was created but never started"}
+		default:
+			f = failure{kind: FailureExited, reason: fmt.Sprintf("container exited with code %d while the daemon was down", c.ExitCode)}
 		}
 		if what != "" {
-			reason = what + ": " + reason
+			f.reason = what + ": " + f.reason
 		}
-		var tail []string
-		var code *int
 		if ran {
+			if info, err := m.rt.InspectContainer(ctx, c.ID); err == nil && info.OOMKilled {
+				f.kind, f.oom = FailureOOM, true
+				f.reason += " (OOM killed)"
+			}
 			var line string
-			if tail, line = m.failureLogs(ctx, c.ID); line != "" {
-				reason += ": " + line
+			if f.logTail, line = m.failureLogs(ctx, c.ID); line != "" {
+				f.reason += ": " + line
 			}
 			x := c.ExitCode
-			code = &x
+			f.exitCode = &x
 		}
-		_, err := m.transition(ctx, s.ID, StatusFailed, reason, func(x *Service) {
-			x.LogTail, x.ExitCode, x.DeadlineAt = tail, code, nil
-		})
+		_, err := m.fail(ctx, s.ID, f, nil)
 		return err
 	}
 	m.mu.Lock()
@@ -92,14 +93,14 @@ func (m *Manager) reconcileOne(ctx context.Context, s Service, c runtime.Contain
 		if exists && c.Running && (s.ContainerID == "" || c.ID == s.ContainerID) {
 			return nil // adopted
 		}
-		f := failure{reason: "container disappeared while the daemon was down"}
+		f := failure{kind: FailureDisappeared, reason: "container disappeared while the daemon was down"}
 		if exists && !c.Running {
 			code := c.ExitCode
-			f.exitCode = &code
+			f.kind, f.exitCode = FailureExited, &code
 			f.reason = fmt.Sprintf("container exited with code %d%s", code, ExitDescription(code))
 			f.logTail, f.engineLine = m.failureLogs(ctx, c.ID)
 			if info, err := m.rt.InspectContainer(ctx, c.ID); err == nil && info.OOMKilled {
-				f.oom = true
+				f.kind, f.oom = FailureOOM, true
 				f.reason += " (OOM killed)"
 			}
 			if f.engineLine != "" {
@@ -110,7 +111,7 @@ func (m *Manager) reconcileOne(ctx context.Context, s Service, c runtime.Contain
 		return nil
 	case StatusStopping:
 		if exists && c.Running {
-			_ = m.rt.StopContainer(ctx, c.ID, m.opts.StopTimeout)
+			_ = m.rt.StopContainer(ctx, c.ID, runtime.StopOptions{Timeout: m.opts.StopTimeout})
 		}
 		_, err := m.transition(ctx, s.ID, StatusStopped, "stopped (finished after daemon restart)", nil)
 		return err
@@ -118,13 +119,14 @@ func (m *Manager) reconcileOne(ctx context.Context, s Service, c runtime.Contain
 		// Killed between creating this run's container and starting it
 		// (or while Docker was still starting it, which Docker finishes
 		// on its own): the start step is redone, then resumed.
-		startIt := exists && c.Status == "created" && c.Name == containerName(s) && (s.ContainerID == "" || c.ID == s.ContainerID)
+		thisRun := runOf(c) == s.Run || c.Name == containerName(s)
+		startIt := exists && c.Status == runtime.StateCreated && thisRun && (s.ContainerID == "" || c.ID == s.ContainerID)
 		if !startIt && (!exists || !c.Running || (s.ContainerID != "" && c.ID != s.ContainerID)) {
 			return gone("start interrupted by a daemon restart")
 		}
 		if s.DeadlineAt != nil && !m.now().Before(*s.DeadlineAt) {
-			_ = m.rt.StopContainer(ctx, c.ID, 2*time.Second)
-			_, err := m.transition(ctx, s.ID, StatusFailed, fmt.Sprintf("timed out in phase %s after %s", s.Phase, m.timeoutOf(s)), nil)
+			_ = m.rt.StopContainer(ctx, c.ID, runtime.StopOptions{Timeout: 2 * time.Second})
+			_, err := m.fail(ctx, s.ID, failure{kind: FailureTimeout, reason: fmt.Sprintf("timed out in phase %s after %s", s.Phase, m.timeoutOf(s))}, nil)
 			return err
 		}
 		eng, err := m.catalog.Get(s.EngineType)
@@ -138,7 +140,7 @@ func (m *Manager) reconcileOne(ctx context.Context, s Service, c runtime.Contain
 		if startIt {
 			m.message(s.ID, s.Run, s.Phase, "daemon restarted: starting container "+shortID(c.ID))
 			if err := m.rt.StartContainer(ctx, c.ID); err != nil {
-				_, err := m.transition(ctx, s.ID, StatusFailed, "start interrupted by a daemon restart: start container: "+err.Error(), func(x *Service) { x.DeadlineAt = nil })
+				_, err := m.fail(ctx, s.ID, failure{kind: runtimeFailure(err), reason: "start interrupted by a daemon restart: start container: " + err.Error()}, nil)
 				return err
 			}
 		}

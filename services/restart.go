@@ -71,20 +71,26 @@ func (m *Manager) scheduleRestart(id string, run int, d time.Duration) {
 			return
 		case <-t.C:
 		}
-		s, err := m.col.Get(m.ctx, id)
-		if err != nil || s.Status != StatusFailed || s.Run != run || s.NextRestartAt == nil {
-			return
-		}
-		if _, err := m.col.Update(m.ctx, id, func(x *Service) error {
-			x.RestartCount++
-			x.NextRestartAt = nil
-			return nil
-		}); err != nil {
-			return
-		}
-		m.message(id, run, "", fmt.Sprintf("restart policy on-failure: restarting (restart %d)", s.RestartCount+1))
-		if _, err := m.Start(context.WithoutCancel(m.ctx), id, 0); err != nil {
-			m.log.Warn("automatic restart", "service", id, "err", err)
-		}
+		m.restartIfDue(id, run)
 	}()
+}
+
+// restartIfDue starts the service again if the failure of run is still
+// what it is in (no stop, manual start or delete since).
+func (m *Manager) restartIfDue(id string, run int) {
+	s, err := m.col.Get(m.ctx, id)
+	if err != nil || s.Status != StatusFailed || s.Run != run || s.NextRestartAt == nil {
+		return
+	}
+	if _, err := m.col.Update(m.ctx, id, func(x *Service) error {
+		x.RestartCount++
+		x.NextRestartAt = nil
+		return nil
+	}); err != nil {
+		return
+	}
+	m.message(id, run, "", fmt.Sprintf("restart policy on-failure: restarting (restart %d)", s.RestartCount+1))
+	if _, err := m.Start(context.WithoutCancel(m.ctx), id, 0); err != nil {
+		m.log.Warn("automatic restart", "service", id, "err", err)
+	}
 }

@@ -13,27 +13,28 @@ import (
 
 // Service is the persisted record of one service.
 type Service struct {
-	ID          string   `json:"id" jsonschema:"service ID"`
-	Name        string   `json:"name" jsonschema:"service name (unique)"`
-	ModelID     string   `json:"model_id" jsonschema:"registered model ID, or the remote model reference given at create"`
-	ModelRef    string   `json:"model_ref" jsonschema:"what the engine is told to load: a path inside the container or a remote reference"`
-	ModelPath   string   `json:"model_path,omitempty" jsonschema:"host path of a registered model, mounted read-only"`
-	EngineType  string   `json:"engine_type" jsonschema:"engine type, e.g. vllm"`
-	Image       string   `json:"image" jsonschema:"engine image used by the last start"`
-	Port        int      `json:"port" jsonschema:"host port the engine is published on"`
-	Endpoint    string   `json:"endpoint" jsonschema:"base URL of the engine's API"`
-	GPUs        string   `json:"gpus" jsonschema:"the GPU request: auto (the tensor-parallel size, 1 by default), all, none, N, or device=ID[,ID...]"`
-	Args        []string `json:"args,omitempty" jsonschema:"extra engine arguments"`
-	Env         []string `json:"env,omitempty" jsonschema:"extra environment, KEY=VALUE"`
-	Status      Status   `json:"status" jsonschema:"created, creating, running, unhealthy, stopping, stopped or failed"`
-	Phase       Phase    `json:"phase,omitempty" jsonschema:"start phase while creating (or the phase a failed start died in)"`
-	Reason      string   `json:"reason,omitempty" jsonschema:"why the service is in its status (always set when failed)"`
-	ExitCode    *int     `json:"exit_code,omitempty" jsonschema:"container exit code of the last run, when it exited"`
-	OOMKilled   bool     `json:"oom_killed,omitempty" jsonschema:"the container was killed for running out of memory"`
-	LogTail     []string `json:"log_tail,omitempty" jsonschema:"last log lines of a failed run"`
-	ContainerID string   `json:"container_id,omitempty" jsonschema:"Docker container ID of the current or last run"`
-	Run         int      `json:"run" jsonschema:"number of starts so far"`
-	Warnings    []string `json:"warnings,omitempty" jsonschema:"things the operator should know, e.g. a remote model reference"`
+	ID          string      `json:"id" jsonschema:"service ID"`
+	Name        string      `json:"name" jsonschema:"service name (unique)"`
+	ModelID     string      `json:"model_id" jsonschema:"registered model ID, or the remote model reference given at create"`
+	ModelRef    string      `json:"model_ref" jsonschema:"what the engine is told to load: a path inside the container or a remote reference"`
+	ModelPath   string      `json:"model_path,omitempty" jsonschema:"host path of a registered model, mounted read-only"`
+	EngineType  string      `json:"engine_type" jsonschema:"engine type, e.g. vllm"`
+	Image       string      `json:"image" jsonschema:"engine image used by the last start"`
+	Port        int         `json:"port" jsonschema:"host port the engine is published on"`
+	Endpoint    string      `json:"endpoint" jsonschema:"base URL of the engine's API"`
+	GPUs        string      `json:"gpus" jsonschema:"the GPU request: auto (the tensor-parallel size, 1 by default), all, none, N, or device=ID[,ID...]"`
+	Args        []string    `json:"args,omitempty" jsonschema:"extra engine arguments"`
+	Env         []string    `json:"env,omitempty" jsonschema:"extra environment, KEY=VALUE"`
+	Status      Status      `json:"status" jsonschema:"created, creating, running, unhealthy, stopping, stopped or failed"`
+	Phase       Phase       `json:"phase,omitempty" jsonschema:"start phase while creating (or the phase a failed start died in)"`
+	Reason      string      `json:"reason,omitempty" jsonschema:"why the service is in its status (always set when failed)"`
+	Failure     FailureKind `json:"failure,omitempty" jsonschema:"set exactly when the status is failed, the kind of failure: timeout (the start's deadline passed; phase says where), exited (the engine process exited; exit_code), oom (killed for memory), wedged (process alive, health failing past unhealthy_grace), disappeared (container removed outside aima), interrupted (a daemon restart cut the start before its container ran), port_in_use, image_unavailable (could not be pulled), runtime_error (the container runtime refused a step), runtime_unavailable (the container runtime was unreachable), stop_failed, internal, unschedulable (the schedule phase refused the start before any pull or container: GPUs held by other services, too small, or missing), gpu_unavailable (the GPU inventory could not be read)"`
+	ExitCode    *int        `json:"exit_code,omitempty" jsonschema:"container exit code of the last run, when it exited"`
+	OOMKilled   bool        `json:"oom_killed,omitempty" jsonschema:"the container was killed for running out of memory"`
+	LogTail     []string    `json:"log_tail,omitempty" jsonschema:"last log lines of a failed run"`
+	ContainerID string      `json:"container_id,omitempty" jsonschema:"Docker container ID of the current or last run"`
+	Run         int         `json:"run" jsonschema:"number of starts so far; the container of each run carries it as the aima.run label"`
+	Warnings    []string    `json:"warnings,omitempty" jsonschema:"things the operator should know, e.g. a remote model reference"`
 
 	RestartPolicy  string     `json:"restart_policy" jsonschema:"no, or on-failure (restart with exponential back-off: 10s doubling to 5m, reset after 10m of running)"`
 	RestartCount   int        `json:"restart_count" jsonschema:"automatic restarts so far"`

@@ -128,8 +128,9 @@ func (m *Manager) runJob(id string, deadline time.Time, run func(ctx context.Con
 
 var errStartTimeout = errors.New("start deadline exceeded")
 
-// failure is a start that ended because of the engine or the runtime.
+// failure is why a start or a run ended: the engine or the runtime.
 type failure struct {
+	kind       FailureKind
 	reason     string
 	engineLine string // the engine's own error line, if found
 	exitCode   *int
@@ -159,9 +160,9 @@ func (m *Manager) finishStart(ctx context.Context, st *starter, f *failure) {
 	case errors.Is(cause, errDaemonStopping):
 		return // the next daemon resumes or fails this start.
 	case errors.Is(cause, errStartTimeout):
-		f = &failure{reason: fmt.Sprintf("timed out in phase %s after %s", st.phase, m.timeoutOf(s))}
+		f = &failure{kind: FailureTimeout, reason: fmt.Sprintf("timed out in phase %s after %s", st.phase, m.timeoutOf(s))}
 		if st.containerID != "" {
-			_ = m.rt.StopContainer(bg, st.containerID, 2*time.Second)
+			_ = m.rt.StopContainer(bg, st.containerID, runtime.StopOptions{Timeout: 2 * time.Second})
 			f.logTail = m.tail(bg, st.containerID, 20)
 		}
 	}
@@ -170,8 +171,7 @@ func (m *Manager) finishStart(ctx context.Context, st *starter, f *failure) {
 	// backs off in Kubernetes), so a start that failed while Docker was
 	// unreachable is tried again.
 	plan, schedule := m.restartPlan(s)
-	if _, err := m.transition(bg, s.ID, StatusFailed, f.reason, func(x *Service) {
-		x.ExitCode, x.OOMKilled, x.LogTail, x.DeadlineAt = f.exitCode, f.oom, f.logTail, nil
+	if _, err := m.fail(bg, s.ID, *f, func(x *Service) {
 		x.Phase = st.phase
 		plan(x)
 	}); err != nil {
@@ -206,57 +206,71 @@ func (st *starter) enter(ctx context.Context, p Phase, msg string) error {
 // run executes the phases; it returns nil when the engine is ready.
 func (st *starter) run(ctx context.Context) *failure {
 	m, s := st.m, st.s
-	fail := func(format string, args ...any) *failure {
+	fail := func(kind FailureKind, format string, args ...any) *failure {
 		if ctx.Err() != nil {
-			return &failure{reason: "interrupted"}
+			return &failure{kind: FailureInterrupted, reason: "interrupted"}
 		}
-		return &failure{reason: fmt.Sprintf(format, args...)}
+		return &failure{kind: kind, reason: fmt.Sprintf(format, args...)}
 	}
 	if err := st.enter(ctx, PhaseCleanup, "removing stale containers of this service"); err != nil {
-		return fail("%v", err)
+		return fail(FailureInternal, "%v", err)
 	}
 	m.keepPreviousLogs(ctx, s)
 	if err := m.removeContainers(ctx, s.ID); err != nil {
-		return fail("cleanup: %v", err)
+		return fail(runtimeFailure(err), "cleanup: %v", err)
 	}
 	if f := st.schedule(ctx); f != nil {
 		return f
 	}
 	s = st.s // with its GPU lease
 	if err := st.enter(ctx, PhasePull, "checking image "+st.eng.Image); err != nil {
-		return fail("%v", err)
+		return fail(FailureInternal, "%v", err)
 	}
 	if err := m.ensureImage(ctx, s.ID, s.Run, st.eng.Image); err != nil {
-		return fail("pull %s: %v", st.eng.Image, err)
+		return fail(m.pullFailure(ctx, err), "pull %s: %v", st.eng.Image, err)
 	}
 	if err := st.enter(ctx, PhaseCreate, "creating container"); err != nil {
-		return fail("%v", err)
+		return fail(FailureInternal, "%v", err)
 	}
 	if !portFree(m.opts.BindHost, s.Port) {
-		return fail("host port %d on %s is in use by another process", s.Port, m.opts.BindHost)
+		return fail(FailurePortInUse, "host port %d on %s is in use by another process", s.Port, m.opts.BindHost)
 	}
 	spec, err := m.containerSpec(s, st.eng)
 	if err != nil {
-		return fail("%v", err)
+		return fail(FailureInternal, "%v", err)
 	}
 	id, err := m.rt.CreateContainer(ctx, spec)
 	if err != nil {
-		return fail("create container: %v", err)
+		return fail(runtimeFailure(err), "create container: %v", err)
 	}
 	st.containerID = id
 	if _, err := m.col.Update(ctx, s.ID, func(x *Service) error { x.ContainerID = id; return nil }); err != nil {
-		return fail("%v", err)
+		return fail(FailureInternal, "%v", err)
 	}
 	if err := st.enter(ctx, PhaseStart, "starting container "+shortID(id)); err != nil {
-		return fail("%v", err)
+		return fail(FailureInternal, "%v", err)
 	}
 	if err := m.rt.StartContainer(ctx, id); err != nil {
-		return fail("start container: %v", err)
+		kind := runtimeFailure(err)
+		if errs.Is(err, errs.Conflict) {
+			kind = FailurePortInUse // the runtime's word for a host port someone else publishes
+		}
+		return fail(kind, "start container: %v", err)
 	}
 	if err := st.enter(ctx, PhaseLoading, "engine is loading the model"); err != nil {
-		return fail("%v", err)
+		return fail(FailureInternal, "%v", err)
 	}
 	return st.waitReady(ctx)
+}
+
+// pullFailure tells an unreachable runtime from an image it could not get:
+// a pull reports an unreachable registry as Unavailable too, so the
+// runtime is asked.
+func (m *Manager) pullFailure(ctx context.Context, err error) FailureKind {
+	if errs.Is(err, errs.Unavailable) && m.rt.Ping(ctx) != nil {
+		return FailureRuntimeUnavailable
+	}
+	return FailureImageUnavailable
 }
 
 func shortID(id string) string {
@@ -299,6 +313,7 @@ func (m *Manager) containerSpec(s Service, eng engines.Engine) (runtime.Containe
 		Labels: map[string]string{
 			runtime.LabelManaged: "true",
 			runtime.LabelService: s.ID,
+			runtime.LabelRun:     strconv.Itoa(s.Run),
 			runtime.LabelEngine:  s.EngineType,
 			runtime.LabelModel:   s.ModelID,
 			runtime.LabelPort:    strconv.Itoa(s.Port),
@@ -318,15 +333,10 @@ func (m *Manager) containerSpec(s Service, eng engines.Engine) (runtime.Containe
 // keepPreviousLogs saves the last lines of the previous run's container
 // before the cleanup removes it, for `service logs --previous`.
 func (m *Manager) keepPreviousLogs(ctx context.Context, s Service) {
-	list, err := m.rt.ListContainers(ctx, map[string]string{runtime.LabelService: s.ID})
-	if err != nil || len(list) == 0 {
+	list, err := m.rt.ListContainers(ctx, runtime.ListOptions{Labels: map[string]string{runtime.LabelService: s.ID}})
+	prev, ok := newest(list)
+	if err != nil || !ok {
 		return
-	}
-	prev := list[0]
-	for _, c := range list {
-		if c.CreatedAt.After(prev.CreatedAt) {
-			prev = c
-		}
 	}
 	lines := m.tail(ctx, prev.ID, 200)
 	_, _ = m.col.Update(ctx, s.ID, func(x *Service) error {
@@ -337,14 +347,40 @@ func (m *Manager) keepPreviousLogs(ctx context.Context, s Service) {
 
 // removeContainers stops and removes every container of the service.
 func (m *Manager) removeContainers(ctx context.Context, id string) error {
-	list, err := m.rt.ListContainers(ctx, map[string]string{runtime.LabelService: id})
+	list, err := m.rt.ListContainers(ctx, runtime.ListOptions{Labels: map[string]string{runtime.LabelService: id}})
 	if err != nil {
 		return err
 	}
 	for _, c := range list {
-		if err := m.rt.RemoveContainer(ctx, c.ID, true); err != nil && !errs.Is(err, errs.NotFound) {
+		if err := m.rt.RemoveContainer(ctx, c.ID, runtime.RemoveOptions{Force: true}); err != nil && !errs.Is(err, errs.NotFound) {
 			return err
 		}
 	}
 	return nil
+}
+
+// runOf reads a container's aima.run label; 0 for a container without one
+// (created before aima labelled runs).
+func runOf(c runtime.ContainerState) int {
+	n, err := strconv.Atoi(c.Labels[runtime.LabelRun])
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// newest picks the container of a service's latest run: the highest
+// aima.run label, and among containers without one the latest CreatedAt
+// (which the runtime may report to the second only).
+func newest(list []runtime.ContainerState) (runtime.ContainerState, bool) {
+	if len(list) == 0 {
+		return runtime.ContainerState{}, false
+	}
+	best := list[0]
+	for _, c := range list[1:] {
+		if r, b := runOf(c), runOf(best); r > b || (r == b && c.CreatedAt.After(best.CreatedAt)) {
+			best = c
+		}
+	}
+	return best, true
 }

@@ -11,13 +11,13 @@ import (
 // table in status.go so that changing it has to be deliberate: every pair
 // not listed here must be refused.
 var wantTransitions = map[Status][]Status{
-	StatusCreated:   {StatusCreating, StatusStopped},
+	StatusCreated:   {StatusCreating},
 	StatusCreating:  {StatusRunning, StatusFailed, StatusStopping},
 	StatusRunning:   {StatusUnhealthy, StatusFailed, StatusStopping},
 	StatusUnhealthy: {StatusRunning, StatusFailed, StatusStopping},
 	StatusStopping:  {StatusStopped, StatusFailed},
 	StatusStopped:   {StatusCreating},
-	StatusFailed:    {StatusCreating, StatusStopping, StatusStopped},
+	StatusFailed:    {StatusCreating, StatusStopped},
 }
 
 func allowed(from, to Status) bool {

@@ -36,7 +36,7 @@ func (m *Manager) Stop(ctx context.Context, ref string) (StopResult, error) {
 		if err := m.stopContainers(ctx, s.ID); err != nil {
 			return StopResult{}, err
 		}
-		s, err = m.transition(ctx, s.ID, StatusStopped, "stopped after failure", nil)
+		s, err = m.transition(ctx, s.ID, StatusStopped, "stopped after failure", func(x *Service) { x.NextRestartAt = nil })
 		return StopResult{Service: s}, err
 	}
 	if s.Status != StatusStopping {
@@ -46,7 +46,10 @@ func (m *Manager) Stop(ctx context.Context, ref string) (StopResult, error) {
 	}
 	if err := m.stopContainers(ctx, s.ID); err != nil {
 		// Keep the record honest: the stop did not complete.
-		_, _ = m.transition(context.WithoutCancel(ctx), s.ID, StatusFailed, "stop failed: "+err.Error(), nil)
+		_, _ = m.fail(context.WithoutCancel(ctx), s.ID, failure{kind: FailureStopFailed, reason: "stop failed: " + err.Error()}, func(x *Service) {
+			// What the last run left stays: this is not a new exit.
+			x.ExitCode, x.OOMKilled, x.LogTail = s.ExitCode, s.OOMKilled, s.LogTail
+		})
 		return StopResult{}, err
 	}
 	s, err = m.transition(ctx, s.ID, StatusStopped, "stopped", func(x *Service) { x.Phase, x.DeadlineAt = "", nil })
@@ -72,15 +75,15 @@ func (m *Manager) cancelStart(id string) {
 
 // stopContainers stops every running container of the service.
 func (m *Manager) stopContainers(ctx context.Context, id string) error {
-	list, err := m.rt.ListContainers(ctx, map[string]string{runtime.LabelService: id})
+	list, err := m.rt.ListContainers(ctx, runtime.ListOptions{Labels: map[string]string{runtime.LabelService: id}})
 	if err != nil {
 		return err
 	}
 	for _, c := range list {
-		if !c.Running && c.Status != "created" && c.Status != "restarting" {
+		if !c.Running && c.Status != runtime.StateCreated && c.Status != runtime.StateRestarting {
 			continue
 		}
-		if err := m.rt.StopContainer(ctx, c.ID, m.opts.StopTimeout); err != nil && !errs.Is(err, errs.NotFound) {
+		if err := m.rt.StopContainer(ctx, c.ID, runtime.StopOptions{Timeout: m.opts.StopTimeout}); err != nil && !errs.Is(err, errs.NotFound) {
 			return err
 		}
 	}

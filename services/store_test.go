@@ -2,81 +2,19 @@ package services
 
 import (
 	"context"
-	"log/slog"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"aima/engines"
 	"aima/errs"
-	"aima/events"
-	"aima/models"
 	"aima/runtime"
+	"aima/runtime/fakeruntime"
 	"aima/state"
 )
 
 // Unit tests of how the manager lives with a damaged store: a record that
-// does not decode, a store that fails, containers of another store. The
-// runtime is stubRuntime: only what reconcile, the watcher, liveness, delete
-// and prune call.
-
-// waitGuard bounds every wait: a guard against a hang, not a timing claim.
-const waitGuard = 20 * time.Second
-
-// stubRuntime lists a fixed set of containers (or fails with listErr), keeps
-// its event stream open until the watcher ends, and records removals. The
-// embedded interface is nil: any other call panics, so a test notices.
-type stubRuntime struct {
-	runtime.Runtime
-	mu         sync.Mutex
-	containers []runtime.ContainerState
-	listErr    error
-	removed    []string
-}
-
-func (r *stubRuntime) ListContainers(_ context.Context, labels map[string]string) ([]runtime.ContainerState, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.listErr != nil {
-		return nil, r.listErr
-	}
-	var out []runtime.ContainerState
-	for _, c := range r.containers {
-		match := true
-		for k, v := range labels {
-			match = match && c.Labels[k] == v
-		}
-		if match {
-			out = append(out, c)
-		}
-	}
-	return out, nil
-}
-
-func (r *stubRuntime) Events(ctx context.Context, _ time.Time, _ map[string]string) (<-chan runtime.Event, <-chan error) {
-	evs, errc := make(chan runtime.Event), make(chan error, 1)
-	go func() { <-ctx.Done(); errc <- ctx.Err() }()
-	return evs, errc
-}
-
-func (r *stubRuntime) RemoveContainer(_ context.Context, id string, _ bool) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.removed = append(r.removed, id)
-	kept := r.containers[:0]
-	for _, c := range r.containers {
-		if c.ID != id {
-			kept = append(kept, c)
-		}
-	}
-	r.containers = kept
-	return nil
-}
+// does not decode, a store that fails, containers of another store.
 
 // failingStore fails every listing of service records, as a store with a
 // bad disk would.
@@ -89,20 +27,6 @@ func (s failingStore) List(ctx context.Context, prefix string) ([]state.Entry, e
 	return s.Store.List(ctx, prefix)
 }
 
-func newStoreTestManager(t *testing.T, store state.Store, rt runtime.Runtime, port int) *Manager {
-	t.Helper()
-	catalog, err := engines.NewCatalog(map[string]engines.Override{"vllm": {Image: "fake/vllm:1", GPUs: "none"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := NewManager(store, rt, events.NewBus(events.WithJournal(NewJournal(store))), catalog, models.NewRegistry(store), Options{
-		LivenessInterval: 10 * time.Millisecond, UnhealthyGrace: time.Hour, PortLow: port, PortHigh: port + 10,
-		Logger: slog.New(slog.DiscardHandler),
-	})
-	t.Cleanup(m.Close)
-	return m
-}
-
 // putService stores a service record as the manager would.
 func putService(t *testing.T, store state.Store, s Service) {
 	t.Helper()
@@ -111,15 +35,28 @@ func putService(t *testing.T, store state.Store, s Service) {
 	}
 }
 
-func awaitTrue(t *testing.T, what string, cond func() bool) {
+// runContainer creates and starts a container on the fake runtime with
+// the given labels, publishing port (0: none), whose engine never becomes
+// healthy; it returns its ID.
+func runContainer(t *testing.T, fr *fakeruntime.Runtime, name string, port int, labels map[string]string) string {
 	t.Helper()
-	deadline := time.Now().Add(waitGuard)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not %s after %s", what, waitGuard)
-		}
-		time.Sleep(2 * time.Millisecond)
+	fr.SetScript(labels, fakeruntime.Script{})
+	spec := runtime.ContainerSpec{Name: name, Image: engineImage, Labels: labels}
+	if port != 0 {
+		spec.ContainerPort, spec.HostIP, spec.HostPort = 8000, "127.0.0.1", port
 	}
+	id, err := fr.CreateContainer(t.Context(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fr.StartContainer(t.Context(), id); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func serviceLabels(id string) map[string]string {
+	return map[string]string{runtime.LabelManaged: "true", runtime.LabelService: id}
 }
 
 // One service record replaced by `{not json`: start-up reconciles the rest
@@ -127,21 +64,18 @@ func awaitTrue(t *testing.T, what string, cond func() bool) {
 // keeps probing, list/status by name/create/orphans work, and the damaged
 // record is listed and deletable with its containers.
 func TestDamagedRecordIsQuarantined(t *testing.T) {
-	ctx := t.Context()
+	t.Parallel()
 	store := state.NewMemory()
-	health := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) }))
-	defer health.Close()
-	_, portStr, _ := net.SplitHostPort(strings.TrimPrefix(health.URL, "http://"))
-	port, _ := strconv.Atoi(portStr)
-	putService(t, store, Service{ID: "svc-live", Name: "live", EngineType: "vllm", Status: StatusRunning, Port: port, ContainerID: "c-live", Run: 1})
+	h := newHarnessOn(t, store, func(o *Options) { o.UnhealthyGrace = time.Hour })
+	ctx := h.ctx()
+	port := loopbackPort(t)
+	live := runContainer(t, h.fr, "live", port, serviceLabels("svc-live"))
+	runContainer(t, h.fr, "bad", 0, serviceLabels("svc-bad"))
+	putService(t, store, Service{ID: "svc-live", Name: "live", EngineType: "vllm", Status: StatusRunning, Port: port, ContainerID: live, Run: 1})
 	if _, err := store.Put(ctx, "services/svc-bad", []byte("{not json"), state.AnyRev); err != nil {
 		t.Fatal(err)
 	}
-	rt := &stubRuntime{containers: []runtime.ContainerState{
-		{ID: "c-live", Running: true, Status: "running", Labels: map[string]string{runtime.LabelManaged: "true", runtime.LabelService: "svc-live"}},
-		{ID: "c-bad", Running: true, Status: "running", Labels: map[string]string{runtime.LabelManaged: "true", runtime.LabelService: "svc-bad"}},
-	}}
-	m := newStoreTestManager(t, store, rt, port+100)
+	m := h.m
 	if err := m.Run(); err != nil {
 		t.Fatalf("Run with a damaged record: %v", err)
 	}
@@ -153,10 +87,7 @@ func TestDamagedRecordIsQuarantined(t *testing.T) {
 	}
 	// The liveness loop still probes: the failing health endpoint makes the
 	// running service unhealthy.
-	awaitTrue(t, "unhealthy by the liveness probe", func() bool {
-		s, err := m.Get(ctx, "svc-live")
-		return err == nil && s.Status == StatusUnhealthy
-	})
+	h.awaitStatus("svc-live", StatusUnhealthy)
 	list, err := m.List(ctx, "")
 	if err != nil || len(list) != 1 || list[0].ID != "svc-live" {
 		t.Fatalf("List = %+v, %v", list, err)
@@ -171,18 +102,18 @@ func TestDamagedRecordIsQuarantined(t *testing.T) {
 	if orphans, err := m.Orphans(ctx); err != nil || len(orphans) != 0 {
 		t.Fatalf("Orphans = %+v, %v: a damaged record's container is not an orphan", orphans, err)
 	}
-	h, err := m.StoreHealth(ctx, nil)
-	if err != nil || len(h.Damaged) != 1 || len(h.Warnings) != 1 || !strings.Contains(h.Warnings[0], "aima service delete svc-bad") {
-		t.Fatalf("StoreHealth = %+v, %v", h, err)
+	sh, err := m.StoreHealth(ctx, nil)
+	if err != nil || len(sh.Damaged) != 1 || len(sh.Warnings) != 1 || !strings.Contains(sh.Warnings[0], "aima service delete svc-bad") {
+		t.Fatalf("StoreHealth = %+v, %v", sh, err)
 	}
-	if _, err := m.Create(ctx, CreateSpec{ModelID: "org/tiny", EngineType: "vllm"}); err != nil {
+	if _, err := m.Create(ctx, CreateSpec{ModelID: "org/tiny", EngineType: "vllm", Port: loopbackPort(t)}); err != nil {
 		t.Fatalf("create beside a damaged record: %v", err)
 	}
 	if s, err := m.Delete(ctx, "svc-bad"); err != nil || s.ID != "svc-bad" {
 		t.Fatalf("Delete(damaged) = %+v, %v", s, err)
 	}
-	if rt.removed == nil || rt.removed[0] != "c-bad" {
-		t.Fatalf("removed containers %v, want the damaged record's c-bad", rt.removed)
+	if c := h.fr.Containers(serviceLabels("svc-bad")); len(c) != 0 {
+		t.Fatalf("containers of the damaged record after delete: %+v", c)
 	}
 	if d, _ := m.Damaged(ctx); len(d) != 0 {
 		t.Fatalf("still damaged after delete: %+v", d)
@@ -192,29 +123,29 @@ func TestDamagedRecordIsQuarantined(t *testing.T) {
 // A failing store is the store's problem: Docker stays reachable and no
 // status is marked stale. Only the runtime being unreachable is Docker down.
 func TestOnlyRuntimeUnavailableMeansDockerDown(t *testing.T) {
-	ctx := t.Context()
+	t.Parallel()
 	base := state.NewMemory()
 	putService(t, base, Service{ID: "svc-a", Name: "a", EngineType: "vllm", Status: StatusCreated})
-	m := newStoreTestManager(t, failingStore{base}, &stubRuntime{}, 30000)
-	if err := m.Run(); err == nil || !strings.Contains(err.Error(), "input/output error") {
+	failing := newHarnessOn(t, failingStore{base}, nil)
+	if err := failing.m.Run(); err == nil || !strings.Contains(err.Error(), "input/output error") {
 		t.Fatalf("Run = %v, want the store's error", err)
 	}
-	if !m.DockerReachable() {
+	if !failing.m.DockerReachable() {
 		t.Fatal("a store error marked Docker unreachable")
 	}
-	if s, err := newStoreTestManager(t, base, &stubRuntime{}, 30000).Get(ctx, "svc-a"); err != nil || s.Stale {
+	if s, err := newHarnessOn(t, base, nil).m.Get(t.Context(), "svc-a"); err != nil || s.Stale {
 		t.Fatalf("Get = %+v, %v", s, err)
 	}
 
-	down := &stubRuntime{listErr: errs.New(errs.Unavailable, "docker engine unavailable: connection refused")}
-	m2 := newStoreTestManager(t, base, down, 30000)
-	if err := m2.Run(); err == nil {
+	down := newHarnessOn(t, base, nil)
+	down.fr.Inject(fakeruntime.OpList, fakeruntime.Fault{Err: errs.New(errs.Unavailable, "docker engine unavailable: connection refused")})
+	if err := down.m.Run(); err == nil {
 		t.Fatal("Run with Docker down = nil")
 	}
-	if m2.DockerReachable() {
+	if down.m.DockerReachable() {
 		t.Fatal("Docker unreachable not noticed")
 	}
-	if s, err := m2.Get(ctx, "svc-a"); err != nil || !s.Stale {
+	if s, err := down.m.Get(t.Context(), "svc-a"); err != nil || !s.Stale {
 		t.Fatalf("Get with Docker down = %+v, %v: want stale", s, err)
 	}
 }
@@ -222,43 +153,43 @@ func TestOnlyRuntimeUnavailableMeansDockerDown(t *testing.T) {
 // Orphans this store did not create (another store's label, or none) are
 // marked and kept by Prune unless forced; this store's own orphans go.
 func TestPruneKeepsOtherStoresContainers(t *testing.T) {
-	ctx := t.Context()
+	t.Parallel()
 	store := state.NewMemory()
+	h := newHarnessOn(t, store, nil)
+	ctx := h.ctx()
 	id, err := state.StoreID(ctx, store)
 	if err != nil {
 		t.Fatal(err)
 	}
 	label := func(svc, st string) map[string]string {
-		l := map[string]string{runtime.LabelManaged: "true", runtime.LabelService: svc}
+		l := serviceLabels(svc)
 		if st != "" {
 			l[runtime.LabelStore] = st
 		}
 		return l
 	}
-	rt := &stubRuntime{containers: []runtime.ContainerState{
-		{ID: "c-mine", Name: "aima-svc-mine-r1", Labels: label("svc-mine", id)},
-		{ID: "c-lost", Name: "aima-svc-lost-r1", Labels: label("svc-lost", "0123456789ab")},
-		{ID: "c-old", Name: "aima-svc-old-r1", Labels: label("svc-old", "")},
-	}}
-	m := newStoreTestManager(t, store, rt, 30000)
-	orphans, err := m.Orphans(ctx)
+	ids := map[string]string{} // container ID → name
+	for i, c := range []struct{ name, store string }{{"aima-svc-mine-r1", id}, {"aima-svc-lost-r1", "0123456789ab"}, {"aima-svc-old-r1", ""}} {
+		ids[runContainer(t, h.fr, c.name, 0, label("svc-"+strconv.Itoa(i), c.store))] = c.name
+	}
+	orphans, err := h.m.Orphans(ctx)
 	if err != nil || len(orphans) != 3 {
 		t.Fatalf("Orphans = %+v, %v", orphans, err)
 	}
 	for _, o := range orphans {
-		if o.OtherStore != (o.ContainerID != "c-mine") {
-			t.Errorf("orphan %s: other_store %v", o.ContainerID, o.OtherStore)
+		if o.OtherStore != (ids[o.ContainerID] != "aima-svc-mine-r1") {
+			t.Errorf("orphan %s: other_store %v", ids[o.ContainerID], o.OtherStore)
 		}
 	}
-	h, err := m.StoreHealth(ctx, orphans)
-	if err != nil || len(h.Warnings) != 1 || !strings.Contains(h.Warnings[0], "2 container(s)") || !strings.Contains(h.Warnings[0], "--force") {
-		t.Fatalf("StoreHealth = %+v, %v", h, err)
+	sh, err := h.m.StoreHealth(ctx, orphans)
+	if err != nil || len(sh.Warnings) != 1 || !strings.Contains(sh.Warnings[0], "2 container(s)") || !strings.Contains(sh.Warnings[0], "--force") {
+		t.Fatalf("StoreHealth = %+v, %v", sh, err)
 	}
-	res, err := m.Prune(ctx, false)
-	if err != nil || len(res.Removed) != 1 || res.Removed[0].ContainerID != "c-mine" || len(res.Kept) != 2 {
-		t.Fatalf("Prune = %+v, %v: want c-mine removed, the other store's kept", res, err)
+	res, err := h.m.Prune(ctx, false)
+	if err != nil || len(res.Removed) != 1 || ids[res.Removed[0].ContainerID] != "aima-svc-mine-r1" || len(res.Kept) != 2 {
+		t.Fatalf("Prune = %+v, %v: want this store's container removed, the other store's kept", res, err)
 	}
-	res, err = m.Prune(ctx, true)
+	res, err = h.m.Prune(ctx, true)
 	if err != nil || len(res.Removed) != 2 || len(res.Kept) != 0 {
 		t.Fatalf("Prune(force) = %+v, %v", res, err)
 	}

@@ -36,7 +36,7 @@ func (m *Manager) DockerReachable() bool { return !m.dockerDown.Load() }
 // problem, and calling it Docker's would mark every status stale and stop
 // the liveness probe for nothing.
 func (m *Manager) subscribe(ctx context.Context, since time.Time) (<-chan runtime.Event, <-chan error, error) {
-	evs, errc := m.rt.Events(ctx, since, map[string]string{runtime.LabelManaged: "true"})
+	evs, errc := m.rt.Events(ctx, runtime.EventOptions{Since: since, Labels: map[string]string{runtime.LabelManaged: "true"}})
 	err := m.Reconcile(ctx)
 	switch {
 	case err == nil:
@@ -92,7 +92,7 @@ func (m *Manager) watchDocker(ctx context.Context, since time.Time, evs <-chan r
 				return
 			}
 		}
-		backoff.Reset(time.Second)
+		backoff.Reset(m.resubscribeDelay)
 		select {
 		case <-ctx.Done():
 			return
@@ -121,10 +121,10 @@ func (m *Manager) onDockerEvent(ctx context.Context, ev runtime.Event) {
 		return
 	}
 	switch ev.Action {
-	case "die":
+	case runtime.ActionDie:
 		code := ev.ExitCode
 		m.containerEnded(ctx, id, ev.ContainerID, fmt.Sprintf("container exited with code %d%s", code, ExitDescription(code)), &code)
-	case "destroy":
+	case runtime.ActionDestroy:
 		m.containerEnded(ctx, id, ev.ContainerID, "container was removed outside aima", nil)
 	}
 }
@@ -147,7 +147,7 @@ func (m *Manager) containerEndedLocked(ctx context.Context, s Service, container
 	if (s.Status != StatusRunning && s.Status != StatusUnhealthy) || s.ContainerID != containerID {
 		return // a start or stop owns this container, or it is an old one
 	}
-	f := failure{exitCode: code}
+	f := failure{kind: FailureDisappeared, exitCode: code}
 	if info, err := m.rt.InspectContainer(ctx, containerID); err == nil {
 		f.oom = info.OOMKilled
 		if !info.Running && code == nil {
@@ -157,6 +157,9 @@ func (m *Manager) containerEndedLocked(ctx context.Context, s Service, container
 		f.logTail, f.engineLine = m.failureLogs(ctx, containerID)
 	} else if !errs.Is(err, errs.NotFound) {
 		return // cannot tell; the resync after reconnecting decides
+	}
+	if f.exitCode != nil {
+		f.kind = exitKind(f.oom)
 	}
 	f.reason = what + " while running"
 	if f.oom {
@@ -172,8 +175,8 @@ func (m *Manager) containerEndedLocked(ctx context.Context, s Service, container
 // restart when its policy asks for one. Called with the service lock held.
 func (m *Manager) failRunning(ctx context.Context, s Service, f failure) {
 	plan, schedule := m.restartPlan(s)
-	_, err := m.transition(ctx, s.ID, StatusFailed, f.reason, func(x *Service) {
-		x.ExitCode, x.OOMKilled, x.LogTail, x.UnhealthySince = f.exitCode, f.oom, f.logTail, nil
+	_, err := m.fail(ctx, s.ID, f, func(x *Service) {
+		x.UnhealthySince = nil
 		x.PreviousExit = f.reason
 		plan(x)
 	})

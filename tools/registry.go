@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"aima/errs"
 	"aima/events"
 	"aima/runtime"
+	"aima/services"
 )
 
 // Annotations tell clients how an operation behaves (MCP tool hints).
@@ -82,14 +84,28 @@ type typedOp[In, Out any] struct {
 	in, out *jsonschema.Schema
 }
 
+// schemaOptions give the domain's closed sets their values in every
+// schema, so clients see them as data (an enum), not only in prose.
+var schemaOptions = &jsonschema.ForOptions{TypeSchemas: map[reflect.Type]*jsonschema.Schema{
+	reflect.TypeFor[services.FailureKind](): enumSchema(services.AllFailureKinds),
+}}
+
+func enumSchema[T ~string](values []T) *jsonschema.Schema {
+	s := &jsonschema.Schema{Type: "string"}
+	for _, v := range values {
+		s.Enum = append(s.Enum, string(v))
+	}
+	return s
+}
+
 // Declare turns a Spec into an Op; a type whose schema cannot be derived is
 // a programming error and panics at start-up.
 func Declare[In, Out any](spec Spec[In, Out]) Op {
-	in, err := jsonschema.For[In](nil)
+	in, err := jsonschema.For[In](schemaOptions)
 	if err != nil {
 		panic(fmt.Sprintf("tools: input schema of %s: %v", spec.Name, err))
 	}
-	out, err := jsonschema.For[Out](nil)
+	out, err := jsonschema.For[Out](schemaOptions)
 	if err != nil {
 		panic(fmt.Sprintf("tools: output schema of %s: %v", spec.Name, err))
 	}

@@ -32,7 +32,7 @@ type ServiceCreateInput struct {
 type ServiceStartInput struct {
 	ServiceID      string `json:"service_id" jsonschema:"service ID (or service name)"`
 	Wait           bool   `json:"wait,omitempty" jsonschema:"block until the start ends (running or failed), reporting every phase as progress; default false returns at once"`
-	TimeoutSeconds int    `json:"timeout_seconds,omitempty" jsonschema:"deadline of the start in seconds; when it passes the start fails with 'timed out in phase X' (default: the daemon's start_timeout)"`
+	TimeoutSeconds int    `json:"timeout_seconds,omitempty" jsonschema:"deadline of the start in seconds; when it passes the start fails with failure timeout and the reason 'timed out in phase X' (default: the daemon's start_timeout)"`
 	Force          bool   `json:"force,omitempty" jsonschema:"skip the GPU fit check of the schedule phase (the GPUs are still leased, even when other services hold them)"`
 }
 
@@ -76,6 +76,9 @@ func renderService(s services.Service) string {
 	line += fmt.Sprintf("  %s on %s  %s", s.EngineType, s.ModelID, s.Endpoint)
 	if l := s.GPULease; l != nil {
 		line += fmt.Sprintf("\n  gpus: %s (%s), %.2f of each", l.Indexes(), strings.Join(l.UUIDs(), ", "), l.Fraction)
+	}
+	if s.Failure != "" {
+		line += "\n  failure: " + string(s.Failure)
 	}
 	if s.Reason != "" && s.Status != services.StatusRunning {
 		line += "\n  reason: " + s.Reason
@@ -126,10 +129,10 @@ func inFlight(s services.Status) bool {
 func startOutcome(s services.Service) error {
 	if s.Status == services.StatusFailed {
 		kind := errs.Unavailable
-		if strings.HasPrefix(s.Reason, "timed out") {
+		if s.Failure == services.FailureTimeout {
 			kind = errs.DeadlineExceeded
 		}
-		if s.Phase == services.PhaseSchedule {
+		if s.Failure == services.FailureUnschedulable {
 			kind = errs.Conflict // refused before anything was pulled: the GPUs are taken or too small
 		}
 		return errs.New(kind, "service %s failed: %s", s.ID, s.Reason)

@@ -1,7 +1,9 @@
 // Package archtest guards aima's layering: front-ends (cli, client, httpapi,
 // mcp, jsonrpc, daemon) → tools → domain (services, runtime, state, events,
 // models, engines, config, errs, gpu). Domain code never imports a transport or
-// the operation layer, and tools imports no transport.
+// the operation layer, tools imports no transport, and only the daemon
+// picks a runtime implementation (runtime/docker; tests use
+// runtime/fakeruntime).
 package archtest
 
 import (
@@ -15,7 +17,10 @@ import (
 var (
 	frontEnds = []string{"aima/cli", "aima/client", "aima/httpapi", "aima/mcp", "aima/jsonrpc", "aima/daemon"}
 	transport = []string{"github.com/mark3labs/mcp-go", "github.com/urfave/cli", "github.com/modelcontextprotocol/go-sdk"}
-	domain    = []string{"services", "runtime", "runtime/docker", "state", "events", "models", "engines", "config", "errs", "gpu"}
+	domain    = []string{"services", "runtime", "runtime/docker", "runtime/fakeruntime", "state", "events", "models", "engines", "config", "errs", "gpu"}
+	// runtimeImpls implement runtime.Runtime; only the daemon (and tests)
+	// choose one, so the domain stays runtime-neutral.
+	runtimeImpls = []string{"aima/runtime/docker", "aima/runtime/fakeruntime"}
 )
 
 func moduleRoot(t *testing.T) string {
@@ -65,6 +70,17 @@ func TestEventBusIsALeaf(t *testing.T) {
 	for _, imp := range imports(t, filepath.Join(moduleRoot(t), "events")) {
 		if strings.Contains(imp, ".") || strings.HasPrefix(imp, "aima/") {
 			t.Errorf("events imports %s; it must use only the standard library", imp)
+		}
+	}
+}
+
+func TestOnlyTheDaemonPicksARuntime(t *testing.T) {
+	root := moduleRoot(t)
+	for _, p := range []string{"tools", "services", "models", "engines", "config", "httpapi", "mcp", "jsonrpc", "cli", "client"} {
+		for _, imp := range imports(t, filepath.Join(root, p)) {
+			if forbidden(imp, runtimeImpls) {
+				t.Errorf("%s imports %s; only aima/daemon chooses the runtime", p, imp)
+			}
 		}
 	}
 }

@@ -169,12 +169,12 @@ func parseTime(s string) time.Time {
 // ("Exited (137) 5 seconds ago"), the only place the list API gives it.
 var exitedRE = regexp.MustCompile(`^Exited \((-?\d+)\)`)
 
-// ListContainers returns containers in every state carrying all the given
-// labels. The list API has no StartedAt/FinishedAt/OOMKilled; ExitCode is
+// ListContainers returns containers in every state carrying all of
+// opts.Labels. The list API has no StartedAt/FinishedAt/OOMKilled; ExitCode is
 // read from the status text for exited containers.
-func (d *Docker) ListContainers(ctx context.Context, labels map[string]string) ([]runtime.ContainerState, error) {
+func (d *Docker) ListContainers(ctx context.Context, opts runtime.ListOptions) ([]runtime.ContainerState, error) {
 	f := make(client.Filters)
-	for k, v := range labels {
+	for k, v := range opts.Labels {
 		f.Add("label", k+"="+v)
 	}
 	res, err := d.c.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
@@ -209,18 +209,18 @@ func (d *Docker) ListContainers(ctx context.Context, labels map[string]string) (
 }
 
 // StopContainer sends SIGTERM (or the image's STOPSIGNAL) and SIGKILL after
-// timeout, rounded up to whole seconds with a minimum of one, as the API
+// opts.Timeout, rounded up to whole seconds with a minimum of one, as the API
 // counts in seconds. Stopping a stopped container is not an error.
-func (d *Docker) StopContainer(ctx context.Context, id string, timeout time.Duration) error {
-	secs := max(int((timeout+time.Second-1)/time.Second), 1)
+func (d *Docker) StopContainer(ctx context.Context, id string, opts runtime.StopOptions) error {
+	secs := max(int((opts.Timeout+time.Second-1)/time.Second), 1)
 	_, err := d.c.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &secs})
 	return classify(err, "stop container "+id)
 }
 
-// RemoveContainer deletes the container and its anonymous volumes; force
-// kills it first if it runs.
-func (d *Docker) RemoveContainer(ctx context.Context, id string, force bool) error {
-	_, err := d.c.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: force, RemoveVolumes: true})
+// RemoveContainer deletes the container and its anonymous volumes;
+// opts.Force kills it first if it runs.
+func (d *Docker) RemoveContainer(ctx context.Context, id string, opts runtime.RemoveOptions) error {
+	_, err := d.c.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: opts.Force, RemoveVolumes: true})
 	return classify(err, "remove container "+id)
 }
 

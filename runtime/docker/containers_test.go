@@ -151,7 +151,7 @@ func TestStopRemove(t *testing.T) {
 	f := newFixture(t)
 	id := f.run(t, f.spec(testenv.TestProgImage(t), "wait"))
 	start := time.Now()
-	if err := f.d.StopContainer(t.Context(), id, 5*time.Second); err != nil {
+	if err := f.d.StopContainer(t.Context(), id, runtime.StopOptions{Timeout: 5 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	if d := time.Since(start); d > 3*time.Second {
@@ -164,20 +164,20 @@ func TestStopRemove(t *testing.T) {
 	if st.Running || st.Status != "exited" || st.ExitCode != 0 || st.FinishedAt.IsZero() || st.FinishedAt.Before(st.StartedAt) {
 		t.Errorf("after stop: %+v", st)
 	}
-	if err := f.d.StopContainer(t.Context(), id, time.Second); err != nil {
+	if err := f.d.StopContainer(t.Context(), id, runtime.StopOptions{Timeout: time.Second}); err != nil {
 		t.Errorf("stopping a stopped container: %v", err)
 	}
-	if err := f.d.RemoveContainer(t.Context(), id, false); err != nil {
+	if err := f.d.RemoveContainer(t.Context(), id, runtime.RemoveOptions{Force: false}); err != nil {
 		t.Fatal(err)
 	}
 	_, err = f.d.InspectContainer(t.Context(), id)
 	wantKind(t, err, errs.NotFound, id)
-	wantKind(t, f.d.RemoveContainer(t.Context(), id, true), errs.NotFound, id)
-	wantKind(t, f.d.StopContainer(t.Context(), id, time.Second), errs.NotFound, id)
+	wantKind(t, f.d.RemoveContainer(t.Context(), id, runtime.RemoveOptions{Force: true}), errs.NotFound, id)
+	wantKind(t, f.d.StopContainer(t.Context(), id, runtime.StopOptions{Timeout: time.Second}), errs.NotFound, id)
 
 	// force removes a running container.
 	id = f.run(t, f.spec(testenv.TestProgImage(t), "wait"))
-	if err := f.d.RemoveContainer(t.Context(), id, true); err != nil {
+	if err := f.d.RemoveContainer(t.Context(), id, runtime.RemoveOptions{Force: true}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -32,7 +32,7 @@ func TestEngineSim(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	evs, _ := f.d.Events(ctx, time.Time{}, f.labels)
+	evs, _ := f.d.Events(ctx, runtime.EventOptions{Labels: f.labels})
 
 	spec := f.spec(img, "--model", "/models/tiny", "--port", "8000")
 	spec.ContainerPort = 8000
@@ -63,7 +63,7 @@ func TestEngineSim(t *testing.T) {
 
 	wait := f.d.WaitExit(ctx, id)
 	stopAt := time.Now()
-	if err := f.d.StopContainer(ctx, id, 10*time.Second); err != nil {
+	if err := f.d.StopContainer(ctx, id, runtime.StopOptions{Timeout: 10 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	if ex := <-wait; ex.Err != nil || ex.ExitCode != 0 {

@@ -12,8 +12,8 @@ import (
 	"aima/runtime"
 )
 
-// Events streams container events of containers carrying all the given
-// labels, from since (zero = now; a past time replays what the engine still
+// Events streams container events of containers carrying all of
+// eo.Labels, from eo.Since (zero = now; a past time replays what the engine still
 // holds in its event buffer, typically the last 256 events). When Events returns without a value on the error channel, the
 // subscription is live: events that happen afterwards are delivered.
 //
@@ -25,9 +25,10 @@ import (
 // it, errs.Unavailable when the engine closed it or went away (resubscribe
 // with since = the last event's time). The reader must drain events or
 // cancel ctx; events are not dropped.
-func (d *Docker) Events(ctx context.Context, since time.Time, labels map[string]string) (<-chan runtime.Event, <-chan error) {
+func (d *Docker) Events(ctx context.Context, eo runtime.EventOptions) (<-chan runtime.Event, <-chan error) {
+	since := eo.Since
 	f := make(client.Filters).Add("type", string(events.ContainerEventType))
-	for k, v := range labels {
+	for k, v := range eo.Labels {
 		f.Add("label", k+"="+v)
 	}
 	// The engine answers the subscription before it registers it; asking for

@@ -41,7 +41,7 @@ func TestEvents(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	subscribed := time.Now()
-	evs, errc := f.d.Events(ctx, time.Time{}, f.labels)
+	evs, errc := f.d.Events(ctx, runtime.EventOptions{Labels: f.labels})
 
 	// Killed: start, then die with 137 when force-removed.
 	id := f.run(t, f.spec(img, "wait"))
@@ -49,7 +49,7 @@ func TestEvents(t *testing.T) {
 	if start.Labels[testLabel] != f.name || start.Time.Before(subscribed.Add(-time.Second)) {
 		t.Errorf("start event %+v", start)
 	}
-	if err := f.d.RemoveContainer(t.Context(), id, true); err != nil {
+	if err := f.d.RemoveContainer(t.Context(), id, runtime.RemoveOptions{Force: true}); err != nil {
 		t.Fatal(err)
 	}
 	die := nextEvent(t, evs, id, "die")
@@ -98,7 +98,7 @@ func TestEventsSinceReplays(t *testing.T) {
 	since := time.Now().Add(-time.Second)
 	id := f.run(t, f.spec(testenv.TestProgImage(t), "exit:9"))
 	f.waitExit(t, id)
-	evs, _ := f.d.Events(t.Context(), since, f.labels)
+	evs, _ := f.d.Events(t.Context(), runtime.EventOptions{Since: since, Labels: f.labels})
 	if die := nextEvent(t, evs, id, "die"); die.ExitCode != 9 {
 		t.Errorf("replayed die %+v", die)
 	}
@@ -113,7 +113,7 @@ func TestEventsEngineGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	evs, errc := d.Events(t.Context(), time.Time{}, map[string]string{testLabel: "nobody"})
+	evs, errc := d.Events(t.Context(), runtime.EventOptions{Labels: map[string]string{testLabel: "nobody"}})
 	p.cut()
 	select {
 	case err := <-errc:

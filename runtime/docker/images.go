@@ -26,12 +26,13 @@ func (d *Docker) ImageExists(ctx context.Context, ref string) (bool, error) {
 	return true, nil
 }
 
-// PullImage pulls ref and calls progress (if not nil) for every message of
+// PullImage pulls ref and calls opts.Progress (if not nil) for every message of
 // the engine's pull stream, in order. The engine answers HTTP 200 and then
 // reports many failures inside the stream; those are returned as errors too.
 // An unknown image or tag is errs.NotFound; a registry that cannot be reached
 // is errs.Unavailable.
-func (d *Docker) PullImage(ctx context.Context, ref string, progress func(runtime.PullProgress)) error {
+func (d *Docker) PullImage(ctx context.Context, ref string, opts runtime.PullOptions) error {
+	progress := opts.Progress
 	resp, err := d.c.ImagePull(ctx, ref, client.ImagePullOptions{})
 	if err != nil {
 		return classifyPull(err, ref)

@@ -36,7 +36,7 @@ func TestPullImageProgress(t *testing.T) {
 	}
 
 	var msgs []runtime.PullProgress
-	if err := f.d.PullImage(t.Context(), ref, func(p runtime.PullProgress) { msgs = append(msgs, p) }); err != nil {
+	if err := f.d.PullImage(t.Context(), ref, runtime.PullOptions{Progress: func(p runtime.PullProgress) { msgs = append(msgs, p) }}); err != nil {
 		t.Fatal(err)
 	}
 	var downloading, maxTotal, lastCurrent int64
@@ -65,7 +65,7 @@ func TestPullImageProgress(t *testing.T) {
 		t.Errorf("after pull: exists=%v, %v", ok, err)
 	}
 	// A second pull finds everything present.
-	if err := f.d.PullImage(t.Context(), ref, nil); err != nil {
+	if err := f.d.PullImage(t.Context(), ref, runtime.PullOptions{}); err != nil {
 		t.Errorf("second pull: %v", err)
 	}
 }
@@ -75,16 +75,16 @@ func TestPullImageErrors(t *testing.T) {
 	f := newFixture(t)
 	reg := testenv.StartRegistry(t)
 
-	err := f.d.PullImage(t.Context(), reg+"/aima/missing:1", nil)
+	err := f.d.PullImage(t.Context(), reg+"/aima/missing:1", runtime.PullOptions{})
 	wantKind(t, err, errs.NotFound, reg+"/aima/missing:1")
 	t.Logf("missing image: %v", err)
 
 	dead := fmt.Sprintf("127.0.0.1:%d/aima/x:1", testenv.FreePort(t))
-	err = f.d.PullImage(t.Context(), dead, nil)
+	err = f.d.PullImage(t.Context(), dead, runtime.PullOptions{})
 	wantKind(t, err, errs.Unavailable, dead)
 	t.Logf("unreachable registry: %v", err)
 
-	err = f.d.PullImage(t.Context(), "Not//A:Valid:Ref", nil)
+	err = f.d.PullImage(t.Context(), "Not//A:Valid:Ref", runtime.PullOptions{})
 	wantKind(t, err, errs.InvalidArgument)
 
 	ok, err := f.d.ImageExists(t.Context(), "aima-no-such-image:never")
@@ -106,12 +106,12 @@ func TestPullImageCanceled(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	var canceledAt time.Time
-	err := f.d.PullImage(ctx, ref, func(p runtime.PullProgress) {
+	err := f.d.PullImage(ctx, ref, runtime.PullOptions{Progress: func(p runtime.PullProgress) {
 		if p.Status == "Downloading" && canceledAt.IsZero() {
 			canceledAt = time.Now()
 			cancel()
 		}
-	})
+	}})
 	if canceledAt.IsZero() {
 		t.Fatalf("pull ended before any download progress: %v", err)
 	}

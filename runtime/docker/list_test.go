@@ -30,7 +30,7 @@ func TestListContainers(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	all, err := f.d.ListContainers(t.Context(), map[string]string{testLabel: f.name})
+	all, err := f.d.ListContainers(t.Context(), runtime.ListOptions{Labels: map[string]string{testLabel: f.name}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestListContainers(t *testing.T) {
 	}
 
 	// Every label pair must match.
-	managed, err := f.d.ListContainers(t.Context(), map[string]string{testLabel: f.name, runtime.LabelManaged: "true"})
+	managed, err := f.d.ListContainers(t.Context(), runtime.ListOptions{Labels: map[string]string{testLabel: f.name, runtime.LabelManaged: "true"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func TestListContainers(t *testing.T) {
 	if !slices.Equal(ids, want) {
 		t.Errorf("managed = %v, want %v", ids, want)
 	}
-	none, err := f.d.ListContainers(t.Context(), map[string]string{testLabel: f.name + "-nobody"})
+	none, err := f.d.ListContainers(t.Context(), runtime.ListOptions{Labels: map[string]string{testLabel: f.name + "-nobody"}})
 	if err != nil || len(none) != 0 {
 		t.Errorf("unknown label: %v, %v", none, err)
 	}
