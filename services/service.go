@@ -1,5 +1,5 @@
 // Package services is aima's service lifecycle: creating services, running
-// their starts in the background (cleanup, pull, create, start, loading,
+// their starts in the background (cleanup, schedule, pull, create, start, loading,
 // health check), stopping and deleting them, and keeping one persisted record
 // per service that status, list and --wait all read. It depends on the
 // runtime, the state store and the event bus, never on a transport.
