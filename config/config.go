@@ -50,9 +50,10 @@ type Config struct {
 	UnhealthyGrace Duration `yaml:"unhealthy_grace"`
 	// RestartBackoff is the first delay of the on-failure restart policy.
 	RestartBackoff Duration `yaml:"restart_backoff"`
-	// AllowPrivilegedArgs lets services pass engine args that would reach
-	// outside the container (--privileged, --cap-add, --device, ...), which
-	// are otherwise rejected.
+	// AllowPrivilegedArgs lets services pass engine args that run code
+	// shipped with a model (--trust-remote-code) and env that the NVIDIA
+	// container runtime reads on the host (NVIDIA_*), which are otherwise
+	// rejected. Engine args never reach Docker.
 	AllowPrivilegedArgs bool `yaml:"allow_privileged_args"`
 	// GPUAttach is how leased GPUs reach containers: device_requests
 	// (default; Docker's NVIDIA device request by UUID), cdi
@@ -64,6 +65,14 @@ type Config struct {
 	// NvidiaSMI is the nvidia-smi binary the inventory runs (default:
 	// nvidia-smi on PATH; "off" disables the GPU inventory).
 	NvidiaSMI string `yaml:"nvidia_smi"`
+	// AllowedHosts are Host header values the daemon answers besides
+	// loopback names and addresses: "name" (any port) or "name:port". Any
+	// other Host is refused (DNS rebinding protection).
+	AllowedHosts []string `yaml:"allowed_hosts"`
+	// AllowedOrigins are browser origins ("https://dash.example:8443") that
+	// may call the daemon and get CORS grants. Pages the daemon serves itself
+	// are always allowed; every other Origin is refused.
+	AllowedOrigins []string `yaml:"allowed_origins"`
 }
 
 // Duration is a time.Duration that reads "90s" or "5m" from YAML.
@@ -159,6 +168,12 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if _, err := gpu.ParsePolicy(c.GPUPolicy); err != nil {
+		return err
+	}
+	if err := validateHosts(c.AllowedHosts); err != nil {
+		return err
+	}
+	if err := validateOrigins(c.AllowedOrigins); err != nil {
 		return err
 	}
 	for _, d := range []Duration{c.StartTimeout, c.StopTimeout, c.HealthInterval, c.LivenessInterval, c.UnhealthyGrace, c.RestartBackoff} {

@@ -21,7 +21,7 @@ import (
 	"aima/errs"
 	"aima/events"
 	"aima/gpu"
-	"aima/httpapi"
+	"aima/httpguard"
 	"aima/models"
 	"aima/runtime"
 	"aima/runtime/docker"
@@ -41,9 +41,10 @@ type Options struct {
 	ConfigPath string // YAML config; empty: the defaults
 	ReadOnly   bool
 	DockerHost string // empty: from the environment
-	// Token, when set, is required as a bearer token on every route but
-	// GET /health. It must be set to listen beyond loopback.
-	Token  string
+	// Token, when set, is required on every route but GET /health (as a
+	// bearer token or the login cookie). It must be set to listen beyond
+	// loopback.
+	Token  httpguard.Secret
 	Logger *slog.Logger
 	// Runtime, when set, is used instead of a Docker client (tests pass
 	// runtime/fakeruntime); the daemon does not close it.
@@ -120,7 +121,10 @@ func New(opts Options) (*Daemon, error) {
 	})
 	env := &tools.Env{Services: mgr, Models: reg, Catalog: catalog, Runtime: rt, Version: Version, ReadOnly: opts.ReadOnly}
 	d := &Daemon{Env: env, Config: cfg, opts: opts, store: store, closeRT: closeRT, manager: mgr, log: log}
-	d.handler = d.routes()
+	if d.handler, err = d.routes(); err != nil {
+		d.Close()
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -202,8 +206,8 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 
 // Run builds the daemon, listens on opts.Addr and serves until ctx ends.
 func Run(ctx context.Context, opts Options) error {
-	if opts.Token == "" && !httpapi.IsLoopback(opts.Addr) {
-		return errs.Invalid("addr", "refusing to listen on %s, beyond loopback, without a token: the API starts containers; set AIMA_TOKEN (clients send it as a bearer token) or listen on 127.0.0.1", opts.Addr)
+	if opts.Token == "" && !httpguard.IsLoopback(opts.Addr) {
+		return errs.Invalid("addr", "refusing to listen on %s, beyond loopback, without a token: the API starts containers; set AIMA_TOKEN or AIMA_TOKEN_FILE (clients send it as a bearer token) or listen on 127.0.0.1", opts.Addr)
 	}
 	d, err := New(opts)
 	if err != nil {

@@ -448,7 +448,8 @@ func TestLifecycleBadInput(t *testing.T) {
 	t.Run("invalid create fields", func(t *testing.T) {
 		check(t, "service_create", tools.ServiceCreateInput{ModelID: p.modelID, EngineType: "vllm", Name: "bad name!"}, errs.InvalidArgument, "name")
 		check(t, "service_create", tools.ServiceCreateInput{ModelID: p.modelID, EngineType: "vllm", Env: []string{"NOEQUALS"}}, errs.InvalidArgument, "env")
-		check(t, "service_create", tools.ServiceCreateInput{ModelID: p.modelID, EngineType: "vllm", Args: []string{"--privileged"}}, errs.InvalidArgument, "args")
+		check(t, "service_create", tools.ServiceCreateInput{ModelID: p.modelID, EngineType: "vllm", Args: []string{"--port=9000"}}, errs.InvalidArgument, "args")
+		check(t, "service_create", tools.ServiceCreateInput{ModelID: p.modelID, EngineType: "vllm", Env: []string{"NVIDIA_VISIBLE_DEVICES=all"}}, errs.InvalidArgument, "env")
 		check(t, "service_create", map[string]any{"model_id": p.modelID, "engine_type": "vllm", "bogus": 1}, errs.InvalidArgument, "bogus")
 	})
 

@@ -27,6 +27,12 @@ type Engine struct {
 	ShmSize     int64             `json:"shm_size,omitempty"`
 	// ModelArgs builds the arguments that name the model and the port.
 	ModelArgs func(model, servedName string, port int) []string `json:"-"`
+	// ManagedFlags are the engine flags aima sets itself (ModelArgs): the
+	// model, the served name, the listen host and port. A service or config
+	// arg that sets one again is refused (ManagedFlag): the engine would
+	// serve another model than the record says, or listen where the port
+	// mapping and the health check do not look.
+	ManagedFlags []string `json:"-"`
 	// Milestones turn the engine's own log lines into loading messages.
 	Milestones []Milestone `json:"-"`
 	// ReadyLine matches the log line the engine prints when it starts
@@ -58,6 +64,7 @@ func Builtin() map[string]Engine {
 				}
 				return append(args, "--host", "0.0.0.0", "--port", fmt.Sprint(port))
 			},
+			ManagedFlags: []string{"--model", "--served-model-name", "--host", "--port"},
 			Milestones: []Milestone{
 				{regexp.MustCompile(`Resolved architecture: (\S+)`), "resolved architecture $1"},
 				{regexp.MustCompile(`Using max model len (\d+)`), "max model len $1"},
@@ -88,6 +95,7 @@ func Builtin() map[string]Engine {
 				}
 				return append(args, "--host", "0.0.0.0", "--port", fmt.Sprint(port))
 			},
+			ManagedFlags: []string{"--model-path", "--model", "--served-model-name", "--host", "--port"},
 			Milestones: []Milestone{
 				{regexp.MustCompile(`Load weight end\. elapsed=([\d.]+) s`), "weights loaded in $1 s"},
 				{regexp.MustCompile(`Capture cuda graph end\. Time elapsed: ([\d.]+) s`), "CUDA graphs captured in $1 s"},
@@ -109,6 +117,7 @@ func Builtin() map[string]Engine {
 				}
 				return append(args, "--host", "0.0.0.0", "--port", fmt.Sprint(port))
 			},
+			ManagedFlags: []string{"-m", "--model", "--alias", "--host", "--port"},
 			Milestones: []Milestone{
 				{regexp.MustCompile(`main: loading model`), "loading model"},
 				{regexp.MustCompile(`main: model loaded`), "model loaded"},
@@ -149,6 +158,11 @@ func NewCatalog(overrides map[string]Override) (*Catalog, error) {
 			}
 			e.GPUs = o.GPUs
 		}
+		for _, a := range o.Args {
+			if f, ok := e.ManagedFlag(a); ok {
+				return nil, errs.Invalid("engines", "config: engine %s: arg %q sets %s, which aima sets itself (model, served name, host and port come from the service)", name, a, f)
+			}
+		}
 		e.Args = append(append([]string(nil), e.Args...), o.Args...)
 		if len(o.Env) > 0 {
 			env := map[string]string{}
@@ -163,6 +177,22 @@ func NewCatalog(overrides map[string]Override) (*Catalog, error) {
 		all[name] = e
 	}
 	return &Catalog{engines: all}, nil
+}
+
+// ManagedFlag reports whether arg sets one of the engine's ManagedFlags, in
+// any spelling the engines accept: "--port", "--port=8000", and for long
+// flags "_" for "-" (vLLM reads --served_model_name as --served-model-name).
+func (e Engine) ManagedFlag(arg string) (string, bool) {
+	name, _, _ := strings.Cut(arg, "=")
+	if strings.HasPrefix(name, "--") {
+		name = strings.ReplaceAll(name, "_", "-")
+	}
+	for _, f := range e.ManagedFlags {
+		if name == f {
+			return f, true
+		}
+	}
+	return "", false
 }
 
 // Get returns the engine of the given type.

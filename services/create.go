@@ -8,11 +8,13 @@ import (
 	"net"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
+	"aima/engines"
 	"aima/errs"
 )
 
@@ -43,11 +45,26 @@ const (
 	maxEnv    = 64
 )
 
-// privilegedArgs are engine arguments that would reach outside the
-// container; rejected so an agent cannot escalate through --arg.
-var privilegedArgs = []string{"--privileged", "--cap-add", "--device", "--volume", "--mount", "--pid", "--network=host", "--ipc=host"}
+// privilegedArgs are engine arguments refused unless the config sets
+// allow_privileged_args: --trust-remote-code makes vLLM and SGLang run
+// Python shipped with the model, so a service created for a remote model
+// reference would run that repository's code with the container's network
+// and GPUs.
+var privilegedArgs = []string{"--trust-remote-code"}
 
-func validateArgs(args, env []string, allowPrivileged bool) error {
+// privilegedEnvPrefix marks env read on the host, not in the container:
+// the NVIDIA container runtime takes NVIDIA_VISIBLE_DEVICES (and the other
+// NVIDIA_* settings) from the container's env, so one could expose GPUs
+// beyond the service's gpus. Refused unless allow_privileged_args.
+const privilegedEnvPrefix = "NVIDIA_"
+
+// validateArgs checks a service's engine args and env. Engine args go to
+// the engine's command line inside the container, never to Docker, so they
+// cannot add privileges, devices or mounts; what they can do is undo what
+// aima manages (the model, served name, host and port: always refused) or
+// run code shipped with a model (privilegedArgs). Env can steer the NVIDIA
+// runtime on the host (privilegedEnvPrefix). See docs/decisions.md.
+func validateArgs(eng engines.Engine, args, env []string, allowPrivileged bool) error {
 	if len(args) > maxArgs {
 		return errs.Invalid("args", "at most %d args", maxArgs)
 	}
@@ -55,10 +72,12 @@ func validateArgs(args, env []string, allowPrivileged bool) error {
 		if len(a) > maxArgLen || strings.ContainsRune(a, 0) {
 			return errs.Invalid("args", "arg too long or contains NUL")
 		}
-		for _, p := range privilegedArgs {
-			if !allowPrivileged && (a == p || strings.HasPrefix(a, p+"=")) {
-				return errs.Invalid("args", "arg %q is not allowed: it would give the container host privileges (the config's allow_privileged_args permits it)", a)
-			}
+		if f, ok := eng.ManagedFlag(a); ok {
+			return errs.Invalid("args", "arg %q is not allowed: aima sets %s itself (the model comes from model_id, the port from port; the engine must listen where aima maps and probes it)", truncate(a, 60), f)
+		}
+		name, _, _ := strings.Cut(a, "=")
+		if !allowPrivileged && slices.Contains(privilegedArgs, strings.ReplaceAll(name, "_", "-")) {
+			return errs.Invalid("args", "arg %q is not allowed: it runs code shipped with the model (the config's allow_privileged_args permits it)", truncate(a, 60))
 		}
 	}
 	if len(env) > maxEnv {
@@ -68,6 +87,9 @@ func validateArgs(args, env []string, allowPrivileged bool) error {
 		k, _, ok := strings.Cut(e, "=")
 		if !ok || !envKeyRE.MatchString(k) || len(e) > maxArgLen || strings.ContainsRune(e, 0) {
 			return errs.Invalid("env", "env %q: want KEY=VALUE with KEY of letters, digits and _", truncate(e, 60))
+		}
+		if !allowPrivileged && strings.HasPrefix(strings.ToUpper(k), privilegedEnvPrefix) {
+			return errs.Invalid("env", "env %s is not allowed: the NVIDIA container runtime reads it on the host and it could expose GPUs beyond the service's gpus (set gpus instead; the config's allow_privileged_args permits it)", k)
 		}
 	}
 	return nil
@@ -110,7 +132,7 @@ func (m *Manager) Create(ctx context.Context, spec CreateSpec) (Service, error) 
 	if spec.GPUs != "" {
 		gpus = spec.GPUs
 	}
-	if err := validateArgs(spec.Args, spec.Env, m.opts.AllowPrivilegedArgs); err != nil {
+	if err := validateArgs(eng, spec.Args, spec.Env, m.opts.AllowPrivilegedArgs); err != nil {
 		return Service{}, err
 	}
 	if err := checkGPURequest(eng.Type, eng.Args, gpus, spec.Args, spec.Env); err != nil {

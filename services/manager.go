@@ -34,8 +34,9 @@ type Options struct {
 	UnhealthyGrace time.Duration
 	// RestartBackoff is the first delay of the on-failure policy.
 	RestartBackoff time.Duration
-	// AllowPrivilegedArgs accepts engine args that reach outside the
-	// container (--privileged, --cap-add, ...).
+	// AllowPrivilegedArgs accepts engine args that run code shipped with a
+	// model (--trust-remote-code) and env read by the NVIDIA runtime on the
+	// host (NVIDIA_*); see validateArgs.
 	AllowPrivilegedArgs bool
 	Logger              *slog.Logger
 

@@ -1,5 +1,5 @@
 // Package archtest guards aima's layering: front-ends (cli, client, httpapi,
-// mcp, jsonrpc, daemon) → tools → domain (services, runtime, state, events,
+// httpguard, mcp, jsonrpc, daemon) → tools → domain (services, runtime, state, events,
 // models, engines, config, errs, gpu). Domain code never imports a transport or
 // the operation layer, tools imports no transport, and only the daemon
 // picks a runtime implementation (runtime/docker; tests use
@@ -15,7 +15,7 @@ import (
 )
 
 var (
-	frontEnds = []string{"aima/cli", "aima/client", "aima/httpapi", "aima/mcp", "aima/jsonrpc", "aima/daemon"}
+	frontEnds = []string{"aima/cli", "aima/client", "aima/httpapi", "aima/httpguard", "aima/mcp", "aima/jsonrpc", "aima/daemon"}
 	transport = []string{"github.com/mark3labs/mcp-go", "github.com/urfave/cli", "github.com/modelcontextprotocol/go-sdk"}
 	domain    = []string{"services", "runtime", "runtime/docker", "runtime/fakeruntime", "state", "events", "models", "engines", "config", "errs", "gpu"}
 	// runtimeImpls implement runtime.Runtime; only the daemon (and tests)
