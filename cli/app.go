@@ -125,7 +125,7 @@ func NewRoot(std IO) *ucli.Command {
 	// operation of the registry, then the shortcut, the stdio servers and
 	// the offline store tools.
 	root.Commands = append([]*ucli.Command{startCommand(std)}, opCommands(std)...)
-	root.Commands = append(root.Commands, doctorCommand(std), mcpCommand(std), rpcCommand(std), storeCommand(std))
+	root.Commands = append(root.Commands, doctorCommand(std), chatCommand(std), mcpCommand(std), rpcCommand(std), storeCommand(std))
 	return root
 }
 

@@ -1,7 +1,8 @@
 // Package daemon is aima's one composition root: it builds the long-running
 // process that `aima start` runs (config, state store, container runtime,
-// event bus, service manager) and puts every front-end on its one HTTP
-// server (routes.go: the HTTP API, MCP at /mcp, JSON-RPC at /rpc). The same
+// event bus, service manager, inference gateway) and puts every front-end on
+// its one HTTP server (routes.go: the HTTP API, MCP at /mcp, JSON-RPC at
+// /rpc, the OpenAI-compatible gateway at /v1). The same
 // constructor and start-up path serve `aima start` (Run) and the in-process
 // test daemon (internal/testenv/daemontest), which may inject a runtime.
 package daemon
@@ -22,6 +23,7 @@ import (
 	"aima/events"
 	"aima/gpu"
 	"aima/httpguard"
+	"aima/inference"
 	"aima/models"
 	"aima/runtime"
 	"aima/runtime/docker"
@@ -119,7 +121,8 @@ func New(opts Options) (*Daemon, error) {
 		RestartBackoff: time.Duration(cfg.RestartBackoff), AllowPrivilegedArgs: cfg.AllowPrivilegedArgs,
 		GPUs: gpuInventory(cfg.NvidiaSMI), GPUAttach: attach, GPUPolicy: policy,
 	})
-	env := &tools.Env{Services: mgr, Models: reg, Catalog: catalog, Runtime: rt, Version: Version, ReadOnly: opts.ReadOnly}
+	gw := inference.New(mgr, cfg.Gateway.Options())
+	env := &tools.Env{Services: mgr, Inference: gw, Models: reg, Catalog: catalog, Runtime: rt, Version: Version, ReadOnly: opts.ReadOnly}
 	d := &Daemon{Env: env, Config: cfg, opts: opts, store: store, closeRT: closeRT, manager: mgr, log: log}
 	if d.handler, err = d.routes(); err != nil {
 		d.Close()
@@ -157,6 +160,7 @@ func (d *Daemon) Handler() http.Handler { return d.handler }
 // client. Engine containers are left running: they belong to the operator.
 func (d *Daemon) Close() {
 	d.manager.Close()
+	d.Env.Inference.Close()
 	_ = d.closeRT()
 	_ = d.store.Close()
 }

@@ -3,6 +3,7 @@ package daemon
 import (
 	"net/http"
 
+	"aima/gateway"
 	"aima/httpapi"
 	"aima/httpguard"
 	"aima/jsonrpc"
@@ -20,6 +21,7 @@ func (d *Daemon) routes() (http.Handler, error) {
 	api := httpapi.New(d.Env, d.log) // /api/<group>/<verb>, /api/events, /health
 	api.Handle(mcp.Path, d.mcpHandler(caller))
 	api.Handle(jsonrpc.Path, jsonrpc.Handler(caller, jsonrpc.Options{ReadOnly: d.Env.ReadOnly}))
+	api.Handle(gateway.Path, gateway.New(d.Env.Inference, d.log))
 	g, err := httpguard.New(httpguard.Options{
 		AllowedHosts: d.Config.AllowedHosts, AllowedOrigins: d.Config.AllowedOrigins, Token: d.opts.Token, Logger: d.log,
 	})

@@ -167,10 +167,12 @@ func TestLifecycleEngineFailures(t *testing.T) {
 
 // TestLifecycleStartTimeout: an engine that hangs during loading fails the
 // start at its deadline with deadline_exceeded, and its container is stopped.
+// The deadline leaves room for Docker's create and start on a loaded
+// machine, so the hang is what it cuts.
 func TestLifecycleStartTimeout(t *testing.T) {
 	p := newInproc(t)
 	s := p.createService(t, tools.ServiceCreateInput{Name: "hang", Env: []string{"SIM_FAIL=hang"}})
-	_, _, err := p.startWait(t, s.ID, 3)
+	_, _, err := p.startWait(t, s.ID, 8)
 	if err == nil {
 		t.Fatal("a hanging start returned no error")
 	}

@@ -38,6 +38,18 @@ type Engine struct {
 	// ReadyLine matches the log line the engine prints when it starts
 	// serving; aima then enters the health_check phase.
 	ReadyLine *regexp.Regexp `json:"-"`
+	// Sleep, when set, is how the engine frees its GPU memory without
+	// exiting, so a release costs seconds to undo instead of a cold start.
+	Sleep *SleepMode `json:"sleep,omitempty"`
+}
+
+// SleepMode describes an engine's sleep endpoints (vLLM: --enable-sleep-mode,
+// served only with VLLM_SERVER_DEV_MODE=1).
+type SleepMode struct {
+	Args      []string          `json:"args"`       // added to the command line of services that may sleep
+	Env       map[string]string `json:"env"`        // added to their environment
+	SleepPath string            `json:"sleep_path"` // POST; level 1 offloads the weights to CPU memory and drops the KV cache
+	WakePath  string            `json:"wake_path"`  // POST
 }
 
 // Milestone maps a log line pattern to a short human message.
@@ -79,6 +91,10 @@ func Builtin() map[string]Engine {
 				{regexp.MustCompile(`Application startup complete`), "application startup complete"},
 			},
 			ReadyLine: regexp.MustCompile(`Application startup complete|Starting vLLM (?:API )?server`),
+			Sleep: &SleepMode{
+				Args: []string{"--enable-sleep-mode"}, Env: map[string]string{"VLLM_SERVER_DEV_MODE": "1"},
+				SleepPath: "/sleep?level=1", WakePath: "/wake_up",
+			},
 		},
 		"sglang": {
 			Type:        "sglang",

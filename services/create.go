@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"aima/engines"
@@ -29,6 +30,37 @@ type CreateSpec struct {
 	Env        []string
 	// RestartPolicy is no (default) or on-failure.
 	RestartPolicy string
+	// Serving through the gateway.
+	Aliases     []string      // more model names requests may use
+	OnDemand    bool          // the first request starts (or wakes) it
+	IdleTimeout time.Duration // released after this long without requests; 0 = never
+	SwapGroup   string        // members never run at the same time
+}
+
+// aliasRE accepts model names as clients write them: "qwen", "gpt-4o",
+// "Qwen/Qwen3-0.6B", "llama3:8b".
+var aliasRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$`)
+
+// maxAliases bounds --alias.
+const maxAliases = 16
+
+// validateServing checks the gateway options of a new service.
+func validateServing(spec CreateSpec) error {
+	if len(spec.Aliases) > maxAliases {
+		return errs.Invalid("aliases", "at most %d aliases", maxAliases)
+	}
+	for _, a := range spec.Aliases {
+		if !aliasRE.MatchString(a) {
+			return errs.Invalid("aliases", "alias %q: want 1-128 letters, digits, '.', '_', ':', '/' or '-', starting with a letter or digit", truncate(a, 60))
+		}
+	}
+	if spec.IdleTimeout != 0 && spec.IdleTimeout < time.Second {
+		return errs.Invalid("idle_timeout", "idle_timeout %s is below the minimum of 1s", spec.IdleTimeout)
+	}
+	if spec.SwapGroup != "" && !nameRE.MatchString(spec.SwapGroup) {
+		return errs.Invalid("swap_group", "swap_group %q: want 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit", truncate(spec.SwapGroup, 60))
+	}
+	return nil
 }
 
 var (
@@ -142,16 +174,27 @@ func (m *Manager) Create(ctx context.Context, spec CreateSpec) (Service, error) 
 	if err != nil {
 		return Service{}, err
 	}
+	if err := validateServing(spec); err != nil {
+		return Service{}, err
+	}
 	now := m.now().UTC()
 	s := Service{
 		ID: newID(), EngineType: eng.Type, GPUs: gpus, Args: spec.Args, Env: spec.Env,
 		Status: StatusCreated, CreatedAt: now, UpdatedAt: now, RestartPolicy: policy,
+		Aliases: spec.Aliases, OnDemand: spec.OnDemand, SwapGroup: spec.SwapGroup,
 	}
+	if spec.IdleTimeout > 0 {
+		s.IdleTimeout = spec.IdleTimeout.String()
+	}
+	// A service aima may release sleeps instead of stopping where the
+	// engine can.
+	s.SleepMode = eng.Sleep != nil && (s.OnDemand || s.IdleTimeout != "" || s.SwapGroup != "")
 	model, err := m.models.Get(ctx, spec.ModelID)
 	switch {
 	case err == nil:
 		s.ModelID, s.ModelPath = model.ID, model.Path
 		s.ModelRef = path.Join("/models", model.ID)
+		s.ServedModel = model.Name
 		if model.Format == "gguf" {
 			s.ModelRef = path.Join("/models", model.ID, "model.gguf")
 		}
@@ -159,7 +202,7 @@ func (m *Manager) Create(ctx context.Context, spec CreateSpec) (Service, error) 
 		if len(spec.ModelID) > 256 || !remoteRefRE.MatchString(spec.ModelID) {
 			return Service{}, errs.Invalid("model_id", "model_id %q is neither a registered model nor a valid remote reference (org/name)", truncate(spec.ModelID, 60))
 		}
-		s.ModelID, s.ModelRef = spec.ModelID, spec.ModelID
+		s.ModelID, s.ModelRef, s.ServedModel = spec.ModelID, spec.ModelID, spec.ModelID
 		s.Warnings = append(s.Warnings, fmt.Sprintf("model %q is not registered; it is passed to the engine as a remote model reference", spec.ModelID))
 	default:
 		return Service{}, err

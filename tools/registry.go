@@ -168,6 +168,7 @@ func Registry() []Op {
 		registry = append(registry, modelOps()...)
 		registry = append(registry, engineOps()...)
 		registry = append(registry, serviceOps()...)
+		registry = append(registry, inferenceOps()...)
 		registry = append(registry, systemOps()...)
 		registry = append(registry, gpuOps()...)
 		registry = append(registry, healthOp())
