@@ -48,6 +48,7 @@ type Holder struct {
 	ServiceID string  `json:"service_id"`
 	Name      string  `json:"name,omitempty"`
 	Fraction  float64 `json:"fraction" jsonschema:"share of the GPU's memory the service declared (1 = the whole GPU)"`
+	Sleeping  bool    `json:"sleeping,omitempty" jsonschema:"the service sleeps: its lease keeps the GPU for its wake but leaves it to others meanwhile"`
 }
 
 // Snapshot is the inventory at one moment.

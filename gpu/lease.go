@@ -50,6 +50,10 @@ type Held struct {
 	ServiceID string
 	Name      string
 	Lease     Lease
+	// Dormant is set while the holder's engine has freed its GPU memory
+	// (asleep): the lease keeps its devices for the wake but does not
+	// count against other services.
+	Dormant bool
 }
 
 // Policy is how aima picks N GPUs among those that fit.

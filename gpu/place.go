@@ -21,6 +21,10 @@ type Request struct {
 	// Force skips the memory fit check and the sharing rule (the GPUs are
 	// still leased, so others see them taken).
 	Force bool
+	// Resume is a service whose engine already runs on the named devices
+	// (waking from sleep): only the sharing rule is checked, since its own
+	// engine still holds some of the memory.
+	Resume bool
 	Now   time.Time
 }
 
@@ -49,7 +53,7 @@ type fit struct {
 func Place(snap Snapshot, held []Held, req Request, policy Policy) (Decision, error) {
 	use := map[string]*usage{}
 	for _, h := range held {
-		if h.ServiceID == req.ServiceID {
+		if h.ServiceID == req.ServiceID || h.Dormant {
 			continue
 		}
 		for _, d := range h.Lease.Devices {
@@ -163,8 +167,8 @@ func judgeDevice(d Device, u *usage, req Request, gpus int) fit {
 			Suggestion: shareSuggestion(reserved, e)}
 		return f
 	}
-	if !d.MemoryKnown() {
-		return f // nothing more to check: the driver does not report memory
+	if !d.MemoryKnown() || req.Resume {
+		return f // nothing more to check: no memory figures, or its engine already runs there
 	}
 	total := *d.MemoryTotalBytes
 	if e.Util > 0 {

@@ -27,7 +27,7 @@ func (m *Manager) GPUList(ctx context.Context) (gpu.Snapshot, error) {
 		d.HeldBy = nil
 		for _, h := range held {
 			if slices.ContainsFunc(h.Lease.Devices, func(l gpu.LeasedDevice) bool { return l.UUID == d.UUID }) {
-				d.HeldBy = append(d.HeldBy, gpu.Holder{ServiceID: h.ServiceID, Name: h.Name, Fraction: h.Lease.Fraction})
+				d.HeldBy = append(d.HeldBy, gpu.Holder{ServiceID: h.ServiceID, Name: h.Name, Fraction: h.Lease.Fraction, Sleeping: h.Dormant})
 			}
 		}
 	}

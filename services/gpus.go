@@ -186,28 +186,19 @@ func (m *Manager) heldLeases(ctx context.Context) ([]gpu.Held, error) {
 	var held []gpu.Held
 	for _, o := range all {
 		if o.GPULease != nil {
-			held = append(held, gpu.Held{ServiceID: o.ID, Name: o.Name, Lease: *o.GPULease})
+			held = append(held, gpu.Held{ServiceID: o.ID, Name: o.Name, Lease: *o.GPULease, Dormant: o.Status == StatusSleeping})
 		}
 	}
 	return held, nil
 }
 
-// ReleaseGPUs drops a service's GPU lease without changing its status
-// (for a caller that frees the GPUs of a service it keeps, e.g. one put
-// to sleep). Releasing a service without a lease is a no-op.
-func (m *Manager) ReleaseGPUs(ctx context.Context, ref string) (Service, error) {
-	s, err := m.Get(ctx, ref)
-	if err != nil {
-		return Service{}, err
-	}
-	m.placeMu.Lock()
-	defer m.placeMu.Unlock()
-	return m.col.Update(ctx, s.ID, func(x *Service) error { x.GPULease = nil; return nil })
-}
-
-// AcquireGPUs places the service again and records its new lease (the
-// counterpart of ReleaseGPUs): the same request, policy and fit check as a
-// start's schedule phase. A refusal is a Conflict error naming the figures.
+// AcquireGPUs places the service and records its lease: the same
+// request, policy and fit check as a start's schedule phase. A service that
+// keeps a lease while it sleeps (its engine is bound to those GPUs) takes
+// the same devices back, checked only against other services' leases. A
+// refusal is a Conflict error naming the figures and the holders. Sleeping
+// is the release: a sleeping service's lease does not count against others
+// (see heldLeases), and Wake calls this before waking the engine.
 func (m *Manager) AcquireGPUs(ctx context.Context, ref string, force bool) (Service, error) {
 	s, err := m.Get(ctx, ref)
 	if err != nil {
@@ -216,6 +207,10 @@ func (m *Manager) AcquireGPUs(ctx context.Context, ref string, force bool) (Serv
 	req, snap, note, err := m.placementRequest(ctx, s, force, true)
 	if err != nil || note != "" {
 		return s, err
+	}
+	if s.GPULease != nil {
+		req.Selection = gpu.Selection{Kind: gpu.SelectDevices, Devices: s.GPULease.UUIDs()}
+		req.Resume = true
 	}
 	req.Run = 0 // not a start: the status does not matter
 	if _, err := m.place(ctx, snap, req, s.ID); err != nil {

@@ -107,15 +107,27 @@ func TestLeaseLifecycle(t *testing.T) {
 	if err != nil || d.Lease.Indexes() != "0" {
 		t.Fatalf("after a failed: %+v %v", d, err)
 	}
-	if _, err := m.ReleaseGPUs(ctx, "c"); err != nil {
+	// While c sleeps its lease is dormant: e may take GPU 0, and c's wake
+	// (AcquireGPUs) is refused until e is gone, then gets GPU 0 back.
+	if _, err := m.col.Update(ctx, "c", func(x *Service) error { x.Status = StatusSleeping; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := m.col.Get(ctx, "c"); got.GPULease != nil {
-		t.Errorf("released lease %+v", got.GPULease)
+	e := mk("e")
+	if d, _, err := m.placeService(ctx, e, false); err != nil || d.Lease.Indexes() != "0" {
+		t.Fatalf("placement beside a sleeping service: %+v %v", d, err)
+	}
+	if _, err := m.AcquireGPUs(ctx, "c", false); err == nil || !strings.Contains(err.Error(), "held by service e") {
+		t.Errorf("wake onto a GPU another service took: %v", err)
+	}
+	if _, err := m.transition(ctx, "e", StatusFailed, "engine died", nil); err != nil {
+		t.Fatal(err)
 	}
 	got, err := m.AcquireGPUs(ctx, "c", false)
 	if err != nil || got.GPULease == nil || got.GPULease.Indexes() != "0" {
 		t.Errorf("re-acquire: %+v %v", got.GPULease, err)
+	}
+	if _, err := m.col.Update(ctx, "c", func(x *Service) error { x.Status = StatusRunning; return nil }); err != nil {
+		t.Fatal(err)
 	}
 	snap, err := m.GPUList(ctx)
 	if err != nil || len(snap.Devices[0].HeldBy) != 1 || snap.Devices[0].HeldBy[0].ServiceID != "c" || snap.Devices[1].HeldBy[0].ServiceID != "b" {
