@@ -25,7 +25,7 @@ type Request struct {
 	// (waking from sleep): only the sharing rule is checked, since its own
 	// engine still holds some of the memory.
 	Resume bool
-	Now   time.Time
+	Now    time.Time
 }
 
 // Decision is a placement: the lease to record and the line to show.
