@@ -239,3 +239,21 @@ func TestMemoryFailure(t *testing.T) {
 		t.Errorf("state %q", s)
 	}
 }
+
+// A sleeping holder's lease is dormant: others may take its GPU; its own
+// wake (Resume) checks only the other leases, not free memory.
+func TestPlaceDormantAndResume(t *testing.T) {
+	snap := snapOf(gpu80(0, 70)) // the sleeping engine still holds some memory
+	sleeping := held("a", 0.9, 0)
+	sleeping.Dormant = true
+	if _, err := Place(snap, []Held{sleeping}, Request{ServiceID: "b", Selection: auto(), Estimate: est(gib, 0, 1, 1)}, PolicyPack); err != nil {
+		t.Errorf("beside a sleeping holder: %v", err)
+	}
+	wake := Request{ServiceID: "a", Selection: Selection{Kind: SelectDevices, Devices: []string{uuidOf(0)}}, Estimate: est(gib, 0.9, 0.9, 1), Resume: true}
+	if _, err := Place(snap, nil, wake, PolicyPack); err != nil {
+		t.Errorf("wake on its own GPU: %v", err)
+	}
+	if _, err := Place(snap, []Held{held("b", 1, 0)}, wake, PolicyPack); !errs.Is(err, errs.Conflict) {
+		t.Errorf("wake onto a GPU another service holds: %v", err)
+	}
+}
