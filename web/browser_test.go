@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -104,7 +105,9 @@ func TestDashboardLive(t *testing.T) {
 		t.Fatalf("broken: %+v", failed)
 	}
 	b.waitFor("the engine's error line", `(document.getElementById('engine-error') || {}).textContent === `+jsString(failed.EngineError), 5*time.Second)
-	b.waitFor("the reason", `document.getElementById('failure-reason').textContent + ': ' + (document.getElementById('engine-error') || {}).textContent === `+jsString(failed.Reason), 5*time.Second)
+	// The reason shows with the engine's line apart.
+	headline := strings.Replace(failed.Reason, ": "+failed.EngineError, "", 1)
+	b.waitFor("the reason", `document.getElementById('failure-reason').textContent === `+jsString(headline), 5*time.Second)
 	b.waitFor("the failure kind", `document.getElementById('failure').innerText.includes(`+jsString(string(failed.Failure))+`)`, 5*time.Second)
 	b.waitFor("the phase it failed in", fmt.Sprintf(`!!document.querySelector('#timeline li[data-phase="%s"][data-state="failed"]')`, failed.Phase), 5*time.Second)
 	b.screenshot(shots, "failed-1280x800.png")
@@ -129,6 +132,10 @@ func TestDashboardLive(t *testing.T) {
 	b.waitFor("the model listed", `document.getElementById('models').innerText.includes(`+jsString(modelID)+`)`, 10*time.Second)
 	b.click(`[data-nav="engines"]`)
 	b.waitFor("the engines listed", `/vllm/.test(document.getElementById('engines').innerText)`, 10*time.Second)
+	if eval[bool](b, `!document.querySelector('[data-nav="gpus"]').hidden`) {
+		b.click(`[data-nav="gpus"]`)
+		b.waitFor("the GPU inventory (or why there is none)", `!!document.getElementById('gpus') || /GPU/.test(document.querySelector('#main .panel').innerText.replace('GPUs', ''))`, 15*time.Second)
+	}
 	b.click(`[data-nav="health"]`)
 	b.waitFor("Docker reachable", `document.getElementById('health-docker').innerText.includes('reachable') && !document.getElementById('health-docker').innerText.includes('unreachable')`, 10*time.Second)
 	b.waitFor("the data dir", `document.getElementById('health-datadir').textContent === `+jsString(info.DataDir), 5*time.Second)

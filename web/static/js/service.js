@@ -14,7 +14,7 @@ import {figuresPanel} from './figures.js';
 // headline is the reason without the engine's line, which shows apart.
 function headline(s) {
   const r = s.reason || '';
-  return s.engine_error && r.endsWith(': ' + s.engine_error) ? r.slice(0, -(s.engine_error.length + 2)) : r;
+  return s.engine_error ? r.replace(': ' + s.engine_error, '') : r;
 }
 
 function failureBox(s) {
