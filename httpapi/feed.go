@@ -35,12 +35,7 @@ func (s *Server) followAll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	feed := s.env.Services.Bus().Follow()
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.Header().Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	f, _ := w.(http.Flusher)
-	rep := &sseReporter{w: w, f: f}
+	rep := startSSE(w)
 	rep.comment(fmt.Sprintf("retry: %d\n", reconnectMillis))
 	for {
 		ctx, cancel := context.WithTimeout(r.Context(), keepAliveInterval)

@@ -175,18 +175,24 @@ func (s *sseReporter) Log(l runtime.LogLine) {
 	s.send("log", tools.LogLine{Stream: l.Stream, Time: l.Time, Text: l.Text})
 }
 
-// serveStream runs op with its progress streamed as SSE, ending with one
-// "result" or "error" event.
-func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, op tools.Op, raw json.RawMessage) {
+// startSSE sends the headers of an event stream (unbuffered by proxies)
+// and returns its writer.
+func startSSE(w http.ResponseWriter) *sseReporter {
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	f, _ := w.(http.Flusher)
-	rep := &sseReporter{w: w, f: f}
 	if f != nil {
 		f.Flush()
 	}
+	return &sseReporter{w: w, f: f}
+}
+
+// serveStream runs op with its progress streamed as SSE, ending with one
+// "result" or "error" event.
+func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, op tools.Op, raw json.RawMessage) {
+	rep := startSSE(w)
 	out, err := s.caller.Call(r.Context(), op, raw, rep)
 	if err != nil {
 		rep.send("error", ErrorBody{Error: Detail(CauseOf(r.Context(), err))})
