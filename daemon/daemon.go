@@ -123,17 +123,18 @@ func New(opts Options) (*Daemon, error) {
 	lo, hi, _ := cfg.Ports()
 	attach, _ := gpu.ParseAttach(cfg.GPUAttach)
 	policy, _ := gpu.ParsePolicy(cfg.GPUPolicy)
+	gpus := gpuInventory(cfg.NvidiaSMI)
 	mgr := services.NewManager(store, rt, bus, catalog, reg, services.Options{
 		BindHost: cfg.BindHost, PortLow: lo, PortHigh: hi,
 		StartTimeout: time.Duration(cfg.StartTimeout), StopTimeout: time.Duration(cfg.StopTimeout),
 		HealthInterval: time.Duration(cfg.HealthInterval), Logger: log,
 		LivenessInterval: time.Duration(cfg.LivenessInterval), UnhealthyGrace: time.Duration(cfg.UnhealthyGrace),
 		RestartBackoff: time.Duration(cfg.RestartBackoff), AllowPrivilegedArgs: cfg.AllowPrivilegedArgs,
-		GPUs: gpuInventory(cfg.NvidiaSMI), GPUAttach: attach, GPUPolicy: policy,
+		GPUs: gpus, GPUAttach: attach, GPUPolicy: policy,
 	})
 	gw := inference.New(mgr, cfg.Gateway.Options())
 	scraper := enginemetrics.NewScraper(0)
-	mx.Bind(metrics.Sources{Services: mgr, Bus: bus, Engines: scraper})
+	mx.Bind(metrics.Sources{Services: mgr, Bus: bus, Engines: scraper, GPUs: gpus})
 	env := &tools.Env{Services: mgr, Inference: gw, Models: reg, Catalog: catalog, Runtime: rt, Version: Version, DataDir: opts.DataDir, ReadOnly: opts.ReadOnly,
 		EngineMetrics: scraper}
 	d := &Daemon{Env: env, Config: cfg, opts: opts, store: store, closeRT: closeRT, manager: mgr, log: log, metrics: mx}

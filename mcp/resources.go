@@ -170,20 +170,16 @@ func (c completer) CompleteResourceArgument(ctx context.Context, uri string, arg
 // complete lists the IDs of services or models whose ID or name starts with
 // prefix, IDs first then names, sorted.
 func (c completer) complete(ctx context.Context, kind, prefix string) (*mcpgo.Completion, error) {
-	var items []struct {
-		ID   string `json:"id"`
-		Name string `json:"name"`
-	}
 	var list struct {
-		Items *[]struct {
+		Items []struct {
 			ID   string `json:"id"`
 			Name string `json:"name"`
 		} `json:"items"`
 	}
-	list.Items = &items
 	if err := call(ctx, c.caller, kind+"_list", struct{}{}, &list, nil); err != nil {
 		return nil, protocolError(err)
 	}
+	items := list.Items
 	seen := map[string]bool{}
 	var ids, names []string
 	for _, it := range items {

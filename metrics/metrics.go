@@ -28,6 +28,7 @@ import (
 
 	"aima/enginemetrics"
 	"aima/events"
+	"aima/gpu"
 	"aima/services"
 )
 
@@ -43,6 +44,7 @@ type Sources struct {
 	Services *services.Manager
 	Bus      *events.Bus
 	Engines  *enginemetrics.Scraper
+	GPUs     *gpu.Inventory // nil: no GPU series
 }
 
 // Metrics holds aima's Prometheus registry and the instruments fed by
@@ -70,7 +72,7 @@ func New(version string) *Metrics {
 			Name: "aima_build_info", Help: "aima's build: always 1, with the version and Go version as labels.",
 			ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()},
 		}, func() float64 { return 1 }),
-		m.lifecycle, m.ops, &recordCollector{m: m}, &busCollector{m: m},
+		m.lifecycle, m.ops, &recordCollector{m: m}, &busCollector{m: m}, &gpuCollector{m: m},
 	)
 	return m
 }
@@ -81,9 +83,8 @@ func (m *Metrics) Bind(s Sources) { m.src.Store(&s) }
 
 func (m *Metrics) sources() *Sources { return m.src.Load() }
 
-// Registry is the registry behind /metrics. Collectors of other parts of the
-// daemon register here (the GPU inventory's memory and lease gauges belong
-// here once the daemon has one).
+// Registry is the registry behind /metrics, where collectors of other
+// parts of the daemon can register.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
 // Handler serves /metrics.

@@ -19,6 +19,7 @@ import (
 	"aima/client"
 	"aima/internal/testenv"
 	"aima/internal/testenv/daemontest"
+	"aima/models"
 	"aima/runtime"
 	"aima/runtime/fakeruntime"
 	"aima/services"
@@ -321,5 +322,41 @@ func TestMetricsNeedTheToken(t *testing.T) {
 	}
 	if got := fmt.Sprint(one(t, parse(t, scrape(t, d.URL, "/metrics", "s3cret-token")), "aima_docker_up", nil)); got != "1" {
 		t.Errorf("docker up %s", got)
+	}
+}
+
+// The GPU inventory's figures and the services' leases show in /metrics:
+// two fake GPUs (a fake nvidia-smi), one service started on them.
+func TestGPUMetrics(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("builds the fake nvidia-smi")
+	}
+	fr := newFake(t)
+	fake := testenv.FakeNvidiaSMI(t, testenv.TwoGPUs())
+	cfg := testenv.GPUConfig(t, fake, testenv.SimConfigOptions{Image: fakeImage, Extra: "health_interval: 5ms\n"})
+	d := daemontest.Start(t, cfg, daemontest.Options{Runtime: fr})
+	model := call[models.Model](t, d.URL, "", "model_add", tools.ModelAddInput{Path: testenv.MakeModel(t, "qwen-gpu")})
+	svc := call[services.Service](t, d.URL, "", "service_create", tools.ServiceCreateInput{ModelID: model.ID, EngineType: "vllm"})
+	call[tools.StartOutput](t, d.URL, "", "service_start", tools.ServiceStartInput{ServiceID: svc.ID, Wait: true})
+	s := await(t, d.URL, svc.ID, services.StatusRunning)
+	if s.GPULease == nil || len(s.GPULease.Devices) != 1 {
+		t.Fatalf("lease %+v", s.GPULease)
+	}
+	text := scrape(t, d.URL, "/metrics", "")
+	promtoolCheck(t, text)
+	fams := parse(t, text)
+	if got := one(t, fams, "aima_gpu_inventory_up", nil); got != 1 {
+		t.Errorf("inventory up %v", got)
+	}
+	for _, i := range []string{"0", "1"} {
+		if got := one(t, fams, "aima_gpu_memory_total_bytes", map[string]string{"gpu": i}); got != 80<<30 {
+			t.Errorf("GPU %s total %v", i, got)
+		}
+	}
+	dev := s.GPULease.Devices[0]
+	if got := one(t, fams, "aima_service_gpu_lease_fraction", map[string]string{"service": svc.ID, "engine": "vllm",
+		"gpu": fmt.Sprint(dev.Index), "uuid": dev.UUID, "sleeping": "false"}); got != s.GPULease.Fraction || got <= 0 {
+		t.Errorf("lease fraction %v, record %v", got, s.GPULease.Fraction)
 	}
 }

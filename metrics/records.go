@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"aima/events"
+	"aima/gpu"
 	"aima/services"
 )
 
@@ -44,6 +45,7 @@ type serviceSeries struct {
 	engine   string
 	status   services.Status
 	restarts int
+	lease    *gpu.Lease
 	metrics  []prometheus.Metric
 }
 
@@ -96,8 +98,8 @@ func (c *recordCollector) Collect(ch chan<- prometheus.Metric) {
 		s := &all[i]
 		ids[s.ID] = true
 		ss, ok := c.series[s.ID]
-		if !ok || ss.engine != s.EngineType || ss.status != s.Status || ss.restarts != s.RestartCount {
-			ss = serviceSeries{engine: s.EngineType, status: s.Status, restarts: s.RestartCount}
+		if !ok || ss.engine != s.EngineType || ss.status != s.Status || ss.restarts != s.RestartCount || ss.lease != s.GPULease {
+			ss = serviceSeries{engine: s.EngineType, status: s.Status, restarts: s.RestartCount, lease: s.GPULease}
 			for _, st := range sortedStatuses {
 				v := 0.0
 				if s.Status == st {
@@ -106,6 +108,7 @@ func (c *recordCollector) Collect(ch chan<- prometheus.Metric) {
 				ss.metrics = append(ss.metrics, prometheus.MustNewConstMetric(statusDesc, prometheus.GaugeValue, v, s.ID, s.EngineType, string(st)))
 			}
 			ss.metrics = append(ss.metrics, prometheus.MustNewConstMetric(restartsDesc, prometheus.CounterValue, float64(s.RestartCount), s.ID, s.EngineType))
+			ss.metrics = append(ss.metrics, leaseMetrics(s)...)
 		}
 		next[s.ID] = ss
 		for _, m := range ss.metrics {

@@ -17,7 +17,7 @@ func serviceMetricsOp() Op {
 		Description: "Read a running service's live engine figures from the engine's own Prometheus metrics: requests running and waiting, " +
 			"KV cache usage (0 to 1), token counters, and prompt and generation tokens per second (from the counters' increase between two reads; " +
 			"the first read of a service takes about a second longer to measure it). The figures are the same for every engine type. " +
-			"A service that is not running, or an engine that does not answer, gives scrape_ok false with the reason in error, not a failure.",
+			"A service whose engine is not running (any status but running, unhealthy and sleeping), or an engine that does not answer, gives scrape_ok false with the reason in error, not a failure.",
 		Annotations: Annotations{ReadOnly: true, Idempotent: true},
 		Positional:  "service_id",
 		Run: func(ctx context.Context, env *Env, in ServiceRef, _ Reporter) (enginemetrics.Figures, error) {
