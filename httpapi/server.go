@@ -121,23 +121,27 @@ func (s *Server) opHandler(op tools.Op) http.Handler {
 			s.serveStream(w, r, op, raw)
 			return
 		}
-		out, err := op.Call(r.Context(), s.env, raw, nil)
-		if err != nil {
-			writeError(w, CauseOf(r.Context(), err))
-			return
-		}
-		writeJSON(w, http.StatusOK, out)
+		lr := newLineResponse(w, r)
+		out, err := op.Call(r.Context(), s.env, raw, lr)
+		lr.finish(r, out, err)
 	})
 }
 
 // wantsStream: SSE when the client accepts it, or when the input asks to
-// follow (a follow never ends, so it cannot be one JSON document).
+// follow (a follow never ends, so it cannot be one collected document).
+// A log is the exception: its lines are written as they are read (see
+// lineResponse), so a follow of it is served as SSE only when asked for by
+// Accept or when the client names neither JSON nor plain text.
 func wantsStream(r *http.Request, op tools.Op, raw json.RawMessage) bool {
-	if strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
+	accept := r.Header.Get("Accept")
+	if strings.Contains(accept, "text/event-stream") {
 		return true
 	}
 	if _, ok := op.InputSchema().Properties["follow"]; !ok {
 		return false // the decoder rejects the unknown field
+	}
+	if _, log := op.NewOutput().(*tools.LogsOutput); log && (strings.Contains(accept, "application/json") || strings.Contains(accept, "text/plain")) {
+		return false
 	}
 	var probe struct {
 		Follow bool `json:"follow"`

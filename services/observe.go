@@ -15,6 +15,8 @@ type LogsRequest struct {
 	Follow bool
 	Tail   int // <0 = all
 	Since  time.Time
+	// NoTimes: the caller prints the text alone (see runtime.LogOptions).
+	NoTimes bool
 }
 
 // Logs streams the service's own container output (never another
@@ -52,7 +54,7 @@ func (m *Manager) Logs(ctx context.Context, ref string, req LogsRequest) (Servic
 		}
 		return s, nil, nil, err
 	}
-	lines, errc := m.rt.Logs(ctx, id, runtime.LogOptions{Follow: req.Follow, Tail: req.Tail, Since: req.Since})
+	lines, errc := m.rt.Logs(ctx, id, runtime.LogOptions{Follow: req.Follow, Tail: req.Tail, Since: req.Since, NoTimes: req.NoTimes})
 	return s, lines, errc, nil
 }
 

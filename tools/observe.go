@@ -228,18 +228,29 @@ func runLogs(ctx context.Context, env *Env, in ServiceLogsInput, rep Reporter) (
 		out.Total = len(out.Lines)
 		return out, nil
 	}
-	s, lines, errc, err := env.Services.Logs(ctx, in.ServiceID, services.LogsRequest{Follow: in.Follow, Tail: tail, Since: since})
+	sink, streams := rep.(LogSink)
+	req := services.LogsRequest{Follow: in.Follow, Tail: tail, Since: since, NoTimes: streams && !sink.NeedsTimes(in.Timestamps)}
+	s, lines, errc, err := env.Services.Logs(ctx, in.ServiceID, req)
 	if err != nil {
 		return LogsOutput{}, err
 	}
 	out := LogsOutput{ServiceID: s.ID, ContainerID: s.ContainerID, Lines: []LogLine{}, Timestamps: in.Timestamps}
+	if streams {
+		sink.BeginLogs(out)
+	}
 	for l := range lines {
 		out.Total++
-		if in.Follow {
+		switch {
+		case streams:
+			sink.Log(l)
+			if len(lines) == 0 {
+				sink.Flush()
+			}
+		case in.Follow:
 			rep.Log(l)
-			continue
+		default:
+			out.Lines = append(out.Lines, LogLine{Stream: l.Stream, Time: l.Time, Text: l.Text})
 		}
-		out.Lines = append(out.Lines, LogLine{Stream: l.Stream, Time: l.Time, Text: l.Text})
 	}
 	if err := <-errc; err != nil && ctx.Err() == nil {
 		return out, err
