@@ -30,6 +30,7 @@ func (m *Manager) deleteDamaged(ctx context.Context, id string) (Service, error)
 		return Service{}, err
 	}
 	NewJournal(m.store).Forget(ctx, id)
+	m.bus.Forget(id)
 	return Service{ID: id, Reason: "damaged record deleted", UpdatedAt: m.now().UTC()}, nil
 }
 

@@ -2,6 +2,7 @@ package services
 
 import (
 	"context"
+	"errors"
 	"sort"
 	"time"
 
@@ -94,6 +95,9 @@ func (m *Manager) Wait(ctx context.Context, ref string, want Status, timeout tim
 		}
 		for {
 			ev, err := sub.Next(ctx)
+			if errors.Is(err, events.ErrForgotten) {
+				return s, errs.NotFoundf("service %s was deleted", s.ID)
+			}
 			if err != nil {
 				if ctx.Err() != nil && errs.KindOf(err) != errs.Canceled {
 					return s, errs.New(errs.DeadlineExceeded, "service %s is %s (phase %s), not %s, after %s", s.ID, s.Status, s.Phase, want, timeout)

@@ -51,6 +51,9 @@ func (m *Manager) Start(ctx context.Context, ref string, timeout time.Duration) 
 	if err != nil {
 		return StartResult{}, err
 	}
+	if s, err = m.assignPort(ctx, s); err != nil {
+		return StartResult{}, err
+	}
 	from := m.bus.LastSeq(s.ID)
 	now := m.now().UTC()
 	deadline := now.Add(timeout)

@@ -118,5 +118,6 @@ func (m *Manager) Delete(ctx context.Context, ref string) (Service, error) {
 		return Service{}, err
 	}
 	NewJournal(m.store).Forget(ctx, s.ID)
+	m.bus.Forget(s.ID)
 	return s, nil
 }
