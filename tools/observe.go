@@ -3,11 +3,13 @@ package tools
 import (
 	"context"
 	"fmt"
+	"iter"
 	"strings"
 	"time"
 
 	"aima/errs"
 	"aima/events"
+	"aima/runtime"
 	"aima/services"
 )
 
@@ -238,14 +240,21 @@ func runLogs(ctx context.Context, env *Env, in ServiceLogsInput, rep Reporter) (
 	if streams {
 		sink.BeginLogs(out)
 	}
-	for l := range lines {
+	next := iter.Seq[runtime.LogLine](func(yield func(runtime.LogLine) bool) {
+		for l := range lines {
+			if !yield(l) {
+				return
+			}
+		}
+	})
+	if streams {
+		next = batched(lines, sink)
+	}
+	for l := range next {
 		out.Total++
 		switch {
 		case streams:
 			sink.Log(l)
-			if len(lines) == 0 {
-				sink.Flush()
-			}
 		case in.Follow:
 			rep.Log(l)
 		default:
@@ -256,6 +265,46 @@ func runLogs(ctx context.Context, env *Env, in ServiceLogsInput, rep Reporter) (
 		return out, err
 	}
 	return out, nil
+}
+
+// flushDelay is how long a log sink keeps lines buffered once no further
+// line is ready, in case more follow at once: an engine writing as fast as
+// it can is then delivered in large writes, not one write per line, and a
+// quiet one at most flushDelay late.
+const flushDelay = 5 * time.Millisecond
+
+// batched passes the lines on and flushes the sink when none has come for
+// flushDelay.
+func batched(lines <-chan runtime.LogLine, sink LogSink) iter.Seq[runtime.LogLine] {
+	return func(yield func(runtime.LogLine) bool) {
+		timer := time.NewTimer(flushDelay)
+		defer timer.Stop()
+		dirty := false
+		for {
+			var l runtime.LogLine
+			var ok bool
+			select {
+			case l, ok = <-lines:
+			default:
+				if !dirty {
+					l, ok = <-lines
+					break
+				}
+				timer.Reset(flushDelay)
+				select {
+				case l, ok = <-lines:
+				case <-timer.C:
+					sink.Flush()
+					dirty = false
+					l, ok = <-lines
+				}
+			}
+			if !ok || !yield(l) {
+				return
+			}
+			dirty = true
+		}
+	}
 }
 
 func runEvents(ctx context.Context, env *Env, in ServiceEventsInput, rep Reporter) (EventsOutput, error) {
