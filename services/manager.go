@@ -2,6 +2,8 @@ package services
 
 import (
 	"context"
+	"encoding/json"
+	"sort"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -126,7 +128,7 @@ func NewManager(store state.Store, rt runtime.Runtime, bus *events.Bus, catalog 
 	opts = opts.withDefaults()
 	ctx, cancel := context.WithCancelCause(context.Background())
 	return &Manager{
-		col: state.NewCollection[Service](store, "services/", "service"), store: store,
+		col: state.NewCollection[Service](store, "services/", "service").WithCache(), store: store,
 		rt: rt, bus: bus, catalog: catalog, models: reg, opts: opts, log: opts.Logger,
 		http: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
 		now:  time.Now, ctx: ctx, cancel: cancel,
@@ -192,26 +194,46 @@ func (m *Manager) Get(ctx context.Context, ref string) (Service, error) {
 
 // List returns services oldest first, optionally only those with a status.
 func (m *Manager) List(ctx context.Context, status Status) ([]Service, error) {
-	all, err := m.col.List(ctx)
+	all, _, err := m.ListJSON(ctx, status)
+	return all, err
+}
+
+// ListJSON is List with each service's JSON encoding, in the same order,
+// from the record cache, so a front-end writes 10,000 services without
+// encoding each again. The encodings are nil while statuses are stale
+// (the records then differ from what is stored).
+func (m *Manager) ListJSON(ctx context.Context, status Status) ([]Service, []json.RawMessage, error) {
+	vals, raws, _, err := m.col.ScanJSON(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	sortServices(all)
-	if m.dockerDown.Load() {
-		for i := range all {
-			all[i].Stale = true
+	stale := m.dockerDown.Load()
+	order := make([]int, 0, len(vals))
+	for i := range vals {
+		if status == "" || vals[i].Status == status {
+			order = append(order, i)
 		}
 	}
-	if status == "" {
-		return all, nil
+	sort.SliceStable(order, func(a, b int) bool {
+		x, y := &vals[order[a]], &vals[order[b]]
+		if x.CreatedAt.Equal(y.CreatedAt) {
+			return x.ID < y.ID
+		}
+		return x.CreatedAt.Before(y.CreatedAt)
+	})
+	out := make([]Service, len(order))
+	var enc []json.RawMessage
+	if raws != nil && !stale {
+		enc = make([]json.RawMessage, len(order))
 	}
-	out := all[:0:0]
-	for _, s := range all {
-		if s.Status == status {
-			out = append(out, s)
+	for i, j := range order {
+		out[i] = vals[j]
+		out[i].Stale = stale
+		if enc != nil {
+			enc[i] = raws[j]
 		}
 	}
-	return out, nil
+	return out, enc, nil
 }
 
 // transition moves a service to a new status, validated against the table,

@@ -2,7 +2,9 @@ package tools
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"strconv"
 	"iter"
 	"strings"
 	"time"
@@ -37,6 +39,46 @@ type LogsOutput struct {
 	Lines       []LogLine `json:"lines" jsonschema:"the lines, oldest first (empty when follow streamed them)"`
 	Total       int       `json:"total" jsonschema:"number of lines returned or streamed"`
 	Timestamps  bool      `json:"-"`
+}
+
+// ServiceList is service_list's output: the record list envelope, written
+// from the services' JSON encodings kept by the record cache when they are
+// there (see services.Manager.ListJSON), so listing 10,000 services does
+// not encode each one again.
+type ServiceList struct {
+	RecordList[services.Service]
+	encoded []json.RawMessage // Items' encodings, or nil
+}
+
+// MarshalJSON implements json.Marshaler: the same document RecordList
+// encodes to.
+func (l ServiceList) MarshalJSON() ([]byte, error) {
+	if l.encoded == nil || len(l.encoded) != len(l.Items) {
+		return json.Marshal(l.RecordList)
+	}
+	n := 64
+	for _, e := range l.encoded {
+		n += len(e) + 1
+	}
+	b := make([]byte, 0, n)
+	b = append(b, `{"items":[`...)
+	for i, e := range l.encoded {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, e...)
+	}
+	b = append(b, `],"total":`...)
+	b = strconv.AppendInt(b, int64(l.Total), 10)
+	if len(l.Damaged) > 0 {
+		d, err := json.Marshal(l.Damaged)
+		if err != nil {
+			return nil, err
+		}
+		b = append(b, `,"damaged":`...)
+		b = append(b, d...)
+	}
+	return append(b, '}'), nil
 }
 
 // ServiceEventsInput selects history.
@@ -97,26 +139,26 @@ func withDurations(evs []events.Event) []HistoryEntry {
 
 func serviceObserveOps() []Op {
 	return []Op{
-		Declare(Spec[ServiceListInput, RecordList[services.Service]]{
+		Declare(Spec[ServiceListInput, ServiceList]{
 			Name:        "service_list",
 			Description: "List services, oldest first, with status (created, creating with its phase, running, unhealthy, stopping, stopped, failed with reason), engine, model, port and endpoint. Service records the state store cannot read are listed apart under damaged; delete them with service_delete.",
 			Annotations: Annotations{ReadOnly: true, Idempotent: true},
-			Run: func(ctx context.Context, env *Env, in ServiceListInput, _ Reporter) (RecordList[services.Service], error) {
+			Run: func(ctx context.Context, env *Env, in ServiceListInput, _ Reporter) (ServiceList, error) {
 				var st services.Status
 				if in.Status != "" {
 					var err error
 					if st, err = services.ParseStatus("status", in.Status); err != nil {
-						return RecordList[services.Service]{}, err
+						return ServiceList{}, err
 					}
 				}
-				all, err := env.Services.List(ctx, st)
+				all, enc, err := env.Services.ListJSON(ctx, st)
 				if err != nil {
-					return RecordList[services.Service]{}, err
+					return ServiceList{}, err
 				}
 				damaged, err := env.Services.Damaged(ctx)
-				return recordListOf(all, damaged), err
+				return ServiceList{RecordList: recordListOf(all, damaged), encoded: enc}, err
 			},
-			Render: func(l RecordList[services.Service]) string {
+			Render: func(l ServiceList) string {
 				s := fmt.Sprintf("%d service(s)", l.Total)
 				for _, x := range l.Items {
 					s += "\n" + renderService(x)
