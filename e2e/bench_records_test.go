@@ -96,7 +96,7 @@ func BenchmarkRecords(b *testing.B) {
 	testenv.RequireDocker(b)
 	dataDir := filepath.Join(b.TempDir(), "data")
 	seedServices(b, dataDir, manyRecords)
-	d := testenv.NewDaemon(b, testenv.DaemonOptions{DataDir: dataDir, Config: testenv.SimConfig(b, testenv.SimConfigOptions{Image: testenv.EngineSimRef})})
+	d := testenv.NewDaemon(b, testenv.DaemonOptions{DataDir: dataDir, Env: benchEnv(), Config: testenv.SimConfig(b, testenv.SimConfigOptions{Image: testenv.EngineSimRef})})
 	d.Restart(b)
 	var list, status, health []time.Duration
 	for i := 0; i < b.N; i++ {
@@ -125,4 +125,11 @@ func BenchmarkRecords(b *testing.B) {
 	b.ReportMetric(float64(rss)/1024, "MiB-rss")
 	b.ReportMetric(float64(peak)/1024, "MiB-rss-peak")
 	b.Logf("list %v\nstatus %v\nhealth %v", list, status, health)
+}
+
+func benchEnv() []string {
+	if v := os.Getenv("BENCH_DAEMON_ENV"); v != "" {
+		return strings.Fields(v)
+	}
+	return nil
 }

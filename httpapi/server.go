@@ -30,9 +30,10 @@ const MaxBodyBytes = 1 << 20
 
 // Server is the HTTP front-end.
 type Server struct {
-	env *tools.Env
-	mux *http.ServeMux
-	log *slog.Logger
+	env       *tools.Env
+	mux       *http.ServeMux
+	log       *slog.Logger
+	encodings eventEncodings
 }
 
 // New builds the HTTP API over env. Extra handlers (MCP at /mcp, JSON-RPC
@@ -152,22 +153,68 @@ func wantsStream(r *http.Request, op tools.Op, raw json.RawMessage) bool {
 
 // sseReporter writes progress and log lines as SSE events.
 type sseReporter struct {
-	mu sync.Mutex
-	w  http.ResponseWriter
-	f  http.Flusher
+	mu  sync.Mutex
+	w   http.ResponseWriter
+	f   http.Flusher
+	enc *eventEncodings
+	buf []byte
 }
 
 func (s *sseReporter) send(event string, v any) {
 	b, _ := json.Marshal(v)
+	s.write(event, b)
+}
+
+func (s *sseReporter) write(event string, data []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	fmt.Fprintf(s.w, "event: %s\ndata: %s\n\n", event, b)
+	b := append(s.buf[:0], "event: "...)
+	b = append(b, event...)
+	b = append(b, "\ndata: "...)
+	b = append(b, data...)
+	b = append(b, "\n\n"...)
+	s.buf = b
+	_, _ = s.w.Write(b)
 	if s.f != nil {
 		s.f.Flush()
 	}
 }
 
-func (s *sseReporter) Event(ev events.Event) { s.send("progress", ev) }
+func (s *sseReporter) Event(ev events.Event) { s.write("progress", s.enc.encode(ev)) }
+
+// eventEncodings keeps the newest event's JSON per service, so an event
+// that many clients follow is encoded once, not once per client.
+type eventEncodings struct {
+	mu   sync.Mutex
+	last map[string]encodedEvent
+}
+
+type encodedEvent struct {
+	seq uint64
+	raw []byte
+}
+
+// maxEncodings bounds the map (one entry per service followed lately).
+const maxEncodings = 1024
+
+func (e *eventEncodings) encode(ev events.Event) []byte {
+	e.mu.Lock()
+	if c, ok := e.last[ev.ServiceID]; ok && c.seq == ev.Seq && ev.Seq != 0 {
+		e.mu.Unlock()
+		return c.raw
+	}
+	e.mu.Unlock()
+	raw, _ := json.Marshal(ev)
+	e.mu.Lock()
+	if e.last == nil || len(e.last) >= maxEncodings {
+		e.last = map[string]encodedEvent{}
+	}
+	if c := e.last[ev.ServiceID]; ev.Seq >= c.seq {
+		e.last[ev.ServiceID] = encodedEvent{seq: ev.Seq, raw: raw}
+	}
+	e.mu.Unlock()
+	return raw
+}
 
 func (s *sseReporter) Log(l runtime.LogLine) {
 	s.send("log", tools.LogLine{Stream: l.Stream, Time: l.Time, Text: l.Text})
@@ -181,7 +228,7 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, op tools.Op
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	f, _ := w.(http.Flusher)
-	rep := &sseReporter{w: w, f: f}
+	rep := &sseReporter{w: w, f: f, enc: &s.encodings}
 	if f != nil {
 		f.Flush()
 	}

@@ -208,32 +208,54 @@ func (m *Manager) ListJSON(ctx context.Context, status Status) ([]Service, []jso
 		return nil, nil, err
 	}
 	stale := m.dockerDown.Load()
-	order := make([]int, 0, len(vals))
+	// Filter and sort the fresh copies in place (no second copy of 10,000
+	// records), keeping each encoding next to its record.
+	n := 0
 	for i := range vals {
 		if status == "" || vals[i].Status == status {
-			order = append(order, i)
+			vals[n] = vals[i]
+			if raws != nil {
+				raws[n] = raws[i]
+			}
+			n++
 		}
 	}
-	sort.SliceStable(order, func(a, b int) bool {
-		x, y := &vals[order[a]], &vals[order[b]]
-		if x.CreatedAt.Equal(y.CreatedAt) {
-			return x.ID < y.ID
-		}
-		return x.CreatedAt.Before(y.CreatedAt)
-	})
-	out := make([]Service, len(order))
+	out := vals[:n]
 	var enc []json.RawMessage
 	if raws != nil && !stale {
-		enc = make([]json.RawMessage, len(order))
+		enc = raws[:n]
 	}
-	for i, j := range order {
-		out[i] = vals[j]
-		out[i].Stale = stale
-		if enc != nil {
-			enc[i] = raws[j]
+	sort.Stable(byCreated{out, enc})
+	if stale {
+		for i := range out {
+			out[i].Stale = true
 		}
 	}
 	return out, enc, nil
+}
+
+// byCreated orders services oldest first (then by ID), moving their
+// encodings, if any, along.
+type byCreated struct {
+	s   []Service
+	enc []json.RawMessage
+}
+
+func (b byCreated) Len() int { return len(b.s) }
+
+func (b byCreated) Less(i, j int) bool {
+	x, y := &b.s[i], &b.s[j]
+	if x.CreatedAt.Equal(y.CreatedAt) {
+		return x.ID < y.ID
+	}
+	return x.CreatedAt.Before(y.CreatedAt)
+}
+
+func (b byCreated) Swap(i, j int) {
+	b.s[i], b.s[j] = b.s[j], b.s[i]
+	if b.enc != nil {
+		b.enc[i], b.enc[j] = b.enc[j], b.enc[i]
+	}
 }
 
 // transition moves a service to a new status, validated against the table,

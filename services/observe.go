@@ -3,7 +3,6 @@ package services
 import (
 	"context"
 	"errors"
-	"sort"
 	"time"
 
 	"aima/errs"
@@ -132,13 +131,4 @@ func settledError(s Service, want Status) error {
 		msg += ": " + s.Reason
 	}
 	return errs.New(errs.Conflict, "%s", msg)
-}
-
-func sortServices(all []Service) {
-	sort.SliceStable(all, func(i, j int) bool {
-		if all[i].CreatedAt.Equal(all[j].CreatedAt) {
-			return all[i].ID < all[j].ID
-		}
-		return all[i].CreatedAt.Before(all[j].CreatedAt)
-	})
 }
