@@ -15,6 +15,7 @@ import (
 
 	"aima/daemon"
 	"aima/errs"
+	"aima/httpguard"
 	"aima/tools"
 )
 
@@ -63,6 +64,8 @@ func ExitCode(k errs.Kind) int {
 		return 6
 	case errs.Canceled:
 		return 130
+	case errs.Unauthenticated, errs.PermissionDenied:
+		return 7
 	}
 	return 1
 }
@@ -122,7 +125,7 @@ func NewRoot(std IO) *ucli.Command {
 	// operation of the registry, then the shortcut, the stdio servers and
 	// the offline store tools.
 	root.Commands = append([]*ucli.Command{startCommand(std)}, opCommands(std)...)
-	root.Commands = append(root.Commands, doctorCommand(std), mcpCommand(std), rpcCommand(std), storeCommand(std))
+	root.Commands = append(root.Commands, doctorCommand(std), chatCommand(std), mcpCommand(std), rpcCommand(std), storeCommand(std))
 	return root
 }
 
@@ -136,10 +139,14 @@ func startCommand(std IO) *ucli.Command {
 			&ucli.BoolFlag{Name: "read-only", Usage: "serve only read-only operations", Sources: ucli.EnvVars("AIMA_READ_ONLY")},
 		},
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
+			token, err := httpguard.TokenFromEnv(os.Getenv)
+			if err != nil {
+				return err
+			}
 			opts := daemon.Options{
 				Addr: cmd.String("addr"), DataDir: cmd.String("data-dir"), ConfigPath: cmd.String("config"),
 				ReadOnly: cmd.Bool("read-only"),
-				Token:    os.Getenv(tokenEnv),
+				Token:    token,
 			}
 			if opts.DataDir == "" {
 				opts.DataDir = os.Getenv("AIMA_DATA_DIR")

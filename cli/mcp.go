@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"os"
 
 	ucli "github.com/urfave/cli/v3"
 
@@ -10,10 +9,6 @@ import (
 	"aima/daemon"
 	"aima/mcp"
 )
-
-// tokenEnv names the daemon's bearer token. It is required when the daemon
-// listens beyond loopback; `aima mcp` and the other commands send it too.
-const tokenEnv = "AIMA_TOKEN"
 
 // mcpCommand is `aima mcp`: an MCP server on stdio for clients that launch
 // their servers as subprocesses. Tools run in the daemon at --addr, through
@@ -29,7 +24,6 @@ func mcpCommand(std IO) *ucli.Command {
 		},
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
 			c := client.New(cmd.Root().String("addr"))
-			c.Token = os.Getenv(tokenEnv)
 			s := mcp.NewServer(client.Caller{Client: c}, mcp.Options{ReadOnly: cmd.Bool("read-only"), Version: daemon.Version})
 			return mcp.ServeStdio(ctx, s, std.Stdin, std.Stdout, std.Stderr)
 		},

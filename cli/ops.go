@@ -21,6 +21,7 @@ import (
 var flagNames = map[string]string{
 	"timeout_seconds": "timeout",
 	"args":            "arg",
+	"aliases":         "alias",
 }
 
 func flagName(field string) string {
@@ -89,11 +90,12 @@ func opCommand(op tools.Op, std IO) *ucli.Command {
 
 // groupUsage is the one-line help of each command group.
 var groupUsage = map[string]string{
-	"engine":  "the inference engines aima can run",
-	"health":  "check the daemon and its Docker engine",
-	"model":   "register and inspect models",
-	"service": "create, start, stop and observe inference services",
-	"system":  "diagnose aima's host",
+	"engine":    "the inference engines aima can run",
+	"health":    "check the daemon and its Docker engine",
+	"inference": "chat with models through aima's gateway, list the model names it routes",
+	"model":     "register and inspect models",
+	"service":   "create, start, stop and observe inference services",
+	"system":    "diagnose aima's host",
 }
 
 // firstSentence is the text up to the first ". " that starts a new

@@ -20,6 +20,7 @@ import (
 
 	"aima/errs"
 	"aima/events"
+	"aima/httpguard"
 	"aima/tools"
 )
 
@@ -27,17 +28,26 @@ import (
 type Client struct {
 	BaseURL string // e.g. http://127.0.0.1:9090
 	HTTP    *http.Client
-	Token   string
+	Token   httpguard.Secret
+	// tokenErr is why the token from the environment could not be read;
+	// every call returns it.
+	tokenErr error
 }
 
 // New returns a client of the daemon at addr (host:port or a URL); it sends
-// AIMA_TOKEN from the environment as its bearer token, if set.
+// the token from AIMA_TOKEN or AIMA_TOKEN_FILE as its bearer token, if set.
+// A token file that cannot be read fails every call with the reason.
 func New(addr string) *Client {
 	base := addr
 	if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
 		base = "http://" + base
 	}
-	return &Client{BaseURL: strings.TrimRight(base, "/"), HTTP: &http.Client{}, Token: os.Getenv("AIMA_TOKEN")}
+	tok, err := httpguard.TokenFromEnv(os.Getenv)
+	// Relays (aima mcp, aima rpc) run several calls at once: keep their
+	// connections for reuse rather than the default two per host.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 16
+	return &Client{BaseURL: strings.TrimRight(base, "/"), HTTP: &http.Client{Transport: tr}, Token: tok, tokenErr: err}
 }
 
 // Stream receives what a streaming call produces before its result.
@@ -104,6 +114,9 @@ func streamed(resp *http.Response) bool {
 
 // do sends op's input as a POST with the given Accept header.
 func (c *Client) do(ctx context.Context, op string, input any, accept string) (*http.Response, error) {
+	if c.tokenErr != nil {
+		return nil, c.tokenErr
+	}
 	o, ok := tools.Lookup(op)
 	if !ok {
 		return nil, errs.Invalid("", "unknown operation %q", op)
@@ -122,7 +135,7 @@ func (c *Client) do(ctx context.Context, op string, input any, accept string) (*
 		req.Header.Set("Accept", accept)
 	}
 	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
+		req.Header.Set("Authorization", "Bearer "+c.Token.Reveal())
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {

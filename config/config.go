@@ -20,6 +20,7 @@ import (
 
 	"aima/engines"
 	"aima/errs"
+	"aima/inference"
 	"aima/services"
 )
 
@@ -49,10 +50,38 @@ type Config struct {
 	UnhealthyGrace Duration `yaml:"unhealthy_grace"`
 	// RestartBackoff is the first delay of the on-failure restart policy.
 	RestartBackoff Duration `yaml:"restart_backoff"`
-	// AllowPrivilegedArgs lets services pass engine args that would reach
-	// outside the container (--privileged, --cap-add, --device, ...), which
-	// are otherwise rejected.
+	// AllowPrivilegedArgs lets services pass engine args that run code
+	// shipped with a model (--trust-remote-code) and env that the NVIDIA
+	// container runtime reads on the host (NVIDIA_*), which are otherwise
+	// rejected. Engine args never reach Docker.
 	AllowPrivilegedArgs bool `yaml:"allow_privileged_args"`
+	// AllowedHosts are Host header values the daemon answers besides
+	// loopback names and addresses: "name" (any port) or "name:port". Any
+	// other Host is refused (DNS rebinding protection).
+	AllowedHosts []string `yaml:"allowed_hosts"`
+	// AllowedOrigins are browser origins ("https://dash.example:8443") that
+	// may call the daemon and get CORS grants. Pages the daemon serves itself
+	// are always allowed; every other Origin is refused.
+	AllowedOrigins []string `yaml:"allowed_origins"`
+	// Gateway bounds the OpenAI-compatible gateway under /v1.
+	Gateway Gateway `yaml:"gateway"`
+}
+
+// Gateway is the config file's gateway section.
+type Gateway struct {
+	// MaxQueue is how many requests may wait for one service to start,
+	// wake or be swapped in (more get 503 with Retry-After).
+	MaxQueue int `yaml:"max_queue"`
+	// MaxWait is how long a request waits for that (then 503 with
+	// Retry-After; the start goes on).
+	MaxWait Duration `yaml:"max_wait"`
+	// MaxBody caps a request body in bytes (413 beyond).
+	MaxBody int64 `yaml:"max_body"`
+}
+
+// Options returns the gateway settings for the inference package.
+func (g Gateway) Options() inference.Options {
+	return inference.Options{MaxQueue: g.MaxQueue, MaxWait: time.Duration(g.MaxWait), MaxBody: g.MaxBody}
 }
 
 // Duration is a time.Duration that reads "90s" or "5m" from YAML.
@@ -78,7 +107,9 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 // Default returns the built-in settings.
 func Default() Config {
 	d := services.DefaultOptions()
+	gw := inference.DefaultOptions()
 	return Config{
+		Gateway:          Gateway{MaxQueue: gw.MaxQueue, MaxWait: Duration(gw.MaxWait), MaxBody: gw.MaxBody},
 		Store:            "bolt",
 		BindHost:         d.BindHost,
 		PortRange:        fmt.Sprintf("%d-%d", d.PortLow, d.PortHigh),
@@ -141,6 +172,15 @@ func (c *Config) Validate() error {
 	case "bolt", "memory", "gokv-file":
 	default:
 		return fmt.Errorf("store %q: want bolt, memory or gokv-file", c.Store)
+	}
+	if err := validateHosts(c.AllowedHosts); err != nil {
+		return err
+	}
+	if err := validateOrigins(c.AllowedOrigins); err != nil {
+		return err
+	}
+	if c.Gateway.MaxQueue <= 0 || c.Gateway.MaxWait <= 0 || c.Gateway.MaxBody <= 0 {
+		return fmt.Errorf("gateway: max_queue, max_wait and max_body must be positive")
 	}
 	for _, d := range []Duration{c.StartTimeout, c.StopTimeout, c.HealthInterval, c.LivenessInterval, c.UnhealthyGrace, c.RestartBackoff} {
 		if time.Duration(d) <= 0 {

@@ -1,7 +1,8 @@
 // Package daemon is aima's one composition root: it builds the long-running
 // process that `aima start` runs (config, state store, container runtime,
-// event bus, service manager) and puts every front-end on its one HTTP
-// server (routes.go: the HTTP API, MCP at /mcp, JSON-RPC at /rpc). The same
+// event bus, service manager, inference gateway) and puts every front-end on
+// its one HTTP server (routes.go: the HTTP API, MCP at /mcp, JSON-RPC at
+// /rpc, the OpenAI-compatible gateway at /v1). The same
 // constructor and start-up path serve `aima start` (Run) and the in-process
 // test daemon (internal/testenv/daemontest), which may inject a runtime.
 package daemon
@@ -20,7 +21,8 @@ import (
 	"aima/engines"
 	"aima/errs"
 	"aima/events"
-	"aima/httpapi"
+	"aima/httpguard"
+	"aima/inference"
 	"aima/models"
 	"aima/runtime"
 	"aima/runtime/docker"
@@ -40,9 +42,10 @@ type Options struct {
 	ConfigPath string // YAML config; empty: the defaults
 	ReadOnly   bool
 	DockerHost string // empty: from the environment
-	// Token, when set, is required as a bearer token on every route but
-	// GET /health. It must be set to listen beyond loopback.
-	Token  string
+	// Token, when set, is required on every route but GET /health (as a
+	// bearer token or the login cookie). It must be set to listen beyond
+	// loopback.
+	Token  httpguard.Secret
 	Logger *slog.Logger
 	// Runtime, when set, is used instead of a Docker client (tests pass
 	// runtime/fakeruntime); the daemon does not close it.
@@ -114,9 +117,13 @@ func New(opts Options) (*Daemon, error) {
 		LivenessInterval: time.Duration(cfg.LivenessInterval), UnhealthyGrace: time.Duration(cfg.UnhealthyGrace),
 		RestartBackoff: time.Duration(cfg.RestartBackoff), AllowPrivilegedArgs: cfg.AllowPrivilegedArgs,
 	})
-	env := &tools.Env{Services: mgr, Models: reg, Catalog: catalog, Runtime: rt, Version: Version, ReadOnly: opts.ReadOnly}
+	gw := inference.New(mgr, cfg.Gateway.Options())
+	env := &tools.Env{Services: mgr, Inference: gw, Models: reg, Catalog: catalog, Runtime: rt, Version: Version, ReadOnly: opts.ReadOnly}
 	d := &Daemon{Env: env, Config: cfg, opts: opts, store: store, closeRT: closeRT, manager: mgr, log: log}
-	d.handler = d.routes()
+	if d.handler, err = d.routes(); err != nil {
+		d.Close()
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -127,6 +134,7 @@ func (d *Daemon) Handler() http.Handler { return d.handler }
 // client. Engine containers are left running: they belong to the operator.
 func (d *Daemon) Close() {
 	d.manager.Close()
+	d.Env.Inference.Close()
 	_ = d.closeRT()
 	_ = d.store.Close()
 }
@@ -175,8 +183,8 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 
 // Run builds the daemon, listens on opts.Addr and serves until ctx ends.
 func Run(ctx context.Context, opts Options) error {
-	if opts.Token == "" && !httpapi.IsLoopback(opts.Addr) {
-		return errs.Invalid("addr", "refusing to listen on %s, beyond loopback, without a token: the API starts containers; set AIMA_TOKEN (clients send it as a bearer token) or listen on 127.0.0.1", opts.Addr)
+	if opts.Token == "" && !httpguard.IsLoopback(opts.Addr) {
+		return errs.Invalid("addr", "refusing to listen on %s, beyond loopback, without a token: the API starts containers; set AIMA_TOKEN or AIMA_TOKEN_FILE (clients send it as a bearer token) or listen on 127.0.0.1", opts.Addr)
 	}
 	d, err := New(opts)
 	if err != nil {

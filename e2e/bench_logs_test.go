@@ -154,4 +154,3 @@ func BenchmarkLogs(b *testing.B) {
 	b.ReportMetric(0, "ns/op")
 	b.ReportMetric(float64(logLines), "lines")
 }
-

@@ -1,25 +1,12 @@
 package e2e
 
 import (
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"aima/internal/testenv"
 )
-
-// fltDockerSocket is the engine's Unix socket the proxy forwards to.
-func fltDockerSocket(t *testing.T) string {
-	t.Helper()
-	if h := os.Getenv("DOCKER_HOST"); h != "" {
-		if p, ok := strings.CutPrefix(h, "unix://"); ok {
-			return p
-		}
-		t.Skipf("DOCKER_HOST=%s is not a Unix socket; the Docker-cut case needs one", h)
-	}
-	return "/var/run/docker.sock"
-}
 
 // Case 5: the Docker API connection cut (testenv.SockProxy between the
 // daemon and the engine's socket) during a start and while services run.
@@ -31,7 +18,7 @@ func fltDockerSocket(t *testing.T) string {
 // during the cut is failed.
 func TestFaultDockerCut(t *testing.T) {
 	fltRequire(t)
-	proxy := testenv.StartSockProxy(t, fltDockerSocket(t))
+	proxy := testenv.StartSockProxy(t, testenv.DockerSocket(t))
 	e := fltSetup(t, "DOCKER_HOST="+proxy.Host())
 	d := e.d
 	fltEach(t, func(t *testing.T, rep int) {

@@ -26,11 +26,29 @@ type Engine struct {
 	ShmSize     int64             `json:"shm_size,omitempty"`
 	// ModelArgs builds the arguments that name the model and the port.
 	ModelArgs func(model, servedName string, port int) []string `json:"-"`
+	// ManagedFlags are the engine flags aima sets itself (ModelArgs): the
+	// model, the served name, the listen host and port. A service or config
+	// arg that sets one again is refused (ManagedFlag): the engine would
+	// serve another model than the record says, or listen where the port
+	// mapping and the health check do not look.
+	ManagedFlags []string `json:"-"`
 	// Milestones turn the engine's own log lines into loading messages.
 	Milestones []Milestone `json:"-"`
 	// ReadyLine matches the log line the engine prints when it starts
 	// serving; aima then enters the health_check phase.
 	ReadyLine *regexp.Regexp `json:"-"`
+	// Sleep, when set, is how the engine frees its GPU memory without
+	// exiting, so a release costs seconds to undo instead of a cold start.
+	Sleep *SleepMode `json:"sleep,omitempty"`
+}
+
+// SleepMode describes an engine's sleep endpoints (vLLM: --enable-sleep-mode,
+// served only with VLLM_SERVER_DEV_MODE=1).
+type SleepMode struct {
+	Args      []string          `json:"args"`       // added to the command line of services that may sleep
+	Env       map[string]string `json:"env"`        // added to their environment
+	SleepPath string            `json:"sleep_path"` // POST; level 1 offloads the weights to CPU memory and drops the KV cache
+	WakePath  string            `json:"wake_path"`  // POST
 }
 
 // Milestone maps a log line pattern to a short human message.
@@ -57,6 +75,7 @@ func Builtin() map[string]Engine {
 				}
 				return append(args, "--host", "0.0.0.0", "--port", fmt.Sprint(port))
 			},
+			ManagedFlags: []string{"--model", "--served-model-name", "--host", "--port"},
 			Milestones: []Milestone{
 				{regexp.MustCompile(`Resolved architecture: (\S+)`), "resolved architecture $1"},
 				{regexp.MustCompile(`Using max model len (\d+)`), "max model len $1"},
@@ -71,6 +90,10 @@ func Builtin() map[string]Engine {
 				{regexp.MustCompile(`Application startup complete`), "application startup complete"},
 			},
 			ReadyLine: regexp.MustCompile(`Application startup complete|Starting vLLM (?:API )?server`),
+			Sleep: &SleepMode{
+				Args: []string{"--enable-sleep-mode"}, Env: map[string]string{"VLLM_SERVER_DEV_MODE": "1"},
+				SleepPath: "/sleep?level=1", WakePath: "/wake_up",
+			},
 		},
 		"sglang": {
 			Type:        "sglang",
@@ -87,6 +110,7 @@ func Builtin() map[string]Engine {
 				}
 				return append(args, "--host", "0.0.0.0", "--port", fmt.Sprint(port))
 			},
+			ManagedFlags: []string{"--model-path", "--model", "--served-model-name", "--host", "--port"},
 			Milestones: []Milestone{
 				{regexp.MustCompile(`Load weight end\. elapsed=([\d.]+) s`), "weights loaded in $1 s"},
 				{regexp.MustCompile(`Capture cuda graph end\. Time elapsed: ([\d.]+) s`), "CUDA graphs captured in $1 s"},
@@ -108,6 +132,7 @@ func Builtin() map[string]Engine {
 				}
 				return append(args, "--host", "0.0.0.0", "--port", fmt.Sprint(port))
 			},
+			ManagedFlags: []string{"-m", "--model", "--alias", "--host", "--port"},
 			Milestones: []Milestone{
 				{regexp.MustCompile(`main: loading model`), "loading model"},
 				{regexp.MustCompile(`main: model loaded`), "model loaded"},
@@ -148,6 +173,11 @@ func NewCatalog(overrides map[string]Override) (*Catalog, error) {
 			}
 			e.GPUs = o.GPUs
 		}
+		for _, a := range o.Args {
+			if f, ok := e.ManagedFlag(a); ok {
+				return nil, errs.Invalid("engines", "config: engine %s: arg %q sets %s, which aima sets itself (model, served name, host and port come from the service)", name, a, f)
+			}
+		}
 		e.Args = append(append([]string(nil), e.Args...), o.Args...)
 		if len(o.Env) > 0 {
 			env := map[string]string{}
@@ -162,6 +192,22 @@ func NewCatalog(overrides map[string]Override) (*Catalog, error) {
 		all[name] = e
 	}
 	return &Catalog{engines: all}, nil
+}
+
+// ManagedFlag reports whether arg sets one of the engine's ManagedFlags, in
+// any spelling the engines accept: "--port", "--port=8000", and for long
+// flags "_" for "-" (vLLM reads --served_model_name as --served-model-name).
+func (e Engine) ManagedFlag(arg string) (string, bool) {
+	name, _, _ := strings.Cut(arg, "=")
+	if strings.HasPrefix(name, "--") {
+		name = strings.ReplaceAll(name, "_", "-")
+	}
+	for _, f := range e.ManagedFlags {
+		if name == f {
+			return f, true
+		}
+	}
+	return "", false
 }
 
 // Get returns the engine of the given type.

@@ -15,6 +15,9 @@ import (
 type Kind string
 
 // The kinds. Add one only when a front-end must treat it differently.
+// Unauthenticated and PermissionDenied come from the HTTP access guard (a
+// missing or wrong token; a foreign Host or Origin), never from an operation;
+// a client relaying calls to the daemon (aima mcp, aima rpc) passes them on.
 const (
 	InvalidArgument  Kind = "invalid_argument"
 	NotFound         Kind = "not_found"
@@ -23,6 +26,8 @@ const (
 	DeadlineExceeded Kind = "deadline_exceeded"
 	Canceled         Kind = "canceled"
 	Internal         Kind = "internal"
+	Unauthenticated  Kind = "unauthenticated"
+	PermissionDenied Kind = "permission_denied"
 )
 
 // Error is a failure with a kind. Field names the offending input field for

@@ -20,6 +20,7 @@ const (
 	TypePhase    Type = "phase"    // a start entered a new phase
 	TypeProgress Type = "progress" // byte progress inside a phase (image pull)
 	TypeMessage  Type = "message"  // a human-readable step inside a phase (engine log milestones, warnings)
+	TypeRequest  Type = "request"  // an inference request through the gateway ended
 )
 
 // Event is one thing that happened to a service. Seq orders the events of one
@@ -36,11 +37,26 @@ type Event struct {
 	Current   int64     `json:"current,omitempty"`
 	Total     int64     `json:"total,omitempty"`
 	Time      time.Time `json:"time"`
+	// Request is set on TypeRequest events.
+	Request *Request `json:"request,omitempty"`
+}
+
+// Request is the record of one inference request through the gateway.
+type Request struct {
+	Endpoint   string  `json:"endpoint"` // e.g. /v1/chat/completions
+	Model      string  `json:"model"`    // as the client asked for it
+	Code       int     `json:"code"`     // HTTP status the client got
+	Stream     bool    `json:"stream,omitempty"`
+	TokensIn   int     `json:"tokens_in"`
+	TokensOut  int     `json:"tokens_out"`
+	TTFTMs     float64 `json:"ttft_ms,omitempty"` // from arrival to the first token, start or wake included
+	DurationMs float64 `json:"duration_ms"`
+	Error      string  `json:"error,omitempty"`
 }
 
 // Persistent reports whether the event belongs in the durable history. Byte
-// counters are too frequent and only matter live.
-func (e Event) Persistent() bool { return e.Type != TypeProgress }
+// counters and per-request records are too frequent and only matter live.
+func (e Event) Persistent() bool { return e.Type != TypeProgress && e.Type != TypeRequest }
 
 // Journal persists the durable part of each service's history so that a
 // subscriber that connects later (even after a daemon restart) still sees

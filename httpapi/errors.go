@@ -36,6 +36,10 @@ func StatusFor(k errs.Kind) int {
 		return http.StatusGatewayTimeout
 	case errs.Canceled:
 		return 499 // client closed request
+	case errs.Unauthenticated:
+		return http.StatusUnauthorized
+	case errs.PermissionDenied:
+		return http.StatusForbidden
 	}
 	return http.StatusInternalServerError
 }
@@ -48,6 +52,18 @@ func Detail(err error) ErrorDetail {
 func writeError(w http.ResponseWriter, err error) {
 	d := Detail(err)
 	writeJSON(w, StatusFor(d.Code), ErrorBody{Error: d})
+}
+
+// WriteError writes err as the JSON error body with the status of its kind,
+// or with status when it is not zero (413, 415: statuses no kind has). Other
+// HTTP layers (the access guard, MCP's transport checks) use it so every
+// refusal has the same body.
+func WriteError(w http.ResponseWriter, status int, err error) {
+	d := Detail(err)
+	if status == 0 {
+		status = StatusFor(d.Code)
+	}
+	writeJSON(w, status, ErrorBody{Error: d})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"aima/errs"
 	"aima/tools"
@@ -16,14 +17,17 @@ import (
 // stdio line or one HTTP body), runs its calls and builds the reply. Both
 // transports use it, so they answer byte for byte alike.
 type dispatcher struct {
-	caller  tools.Caller
-	methods map[string]tools.Op // dotted name -> op
-	hidden  map[string]bool     // mutating ops hidden by read-only mode
-	known   string              // method names, for -32601 messages
+	caller    tools.Caller
+	maxBatch  int
+	batchConc int
+	methods   map[string]tools.Op // dotted name -> op
+	hidden    map[string]bool     // mutating ops hidden by read-only mode
+	known     string              // method names, for -32601 messages
 }
 
 func newDispatcher(caller tools.Caller, opts Options) *dispatcher {
-	d := &dispatcher{caller: caller, methods: map[string]tools.Op{}, hidden: map[string]bool{}}
+	d := &dispatcher{caller: caller, maxBatch: opts.maxBatch(), batchConc: opts.batchConcurrency(),
+		methods: map[string]tools.Op{}, hidden: map[string]bool{}}
 	for _, op := range tools.Visible(opts.ReadOnly) {
 		d.methods[MethodName(op)] = op
 	}
@@ -99,6 +103,10 @@ func (d *dispatcher) parse(data []byte) *message {
 	}
 	if len(elems) == 0 {
 		return &message{reply: errorResponse(nil, protocolError(CodeInvalidRequest, "invalid request: empty batch"))}
+	}
+	if len(elems) > d.maxBatch {
+		return &message{reply: errorResponse(nil, protocolError(CodeInvalidRequest,
+			"invalid request: a batch of %d requests exceeds the maximum of %d; send smaller batches", len(elems), d.maxBatch))}
 	}
 	m := &message{batch: true, calls: make([]*call, len(elems))}
 	for i, e := range elems {
@@ -183,20 +191,27 @@ func jsonKind(v json.RawMessage) string {
 	return "a number"
 }
 
-// run executes the message's calls (a batch concurrently) and returns the
-// reply, or nil when there is nothing to answer. emit receives the
-// notifications of running calls; it may be nil to drop them.
-func (d *dispatcher) run(ctx context.Context, m *message, emit func([]byte)) []byte {
+// run executes the message's calls and returns the reply, or nil when there
+// is nothing to answer. A batch's calls run at most batchConc at a time,
+// started in request order. emit receives the notifications of running
+// calls; it may be nil to drop them. slots, if not nil, is the connection's
+// budget of calls running at once: every call holds one while it runs.
+func (d *dispatcher) run(ctx context.Context, m *message, emit func([]byte), slots chan struct{}) []byte {
 	if m.reply != nil {
 		return m.reply
 	}
 	if !m.batch {
-		return d.exec(ctx, m.calls[0], emit)
+		return d.exec(ctx, m.calls[0], emit, slots)
 	}
 	replies := make([][]byte, len(m.calls))
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	for i, c := range m.calls {
-		wg.Go(func() { replies[i] = d.exec(ctx, c, emit) })
+	for range min(d.batchConc, len(m.calls)) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(m.calls); i = int(next.Add(1) - 1) {
+				replies[i] = d.exec(ctx, m.calls[i], emit, slots)
+			}
+		})
 	}
 	wg.Wait()
 	var out [][]byte
@@ -212,12 +227,23 @@ func (d *dispatcher) run(ctx context.Context, m *message, emit func([]byte)) []b
 }
 
 // exec runs one call and returns its response (nil for a notification).
-func (d *dispatcher) exec(ctx context.Context, c *call, emit func([]byte)) []byte {
+func (d *dispatcher) exec(ctx context.Context, c *call, emit func([]byte), slots chan struct{}) []byte {
 	if c.err != nil {
 		if c.notify {
 			return nil
 		}
 		return errorResponse(c.id, c.err)
+	}
+	if slots != nil {
+		select {
+		case slots <- struct{}{}:
+			defer func() { <-slots }()
+		case <-ctx.Done():
+			if c.notify {
+				return nil
+			}
+			return errorResponse(c.id, errorFor(ctx.Err()))
+		}
 	}
 	if c.notify {
 		emit = nil // the client cannot tell whose progress it would be

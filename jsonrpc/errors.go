@@ -23,6 +23,8 @@ import (
 //	        or a start failed
 //	-32008  deadline_exceeded: a timeout passed
 //	-32800  canceled: the call was canceled (client gone, shutdown)
+//	-32001  unauthenticated: the daemon wants its token (aima rpc relaying)
+//	-32002  permission_denied: the daemon refused the request's Host/Origin
 //
 // Every error raised by an operation carries data.kind (the errs kind) and,
 // when set, data.field; the message is err.Error(), the same text the HTTP
@@ -38,6 +40,8 @@ const (
 	CodeUnavailable      = -32003
 	CodeDeadlineExceeded = -32008
 	CodeCanceled         = -32800
+	CodeUnauthenticated  = -32001
+	CodePermissionDenied = -32002
 )
 
 // CodeFor maps an error kind to its JSON-RPC code. This and httpapi.StatusFor
@@ -57,6 +61,10 @@ func CodeFor(k errs.Kind) int {
 		return CodeDeadlineExceeded
 	case errs.Canceled:
 		return CodeCanceled
+	case errs.Unauthenticated:
+		return CodeUnauthenticated
+	case errs.PermissionDenied:
+		return CodePermissionDenied
 	}
 	return CodeInternal
 }

@@ -30,6 +30,9 @@ const Path = "/rpc"
 //     Without that header the notifications are dropped.
 //   - HTTP 405 for anything but POST, HTTP 413 for a body over
 //     Options.MaxBodyBytes; both with a -32600 error body.
+//   - A batch of more than Options.MaxBatch requests is answered (HTTP 200)
+//     with one -32600 error; the calls of a batch run at most
+//     Options.BatchConcurrency at a time.
 //
 // The handler lifts the server's read and write deadlines once the body is
 // read, so a long call (service.start with wait) is not cut by a timeout;
@@ -69,7 +72,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	m := h.d.parse(body)
 	switch {
 	case m.silent():
-		h.d.run(ctx, m, nil)
+		h.d.run(ctx, m, nil, nil)
 		w.WriteHeader(http.StatusNoContent)
 	case strings.Contains(r.Header.Get("Accept"), "text/event-stream"):
 		w.Header().Set("Content-Type", "text/event-stream")
@@ -78,9 +81,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		_ = rc.Flush()
 		sse := &sseWriter{w: w, rc: rc}
-		sse.send(h.d.run(ctx, m, sse.send))
+		sse.send(h.d.run(ctx, m, sse.send, nil))
 	default:
-		writeJSON(w, http.StatusOK, h.d.run(ctx, m, nil))
+		writeJSON(w, http.StatusOK, h.d.run(ctx, m, nil, nil))
 	}
 }
 

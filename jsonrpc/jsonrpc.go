@@ -19,8 +19,12 @@
 //     notifications and its log lines as "service.log", both carrying the
 //     request id. Notifications from the client (requests without an id) are
 //     executed but never answered and report no progress.
-//   - Batches are processed concurrently; their responses come back as one
-//     array in request order, without entries for notifications.
+//   - Batches hold at most Options.MaxBatch requests (100 by default; a
+//     larger one is answered with one -32600 error). Their calls run
+//     concurrently, at most Options.BatchConcurrency (8) at a time, started
+//     in request order; their responses come back as one array in request
+//     order, without entries for notifications. On stdio, the calls of every
+//     message of a connection together stay within Options.MaxInFlight.
 package jsonrpc
 
 import (
@@ -45,9 +49,17 @@ const (
 	DefaultMaxLineBytes = 4 << 20
 	// DefaultMaxBodyBytes caps an HTTP request body, like the HTTP API.
 	DefaultMaxBodyBytes = 1 << 20
-	// DefaultMaxInFlight bounds concurrent calls on one stdio connection;
-	// when reached, reading pauses (back-pressure) until one finishes.
+	// DefaultMaxInFlight bounds concurrent calls on one stdio connection,
+	// batch elements included; when reached, reading pauses (back-pressure)
+	// until one finishes.
 	DefaultMaxInFlight = 64
+	// DefaultMaxBatch is the largest batch served; a larger one is one
+	// -32600 error. Each call of a batch may hold a Docker API call or a
+	// connection to the daemon (aima rpc relays every call), so a batch is
+	// a bounded unit of work, not a way around the limits.
+	DefaultMaxBatch = 100
+	// DefaultBatchConcurrency bounds the calls of one batch running at once.
+	DefaultBatchConcurrency = 8
 )
 
 // Options configure a transport. The zero value serves every operation with
@@ -64,27 +76,26 @@ type Options struct {
 	MaxBodyBytes int64
 	// MaxInFlight bounds concurrent calls on one stdio connection.
 	MaxInFlight int
+	// MaxBatch is the largest batch served.
+	MaxBatch int
+	// BatchConcurrency bounds the calls of one batch running at once.
+	BatchConcurrency int
 }
 
-func (o Options) maxLine() int {
-	if o.MaxLineBytes > 0 {
-		return o.MaxLineBytes
-	}
-	return DefaultMaxLineBytes
+func (o Options) maxLine() int     { return orDefault(o.MaxLineBytes, DefaultMaxLineBytes) }
+func (o Options) maxBody() int64   { return orDefault(o.MaxBodyBytes, DefaultMaxBodyBytes) }
+func (o Options) maxInFlight() int { return orDefault(o.MaxInFlight, DefaultMaxInFlight) }
+func (o Options) maxBatch() int    { return orDefault(o.MaxBatch, DefaultMaxBatch) }
+func (o Options) batchConcurrency() int {
+	return orDefault(o.BatchConcurrency, DefaultBatchConcurrency)
 }
 
-func (o Options) maxBody() int64 {
-	if o.MaxBodyBytes > 0 {
-		return o.MaxBodyBytes
+// orDefault is v when set (positive), else def.
+func orDefault[T int | int64](v, def T) T {
+	if v > 0 {
+		return v
 	}
-	return DefaultMaxBodyBytes
-}
-
-func (o Options) maxInFlight() int {
-	if o.MaxInFlight > 0 {
-		return o.MaxInFlight
-	}
-	return DefaultMaxInFlight
+	return def
 }
 
 // Response is one JSON-RPC response object: exactly one of Result and

@@ -38,7 +38,10 @@ func Serve(ctx context.Context, r io.Reader, w io.Writer, caller tools.Caller, o
 	readErr := make(chan error, 1)
 	go readLines(r, opts.maxLine(), lines, readErr, done)
 
+	// sem bounds the messages being handled (and so the goroutines);
+	// slots bounds the calls running, batch elements included.
 	sem := make(chan struct{}, opts.maxInFlight())
+	slots := make(chan struct{}, opts.maxInFlight())
 	var wg sync.WaitGroup
 	var err error
 loop:
@@ -62,7 +65,7 @@ loop:
 			}
 			wg.Go(func() {
 				defer func() { <-sem }()
-				if reply := d.run(callCtx, d.parse(l.data), out.write); reply != nil {
+				if reply := d.run(callCtx, d.parse(l.data), out.write, slots); reply != nil {
 					out.write(reply)
 				}
 			})

@@ -2,40 +2,42 @@ package mcp
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/netip"
-	"net/url"
-	"strings"
 	"time"
 
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
 	"aima/errs"
+	"aima/httpapi"
 )
 
 // Path is where the daemon serves MCP over streamable HTTP.
 const Path = "/mcp"
 
-// sessionIdleTTL bounds how long the state of a 2025-11-25 session whose
-// client vanished without DELETE is kept.
-const sessionIdleTTL = time.Hour
+// Session limits of the 2025-11-25 era (the 2026-07-28 era has no
+// sessions). A client that stays idle past the TTL, or whose session is the
+// least recently used one when the table is full and a new client
+// initializes, gets 404 and initializes again, as the specification asks of
+// clients.
+const (
+	DefaultMaxSessions    = 1000
+	DefaultSessionIdleTTL = time.Hour
+)
 
 // HTTPOptions configure Handler.
 type HTTPOptions struct {
-	// Token, when set, must arrive as "Authorization: Bearer <token>". It is
-	// required whenever the daemon listens beyond loopback (CheckExposure):
-	// anyone who can reach /mcp can start containers.
-	Token string
 	// Logger receives transport errors; nil means slog.Default().
 	Logger *slog.Logger
+	// MaxSessions and SessionIdleTTL bound the 2025-11-25 sessions; zero
+	// means the defaults.
+	MaxSessions    int
+	SessionIdleTTL time.Duration
 }
 
 // Handler serves s over MCP streamable HTTP at Path, for both protocol eras
@@ -43,11 +45,15 @@ type HTTPOptions struct {
 // 2026-07-28 (MCP-Protocol-Version header and _meta) is stateless; anything
 // else takes the 2025-11-25 path (initialize, then Mcp-Session-Id).
 //
-// In front of it, guard rejects DNS rebinding (a loopback listener reached
-// with a foreign Host), foreign browser Origins, and, with a token, missing
-// credentials; it caps bodies at 4 MiB and absorbs one go-sdk/mcp-go
-// disagreement (isStatelessCancel). mcp-go's own Host check is switched off
-// so that there is one check with one JSON error body.
+// Access control (Host, Origin, content type, token) is the daemon's one
+// guard (package httpguard), in front of every route; mcp-go's own Host
+// check is switched off so that there is one check with one JSON error
+// body. In front of mcp-go, transport enforces what mcp-go v1.2.1 leaves
+// open in the sessions era: ids are issued by aima and checked (a request
+// other than initialize without Mcp-Session-Id is 400, an id aima did not
+// issue, or that ended, expired or was evicted, is 404), DELETE ends a
+// session, and the table is bounded (sessions). It also caps bodies at
+// 4 MiB and absorbs one go-sdk/mcp-go disagreement (isStatelessCancel).
 //
 // No write timeout applies: a service_start with wait=true may stream
 // progress for minutes, and ends when the start ends or the client goes
@@ -58,42 +64,31 @@ func Handler(s *server.MCPServer, opts HTTPOptions) http.Handler {
 	if logger == nil {
 		logger = slog.Default()
 	}
+	sess := newSessions(opts.MaxSessions, opts.SessionIdleTTL, time.Now)
 	h := server.NewStreamableHTTPServer(s,
 		server.WithEndpointPath(Path),
 		server.WithDisableLocalhostProtection(true),
-		server.WithSessionIdleTTL(sessionIdleTTL),
+		server.WithSessionIdManager(sess),
+		server.WithSessionIdleTTL(sess.ttl),
 		server.WithStreamableHTTPLogger(logger),
 	)
-	return &guard{next: h, token: opts.Token}
+	return &transport{next: h, sessions: sess}
 }
 
-// guard applies the HTTP access rules in front of the MCP transport.
-type guard struct {
-	next  http.Handler
-	token string
+// transport applies the session and body rules in front of mcp-go.
+type transport struct {
+	next     http.Handler
+	sessions *sessions
 }
 
-func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok && local != nil &&
-		isLoopbackHost(local.String()) && !isLoopbackHost(r.Host) {
-		deny(w, http.StatusForbidden, codeForbidden, fmt.Sprintf(
-			"Host %q is not allowed on a loopback listener (DNS rebinding protection); use localhost or 127.0.0.1", r.Host))
-		return
-	}
-	if origin := r.Header.Get("Origin"); origin != "" && !isLoopbackOrigin(origin) {
-		deny(w, http.StatusForbidden, codeForbidden, fmt.Sprintf(
-			"Origin %q is not allowed: aima's MCP endpoint accepts browser requests only from http://localhost, http://127.0.0.1 or http://[::1]", origin))
-		return
-	}
-	if g.token != "" && !bearerMatches(r.Header.Get("Authorization"), g.token) {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="aima"`)
-		deny(w, http.StatusUnauthorized, codeUnauthenticated,
-			"missing or wrong bearer token: send \"Authorization: Bearer <token>\" with the daemon's AIMA_TOKEN")
-		return
-	}
+func (t *transport) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Sessions evicted to make room are cleaned out of mcp-go too, so its
+	// per-session state is bounded by the same table.
+	defer t.forgetEvicted()
+	var body []byte
 	if r.Method == http.MethodPost {
-		body, ok := readBody(w, r)
-		if !ok {
+		var ok bool
+		if body, ok = readBody(w, r); !ok {
 			return
 		}
 		if isStatelessCancel(r, body) {
@@ -101,78 +96,72 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	g.next.ServeHTTP(w, r)
-}
-
-// Transport-level error codes. They are not errs kinds: they refuse a
-// request before any operation runs.
-const (
-	codeForbidden       = "permission_denied"
-	codeUnauthenticated = "unauthenticated"
-)
-
-// deny writes the JSON error body the HTTP API uses.
-func deny(w http.ResponseWriter, status int, code, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{"code": code, "message": msg}})
-}
-
-func bearerMatches(header, token string) bool {
-	scheme, cred, ok := strings.Cut(strings.TrimSpace(header), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return false
+	if err := t.checkSession(r, body); err != nil {
+		httpapi.WriteError(w, 0, err)
+		return
 	}
-	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(cred)), []byte(token)) == 1
+	t.next.ServeHTTP(w, r)
 }
 
-// isLoopbackOrigin accepts http(s)://localhost, 127.0.0.0/8 and [::1], on
-// any port.
-func isLoopbackOrigin(origin string) bool {
-	u, err := url.Parse(origin)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.User != nil || (u.Path != "" && u.Path != "/") {
-		return false
-	}
-	return isLoopbackHost(u.Hostname())
-}
-
-// isLoopbackHost reports whether a host or host:port names loopback.
-func isLoopbackHost(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		host = strings.Trim(addr, "[]")
-	}
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.Unmap().IsLoopback()
-}
-
-// CheckExposure refuses to serve MCP over HTTP on a listen address beyond
-// loopback without a token: /mcp can start containers and read logs, so on
-// a LAN it must not be open. An empty host (":9090") listens everywhere.
-func CheckExposure(listenAddr, token string) error {
-	if token != "" {
+// checkSession applies the 2025-11-25 session rules; requests of the
+// stateless era, and initialize, pass.
+func (t *transport) checkSession(r *http.Request, body []byte) error {
+	if mcpgo.IsModernProtocol(r.Header.Get(mcpgo.HeaderProtocolVersion)) {
 		return nil
 	}
-	host, _, err := net.SplitHostPort(listenAddr)
-	if err != nil {
-		host = listenAddr
-	}
-	if host != "" && isLoopbackHost(host) {
+	switch r.Method {
+	case http.MethodPost:
+		var msg struct {
+			Method string `json:"method"`
+			Params struct {
+				Meta *mcpgo.Meta `json:"_meta"`
+			} `json:"params"`
+		}
+		if json.Unmarshal(body, &msg) != nil {
+			return nil // not one JSON object: mcp-go answers with its protocol error
+		}
+		if msg.Method == string(mcpgo.MethodInitialize) || mcpgo.IsModernProtocol(msg.Params.Meta.ProtocolVersion()) {
+			return nil
+		}
+	case http.MethodGet, http.MethodDelete:
+	default:
 		return nil
 	}
-	return errs.New(errs.Unavailable, "MCP over HTTP is disabled: the daemon listens on %s, beyond loopback, "+
-		"and AIMA_TOKEN is not set; set AIMA_TOKEN (clients send it as a bearer token) or listen on 127.0.0.1", listenAddr)
+	id := r.Header.Get(server.HeaderKeySessionID)
+	if id == "" {
+		return errs.Invalid(server.HeaderKeySessionID, "Mcp-Session-Id header is required: send the id the initialize response carried (or use protocol version 2026-07-28, which has no sessions)")
+	}
+	if !t.sessions.known(id) {
+		return errs.NotFoundf("MCP session %q not found: it ended, expired or was never issued; initialize a new session", truncate(id, 80))
+	}
+	return nil
 }
 
-// Disabled answers every request with err as a 503 JSON error; the daemon
-// mounts it at Path when CheckExposure refuses, so clients learn why.
-func Disabled(err error) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		deny(w, http.StatusServiceUnavailable, string(errs.KindOf(err)), err.Error())
-	})
+// forgetEvicted asks mcp-go to drop the state of evicted sessions, through
+// its own DELETE path (the one public way to reach its cleanup).
+func (t *transport) forgetEvicted() {
+	for _, id := range t.sessions.takeEvicted() {
+		req, err := http.NewRequest(http.MethodDelete, Path, nil)
+		if err != nil {
+			continue
+		}
+		req.Header.Set(server.HeaderKeySessionID, id)
+		t.next.ServeHTTP(discard{}, req)
+	}
+}
+
+// discard is a ResponseWriter that throws the answer away.
+type discard struct{}
+
+func (discard) Header() http.Header         { return http.Header{} }
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+func (discard) WriteHeader(int)             {}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
 }
 
 // ServeStdio serves s over stdin/stdout until stdin ends or ctx is done.

@@ -8,6 +8,9 @@ import (
 	"net/http"
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
+
+	"aima/errs"
+	"aima/httpapi"
 )
 
 // maxBodyBytes caps a JSON-RPC message: tool arguments are capped at
@@ -25,10 +28,10 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			deny(w, http.StatusRequestEntityTooLarge, "invalid_argument", "request body exceeds 4 MiB")
+			httpapi.WriteError(w, http.StatusRequestEntityTooLarge, errs.Invalid("", "request body exceeds 4 MiB"))
 			return nil, false
 		}
-		deny(w, http.StatusBadRequest, "invalid_argument", "reading the request body: "+err.Error())
+		httpapi.WriteError(w, 0, errs.Invalid("", "reading the request body: %v", err))
 		return nil, false
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
@@ -41,7 +44,7 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 // _meta, and mcp-go v1.2.1 answers such a message with 400, after which the
 // go-sdk client marks its whole connection failed. In that era every
 // request has its own HTTP exchange and the client also closes it, which
-// cancels the handler; the notification has nothing left to do, so guard
+// cancels the handler; the notification has nothing left to do, so transport
 // acknowledges it with 202 as the transport requires for notifications.
 func isStatelessCancel(r *http.Request, body []byte) bool {
 	if r.Method != http.MethodPost || !mcpgo.IsModernProtocol(r.Header.Get(mcpgo.HeaderProtocolVersion)) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,9 +27,21 @@ func TestStdio(t *testing.T) {
 	defer cancel()
 	d := testenv.StartDaemon(t, testenv.DaemonOptions{Config: testenv.SimConfig(t, testenv.SimConfigOptions{})})
 	bin, addr := d.Bin, d.Addr
-	// The daemon binary mounts /mcp itself (cli's mount, loopback, no token).
-	if status, _ := post(t, "http://"+addr, nil); status != http.StatusOK {
-		t.Fatalf("daemon /mcp: status %d", status)
+	// The daemon binary mounts /mcp itself (loopback, no token).
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+mcp.Path, strings.NewReader(
+		`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("daemon /mcp: status %d", resp.StatusCode)
 	}
 	modelDir := testenv.MakeModel(t, "qwen-stdio")
 	for _, version := range eras {

@@ -8,9 +8,11 @@ import (
 	"net"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"aima/engines"
@@ -28,6 +30,37 @@ type CreateSpec struct {
 	Env        []string
 	// RestartPolicy is no (default) or on-failure.
 	RestartPolicy string
+	// Serving through the gateway.
+	Aliases     []string      // more model names requests may use
+	OnDemand    bool          // the first request starts (or wakes) it
+	IdleTimeout time.Duration // released after this long without requests; 0 = never
+	SwapGroup   string        // members never run at the same time
+}
+
+// aliasRE accepts model names as clients write them: "qwen", "gpt-4o",
+// "Qwen/Qwen3-0.6B", "llama3:8b".
+var aliasRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$`)
+
+// maxAliases bounds --alias.
+const maxAliases = 16
+
+// validateServing checks the gateway options of a new service.
+func validateServing(spec CreateSpec) error {
+	if len(spec.Aliases) > maxAliases {
+		return errs.Invalid("aliases", "at most %d aliases", maxAliases)
+	}
+	for _, a := range spec.Aliases {
+		if !aliasRE.MatchString(a) {
+			return errs.Invalid("aliases", "alias %q: want 1-128 letters, digits, '.', '_', ':', '/' or '-', starting with a letter or digit", truncate(a, 60))
+		}
+	}
+	if spec.IdleTimeout != 0 && spec.IdleTimeout < time.Second {
+		return errs.Invalid("idle_timeout", "idle_timeout %s is below the minimum of 1s", spec.IdleTimeout)
+	}
+	if spec.SwapGroup != "" && !nameRE.MatchString(spec.SwapGroup) {
+		return errs.Invalid("swap_group", "swap_group %q: want 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit", truncate(spec.SwapGroup, 60))
+	}
+	return nil
 }
 
 var (
@@ -44,11 +77,26 @@ const (
 	maxEnv    = 64
 )
 
-// privilegedArgs are engine arguments that would reach outside the
-// container; rejected so an agent cannot escalate through --arg.
-var privilegedArgs = []string{"--privileged", "--cap-add", "--device", "--volume", "--mount", "--pid", "--network=host", "--ipc=host"}
+// privilegedArgs are engine arguments refused unless the config sets
+// allow_privileged_args: --trust-remote-code makes vLLM and SGLang run
+// Python shipped with the model, so a service created for a remote model
+// reference would run that repository's code with the container's network
+// and GPUs.
+var privilegedArgs = []string{"--trust-remote-code"}
 
-func validateArgs(args, env []string, allowPrivileged bool) error {
+// privilegedEnvPrefix marks env read on the host, not in the container:
+// the NVIDIA container runtime takes NVIDIA_VISIBLE_DEVICES (and the other
+// NVIDIA_* settings) from the container's env, so one could expose GPUs
+// beyond the service's gpus. Refused unless allow_privileged_args.
+const privilegedEnvPrefix = "NVIDIA_"
+
+// validateArgs checks a service's engine args and env. Engine args go to
+// the engine's command line inside the container, never to Docker, so they
+// cannot add privileges, devices or mounts; what they can do is undo what
+// aima manages (the model, served name, host and port: always refused) or
+// run code shipped with a model (privilegedArgs). Env can steer the NVIDIA
+// runtime on the host (privilegedEnvPrefix). See docs/decisions.md.
+func validateArgs(eng engines.Engine, args, env []string, allowPrivileged bool) error {
 	if len(args) > maxArgs {
 		return errs.Invalid("args", "at most %d args", maxArgs)
 	}
@@ -56,10 +104,12 @@ func validateArgs(args, env []string, allowPrivileged bool) error {
 		if len(a) > maxArgLen || strings.ContainsRune(a, 0) {
 			return errs.Invalid("args", "arg too long or contains NUL")
 		}
-		for _, p := range privilegedArgs {
-			if !allowPrivileged && (a == p || strings.HasPrefix(a, p+"=")) {
-				return errs.Invalid("args", "arg %q is not allowed: it would give the container host privileges (the config's allow_privileged_args permits it)", a)
-			}
+		if f, ok := eng.ManagedFlag(a); ok {
+			return errs.Invalid("args", "arg %q is not allowed: aima sets %s itself (the model comes from model_id, the port from port; the engine must listen where aima maps and probes it)", truncate(a, 60), f)
+		}
+		name, _, _ := strings.Cut(a, "=")
+		if !allowPrivileged && slices.Contains(privilegedArgs, strings.ReplaceAll(name, "_", "-")) {
+			return errs.Invalid("args", "arg %q is not allowed: it runs code shipped with the model (the config's allow_privileged_args permits it)", truncate(a, 60))
 		}
 	}
 	if len(env) > maxEnv {
@@ -69,6 +119,9 @@ func validateArgs(args, env []string, allowPrivileged bool) error {
 		k, _, ok := strings.Cut(e, "=")
 		if !ok || !envKeyRE.MatchString(k) || len(e) > maxArgLen || strings.ContainsRune(e, 0) {
 			return errs.Invalid("env", "env %q: want KEY=VALUE with KEY of letters, digits and _", truncate(e, 60))
+		}
+		if !allowPrivileged && strings.HasPrefix(strings.ToUpper(k), privilegedEnvPrefix) {
+			return errs.Invalid("env", "env %s is not allowed: the NVIDIA container runtime reads it on the host and it could expose GPUs beyond the service's gpus (set gpus instead; the config's allow_privileged_args permits it)", k)
 		}
 	}
 	return nil
@@ -114,23 +167,34 @@ func (m *Manager) Create(ctx context.Context, spec CreateSpec) (Service, error) 
 		}
 		gpus = spec.GPUs
 	}
-	if err := validateArgs(spec.Args, spec.Env, m.opts.AllowPrivilegedArgs); err != nil {
+	if err := validateArgs(eng, spec.Args, spec.Env, m.opts.AllowPrivilegedArgs); err != nil {
 		return Service{}, err
 	}
 	policy, err := ParseRestartPolicy(spec.RestartPolicy)
 	if err != nil {
 		return Service{}, err
 	}
+	if err := validateServing(spec); err != nil {
+		return Service{}, err
+	}
 	now := m.now().UTC()
 	s := Service{
 		ID: newID(), EngineType: eng.Type, GPUs: gpus, Args: spec.Args, Env: spec.Env,
 		Status: StatusCreated, CreatedAt: now, UpdatedAt: now, RestartPolicy: policy,
+		Aliases: spec.Aliases, OnDemand: spec.OnDemand, SwapGroup: spec.SwapGroup,
 	}
+	if spec.IdleTimeout > 0 {
+		s.IdleTimeout = spec.IdleTimeout.String()
+	}
+	// A service aima may release sleeps instead of stopping where the
+	// engine can.
+	s.SleepMode = eng.Sleep != nil && (s.OnDemand || s.IdleTimeout != "" || s.SwapGroup != "")
 	model, err := m.models.Get(ctx, spec.ModelID)
 	switch {
 	case err == nil:
 		s.ModelID, s.ModelPath = model.ID, model.Path
 		s.ModelRef = path.Join("/models", model.ID)
+		s.ServedModel = model.Name
 		if model.Format == "gguf" {
 			s.ModelRef = path.Join("/models", model.ID, "model.gguf")
 		}
@@ -138,7 +202,7 @@ func (m *Manager) Create(ctx context.Context, spec CreateSpec) (Service, error) 
 		if len(spec.ModelID) > 256 || !remoteRefRE.MatchString(spec.ModelID) {
 			return Service{}, errs.Invalid("model_id", "model_id %q is neither a registered model nor a valid remote reference (org/name)", truncate(spec.ModelID, 60))
 		}
-		s.ModelID, s.ModelRef = spec.ModelID, spec.ModelID
+		s.ModelID, s.ModelRef, s.ServedModel = spec.ModelID, spec.ModelID, spec.ModelID
 		s.Warnings = append(s.Warnings, fmt.Sprintf("model %q is not registered; it is passed to the engine as a remote model reference", spec.ModelID))
 	default:
 		return Service{}, err

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"aima/engines"
 	"aima/errs"
 )
 
@@ -28,18 +29,22 @@ func TestValidateArgs(t *testing.T) {
 		{name: "max args", args: many(maxArgs, func(i int) string { return fmt.Sprintf("--a%d", i) }), wantField: ""},
 		{name: "max env", env: many(maxEnv, func(i int) string { return fmt.Sprintf("K%d=v", i) }), wantField: ""},
 		{name: "arg of max length", args: []string{strings.Repeat("a", maxArgLen)}, wantField: ""},
-		{name: "privileged lookalike", args: []string{"--privileged-mode", "--cap-added", "--devices"}, wantField: ""},
+		// Engine args reach the engine's command line, never Docker: Docker
+		// flags are just unknown engine flags (the engine rejects them).
+		{name: "docker flags are engine args", args: []string{"--privileged", "--cap-add=SYS_ADMIN", "--volume=/:/host", "--network=host"}, wantField: ""},
+		{name: "managed-flag lookalikes", args: []string{"--port-range", "--hostname=x", "--model-len", "--max-model-len=4096"}, wantField: ""},
+		{name: "a value that looks like a managed flag", args: []string{"--chat-template", "--port"}, wantField: "args"},
+		{name: "CUDA_VISIBLE_DEVICES only narrows", env: []string{"CUDA_VISIBLE_DEVICES=0"}, wantField: ""},
 
-		{name: "--privileged", args: []string{"--privileged"}, wantField: "args"},
-		{name: "--privileged=true", args: []string{"--privileged=true"}, wantField: "args"},
-		{name: "--cap-add=SYS_ADMIN", args: []string{"--cap-add=SYS_ADMIN"}, wantField: "args"},
-		{name: "--cap-add SYS_ADMIN", args: []string{"--cap-add", "SYS_ADMIN"}, wantField: "args"},
-		{name: "--device=/dev/mem", args: []string{"--max-model-len=4096", "--device=/dev/mem"}, wantField: "args"},
-		{name: "--volume=/:/host", args: []string{"--volume=/:/host"}, wantField: "args"},
-		{name: "--mount", args: []string{"--mount", "type=bind,src=/,dst=/host"}, wantField: "args"},
-		{name: "--pid=host", args: []string{"--pid=host"}, wantField: "args"},
-		{name: "--network=host", args: []string{"--network=host"}, wantField: "args"},
-		{name: "--ipc=host", args: []string{"--ipc=host"}, wantField: "args"},
+		{name: "--port", args: []string{"--port", "9000"}, wantField: "args"},
+		{name: "--port=", args: []string{"--port=9000"}, wantField: "args"},
+		{name: "--host", args: []string{"--host=127.0.0.1"}, wantField: "args"},
+		{name: "--model", args: []string{"--max-model-len=4096", "--model", "/other"}, wantField: "args"},
+		{name: "--served_model_name", args: []string{"--served_model_name=x"}, wantField: "args"},
+		{name: "--trust-remote-code", args: []string{"--trust-remote-code"}, wantField: "args"},
+		{name: "--trust_remote_code=true", args: []string{"--trust_remote_code=true"}, wantField: "args"},
+		{name: "NVIDIA_VISIBLE_DEVICES", env: []string{"NVIDIA_VISIBLE_DEVICES=all"}, wantField: "env"},
+		{name: "nvidia_driver_capabilities", env: []string{"nvidia_driver_capabilities=all"}, wantField: "env"},
 		{name: "too many args", args: many(maxArgs+1, func(i int) string { return "--x" }), wantField: "args"},
 		{name: "arg too long", args: []string{strings.Repeat("a", maxArgLen+1)}, wantField: "args"},
 		{name: "arg with NUL", args: []string{"--a\x00b"}, wantField: "args"},
@@ -53,12 +58,12 @@ func TestValidateArgs(t *testing.T) {
 		{name: "env with NUL", env: []string{"A=b\x00c"}, wantField: "env"},
 		{name: "env too long", env: []string{"A=" + strings.Repeat("v", maxArgLen)}, wantField: "env"},
 		{name: "too many env", env: many(maxEnv+1, func(i int) string { return fmt.Sprintf("K%d=v", i) }), wantField: "env"},
-		{name: "bad args reported before bad env", args: []string{"--privileged"}, env: []string{"bad"}, wantField: "args"},
+		{name: "bad args reported before bad env", args: []string{"--port=1"}, env: []string{"bad"}, wantField: "args"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			err := validateArgs(tc.args, tc.env, false)
+			err := validateArgs(vllm(t), tc.args, tc.env, false)
 			if tc.wantField == "" {
 				if err != nil {
 					t.Fatalf("validateArgs: %v, want nil", err)
@@ -78,20 +83,59 @@ func TestValidateArgs(t *testing.T) {
 	}
 }
 
-func TestValidateArgsMessageNamesPrivilegedArg(t *testing.T) {
+func vllm(t *testing.T) engines.Engine {
+	t.Helper()
+	c, err := engines.NewCatalog(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := c.Get("vllm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func TestValidateArgsMessageNamesArg(t *testing.T) {
 	t.Parallel()
-	err := validateArgs([]string{"--cap-add=SYS_ADMIN"}, nil, false)
-	if err == nil || !strings.Contains(err.Error(), "--cap-add=SYS_ADMIN") {
-		t.Fatalf("validateArgs(--cap-add=SYS_ADMIN) = %v, want a message naming the arg", err)
+	err := validateArgs(vllm(t), []string{"--port=9000"}, nil, false)
+	if err == nil || !strings.Contains(err.Error(), "--port=9000") {
+		t.Fatalf("validateArgs(--port=9000) = %v, want a message naming the arg", err)
 	}
 }
 
-// The config's allow_privileged_args lifts only the privilege check.
+// The config's allow_privileged_args lifts only the privilege check: the
+// managed flags stay refused.
 func TestValidateArgsAllowPrivileged(t *testing.T) {
-	if err := validateArgs([]string{"--privileged"}, nil, true); err != nil {
+	if err := validateArgs(vllm(t), []string{"--trust-remote-code"}, []string{"NVIDIA_VISIBLE_DEVICES=0"}, true); err != nil {
 		t.Fatalf("with allow_privileged_args: %v", err)
 	}
-	if err := validateArgs(nil, []string{"no-equals"}, true); err == nil {
+	if err := validateArgs(vllm(t), []string{"--port=1"}, nil, true); err == nil {
+		t.Fatal("--port accepted with allow_privileged_args")
+	}
+	if err := validateArgs(vllm(t), nil, []string{"no-equals"}, true); err == nil {
 		t.Fatal("bad env accepted with allow_privileged_args")
+	}
+}
+
+// Each engine refuses its own spelling of the model and port flags.
+func TestManagedFlagsPerEngine(t *testing.T) {
+	c, err := engines.NewCatalog(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for typ, arg := range map[string]string{"vllm": "--model=x", "sglang": "--model-path=x", "llamacpp": "-m"} {
+		e, _ := c.Get(typ)
+		if err := validateArgs(e, []string{arg}, nil, false); errs.FieldOf(err) != "args" {
+			t.Errorf("%s %s: %v, want refused", typ, arg, err)
+		}
+		// Every flag ModelArgs sets is managed.
+		for _, a := range e.ModelArgs("m", "served", e.Port) {
+			if strings.HasPrefix(a, "--") {
+				if _, ok := e.ManagedFlag(a); !ok {
+					t.Errorf("%s sets %s but does not manage it", typ, a)
+				}
+			}
+		}
 	}
 }

@@ -3,11 +3,11 @@ package services
 import (
 	"context"
 	"encoding/json"
-	"sort"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,8 +35,9 @@ type Options struct {
 	UnhealthyGrace time.Duration
 	// RestartBackoff is the first delay of the on-failure policy.
 	RestartBackoff time.Duration
-	// AllowPrivilegedArgs accepts engine args that reach outside the
-	// container (--privileged, --cap-add, ...).
+	// AllowPrivilegedArgs accepts engine args that run code shipped with a
+	// model (--trust-remote-code) and env read by the NVIDIA runtime on the
+	// host (NVIDIA_*); see validateArgs.
 	AllowPrivilegedArgs bool
 	Logger              *slog.Logger
 }
@@ -110,6 +111,10 @@ type Manager struct {
 	observe     func(from Status, to Service)
 	storeIDOnce sync.Once // see storeID
 	storeIDVal  string
+
+	gate    *gate              // inference requests: in flight, waiting, figures
+	readyMu sync.RWMutex       //
+	ready   map[string]Service // running services, for the admission fast path
 }
 
 type startJob struct {
@@ -127,14 +132,18 @@ var (
 func NewManager(store state.Store, rt runtime.Runtime, bus *events.Bus, catalog *engines.Catalog, reg *models.Registry, opts Options) *Manager {
 	opts = opts.withDefaults()
 	ctx, cancel := context.WithCancelCause(context.Background())
-	return &Manager{
+	m := &Manager{
 		col: state.NewCollection[Service](store, "services/", "service").WithCache(), store: store,
 		rt: rt, bus: bus, catalog: catalog, models: reg, opts: opts, log: opts.Logger,
 		http: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
 		now:  time.Now, ctx: ctx, cancel: cancel,
 		locks: map[string]*sync.Mutex{}, jobs: map[string]*startJob{},
 		rewatchDelay: 500 * time.Millisecond, resubscribeDelay: time.Second,
+		gate: newGate(), ready: map[string]Service{},
 	}
+	m.wg.Add(1)
+	go func() { defer m.wg.Done(); m.idleLoop(m.ctx) }()
+	return m
 }
 
 // Bus returns the event bus the manager publishes to.
@@ -174,6 +183,7 @@ func (m *Manager) Get(ctx context.Context, ref string) (Service, error) {
 	s, err := m.col.Get(ctx, ref)
 	if err == nil {
 		s.Stale = m.dockerDown.Load()
+		s.Traffic = m.gate.figures(s.ID)
 		return s, nil
 	}
 	if !errs.Is(err, errs.NotFound) && !errs.Is(err, errs.InvalidArgument) {
@@ -186,6 +196,7 @@ func (m *Manager) Get(ctx context.Context, ref string) (Service, error) {
 	for _, s := range all {
 		if s.Name == ref {
 			s.Stale = m.dockerDown.Load()
+			s.Traffic = m.gate.figures(s.ID)
 			return s, nil
 		}
 	}
@@ -200,14 +211,13 @@ func (m *Manager) List(ctx context.Context, status Status) ([]Service, error) {
 
 // ListJSON is List with each service's JSON encoding, in the same order,
 // from the record cache, so a front-end writes 10,000 services without
-// encoding each again. The encodings are nil while statuses are stale
-// (the records then differ from what is stored).
+// encoding each again. A service's encoding is nil where the listed record
+// differs from the stored one (a stale status, gateway traffic figures).
 func (m *Manager) ListJSON(ctx context.Context, status Status) ([]Service, []json.RawMessage, error) {
 	vals, raws, _, err := m.col.ScanJSON(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	stale := m.dockerDown.Load()
 	// Filter and sort the fresh copies in place (no second copy of 10,000
 	// records), keeping each encoding next to its record.
 	n := 0
@@ -222,13 +232,16 @@ func (m *Manager) ListJSON(ctx context.Context, status Status) ([]Service, []jso
 	}
 	out := vals[:n]
 	var enc []json.RawMessage
-	if raws != nil && !stale {
+	if raws != nil {
 		enc = raws[:n]
 	}
 	sort.Stable(byCreated{out, enc})
-	if stale {
-		for i := range out {
-			out[i].Stale = true
+	stale := m.dockerDown.Load()
+	for i := range out {
+		out[i].Stale = stale
+		out[i].Traffic = m.gate.figures(out[i].ID)
+		if enc != nil && (stale || out[i].Traffic != nil) {
+			enc[i] = nil // differs from the stored record: encoded anew
 		}
 	}
 	return out, enc, nil
@@ -285,6 +298,7 @@ func (m *Manager) transition(ctx context.Context, id string, to Status, reason s
 	if m.observe != nil {
 		m.observe(from, s)
 	}
+	m.noteTransition(s)
 	msg := fmt.Sprintf("%s → %s", from, to)
 	if reason != "" {
 		msg += ": " + reason

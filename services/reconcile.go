@@ -89,7 +89,7 @@ func (m *Manager) reconcileOne(ctx context.Context, s Service, c runtime.Contain
 		return nil // a start of this daemon owns it
 	}
 	switch s.Status {
-	case StatusRunning, StatusUnhealthy:
+	case StatusRunning, StatusUnhealthy, StatusSleeping:
 		if exists && c.Running && (s.ContainerID == "" || c.ID == s.ContainerID) {
 			return nil // adopted
 		}

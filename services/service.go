@@ -23,7 +23,7 @@ type Service struct {
 	GPUs        string      `json:"gpus" jsonschema:"all, none, or device ids"`
 	Args        []string    `json:"args,omitempty" jsonschema:"extra engine arguments"`
 	Env         []string    `json:"env,omitempty" jsonschema:"extra environment, KEY=VALUE"`
-	Status      Status      `json:"status" jsonschema:"created, creating, running, unhealthy, stopping, stopped or failed"`
+	Status      Status      `json:"status" jsonschema:"created, creating, running, unhealthy, sleeping, stopping, stopped or failed"`
 	Phase       Phase       `json:"phase,omitempty" jsonschema:"start phase while creating (or the phase a failed start died in)"`
 	Reason      string      `json:"reason,omitempty" jsonschema:"why the service is in its status (always set when failed)"`
 	Failure     FailureKind `json:"failure,omitempty" jsonschema:"set exactly when the status is failed, the kind of failure: timeout (the start's deadline passed; phase says where), exited (the engine process exited; exit_code), oom (killed for memory), wedged (process alive, health failing past unhealthy_grace), disappeared (container removed outside aima), interrupted (a daemon restart cut the start before its container ran), port_in_use, image_unavailable (could not be pulled), runtime_error (the container runtime refused a step), runtime_unavailable (the container runtime was unreachable), stop_failed, internal"`
@@ -41,6 +41,17 @@ type Service struct {
 	PreviousExit   string     `json:"previous_exit,omitempty" jsonschema:"how the previous run ended"`
 	PreviousLogs   []string   `json:"previous_logs,omitempty" jsonschema:"last log lines of the previous run (service_logs previous=true)"`
 	UnhealthySince *time.Time `json:"unhealthy_since,omitempty" jsonschema:"when the liveness probe started failing"`
+	// Serving through the gateway (see admit.go, swap.go, idle.go).
+	ServedModel string   `json:"served_model,omitempty" jsonschema:"the model name the engine serves (what inference requests are rewritten to)"`
+	Aliases     []string `json:"aliases,omitempty" jsonschema:"more model names inference requests may use for this service"`
+	OnDemand    bool     `json:"on_demand,omitempty" jsonschema:"the first inference request for its model starts (or wakes) the service"`
+	IdleTimeout string   `json:"idle_timeout,omitempty" jsonschema:"released (put to sleep, or stopped) after this long with no request in flight, e.g. 10m0s"`
+	SwapGroup   string   `json:"swap_group,omitempty" jsonschema:"services of one swap group never run at the same time"`
+	SleepMode   bool     `json:"sleep_mode,omitempty" jsonschema:"the engine runs with its sleep mode, so a release puts it to sleep instead of stopping it"`
+
+	// Traffic is filled on reads from the daemon's in-memory figures.
+	Traffic *Traffic `json:"traffic,omitempty" jsonschema:"inference requests through the gateway since the daemon started"`
+
 	// Stale is set on reads while the Docker engine is unreachable: the
 	// status is the last one known.
 	Stale bool `json:"stale,omitempty" jsonschema:"true while the Docker engine is unreachable: the status is the last known"`

@@ -31,6 +31,20 @@ func (m *Manager) Start(ctx context.Context, ref string, timeout time.Duration) 
 	if err != nil {
 		return StartResult{}, err
 	}
+	switch s.Status {
+	case StatusSleeping:
+		from := m.bus.LastSeq(s.ID)
+		s, err := m.Wake(ctx, s.ID)
+		return StartResult{Service: s, FromSeq: from, Note: "service was sleeping: woke it up"}, err
+	case StatusCreated, StatusStopped, StatusFailed:
+		if s.SwapGroup != "" {
+			release, err := m.swap(ctx, s)
+			if err != nil {
+				return StartResult{}, err
+			}
+			defer release()
+		}
+	}
 	unlock := m.lock(s.ID)
 	defer unlock()
 	if s, err = m.col.Get(ctx, s.ID); err != nil {
@@ -279,10 +293,18 @@ func (m *Manager) containerSpec(s Service, eng engines.Engine) (runtime.Containe
 	}
 	args := eng.ModelArgs(s.ModelRef, served, eng.Port)
 	args = append(args, eng.Args...)
+	if s.SleepMode && eng.Sleep != nil {
+		args = append(args, eng.Sleep.Args...)
+	}
 	args = append(args, s.Args...)
 	env := make([]string, 0, len(eng.Env)+len(s.Env))
 	for k, v := range eng.Env {
 		env = append(env, k+"="+v)
+	}
+	if s.SleepMode && eng.Sleep != nil {
+		for k, v := range eng.Sleep.Env {
+			env = append(env, k+"="+v)
+		}
 	}
 	env = append(env, s.Env...)
 	spec := runtime.ContainerSpec{

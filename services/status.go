@@ -19,10 +19,13 @@ const (
 	StatusStopping  Status = "stopping"
 	StatusStopped   Status = "stopped"
 	StatusFailed    Status = "failed"
+	// StatusSleeping: the engine runs but has freed its GPU memory (vLLM's
+	// sleep mode); the next inference request wakes it in seconds.
+	StatusSleeping Status = "sleeping"
 )
 
 // AllStatuses lists every status, in lifecycle order.
-var AllStatuses = []Status{StatusCreated, StatusCreating, StatusRunning, StatusUnhealthy, StatusStopping, StatusStopped, StatusFailed}
+var AllStatuses = []Status{StatusCreated, StatusCreating, StatusRunning, StatusUnhealthy, StatusSleeping, StatusStopping, StatusStopped, StatusFailed}
 
 // Phase is the step a start is in while the status is creating.
 type Phase string
@@ -46,11 +49,12 @@ var StartPhases = []Phase{PhaseCleanup, PhasePull, PhaseCreate, PhaseStart, Phas
 var transitions = map[Status][]Status{
 	StatusCreated:   {StatusCreating},
 	StatusCreating:  {StatusRunning, StatusFailed, StatusStopping},
-	StatusRunning:   {StatusUnhealthy, StatusFailed, StatusStopping},
+	StatusRunning:   {StatusUnhealthy, StatusFailed, StatusStopping, StatusSleeping},
 	StatusUnhealthy: {StatusRunning, StatusFailed, StatusStopping},
 	StatusStopping:  {StatusStopped, StatusFailed},
 	StatusStopped:   {StatusCreating},
 	StatusFailed:    {StatusCreating, StatusStopped},
+	StatusSleeping:  {StatusRunning, StatusFailed, StatusStopping},
 }
 
 // CanTransition reports whether from → to is allowed.
@@ -76,7 +80,7 @@ func CheckTransition(from, to Status) error {
 // outside event (a start in progress and a stop in progress are not terminal).
 func (s Status) Terminal() bool {
 	switch s {
-	case StatusCreated, StatusRunning, StatusStopped, StatusFailed:
+	case StatusCreated, StatusRunning, StatusStopped, StatusFailed, StatusSleeping:
 		return true
 	}
 	return false

@@ -13,8 +13,9 @@ import (
 var wantTransitions = map[Status][]Status{
 	StatusCreated:   {StatusCreating},
 	StatusCreating:  {StatusRunning, StatusFailed, StatusStopping},
-	StatusRunning:   {StatusUnhealthy, StatusFailed, StatusStopping},
+	StatusRunning:   {StatusUnhealthy, StatusFailed, StatusStopping, StatusSleeping},
 	StatusUnhealthy: {StatusRunning, StatusFailed, StatusStopping},
+	StatusSleeping:  {StatusRunning, StatusFailed, StatusStopping},
 	StatusStopping:  {StatusStopped, StatusFailed},
 	StatusStopped:   {StatusCreating},
 	StatusFailed:    {StatusCreating, StatusStopped},
@@ -31,7 +32,7 @@ func allowed(from, to Status) bool {
 
 func TestAllStatusesIsTheLifecycle(t *testing.T) {
 	t.Parallel()
-	want := []Status{"created", "creating", "running", "unhealthy", "stopping", "stopped", "failed"}
+	want := []Status{"created", "creating", "running", "unhealthy", "sleeping", "stopping", "stopped", "failed"}
 	if len(AllStatuses) != len(want) {
 		t.Fatalf("AllStatuses = %v, want %v", AllStatuses, want)
 	}
@@ -95,6 +96,7 @@ func TestTerminal(t *testing.T) {
 		StatusCreating:  false,
 		StatusRunning:   true,
 		StatusUnhealthy: false,
+		StatusSleeping:  true,
 		StatusStopping:  false,
 		StatusStopped:   true,
 		StatusFailed:    true,

@@ -19,6 +19,11 @@ type StopResult struct {
 // container gets SIGTERM (then SIGKILL after the stop timeout) and is kept,
 // so its logs stay readable until the next start or a delete.
 func (m *Manager) Stop(ctx context.Context, ref string) (StopResult, error) {
+	return m.stop(ctx, ref, "stop requested")
+}
+
+// stop is Stop with the reason the record shows (a release says why).
+func (m *Manager) stop(ctx context.Context, ref, reason string) (StopResult, error) {
 	s, err := m.Get(ctx, ref)
 	if err != nil {
 		return StopResult{}, err
@@ -40,7 +45,7 @@ func (m *Manager) Stop(ctx context.Context, ref string) (StopResult, error) {
 		return StopResult{Service: s}, err
 	}
 	if s.Status != StatusStopping {
-		if s, err = m.transition(ctx, s.ID, StatusStopping, "stop requested", nil); err != nil {
+		if s, err = m.transition(ctx, s.ID, StatusStopping, reason, nil); err != nil {
 			return StopResult{}, err
 		}
 	}
@@ -52,7 +57,11 @@ func (m *Manager) Stop(ctx context.Context, ref string) (StopResult, error) {
 		})
 		return StopResult{}, err
 	}
-	s, err = m.transition(ctx, s.ID, StatusStopped, "stopped", func(x *Service) { x.Phase, x.DeadlineAt = "", nil })
+	final := "stopped"
+	if reason != "stop requested" {
+		final = "stopped: " + reason
+	}
+	s, err = m.transition(ctx, s.ID, StatusStopped, final, func(x *Service) { x.Phase, x.DeadlineAt = "", nil })
 	return StopResult{Service: s}, err
 }
 
@@ -118,6 +127,8 @@ func (m *Manager) Delete(ctx context.Context, ref string) (Service, error) {
 		return Service{}, err
 	}
 	NewJournal(m.store).Forget(ctx, s.ID)
+	m.noteTransition(Service{ID: s.ID, Status: StatusStopped})
+	m.gate.forget(s.ID)
 	m.bus.Forget(s.ID)
 	return s, nil
 }

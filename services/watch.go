@@ -20,6 +20,7 @@ import (
 func (m *Manager) Run() error {
 	since := m.now()
 	evs, errc, err := m.subscribe(m.ctx, since)
+	m.armIdle(m.ctx)
 	m.wg.Add(2)
 	go func() { defer m.wg.Done(); m.watchDocker(m.ctx, since, evs, errc) }()
 	go func() { defer m.wg.Done(); m.livenessLoop(m.ctx) }()
@@ -144,7 +145,7 @@ func (m *Manager) containerEnded(ctx context.Context, id, containerID, what stri
 // containerEndedLocked is containerEnded with the service lock held and
 // the record read.
 func (m *Manager) containerEndedLocked(ctx context.Context, s Service, containerID, what string, code *int) {
-	if (s.Status != StatusRunning && s.Status != StatusUnhealthy) || s.ContainerID != containerID {
+	if (s.Status != StatusRunning && s.Status != StatusUnhealthy && s.Status != StatusSleeping) || s.ContainerID != containerID {
 		return // a start or stop owns this container, or it is an old one
 	}
 	f := failure{kind: FailureDisappeared, exitCode: code}
@@ -162,6 +163,9 @@ func (m *Manager) containerEndedLocked(ctx context.Context, s Service, container
 		f.kind = exitKind(f.oom)
 	}
 	f.reason = what + " while running"
+	if s.Status == StatusSleeping {
+		f.reason = what + " while sleeping"
+	}
 	if f.oom {
 		f.reason += " (OOM killed)"
 	}

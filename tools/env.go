@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"aima/engines"
+	"aima/inference"
 	"aima/models"
 	"aima/runtime"
 	"aima/services"
@@ -13,10 +14,12 @@ import (
 // Env is what operations run against: the daemon's domain objects.
 type Env struct {
 	Services *services.Manager
-	Models   *models.Registry
-	Catalog  *engines.Catalog
-	Runtime  runtime.Runtime
-	Version  string
+	// Inference routes and forwards inference requests (inference_chat).
+	Inference *inference.Gateway
+	Models    *models.Registry
+	Catalog   *engines.Catalog
+	Runtime   runtime.Runtime
+	Version   string
 	// ReadOnly refuses every operation that is not read-only.
 	ReadOnly bool
 }

@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"iter"
+	"strconv"
 	"strings"
 	"time"
 
@@ -65,6 +65,12 @@ func (l ServiceList) MarshalJSON() ([]byte, error) {
 	for i, e := range l.encoded {
 		if i > 0 {
 			b = append(b, ',')
+		}
+		if e == nil {
+			var err error
+			if e, err = json.Marshal(l.Items[i]); err != nil {
+				return nil, err
+			}
 		}
 		b = append(b, e...)
 	}

@@ -188,6 +188,7 @@ func Registry() []Op {
 		registry = append(registry, modelOps()...)
 		registry = append(registry, engineOps()...)
 		registry = append(registry, serviceOps()...)
+		registry = append(registry, inferenceOps()...)
 		registry = append(registry, systemOps()...)
 		registry = append(registry, healthOp())
 		sort.Slice(registry, func(i, j int) bool { return registry[i].Name() < registry[j].Name() })

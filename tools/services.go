@@ -26,6 +26,10 @@ type ServiceCreateInput struct {
 	Args          []string `json:"args,omitempty" jsonschema:"extra engine command-line arguments, e.g. --max-model-len=8192"`
 	Env           []string `json:"env,omitempty" jsonschema:"extra container environment variables as KEY=VALUE"`
 	RestartPolicy string   `json:"restart_policy,omitempty" jsonschema:"no (default) or on-failure: restart after a failure with exponential back-off (10s doubling to 5m, reset after 10m of running)"`
+	Aliases       []string `json:"aliases,omitempty" jsonschema:"more model names inference requests (the gateway's model field, inference_chat) may use for this service, e.g. gpt-4o"`
+	OnDemand      bool     `json:"on_demand,omitempty" jsonschema:"start the service on the first inference request for its model instead of by service_start; requests wait for the start"`
+	IdleTimeout   string   `json:"idle_timeout,omitempty" jsonschema:"release the service (sleep where the engine can, else stop) after this long with no inference request in flight, e.g. 10m; never during an open stream"`
+	SwapGroup     string   `json:"swap_group,omitempty" jsonschema:"services of one swap group never run at the same time: a request for a sleeping or stopped member puts the active one to sleep (or stops it) once its requests finish, then wakes or starts the requested one"`
 }
 
 // ServiceStartInput starts a service.
@@ -50,7 +54,7 @@ type StopOutput struct {
 
 // ServiceListInput filters the list.
 type ServiceListInput struct {
-	Status string `json:"status,omitempty" jsonschema:"only services with this status: created, creating, running, unhealthy, stopping, stopped, failed"`
+	Status string `json:"status,omitempty" jsonschema:"only services with this status: created, creating, running, unhealthy, sleeping, stopping, stopped, failed"`
 }
 
 // ServiceWaitInput waits for a status.
@@ -58,6 +62,18 @@ type ServiceWaitInput struct {
 	ServiceID      string `json:"service_id" jsonschema:"service ID (or service name)"`
 	For            string `json:"for" jsonschema:"status to wait for: running, stopped or failed"`
 	TimeoutSeconds int    `json:"timeout_seconds,omitempty" jsonschema:"give up after this many seconds (default 600)"`
+}
+
+// durationOf parses a duration field ("10m", "90s"); empty is zero.
+func durationOf(v, field string) (time.Duration, error) {
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, errs.Invalid(field, "field %q: %q is not a duration like 90s or 10m", field, v)
+	}
+	return d, nil
 }
 
 func timeoutOf(secs int, field string) (time.Duration, error) {
@@ -75,6 +91,10 @@ func renderService(s services.Service) string {
 	line += fmt.Sprintf("  %s on %s  %s", s.EngineType, s.ModelID, s.Endpoint)
 	if s.Failure != "" {
 		line += "\n  failure: " + string(s.Failure)
+	}
+	if t := s.Traffic; t != nil {
+		line += fmt.Sprintf("\n  requests: %d (%d in flight, %d waiting, %d failed)  tokens in/out: %d/%d  ttft: %.1f ms last, %.1f ms avg",
+			t.Requests, t.InFlight, t.Waiting, t.Failed, t.TokensIn, t.TokensOut, t.LastTTFTMs, t.AvgTTFTMs)
 	}
 	if s.Reason != "" && s.Status != services.StatusRunning {
 		line += "\n  reason: " + s.Reason
@@ -159,7 +179,12 @@ func serviceLifecycleOps() []Op {
 			Name:        "service_create",
 			Description: "Create an inference service: one engine (e.g. vllm) serving one model, in its own Docker container with its own host port. Creating does not start it; call service_start next. Many services may share a model or an engine. If model_id is not a registered model it is passed to the engine as a remote reference and the result carries a warning.",
 			Run: func(ctx context.Context, env *Env, in ServiceCreateInput, _ Reporter) (services.Service, error) {
-				return env.Services.Create(ctx, services.CreateSpec{ModelID: in.ModelID, EngineType: in.EngineType, Name: in.Name, Port: in.Port, GPUs: in.GPUs, Args: in.Args, Env: in.Env, RestartPolicy: in.RestartPolicy})
+				idle, err := durationOf(in.IdleTimeout, "idle_timeout")
+				if err != nil {
+					return services.Service{}, err
+				}
+				return env.Services.Create(ctx, services.CreateSpec{ModelID: in.ModelID, EngineType: in.EngineType, Name: in.Name, Port: in.Port, GPUs: in.GPUs, Args: in.Args, Env: in.Env, RestartPolicy: in.RestartPolicy,
+					Aliases: in.Aliases, OnDemand: in.OnDemand, IdleTimeout: idle, SwapGroup: in.SwapGroup})
 			},
 			Render: renderService,
 		}),
@@ -215,6 +240,16 @@ func serviceLifecycleOps() []Op {
 				return startAndMaybeWait(ctx, env, res, in.Wait, rep)
 			},
 			Render: func(o StartOutput) string { return renderService(o.Service) },
+		}),
+		Declare(Spec[ServiceRef, services.Service]{
+			Name:        "service_sleep",
+			Description: "Put a running service to sleep: the engine frees its GPU memory but keeps running (vLLM's sleep mode: weights offloaded to CPU memory), so the next inference request, or service_start, wakes it in seconds instead of a cold start. Requests in flight finish first. Only services created with on_demand, idle_timeout or swap_group on an engine that can sleep have sleep mode; sleeping a sleeping service is a no-op.",
+			Annotations: Annotations{Idempotent: true},
+			Positional:  "service_id",
+			Run: func(ctx context.Context, env *Env, in ServiceRef, _ Reporter) (services.Service, error) {
+				return env.Services.Sleep(ctx, in.ServiceID)
+			},
+			Render: renderService,
 		}),
 		Declare(Spec[ServiceRef, services.Service]{
 			Name:        "service_delete",

@@ -65,6 +65,12 @@ func (s *sim) admit(w http.ResponseWriter, r *http.Request, model *string, promp
 		apiError(w, http.StatusInternalServerError, "InternalServerError", engineDeadMsg)
 		return false
 	}
+	if s.sleepLevel.Load() != awake {
+		// The simulator's choice: real vLLM gives no defined answer while
+		// its weights are offloaded. Clients must POST /wake_up first.
+		apiError(w, http.StatusServiceUnavailable, "ServiceUnavailableError", "The engine is sleeping; wake it with POST /wake_up.")
+		return false
+	}
 	names := s.o.servedNames()
 	if *model == "" {
 		*model = names[0]
@@ -117,7 +123,7 @@ func (s *sim) handleChat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	gens := []generation{generate(reply, maxTok)}
-	s.respond(w, "chatcmpl-", "chat.completion", req.Model, prompt, gens, req.Stream, req.StreamOptions)
+	s.respond(w, r, "chatcmpl-", "chat.completion", req.Model, prompt, gens, req.Stream, req.StreamOptions)
 }
 
 func (s *sim) handleCompletions(w http.ResponseWriter, r *http.Request) {
@@ -140,13 +146,36 @@ func (s *sim) handleCompletions(w http.ResponseWriter, r *http.Request) {
 	if !s.admit(w, r, &req.Model, prompt, req.MaxTokens) {
 		return
 	}
-	s.respond(w, "cmpl-", "text_completion", req.Model, prompt, gens, req.Stream, req.StreamOptions)
+	s.respond(w, r, "cmpl-", "text_completion", req.Model, prompt, gens, req.Stream, req.StreamOptions)
 }
 
-// respond writes the non-streaming body or the SSE stream, and records metrics.
-func (s *sim) respond(w http.ResponseWriter, idPrefix, object, model string, prompt int, gens []generation, stream bool, so *streamOptions) {
+// respond writes the non-streaming body or the SSE stream, and records
+// metrics. With SIM_TTFT/SIM_ITL it takes that long per token; a client
+// that disconnects aborts the request (finished_reason "abort"), as vLLM
+// aborts a request whose connection closed.
+func (s *sim) respond(w http.ResponseWriter, r *http.Request, idPrefix, object, model string, prompt int, gens []generation, stream bool, so *streamOptions) {
 	start := time.Now()
 	s.metrics.begin()
+	ttftDelay, itl := s.o.scale(s.o.TTFT), s.o.scale(s.o.ITL)
+	// wait sleeps d (if any) and reports false when the client went away.
+	var timer *time.Timer
+	wait := func(d time.Duration) bool {
+		if d <= 0 {
+			return r.Context().Err() == nil
+		}
+		if timer == nil {
+			timer = time.NewTimer(d)
+		} else {
+			timer.Reset(d)
+		}
+		select {
+		case <-timer.C:
+			return true
+		case <-r.Context().Done():
+			return false
+		}
+	}
+	aborted := false
 	id, created := idPrefix+randomID(), time.Now().Unix()
 	gen := 0
 	for _, g := range gens {
@@ -156,6 +185,10 @@ func (s *sim) respond(w http.ResponseWriter, idPrefix, object, model string, pro
 	chat := object == "chat.completion"
 	var ttft time.Duration
 	if !stream {
+		if !wait(ttftDelay + time.Duration(max(0, gen-1))*itl) {
+			s.metrics.end(prompt, 0, "abort", 0, time.Since(start))
+			return
+		}
 		choices := make([]map[string]any, len(gens))
 		for i, g := range gens {
 			text := strings.Join(g.pieces, "")
@@ -184,6 +217,13 @@ func (s *sim) respond(w http.ResponseWriter, idPrefix, object, model string, pro
 			chunkObject = "chat.completion.chunk"
 		}
 		send := func(choices []map[string]any, u *usage) {
+			if aborted {
+				return
+			}
+			if ttft == 0 && !wait(ttftDelay) {
+				aborted = true
+				return
+			}
 			c := map[string]any{"id": id, "object": chunkObject, "created": created, "model": model, "choices": choices}
 			if u != nil {
 				c["usage"] = u
@@ -207,7 +247,10 @@ func (s *sim) respond(w http.ResponseWriter, idPrefix, object, model string, pro
 			if chat {
 				send([]map[string]any{{"index": i, "delta": map[string]any{"role": "assistant", "content": ""}, "logprobs": nil, "finish_reason": nil}}, nil)
 			}
-			for _, p := range g.pieces {
+			for j, p := range g.pieces {
+				if j > 0 && !aborted && !wait(itl) {
+					aborted = true
+				}
 				send([]map[string]any{choice(i, p, nil)}, nil)
 			}
 			last := choice(i, "", g.reason)
@@ -216,6 +259,10 @@ func (s *sim) respond(w http.ResponseWriter, idPrefix, object, model string, pro
 		}
 		if so != nil && so.IncludeUsage {
 			send([]map[string]any{}, &u)
+		}
+		if aborted {
+			s.metrics.end(prompt, 0, "abort", ttft, time.Since(start))
+			return
 		}
 		fmt.Fprint(w, "data: [DONE]\n\n")
 	}

@@ -28,6 +28,8 @@ type options struct {
 	EnforceEager     bool
 	DisableAccessLog bool
 	DisableLogStats  bool
+	EnableSleepMode  bool // --enable-sleep-mode
+	DevMode          bool // VLLM_SERVER_DEV_MODE=1: serves /sleep, /wake_up, /is_sleeping
 
 	// nonDefault feeds the `non-default args: {...}` log line, already in
 	// Python repr, in the order vLLM prints it.
@@ -44,6 +46,8 @@ type options struct {
 	HFCache       string  // "" = $HF_HUB_CACHE, $HF_HOME/hub, /root/.cache/huggingface/hub
 	ModelSizeGiB  float64 // 0 = derive from the weight files / config.json
 	GPUMemGiB     float64
+	TTFT          time.Duration // prefill time before the first token (default 0)
+	ITL           time.Duration // time between generated tokens (default 0)
 }
 
 // pyArg is one entry of vLLM's non-default args dict.
@@ -131,6 +135,7 @@ var knownFlags = map[string]flagSpec{
 	"enforce-eager":              {kindBool, "enforce_eager", func(o *options, _ string) error { o.EnforceEager = true; return nil }},
 	"disable-uvicorn-access-log": {kindBool, "disable_uvicorn_access_log", func(o *options, _ string) error { o.DisableAccessLog = true; return nil }},
 	"disable-log-stats":          {kindBool, "disable_log_stats", func(o *options, _ string) error { o.DisableLogStats = true; return nil }},
+	"enable-sleep-mode":          {kindBool, "enable_sleep_mode", func(o *options, _ string) error { o.EnableSleepMode = true; return nil }},
 
 	"sim-fail":        {kindValue, "", func(o *options, v string) error { return o.setFail(v) }},
 	"sim-startup":     {kindValue, "", durSetter(func(o *options, d time.Duration) { o.Startup = d })},
@@ -142,6 +147,8 @@ var knownFlags = map[string]flagSpec{
 	"sim-hf-cache":    {kindValue, "", func(o *options, v string) error { o.HFCache = v; return nil }},
 	"sim-model-size":  {kindValue, "", gibSetter(func(o *options, g float64) { o.ModelSizeGiB = g })},
 	"sim-gpu-mem":     {kindValue, "", gibSetter(func(o *options, g float64) { o.GPUMemGiB = g })},
+	"sim-ttft":        {kindValue, "", durSetter(func(o *options, d time.Duration) { o.TTFT = d })},
+	"sim-itl":         {kindValue, "", durSetter(func(o *options, d time.Duration) { o.ITL = d })},
 }
 
 // simEnv maps each sim flag to the env var aima injects with `docker run --env`.
@@ -156,6 +163,8 @@ var simEnv = []struct{ flag, env string }{
 	{"sim-hf-cache", "SIM_HF_CACHE"},
 	{"sim-model-size", "SIM_MODEL_SIZE"},
 	{"sim-gpu-mem", "SIM_GPU_MEM"},
+	{"sim-ttft", "SIM_TTFT"},
+	{"sim-itl", "SIM_ITL"},
 }
 
 // shortFlags are argparse's single-dash aliases.
@@ -167,7 +176,7 @@ var pyOrder = []string{
 	"model_tag", "host", "port", "disable_uvicorn_access_log", "api_key", "model", "dtype",
 	"max_model_len", "enforce_eager", "served_model_name", "pipeline_parallel_size",
 	"tensor_parallel_size", "gpu_memory_utilization", "max_num_batched_tokens", "max_num_seqs",
-	"disable_log_stats",
+	"enable_sleep_mode", "disable_log_stats",
 }
 
 // defaultOptions returns vLLM's defaults and the simulator's.
@@ -301,6 +310,9 @@ func parseServe(args []string, getenv func(string) (string, bool)) (*options, er
 				return nil, &argError{"vllm serve", fmt.Sprintf("environment variable %s: %v", se.env, err)}
 			}
 		}
+	}
+	if v, ok := getenv("VLLM_SERVER_DEV_MODE"); ok && v == "1" {
+		o.DevMode = true
 	}
 	if !seen["api-key"] {
 		if v, ok := getenv("VLLM_API_KEY"); ok {

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -25,6 +26,11 @@ func (s *sim) handler() http.Handler {
 		"/v1/chat/completions": {"POST": s.handleChat},
 		"/v1/completions":      {"POST": s.handleCompletions},
 		"/metrics":             {"GET": s.handleMetrics},
+	}
+	if s.o.DevMode {
+		routes["/sleep"] = map[string]http.HandlerFunc{"POST": s.handleSleep}
+		routes["/wake_up"] = map[string]http.HandlerFunc{"POST": s.handleWakeUp}
+		routes["/is_sleeping"] = map[string]http.HandlerFunc{"GET": s.handleIsSleeping}
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &recorder{ResponseWriter: w, s: s, r: r}
@@ -80,6 +86,9 @@ func (s *sim) handleMetrics(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
 	s.metrics.render(w)
+	if s.o.EnableSleepMode {
+		_, _ = io.WriteString(w, s.sleepStateMetric())
+	}
 }
 
 // modelCard is vLLM's ModelCard (protocol.py), field order included.

@@ -38,6 +38,9 @@ type sim struct {
 	metrics  *metrics
 	stopping chan struct{} // closed at shutdown: releases requests stuck on a wedged engine
 	stopOnce sync.Once
+
+	sleepMu    sync.Mutex   // one sleep or wake at a time
+	sleepLevel atomic.Int32 // awake, weightsOffloaded or discardAll
 }
 
 // newSim resolves the model and precomputes the memory numbers the log

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -131,4 +132,18 @@ func FreePort(t testing.TB) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// DockerSocket is the path of the Docker engine's Unix socket (from
+// DOCKER_HOST, or the default), for a SockProxy in front of it. A
+// DOCKER_HOST that is not a Unix socket skips the test.
+func DockerSocket(t testing.TB) string {
+	t.Helper()
+	if h := os.Getenv("DOCKER_HOST"); h != "" {
+		if p, ok := strings.CutPrefix(h, "unix://"); ok {
+			return p
+		}
+		t.Skipf("DOCKER_HOST=%s is not a Unix socket; the test needs one", h)
+	}
+	return "/var/run/docker.sock"
 }

@@ -33,6 +33,7 @@ type SockProxy struct {
 	conns    map[net.Conn]struct{}
 	accepted int // connections forwarded so far
 	refused  int // connections closed at once because the proxy was cut
+	peak     int // most connections live at once
 }
 
 // StartSockProxy listens on a new Unix socket in a temporary directory and
@@ -105,6 +106,13 @@ func (p *SockProxy) Stats() (accepted, refused, live int) {
 	return p.accepted, p.refused, len(p.conns) / 2
 }
 
+// PeakLive returns the most connections that were live at once.
+func (p *SockProxy) PeakLive() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.peak
+}
+
 // closeAll closes every live connection and forgets it at once, so Stats
 // counts it as gone as soon as Cut returns (not when its pipes wind down).
 func (p *SockProxy) closeAll() {
@@ -170,6 +178,7 @@ func (p *SockProxy) forward(c net.Conn) {
 	p.accepted++
 	p.conns[c] = struct{}{}
 	p.conns[up] = struct{}{}
+	p.peak = max(p.peak, len(p.conns)/2)
 	p.mu.Unlock()
 
 	var both sync.WaitGroup

@@ -55,6 +55,11 @@ func (d *Docker) CreateContainer(ctx context.Context, spec runtime.ContainerSpec
 	if gpu := deviceRequest(spec.GPUs); gpu != nil {
 		hc.DeviceRequests = []container.DeviceRequest{*gpu}
 	}
+	release, err := d.slot(ctx, "create container "+spec.Name)
+	if err != nil {
+		return "", err
+	}
+	defer release()
 	res, err := d.c.ContainerCreate(ctx, client.ContainerCreateOptions{Name: spec.Name, Config: cfg, HostConfig: hc})
 	if err != nil {
 		return "", classify(err, fmt.Sprintf("create container %s from image %s", spec.Name, spec.Image))
@@ -77,7 +82,12 @@ func deviceRequest(g runtime.GPURequest) *container.DeviceRequest {
 // StartContainer starts a created container. A host port taken by someone
 // else fails here (not at create) and comes back as errs.Conflict.
 func (d *Docker) StartContainer(ctx context.Context, id string) error {
-	_, err := d.c.ContainerStart(ctx, id, client.ContainerStartOptions{})
+	release, err := d.slot(ctx, "start container "+id)
+	if err != nil {
+		return err
+	}
+	defer release()
+	_, err = d.c.ContainerStart(ctx, id, client.ContainerStartOptions{})
 	return classify(err, "start container "+id)
 }
 
@@ -85,6 +95,11 @@ func (d *Docker) StartContainer(ctx context.Context, id string) error {
 // published host port of the lowest-numbered published container port (aima
 // publishes exactly one).
 func (d *Docker) InspectContainer(ctx context.Context, id string) (runtime.ContainerState, error) {
+	release, err := d.slot(ctx, "inspect container "+id)
+	if err != nil {
+		return runtime.ContainerState{}, err
+	}
+	defer release()
 	res, err := d.c.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 	if err != nil {
 		return runtime.ContainerState{}, classify(err, "inspect container "+id)
@@ -155,6 +170,11 @@ func (d *Docker) ListContainers(ctx context.Context, opts runtime.ListOptions) (
 	for k, v := range opts.Labels {
 		f.Add("label", k+"="+v)
 	}
+	release, err := d.slot(ctx, "list containers")
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	res, err := d.c.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
 	if err != nil {
 		return nil, classify(err, "list containers")
@@ -191,6 +211,8 @@ func (d *Docker) ListContainers(ctx context.Context, opts runtime.ListOptions) (
 // counts in seconds. Stopping a stopped container is not an error.
 func (d *Docker) StopContainer(ctx context.Context, id string, opts runtime.StopOptions) error {
 	secs := max(int((opts.Timeout+time.Second-1)/time.Second), 1)
+	// Not counted against the call slots: a stop waits out the container's
+	// grace period, and the manager runs at most one per service.
 	_, err := d.c.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &secs})
 	return classify(err, "stop container "+id)
 }
@@ -198,7 +220,12 @@ func (d *Docker) StopContainer(ctx context.Context, id string, opts runtime.Stop
 // RemoveContainer deletes the container and its anonymous volumes;
 // opts.Force kills it first if it runs.
 func (d *Docker) RemoveContainer(ctx context.Context, id string, opts runtime.RemoveOptions) error {
-	_, err := d.c.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: opts.Force, RemoveVolumes: true})
+	release, err := d.slot(ctx, "remove container "+id)
+	if err != nil {
+		return err
+	}
+	defer release()
+	_, err = d.c.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: opts.Force, RemoveVolumes: true})
 	return classify(err, "remove container "+id)
 }
 

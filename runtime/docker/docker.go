@@ -2,6 +2,7 @@ package docker
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/moby/moby/client"
 
@@ -11,13 +12,25 @@ import (
 // Docker is the runtime.Runtime backed by a Docker engine.
 type Docker struct {
 	c *client.Client
+	// calls bounds the request/response API calls in flight (see
+	// DefaultMaxCalls); long streams (events, logs, wait, pull) and stops
+	// (which wait out a grace period) are not counted.
+	calls chan struct{}
 }
+
+// DefaultMaxCalls bounds the request/response calls to the engine in flight
+// at once. Each holds a connection (a file descriptor on both sides), and a
+// burst of callers (a JSON-RPC batch, many clients at once) must wait its
+// turn instead of exhausting descriptors and failing as "docker engine
+// unavailable" while the engine is fine.
+const DefaultMaxCalls = 32
 
 var _ runtime.Runtime = (*Docker)(nil)
 
 type config struct {
 	host      string
 	userAgent string
+	maxCalls  int
 }
 
 // Option configures New.
@@ -32,12 +45,16 @@ func WithHost(host string) Option { return func(c *config) { c.host = host } }
 // apart from other clients.
 func WithUserAgent(ua string) Option { return func(c *config) { c.userAgent = ua } }
 
+// WithMaxCalls sets how many request/response calls may be in flight at
+// once (default DefaultMaxCalls); a call beyond it waits, within its ctx.
+func WithMaxCalls(n int) Option { return func(c *config) { c.maxCalls = n } }
+
 // New returns a Docker runtime configured from the environment (DOCKER_HOST,
 // DOCKER_API_VERSION, DOCKER_CERT_PATH, DOCKER_TLS_VERIFY) with API version
 // negotiation on, so one binary talks to old (API 1.41) and new engines. It
 // does not contact the engine; call Ping for that.
 func New(opts ...Option) (*Docker, error) {
-	cfg := config{userAgent: "aima"}
+	cfg := config{userAgent: "aima", maxCalls: DefaultMaxCalls}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -49,7 +66,24 @@ func New(opts ...Option) (*Docker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Docker{c: c}, nil
+	return &Docker{c: c, calls: make(chan struct{}, max(cfg.maxCalls, 1))}, nil
+}
+
+// slot waits for a free call slot within ctx; the caller runs release when
+// its call is answered. Ending ctx while waiting returns ctx's error, named
+// by what.
+func (d *Docker) slot(ctx context.Context, what string) (release func(), err error) {
+	select {
+	case d.calls <- struct{}{}:
+		return func() { <-d.calls }, nil
+	default:
+	}
+	select {
+	case d.calls <- struct{}{}:
+		return func() { <-d.calls }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%s: waiting for a free docker API slot: %w", what, context.Cause(ctx))
+	}
 }
 
 // Close releases the client's idle connections. Streams already open keep
@@ -60,6 +94,11 @@ func (d *Docker) Close() error { return d.c.Close() }
 // socket or refused connection fails at once with errs.Unavailable instead of
 // hanging.
 func (d *Docker) Ping(ctx context.Context) error {
-	_, err := d.c.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true})
+	release, err := d.slot(ctx, "ping docker engine")
+	if err != nil {
+		return err
+	}
+	defer release()
+	_, err = d.c.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true})
 	return classify(err, "ping docker engine")
 }

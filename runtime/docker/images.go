@@ -16,7 +16,12 @@ import (
 // ImageExists reports whether ref is present locally; a missing image is
 // (false, nil), not an error.
 func (d *Docker) ImageExists(ctx context.Context, ref string) (bool, error) {
-	_, err := d.c.ImageInspect(ctx, ref)
+	release, err := d.slot(ctx, "inspect image "+ref)
+	if err != nil {
+		return false, err
+	}
+	defer release()
+	_, err = d.c.ImageInspect(ctx, ref)
 	if cerrdefs.IsNotFound(err) && !engineGone(err) {
 		return false, nil
 	}

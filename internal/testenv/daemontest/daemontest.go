@@ -1,9 +1,9 @@
 // Package daemontest runs a real aima daemon in the test's own process: the
 // daemon package's one constructor (daemon.New) and start-up path
 // (Daemon.Serve: start-up reconcile, runtime events watcher, liveness loop,
-// every front-end: HTTP API, /mcp, /rpc) on a fresh data dir, served on a
-// loopback port. A test may inject the runtime (runtime/fakeruntime) to run
-// it without Docker.
+// every front-end: HTTP API, /mcp, /rpc, all behind the access guard as in
+// production) on a fresh data dir, served on a loopback port. A test may
+// inject the runtime (runtime/fakeruntime) to run it without Docker.
 //
 // It is a package of its own, not part of testenv, because it imports
 // aima/daemon and with it aima/runtime/docker, whose own tests use testenv.
@@ -18,6 +18,7 @@ import (
 	"testing"
 
 	"aima/daemon"
+	"aima/httpguard"
 	"aima/internal/testenv"
 	"aima/runtime"
 )
@@ -71,7 +72,7 @@ func Start(tb testing.TB, configPath string, opts Options) *Daemon {
 	}
 	d, err := daemon.New(daemon.Options{
 		Addr: ln.Addr().String(), DataDir: dataDir, ConfigPath: configPath,
-		ReadOnly: opts.ReadOnly, Token: opts.Token, Logger: logger, Runtime: opts.Runtime,
+		ReadOnly: opts.ReadOnly, Token: httpguard.Secret(opts.Token), Logger: logger, Runtime: opts.Runtime,
 	})
 	if err != nil {
 		ln.Close()

@@ -1,0 +1,76 @@
+package gateway_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"aima/engines"
+	"aima/events"
+	"aima/gateway"
+	"aima/inference"
+	"aima/models"
+	"aima/services"
+	"aima/state"
+)
+
+// TestErrorsInOpenAIFormat checks the refusals that need no engine: each
+// is OpenAI's error JSON with the right status.
+func TestErrorsInOpenAIFormat(t *testing.T) {
+	t.Parallel()
+	store := state.NewMemory()
+	cat, _ := engines.NewCatalog(nil)
+	m := services.NewManager(store, nil, events.NewBus(), cat, models.NewRegistry(store), services.Options{})
+	t.Cleanup(m.Close)
+	srv := httptest.NewServer(gateway.New(inference.New(m, inference.Options{MaxBody: 1024}), nil))
+	t.Cleanup(srv.Close)
+	for _, tc := range []struct {
+		name, method, path, body string
+		status                   int
+		code, param              string
+	}{
+		{"not JSON", "POST", "/v1/chat/completions", `{"model":`, 400, "invalid_argument", "body"},
+		{"no model", "POST", "/v1/chat/completions", `{"messages":[]}`, 400, "invalid_argument", "model"},
+		{"unknown model", "POST", "/v1/completions", `{"model":"x","prompt":"hi"}`, 404, "model_not_found", "model"},
+		{"too large", "POST", "/v1/embeddings", `{"model":"x","input":"` + strings.Repeat("a", 2000) + `"}`, 413, "request_too_large", ""},
+		{"unknown route", "POST", "/v1/images/generations", `{}`, 404, "not_found", ""},
+		{"unknown model by id", "GET", "/v1/models/nope", ``, 404, "model_not_found", "model"},
+	} {
+		req, _ := http.NewRequest(tc.method, srv.URL+tc.path, strings.NewReader(tc.body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct {
+			Error struct {
+				Message string  `json:"message"`
+				Type    string  `json:"type"`
+				Param   *string `json:"param"`
+				Code    string  `json:"code"`
+			} `json:"error"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		param := ""
+		if body.Error.Param != nil {
+			param = *body.Error.Param
+		}
+		if err != nil || resp.StatusCode != tc.status || body.Error.Code != tc.code || param != tc.param || body.Error.Message == "" || body.Error.Type == "" {
+			t.Errorf("%s: %d %+v (%v); want %d code %s param %q", tc.name, resp.StatusCode, body.Error, err, tc.status, tc.code, tc.param)
+		}
+	}
+	resp, err := http.Get(srv.URL + "/v1/models")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var list struct {
+		Object string `json:"object"`
+		Data   []any  `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil || list.Object != "list" || list.Data == nil || len(list.Data) != 0 {
+		t.Errorf("empty model list: %+v %v", list, err)
+	}
+}

@@ -1,0 +1,81 @@
+// Package inference is aima's inference gateway logic: which service
+// answers a request's model name (served name, alias, service name or id,
+// registered model id; the least busy of the ready ones), admitting the
+// request through the service manager (which starts, wakes or swaps the
+// service in on demand and counts the request in flight), forwarding it to
+// the engine with the model name rewritten, and accounting each request
+// (tokens, time to first token) on the service's figures and the event
+// bus. It speaks the OpenAI wire format to engines as a client; serving it
+// to clients is the gateway front-end's job, so the same routing and
+// on-demand start back the HTTP /v1 routes and the inference_chat
+// operation alike.
+package inference
+
+import (
+	"net"
+	"net/http"
+	"time"
+
+	"aima/services"
+)
+
+// Options are the gateway's settings (the config file's gateway section).
+type Options struct {
+	// MaxQueue is how many requests may wait for one service to start,
+	// wake or be swapped in; more are answered 503 with Retry-After.
+	MaxQueue int
+	// MaxWait is how long a request waits for that before it is answered
+	// 503 with Retry-After (the start goes on).
+	MaxWait time.Duration
+	// MaxBody caps a request body (413 beyond).
+	MaxBody int64
+}
+
+// DefaultOptions are the settings an unset field takes.
+func DefaultOptions() Options {
+	return Options{MaxQueue: 256, MaxWait: 10 * time.Minute, MaxBody: 32 << 20}
+}
+
+func (o Options) withDefaults() Options {
+	d := DefaultOptions()
+	if o.MaxQueue <= 0 {
+		o.MaxQueue = d.MaxQueue
+	}
+	if o.MaxWait <= 0 {
+		o.MaxWait = d.MaxWait
+	}
+	if o.MaxBody <= 0 {
+		o.MaxBody = d.MaxBody
+	}
+	return o
+}
+
+// Gateway routes and forwards inference requests to services.
+type Gateway struct {
+	m      *services.Manager
+	opts   Options
+	client *http.Client
+}
+
+// New builds a gateway over the service manager.
+func New(m *services.Manager, opts Options) *Gateway {
+	tr := &http.Transport{
+		// Engines are on this host: no proxy, keep connections warm so a
+		// request costs no handshake, never gzip (chunks must pass as
+		// they come).
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        1024,
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+		ForceAttemptHTTP2:   false,
+	}
+	return &Gateway{m: m, opts: opts.withDefaults(), client: &http.Client{Transport: tr}}
+}
+
+// Options returns the effective settings.
+func (g *Gateway) Options() Options { return g.opts }
+
+// Close drops idle upstream connections.
+func (g *Gateway) Close() { g.client.CloseIdleConnections() }

@@ -1,0 +1,143 @@
+package services
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"aima/errs"
+	"aima/events"
+)
+
+// Sleep puts a running service to sleep: the engine frees its GPU memory
+// (vLLM's sleep mode, level 1: weights offloaded to CPU memory, KV cache
+// dropped) and keeps running, so a wake takes seconds instead of a cold
+// start. Requests in flight finish first; new ones wait and wake it again.
+// Only services created with sleep mode (on demand, an idle timeout or a
+// swap group, on an engine that can sleep) can sleep.
+func (m *Manager) Sleep(ctx context.Context, ref string) (Service, error) {
+	s, err := m.Get(ctx, ref)
+	if err != nil {
+		return Service{}, err
+	}
+	if s.Status == StatusSleeping {
+		return s, nil
+	}
+	if !s.SleepMode {
+		return s, errs.New(errs.Conflict, "service %s runs without sleep mode (create it with on_demand, idle_timeout or swap_group on an engine that can sleep); stop it instead", s.ID)
+	}
+	undo, err := m.drain(ctx, s.ID)
+	if err != nil {
+		return s, err
+	}
+	defer undo()
+	return m.sleepDrained(ctx, s.ID, "sleep requested")
+}
+
+// sleepDrained does the sleep once nothing is in flight.
+func (m *Manager) sleepDrained(ctx context.Context, id, reason string) (Service, error) {
+	unlock := m.lock(id)
+	defer unlock()
+	s, err := m.col.Get(ctx, id)
+	if err != nil {
+		return s, err
+	}
+	if s.Status == StatusSleeping {
+		return s, nil
+	}
+	if s.Status != StatusRunning && s.Status != StatusUnhealthy {
+		return s, errs.New(errs.Conflict, "service %s is %s; only a running service can sleep", s.ID, s.Status)
+	}
+	eng, err := m.catalog.Get(s.EngineType)
+	if err != nil {
+		return s, err
+	}
+	if eng.Sleep == nil {
+		return s, errs.New(errs.Conflict, "engine %s has no sleep mode", s.EngineType)
+	}
+	m.bus.Publish(events.Event{ServiceID: s.ID, Run: s.Run, Type: events.TypeMessage, Status: string(s.Status), Message: "putting the engine to sleep: " + reason})
+	began := m.now()
+	if err := m.engineCall(ctx, s, eng.Sleep.SleepPath); err != nil {
+		return s, errs.Wrap(errs.Unavailable, err, "put service %s to sleep", s.ID)
+	}
+	took := m.now().Sub(began)
+	return m.transition(ctx, s.ID, StatusSleeping, fmt.Sprintf("%s (fell asleep in %.1fs)", reason, took.Seconds()), nil)
+}
+
+// Wake wakes a sleeping service (after swapping out the active member of
+// its swap group). Waking a service that is not sleeping does nothing.
+func (m *Manager) Wake(ctx context.Context, ref string) (Service, error) {
+	s, err := m.Get(ctx, ref)
+	if err != nil {
+		return Service{}, err
+	}
+	if s.Status != StatusSleeping {
+		return s, nil
+	}
+	if s.SwapGroup != "" {
+		release, err := m.swap(ctx, s)
+		if err != nil {
+			return s, err
+		}
+		defer release()
+	}
+	unlock := m.lock(s.ID)
+	defer unlock()
+	if s, err = m.col.Get(ctx, s.ID); err != nil || s.Status != StatusSleeping {
+		return s, err
+	}
+	eng, err := m.catalog.Get(s.EngineType)
+	if err != nil {
+		return s, err
+	}
+	if eng.Sleep == nil {
+		return s, errs.New(errs.Conflict, "engine %s has no sleep mode", s.EngineType)
+	}
+	m.bus.Publish(events.Event{ServiceID: s.ID, Run: s.Run, Type: events.TypeMessage, Status: string(s.Status), Message: "waking the engine up"})
+	began := m.now()
+	if err := m.engineCall(ctx, s, eng.Sleep.WakePath); err != nil {
+		return s, errs.Wrap(errs.Unavailable, err, "wake service %s", s.ID)
+	}
+	took := m.now().Sub(began)
+	return m.transition(ctx, s.ID, StatusRunning, fmt.Sprintf("woke up in %.1fs", took.Seconds()), nil)
+}
+
+// release frees a service's GPUs the cheapest way back: sleep where it
+// can, stop otherwise. The caller has drained it.
+func (m *Manager) release(ctx context.Context, s Service, reason string) error {
+	if s.SleepMode && (s.Status == StatusRunning || s.Status == StatusUnhealthy) {
+		if _, err := m.sleepDrained(ctx, s.ID, reason); err == nil {
+			return nil
+		} else {
+			m.log.Warn("sleep failed; stopping instead", "service", s.ID, "err", err)
+		}
+	}
+	_, err := m.stop(ctx, s.ID, reason)
+	return err
+}
+
+// engineCall POSTs to one of the engine's own endpoints (sleep, wake).
+// Sleep offloads gigabytes, so it gets minutes, not the probe's seconds.
+func (m *Manager) engineCall(ctx context.Context, s Service, path string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	url := "http://" + net.JoinHostPort(m.opts.BindHost, strconv.Itoa(s.Port)) + path
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := m.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("POST %s: HTTP %d %s", path, resp.StatusCode, truncate(string(body), 200))
+	}
+	return nil
+}
