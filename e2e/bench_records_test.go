@@ -47,8 +47,9 @@ func seedServices(b *testing.B, dataDir string, n int) {
 	}
 }
 
-// rssKiB reads a process's resident set (VmRSS) and its peak (VmHWM).
-func rssKiB(b *testing.B, pid int) (rss, peak int) {
+// rssKiB reads a process's resident set (VmRSS), its peak (VmHWM) and the
+// file-backed part (RssFile: the binary and the store's memory map).
+func rssKiB(b *testing.B, pid int) (rss, peak, file int) {
 	b.Helper()
 	raw, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
 	if err != nil {
@@ -64,9 +65,11 @@ func rssKiB(b *testing.B, pid int) (rss, peak int) {
 			rss, _ = strconv.Atoi(f[1])
 		case "VmHWM:":
 			peak, _ = strconv.Atoi(f[1])
+		case "RssFile:":
+			file, _ = strconv.Atoi(f[1])
 		}
 	}
-	return rss, peak
+	return rss, peak, file
 }
 
 // timedGet GETs url, reads the whole answer and returns the wall time.
@@ -116,7 +119,7 @@ func BenchmarkRecords(b *testing.B) {
 	t0 := time.Now()
 	d.MustCLI(b, "service", "create", "--model-id", "org/one-more", "--engine-type", "vllm")
 	create := time.Since(t0)
-	rss, peak := rssKiB(b, d.PID())
+	rss, peak, file := rssKiB(b, d.PID())
 	b.ReportMetric(0, "ns/op")
 	b.ReportMetric(msOf(benchMedian(list)), "ms-list")
 	b.ReportMetric(msOf(benchMedian(status)), "ms-status")
@@ -124,6 +127,7 @@ func BenchmarkRecords(b *testing.B) {
 	b.ReportMetric(msOf(create), "ms-create-cli")
 	b.ReportMetric(float64(rss)/1024, "MiB-rss")
 	b.ReportMetric(float64(peak)/1024, "MiB-rss-peak")
+	b.ReportMetric(float64(file)/1024, "MiB-rss-file")
 	b.Logf("list %v\nstatus %v\nhealth %v", list, status, health)
 }
 
