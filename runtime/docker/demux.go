@@ -54,15 +54,22 @@ const (
 // spent more time in that copy than in everything else the demultiplexer
 // does.
 func readFrames(r io.Reader, out, errw io.Writer) error {
-	br := bufio.NewReaderSize(r, 64<<10)
+	src := &lastErrReader{r: r}
+	br := bufio.NewReaderSize(src, 64<<10)
+	// ended tells a clean end of the stream (io.EOF from the engine,
+	// possibly inside a frame) from a broken one (a cut connection reads as
+	// io.ErrUnexpectedEOF from the HTTP body, and is returned).
+	ended := func(err error) error {
+		if errors.Is(src.err, io.EOF) && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
+			return nil
+		}
+		return err
+	}
 	var hdr [8]byte
 	var big []byte
 	for {
 		if _, err := io.ReadFull(br, hdr[:]); err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return nil
-			}
-			return err
+			return ended(err)
 		}
 		size := int(binary.BigEndian.Uint32(hdr[4:]))
 		var p []byte
@@ -77,10 +84,7 @@ func readFrames(r io.Reader, out, errw io.Writer) error {
 			_, err = io.ReadFull(br, p)
 		}
 		if err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return nil
-			}
-			return err
+			return ended(err)
 		}
 		switch hdr[0] {
 		case streamStdin, streamStdout:
@@ -177,4 +181,18 @@ func splitTimestamp(p []byte) (time.Time, []byte) {
 		return time.Time{}, p
 	}
 	return t, p[i+1:]
+}
+
+// lastErrReader remembers the last error its reader returned.
+type lastErrReader struct {
+	r   io.Reader
+	err error
+}
+
+func (l *lastErrReader) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	if err != nil {
+		l.err = err
+	}
+	return n, err
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"aima/runtime"
@@ -189,5 +190,21 @@ func TestDemuxWithoutTimes(t *testing.T) {
 	want := []string{"stdout:" + ts1 + " looks like a time", "stderr:plain"}
 	if len(got) != 2 || got[0].Stream+":"+got[0].Text != want[0] || got[1].Stream+":"+got[1].Text != want[1] || !got[0].Time.IsZero() {
 		t.Fatalf("got %q, want %q without times", got, want)
+	}
+}
+
+// A stream that breaks (the connection to the engine was cut) is an error,
+// also in the middle of a frame; one that ends is not.
+func TestDemuxBrokenStream(t *testing.T) {
+	t.Parallel()
+	whole := append(frame(1, ts1+" one\n"), frame(1, ts2+" two\n")...)
+	for _, cut := range []int{len(whole), len(whole) - 3, 4} {
+		r := io.MultiReader(bytes.NewReader(whole[:cut]), iotest.ErrReader(io.ErrUnexpectedEOF))
+		if err := demux(r, false, true, func(runtime.LogLine) error { return nil }); !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Errorf("stream cut after %d bytes: %v, want io.ErrUnexpectedEOF", cut, err)
+		}
+	}
+	if err := demux(bytes.NewReader(whole[:len(whole)-3]), false, true, func(runtime.LogLine) error { return nil }); err != nil {
+		t.Errorf("stream ending inside a frame: %v, want a clean end", err)
 	}
 }
