@@ -94,7 +94,8 @@ func BenchmarkReadyToRunning(b *testing.B) {
 	p := newInproc(b)
 	var samples []time.Duration
 	for i := 0; i < b.N; i++ {
-		s := p.createService(b, tools.ServiceCreateInput{Name: fmt.Sprintf("r2r-%d", i)})
+		// An explicit port: the poller must know it before the start.
+		s := p.createService(b, tools.ServiceCreateInput{Name: fmt.Sprintf("r2r-%d", i), Port: testenv.FreePort(b)})
 		ready, stop := firstHealthy(s.Endpoint + "/health")
 		_, evs, err := p.startWait(b, s.ID, 120)
 		if err != nil {

@@ -25,7 +25,7 @@ func floodService(t *testing.T, create func() string, n, size int) (svc, cid str
 	svc = create()
 	t.Cleanup(func() { testenv.RemoveContainersWithLabel(t, "aima.service", svc) })
 	out, err := exec.Command("docker", "run", "-d", "--label", "aima.managed=true", "--label", "aima.service="+svc,
-		testenv.TestProgImage(t), "err:first on stderr", fmt.Sprintf("flood:%d:%d", n, size)).CombinedOutput()
+		testenv.TestProgImage(t), "err:first on stderr", "sleep:300ms", fmt.Sprintf("flood:%d:%d", n, size)).CombinedOutput()
 	if err != nil {
 		t.Fatalf("docker run: %v: %s", err, out)
 	}
@@ -46,13 +46,15 @@ func TestLogsRepresentations(t *testing.T) {
 	svc, cid := floodService(t, func() string {
 		return decode[struct{ ID string }](t, d.MustCLI(t, "service", "create", "--model-id", "org/flood", "--engine-type", "vllm", "-o", "json").Stdout).ID
 	}, n, 100)
-	var dockerOut bytes.Buffer
+	// docker logs writes the two streams to its stdout and stderr; the
+	// stderr line was written 300 ms before the flood.
+	var dockerOut, dockerErr bytes.Buffer
 	cmd := exec.Command("docker", "logs", cid)
-	cmd.Stdout, cmd.Stderr = &dockerOut, &dockerOut
+	cmd.Stdout, cmd.Stderr = &dockerOut, &dockerErr
 	if err := cmd.Run(); err != nil {
 		t.Fatal(err)
 	}
-	want := strings.Split(strings.TrimSuffix(dockerOut.String(), "\n"), "\n")
+	want := strings.Split(strings.TrimSuffix(dockerErr.String()+dockerOut.String(), "\n"), "\n")
 	if len(want) != n+1 || want[0] != "first on stderr" {
 		t.Fatalf("docker logs printed %d lines, first %q", len(want), want[0])
 	}
