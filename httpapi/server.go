@@ -185,7 +185,7 @@ func (s *sseReporter) Event(ev events.Event) { s.write("progress", s.enc.encode(
 // eventEncodings keeps the newest event's JSON per service, so an event
 // that many clients follow is encoded once, not once per client.
 type eventEncodings struct {
-	mu   sync.Mutex
+	mu   sync.RWMutex // read-locked by the many clients of one event at once
 	last map[string]encodedEvent
 }
 
@@ -198,12 +198,12 @@ type encodedEvent struct {
 const maxEncodings = 1024
 
 func (e *eventEncodings) encode(ev events.Event) []byte {
-	e.mu.Lock()
-	if c, ok := e.last[ev.ServiceID]; ok && c.seq == ev.Seq && ev.Seq != 0 {
-		e.mu.Unlock()
+	e.mu.RLock()
+	c, ok := e.last[ev.ServiceID]
+	e.mu.RUnlock()
+	if ok && c.seq == ev.Seq && ev.Seq != 0 {
 		return c.raw
 	}
-	e.mu.Unlock()
 	raw, _ := json.Marshal(ev)
 	e.mu.Lock()
 	if e.last == nil || len(e.last) >= maxEncodings {
