@@ -21,6 +21,7 @@ import (
 	"aima/engines"
 	"aima/errs"
 	"aima/events"
+	"aima/gpu"
 	"aima/httpguard"
 	"aima/inference"
 	"aima/models"
@@ -110,12 +111,15 @@ func New(opts Options) (*Daemon, error) {
 	}))
 	reg := models.NewRegistry(store)
 	lo, hi, _ := cfg.Ports()
+	attach, _ := gpu.ParseAttach(cfg.GPUAttach)
+	policy, _ := gpu.ParsePolicy(cfg.GPUPolicy)
 	mgr := services.NewManager(store, rt, bus, catalog, reg, services.Options{
 		BindHost: cfg.BindHost, PortLow: lo, PortHigh: hi,
 		StartTimeout: time.Duration(cfg.StartTimeout), StopTimeout: time.Duration(cfg.StopTimeout),
 		HealthInterval: time.Duration(cfg.HealthInterval), Logger: log,
 		LivenessInterval: time.Duration(cfg.LivenessInterval), UnhealthyGrace: time.Duration(cfg.UnhealthyGrace),
 		RestartBackoff: time.Duration(cfg.RestartBackoff), AllowPrivilegedArgs: cfg.AllowPrivilegedArgs,
+		GPUs: gpuInventory(cfg.NvidiaSMI), GPUAttach: attach, GPUPolicy: policy,
 	})
 	gw := inference.New(mgr, cfg.Gateway.Options())
 	env := &tools.Env{Services: mgr, Inference: gw, Models: reg, Catalog: catalog, Runtime: rt, Version: Version, ReadOnly: opts.ReadOnly}
@@ -125,6 +129,28 @@ func New(opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// gpuInventory is the GPU inventory the config asks for: nvidia-smi on
+// PATH or at the configured path, or none ("off").
+func gpuInventory(nvidiaSMI string) *gpu.Inventory {
+	if nvidiaSMI == "off" {
+		return gpu.NewInventory(nil)
+	}
+	return gpu.NewInventory(&gpu.NvidiaSMI{Path: nvidiaSMI})
+}
+
+// logGPUs reads the GPU inventory once at start-up and logs what it found.
+func (d *Daemon) logGPUs(ctx context.Context) {
+	snap, err := d.Env.Services.GPUList(ctx)
+	switch {
+	case err != nil:
+		d.log.Warn("GPU inventory", "err", err)
+	case len(snap.Devices) == 0:
+		d.log.Info("GPU inventory", "gpus", 0, "note", snap.Note)
+	default:
+		d.log.Info("GPU inventory", "gpus", len(snap.Devices), "driver", snap.Devices[0].DriverVersion, "name", snap.Devices[0].Name)
+	}
 }
 
 // Handler is the daemon's whole HTTP surface, as Serve serves it.
@@ -149,6 +175,7 @@ var errShuttingDown = errs.New(errs.Unavailable, "the aima daemon is shutting do
 // told why they end and get a bounded grace; containers keep running. Call
 // it once.
 func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
+	d.logGPUs(ctx)
 	if err := d.manager.Run(); err != nil {
 		d.log.Warn("reconcile at start-up", "err", err)
 	}

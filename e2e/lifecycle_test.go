@@ -16,7 +16,7 @@ import (
 )
 
 // startPhases is the order every start goes through.
-var startPhases = []string{"cleanup", "pull", "create", "start", "loading", "health_check"}
+var startPhases = []string{"cleanup", "schedule", "pull", "create", "start", "loading", "health_check"}
 
 // TestLifecycleStartPhases starts a service through the HTTP API and checks
 // the live progress stream, then that a late subscriber replays the same

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"aima/errs"
+	"aima/gpu"
 )
 
 // Engine describes how to run one engine type as a container.
@@ -20,7 +21,7 @@ type Engine struct {
 	Image       string            `json:"image"`
 	Port        int               `json:"port"`        // the engine's port inside the container
 	HealthPath  string            `json:"health_path"` // HTTP 200 here means ready
-	GPUs        string            `json:"gpus"`        // all, none, or device ids "0,1"
+	GPUs        string            `json:"gpus"`        // auto, all, none, N, or device=ID[,ID...] (gpu.ParseSelection)
 	Args        []string          `json:"args,omitempty"`
 	Env         map[string]string `json:"env,omitempty"`
 	ShmSize     int64             `json:"shm_size,omitempty"`
@@ -66,7 +67,7 @@ func Builtin() map[string]Engine {
 			Image:       "vllm/vllm-openai:v0.11.0",
 			Port:        8000,
 			HealthPath:  "/health",
-			GPUs:        "all",
+			GPUs:        "auto",
 			ShmSize:     1 << 30,
 			ModelArgs: func(model, served string, port int) []string {
 				args := []string{"--model", model}
@@ -101,7 +102,7 @@ func Builtin() map[string]Engine {
 			Image:       "lmsysorg/sglang:v0.5.5",
 			Port:        30000,
 			HealthPath:  "/health",
-			GPUs:        "all",
+			GPUs:        "auto",
 			ShmSize:     1 << 30,
 			ModelArgs: func(model, served string, port int) []string {
 				args := []string{"python3", "-m", "sglang.launch_server", "--model-path", model}
@@ -124,7 +125,7 @@ func Builtin() map[string]Engine {
 			Image:       "ghcr.io/ggml-org/llama.cpp:server-b6900",
 			Port:        8080,
 			HealthPath:  "/health",
-			GPUs:        "all",
+			GPUs:        "auto",
 			ModelArgs: func(model, served string, port int) []string {
 				args := []string{"-m", model}
 				if served != "" {
@@ -168,7 +169,7 @@ func NewCatalog(overrides map[string]Override) (*Catalog, error) {
 			e.Image = o.Image
 		}
 		if o.GPUs != "" {
-			if _, err := ParseGPUs(o.GPUs); err != nil {
+			if _, err := gpu.ParseSelection(o.GPUs); err != nil {
 				return nil, errs.Invalid("engines", "config: engine %s: %v", name, err)
 			}
 			e.GPUs = o.GPUs
@@ -235,31 +236,4 @@ func sortedKeys(m map[string]Engine) []string {
 	}
 	sort.Strings(keys)
 	return keys
-}
-
-// GPUSpec is a parsed GPU selection.
-type GPUSpec struct {
-	All       bool
-	DeviceIDs []string
-}
-
-var deviceID = regexp.MustCompile(`^[0-9]+$|^GPU-[0-9a-fA-F-]+$`)
-
-// ParseGPUs parses "all", "none" (or ""), or a comma list of device ids.
-func ParseGPUs(s string) (GPUSpec, error) {
-	switch strings.TrimSpace(s) {
-	case "", "none":
-		return GPUSpec{}, nil
-	case "all":
-		return GPUSpec{All: true}, nil
-	}
-	var ids []string
-	for _, p := range strings.Split(s, ",") {
-		p = strings.TrimSpace(p)
-		if !deviceID.MatchString(p) {
-			return GPUSpec{}, fmt.Errorf("gpus %q: want all, none, or device ids like 0,1", s)
-		}
-		ids = append(ids, p)
-	}
-	return GPUSpec{DeviceIDs: ids}, nil
 }

@@ -162,12 +162,12 @@ func (m *Manager) Create(ctx context.Context, spec CreateSpec) (Service, error) 
 	}
 	gpus := eng.GPUs
 	if spec.GPUs != "" {
-		if _, err := engines.ParseGPUs(spec.GPUs); err != nil {
-			return Service{}, errs.Invalid("gpus", "%v", err)
-		}
 		gpus = spec.GPUs
 	}
 	if err := validateArgs(eng, spec.Args, spec.Env, m.opts.AllowPrivilegedArgs); err != nil {
+		return Service{}, err
+	}
+	if err := checkGPURequest(eng.Type, eng.Args, gpus, spec.Args, spec.Env); err != nil {
 		return Service{}, err
 	}
 	policy, err := ParseRestartPolicy(spec.RestartPolicy)

@@ -15,6 +15,7 @@ import (
 	"aima/engines"
 	"aima/errs"
 	"aima/events"
+	"aima/gpu"
 	"aima/models"
 	"aima/runtime"
 	"aima/state"
@@ -40,6 +41,14 @@ type Options struct {
 	// host (NVIDIA_*); see validateArgs.
 	AllowPrivilegedArgs bool
 	Logger              *slog.Logger
+
+	// GPUs is the host's GPU inventory (nil: none; services get GPUs
+	// as their request says, without leases or a fit check).
+	GPUs *gpu.Inventory
+	// GPUAttach is how leased GPUs reach containers (runtime.GPUAttach*).
+	GPUAttach string
+	// GPUPolicy is how N GPUs are picked (pack or spread).
+	GPUPolicy gpu.Policy
 }
 
 // DefaultOptions are the settings a zero Options field takes; the config
@@ -49,6 +58,7 @@ func DefaultOptions() Options {
 		BindHost: "127.0.0.1", PortLow: 18000, PortHigh: 18999,
 		StartTimeout: 20 * time.Minute, StopTimeout: 10 * time.Second, HealthInterval: 50 * time.Millisecond,
 		LivenessInterval: 5 * time.Second, UnhealthyGrace: 30 * time.Second, RestartBackoff: 10 * time.Second,
+		GPUAttach: gpu.AttachDeviceRequests, GPUPolicy: gpu.PolicyPack,
 	}
 }
 
@@ -71,6 +81,15 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.GPUs == nil {
+		o.GPUs = gpu.NewInventory(nil)
+	}
+	if o.GPUAttach == "" {
+		o.GPUAttach = gpu.AttachDeviceRequests
+	}
+	if o.GPUPolicy == "" {
+		o.GPUPolicy = gpu.PolicyPack
 	}
 	return o
 }
@@ -98,6 +117,10 @@ type Manager struct {
 	locks  map[string]*sync.Mutex // per-service lifecycle serialization
 	jobs   map[string]*startJob   // starts in progress
 	portMu sync.Mutex             // port allocation is global
+	// placeMu is the one placement lock: reading the leases of all
+	// services and recording a new one happen under it, so two starts
+	// never take the same GPU.
+	placeMu sync.Mutex
 
 	dockerDown atomic.Bool // the watcher lost the engine
 
@@ -287,6 +310,7 @@ func (m *Manager) transition(ctx context.Context, id string, to Status, reason s
 		s.Reason = reason
 		s.Failure = ""
 		s.UpdatedAt = m.now().UTC()
+		releaseLeaseOnEnd(s)
 		if mutate != nil {
 			mutate(s)
 		}

@@ -175,6 +175,7 @@ func (st *starter) exitFailure(ex runtime.ExitStatus, oomEvent bool, followed *l
 	// says "See root cause above", so the reason is looked for in more lines
 	// than the record keeps.
 	line := ReasonFromLogs(lines)
+	f.engineLine = line
 	f.logTail = lines[max(0, len(lines)-keptLogLines):]
 	f.reason = fmt.Sprintf("container exited with code %d%s during %s", code, ExitDescription(code), st.phase)
 	if f.oom {

@@ -101,10 +101,15 @@ func (m *Manager) stopContainers(ctx context.Context, id string) error {
 
 // Restart stops the service (if needed) and starts it again.
 func (m *Manager) Restart(ctx context.Context, ref string, timeout time.Duration) (StartResult, error) {
+	return m.RestartWith(ctx, ref, StartOptions{Timeout: timeout})
+}
+
+// RestartWith is Restart with start options.
+func (m *Manager) RestartWith(ctx context.Context, ref string, opts StartOptions) (StartResult, error) {
 	if _, err := m.Stop(ctx, ref); err != nil {
 		return StartResult{}, err
 	}
-	return m.Start(ctx, ref, timeout)
+	return m.StartWith(ctx, ref, opts)
 }
 
 // Delete stops the service, removes its containers, its record and its

@@ -190,6 +190,7 @@ func Registry() []Op {
 		registry = append(registry, serviceOps()...)
 		registry = append(registry, inferenceOps()...)
 		registry = append(registry, systemOps()...)
+		registry = append(registry, gpuOps()...)
 		registry = append(registry, healthOp())
 		sort.Slice(registry, func(i, j int) bool { return registry[i].Name() < registry[j].Name() })
 		byName = map[string]Op{}

@@ -18,6 +18,8 @@ type DoctorOutput struct {
 	Store    state.Info        `json:"store" jsonschema:"the state store: its file, and its backup copy"`
 	Damaged  []state.Damaged   `json:"damaged" jsonschema:"service and model records the state store cannot read: left out of lists, reconcile and liveness; delete them with service_delete or model_remove"`
 	Warnings []string          `json:"warnings" jsonschema:"what needs attention, with what to do: damaged records, containers of another (possibly lost) state store, a failed backup"`
+	GPU      string            `json:"gpu" jsonschema:"GPU state: the number of GPUs and the driver, why there are none, or why the driver cannot be read"`
+	GPUs     []string          `json:"gpus" jsonschema:"one line per GPU: memory and the services holding it"`
 }
 
 // PruneInput asks to remove orphan containers.
@@ -36,10 +38,11 @@ func systemOps() []Op {
 	return []Op{
 		Declare(Spec[Empty, DoctorOutput]{
 			Name:        "system_doctor",
-			Description: "Diagnose aima's host: Docker engine reachability, failed services and their reasons, orphan containers (labelled as aima's but with no service record, e.g. after a lost data dir), the state store and its backup, records the store cannot read, and warnings with what to do. Changes nothing; service_prune removes orphans. When the daemon does not start because its store is damaged, `aima store check` inspects the store file without a daemon.",
+			Description: "Diagnose aima's host: Docker engine reachability, the GPU state (driver, memory, leases), failed services and their reasons, orphan containers (labelled as aima's but with no service record, e.g. after a lost data dir), the state store and its backup, records the store cannot read, and warnings with what to do. Changes nothing; service_prune removes orphans. When the daemon does not start because its store is damaged, `aima store check` inspects the store file without a daemon.",
 			Annotations: Annotations{ReadOnly: true, Idempotent: true},
 			Run: func(ctx context.Context, env *Env, _ Empty, _ Reporter) (DoctorOutput, error) {
-				out := DoctorOutput{Docker: "ok", Failed: []string{}, Orphans: []services.Orphan{}}
+				out := DoctorOutput{Docker: "ok", Failed: []string{}, Orphans: []services.Orphan{}, GPUs: []string{}}
+				out.GPU, out.GPUs = gpuDoctor(ctx, env)
 				if err := env.Runtime.Ping(ctx); err != nil {
 					out.Docker = err.Error()
 				}
@@ -66,7 +69,11 @@ func systemOps() []Op {
 			},
 			Render: func(o DoctorOutput) string {
 				var b strings.Builder
-				fmt.Fprintf(&b, "docker: %s\nservices: %d\n", o.Docker, o.Services)
+				fmt.Fprintf(&b, "docker: %s\ngpu: %s\n", o.Docker, o.GPU)
+				for _, g := range o.GPUs {
+					fmt.Fprintf(&b, "  %s\n", g)
+				}
+				fmt.Fprintf(&b, "services: %d\n", o.Services)
 				store := o.Store.Backend
 				if o.Store.Path != "" {
 					store += " " + o.Store.Path
@@ -123,4 +130,29 @@ func systemOps() []Op {
 			},
 		}),
 	}
+}
+
+// gpuDoctor summarises the GPU inventory for system_doctor.
+func gpuDoctor(ctx context.Context, env *Env) (string, []string) {
+	snap, err := env.Services.GPUList(ctx)
+	if err != nil {
+		return "unavailable: " + err.Error(), []string{}
+	}
+	if len(snap.Devices) == 0 {
+		return "none: " + snap.Note, []string{}
+	}
+	d0 := snap.Devices[0]
+	sum := fmt.Sprintf("%d GPU(s), driver %s", len(snap.Devices), d0.DriverVersion)
+	if d0.CUDAVersion != "" {
+		sum += ", CUDA " + d0.CUDAVersion
+	}
+	lines := []string{}
+	for _, d := range snap.Devices {
+		l := fmt.Sprintf("GPU %d %s: %s", d.Index, d.Name, gpuMemory(d))
+		if h := holders(d); h != "" {
+			l += "; held by " + h
+		}
+		lines = append(lines, l)
+	}
+	return sum, lines
 }

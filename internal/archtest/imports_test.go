@@ -1,6 +1,6 @@
 // Package archtest guards aima's layering: front-ends (cli, client, httpapi,
 // httpguard, mcp, jsonrpc, gateway, daemon) → tools → domain (services,
-// inference, runtime, state, events, models, engines, config, errs). Domain
+// inference, runtime, state, events, models, engines, config, errs, gpu). Domain
 // code never imports a transport or the operation layer, tools imports no
 // transport, and only the daemon picks a runtime implementation
 // (runtime/docker; tests use runtime/fakeruntime).
@@ -17,7 +17,7 @@ import (
 var (
 	frontEnds = []string{"aima/cli", "aima/client", "aima/httpapi", "aima/httpguard", "aima/mcp", "aima/jsonrpc", "aima/gateway", "aima/daemon"}
 	transport = []string{"github.com/mark3labs/mcp-go", "github.com/urfave/cli", "github.com/modelcontextprotocol/go-sdk"}
-	domain    = []string{"services", "inference", "runtime", "runtime/docker", "runtime/fakeruntime", "state", "events", "models", "engines", "config", "errs"}
+	domain    = []string{"services", "inference", "runtime", "runtime/docker", "runtime/fakeruntime", "state", "events", "models", "engines", "config", "errs", "gpu"}
 	// runtimeImpls implement runtime.Runtime; only the daemon (and tests)
 	// choose one, so the domain stays runtime-neutral.
 	runtimeImpls = []string{"aima/runtime/docker", "aima/runtime/fakeruntime"}
