@@ -73,7 +73,7 @@ func render(std IO, format string, op tools.Op, raw json.RawMessage) error {
 		return printDoc(std.Stdout, "json", raw)
 	}
 	switch v := out.(type) {
-	case tools.RecordList[services.Service]:
+	case tools.ServiceList:
 		warnDamaged(std, v.Damaged)
 		return serviceTable(std.Stdout, v.Items)
 	case tools.RecordList[models.Model]:

@@ -658,3 +658,108 @@ func TestStatsAndObserver(t *testing.T) {
 		t.Fatalf("waiting %d after the subscriber left", w)
 	}
 }
+
+// blockingJournal is a memJournal whose Load blocks until release is
+// closed, once entered is signalled: a journal read that stalls.
+type blockingJournal struct {
+	*memJournal
+	entered chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (j *blockingJournal) Load(id string) ([]events.Event, error) {
+	select {
+	case <-j.entered:
+	default:
+		j.once.Do(func() { close(j.entered) })
+		<-j.release
+	}
+	return j.memJournal.Load(id)
+}
+
+// A subscriber that fell behind the in-memory window reads the journal;
+// while that read stalls, Publish of the same service still completes.
+func TestLaggingSubscriberNeverBlocksPublish(t *testing.T) {
+	t.Parallel()
+	j := &blockingJournal{memJournal: newMemJournal(), entered: make(chan struct{}), release: make(chan struct{})}
+	close(j.entered) // the bus's first load must not block
+	bus := events.NewBus(events.WithJournal(j), events.WithLogLimit(4))
+	for i := 0; i < 20; i++ {
+		bus.Publish(events.Event{ServiceID: "s", Type: events.TypePhase, Phase: fmt.Sprint(i)})
+	}
+	j.entered = make(chan struct{}) // the next load (the lagging subscriber's) blocks
+	sub := bus.Subscribe("s", 0)
+	got := make(chan events.Event, 1)
+	go func() {
+		ev, err := sub.Next(t.Context())
+		if err == nil {
+			got <- ev
+		}
+	}()
+	<-j.entered // the subscriber is inside the journal read
+	published := make(chan struct{})
+	go func() {
+		for i := 0; i < 100; i++ {
+			bus.Publish(events.Event{ServiceID: "s", Type: events.TypeMessage, Message: "live"})
+		}
+		close(published)
+	}()
+	select {
+	case <-published:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Publish waited for a subscriber's journal read")
+	}
+	close(j.release)
+	if ev := <-got; ev.Seq != 1 {
+		t.Fatalf("the lagging subscriber got seq %d first, want 1", ev.Seq)
+	}
+}
+
+// Forget frees a service's log: its subscribers end with ErrForgotten and
+// the bus holds no log for it any more.
+func TestForgetFreesTheLog(t *testing.T) {
+	t.Parallel()
+	bus := events.NewBus()
+	bus.Publish(events.Event{ServiceID: "gone", Type: events.TypePhase})
+	bus.Publish(events.Event{ServiceID: "kept", Type: events.TypePhase})
+	sub := bus.Subscribe("gone", bus.LastSeq("gone"))
+	errc := make(chan error, 1)
+	go func() {
+		_, err := sub.Next(t.Context())
+		errc <- err
+	}()
+	bus.Forget("gone")
+	if err := <-errc; !errors.Is(err, events.ErrForgotten) {
+		t.Fatalf("subscriber of a forgotten service: %v, want ErrForgotten", err)
+	}
+	if n := bus.Services(); n != 1 {
+		t.Fatalf("bus holds %d logs after Forget, want 1", n)
+	}
+	for i := 0; i < 1000; i++ {
+		id := fmt.Sprintf("svc-%d", i)
+		bus.Publish(events.Event{ServiceID: id, Type: events.TypeStatus})
+		bus.Forget(id)
+	}
+	if n := bus.Services(); n != 1 {
+		t.Fatalf("bus holds %d logs after 1000 deleted services, want 1", n)
+	}
+}
+
+// A subscriber that had not yet read the deleted event published before
+// Forget still reads it, then ends with ErrForgotten.
+func TestForgetKeepsTheDeletedEvent(t *testing.T) {
+	t.Parallel()
+	bus := events.NewBus()
+	bus.Publish(events.Event{ServiceID: "s", Type: events.TypeStatus})
+	sub := bus.Subscribe("s", bus.LastSeq("s"))
+	bus.Publish(events.Event{ServiceID: "s", Type: events.TypeDeleted})
+	bus.Forget("s")
+	ev, err := sub.Next(t.Context())
+	if err != nil || ev.Type != events.TypeDeleted {
+		t.Fatalf("first read after Forget: %+v, %v; want the deleted event", ev, err)
+	}
+	if _, err := sub.Next(t.Context()); !errors.Is(err, events.ErrForgotten) {
+		t.Fatalf("second read: %v, want ErrForgotten", err)
+	}
+}

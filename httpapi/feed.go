@@ -35,7 +35,7 @@ func (s *Server) followAll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	feed := s.env.Services.Bus().Follow()
-	rep := startSSE(w)
+	rep := s.startSSE(w)
 	rep.comment(fmt.Sprintf("retry: %d\n", reconnectMillis))
 	for {
 		ctx, cancel := context.WithTimeout(r.Context(), keepAliveInterval)

@@ -159,6 +159,9 @@ type LogOptions struct {
 	Follow bool
 	Tail   int       // last N lines; <0 means all
 	Since  time.Time // zero = from the start
+	// NoTimes: the caller needs no LogLine.Time, and a runtime may leave it
+	// zero (Docker then saves formatting a timestamp per line).
+	NoTimes bool
 }
 
 // LogLine is one line of container output. Text has no trailing newline.

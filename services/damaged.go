@@ -31,6 +31,7 @@ func (m *Manager) deleteDamaged(ctx context.Context, id string) (Service, error)
 	}
 	NewJournal(m.store).Forget(ctx, id)
 	m.deleted(id, 0)
+	m.bus.Forget(id)
 	return Service{ID: id, Reason: "damaged record deleted", UpdatedAt: m.now().UTC()}, nil
 }
 

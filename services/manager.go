@@ -2,10 +2,12 @@ package services
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -97,7 +99,6 @@ func (o Options) withDefaults() Options {
 // changes nothing; Close cancels them and waits.
 type Manager struct {
 	col     *state.Collection[Service]
-	snap    *state.Snapshotter[Service] // ListShared's reader
 	store   state.Store
 	rt      runtime.Runtime
 	bus     *events.Bus
@@ -154,9 +155,9 @@ var (
 func NewManager(store state.Store, rt runtime.Runtime, bus *events.Bus, catalog *engines.Catalog, reg *models.Registry, opts Options) *Manager {
 	opts = opts.withDefaults()
 	ctx, cancel := context.WithCancelCause(context.Background())
-	col := state.NewCollection[Service](store, "services/", "service")
+	col := state.NewCollection[Service](store, "services/", "service").WithCache()
 	m := &Manager{
-		col: col, snap: col.Snapshotter(), store: store,
+		col: col, store: store,
 		rt: rt, bus: bus, catalog: catalog, models: reg, opts: opts, log: opts.Logger,
 		http: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
 		now:  time.Now, ctx: ctx, cancel: cancel,
@@ -228,34 +229,78 @@ func (m *Manager) Get(ctx context.Context, ref string) (Service, error) {
 
 // List returns services oldest first, optionally only those with a status.
 func (m *Manager) List(ctx context.Context, status Status) ([]Service, error) {
-	all, err := m.col.List(ctx)
+	all, _, err := m.ListJSON(ctx, status)
+	return all, err
+}
+
+// ListJSON is List with each service's JSON encoding, in the same order,
+// from the record cache, so a front-end writes 10,000 services without
+// encoding each again. A service's encoding is nil where the listed record
+// differs from the stored one (a stale status, gateway traffic figures).
+func (m *Manager) ListJSON(ctx context.Context, status Status) ([]Service, []json.RawMessage, error) {
+	vals, raws, _, err := m.col.ScanJSON(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	sortServices(all)
-	stale := m.dockerDown.Load()
-	for i := range all {
-		all[i].Stale = stale
-		all[i].Traffic = m.gate.figures(all[i].ID)
-	}
-	if status == "" {
-		return all, nil
-	}
-	out := all[:0:0]
-	for _, s := range all {
-		if s.Status == status {
-			out = append(out, s)
+	// Filter and sort the fresh copies in place (no second copy of 10,000
+	// records), keeping each encoding next to its record.
+	n := 0
+	for i := range vals {
+		if status == "" || vals[i].Status == status {
+			vals[n] = vals[i]
+			if raws != nil {
+				raws[n] = raws[i]
+			}
+			n++
 		}
 	}
-	return out, nil
+	out := vals[:n]
+	var enc []json.RawMessage
+	if raws != nil {
+		enc = raws[:n]
+	}
+	sort.Stable(byCreated{out, enc})
+	stale := m.dockerDown.Load()
+	for i := range out {
+		out[i].Stale = stale
+		out[i].Traffic = m.gate.figures(out[i].ID)
+		if enc != nil && (stale || out[i].Traffic != nil) {
+			enc[i] = nil // differs from the stored record: encoded anew
+		}
+	}
+	return out, enc, nil
+}
+
+// byCreated orders services oldest first (then by ID), moving their
+// encodings, if any, along.
+type byCreated struct {
+	s   []Service
+	enc []json.RawMessage
+}
+
+func (b byCreated) Len() int { return len(b.s) }
+
+func (b byCreated) Less(i, j int) bool {
+	x, y := &b.s[i], &b.s[j]
+	if x.CreatedAt.Equal(y.CreatedAt) {
+		return x.ID < y.ID
+	}
+	return x.CreatedAt.Before(y.CreatedAt)
+}
+
+func (b byCreated) Swap(i, j int) {
+	b.s[i], b.s[j] = b.s[j], b.s[i]
+	if b.enc != nil {
+		b.enc[i], b.enc[j] = b.enc[j], b.enc[i]
+	}
 }
 
 // ListShared is List of every status, in ID order, for readers that list
 // all services often, such as the metrics collector on every scrape: it
-// decodes only the records that changed since its previous call. The
-// records share memory with its cache: read them, never modify them.
+// reads the record cache, decoding nothing. The records share memory with
+// the cache: read them, never modify them.
 func (m *Manager) ListShared(ctx context.Context) ([]Service, error) {
-	all, err := m.snap.List(ctx)
+	all, err := m.col.List(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -20,8 +20,8 @@ type Service struct {
 	ModelPath   string      `json:"model_path,omitempty" jsonschema:"host path of a registered model, mounted read-only"`
 	EngineType  string      `json:"engine_type" jsonschema:"engine type, e.g. vllm"`
 	Image       string      `json:"image" jsonschema:"engine image used by the last start"`
-	Port        int         `json:"port" jsonschema:"host port the engine is published on"`
-	Endpoint    string      `json:"endpoint" jsonschema:"base URL of the engine's API"`
+	Port        int         `json:"port" jsonschema:"host port the engine is published on: the one asked for at create, else handed out from port_range at the first start and kept for later starts (0 until then)"`
+	Endpoint    string      `json:"endpoint" jsonschema:"base URL of the engine's API (empty until the service has a port)"`
 	GPUs        string      `json:"gpus" jsonschema:"the GPU request: auto (the tensor-parallel size, 1 by default), all, none, N, or device=ID[,ID...]"`
 	Args        []string    `json:"args,omitempty" jsonschema:"extra engine arguments"`
 	Env         []string    `json:"env,omitempty" jsonschema:"extra environment, KEY=VALUE"`

@@ -80,6 +80,9 @@ func (m *Manager) StartWith(ctx context.Context, ref string, opts StartOptions) 
 	if err != nil {
 		return StartResult{}, err
 	}
+	if s, err = m.assignPort(ctx, s); err != nil {
+		return StartResult{}, err
+	}
 	from := m.bus.LastSeq(s.ID)
 	now := m.now().UTC()
 	deadline := now.Add(timeout)

@@ -135,5 +135,6 @@ func (m *Manager) Delete(ctx context.Context, ref string) (Service, error) {
 	m.noteTransition(Service{ID: s.ID, Status: StatusStopped})
 	m.gate.forget(s.ID)
 	m.deleted(s.ID, s.Run)
+	m.bus.Forget(s.ID)
 	return s, nil
 }

@@ -16,10 +16,18 @@ type svc struct {
 	N     int    `json:"n"`
 }
 
-func TestCollection(t *testing.T) {
+func TestCollection(t *testing.T) { testCollection(t, false) }
+
+// The same behaviour with the record cache on.
+func TestCachedCollection(t *testing.T) { testCollection(t, true) }
+
+func testCollection(t *testing.T, cached bool) {
 	forEachBackend(t, func(t *testing.T, s Store) {
 		ctx := context.Background()
 		c := NewCollection[svc](s, "services/", "service")
+		if cached {
+			c = c.WithCache()
+		}
 
 		_, err := c.Get(ctx, "svc-12ab")
 		if errs.KindOf(err) != errs.NotFound || err.Error() != "service svc-12ab not found" {
@@ -227,46 +235,56 @@ func TestCollectionQuarantinesDamagedRecords(t *testing.T) {
 	})
 }
 
-// A snapshotter lists what List lists, decoding again only what changed;
-// a damaged record is left out, as List leaves it out.
-func TestSnapshotter(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, s Store) {
-		ctx := context.Background()
-		c := NewCollection[svc](s, "services/", "service")
-		for _, id := range []string{"svc-b", "svc-a", "svc-c"} {
-			if err := c.Create(ctx, id, svc{ID: id, Model: "m"}); err != nil {
-				t.Fatal(err)
+// A cached collection reports records damaged in the store when it was
+// first read, heals them on Put, forgets them on Delete, and concurrent
+// updates all reach the cache in store order.
+func TestCachedCollectionDamagedAndConcurrent(t *testing.T) {
+	ctx := context.Background()
+	s := NewMemory()
+	if _, err := s.Put(ctx, "services/svc-bad", []byte("{not json"), AnyRev); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(ctx, "services/svc-gone", []byte("[]"), AnyRev); err != nil {
+		t.Fatal(err)
+	}
+	c := NewCollection[svc](s, "services/", "service").WithCache()
+	if err := c.Create(ctx, "svc-ok", svc{ID: "svc-ok"}); err != nil {
+		t.Fatal(err)
+	}
+	vals, raws, bad, err := c.ScanJSON(ctx)
+	if err != nil || len(vals) != 1 || string(raws[0]) != `{"id":"svc-ok","model":"","n":0}` || len(bad) != 2 || bad[0].ID != "svc-bad" || bad[0].Bytes != 9 {
+		t.Fatalf("ScanJSON = %+v %q %+v %v", vals, raws, bad, err)
+	}
+	if _, err := c.Get(ctx, "svc-bad"); !IsDamaged(err) {
+		t.Fatalf("get damaged: %v", err)
+	}
+	if err := c.Put(ctx, "svc-bad", svc{ID: "svc-bad", N: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Delete(ctx, "svc-gone"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.Get(ctx, "svc-bad"); err != nil || got.N != 1 {
+		t.Fatalf("healed record = %+v, %v", got, err)
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.Update(ctx, "svc-ok", func(v *svc) error { v.N++; return nil }); err != nil {
+				t.Error(err)
 			}
-		}
-		snap := c.Snapshotter()
-		list := func() string {
-			got, err := snap.List(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var out []string
-			for _, r := range got {
-				out = append(out, r.ID+":"+r.Model)
-			}
-			return strings.Join(out, ",")
-		}
-		if got := list(); got != "svc-a:m,svc-b:m,svc-c:m" {
-			t.Fatalf("first read %s", got)
-		}
-		if _, err := c.Update(ctx, "svc-b", func(r *svc) error { r.Model = "x"; return nil }); err != nil {
-			t.Fatal(err)
-		}
-		if err := c.Delete(ctx, "svc-c"); err != nil {
-			t.Fatal(err)
-		}
-		if err := c.Create(ctx, "svc-d", svc{ID: "svc-d", Model: "m"}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.Put(ctx, "services/svc-a", []byte("{not json"), AnyRev); err != nil {
-			t.Fatal(err)
-		}
-		if got := list(); got != "svc-b:x,svc-d:m" {
-			t.Fatalf("after changes %s", got)
-		}
-	})
+		}()
+	}
+	wg.Wait()
+	got, _ := c.Get(ctx, "svc-ok")
+	stored, _ := NewCollection[svc](s, "services/", "service").Get(ctx, "svc-ok")
+	if got.N != 20 || stored != got {
+		t.Fatalf("after 20 updates: cache %+v, store %+v", got, stored)
+	}
+	all, bad, _ := c.Scan(ctx)
+	if len(all) != 2 || len(bad) != 0 {
+		t.Fatalf("Scan = %+v, damaged %+v", all, bad)
+	}
 }
