@@ -45,6 +45,7 @@ func chatCommand(std IO) *ucli.Command {
 			format := c.Root().String("output")
 			live := format == "table" && isTerminal(std.Stdout)
 			cl := client.New(c.Root().String("addr"))
+			cl.Frontend = tools.FrontendCLI
 			streamed := false
 			stream := &client.Stream{
 				OnEvent: func(ev events.Event) { fmt.Fprintf(std.Stderr, "... %s\n", ev.Message) },

@@ -96,7 +96,7 @@ func newFrontEnds(t *testing.T) frontEnds {
 	env := &tools.Env{}
 	caller := tools.LocalCaller{Env: env}
 	fe := frontEnds{
-		api: httptest.NewServer(httpapi.New(env, nil).Handler()),
+		api: httptest.NewServer(httpapi.New(env, nil, nil).Handler()),
 		rpc: httptest.NewServer(jsonrpc.Handler(caller, jsonrpc.Options{})),
 	}
 	t.Cleanup(fe.api.Close)

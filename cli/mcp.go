@@ -8,6 +8,7 @@ import (
 	"aima/client"
 	"aima/daemon"
 	"aima/mcp"
+	"aima/tools"
 )
 
 // mcpCommand is `aima mcp`: an MCP server on stdio for clients that launch
@@ -24,7 +25,8 @@ func mcpCommand(std IO) *ucli.Command {
 		},
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
 			c := client.New(cmd.Root().String("addr"))
-			s := mcp.NewServer(client.Caller{Client: c}, mcp.Options{ReadOnly: cmd.Bool("read-only"), Version: daemon.Version})
+			c.Frontend = tools.FrontendMCP
+			s := mcp.NewServer(client.Caller{Client: c}, mcp.Options{ReadOnly: cmd.Bool("read-only"), Version: daemon.Version, Context: ctx})
 			return mcp.ServeStdio(ctx, s, std.Stdin, std.Stdout, std.Stderr)
 		},
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -174,14 +175,15 @@ func inputFromFlags(op tools.Op, c *ucli.Command) (map[string]any, error) {
 func invoke(ctx context.Context, std IO, c *ucli.Command, op tools.Op, input map[string]any) error {
 	format := c.Root().String("output")
 	cl := client.New(c.Root().String("addr"))
+	cl.Frontend = tools.FrontendCLI
 	var stream *client.Stream
 	var prog *progress
 	follow, _ := input["follow"].(bool)
 	wait, _ := input["wait"].(bool)
+	if _, log := op.NewOutput().(*tools.LogsOutput); log {
+		return printLog(ctx, std, cl, op, input, format)
+	}
 	switch {
-	case op.Name() == "service_logs" && follow:
-		ts, _ := input["timestamps"].(bool)
-		stream = &client.Stream{OnLog: func(l tools.LogLine) { fmt.Fprintln(std.Stdout, tools.FormatLogLine(l, ts)) }}
 	case follow:
 		stream = &client.Stream{OnEvent: func(ev eventT) { fmt.Fprintln(std.Stdout, eventLine(ev)) }}
 	case wait:
@@ -208,4 +210,32 @@ func decodeOutput(op tools.Op, raw json.RawMessage) (any, error) {
 		return nil, err
 	}
 	return derefAny(v), nil
+}
+
+// printLog prints a log as the daemon streams it, line by line as it is
+// read: plain text lines for the table format, the JSON document (one line
+// object per text line) for json. Nothing holds the whole log, except for
+// yaml, which is converted from the whole JSON document. A log the daemon
+// answers in one document (the previous run's kept lines) is rendered as
+// usual.
+func printLog(ctx context.Context, std IO, cl *client.Client, op tools.Op, input map[string]any, format string) error {
+	accept, w := "text/plain", std.Stdout
+	var doc bytes.Buffer
+	switch format {
+	case "json":
+		accept = "application/json"
+	case "yaml":
+		accept, w = "application/json", &doc
+	}
+	raw, err := cl.CallWrite(ctx, op.Name(), input, accept, w)
+	if err != nil {
+		return err
+	}
+	if raw == nil {
+		if format != "yaml" {
+			return nil
+		}
+		raw = doc.Bytes()
+	}
+	return render(std, format, op, raw)
 }

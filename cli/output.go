@@ -73,7 +73,7 @@ func render(std IO, format string, op tools.Op, raw json.RawMessage) error {
 		return printDoc(std.Stdout, "json", raw)
 	}
 	switch v := out.(type) {
-	case tools.RecordList[services.Service]:
+	case tools.ServiceList:
 		warnDamaged(std, v.Damaged)
 		return serviceTable(std.Stdout, v.Items)
 	case tools.RecordList[models.Model]:
@@ -86,6 +86,8 @@ func render(std IO, format string, op tools.Op, raw json.RawMessage) error {
 		return modelTable(std.Stdout, v.Items)
 	case tools.List[engines.Engine]:
 		return engineTable(std.Stdout, v.Items)
+	case tools.GPUListOutput:
+		return gpuTable(std.Stdout, std.Stderr, v)
 	case tools.StartOutput:
 		for _, w := range v.Service.Warnings {
 			fmt.Fprintln(std.Stderr, "warning: "+w)
@@ -121,7 +123,7 @@ func newTable(w io.Writer) table.Writer {
 
 func serviceTable(w io.Writer, items []services.Service) error {
 	t := newTable(w)
-	t.AppendHeader(table.Row{"ID", "NAME", "STATUS", "PHASE", "ENGINE", "MODEL", "PORT", "REASON"})
+	t.AppendHeader(table.Row{"ID", "NAME", "STATUS", "PHASE", "ENGINE", "MODEL", "PORT", "GPUS", "REASON"})
 	for _, s := range items {
 		phase := ""
 		if s.Status == services.StatusCreating || s.Status == services.StatusFailed {
@@ -131,7 +133,45 @@ func serviceTable(w io.Writer, items []services.Service) error {
 		if s.Status != services.StatusRunning {
 			reason = truncate(s.Reason, 70)
 		}
-		t.AppendRow(table.Row{s.ID, s.Name, s.Status, phase, s.EngineType, truncate(s.ModelID, 30), s.Port, reason})
+		t.AppendRow(table.Row{s.ID, s.Name, s.Status, phase, s.EngineType, truncate(s.ModelID, 30), s.Port, serviceGPUs(s), reason})
+	}
+	t.Render()
+	return nil
+}
+
+// serviceGPUs is the GPUS column: the leased GPU indexes while the
+// service holds GPUs, else its request in parentheses.
+func serviceGPUs(s services.Service) string {
+	if s.GPULease != nil {
+		return s.GPULease.Indexes()
+	}
+	return "(" + s.GPUs + ")"
+}
+
+func gpuTable(w, errw io.Writer, l tools.GPUListOutput) error {
+	if l.Total == 0 {
+		fmt.Fprintln(errw, "no GPUs: "+l.Note)
+		return nil
+	}
+	t := newTable(w)
+	t.AppendHeader(table.Row{"GPU", "UUID", "NAME", "MEMORY USED", "FREE", "TOTAL", "UTIL", "TEMP", "MIG", "HELD BY"})
+	for _, d := range l.Items {
+		used, free, total := "n/a", "n/a", "n/a"
+		if d.MemoryKnown() {
+			used, free, total = units.GiB(*d.MemoryUsedBytes), units.GiB(*d.MemoryFreeBytes), units.GiB(*d.MemoryTotalBytes)
+		}
+		util, temp := "n/a", "n/a"
+		if d.UtilizationPct != nil {
+			util = fmt.Sprintf("%d%%", *d.UtilizationPct)
+		}
+		if d.TemperatureC != nil {
+			temp = fmt.Sprintf("%d°C", *d.TemperatureC)
+		}
+		var held []string
+		for _, h := range d.HeldBy {
+			held = append(held, fmt.Sprintf("%s (%.2f)", h.ServiceID, h.Fraction))
+		}
+		t.AppendRow(table.Row{d.Index, d.UUID, d.Name, used, free, total, util, temp, d.MIGMode, strings.Join(held, ", ")})
 	}
 	t.Render()
 	return nil

@@ -11,6 +11,7 @@ import (
 	"aima/client"
 	"aima/errs"
 	"aima/jsonrpc"
+	"aima/tools"
 )
 
 // rpcCommand is `aima rpc`: JSON-RPC on stdio, running operations through
@@ -33,7 +34,9 @@ func rpcCommand(std IO) *ucli.Command {
 			if std.Stdin == nil {
 				return errs.New(errs.InvalidArgument, "aima rpc needs a stdin")
 			}
-			caller := client.Caller{Client: client.New(cmd.Root().String("addr"))}
+			c := client.New(cmd.Root().String("addr"))
+			c.Frontend = tools.FrontendJSONRPC
+			caller := client.Caller{Client: c}
 			err := jsonrpc.Serve(ctx, std.Stdin, std.Stdout, caller, jsonrpc.Options{ReadOnly: cmd.Bool("read-only")})
 			if err == nil {
 				return nil

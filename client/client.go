@@ -29,6 +29,10 @@ type Client struct {
 	BaseURL string // e.g. http://127.0.0.1:9090
 	HTTP    *http.Client
 	Token   httpguard.Secret
+	// Frontend, when set, names the front-end the calls come through
+	// (tools.FrontendCLI, ...) in tools.FrontendHeader, so the daemon counts
+	// a relayed call by where it came from.
+	Frontend string
 	// tokenErr is why the token from the environment could not be read;
 	// every call returns it.
 	tokenErr error
@@ -60,6 +64,60 @@ type Stream struct {
 // JSON output. With a non-nil stream, progress and log lines arrive there
 // (Server-Sent Events) before the result.
 func (c *Client) Call(ctx context.Context, op string, input any, stream *Stream) (json.RawMessage, error) {
+	accept := ""
+	if stream != nil {
+		accept = "text/event-stream"
+	}
+	resp, err := c.do(ctx, op, input, accept)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		return readSSE(resp.Body, stream)
+	}
+	return c.readDocument(ctx, resp)
+}
+
+// CallWrite runs op asking for the representation accept (text/plain or
+// application/json). An answer the daemon streams (a log: its lines
+// written as they are read) is copied to w as it arrives, and CallWrite
+// returns nil output; it ends with the error the daemon reported after the
+// first line, if any. Any other answer is returned as by Call.
+func (c *Client) CallWrite(ctx context.Context, op string, input any, accept string, w io.Writer) (json.RawMessage, error) {
+	resp, err := c.do(ctx, op, input, accept)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !streamed(resp) {
+		return c.readDocument(ctx, resp)
+	}
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, errs.Wrap(errs.Unavailable, err, "reading from the aima daemon at %s", c.BaseURL)
+	}
+	if t := resp.Trailer.Get(ErrorTrailer); t != "" {
+		return nil, decodeError(0, []byte(t))
+	}
+	return nil, nil
+}
+
+// ErrorTrailer is the trailer a streamed answer declares, carrying the
+// error that ended it after its first line (httpapi.ErrorTrailer).
+const ErrorTrailer = "Aima-Error"
+
+// streamed: the answer is written as it is produced (it declares the
+// error trailer).
+func streamed(resp *http.Response) bool {
+	_, ok := resp.Trailer[ErrorTrailer]
+	return ok
+}
+
+// do sends op's input as a POST with the given Accept header.
+func (c *Client) do(ctx context.Context, op string, input any, accept string) (*http.Response, error) {
 	if c.tokenErr != nil {
 		return nil, c.tokenErr
 	}
@@ -77,8 +135,11 @@ func (c *Client) Call(ctx context.Context, op string, input any, stream *Stream)
 		return nil, errs.Invalid("", "%v", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if stream != nil {
-		req.Header.Set("Accept", "text/event-stream")
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	if c.Frontend != "" {
+		req.Header.Set(tools.FrontendHeader, c.Frontend)
 	}
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token.Reveal())
@@ -87,16 +148,20 @@ func (c *Client) Call(ctx context.Context, op string, input any, stream *Stream)
 	if err != nil {
 		return nil, c.transportError(ctx, err)
 	}
-	defer resp.Body.Close()
-	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
-		return readSSE(resp.Body, stream)
-	}
+	return resp, nil
+}
+
+// readDocument reads a whole JSON answer: the output, or the error.
+func (c *Client) readDocument(ctx context.Context, resp *http.Response) (json.RawMessage, error) {
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return nil, c.transportError(ctx, err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, decodeError(resp.StatusCode, raw)
+	}
+	if t := resp.Trailer.Get(ErrorTrailer); t != "" {
+		return nil, decodeError(0, []byte(t))
 	}
 	return raw, nil
 }

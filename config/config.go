@@ -21,6 +21,7 @@ import (
 
 	"aima/engines"
 	"aima/errs"
+	"aima/gpu"
 	"aima/inference"
 	"aima/services"
 )
@@ -56,6 +57,16 @@ type Config struct {
 	// container runtime reads on the host (NVIDIA_*), which are otherwise
 	// rejected. Engine args never reach Docker.
 	AllowPrivilegedArgs bool `yaml:"allow_privileged_args"`
+	// GPUAttach is how leased GPUs reach containers: device_requests
+	// (default; Docker's NVIDIA device request by UUID), cdi
+	// (nvidia.com/gpu=<uuid>), or env (NVIDIA_VISIBLE_DEVICES only, for
+	// hosts whose default Docker runtime is nvidia).
+	GPUAttach string `yaml:"gpu_attach"`
+	// GPUPolicy is how N GPUs are picked: pack (default) or spread.
+	GPUPolicy string `yaml:"gpu_policy"`
+	// NvidiaSMI is the nvidia-smi binary the inventory runs (default:
+	// nvidia-smi on PATH; "off" disables the GPU inventory).
+	NvidiaSMI string `yaml:"nvidia_smi"`
 	// AllowedHosts are Host header values the daemon answers besides
 	// loopback names and addresses: "name" (any port) or "name:port". Any
 	// other Host is refused (DNS rebinding protection).
@@ -120,6 +131,8 @@ func Default() Config {
 		LivenessInterval: Duration(d.LivenessInterval),
 		UnhealthyGrace:   Duration(d.UnhealthyGrace),
 		RestartBackoff:   Duration(d.RestartBackoff),
+		GPUAttach:        d.GPUAttach,
+		GPUPolicy:        string(d.GPUPolicy),
 	}
 }
 
@@ -176,6 +189,12 @@ func (c *Config) Validate() error {
 	case "bolt", "memory", "gokv-file":
 	default:
 		return fmt.Errorf("store %q: want bolt, memory or gokv-file", c.Store)
+	}
+	if _, err := gpu.ParseAttach(c.GPUAttach); err != nil {
+		return err
+	}
+	if _, err := gpu.ParsePolicy(c.GPUPolicy); err != nil {
+		return err
 	}
 	if err := validateHosts(c.AllowedHosts); err != nil {
 		return err

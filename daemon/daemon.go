@@ -18,11 +18,14 @@ import (
 	"time"
 
 	"aima/config"
+	"aima/enginemetrics"
 	"aima/engines"
 	"aima/errs"
 	"aima/events"
+	"aima/gpu"
 	"aima/httpguard"
 	"aima/inference"
+	"aima/metrics"
 	"aima/models"
 	"aima/runtime"
 	"aima/runtime/docker"
@@ -62,8 +65,13 @@ type Daemon struct {
 	store   state.Store
 	closeRT func() error
 	manager *services.Manager
+	metrics *metrics.Metrics
 	log     *slog.Logger
 	handler http.Handler
+	// bg is the daemon's lifetime for front-end background work (MCP
+	// resource subscriptions); Close ends it.
+	bg       context.Context
+	cancelBG context.CancelFunc
 }
 
 // New builds the daemon: it opens the store and the runtime client, wires
@@ -105,26 +113,59 @@ func New(opts Options) (*Daemon, error) {
 		}
 		rt, closeRT = d, d.Close
 	}
+	// The metrics observe every event as it is published, so they exist
+	// before the bus; their sources are bound once the manager exists.
+	mx := metrics.New(Version)
 	bus := events.NewBus(events.WithJournal(services.NewJournal(store)), events.WithErrorHandler(func(err error) {
 		log.Warn("event journal", "err", err)
-	}))
+	}), events.WithObserver(mx.Observe))
 	reg := models.NewRegistry(store)
 	lo, hi, _ := cfg.Ports()
+	attach, _ := gpu.ParseAttach(cfg.GPUAttach)
+	policy, _ := gpu.ParsePolicy(cfg.GPUPolicy)
+	gpus := gpuInventory(cfg.NvidiaSMI)
 	mgr := services.NewManager(store, rt, bus, catalog, reg, services.Options{
 		BindHost: cfg.BindHost, PortLow: lo, PortHigh: hi,
 		StartTimeout: time.Duration(cfg.StartTimeout), StopTimeout: time.Duration(cfg.StopTimeout),
 		HealthInterval: time.Duration(cfg.HealthInterval), Logger: log,
 		LivenessInterval: time.Duration(cfg.LivenessInterval), UnhealthyGrace: time.Duration(cfg.UnhealthyGrace),
 		RestartBackoff: time.Duration(cfg.RestartBackoff), AllowPrivilegedArgs: cfg.AllowPrivilegedArgs,
+		GPUs: gpus, GPUAttach: attach, GPUPolicy: policy,
 	})
 	gw := inference.New(mgr, cfg.Gateway.Options())
-	env := &tools.Env{Services: mgr, Inference: gw, Models: reg, Catalog: catalog, Runtime: rt, Version: Version, ReadOnly: opts.ReadOnly}
-	d := &Daemon{Env: env, Config: cfg, opts: opts, store: store, closeRT: closeRT, manager: mgr, log: log}
+	scraper := enginemetrics.NewScraper(0)
+	mx.Bind(metrics.Sources{Services: mgr, Bus: bus, Engines: scraper, GPUs: gpus})
+	env := &tools.Env{Services: mgr, Inference: gw, Models: reg, Catalog: catalog, Runtime: rt, Version: Version, DataDir: opts.DataDir, ReadOnly: opts.ReadOnly,
+		EngineMetrics: scraper}
+	d := &Daemon{Env: env, Config: cfg, opts: opts, store: store, closeRT: closeRT, manager: mgr, log: log, metrics: mx}
+	d.bg, d.cancelBG = context.WithCancel(context.Background())
 	if d.handler, err = d.routes(); err != nil {
 		d.Close()
 		return nil, err
 	}
 	return d, nil
+}
+
+// gpuInventory is the GPU inventory the config asks for: nvidia-smi on
+// PATH or at the configured path, or none ("off").
+func gpuInventory(nvidiaSMI string) *gpu.Inventory {
+	if nvidiaSMI == "off" {
+		return gpu.NewInventory(nil)
+	}
+	return gpu.NewInventory(&gpu.NvidiaSMI{Path: nvidiaSMI})
+}
+
+// logGPUs reads the GPU inventory once at start-up and logs what it found.
+func (d *Daemon) logGPUs(ctx context.Context) {
+	snap, err := d.Env.Services.GPUList(ctx)
+	switch {
+	case err != nil:
+		d.log.Warn("GPU inventory", "err", err)
+	case len(snap.Devices) == 0:
+		d.log.Info("GPU inventory", "gpus", 0, "note", snap.Note)
+	default:
+		d.log.Info("GPU inventory", "gpus", len(snap.Devices), "driver", snap.Devices[0].DriverVersion, "name", snap.Devices[0].Name)
+	}
 }
 
 // Handler is the daemon's whole HTTP surface, as Serve serves it.
@@ -133,8 +174,10 @@ func (d *Daemon) Handler() http.Handler { return d.handler }
 // Close stops background work and releases the store and the runtime
 // client. Engine containers are left running: they belong to the operator.
 func (d *Daemon) Close() {
+	d.cancelBG()
 	d.manager.Close()
 	d.Env.Inference.Close()
+	d.Env.EngineMetrics.Close()
 	_ = d.closeRT()
 	_ = d.store.Close()
 }
@@ -149,6 +192,7 @@ var errShuttingDown = errs.New(errs.Unavailable, "the aima daemon is shutting do
 // told why they end and get a bounded grace; containers keep running. Call
 // it once.
 func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
+	d.logGPUs(ctx)
 	if err := d.manager.Run(); err != nil {
 		d.log.Warn("reconcile at start-up", "err", err)
 	}

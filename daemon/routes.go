@@ -8,32 +8,45 @@ import (
 	"aima/httpguard"
 	"aima/jsonrpc"
 	"aima/mcp"
+	"aima/metrics"
 	"aima/tools"
+	"aima/web"
 )
 
 // routes mounts every front-end on the daemon's one HTTP server and puts
 // the access guard (Host, Origin, content type, CORS, token and login
-// cookie: package httpguard) in front of all of them. A new front-end (a web
-// UI at /ui/, Prometheus metrics at /metrics, an OpenAI-compatible gateway at
-// /v1) is one more api.Handle line here; it then sits behind the same guard.
+// cookie: package httpguard) in front of all of them. A new front-end (an
+// OpenAI-compatible gateway at /v1) is one more api.Handle line here; it
+// then sits behind the same guard.
+//
+// Every front-end runs operations through one caller, which counts them
+// for /metrics; each front-end's requests are tagged with its name
+// (metrics.Tag) so the count says where a call came from. The dashboard
+// at /ui/ calls the HTTP API, so its calls count as HTTP.
 func (d *Daemon) routes() (http.Handler, error) {
-	caller := tools.LocalCaller{Env: d.Env}
-	api := httpapi.New(d.Env, d.log) // /api/<group>/<verb>, /api/events, /health
-	api.Handle(mcp.Path, d.mcpHandler(caller))
-	api.Handle(jsonrpc.Path, jsonrpc.Handler(caller, jsonrpc.Options{ReadOnly: d.Env.ReadOnly}))
-	api.Handle(gateway.Path, gateway.New(d.Env.Inference, d.log))
 	g, err := httpguard.New(httpguard.Options{
 		AllowedHosts: d.Config.AllowedHosts, AllowedOrigins: d.Config.AllowedOrigins, Token: d.opts.Token, Logger: d.log,
+		Public: web.Public, // the dashboard's own files carry no data; it logs in for the rest
 	})
 	if err != nil {
 		return nil, err
 	}
-	return g.Wrap(api.Handler()), nil
+	caller := d.metrics.Caller(tools.LocalCaller{Env: d.Env})
+	api := httpapi.New(d.Env, caller, d.log) // /api/<group>/<verb>, /api/events, /health
+	api.Handle(mcp.Path, metrics.Tag(tools.FrontendMCP, d.mcpHandler(caller)))
+	api.Handle(jsonrpc.Path, metrics.Tag(tools.FrontendJSONRPC, jsonrpc.Handler(caller, jsonrpc.Options{ReadOnly: d.Env.ReadOnly})))
+	api.Handle(gateway.Path, gateway.New(d.Env.Inference, d.log))
+	d.metrics.Mount(api.Handle) // /metrics, /metrics/engines, /metrics/targets
+	ui := web.Handler(web.Options{TokenRequired: g.TokenRequired, Authorized: g.Authorized})
+	for _, p := range []string{web.Prefix, "/ui", "GET /{$}"} {
+		api.Handle(p, ui)
+	}
+	return g.Wrap(metrics.Tag(tools.FrontendHTTP, api.Handler())), nil
 }
 
 // mcpHandler serves MCP over streamable HTTP, with the tools running in the
 // daemon itself. Access (Host, Origin, token) is the guard's.
 func (d *Daemon) mcpHandler(caller tools.Caller) http.Handler {
-	s := mcp.NewServer(caller, mcp.Options{ReadOnly: d.Env.ReadOnly, Version: d.Env.Version})
+	s := mcp.NewServer(caller, mcp.Options{ReadOnly: d.Env.ReadOnly, Version: d.Env.Version, Context: d.bg, Logger: d.log})
 	return mcp.Handler(s, mcp.HTTPOptions{Logger: d.log})
 }

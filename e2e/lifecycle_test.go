@@ -16,7 +16,7 @@ import (
 )
 
 // startPhases is the order every start goes through.
-var startPhases = []string{"cleanup", "pull", "create", "start", "loading", "health_check"}
+var startPhases = []string{"cleanup", "schedule", "pull", "create", "start", "loading", "health_check"}
 
 // TestLifecycleStartPhases starts a service through the HTTP API and checks
 // the live progress stream, then that a late subscriber replays the same
@@ -210,8 +210,8 @@ func TestLifecycleTwoServicesOneModel(t *testing.T) {
 	p := newInproc(t)
 	a := p.createService(t, tools.ServiceCreateInput{Name: "alpha", Args: []string{"--max-model-len", "2048"}})
 	b := p.createService(t, tools.ServiceCreateInput{Name: "beta", Args: []string{"--max-model-len", "4096"}})
-	if a.Port == b.Port {
-		t.Fatalf("both services got port %d", a.Port)
+	if a.Port != 0 || b.Port != 0 {
+		t.Fatalf("created services hold ports %d and %d before any start", a.Port, b.Port)
 	}
 	for _, s := range []services.Service{a, b} {
 		if _, _, err := p.startWait(t, s.ID, 120); err != nil {
@@ -221,6 +221,9 @@ func TestLifecycleTwoServicesOneModel(t *testing.T) {
 	sa, sb := p.status(t, a.ID), p.status(t, b.ID)
 	if sa.Status != services.StatusRunning || sb.Status != services.StatusRunning {
 		t.Fatalf("statuses %s, %s; want both running", sa.Status, sb.Status)
+	}
+	if sa.Port == 0 || sa.Port == sb.Port {
+		t.Fatalf("ports at the first start: %d and %d; want two distinct", sa.Port, sb.Port)
 	}
 	if sa.ContainerID == "" || sa.ContainerID == sb.ContainerID {
 		t.Fatalf("container ids %q and %q; want two distinct", sa.ContainerID, sb.ContainerID)
@@ -266,18 +269,24 @@ func TestLifecycleTwoServicesOneModel(t *testing.T) {
 }
 
 // TestLifecycleStopStartCycles: repeated start/stop keeps exactly one
-// container per service and the same host port.
+// container per service and the host port its first start handed out.
 func TestLifecycleStopStartCycles(t *testing.T) {
 	p := newInproc(t)
 	s := p.createService(t, tools.ServiceCreateInput{Name: "cycles"})
+	if s.Port != 0 {
+		t.Fatalf("created with port %d before any start", s.Port)
+	}
 	var containers []string
 	for i := 1; i <= 3; i++ {
 		out, _, err := p.startWait(t, s.ID, 120)
 		if err != nil {
 			t.Fatalf("cycle %d: start: %v", i, err)
 		}
-		if out.Service.Port != s.Port {
-			t.Errorf("cycle %d: port %d, created with %d", i, out.Service.Port, s.Port)
+		if i == 1 {
+			s.Port = out.Service.Port
+		}
+		if out.Service.Port == 0 || out.Service.Port != s.Port {
+			t.Errorf("cycle %d: port %d, the first start got %d", i, out.Service.Port, s.Port)
 		}
 		if out.Service.Run != i {
 			t.Errorf("cycle %d: run %d", i, out.Service.Run)

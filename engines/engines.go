@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"aima/errs"
+	"aima/gpu"
 )
 
 // Engine describes how to run one engine type as a container.
@@ -20,10 +21,16 @@ type Engine struct {
 	Image       string            `json:"image"`
 	Port        int               `json:"port"`        // the engine's port inside the container
 	HealthPath  string            `json:"health_path"` // HTTP 200 here means ready
-	GPUs        string            `json:"gpus"`        // all, none, or device ids "0,1"
+	GPUs        string            `json:"gpus"`        // auto, all, none, N, or device=ID[,ID...] (gpu.ParseSelection)
 	Args        []string          `json:"args,omitempty"`
 	Env         map[string]string `json:"env,omitempty"`
 	ShmSize     int64             `json:"shm_size,omitempty"`
+	// MetricsPath is where the engine serves Prometheus metrics (turned on
+	// by its default Args where the engine needs a flag for it).
+	MetricsPath string `json:"metrics_path"`
+	// Metrics names the engine's own series behind the figures aima reads
+	// from it (service_metrics, the dashboard).
+	Metrics MetricNames `json:"-"`
 	// ModelArgs builds the arguments that name the model and the port.
 	ModelArgs func(model, servedName string, port int) []string `json:"-"`
 	// ManagedFlags are the engine flags aima sets itself (ModelArgs): the
@@ -51,6 +58,18 @@ type SleepMode struct {
 	WakePath  string            `json:"wake_path"`  // POST
 }
 
+// MetricNames are an engine's Prometheus series for the figures aima shows
+// for every engine alike. Each lists the names in order of preference (an
+// engine renames series between versions); an empty list means the engine
+// has no such series.
+type MetricNames struct {
+	RequestsRunning  []string // gauge: requests being processed
+	RequestsWaiting  []string // gauge: requests queued
+	KVCacheUsage     []string // gauge, 0-1: share of the KV cache in use
+	PromptTokens     []string // counter: prompt (prefill) tokens processed
+	GenerationTokens []string // counter: tokens generated
+}
+
 // Milestone maps a log line pattern to a short human message.
 type Milestone struct {
 	Pattern *regexp.Regexp
@@ -66,8 +85,16 @@ func Builtin() map[string]Engine {
 			Image:       "vllm/vllm-openai:v0.11.0",
 			Port:        8000,
 			HealthPath:  "/health",
-			GPUs:        "all",
+			GPUs:        "auto",
 			ShmSize:     1 << 30,
+			MetricsPath: "/metrics", // on by default
+			Metrics: MetricNames{
+				RequestsRunning:  []string{"vllm:num_requests_running"},
+				RequestsWaiting:  []string{"vllm:num_requests_waiting"},
+				KVCacheUsage:     []string{"vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"},
+				PromptTokens:     []string{"vllm:prompt_tokens_total"},
+				GenerationTokens: []string{"vllm:generation_tokens_total"},
+			},
 			ModelArgs: func(model, served string, port int) []string {
 				args := []string{"--model", model}
 				if served != "" {
@@ -101,8 +128,17 @@ func Builtin() map[string]Engine {
 			Image:       "lmsysorg/sglang:v0.5.5",
 			Port:        30000,
 			HealthPath:  "/health",
-			GPUs:        "all",
+			GPUs:        "auto",
 			ShmSize:     1 << 30,
+			Args:        []string{"--enable-metrics"},
+			MetricsPath: "/metrics",
+			Metrics: MetricNames{
+				RequestsRunning:  []string{"sglang:num_running_reqs"},
+				RequestsWaiting:  []string{"sglang:num_queue_reqs"},
+				KVCacheUsage:     []string{"sglang:token_usage"},
+				PromptTokens:     []string{"sglang:prompt_tokens_total"},
+				GenerationTokens: []string{"sglang:generation_tokens_total"},
+			},
 			ModelArgs: func(model, served string, port int) []string {
 				args := []string{"python3", "-m", "sglang.launch_server", "--model-path", model}
 				if served != "" {
@@ -124,7 +160,16 @@ func Builtin() map[string]Engine {
 			Image:       "ghcr.io/ggml-org/llama.cpp:server-b6900",
 			Port:        8080,
 			HealthPath:  "/health",
-			GPUs:        "all",
+			GPUs:        "auto",
+			Args:        []string{"--metrics"},
+			MetricsPath: "/metrics",
+			Metrics: MetricNames{
+				RequestsRunning:  []string{"llamacpp:requests_processing"},
+				RequestsWaiting:  []string{"llamacpp:requests_deferred"},
+				KVCacheUsage:     []string{"llamacpp:kv_cache_usage_ratio"},
+				PromptTokens:     []string{"llamacpp:prompt_tokens_total"},
+				GenerationTokens: []string{"llamacpp:tokens_predicted_total"},
+			},
 			ModelArgs: func(model, served string, port int) []string {
 				args := []string{"-m", model}
 				if served != "" {
@@ -168,7 +213,7 @@ func NewCatalog(overrides map[string]Override) (*Catalog, error) {
 			e.Image = o.Image
 		}
 		if o.GPUs != "" {
-			if _, err := ParseGPUs(o.GPUs); err != nil {
+			if _, err := gpu.ParseSelection(o.GPUs); err != nil {
 				return nil, errs.Invalid("engines", "config: engine %s: %v", name, err)
 			}
 			e.GPUs = o.GPUs
@@ -235,31 +280,4 @@ func sortedKeys(m map[string]Engine) []string {
 	}
 	sort.Strings(keys)
 	return keys
-}
-
-// GPUSpec is a parsed GPU selection.
-type GPUSpec struct {
-	All       bool
-	DeviceIDs []string
-}
-
-var deviceID = regexp.MustCompile(`^[0-9]+$|^GPU-[0-9a-fA-F-]+$`)
-
-// ParseGPUs parses "all", "none" (or ""), or a comma list of device ids.
-func ParseGPUs(s string) (GPUSpec, error) {
-	switch strings.TrimSpace(s) {
-	case "", "none":
-		return GPUSpec{}, nil
-	case "all":
-		return GPUSpec{All: true}, nil
-	}
-	var ids []string
-	for _, p := range strings.Split(s, ",") {
-		p = strings.TrimSpace(p)
-		if !deviceID.MatchString(p) {
-			return GPUSpec{}, fmt.Errorf("gpus %q: want all, none, or device ids like 0,1", s)
-		}
-		ids = append(ids, p)
-	}
-	return GPUSpec{DeviceIDs: ids}, nil
 }

@@ -18,7 +18,7 @@ func TestBuiltinCatalog(t *testing.T) {
 		}
 	}
 	v, _ := c.Get("vllm")
-	if v.Port != 8000 || v.GPUs != "all" || v.HealthPath != "/health" {
+	if v.Port != 8000 || v.GPUs != "auto" || v.HealthPath != "/health" {
 		t.Errorf("vllm defaults: %+v", v)
 	}
 	args := v.ModelArgs("/models/m", "qwen", 8000)
@@ -45,22 +45,6 @@ func TestOverrides(t *testing.T) {
 	} {
 		if _, err := NewCatalog(o); errs.KindOf(err) != errs.InvalidArgument {
 			t.Errorf("%s: %v", name, err)
-		}
-	}
-}
-
-func TestParseGPUs(t *testing.T) {
-	for in, want := range map[string]GPUSpec{"": {}, "none": {}, "all": {All: true}} {
-		if got, err := ParseGPUs(in); err != nil || got.All != want.All || len(got.DeviceIDs) != 0 {
-			t.Errorf("ParseGPUs(%q) = %+v, %v", in, got, err)
-		}
-	}
-	if got, err := ParseGPUs("0, 1"); err != nil || len(got.DeviceIDs) != 2 || got.DeviceIDs[1] != "1" {
-		t.Errorf("ParseGPUs(0, 1) = %+v, %v", got, err)
-	}
-	for _, bad := range []string{"two", "0;rm -rf", "-1"} {
-		if _, err := ParseGPUs(bad); err == nil {
-			t.Errorf("ParseGPUs(%q) accepted", bad)
 		}
 	}
 }

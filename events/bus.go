@@ -2,6 +2,8 @@ package events
 
 import (
 	"context"
+	"errors"
+	"sort"
 	"sync"
 	"time"
 )
@@ -16,18 +18,34 @@ const DefaultLogLimit = 4096
 
 // Bus fans events out to subscribers with replay. The zero value is not
 // usable; call NewBus.
+//
+// Locking: a service's log has a read-write lock. Publish holds it (for
+// writing) only to number the event, append it and wake subscribers; the
+// journal is written after that, outside the lock. Subscribers hold it (for
+// reading) only to copy the events after their cursor, all at once and in
+// parallel; a subscriber that fell behind the in-memory window reads the
+// journal without holding it. So neither a slow subscriber nor a slow
+// journal ever makes Publish wait for anything but another Publish of the
+// same service.
 type Bus struct {
-	mu      sync.Mutex
+	mu      sync.RWMutex
 	logs    map[string]*serviceLog
 	journal Journal
 	limit   int
 	now     func() time.Time
 	onError func(error)
+	feed    *feed
+	feedLen int
+
+	observers []func(Event) // see WithObserver
+	stats     counters
 }
 
 type serviceLog struct {
-	mu       sync.Mutex
+	mu       sync.RWMutex
+	jmu      sync.Mutex // held while appending to the journal, taken under mu
 	loaded   bool
+	gone     bool    // forgotten: the service was deleted
 	events   []Event // ascending Seq, in-memory window
 	nextSeq  uint64
 	notify   chan struct{} // closed and replaced on every publish
@@ -35,6 +53,10 @@ type serviceLog struct {
 	limit    int
 	firstMem uint64 // Seq of events[0] when trimmed; events below it live only in the journal
 }
+
+// ErrForgotten ends a subscription whose service's events were forgotten
+// (the service was deleted).
+var ErrForgotten = errors.New("the service's events were deleted")
 
 // Option configures a Bus.
 type Option func(*Bus)
@@ -46,6 +68,9 @@ func WithJournal(j Journal) Option { return func(b *Bus) { b.journal = j } }
 // WithLogLimit bounds the in-memory log per service.
 func WithLogLimit(n int) Option { return func(b *Bus) { b.limit = max(n, 1) } }
 
+// WithFeedLimit bounds the daemon-wide feed's window (see Follow).
+func WithFeedLimit(n int) Option { return func(b *Bus) { b.feedLen = n } }
+
 // WithClock sets the time source (tests).
 func WithClock(now func() time.Time) Option { return func(b *Bus) { b.now = now } }
 
@@ -54,26 +79,74 @@ func WithErrorHandler(f func(error)) Option { return func(b *Bus) { b.onError = 
 
 // NewBus returns an empty bus.
 func NewBus(opts ...Option) *Bus {
-	b := &Bus{logs: map[string]*serviceLog{}, limit: DefaultLogLimit, now: time.Now, onError: func(error) {}}
+	b := &Bus{logs: map[string]*serviceLog{}, limit: DefaultLogLimit, now: time.Now, onError: func(error) {}, feedLen: DefaultFeedLimit}
 	for _, o := range opts {
 		o(b)
 	}
+	b.feed = newFeed(b.feedLen)
 	return b
 }
 
+// log returns the service's log, loaded from the journal.
 func (b *Bus) log(serviceID string) *serviceLog {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	b.mu.RLock()
 	l, ok := b.logs[serviceID]
+	b.mu.RUnlock()
 	if !ok {
-		l = &serviceLog{nextSeq: 1, notify: make(chan struct{}), journal: b.journal, limit: b.limit}
-		b.logs[serviceID] = l
+		b.mu.Lock()
+		if l, ok = b.logs[serviceID]; !ok {
+			l = &serviceLog{nextSeq: 1, notify: make(chan struct{}), journal: b.journal, limit: b.limit}
+			b.logs[serviceID] = l
+		}
+		b.mu.Unlock()
+	}
+	l.mu.RLock()
+	loaded := l.loaded
+	l.mu.RUnlock()
+	if !loaded {
+		l.mu.Lock()
+		l.load(serviceID, b.onError)
+		l.mu.Unlock()
 	}
 	return l
 }
 
+// Forget drops the service's in-memory log (the service was deleted; its
+// journal is the caller's to delete). Subscribers of it end with
+// ErrForgotten (after the deleted event, when one was published last); a
+// later Publish for the same ID starts a new log.
+func (b *Bus) Forget(serviceID string) {
+	b.mu.Lock()
+	l, ok := b.logs[serviceID]
+	delete(b.logs, serviceID)
+	b.mu.Unlock()
+	if !ok {
+		return
+	}
+	l.mu.Lock()
+	// A deleted event published just before stays readable, so a
+	// subscriber learns how its service ended before it gets ErrForgotten.
+	if n := len(l.events); n > 0 && l.events[n-1].Type == TypeDeleted {
+		l.events = l.events[n-1:]
+		l.firstMem = l.events[0].Seq
+	} else {
+		l.events = nil
+	}
+	l.gone = true
+	close(l.notify)
+	l.notify = make(chan struct{})
+	l.mu.Unlock()
+}
+
+// Services is the number of services the bus holds a log for.
+func (b *Bus) Services() int {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return len(b.logs)
+}
+
 // load reads the journal once, so numbering continues after a restart.
-// Called with l.mu held.
+// Called with l.mu held for writing.
 func (l *serviceLog) load(serviceID string, onError func(error)) {
 	if l.loaded {
 		return
@@ -102,21 +175,15 @@ func (l *serviceLog) load(serviceID string, onError func(error)) {
 
 // Publish assigns the event its Seq (and Time, if unset), records it and
 // wakes subscribers. It returns the event as recorded. It never waits for a
-// subscriber; the only blocking work is the journal append of durable events.
+// subscriber; a durable event is appended to the journal after the
+// subscribers were woken, before Publish returns.
 func (b *Bus) Publish(ev Event) Event {
 	l := b.log(ev.ServiceID)
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.load(ev.ServiceID, b.onError)
 	ev.Seq = l.nextSeq
 	l.nextSeq++
 	if ev.Time.IsZero() {
 		ev.Time = b.now()
-	}
-	if ev.Persistent() && l.journal != nil {
-		if err := l.journal.Append(ev); err != nil {
-			b.onError(err)
-		}
 	}
 	l.events = append(l.events, ev)
 	// Trim in halves of the window so the copy is amortised O(1) per event.
@@ -125,8 +192,24 @@ func (b *Bus) Publish(ev Event) Event {
 		l.events = append(l.events[:0:0], l.events[drop:]...)
 		l.firstMem = l.events[0].Seq
 	}
+	for _, f := range b.observers {
+		f(ev)
+	}
+	b.stats.published.Add(1)
 	close(l.notify)
 	l.notify = make(chan struct{})
+	b.feed.append(ev)
+	if !ev.Persistent() || l.journal == nil {
+		l.mu.Unlock()
+		return ev
+	}
+	// Appends go in Seq order: jmu is taken before mu is released.
+	l.jmu.Lock()
+	l.mu.Unlock()
+	defer l.jmu.Unlock()
+	if err := l.journal.Append(ev); err != nil {
+		b.onError(err)
+	}
 	return ev
 }
 
@@ -134,48 +217,77 @@ func (b *Bus) Publish(ev Event) Event {
 // from the journal that fell out of memory, then the in-memory window.
 func (b *Bus) History(serviceID string, after uint64) []Event {
 	l := b.log(serviceID)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.load(serviceID, b.onError)
-	out, _ := l.readLocked(serviceID, after, b.onError)
-	return out
+	view := l.view(after)
+	if !view.behind {
+		return view.events
+	}
+	old := l.older(serviceID, after, view.first, b.onError)
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return append(old, l.after(view.first-1)...)
 }
 
 // LastSeq is the Seq of the newest event of the service (0 if none).
 func (b *Bus) LastSeq(serviceID string) uint64 {
 	l := b.log(serviceID)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.load(serviceID, b.onError)
+	l.mu.RLock()
+	defer l.mu.RUnlock()
 	if len(l.events) == 0 {
 		return 0
 	}
 	return l.events[len(l.events)-1].Seq
 }
 
-// readLocked returns events after the cursor plus the channel that will be
-// closed on the next publish.
-func (l *serviceLog) readLocked(serviceID string, after uint64, onError func(error)) ([]Event, chan struct{}) {
-	var out []Event
+// view is what a reader sees of a log at one moment.
+type view struct {
+	events []Event       // in memory, after the cursor (nil when behind)
+	behind bool          // the cursor is below the in-memory window: read the journal
+	first  uint64        // Seq of the window's first event
+	wake   chan struct{} // closed on the next publish
+	gone   bool
+}
+
+// view copies the events after the cursor under the read lock.
+func (l *serviceLog) view(after uint64) view {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	v := view{first: l.firstMem, wake: l.notify}
 	if len(l.events) > 0 && after+1 < l.firstMem && l.journal != nil {
-		// The subscriber is behind the in-memory window: durable events
-		// come back from the journal. Only byte counters can be missed.
-		old, err := l.journal.Load(serviceID)
-		if err != nil {
-			onError(err)
-		}
-		for _, e := range old {
-			if e.Seq > after && e.Seq < l.firstMem {
-				out = append(out, e)
-			}
-		}
+		v.behind = true
+		return v
 	}
-	for _, e := range l.events {
-		if e.Seq > after {
+	v.events = l.after(after)
+	v.gone = l.gone && len(v.events) == 0
+	return v
+}
+
+// after copies the in-memory events with Seq > cursor. Called with l.mu held.
+func (l *serviceLog) after(cursor uint64) []Event {
+	i := sort.Search(len(l.events), func(i int) bool { return l.events[i].Seq > cursor })
+	if i == len(l.events) {
+		return nil
+	}
+	return append([]Event(nil), l.events[i:]...)
+}
+
+// older reads the durable events in (after, first) from the journal,
+// without holding the log's lock. Only byte counters can be missing.
+func (l *serviceLog) older(serviceID string, after, first uint64, onError func(error)) []Event {
+	// Every event below first was published before the caller's view;
+	// its append has ended or holds jmu now.
+	l.jmu.Lock()
+	l.jmu.Unlock() //nolint:staticcheck // an empty critical section: wait for the append in progress
+	old, err := l.journal.Load(serviceID)
+	if err != nil {
+		onError(err)
+	}
+	var out []Event
+	for _, e := range old {
+		if e.Seq > after && e.Seq < first {
 			out = append(out, e)
 		}
 	}
-	return out, l.notify
+	return out
 }
 
 // Subscription is a cursor over one service's events. It is owned by one
@@ -185,35 +297,57 @@ type Subscription struct {
 	serviceID string
 	after     uint64
 	pending   []Event
+	skipTo    uint64 // after pending (read from the journal) drains, the cursor moves here
+	log       *serviceLog
 }
 
 // Subscribe returns a cursor that yields every event of the service with
 // Seq > after, replayed history first, then live, without gap or duplicate.
 func (b *Bus) Subscribe(serviceID string, after uint64) *Subscription {
-	return &Subscription{bus: b, serviceID: serviceID, after: after}
+	return &Subscription{bus: b, serviceID: serviceID, after: after, log: b.log(serviceID)}
 }
 
-// Next blocks until the next event or until ctx is done.
+// Next blocks until the next event or until ctx is done. It fails with
+// ErrForgotten when the service's events were forgotten.
 func (s *Subscription) Next(ctx context.Context) (Event, error) {
 	for len(s.pending) == 0 {
-		l := s.bus.log(s.serviceID)
-		l.mu.Lock()
-		l.load(s.serviceID, s.bus.onError)
-		evs, wake := l.readLocked(s.serviceID, s.after, s.bus.onError)
-		l.mu.Unlock()
-		if len(evs) > 0 {
-			s.pending = evs
+		v := s.log.view(s.after)
+		if v.gone {
+			return Event{}, ErrForgotten
+		}
+		if v.behind {
+			old := s.log.older(s.serviceID, s.after, v.first, s.bus.onError)
+			if len(old) == 0 {
+				s.after = v.first - 1
+				continue
+			}
+			s.pending, s.skipTo = old, v.first-1
 			break
 		}
+		if len(v.events) > 0 {
+			s.pending = v.events
+			break
+		}
+		s.bus.stats.waiting.Add(1)
 		select {
-		case <-wake:
+		case <-v.wake:
+			s.bus.stats.waiting.Add(-1)
 		case <-ctx.Done():
+			s.bus.stats.waiting.Add(-1)
 			return Event{}, ctx.Err()
 		}
 	}
 	ev := s.pending[0]
 	s.pending = s.pending[1:]
 	s.after = ev.Seq
+	// Lag: the events newer than this one that were already there when
+	// the subscriber read its batch (a subscriber that keeps up reads one
+	// event at a time, lag 0; one replaying history or falling behind
+	// reads many).
+	s.bus.stats.delivery(uint64(len(s.pending)))
+	if len(s.pending) == 0 && s.skipTo > s.after {
+		s.after = s.skipTo
+	}
 	return ev, nil
 }
 

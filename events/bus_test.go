@@ -163,6 +163,8 @@ func TestPersistent(t *testing.T) {
 		{events.TypePhase, true},
 		{events.TypeMessage, true},
 		{events.TypeProgress, false},
+		{events.TypeCreated, true},
+		{events.TypeDeleted, false},
 	} {
 		if got := (events.Event{Type: tc.typ}).Persistent(); got != tc.want {
 			t.Errorf("Persistent(%s) = %v, want %v", tc.typ, got, tc.want)
@@ -617,5 +619,147 @@ func TestConcurrentPublishersAndSubscribers(t *testing.T) {
 				t.Fatalf("%s subscriber got an event of %s", r.svc, e.ServiceID)
 			}
 		}
+	}
+}
+
+func TestStatsAndObserver(t *testing.T) {
+	var seen []events.Event
+	b := events.NewBus(events.WithObserver(func(ev events.Event) { seen = append(seen, ev) }))
+	for i := range 3 {
+		b.Publish(events.Event{ServiceID: "s", Type: events.TypeMessage, Message: fmt.Sprint(i)})
+	}
+	if len(seen) != 3 || seen[2].Seq != 3 || seen[2].Message != "2" {
+		t.Fatalf("observer saw %+v", seen)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	sub := b.Subscribe("s", 0)
+	for range 3 {
+		if _, err := sub.Next(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := make(chan error, 1)
+	go func() { _, err := sub.Next(ctx); got <- err }()
+	deadline := time.Now().Add(5 * time.Second)
+	for b.Stats().Waiting != 1 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	st := b.Stats()
+	// The replay read three events at once: lags 2, 1, 0.
+	if st.Published != 3 || st.Delivered != 3 || st.Waiting != 1 || st.LagSum != 3 || st.Services != 1 ||
+		st.LagCounts[0] != 1 || st.LagCounts[1] != 1 || st.LagCounts[2] != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	cancel()
+	if err := <-got; err == nil {
+		t.Fatal("Next returned no error after cancel")
+	}
+	if w := b.Stats().Waiting; w != 0 {
+		t.Fatalf("waiting %d after the subscriber left", w)
+	}
+}
+
+// blockingJournal is a memJournal whose Load blocks until release is
+// closed, once entered is signalled: a journal read that stalls.
+type blockingJournal struct {
+	*memJournal
+	entered chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (j *blockingJournal) Load(id string) ([]events.Event, error) {
+	select {
+	case <-j.entered:
+	default:
+		j.once.Do(func() { close(j.entered) })
+		<-j.release
+	}
+	return j.memJournal.Load(id)
+}
+
+// A subscriber that fell behind the in-memory window reads the journal;
+// while that read stalls, Publish of the same service still completes.
+func TestLaggingSubscriberNeverBlocksPublish(t *testing.T) {
+	t.Parallel()
+	j := &blockingJournal{memJournal: newMemJournal(), entered: make(chan struct{}), release: make(chan struct{})}
+	close(j.entered) // the bus's first load must not block
+	bus := events.NewBus(events.WithJournal(j), events.WithLogLimit(4))
+	for i := 0; i < 20; i++ {
+		bus.Publish(events.Event{ServiceID: "s", Type: events.TypePhase, Phase: fmt.Sprint(i)})
+	}
+	j.entered = make(chan struct{}) // the next load (the lagging subscriber's) blocks
+	sub := bus.Subscribe("s", 0)
+	got := make(chan events.Event, 1)
+	go func() {
+		ev, err := sub.Next(t.Context())
+		if err == nil {
+			got <- ev
+		}
+	}()
+	<-j.entered // the subscriber is inside the journal read
+	published := make(chan struct{})
+	go func() {
+		for i := 0; i < 100; i++ {
+			bus.Publish(events.Event{ServiceID: "s", Type: events.TypeMessage, Message: "live"})
+		}
+		close(published)
+	}()
+	select {
+	case <-published:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Publish waited for a subscriber's journal read")
+	}
+	close(j.release)
+	if ev := <-got; ev.Seq != 1 {
+		t.Fatalf("the lagging subscriber got seq %d first, want 1", ev.Seq)
+	}
+}
+
+// Forget frees a service's log: its subscribers end with ErrForgotten and
+// the bus holds no log for it any more.
+func TestForgetFreesTheLog(t *testing.T) {
+	t.Parallel()
+	bus := events.NewBus()
+	bus.Publish(events.Event{ServiceID: "gone", Type: events.TypePhase})
+	bus.Publish(events.Event{ServiceID: "kept", Type: events.TypePhase})
+	sub := bus.Subscribe("gone", bus.LastSeq("gone"))
+	errc := make(chan error, 1)
+	go func() {
+		_, err := sub.Next(t.Context())
+		errc <- err
+	}()
+	bus.Forget("gone")
+	if err := <-errc; !errors.Is(err, events.ErrForgotten) {
+		t.Fatalf("subscriber of a forgotten service: %v, want ErrForgotten", err)
+	}
+	if n := bus.Services(); n != 1 {
+		t.Fatalf("bus holds %d logs after Forget, want 1", n)
+	}
+	for i := 0; i < 1000; i++ {
+		id := fmt.Sprintf("svc-%d", i)
+		bus.Publish(events.Event{ServiceID: id, Type: events.TypeStatus})
+		bus.Forget(id)
+	}
+	if n := bus.Services(); n != 1 {
+		t.Fatalf("bus holds %d logs after 1000 deleted services, want 1", n)
+	}
+}
+
+// A subscriber that had not yet read the deleted event published before
+// Forget still reads it, then ends with ErrForgotten.
+func TestForgetKeepsTheDeletedEvent(t *testing.T) {
+	t.Parallel()
+	bus := events.NewBus()
+	bus.Publish(events.Event{ServiceID: "s", Type: events.TypeStatus})
+	sub := bus.Subscribe("s", bus.LastSeq("s"))
+	bus.Publish(events.Event{ServiceID: "s", Type: events.TypeDeleted})
+	bus.Forget("s")
+	ev, err := sub.Next(t.Context())
+	if err != nil || ev.Type != events.TypeDeleted {
+		t.Fatalf("first read after Forget: %+v, %v; want the deleted event", ev, err)
+	}
+	if _, err := sub.Next(t.Context()); !errors.Is(err, events.ErrForgotten) {
+		t.Fatalf("second read: %v, want ErrForgotten", err)
 	}
 }

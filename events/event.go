@@ -1,7 +1,8 @@
 // Package events is aima's one in-process event bus. The service runtime
 // publishes typed events (phases, status changes, pull bytes, messages); the
 // CLI's --wait, `events --follow`, the MCP and JSON-RPC front-ends and the
-// HTTP event stream subscribe to it. It imports only the standard library.
+// HTTP event streams subscribe to it: per service (Subscribe, with replay)
+// or to every service at once (Follow, live only: the web dashboard). It imports only the standard library.
 //
 // Concurrency: Publish never blocks on subscribers. Each service has an
 // ordered log; a subscriber is a cursor into that log, so a slow subscriber
@@ -21,23 +22,32 @@ const (
 	TypeProgress Type = "progress" // byte progress inside a phase (image pull)
 	TypeMessage  Type = "message"  // a human-readable step inside a phase (engine log milestones, warnings)
 	TypeRequest  Type = "request"  // an inference request through the gateway ended
-	TypeDeleted  Type = "deleted"  // the service was deleted: its last event; waits and follows end
+	// TypeCreated: the service's record was created (status created); its
+	// first event.
+	TypeCreated Type = "created"
+	// TypeDeleted: the service and its history were deleted; its last
+	// event, never journaled (there is no history left).
+	TypeDeleted Type = "deleted"
 )
 
 // Event is one thing that happened to a service. Seq orders the events of one
 // service and is unique per service, also across daemon restarts.
 type Event struct {
-	Seq       uint64    `json:"seq"`
-	ServiceID string    `json:"service_id"`
-	Run       int       `json:"run,omitempty"` // the start attempt this event belongs to
-	Type      Type      `json:"type"`
-	Status    string    `json:"status,omitempty"`
-	Phase     string    `json:"phase,omitempty"`
-	Message   string    `json:"message,omitempty"`
-	Layer     string    `json:"layer,omitempty"`
-	Current   int64     `json:"current,omitempty"`
-	Total     int64     `json:"total,omitempty"`
-	Time      time.Time `json:"time"`
+	Seq       uint64 `json:"seq"`
+	ServiceID string `json:"service_id"`
+	Run       int    `json:"run,omitempty"` // the start attempt this event belongs to
+	Type      Type   `json:"type"`
+	Status    string `json:"status,omitempty"`
+	Phase     string `json:"phase,omitempty"`
+	// Failure is the failure kind of a status event to failed (the
+	// service record's failure field), so subscribers need not parse it
+	// from the message.
+	Failure string    `json:"failure,omitempty"`
+	Message string    `json:"message,omitempty"`
+	Layer   string    `json:"layer,omitempty"`
+	Current int64     `json:"current,omitempty"`
+	Total   int64     `json:"total,omitempty"`
+	Time    time.Time `json:"time"`
 	// Request is set on TypeRequest events.
 	Request *Request `json:"request,omitempty"`
 }
@@ -56,8 +66,11 @@ type Request struct {
 }
 
 // Persistent reports whether the event belongs in the durable history. Byte
-// counters and per-request records are too frequent and only matter live.
-func (e Event) Persistent() bool { return e.Type != TypeProgress && e.Type != TypeRequest }
+// counters and per-request records are too frequent and only matter live;
+// a deletion leaves no history to belong to.
+func (e Event) Persistent() bool {
+	return e.Type != TypeProgress && e.Type != TypeRequest && e.Type != TypeDeleted
+}
 
 // Journal persists the durable part of each service's history so that a
 // subscriber that connects later (even after a daemon restart) still sees

@@ -69,6 +69,14 @@ func WriteError(w http.ResponseWriter, status int, err error) {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
+	if m, ok := v.(json.Marshaler); ok {
+		// Written as is: encoding/json would validate and copy it again
+		// (for a list of 10,000 services, megabytes).
+		if b, err := m.MarshalJSON(); err == nil {
+			_, _ = w.Write(append(b, '\n'))
+			return
+		}
+	}
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(v)

@@ -30,18 +30,25 @@ const MaxBodyBytes = 1 << 20
 
 // Server is the HTTP front-end.
 type Server struct {
-	env *tools.Env
-	mux *http.ServeMux
-	log *slog.Logger
+	env       *tools.Env
+	caller    tools.Caller
+	mux       *http.ServeMux
+	log       *slog.Logger
+	encodings eventEncodings
 }
 
-// New builds the HTTP API over env. Extra handlers (MCP at /mcp, JSON-RPC
-// at /rpc) are mounted with Handle.
-func New(env *tools.Env, log *slog.Logger) *Server {
+// New builds the HTTP API over env, running every operation through caller
+// (nil: tools.LocalCaller on env), the same caller the daemon gives the other
+// front-ends. Extra handlers (MCP at /mcp, JSON-RPC at /rpc) are mounted
+// with Handle.
+func New(env *tools.Env, caller tools.Caller, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{env: env, mux: http.NewServeMux(), log: log}
+	if caller == nil {
+		caller = tools.LocalCaller{Env: env}
+	}
+	s := &Server{env: env, caller: caller, mux: http.NewServeMux(), log: log}
 	for _, op := range tools.Visible(env.ReadOnly) {
 		s.mux.Handle("/api/"+op.Group()+"/"+op.Verb(), s.opHandler(op))
 	}
@@ -121,23 +128,27 @@ func (s *Server) opHandler(op tools.Op) http.Handler {
 			s.serveStream(w, r, op, raw)
 			return
 		}
-		out, err := op.Call(r.Context(), s.env, raw, nil)
-		if err != nil {
-			writeError(w, CauseOf(r.Context(), err))
-			return
-		}
-		writeJSON(w, http.StatusOK, out)
+		lr := newLineResponse(w, r)
+		out, err := s.caller.Call(r.Context(), op, raw, lr)
+		lr.finish(r, out, err)
 	})
 }
 
 // wantsStream: SSE when the client accepts it, or when the input asks to
-// follow (a follow never ends, so it cannot be one JSON document).
+// follow (a follow never ends, so it cannot be one collected document).
+// A log is the exception: its lines are written as they are read (see
+// lineResponse), so a follow of it is served as SSE only when asked for by
+// Accept or when the client names neither JSON nor plain text.
 func wantsStream(r *http.Request, op tools.Op, raw json.RawMessage) bool {
-	if strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
+	accept := r.Header.Get("Accept")
+	if strings.Contains(accept, "text/event-stream") {
 		return true
 	}
 	if _, ok := op.InputSchema().Properties["follow"]; !ok {
 		return false // the decoder rejects the unknown field
+	}
+	if _, log := op.NewOutput().(*tools.LogsOutput); log && (strings.Contains(accept, "application/json") || strings.Contains(accept, "text/plain")) {
+		return false
 	}
 	var probe struct {
 		Follow bool `json:"follow"`
@@ -148,40 +159,93 @@ func wantsStream(r *http.Request, op tools.Op, raw json.RawMessage) bool {
 
 // sseReporter writes progress and log lines as SSE events.
 type sseReporter struct {
-	mu sync.Mutex
-	w  http.ResponseWriter
-	f  http.Flusher
+	mu  sync.Mutex
+	w   http.ResponseWriter
+	f   http.Flusher
+	enc *eventEncodings
+	buf []byte
 }
 
 func (s *sseReporter) send(event string, v any) {
 	b, _ := json.Marshal(v)
+	s.write(event, b)
+}
+
+func (s *sseReporter) write(event string, data []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	fmt.Fprintf(s.w, "event: %s\ndata: %s\n\n", event, b)
+	b := append(s.buf[:0], "event: "...)
+	b = append(b, event...)
+	b = append(b, "\ndata: "...)
+	b = append(b, data...)
+	b = append(b, "\n\n"...)
+	s.buf = b
+	_, _ = s.w.Write(b)
 	if s.f != nil {
 		s.f.Flush()
 	}
 }
 
-func (s *sseReporter) Event(ev events.Event) { s.send("progress", ev) }
+func (s *sseReporter) Event(ev events.Event) { s.write("progress", s.enc.encode(ev)) }
+
+// eventEncodings keeps the newest event's JSON per service, so an event
+// that many clients follow is encoded once, not once per client.
+type eventEncodings struct {
+	mu   sync.RWMutex // read-locked by the many clients of one event at once
+	last map[string]encodedEvent
+}
+
+type encodedEvent struct {
+	seq uint64
+	raw []byte
+}
+
+// maxEncodings bounds the map (one entry per service followed lately).
+const maxEncodings = 1024
+
+func (e *eventEncodings) encode(ev events.Event) []byte {
+	e.mu.RLock()
+	c, ok := e.last[ev.ServiceID]
+	e.mu.RUnlock()
+	if ok && c.seq == ev.Seq && ev.Seq != 0 {
+		return c.raw
+	}
+	raw, _ := json.Marshal(ev)
+	e.mu.Lock()
+	if e.last == nil || len(e.last) >= maxEncodings {
+		e.last = map[string]encodedEvent{}
+	}
+	if c := e.last[ev.ServiceID]; ev.Seq >= c.seq {
+		e.last[ev.ServiceID] = encodedEvent{seq: ev.Seq, raw: raw}
+	}
+	e.mu.Unlock()
+	return raw
+}
 
 func (s *sseReporter) Log(l runtime.LogLine) {
 	s.send("log", tools.LogLine{Stream: l.Stream, Time: l.Time, Text: l.Text})
 }
 
-// serveStream runs op with its progress streamed as SSE, ending with one
-// "result" or "error" event.
-func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, op tools.Op, raw json.RawMessage) {
+// startSSE sends the headers of an event stream (unbuffered by proxies)
+// and returns its writer.
+func (s *Server) startSSE(w http.ResponseWriter) *sseReporter {
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	f, _ := w.(http.Flusher)
-	rep := &sseReporter{w: w, f: f}
+	rep := &sseReporter{w: w, f: f, enc: &s.encodings}
 	if f != nil {
 		f.Flush()
 	}
-	out, err := op.Call(r.Context(), s.env, raw, rep)
+	return rep
+}
+
+// serveStream runs op with its progress streamed as SSE, ending with one
+// "result" or "error" event.
+func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, op tools.Op, raw json.RawMessage) {
+	rep := s.startSSE(w)
+	out, err := s.caller.Call(r.Context(), op, raw, rep)
 	if err != nil {
 		rep.send("error", ErrorBody{Error: Detail(CauseOf(r.Context(), err))})
 		return
@@ -190,10 +254,15 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, op tools.Op
 }
 
 // eventsStream is GET /api/events?service_id=ID[&after=N]: the service's
-// history, then live events, as SSE, until the client disconnects.
+// history, then live events, as SSE, until the client disconnects. Without
+// a service id it is the daemon-wide feed (followAll).
 func (s *Server) eventsStream(w http.ResponseWriter, r *http.Request) {
 	op, _ := tools.Lookup("service_events")
 	q := r.URL.Query()
+	if !q.Has("service_id") {
+		s.followAll(w, r)
+		return
+	}
 	q.Set("follow", "true")
 	raw, err := QueryToJSON(q, op.InputSchema())
 	if err != nil {

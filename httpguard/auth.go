@@ -32,6 +32,14 @@ const CookieTTL = 24 * time.Hour
 // maxLoginBody caps the login request: {"token": "..."}.
 const maxLoginBody = 8 << 10
 
+// Authorized reports whether r may use the daemon: no token is configured,
+// or r carries it (as a bearer token or a login cookie). Pages served
+// without the token (Options.Public) ask it whether to show a login form.
+func (g *Guard) Authorized(r *http.Request) bool { return g.token == "" || g.authorized(r) }
+
+// TokenRequired reports whether the daemon has a token.
+func (g *Guard) TokenRequired() bool { return g.token != "" }
+
 // authorized reports whether r carries the token: as a bearer token, or as
 // a login cookie minted from it.
 func (g *Guard) authorized(r *http.Request) bool {

@@ -20,9 +20,9 @@
 //     state-changing browser request into one that needs a CORS preflight,
 //     which only configured origins pass. (MCP's DELETE, which ends a
 //     session, has no body; browsers preflight DELETE anyway.)
-//  5. With a token, every route but GET /health and the login/logout routes
-//     needs it, as a bearer token or as the login cookie: 401 unauthenticated
-//     otherwise.
+//  5. With a token, every route but GET /health, the login/logout routes
+//     and the static files Options.Public names needs it, as a bearer token
+//     or as the login cookie: 401 unauthenticated otherwise.
 package httpguard
 
 import (
@@ -46,8 +46,13 @@ type Options struct {
 	// and allowed_origins.
 	AllowedHosts   []string
 	AllowedOrigins []string
-	// Token, when set, is required on every route but GET /health.
+	// Token, when set, is required on every route but GET /health, the
+	// login routes and what Public accepts.
 	Token Secret
+	// Public, when set, names more GET and HEAD requests served without the
+	// token: files that carry no data (the web dashboard's HTML, CSS and
+	// JavaScript, which then log in). The Host and Origin rules still apply.
+	Public func(path string) bool
 	// Logger receives refusals at debug level; nil means slog.Default().
 	Logger *slog.Logger
 	// Now is the clock of login cookies; nil means time.Now.
@@ -59,13 +64,14 @@ type Guard struct {
 	hosts   []config.HostPattern
 	origins map[string]bool // canonical form, see config.CanonicalOrigin
 	token   Secret
+	public  func(path string) bool
 	log     *slog.Logger
 	now     func() time.Time
 }
 
 // New checks the options and builds the guard.
 func New(o Options) (*Guard, error) {
-	g := &Guard{origins: map[string]bool{}, token: o.Token, log: o.Logger, now: o.Now}
+	g := &Guard{origins: map[string]bool{}, token: o.Token, public: o.Public, log: o.Logger, now: o.Now}
 	if g.log == nil {
 		g.log = slog.Default()
 	}
@@ -140,7 +146,7 @@ func (g *Guard) Wrap(next http.Handler) http.Handler {
 			}
 			return
 		}
-		if g.token != "" && !public(r) && !g.authorized(r) {
+		if g.token != "" && !g.isPublic(r) && !g.authorized(r) {
 			g.unauthorized(w, "missing or wrong token")
 			return
 		}
@@ -148,10 +154,13 @@ func (g *Guard) Wrap(next http.Handler) http.Handler {
 	})
 }
 
-// public: GET /health answers without the token, so a supervisor can probe
-// the daemon without holding it.
-func public(r *http.Request) bool {
-	return r.URL.Path == "/health" && (r.Method == http.MethodGet || r.Method == http.MethodHead)
+// isPublic: GET /health answers without the token, so a supervisor can
+// probe the daemon without holding it; so do the paths Options.Public names.
+func (g *Guard) isPublic(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	return r.URL.Path == "/health" || (g.public != nil && g.public(r.URL.Path))
 }
 
 func (g *Guard) deny(w http.ResponseWriter, r *http.Request, status int, err error) {

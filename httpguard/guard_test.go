@@ -183,7 +183,8 @@ func TestCORS(t *testing.T) {
 func TestTokenAndCookie(t *testing.T) {
 	const token = "s3cret-token-value"
 	now := time.Unix(1_800_000_000, 0)
-	g := newGuard(t, Options{Token: token, Now: func() time.Time { return now }})
+	g := newGuard(t, Options{Token: token, Now: func() time.Time { return now },
+		Public: func(path string) bool { return strings.HasPrefix(path, "/ui/") }})
 	h := g.Wrap(reached)
 	bearer := func(v string) map[string]string { return map[string]string{"Authorization": v} }
 	cases := []struct {
@@ -201,6 +202,10 @@ func TestTokenAndCookie(t *testing.T) {
 		{"health without token", req{method: http.MethodGet, path: "/health"}, 200, ""},
 		{"POST health without token", req{path: "/health", ct: jsonCT}, 401, errs.Unauthenticated},
 		{"events stream without token", req{method: http.MethodGet, path: "/api/events"}, 401, errs.Unauthenticated},
+		{"public page without token", req{method: http.MethodGet, path: "/ui/app.js"}, 200, ""},
+		{"HEAD public page without token", req{method: http.MethodHead, path: "/ui/"}, 200, ""},
+		{"POST to a public path without token", req{path: "/ui/app.js", ct: jsonCT}, 401, errs.Unauthenticated},
+		{"public page from a foreign origin", req{method: http.MethodGet, path: "/ui/", headers: map[string]string{"Origin": "http://evil.example"}}, 403, errs.PermissionDenied},
 		{"forged cookie", req{method: http.MethodGet, headers: map[string]string{"Cookie": CookieName + "=v1.9999999999.AAAA"}}, 401, errs.Unauthenticated},
 		{"right token, foreign origin", req{ct: jsonCT, headers: map[string]string{"Authorization": "Bearer " + token, "Origin": "http://evil.example"}}, 403, errs.PermissionDenied},
 	}

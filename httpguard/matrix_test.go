@@ -45,7 +45,9 @@ func families(modelDir string) []family {
 		{"sse stream", http.MethodGet, "/api/events?service_id=svc-none", "", http.StatusOK, false},
 		{"health", http.MethodGet, "/health", "", http.StatusOK, true},
 		{"login", http.MethodPost, "/auth/login", `{"token":"` + matrixToken + `"}`, http.StatusOK, true},
-		{"unknown route", http.MethodGet, "/ui/", "", http.StatusNotFound, false},
+		{"dashboard page", http.MethodGet, "/ui/", "", http.StatusOK, true},
+		{"dashboard session", http.MethodGet, "/ui/session", "", http.StatusOK, true},
+		{"unknown route", http.MethodGet, "/nowhere/", "", http.StatusNotFound, false},
 	}
 }
 

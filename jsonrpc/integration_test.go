@@ -103,7 +103,7 @@ func checkStart(t *testing.T, ms []msg, id string) {
 			phases = append(phases, p.Event.Phase)
 		}
 	}
-	want := []string{"cleanup", "pull", "create", "start", "loading", "health_check"}
+	want := []string{"cleanup", "schedule", "pull", "create", "start", "loading", "health_check"}
 	i := 0
 	for _, p := range phases {
 		if i < len(want) && p == want[i] {

@@ -6,6 +6,11 @@
 // (tools.LocalCaller, for /mcp) or through the daemon's HTTP API
 // (client.Caller, for `aima mcp` on stdio).
 //
+// Beyond tools it serves resources (aima://services/{id}, its /logs, and
+// aima://models/{id}) with subscriptions, prompts (diagnose-service,
+// deploy-model) and completions of service and model IDs: all of them read
+// through the same caller, so `aima mcp` serves them too.
+//
 // Errors: every failure of an operation is a tool result with isError set,
 // whose text is "<kind>: <message>" (the message the other front-ends show)
 // and whose _meta["aima/error"] holds {code, message, field}. Protocol
@@ -21,6 +26,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strings"
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
@@ -37,13 +43,19 @@ type Options struct {
 	ReadOnly bool
 	// Version is reported to clients as the server version.
 	Version string
+	// Context ends the resource subscriptions' watches (nil: never; they
+	// still end with their session).
+	Context context.Context
+	// Logger receives subscription warnings; nil means slog.Default().
+	Logger *slog.Logger
 }
 
 // instructions tell a model what aima is and the usual order of calls.
 const instructions = "aima runs AI inference engines (vLLM, SGLang, llama.cpp) as Docker containers. " +
 	"Usual flow: model_add or model_scan (register a model on the daemon's disk), service_create " +
 	"(engine + model), service_start with wait=true (pass a progressToken to follow the phases), then " +
-	"service_status, service_logs and service_events to observe it. A failed call returns isError with " +
+	"service_status, service_logs and service_events to observe it (or read and subscribe to the resource " +
+	"aima://services/{id}; the diagnose-service prompt gathers what a failed service left). A failed call returns isError with " +
 	"text \"<kind>: <message>\", where kind is invalid_argument, not_found, conflict, unavailable, " +
 	"deadline_exceeded, canceled or internal."
 
@@ -63,15 +75,33 @@ func NewServer(caller tools.Caller, opts Options) *server.MCPServer {
 	if version == "" {
 		version = "unknown"
 	}
+	base, log := opts.Context, opts.Logger
+	if base == nil {
+		base = context.Background()
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	w := newWatcher(base, caller, log)
+	comp := completer{caller: caller}
 	s := server.NewMCPServer("aima", version,
 		server.WithToolCapabilities(false),
+		server.WithResourceCapabilities(true, false),
+		server.WithPromptCapabilities(false),
+		server.WithCompletions(),
+		server.WithPromptCompletionProvider(comp),
+		server.WithResourceCompletionProvider(comp),
+		server.WithHooks(w.hooks()),
 		server.WithLogging(),
 		server.WithRecovery(),
 		server.WithInstructions(instructions),
 	)
+	w.srv = s
 	for _, op := range tools.Visible(opts.ReadOnly) {
 		s.AddTool(toolFor(op), handler(caller, op))
 	}
+	addResources(s, caller)
+	addPrompts(s, caller, opts.ReadOnly)
 	return s
 }
 

@@ -62,10 +62,25 @@ type Mount struct {
 }
 
 // GPURequest says which GPUs a container gets. The zero value means none.
+// It names GPUs, not a mechanism: the Docker runtime turns it into device
+// requests (or only environment, per Attach); a Kubernetes runtime would
+// turn the device count into a resource request.
 type GPURequest struct {
 	All       bool
-	DeviceIDs []string
+	Count     int      // N GPUs picked by the runtime (used only without an inventory)
+	DeviceIDs []string // GPU UUIDs (or indexes)
+	// Attach is how the GPUs reach the container: GPUAttachDeviceRequests
+	// (the default), GPUAttachCDI, or GPUAttachEnv. Runtimes without such
+	// a choice ignore it.
+	Attach string
 }
+
+// How a GPURequest reaches a container.
+const (
+	GPUAttachDeviceRequests = "device_requests" // the NVIDIA device request of docker run --gpus
+	GPUAttachCDI            = "cdi"             // CDI device names nvidia.com/gpu=<uuid>
+	GPUAttachEnv            = "env"             // NVIDIA_VISIBLE_DEVICES only (the nvidia runtime is the default)
+)
 
 // ContainerSpec is everything needed to create an engine container.
 type ContainerSpec struct {
@@ -144,6 +159,9 @@ type LogOptions struct {
 	Follow bool
 	Tail   int       // last N lines; <0 means all
 	Since  time.Time // zero = from the start
+	// NoTimes: the caller needs no LogLine.Time, and a runtime may leave it
+	// zero (Docker then saves formatting a timestamp per line).
+	NoTimes bool
 }
 
 // LogLine is one line of container output. Text has no trailing newline.

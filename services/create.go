@@ -17,6 +17,7 @@ import (
 
 	"aima/engines"
 	"aima/errs"
+	"aima/events"
 )
 
 // CreateSpec is what a new service is made of.
@@ -170,12 +171,12 @@ func (m *Manager) Create(ctx context.Context, spec CreateSpec) (Service, error) 
 	}
 	gpus := eng.GPUs
 	if spec.GPUs != "" {
-		if _, err := engines.ParseGPUs(spec.GPUs); err != nil {
-			return Service{}, errs.Invalid("gpus", "%v", err)
-		}
 		gpus = spec.GPUs
 	}
 	if err := validateArgs(eng, spec.Args, spec.Env, m.opts.AllowPrivilegedArgs); err != nil {
+		return Service{}, err
+	}
+	if err := checkGPURequest(eng.Type, eng.Args, gpus, spec.Args, spec.Env); err != nil {
 		return Service{}, err
 	}
 	policy, err := ParseRestartPolicy(spec.RestartPolicy)
@@ -237,14 +238,49 @@ func (m *Manager) Create(ctx context.Context, spec CreateSpec) (Service, error) 
 	if spec.Name == "" {
 		s.Name = s.ID
 	}
-	if s.Port, err = m.allocatePort(spec.Port, all); err != nil {
-		return Service{}, err
+	if spec.Port != 0 {
+		// An explicit port is checked now; an automatic one is handed out
+		// at the first start (assignPort), so records never run out of ports.
+		if s.Port, err = m.allocatePort(spec.Port, all); err != nil {
+			return Service{}, err
+		}
+		s.Endpoint = m.endpoint(s.Port)
 	}
-	s.Endpoint = "http://" + net.JoinHostPort(m.opts.BindHost, strconv.Itoa(s.Port))
 	if err := m.col.Create(ctx, s.ID, s); err != nil {
 		return Service{}, err
 	}
+	m.bus.Publish(events.Event{ServiceID: s.ID, Type: events.TypeCreated, Status: string(StatusCreated), Message: "created"})
 	return s, nil
+}
+
+func (m *Manager) endpoint(port int) string {
+	return "http://" + net.JoinHostPort(m.opts.BindHost, strconv.Itoa(port))
+}
+
+// assignPort gives a service that has no host port yet (it was created
+// without --port and never started) one from the port range, and records
+// it. The record keeps it for every later start, and it is freed with the
+// record. Called with the service's lifecycle lock held.
+func (m *Manager) assignPort(ctx context.Context, s Service) (Service, error) {
+	if s.Port != 0 {
+		return s, nil
+	}
+	unlock := m.lockPorts()
+	defer unlock()
+	all, err := m.col.List(ctx)
+	if err != nil {
+		return s, err
+	}
+	port, err := m.allocatePort(0, all)
+	if err != nil {
+		return s, err
+	}
+	return m.col.Update(ctx, s.ID, func(x *Service) error {
+		if x.Port == 0 {
+			x.Port, x.Endpoint = port, m.endpoint(port)
+		}
+		return nil
+	})
 }
 
 func (m *Manager) lockPorts() func() {
@@ -258,7 +294,9 @@ func (m *Manager) lockPorts() func() {
 func (m *Manager) allocatePort(want int, all []Service) (int, error) {
 	taken := map[int]string{}
 	for _, o := range all {
-		taken[o.Port] = o.ID
+		if o.Port != 0 {
+			taken[o.Port] = o.ID
+		}
 	}
 	if want != 0 {
 		if id, ok := taken[want]; ok {

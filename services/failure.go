@@ -48,13 +48,20 @@ const (
 	// FailureInternal: aima could not prepare or record the start (a store
 	// error, engine settings it cannot apply).
 	FailureInternal FailureKind = "internal"
+	// FailureUnschedulable: the schedule phase refused the start, before
+	// any pull or container: the GPUs it needs are held by other services,
+	// too small for the model, or missing. The reason has both figures.
+	FailureUnschedulable FailureKind = "unschedulable"
+	// FailureGPUUnavailable: the GPU inventory could not be read (the
+	// driver's nvidia-smi failed or hung).
+	FailureGPUUnavailable FailureKind = "gpu_unavailable"
 )
 
 // AllFailureKinds lists every failure kind.
 var AllFailureKinds = []FailureKind{
 	FailureTimeout, FailureExited, FailureOOM, FailureWedged, FailureDisappeared, FailureInterrupted,
 	FailurePortInUse, FailureImageUnavailable, FailureRuntimeError, FailureRuntimeUnavailable,
-	FailureStopFailed, FailureInternal,
+	FailureStopFailed, FailureInternal, FailureUnschedulable, FailureGPUUnavailable,
 }
 
 // runtimeFailure is the kind of a failed runtime call: unreachable, or

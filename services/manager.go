@@ -2,10 +2,12 @@ package services
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"aima/engines"
 	"aima/errs"
 	"aima/events"
+	"aima/gpu"
 	"aima/models"
 	"aima/runtime"
 	"aima/state"
@@ -38,6 +41,14 @@ type Options struct {
 	// host (NVIDIA_*); see validateArgs.
 	AllowPrivilegedArgs bool
 	Logger              *slog.Logger
+
+	// GPUs is the host's GPU inventory (nil: none; services get GPUs
+	// as their request says, without leases or a fit check).
+	GPUs *gpu.Inventory
+	// GPUAttach is how leased GPUs reach containers (runtime.GPUAttach*).
+	GPUAttach string
+	// GPUPolicy is how N GPUs are picked (pack or spread).
+	GPUPolicy gpu.Policy
 }
 
 // DefaultOptions are the settings a zero Options field takes; the config
@@ -47,6 +58,7 @@ func DefaultOptions() Options {
 		BindHost: "127.0.0.1", PortLow: 18000, PortHigh: 18999,
 		StartTimeout: 20 * time.Minute, StopTimeout: 10 * time.Second, HealthInterval: 50 * time.Millisecond,
 		LivenessInterval: 5 * time.Second, UnhealthyGrace: 30 * time.Second, RestartBackoff: 10 * time.Second,
+		GPUAttach: gpu.AttachDeviceRequests, GPUPolicy: gpu.PolicyPack,
 	}
 }
 
@@ -69,6 +81,15 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.GPUs == nil {
+		o.GPUs = gpu.NewInventory(nil)
+	}
+	if o.GPUAttach == "" {
+		o.GPUAttach = gpu.AttachDeviceRequests
+	}
+	if o.GPUPolicy == "" {
+		o.GPUPolicy = gpu.PolicyPack
 	}
 	return o
 }
@@ -99,6 +120,10 @@ type Manager struct {
 	// service, so a reconcile does not schedule the same restart twice.
 	restarts map[string]int
 	portMu   sync.Mutex // port allocation is global
+	// placeMu is the one placement lock: reading the leases of all
+	// services and recording a new one happen under it, so two starts
+	// never take the same GPU.
+	placeMu sync.Mutex
 
 	dockerDown atomic.Bool // the watcher lost the engine
 
@@ -148,8 +173,9 @@ var (
 func NewManager(store state.Store, rt runtime.Runtime, bus *events.Bus, catalog *engines.Catalog, reg *models.Registry, opts Options) *Manager {
 	opts = opts.withDefaults()
 	ctx, cancel := context.WithCancelCause(context.Background())
+	col := state.NewCollection[Service](store, "services/", "service").WithCache()
 	m := &Manager{
-		col: state.NewCollection[Service](store, "services/", "service"), store: store,
+		col: col, store: store,
 		rt: rt, bus: bus, catalog: catalog, models: reg, opts: opts, log: opts.Logger,
 		http: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
 		now:  time.Now, ctx: ctx, cancel: cancel,
@@ -227,26 +253,87 @@ func (m *Manager) Get(ctx context.Context, ref string) (Service, error) {
 
 // List returns services oldest first, optionally only those with a status.
 func (m *Manager) List(ctx context.Context, status Status) ([]Service, error) {
+	all, _, err := m.ListJSON(ctx, status)
+	return all, err
+}
+
+// ListJSON is List with each service's JSON encoding, in the same order,
+// from the record cache, so a front-end writes 10,000 services without
+// encoding each again. A service's encoding is nil where the listed record
+// differs from the stored one (a stale status, gateway traffic figures).
+func (m *Manager) ListJSON(ctx context.Context, status Status) ([]Service, []json.RawMessage, error) {
+	vals, raws, _, err := m.col.ScanJSON(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Filter and sort the fresh copies in place (no second copy of 10,000
+	// records), keeping each encoding next to its record.
+	n := 0
+	for i := range vals {
+		if status == "" || vals[i].Status == status {
+			vals[n] = vals[i]
+			if raws != nil {
+				raws[n] = raws[i]
+			}
+			n++
+		}
+	}
+	out := vals[:n]
+	var enc []json.RawMessage
+	if raws != nil {
+		enc = raws[:n]
+	}
+	sort.Stable(byCreated{out, enc})
+	stale := m.dockerDown.Load()
+	for i := range out {
+		out[i].Stale = stale
+		out[i].Traffic = m.gate.figures(out[i].ID)
+		if enc != nil && (stale || out[i].Traffic != nil) {
+			enc[i] = nil // differs from the stored record: encoded anew
+		}
+	}
+	return out, enc, nil
+}
+
+// byCreated orders services oldest first (then by ID), moving their
+// encodings, if any, along.
+type byCreated struct {
+	s   []Service
+	enc []json.RawMessage
+}
+
+func (b byCreated) Len() int { return len(b.s) }
+
+func (b byCreated) Less(i, j int) bool {
+	x, y := &b.s[i], &b.s[j]
+	if x.CreatedAt.Equal(y.CreatedAt) {
+		return x.ID < y.ID
+	}
+	return x.CreatedAt.Before(y.CreatedAt)
+}
+
+func (b byCreated) Swap(i, j int) {
+	b.s[i], b.s[j] = b.s[j], b.s[i]
+	if b.enc != nil {
+		b.enc[i], b.enc[j] = b.enc[j], b.enc[i]
+	}
+}
+
+// ListShared is List of every status, in ID order, for readers that list
+// all services often, such as the metrics collector on every scrape: it
+// reads the record cache, decoding nothing. The records share memory with
+// the cache: read them, never modify them.
+func (m *Manager) ListShared(ctx context.Context) ([]Service, error) {
 	all, err := m.col.List(ctx)
 	if err != nil {
 		return nil, err
 	}
-	sortServices(all)
-	stale := m.dockerDown.Load()
-	for i := range all {
-		all[i].Stale = stale
-		all[i].Traffic = m.gate.figures(all[i].ID)
-	}
-	if status == "" {
-		return all, nil
-	}
-	out := all[:0:0]
-	for _, s := range all {
-		if s.Status == status {
-			out = append(out, s)
+	if m.dockerDown.Load() {
+		for i := range all {
+			all[i].Stale = true
 		}
 	}
-	return out, nil
+	return all, nil
 }
 
 // transition moves a service to a new status, validated against the table,
@@ -265,8 +352,9 @@ func (m *Manager) transition(ctx context.Context, id string, to Status, reason s
 		s.Reason = reason
 		// Facts of the failed status: fail (and the restart plan) set
 		// them again in mutate.
-		s.Failure, s.NextRestartAt = "", nil
+		s.Failure, s.EngineError, s.NextRestartAt = "", "", nil
 		s.UpdatedAt = m.now().UTC()
+		releaseLeaseOnEnd(s)
 		if mutate != nil {
 			mutate(s)
 		}
@@ -283,7 +371,7 @@ func (m *Manager) transition(ctx context.Context, id string, to Status, reason s
 	if reason != "" {
 		msg += ": " + reason
 	}
-	m.bus.Publish(events.Event{ServiceID: id, Run: s.Run, Type: events.TypeStatus, Status: string(to), Phase: string(s.Phase), Message: msg})
+	m.bus.Publish(events.Event{ServiceID: id, Run: s.Run, Type: events.TypeStatus, Status: string(to), Phase: string(s.Phase), Failure: string(s.Failure), Message: msg})
 	return s, nil
 }
 
@@ -292,7 +380,7 @@ func (m *Manager) transition(ctx context.Context, id string, to Status, reason s
 // fields in the same update.
 func (m *Manager) fail(ctx context.Context, id string, f failure, mutate func(*Service)) (Service, error) {
 	return m.transition(ctx, id, StatusFailed, f.reason, func(x *Service) {
-		x.Failure = f.kind
+		x.Failure, x.EngineError = f.kind, f.engineLine
 		x.ExitCode, x.OOMKilled, x.LogTail, x.DeadlineAt = f.exitCode, f.oom, f.logTail, nil
 		if mutate != nil {
 			mutate(x)
@@ -320,4 +408,10 @@ func (m *Manager) enterPhase(ctx context.Context, id string, run int, p Phase, m
 // message publishes a step inside the current phase.
 func (m *Manager) message(id string, run int, p Phase, msg string) {
 	m.bus.Publish(events.Event{ServiceID: id, Run: run, Type: events.TypeMessage, Status: string(StatusCreating), Phase: string(p), Message: msg})
+}
+
+// deleted publishes a service's last event: its record and history are
+// gone (the event is not journaled).
+func (m *Manager) deleted(id string, run int) {
+	m.bus.Publish(events.Event{ServiceID: id, Run: run, Type: events.TypeDeleted, Message: "deleted"})
 }

@@ -2,7 +2,7 @@ package services
 
 import (
 	"context"
-	"sort"
+	"errors"
 	"time"
 
 	"aima/errs"
@@ -15,6 +15,8 @@ type LogsRequest struct {
 	Follow bool
 	Tail   int // <0 = all
 	Since  time.Time
+	// NoTimes: the caller prints the text alone (see runtime.LogOptions).
+	NoTimes bool
 }
 
 // Logs streams the service's own container output (never another
@@ -52,7 +54,7 @@ func (m *Manager) Logs(ctx context.Context, ref string, req LogsRequest) (Servic
 		}
 		return s, nil, nil, err
 	}
-	lines, errc := m.rt.Logs(ctx, id, runtime.LogOptions{Follow: req.Follow, Tail: req.Tail, Since: req.Since})
+	lines, errc := m.rt.Logs(ctx, id, runtime.LogOptions{Follow: req.Follow, Tail: req.Tail, Since: req.Since, NoTimes: req.NoTimes})
 	return s, lines, errc, nil
 }
 
@@ -92,6 +94,9 @@ func (m *Manager) Wait(ctx context.Context, ref string, want Status, timeout tim
 		}
 		for {
 			ev, err := sub.Next(ctx)
+			if errors.Is(err, events.ErrForgotten) {
+				return s, errs.NotFoundf("service %s was deleted", s.ID)
+			}
 			if err != nil {
 				if ctx.Err() != nil && errs.KindOf(err) != errs.Canceled {
 					return s, errs.New(errs.DeadlineExceeded, "service %s is %s (phase %s), not %s, after %s", s.ID, s.Status, s.Phase, want, timeout)
@@ -129,13 +134,4 @@ func settledError(s Service, want Status) error {
 		msg += ": " + s.Reason
 	}
 	return errs.New(errs.Conflict, "%s", msg)
-}
-
-func sortServices(all []Service) {
-	sort.SliceStable(all, func(i, j int) bool {
-		if all[i].CreatedAt.Equal(all[j].CreatedAt) {
-			return all[i].ID < all[j].ID
-		}
-		return all[i].CreatedAt.Before(all[j].CreatedAt)
-	})
 }

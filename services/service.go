@@ -1,5 +1,5 @@
 // Package services is aima's service lifecycle: creating services, running
-// their starts in the background (cleanup, pull, create, start, loading,
+// their starts in the background (cleanup, schedule, pull, create, start, loading,
 // health check), stopping and deleting them, and keeping one persisted record
 // per service that status, list and --wait all read. It depends on the
 // runtime, the state store and the event bus, never on a transport.
@@ -7,6 +7,8 @@ package services
 
 import (
 	"time"
+
+	"aima/gpu"
 )
 
 // Service is the persisted record of one service.
@@ -18,18 +20,19 @@ type Service struct {
 	ModelPath   string      `json:"model_path,omitempty" jsonschema:"host path of a registered model, mounted read-only"`
 	EngineType  string      `json:"engine_type" jsonschema:"engine type, e.g. vllm"`
 	Image       string      `json:"image" jsonschema:"engine image used by the last start"`
-	Port        int         `json:"port" jsonschema:"host port the engine is published on"`
-	Endpoint    string      `json:"endpoint" jsonschema:"base URL of the engine's API"`
-	GPUs        string      `json:"gpus" jsonschema:"all, none, or device ids"`
+	Port        int         `json:"port" jsonschema:"host port the engine is published on: the one asked for at create, else handed out from port_range at the first start and kept for later starts (0 until then)"`
+	Endpoint    string      `json:"endpoint" jsonschema:"base URL of the engine's API (empty until the service has a port)"`
+	GPUs        string      `json:"gpus" jsonschema:"the GPU request: auto (the tensor-parallel size, 1 by default), all, none, N, or device=ID[,ID...]"`
 	Args        []string    `json:"args,omitempty" jsonschema:"extra engine arguments"`
 	Env         []string    `json:"env,omitempty" jsonschema:"extra environment, KEY=VALUE"`
 	Status      Status      `json:"status" jsonschema:"created, creating, running, unhealthy, sleeping, stopping, stopped or failed"`
 	Phase       Phase       `json:"phase,omitempty" jsonschema:"start phase while creating (or the phase a failed start died in)"`
 	Reason      string      `json:"reason,omitempty" jsonschema:"why the service is in its status (always set when failed)"`
-	Failure     FailureKind `json:"failure,omitempty" jsonschema:"set exactly when the status is failed, the kind of failure: timeout (the start's deadline passed; phase says where), exited (the engine process exited; exit_code), oom (killed for memory), wedged (process alive, health failing past unhealthy_grace), disappeared (container removed outside aima), interrupted (a daemon restart cut the start before its container ran), port_in_use, image_unavailable (could not be pulled), runtime_error (the container runtime refused a step), runtime_unavailable (the container runtime was unreachable), stop_failed, internal"`
+	Failure     FailureKind `json:"failure,omitempty" jsonschema:"set exactly when the status is failed, the kind of failure: timeout (the start's deadline passed; phase says where), exited (the engine process exited; exit_code), oom (killed for memory), wedged (process alive, health failing past unhealthy_grace), disappeared (container removed outside aima), interrupted (a daemon restart cut the start before its container ran), port_in_use, image_unavailable (could not be pulled), runtime_error (the container runtime refused a step), runtime_unavailable (the container runtime was unreachable), stop_failed, internal, unschedulable (the schedule phase refused the start before any pull or container: GPUs held by other services, too small, or missing), gpu_unavailable (the GPU inventory could not be read)"`
 	ExitCode    *int        `json:"exit_code,omitempty" jsonschema:"container exit code of the last run, when it exited"`
 	OOMKilled   bool        `json:"oom_killed,omitempty" jsonschema:"the container was killed for running out of memory"`
 	LogTail     []string    `json:"log_tail,omitempty" jsonschema:"last log lines of a failed run"`
+	EngineError string      `json:"engine_error,omitempty" jsonschema:"the engine's own error line from its log (e.g. an exception line), when a failed run printed one; also quoted in reason"`
 	ContainerID string      `json:"container_id,omitempty" jsonschema:"Docker container ID of the current or last run"`
 	Run         int         `json:"run" jsonschema:"number of starts so far; the container of each run carries it as the aima.run label"`
 	Warnings    []string    `json:"warnings,omitempty" jsonschema:"things the operator should know, e.g. a remote model reference"`
@@ -55,6 +58,11 @@ type Service struct {
 	// Stale is set on reads while the Docker engine is unreachable: the
 	// status is the last one known.
 	Stale bool `json:"stale,omitempty" jsonschema:"true while the Docker engine is unreachable: the status is the last known"`
+
+	// GPULease is set while the service holds GPUs: from its schedule
+	// phase until it stops or fails. The record is the one place leases
+	// are kept.
+	GPULease *gpu.Lease `json:"gpu_lease,omitempty" jsonschema:"the GPUs the service holds, from its schedule phase until it stops or fails"`
 
 	CreatedAt  time.Time  `json:"created_at"`
 	UpdatedAt  time.Time  `json:"updated_at"`

@@ -97,6 +97,12 @@ func (m *Manager) Wake(ctx context.Context, ref string) (Service, error) {
 	if eng.Sleep == nil {
 		return s, errs.New(errs.Conflict, "engine %s has no sleep mode", s.EngineType)
 	}
+	if s.GPULease != nil {
+		// Its GPUs were left to others while it slept: take them back.
+		if _, err := m.AcquireGPUs(ctx, s.ID, false); err != nil {
+			return s, err
+		}
+	}
 	m.bus.Publish(events.Event{ServiceID: s.ID, Run: s.Run, Type: events.TypeMessage, Status: string(s.Status), Message: "waking the engine up"})
 	began := m.now()
 	if err := m.engineCall(ctx, s, eng.Sleep.WakePath); err != nil {

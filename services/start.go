@@ -23,10 +23,25 @@ type StartResult struct {
 	Note string
 }
 
+// StartOptions tune one start.
+type StartOptions struct {
+	// Timeout is the start's deadline; <= 0 means the configured default.
+	Timeout time.Duration
+	// Force skips the GPU fit check and sharing rule of the schedule
+	// phase (the GPUs are still leased).
+	Force bool
+}
+
 // Start begins a start in the background and returns at once. timeout <= 0
 // means the configured default. Start on a running or starting service is a
 // no-op that says so.
 func (m *Manager) Start(ctx context.Context, ref string, timeout time.Duration) (StartResult, error) {
+	return m.StartWith(ctx, ref, StartOptions{Timeout: timeout})
+}
+
+// StartWith is Start with options.
+func (m *Manager) StartWith(ctx context.Context, ref string, opts StartOptions) (StartResult, error) {
+	timeout := opts.Timeout
 	s, err := m.Get(ctx, ref)
 	if err != nil {
 		return StartResult{}, err
@@ -65,6 +80,9 @@ func (m *Manager) Start(ctx context.Context, ref string, timeout time.Duration) 
 	if err != nil {
 		return StartResult{}, err
 	}
+	if s, err = m.assignPort(ctx, s); err != nil {
+		return StartResult{}, err
+	}
 	from := m.bus.LastSeq(s.ID)
 	now := m.now().UTC()
 	deadline := now.Add(timeout)
@@ -78,7 +96,7 @@ func (m *Manager) Start(ctx context.Context, ref string, timeout time.Duration) 
 	if err != nil {
 		return StartResult{}, err
 	}
-	m.launch(s, eng, deadline)
+	m.launch(s, eng, deadline, opts.Force)
 	return StartResult{Service: s, FromSeq: from}, nil
 }
 
@@ -93,9 +111,9 @@ func (m *Manager) startSeq(s Service) uint64 {
 }
 
 // launch runs the start in a goroutine owned by the manager.
-func (m *Manager) launch(s Service, eng engines.Engine, deadline time.Time) {
+func (m *Manager) launch(s Service, eng engines.Engine, deadline time.Time, force bool) {
 	m.runJob(s.ID, deadline, func(ctx context.Context) {
-		st := &starter{m: m, s: s, eng: eng, phase: PhaseCleanup}
+		st := &starter{m: m, s: s, eng: eng, phase: PhaseCleanup, force: force}
 		m.finishStart(ctx, st, st.run(ctx))
 	})
 }
@@ -168,6 +186,7 @@ func (m *Manager) finishStart(ctx context.Context, st *starter, f *failure) {
 			f.logTail = m.tail(bg, st.containerID, 20)
 		}
 	}
+	m.explainMemoryFailure(bg, st.s, f)
 	// The restart policy applies to failed starts too (as a crash loop
 	// backs off in Kubernetes), so a start that failed while Docker was
 	// unreachable is tried again.
@@ -196,6 +215,7 @@ type starter struct {
 	eng         engines.Engine
 	phase       Phase
 	containerID string
+	force       bool // skip the GPU fit check
 }
 
 func (st *starter) enter(ctx context.Context, p Phase, msg string) error {
@@ -219,6 +239,10 @@ func (st *starter) run(ctx context.Context) *failure {
 	if err := m.mutate(ctx, func(ctx context.Context) error { return m.removeContainers(ctx, s.ID) }); err != nil {
 		return fail(runtimeFailure(err), "cleanup: %v", err)
 	}
+	if f := st.schedule(ctx); f != nil {
+		return f
+	}
+	s = st.s // with its GPU lease
 	if err := st.enter(ctx, PhasePull, "checking image "+st.eng.Image); err != nil {
 		return fail(FailureInternal, "%v", err)
 	}
@@ -329,10 +353,7 @@ func containerName(s Service) string { return fmt.Sprintf("aima-%s-r%d", s.ID, s
 
 // containerSpec builds the container for one run of the service.
 func (m *Manager) containerSpec(s Service, eng engines.Engine) (runtime.ContainerSpec, error) {
-	gpus, err := engines.ParseGPUs(s.GPUs)
-	if err != nil {
-		return runtime.ContainerSpec{}, err
-	}
+	gpus, visible := m.containerGPUs(s)
 	served := ""
 	if s.ModelPath != "" {
 		if mod, err := m.models.Get(context.Background(), s.ModelID); err == nil {
@@ -354,7 +375,7 @@ func (m *Manager) containerSpec(s Service, eng engines.Engine) (runtime.Containe
 			env = append(env, k+"="+v)
 		}
 	}
-	env = append(env, s.Env...)
+	env = withVisibleDevices(append(env, s.Env...), visible)
 	spec := runtime.ContainerSpec{
 		Name:          containerName(s),
 		Image:         eng.Image,
@@ -363,7 +384,7 @@ func (m *Manager) containerSpec(s Service, eng engines.Engine) (runtime.Containe
 		ContainerPort: eng.Port,
 		HostIP:        m.opts.BindHost,
 		HostPort:      s.Port,
-		GPUs:          runtime.GPURequest{All: gpus.All, DeviceIDs: gpus.DeviceIDs},
+		GPUs:          gpus,
 		ShmSize:       eng.ShmSize,
 		Labels: map[string]string{
 			runtime.LabelManaged: "true",

@@ -136,6 +136,9 @@ func TestStartFailures(t *testing.T) {
 				if s.ExitCode == nil || *s.ExitCode != 1 || s.OOMKilled {
 					t.Errorf("exit code %v oom %v", s.ExitCode, s.OOMKilled)
 				}
+				if s.EngineError != engineError {
+					t.Errorf("engine_error %q, want %q", s.EngineError, engineError)
+				}
 				if !slices.ContainsFunc(s.LogTail, func(l string) bool { return strings.Contains(l, engineError) }) {
 					t.Errorf("log tail %q lacks the engine's line", s.LogTail)
 				}

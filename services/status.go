@@ -33,6 +33,7 @@ type Phase string
 // The start phases, in order.
 const (
 	PhaseCleanup     Phase = "cleanup"      // removing stale containers of this service
+	PhaseSchedule    Phase = "schedule"     // choosing GPUs and checking the model fits, before anything is pulled
 	PhasePull        Phase = "pull"         // pulling the engine image (bytes per layer)
 	PhaseCreate      Phase = "create"       // creating the container
 	PhaseStart       Phase = "start"        // starting the container
@@ -41,7 +42,7 @@ const (
 )
 
 // StartPhases lists the phases in the order a start goes through them.
-var StartPhases = []Phase{PhaseCleanup, PhasePull, PhaseCreate, PhaseStart, PhaseLoading, PhaseHealthCheck}
+var StartPhases = []Phase{PhaseCleanup, PhaseSchedule, PhasePull, PhaseCreate, PhaseStart, PhaseLoading, PhaseHealthCheck}
 
 // transitions is the one table every status change is validated against.
 // It holds exactly the edges the manager takes: the package's tests fail

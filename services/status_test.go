@@ -151,7 +151,7 @@ func TestParseStatus(t *testing.T) {
 
 func TestStartPhasesOrder(t *testing.T) {
 	t.Parallel()
-	want := []Phase{"cleanup", "pull", "create", "start", "loading", "health_check"}
+	want := []Phase{"cleanup", "schedule", "pull", "create", "start", "loading", "health_check"}
 	if len(StartPhases) != len(want) {
 		t.Fatalf("StartPhases = %v, want %v", StartPhases, want)
 	}

@@ -2,6 +2,7 @@ package services
 
 import (
 	"context"
+	"sort"
 	"time"
 
 	"aima/errs"
@@ -102,10 +103,15 @@ func (m *Manager) stopContainers(ctx context.Context, id string) error {
 
 // Restart stops the service (if needed) and starts it again.
 func (m *Manager) Restart(ctx context.Context, ref string, timeout time.Duration) (StartResult, error) {
+	return m.RestartWith(ctx, ref, StartOptions{Timeout: timeout})
+}
+
+// RestartWith is Restart with start options.
+func (m *Manager) RestartWith(ctx context.Context, ref string, opts StartOptions) (StartResult, error) {
 	if _, err := m.Stop(ctx, ref); err != nil {
 		return StartResult{}, err
 	}
-	return m.Start(ctx, ref, timeout)
+	return m.StartWith(ctx, ref, opts)
 }
 
 // Delete stops the service, removes its containers, its record and its
@@ -140,10 +146,11 @@ func (m *Manager) Delete(ctx context.Context, ref string) (Service, error) {
 // forget publishes a deleted service's end and drops its history and
 // what the gateway knew of it.
 func (m *Manager) forget(ctx context.Context, id string, run int) {
-	m.bus.Publish(events.Event{ServiceID: id, Run: run, Type: events.TypeDeleted, Message: "service deleted"})
+	m.deleted(id, run)
 	NewJournal(m.store).Forget(ctx, id)
 	m.noteTransition(Service{ID: id, Status: StatusStopped})
 	m.gate.forget(id)
+	m.bus.Forget(id)
 }
 
 // settleCancelledStart records a start that a delete cancelled but could
@@ -197,6 +204,6 @@ func (m *Manager) Stranded(ctx context.Context) ([]Service, error) {
 			out = append(out, cur)
 		}
 	}
-	sortServices(out)
+	sort.Stable(byCreated{s: out})
 	return out, nil
 }

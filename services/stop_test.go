@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"aima/errs"
+	"aima/events"
 	"aima/runtime"
 	"aima/runtime/fakeruntime"
 )
@@ -103,11 +104,12 @@ func TestStartAfterFailure(t *testing.T) {
 }
 
 // Delete removes the container, the record and the history, also during a
-// start.
+// start; the bus's daemon-wide feed says created and deleted for each.
 func TestDelete(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, nil)
 	h.run()
+	feed := h.m.Bus().Follow()
 	running := h.running(serving(), nil)
 	loading := h.create(loadsForever(), nil)
 	h.start(loading.ID)
@@ -124,6 +126,20 @@ func TestDelete(t *testing.T) {
 		}
 		if evs, err := NewJournal(h.store).Load(s.ID); err != nil || len(evs) != 0 {
 			t.Errorf("journal after delete: %d events, %v", len(evs), err)
+		}
+	}
+	seen, ctx := map[string][]events.Type{}, h.ctx()
+	for len(seen[running.ID]) == 0 || seen[running.ID][len(seen[running.ID])-1] != events.TypeDeleted ||
+		len(seen[loading.ID]) == 0 || seen[loading.ID][len(seen[loading.ID])-1] != events.TypeDeleted {
+		ev, err := feed.Next(ctx)
+		if err != nil {
+			t.Fatalf("feed: %v (seen %v)", err, seen)
+		}
+		seen[ev.ServiceID] = append(seen[ev.ServiceID], ev.Type)
+	}
+	for _, id := range []string{running.ID, loading.ID} {
+		if seen[id][0] != events.TypeCreated {
+			t.Errorf("service %s: first feed event %s, want created (%v)", id, seen[id][0], seen[id])
 		}
 	}
 }

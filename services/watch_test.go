@@ -63,6 +63,9 @@ func TestWatcherFailsRunningService(t *testing.T) {
 			}
 			got := h.awaitStatus(s.ID, StatusFailed)
 			wantFailed(t, got, tc.kind, "", tc.reason...)
+			if tc.name == "engine crash" && got.EngineError != dead {
+				t.Errorf("engine_error %q, want %q", got.EngineError, dead)
+			}
 			if got.ExitCode == nil || *got.ExitCode != tc.code {
 				t.Errorf("exit code %v, want %d", got.ExitCode, tc.code)
 			}

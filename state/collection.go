@@ -25,6 +25,7 @@ type Collection[T any] struct {
 	s      Store
 	prefix string
 	noun   string
+	cache  *recordCache[T] // nil unless WithCache
 }
 
 // NewCollection returns the collection of T stored under prefix (e.g.
@@ -104,6 +105,9 @@ func (c *Collection[T]) Get(ctx context.Context, id string) (T, error) {
 	if err != nil {
 		return zero, err
 	}
+	if c.cache != nil {
+		return c.cacheGet(ctx, id)
+	}
 	e, ok, err := c.s.Get(ctx, key)
 	if err != nil {
 		return zero, err
@@ -133,6 +137,10 @@ func (c *Collection[T]) Damaged(ctx context.Context) ([]Damaged, error) {
 // ones, both in ascending id order. One damaged record never hides the
 // others.
 func (c *Collection[T]) Scan(ctx context.Context) ([]T, []Damaged, error) {
+	if c.cache != nil {
+		vals, _, bad, err := c.cacheScan(ctx)
+		return vals, bad, err
+	}
 	entries, err := c.s.List(ctx, c.prefix)
 	if err != nil {
 		return nil, nil, err
@@ -156,6 +164,17 @@ func (c *Collection[T]) Scan(ctx context.Context) ([]T, []Damaged, error) {
 	return out, bad, nil
 }
 
+// ScanJSON is Scan that also returns each readable record's JSON encoding
+// (as json.Marshal writes it), in the same order, when the collection has
+// a cache; without one the encodings are nil.
+func (c *Collection[T]) ScanJSON(ctx context.Context) ([]T, []json.RawMessage, []Damaged, error) {
+	if c.cache != nil {
+		return c.cacheScan(ctx)
+	}
+	vals, bad, err := c.Scan(ctx)
+	return vals, nil, bad, err
+}
+
 // Create stores v as record id if no such record exists; otherwise it fails
 // with errs.Conflict ("<noun> <id> already exists").
 func (c *Collection[T]) Create(ctx context.Context, id string, v T) error {
@@ -167,13 +186,15 @@ func (c *Collection[T]) Create(ctx context.Context, id string, v T) error {
 	if err != nil {
 		return err
 	}
-	if _, err := c.s.Put(ctx, key, b, 0); err != nil {
-		if errors.Is(err, ErrConflict) {
-			return errs.New(errs.Conflict, "%s %s already exists", c.noun, id)
+	return c.write(ctx, id, func() ([]byte, error) {
+		if _, err := c.s.Put(ctx, key, b, 0); err != nil {
+			if errors.Is(err, ErrConflict) {
+				return nil, errs.New(errs.Conflict, "%s %s already exists", c.noun, id)
+			}
+			return nil, err
 		}
-		return err
-	}
-	return nil
+		return b, nil
+	})
 }
 
 // Update atomically modifies record id: fn gets a fresh copy of the stored
@@ -188,19 +209,24 @@ func (c *Collection[T]) Update(ctx context.Context, id string, fn func(*T) error
 	if err != nil {
 		return zero, err
 	}
-	_, err = Update(ctx, c.s, key, func(old []byte, exists bool) ([]byte, error) {
-		if !exists {
-			return nil, c.notFound(id)
-		}
-		v, err := c.decode(id, old)
-		if err != nil {
-			return nil, err
-		}
-		if err := fn(&v); err != nil {
-			return nil, err
-		}
-		result = v
-		return c.encode(id, v)
+	err = c.write(ctx, id, func() ([]byte, error) {
+		var stored []byte
+		_, err := Update(ctx, c.s, key, func(old []byte, exists bool) ([]byte, error) {
+			if !exists {
+				return nil, c.notFound(id)
+			}
+			v, err := c.decode(id, old)
+			if err != nil {
+				return nil, err
+			}
+			if err := fn(&v); err != nil {
+				return nil, err
+			}
+			result = v
+			stored, err = c.encode(id, v)
+			return stored, err
+		})
+		return stored, err
 	})
 	if err != nil {
 		return zero, err
@@ -218,8 +244,10 @@ func (c *Collection[T]) Put(ctx context.Context, id string, v T) error {
 	if err != nil {
 		return err
 	}
-	_, err = c.s.Put(ctx, key, b, AnyRev)
-	return err
+	return c.write(ctx, id, func() ([]byte, error) {
+		_, err := c.s.Put(ctx, key, b, AnyRev)
+		return b, err
+	})
 }
 
 // Delete removes record id, or fails with errs.NotFound if it is absent.
@@ -231,6 +259,10 @@ func (c *Collection[T]) Delete(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	return c.write(ctx, id, func() ([]byte, error) { return nil, c.delete(ctx, id, key) })
+}
+
+func (c *Collection[T]) delete(ctx context.Context, id, key string) error {
 	for attempt := 0; attempt < maxUpdateAttempts; attempt++ {
 		if attempt > 0 {
 			if err := backoff(ctx, attempt); err != nil {

@@ -16,10 +16,18 @@ type svc struct {
 	N     int    `json:"n"`
 }
 
-func TestCollection(t *testing.T) {
+func TestCollection(t *testing.T) { testCollection(t, false) }
+
+// The same behaviour with the record cache on.
+func TestCachedCollection(t *testing.T) { testCollection(t, true) }
+
+func testCollection(t *testing.T, cached bool) {
 	forEachBackend(t, func(t *testing.T, s Store) {
 		ctx := context.Background()
 		c := NewCollection[svc](s, "services/", "service")
+		if cached {
+			c = c.WithCache()
+		}
 
 		_, err := c.Get(ctx, "svc-12ab")
 		if errs.KindOf(err) != errs.NotFound || err.Error() != "service svc-12ab not found" {
@@ -225,4 +233,58 @@ func TestCollectionQuarantinesDamagedRecords(t *testing.T) {
 			t.Fatalf("Damaged after deletes = %+v, %v", d, err)
 		}
 	})
+}
+
+// A cached collection reports records damaged in the store when it was
+// first read, heals them on Put, forgets them on Delete, and concurrent
+// updates all reach the cache in store order.
+func TestCachedCollectionDamagedAndConcurrent(t *testing.T) {
+	ctx := context.Background()
+	s := NewMemory()
+	if _, err := s.Put(ctx, "services/svc-bad", []byte("{not json"), AnyRev); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(ctx, "services/svc-gone", []byte("[]"), AnyRev); err != nil {
+		t.Fatal(err)
+	}
+	c := NewCollection[svc](s, "services/", "service").WithCache()
+	if err := c.Create(ctx, "svc-ok", svc{ID: "svc-ok"}); err != nil {
+		t.Fatal(err)
+	}
+	vals, raws, bad, err := c.ScanJSON(ctx)
+	if err != nil || len(vals) != 1 || string(raws[0]) != `{"id":"svc-ok","model":"","n":0}` || len(bad) != 2 || bad[0].ID != "svc-bad" || bad[0].Bytes != 9 {
+		t.Fatalf("ScanJSON = %+v %q %+v %v", vals, raws, bad, err)
+	}
+	if _, err := c.Get(ctx, "svc-bad"); !IsDamaged(err) {
+		t.Fatalf("get damaged: %v", err)
+	}
+	if err := c.Put(ctx, "svc-bad", svc{ID: "svc-bad", N: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Delete(ctx, "svc-gone"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.Get(ctx, "svc-bad"); err != nil || got.N != 1 {
+		t.Fatalf("healed record = %+v, %v", got, err)
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.Update(ctx, "svc-ok", func(v *svc) error { v.N++; return nil }); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	got, _ := c.Get(ctx, "svc-ok")
+	stored, _ := NewCollection[svc](s, "services/", "service").Get(ctx, "svc-ok")
+	if got.N != 20 || stored != got {
+		t.Fatalf("after 20 updates: cache %+v, store %+v", got, stored)
+	}
+	all, bad, _ := c.Scan(ctx)
+	if len(all) != 2 || len(bad) != 0 {
+		t.Fatalf("Scan = %+v, damaged %+v", all, bad)
+	}
 }

@@ -3,6 +3,7 @@ package tools
 import (
 	"fmt"
 
+	"aima/enginemetrics"
 	"aima/engines"
 	"aima/inference"
 	"aima/models"
@@ -19,7 +20,11 @@ type Env struct {
 	Models    *models.Registry
 	Catalog   *engines.Catalog
 	Runtime   runtime.Runtime
-	Version   string
+	// EngineMetrics reads the engines' own metrics (service_metrics).
+	EngineMetrics *enginemetrics.Scraper
+	Version       string
+	// DataDir is the daemon's state directory (reported by system_info).
+	DataDir string
 	// ReadOnly refuses every operation that is not read-only.
 	ReadOnly bool
 }

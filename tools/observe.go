@@ -2,12 +2,17 @@ package tools
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"iter"
+	"strconv"
 	"strings"
 	"time"
 
 	"aima/errs"
 	"aima/events"
+	"aima/runtime"
 	"aima/services"
 )
 
@@ -35,6 +40,52 @@ type LogsOutput struct {
 	Lines       []LogLine `json:"lines" jsonschema:"the lines, oldest first (empty when follow streamed them)"`
 	Total       int       `json:"total" jsonschema:"number of lines returned or streamed"`
 	Timestamps  bool      `json:"-"`
+}
+
+// ServiceList is service_list's output: the record list envelope, written
+// from the services' JSON encodings kept by the record cache when they are
+// there (see services.Manager.ListJSON), so listing 10,000 services does
+// not encode each one again.
+type ServiceList struct {
+	RecordList[services.Service]
+	encoded []json.RawMessage // Items' encodings, or nil
+}
+
+// MarshalJSON implements json.Marshaler: the same document RecordList
+// encodes to.
+func (l ServiceList) MarshalJSON() ([]byte, error) {
+	if l.encoded == nil || len(l.encoded) != len(l.Items) {
+		return json.Marshal(l.RecordList)
+	}
+	n := 64
+	for _, e := range l.encoded {
+		n += len(e) + 1
+	}
+	b := make([]byte, 0, n)
+	b = append(b, `{"items":[`...)
+	for i, e := range l.encoded {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if e == nil {
+			var err error
+			if e, err = json.Marshal(l.Items[i]); err != nil {
+				return nil, err
+			}
+		}
+		b = append(b, e...)
+	}
+	b = append(b, `],"total":`...)
+	b = strconv.AppendInt(b, int64(l.Total), 10)
+	if len(l.Damaged) > 0 {
+		d, err := json.Marshal(l.Damaged)
+		if err != nil {
+			return nil, err
+		}
+		b = append(b, `,"damaged":`...)
+		b = append(b, d...)
+	}
+	return append(b, '}'), nil
 }
 
 // ServiceEventsInput selects history.
@@ -102,26 +153,26 @@ func withDurations(evs []events.Event) []HistoryEntry {
 
 func serviceObserveOps() []Op {
 	return []Op{
-		Declare(Spec[ServiceListInput, RecordList[services.Service]]{
+		Declare(Spec[ServiceListInput, ServiceList]{
 			Name:        "service_list",
 			Description: "List services, oldest first, with status (created, creating with its phase, running, unhealthy, stopping, stopped, failed with reason), engine, model, port and endpoint. Service records the state store cannot read are listed apart under damaged; delete them with service_delete.",
 			Annotations: Annotations{ReadOnly: true, Idempotent: true},
-			Run: func(ctx context.Context, env *Env, in ServiceListInput, _ Reporter) (RecordList[services.Service], error) {
+			Run: func(ctx context.Context, env *Env, in ServiceListInput, _ Reporter) (ServiceList, error) {
 				var st services.Status
 				if in.Status != "" {
 					var err error
 					if st, err = services.ParseStatus("status", in.Status); err != nil {
-						return RecordList[services.Service]{}, err
+						return ServiceList{}, err
 					}
 				}
-				all, err := env.Services.List(ctx, st)
+				all, enc, err := env.Services.ListJSON(ctx, st)
 				if err != nil {
-					return RecordList[services.Service]{}, err
+					return ServiceList{}, err
 				}
 				damaged, err := env.Services.Damaged(ctx)
-				return recordListOf(all, damaged), err
+				return ServiceList{RecordList: recordListOf(all, damaged), encoded: enc}, err
 			},
-			Render: func(l RecordList[services.Service]) string {
+			Render: func(l ServiceList) string {
 				s := fmt.Sprintf("%d service(s)", l.Total)
 				for _, x := range l.Items {
 					s += "\n" + renderService(x)
@@ -235,23 +286,81 @@ func runLogs(ctx context.Context, env *Env, in ServiceLogsInput, rep Reporter) (
 		out.Total = len(out.Lines)
 		return out, nil
 	}
-	s, lines, errc, err := env.Services.Logs(ctx, in.ServiceID, services.LogsRequest{Follow: in.Follow, Tail: tail, Since: since})
+	sink, streams := rep.(LogSink)
+	req := services.LogsRequest{Follow: in.Follow, Tail: tail, Since: since, NoTimes: streams && !sink.NeedsTimes(in.Timestamps)}
+	s, lines, errc, err := env.Services.Logs(ctx, in.ServiceID, req)
 	if err != nil {
 		return LogsOutput{}, err
 	}
 	out := LogsOutput{ServiceID: s.ID, ContainerID: s.ContainerID, Lines: []LogLine{}, Timestamps: in.Timestamps}
-	for l := range lines {
-		out.Total++
-		if in.Follow {
-			rep.Log(l)
-			continue
+	if streams {
+		sink.BeginLogs(out)
+	}
+	next := iter.Seq[runtime.LogLine](func(yield func(runtime.LogLine) bool) {
+		for l := range lines {
+			if !yield(l) {
+				return
+			}
 		}
-		out.Lines = append(out.Lines, LogLine{Stream: l.Stream, Time: l.Time, Text: l.Text})
+	})
+	if streams {
+		next = batched(lines, sink)
+	}
+	for l := range next {
+		out.Total++
+		switch {
+		case streams:
+			sink.Log(l)
+		case in.Follow:
+			rep.Log(l)
+		default:
+			out.Lines = append(out.Lines, LogLine{Stream: l.Stream, Time: l.Time, Text: l.Text})
+		}
 	}
 	if err := <-errc; err != nil && ctx.Err() == nil {
 		return out, err
 	}
 	return out, nil
+}
+
+// flushDelay is how long a log sink keeps lines buffered once no further
+// line is ready, in case more follow at once: an engine writing as fast as
+// it can is then delivered in large writes, not one write per line, and a
+// quiet one at most flushDelay late.
+const flushDelay = 5 * time.Millisecond
+
+// batched passes the lines on and flushes the sink when none has come for
+// flushDelay.
+func batched(lines <-chan runtime.LogLine, sink LogSink) iter.Seq[runtime.LogLine] {
+	return func(yield func(runtime.LogLine) bool) {
+		timer := time.NewTimer(flushDelay)
+		defer timer.Stop()
+		dirty := false
+		for {
+			var l runtime.LogLine
+			var ok bool
+			select {
+			case l, ok = <-lines:
+			default:
+				if !dirty {
+					l, ok = <-lines
+					break
+				}
+				timer.Reset(flushDelay)
+				select {
+				case l, ok = <-lines:
+				case <-timer.C:
+					sink.Flush()
+					dirty = false
+					l, ok = <-lines
+				}
+			}
+			if !ok || !yield(l) {
+				return
+			}
+			dirty = true
+		}
+	}
 }
 
 func runEvents(ctx context.Context, env *Env, in ServiceEventsInput, rep Reporter) (EventsOutput, error) {
@@ -276,6 +385,9 @@ func runEvents(ctx context.Context, env *Env, in ServiceEventsInput, rep Reporte
 	sub := env.Services.Bus().Subscribe(s.ID, cursor)
 	for {
 		ev, err := sub.Next(ctx)
+		if errors.Is(err, events.ErrForgotten) {
+			return out, errs.NotFoundf("service %s was deleted", s.ID)
+		}
 		if err != nil {
 			return out, nil // the caller disconnected: following ends normally
 		}

@@ -39,6 +39,26 @@ type Reporter interface {
 	Log(runtime.LogLine)
 }
 
+// LogSink is a Reporter that delivers log lines itself as they are read
+// (an HTTP response written line by line) instead of having the operation
+// collect them into its output. service_logs checks for it: with a sink the
+// lines go to Log, one by one, and the output comes back without them
+// (lines empty, total counting them), so no front-end that streams holds a
+// whole log in memory. Front-ends whose protocol answers with one document
+// (MCP, JSON-RPC) pass no sink and get the lines in the output.
+type LogSink interface {
+	Reporter
+	// BeginLogs is called once, before the first line, with the output's
+	// fields other than the lines (the service and container IDs).
+	BeginLogs(LogsOutput)
+	// Flush is called when no further line is ready yet (a follow caught
+	// up): deliver what is buffered.
+	Flush()
+	// NeedsTimes says whether the sink shows each line's time, given the
+	// input's timestamps flag; without, the runtime may skip them.
+	NeedsTimes(timestamps bool) bool
+}
+
 // NopReporter drops everything.
 type NopReporter struct{}
 
@@ -170,6 +190,7 @@ func Registry() []Op {
 		registry = append(registry, serviceOps()...)
 		registry = append(registry, inferenceOps()...)
 		registry = append(registry, systemOps()...)
+		registry = append(registry, gpuOps()...)
 		registry = append(registry, healthOp())
 		sort.Slice(registry, func(i, j int) bool { return registry[i].Name() < registry[j].Name() })
 		byName = map[string]Op{}

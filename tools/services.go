@@ -22,7 +22,7 @@ type ServiceCreateInput struct {
 	EngineType    string   `json:"engine_type" jsonschema:"engine type from engine_list, e.g. vllm"`
 	Name          string   `json:"name,omitempty" jsonschema:"unique service name (default: the service id)"`
 	Port          int      `json:"port,omitempty" jsonschema:"host port to publish the engine on (default: a free port from the daemon's range)"`
-	GPUs          string   `json:"gpus,omitempty" jsonschema:"GPUs for the container: all, none, or device ids like 0,1 (default: the engine's setting)"`
+	GPUs          string   `json:"gpus,omitempty" jsonschema:"GPUs for the container, in docker --gpus syntax: all, none, N (aima picks N GPUs by its gpu_policy), or device=ID[,ID...] (indexes or GPU-... UUIDs); default: the engine's setting, auto = the tensor-parallel size (1 GPU unless --tensor-parallel-size is given) when aima has a GPU inventory, else all"`
 	Args          []string `json:"args,omitempty" jsonschema:"extra engine command-line arguments, e.g. --max-model-len=8192"`
 	Env           []string `json:"env,omitempty" jsonschema:"extra container environment variables as KEY=VALUE"`
 	RestartPolicy string   `json:"restart_policy,omitempty" jsonschema:"no (default) or on-failure: restart after a failure with exponential back-off (10s doubling to 5m, reset after 10m of running)"`
@@ -37,6 +37,7 @@ type ServiceStartInput struct {
 	ServiceID      string `json:"service_id" jsonschema:"service ID (or service name)"`
 	Wait           bool   `json:"wait,omitempty" jsonschema:"block until the start ends (running or failed), reporting every phase as progress; default false returns at once"`
 	TimeoutSeconds int    `json:"timeout_seconds,omitempty" jsonschema:"deadline of the start in seconds; when it passes the start fails with failure timeout and the reason 'timed out in phase X' (default: the daemon's start_timeout)"`
+	Force          bool   `json:"force,omitempty" jsonschema:"skip the GPU fit check of the schedule phase (the GPUs are still leased, even when other services hold them)"`
 }
 
 // StartOutput is the outcome of a start request.
@@ -89,6 +90,9 @@ func renderService(s services.Service) string {
 		line += " [" + string(s.Phase) + "]"
 	}
 	line += fmt.Sprintf("  %s on %s  %s", s.EngineType, s.ModelID, s.Endpoint)
+	if l := s.GPULease; l != nil {
+		line += fmt.Sprintf("\n  gpus: %s (%s), %.2f of each", l.Indexes(), strings.Join(l.UUIDs(), ", "), l.Fraction)
+	}
 	if s.Failure != "" {
 		line += "\n  failure: " + string(s.Failure)
 	}
@@ -151,6 +155,9 @@ func startOutcome(s services.Service) error {
 		if s.Failure == services.FailureTimeout {
 			kind = errs.DeadlineExceeded
 		}
+		if s.Failure == services.FailureUnschedulable {
+			kind = errs.Conflict // refused before anything was pulled: the GPUs are taken or too small
+		}
 		return errs.New(kind, "service %s failed: %s", s.ID, s.Reason)
 	}
 	if s.Status != services.StatusRunning {
@@ -173,7 +180,7 @@ func startAndMaybeWait(ctx context.Context, env *Env, res services.StartResult, 
 }
 
 func serviceOps() []Op {
-	return append(serviceLifecycleOps(), serviceObserveOps()...)
+	return append(append(serviceLifecycleOps(), serviceObserveOps()...), serviceMetricsOp())
 }
 
 func serviceLifecycleOps() []Op {
@@ -193,7 +200,7 @@ func serviceLifecycleOps() []Op {
 		}),
 		Declare(Spec[ServiceStartInput, StartOutput]{
 			Name:        "service_start",
-			Description: "Start a service. The daemon runs the start in the background through these phases: cleanup (stale containers), pull (the image, with bytes per layer), create, start, loading (the engine loads the model) and health_check (HTTP 200 on the engine's health endpoint), ending in status running or failed with a reason (engine error line, exit code, OOM flag). With wait=true the call blocks until then and reports each phase as progress; it returns an error if the start failed. Without wait it returns at once: follow with service_wait or service_events. Starting a running service is a no-op.",
+			Description: "Start a service. The daemon runs the start in the background through these phases: cleanup (stale containers), schedule (picks GPUs and checks the model fits, leasing them to the service; a refusal fails the start here, in milliseconds, with both figures in GiB and a suggestion, and the call returns a conflict error), pull (the image, with bytes per layer), create, start, loading (the engine loads the model) and health_check (HTTP 200 on the engine's health endpoint), ending in status running or failed with a reason (engine error line, exit code, OOM flag). With wait=true the call blocks until then and reports each phase as progress; it returns an error if the start failed. Without wait it returns at once: follow with service_wait or service_events. Starting a running service is a no-op.",
 			Annotations: Annotations{Idempotent: true, LongRunning: true},
 			Positional:  "service_id",
 			Run: func(ctx context.Context, env *Env, in ServiceStartInput, rep Reporter) (StartOutput, error) {
@@ -201,7 +208,7 @@ func serviceLifecycleOps() []Op {
 				if err != nil {
 					return StartOutput{}, err
 				}
-				res, err := env.Services.Start(ctx, in.ServiceID, timeout)
+				res, err := env.Services.StartWith(ctx, in.ServiceID, services.StartOptions{Timeout: timeout, Force: in.Force})
 				if err != nil {
 					return StartOutput{}, err
 				}
@@ -236,7 +243,7 @@ func serviceLifecycleOps() []Op {
 				if err != nil {
 					return StartOutput{}, err
 				}
-				res, err := env.Services.Restart(ctx, in.ServiceID, timeout)
+				res, err := env.Services.RestartWith(ctx, in.ServiceID, services.StartOptions{Timeout: timeout, Force: in.Force})
 				if err != nil {
 					return StartOutput{}, err
 				}

@@ -19,6 +19,8 @@ type DoctorOutput struct {
 	Store    state.Info        `json:"store" jsonschema:"the state store: its file, and its backup copy"`
 	Damaged  []state.Damaged   `json:"damaged" jsonschema:"service and model records the state store cannot read: left out of lists, reconcile and liveness; delete them with service_delete or model_remove"`
 	Warnings []string          `json:"warnings" jsonschema:"what needs attention, with what to do: damaged records, containers of another (possibly lost) state store, a failed backup"`
+	GPU      string            `json:"gpu" jsonschema:"GPU state: the number of GPUs and the driver, why there are none, or why the driver cannot be read"`
+	GPUs     []string          `json:"gpus" jsonschema:"one line per GPU: memory and the services holding it"`
 }
 
 // PruneInput asks to remove orphan containers.
@@ -33,14 +35,66 @@ type PruneOutput struct {
 	Kept  []services.Orphan `json:"kept" jsonschema:"orphans of another state store, kept because force was not set"`
 }
 
+// SystemInfo describes the daemon: what it is and the closed sets of
+// values its records use, so clients (the web dashboard among them) take
+// statuses, phases and failure kinds from the daemon, not from a copy.
+type SystemInfo struct {
+	Version      string                 `json:"version" jsonschema:"aima version"`
+	ReadOnly     bool                   `json:"read_only" jsonschema:"the daemon serves only read-only operations"`
+	DataDir      string                 `json:"data_dir" jsonschema:"the daemon's state directory"`
+	Statuses     []services.Status      `json:"statuses" jsonschema:"every service status, in lifecycle order"`
+	Phases       []services.Phase       `json:"phases" jsonschema:"the phases of a start, in the order a start goes through them"`
+	FailureKinds []services.FailureKind `json:"failure_kinds" jsonschema:"every value of a failed service's failure field"`
+	Operations   []OperationInfo        `json:"operations" jsonschema:"the operations this daemon serves, by name (read-only mode leaves out the ones that change state)"`
+}
+
+// OperationInfo is one operation the daemon serves.
+type OperationInfo struct {
+	Name        string `json:"name" jsonschema:"operation name, e.g. service_start (HTTP: /api/service/start)"`
+	ReadOnly    bool   `json:"read_only,omitempty" jsonschema:"changes nothing"`
+	Destructive bool   `json:"destructive,omitempty" jsonschema:"may delete or remove something"`
+	LongRunning bool   `json:"long_running,omitempty" jsonschema:"may block for minutes (with wait)"`
+}
+
+func systemInfoOp() Op {
+	return Declare(Spec[Empty, SystemInfo]{
+		Name:        "system_info",
+		Description: "Describe the daemon: version, read-only mode, data dir, the service statuses, start phases and failure kinds its records use (in order), and the operations it serves. Cheap; changes nothing.",
+		Annotations: Annotations{ReadOnly: true, Idempotent: true},
+		Run: func(_ context.Context, env *Env, _ Empty, _ Reporter) (SystemInfo, error) {
+			out := SystemInfo{Version: env.Version, ReadOnly: env.ReadOnly, DataDir: env.DataDir,
+				Statuses: services.AllStatuses, Phases: services.StartPhases, FailureKinds: services.AllFailureKinds}
+			for _, op := range Visible(env.ReadOnly) {
+				a := op.Annotations()
+				out.Operations = append(out.Operations, OperationInfo{Name: op.Name(), ReadOnly: a.ReadOnly, Destructive: a.Destructive, LongRunning: a.LongRunning})
+			}
+			return out, nil
+		},
+		Render: func(o SystemInfo) string {
+			mode := "read-write"
+			if o.ReadOnly {
+				mode = "read-only"
+			}
+			names := make([]string, len(o.Operations))
+			for i, op := range o.Operations {
+				names[i] = op.Name
+			}
+			return fmt.Sprintf("aima %s (%s), data dir %s\nstatuses: %v\nphases: %v\nfailure kinds: %v\noperations: %s",
+				o.Version, mode, o.DataDir, o.Statuses, o.Phases, o.FailureKinds, strings.Join(names, ", "))
+		},
+	})
+}
+
 func systemOps() []Op {
 	return []Op{
+		systemInfoOp(),
 		Declare(Spec[Empty, DoctorOutput]{
 			Name:        "system_doctor",
-			Description: "Diagnose aima's host: Docker engine reachability, failed services and their reasons, services stranded in creating or stopping, orphan containers (labelled as aima's but with no service record, e.g. after a lost data dir), the state store and its backup, records the store cannot read, and warnings with what to do. Changes nothing; service_prune removes orphans. When the daemon does not start because its store is damaged, `aima store check` inspects the store file without a daemon.",
+			Description: "Diagnose aima's host: Docker engine reachability, the GPU state (driver, memory, leases), failed services and their reasons, services stranded in creating or stopping, orphan containers (labelled as aima's but with no service record, e.g. after a lost data dir), the state store and its backup, records the store cannot read, and warnings with what to do. Changes nothing; service_prune removes orphans. When the daemon does not start because its store is damaged, `aima store check` inspects the store file without a daemon.",
 			Annotations: Annotations{ReadOnly: true, Idempotent: true},
 			Run: func(ctx context.Context, env *Env, _ Empty, _ Reporter) (DoctorOutput, error) {
-				out := DoctorOutput{Docker: "ok", Failed: []string{}, Stranded: []string{}, Orphans: []services.Orphan{}}
+				out := DoctorOutput{Docker: "ok", Failed: []string{}, Stranded: []string{}, Orphans: []services.Orphan{}, GPUs: []string{}}
+				out.GPU, out.GPUs = gpuDoctor(ctx, env)
 				if err := env.Runtime.Ping(ctx); err != nil {
 					out.Docker = err.Error()
 				}
@@ -74,7 +128,11 @@ func systemOps() []Op {
 			},
 			Render: func(o DoctorOutput) string {
 				var b strings.Builder
-				fmt.Fprintf(&b, "docker: %s\nservices: %d\n", o.Docker, o.Services)
+				fmt.Fprintf(&b, "docker: %s\ngpu: %s\n", o.Docker, o.GPU)
+				for _, g := range o.GPUs {
+					fmt.Fprintf(&b, "  %s\n", g)
+				}
+				fmt.Fprintf(&b, "services: %d\n", o.Services)
 				store := o.Store.Backend
 				if o.Store.Path != "" {
 					store += " " + o.Store.Path
@@ -134,4 +192,29 @@ func systemOps() []Op {
 			},
 		}),
 	}
+}
+
+// gpuDoctor summarises the GPU inventory for system_doctor.
+func gpuDoctor(ctx context.Context, env *Env) (string, []string) {
+	snap, err := env.Services.GPUList(ctx)
+	if err != nil {
+		return "unavailable: " + err.Error(), []string{}
+	}
+	if len(snap.Devices) == 0 {
+		return "none: " + snap.Note, []string{}
+	}
+	d0 := snap.Devices[0]
+	sum := fmt.Sprintf("%d GPU(s), driver %s", len(snap.Devices), d0.DriverVersion)
+	if d0.CUDAVersion != "" {
+		sum += ", CUDA " + d0.CUDAVersion
+	}
+	lines := []string{}
+	for _, d := range snap.Devices {
+		l := fmt.Sprintf("GPU %d %s: %s", d.Index, d.Name, gpuMemory(d))
+		if h := holders(d); h != "" {
+			l += "; held by " + h
+		}
+		lines = append(lines, l)
+	}
+	return sum, lines
 }

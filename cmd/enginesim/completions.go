@@ -149,13 +149,21 @@ func (s *sim) handleCompletions(w http.ResponseWriter, r *http.Request) {
 	s.respond(w, r, "cmpl-", "text_completion", req.Model, prompt, gens, req.Stream, req.StreamOptions)
 }
 
-// respond writes the non-streaming body or the SSE stream, and records
+// respond schedules the request (it waits for one of the --max-num-seqs
+// slots), writes the non-streaming body or the SSE stream, and records
 // metrics. With SIM_TTFT/SIM_ITL it takes that long per token; a client
 // that disconnects aborts the request (finished_reason "abort"), as vLLM
 // aborts a request whose connection closed.
 func (s *sim) respond(w http.ResponseWriter, r *http.Request, idPrefix, object, model string, prompt int, gens []generation, stream bool, so *streamOptions) {
 	start := time.Now()
-	s.metrics.begin()
+	gen := 0
+	for _, g := range gens {
+		gen += len(g.pieces)
+	}
+	blocks, ok := s.metrics.begin(r.Context(), prompt+gen)
+	if !ok {
+		return // the client left while the request waited
+	}
 	ttftDelay, itl := s.o.scale(s.o.TTFT), s.o.scale(s.o.ITL)
 	// wait sleeps d (if any) and reports false when the client went away.
 	var timer *time.Timer
@@ -177,16 +185,12 @@ func (s *sim) respond(w http.ResponseWriter, r *http.Request, idPrefix, object, 
 	}
 	aborted := false
 	id, created := idPrefix+randomID(), time.Now().Unix()
-	gen := 0
-	for _, g := range gens {
-		gen += len(g.pieces)
-	}
 	u := usage{PromptTokens: prompt, CompletionTokens: gen, TotalTokens: prompt + gen}
 	chat := object == "chat.completion"
 	var ttft time.Duration
 	if !stream {
 		if !wait(ttftDelay + time.Duration(max(0, gen-1))*itl) {
-			s.metrics.end(prompt, 0, "abort", 0, time.Since(start))
+			s.metrics.end(blocks, prompt, 0, "abort", 0, time.Since(start))
 			return
 		}
 		choices := make([]map[string]any, len(gens))
@@ -261,7 +265,7 @@ func (s *sim) respond(w http.ResponseWriter, r *http.Request, idPrefix, object, 
 			send([]map[string]any{}, &u)
 		}
 		if aborted {
-			s.metrics.end(prompt, 0, "abort", ttft, time.Since(start))
+			s.metrics.end(blocks, prompt, 0, "abort", ttft, time.Since(start))
 			return
 		}
 		fmt.Fprint(w, "data: [DONE]\n\n")
@@ -272,7 +276,7 @@ func (s *sim) respond(w http.ResponseWriter, r *http.Request, idPrefix, object, 
 			reason = "length"
 		}
 	}
-	s.metrics.end(prompt, gen, reason, ttft, time.Since(start))
+	s.metrics.end(blocks, prompt, gen, reason, ttft, time.Since(start))
 }
 
 // generate echoes text, cut to maxTokens pieces.

@@ -58,7 +58,7 @@ func newSim(o *options, getenv func(string) (string, bool), stdout, stderr io.Wr
 	s.kvGiB = max(budget-s.model.SizeGiB/ranks-2.17, 0.25)
 	tokens := int(s.kvGiB * gib / (s.model.kvBytesPerToken() / ranks))
 	s.kvTokens = max(tokens/16*16, 16)
-	s.metrics = newMetrics(o.servedNames()[0], s.kvTokens/16)
+	s.metrics = newMetrics(o.servedNames()[0], s.kvTokens/blockSize, o.MaxNumSeqs)
 	return s
 }
 

@@ -1,9 +1,9 @@
 // Package archtest guards aima's layering: front-ends (cli, client, httpapi,
-// httpguard, mcp, jsonrpc, gateway, daemon) → tools → domain (services,
-// inference, runtime, state, events, models, engines, config, errs). Domain
-// code never imports a transport or the operation layer, tools imports no
-// transport, and only the daemon picks a runtime implementation
-// (runtime/docker; tests use runtime/fakeruntime).
+// httpguard, mcp, jsonrpc, gateway, metrics, web, daemon) → tools → domain
+// (services, inference, enginemetrics, runtime, state, events, models,
+// engines, config, errs, gpu). Domain code never imports a transport or the
+// operation layer, tools imports no transport, and only the daemon picks a
+// runtime implementation (runtime/docker; tests use runtime/fakeruntime).
 package archtest
 
 import (
@@ -15,9 +15,9 @@ import (
 )
 
 var (
-	frontEnds = []string{"aima/cli", "aima/client", "aima/httpapi", "aima/httpguard", "aima/mcp", "aima/jsonrpc", "aima/gateway", "aima/daemon"}
+	frontEnds = []string{"aima/cli", "aima/client", "aima/httpapi", "aima/httpguard", "aima/mcp", "aima/jsonrpc", "aima/gateway", "aima/metrics", "aima/web", "aima/daemon"}
 	transport = []string{"github.com/mark3labs/mcp-go", "github.com/urfave/cli", "github.com/modelcontextprotocol/go-sdk"}
-	domain    = []string{"services", "inference", "runtime", "runtime/docker", "runtime/fakeruntime", "state", "events", "models", "engines", "config", "errs"}
+	domain    = []string{"services", "inference", "enginemetrics", "runtime", "runtime/docker", "runtime/fakeruntime", "state", "events", "models", "engines", "config", "errs", "gpu"}
 	// runtimeImpls implement runtime.Runtime; only the daemon (and tests)
 	// choose one, so the domain stays runtime-neutral.
 	runtimeImpls = []string{"aima/runtime/docker", "aima/runtime/fakeruntime"}
@@ -76,7 +76,7 @@ func TestEventBusIsALeaf(t *testing.T) {
 
 func TestOnlyTheDaemonPicksARuntime(t *testing.T) {
 	root := moduleRoot(t)
-	for _, p := range []string{"tools", "services", "models", "engines", "config", "httpapi", "mcp", "jsonrpc", "cli", "client"} {
+	for _, p := range []string{"tools", "services", "models", "engines", "config", "httpapi", "mcp", "jsonrpc", "web", "cli", "client"} {
 		for _, imp := range imports(t, filepath.Join(root, p)) {
 			if forbidden(imp, runtimeImpls) {
 				t.Errorf("%s imports %s; only aima/daemon chooses the runtime", p, imp)

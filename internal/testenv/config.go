@@ -29,6 +29,9 @@ type SimConfigOptions struct {
 	// port that was free). A wider span starts at 20000 + a free port mod
 	// 20000, below the usual ephemeral ports, so it fits under 65536.
 	PortSpan int
+	// GPUs is vllm's gpus setting (default none: the simulator needs no
+	// GPU). Tests with a fake GPU inventory use auto.
+	GPUs string
 	// Extra is appended verbatim: more top-level YAML lines, each ending in
 	// a newline.
 	Extra string
@@ -43,8 +46,12 @@ func SimConfig(t testing.TB, opts SimConfigOptions) string {
 	if image == "" {
 		image = EngineSimImage(t)
 	}
+	gpus := opts.GPUs
+	if gpus == "" {
+		gpus = "none"
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "engines:\n  vllm:\n    image: %s\n    gpus: none\n", image)
+	fmt.Fprintf(&b, "engines:\n  vllm:\n    image: %s\n    gpus: %s\n", image, gpus)
 	if !opts.NoEngineEnv {
 		env := map[string]string{"SIM_TIME_SCALE": SimTimeScale}
 		for k, v := range opts.Env {

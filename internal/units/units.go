@@ -17,3 +17,9 @@ func Bytes(n int64) string {
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
+
+// GiB renders n bytes as "18.4 GiB": the one unit GPU memory figures are
+// given in, so a fit decision and a refusal compare like with like.
+func GiB(n int64) string {
+	return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+}

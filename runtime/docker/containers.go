@@ -68,14 +68,36 @@ func (d *Docker) CreateContainer(ctx context.Context, spec runtime.ContainerSpec
 	return res.ID, nil
 }
 
-// deviceRequest turns a GPU request into the NVIDIA device request that
-// `docker run --gpus` sends; nil when no GPU is wanted.
+// deviceRequest turns a GPU request into the device request that `docker
+// run --gpus` sends (driver nvidia), or CDI device names (driver cdi); nil
+// when no GPU is wanted or the GPUs are attached through the environment
+// alone (NVIDIA_VISIBLE_DEVICES, set by the caller in every mode).
 func deviceRequest(g runtime.GPURequest) *container.DeviceRequest {
+	if g.Attach == runtime.GPUAttachEnv {
+		return nil
+	}
+	if g.Attach == runtime.GPUAttachCDI {
+		var ids []string
+		switch {
+		case g.All:
+			ids = []string{"nvidia.com/gpu=all"}
+		default:
+			for _, id := range g.DeviceIDs {
+				ids = append(ids, "nvidia.com/gpu="+id)
+			}
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		return &container.DeviceRequest{Driver: "cdi", DeviceIDs: ids}
+	}
 	switch {
 	case g.All:
 		return &container.DeviceRequest{Driver: "nvidia", Count: -1, Capabilities: [][]string{{"gpu"}}}
 	case len(g.DeviceIDs) > 0:
 		return &container.DeviceRequest{Driver: "nvidia", DeviceIDs: slices.Clone(g.DeviceIDs), Capabilities: [][]string{{"gpu"}}}
+	case g.Count > 0:
+		return &container.DeviceRequest{Driver: "nvidia", Count: g.Count, Capabilities: [][]string{{"gpu"}}}
 	}
 	return nil
 }

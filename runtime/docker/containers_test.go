@@ -99,11 +99,20 @@ func httpGetRetry(t *testing.T, url string) (string, error) {
 func TestGPURequest(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
+	uuid := "GPU-00000000-0000-4000-8000-000000000001"
 	for _, tc := range []struct {
 		gpus      runtime.GPURequest
+		driver    string // "" = no device request
 		count     int
 		deviceIDs []string
-	}{{runtime.GPURequest{All: true}, -1, nil}, {runtime.GPURequest{DeviceIDs: []string{"0", "2"}}, 0, []string{"0", "2"}}} {
+	}{
+		{runtime.GPURequest{All: true}, "nvidia", -1, nil},
+		{runtime.GPURequest{DeviceIDs: []string{"0", "2"}}, "nvidia", 0, []string{"0", "2"}},
+		{runtime.GPURequest{DeviceIDs: []string{uuid}, Attach: runtime.GPUAttachDeviceRequests}, "nvidia", 0, []string{uuid}},
+		{runtime.GPURequest{Count: 2}, "nvidia", 2, nil},
+		{runtime.GPURequest{DeviceIDs: []string{uuid}, Attach: runtime.GPUAttachCDI}, "cdi", 0, []string{"nvidia.com/gpu=" + uuid}},
+		{runtime.GPURequest{DeviceIDs: []string{uuid}, Attach: runtime.GPUAttachEnv}, "", 0, nil},
+	} {
 		spec := f.spec(testenv.TestProgImage(t))
 		spec.GPUs = tc.gpus
 		id, err := f.d.CreateContainer(t.Context(), spec)
@@ -115,9 +124,19 @@ func TestGPURequest(t *testing.T) {
 			t.Fatal(err)
 		}
 		dr := raw.Container.HostConfig.DeviceRequests
-		if len(dr) != 1 || dr[0].Driver != "nvidia" || dr[0].Count != tc.count ||
-			fmt.Sprint(dr[0].DeviceIDs) != fmt.Sprint(tc.deviceIDs) || fmt.Sprint(dr[0].Capabilities) != "[[gpu]]" {
-			t.Errorf("device requests %+v", dr)
+		if tc.driver == "" {
+			if len(dr) != 0 {
+				t.Errorf("%+v: device requests %+v, want none", tc.gpus, dr)
+			}
+			continue
+		}
+		caps := "[[gpu]]"
+		if tc.driver == "cdi" {
+			caps = "[]"
+		}
+		if len(dr) != 1 || dr[0].Driver != tc.driver || dr[0].Count != tc.count ||
+			fmt.Sprint(dr[0].DeviceIDs) != fmt.Sprint(tc.deviceIDs) || fmt.Sprint(dr[0].Capabilities) != caps {
+			t.Errorf("%+v: device requests %+v", tc.gpus, dr)
 		}
 		// Without the NVIDIA runtime the engine refuses to start it; with
 		// it the container starts. Either way the answer must be clean.

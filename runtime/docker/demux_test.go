@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"aima/runtime"
@@ -39,7 +40,7 @@ func mustTime(t *testing.T, s string) time.Time {
 func collect(t *testing.T, stream []byte, tty bool) []runtime.LogLine {
 	t.Helper()
 	var got []runtime.LogLine
-	err := demux(bytes.NewReader(stream), tty, func(l runtime.LogLine) error {
+	err := demux(bytes.NewReader(stream), tty, true, func(l runtime.LogLine) error {
 		got = append(got, l)
 		return nil
 	})
@@ -136,7 +137,7 @@ func TestDemuxFrameSplitAcrossReads(t *testing.T) {
 	// One byte per Read: frame headers and payloads arrive in pieces.
 	stream := append(frame(1, ts1+" slow\n"), frame(2, ts2+" reader\n")...)
 	var got []string
-	err := demux(&oneByteReader{b: stream}, false, func(l runtime.LogLine) error {
+	err := demux(&oneByteReader{b: stream}, false, true, func(l runtime.LogLine) error {
 		got = append(got, l.Stream+":"+l.Text)
 		return nil
 	})
@@ -149,7 +150,7 @@ func TestDemuxEmitErrorStops(t *testing.T) {
 	t.Parallel()
 	stop := errors.New("consumer gone")
 	n := 0
-	err := demux(bytes.NewReader(bytes.Repeat(frame(1, ts1+" x\n"), 5)), false, func(runtime.LogLine) error {
+	err := demux(bytes.NewReader(bytes.Repeat(frame(1, ts1+" x\n"), 5)), false, true, func(runtime.LogLine) error {
 		n++
 		return stop
 	})
@@ -160,7 +161,7 @@ func TestDemuxEmitErrorStops(t *testing.T) {
 
 func TestDemuxSystemError(t *testing.T) {
 	t.Parallel()
-	err := demux(bytes.NewReader(frame(3, "daemon broke")), false, func(runtime.LogLine) error { return nil })
+	err := demux(bytes.NewReader(frame(3, "daemon broke")), false, true, func(runtime.LogLine) error { return nil })
 	if err == nil {
 		t.Fatal("want the engine's in-stream error")
 	}
@@ -174,4 +175,36 @@ func (r *oneByteReader) Read(p []byte) (int, error) {
 	}
 	p[0], r.b = r.b[0], r.b[1:]
 	return 1, nil
+}
+
+func TestDemuxWithoutTimes(t *testing.T) {
+	t.Parallel()
+	stream := append(frame(1, ts1+" looks like a time\n"), frame(2, "plain\n")...)
+	var got []runtime.LogLine
+	if err := demux(bytes.NewReader(stream), false, false, func(l runtime.LogLine) error {
+		got = append(got, l)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"stdout:" + ts1 + " looks like a time", "stderr:plain"}
+	if len(got) != 2 || got[0].Stream+":"+got[0].Text != want[0] || got[1].Stream+":"+got[1].Text != want[1] || !got[0].Time.IsZero() {
+		t.Fatalf("got %q, want %q without times", got, want)
+	}
+}
+
+// A stream that breaks (the connection to the engine was cut) is an error,
+// also in the middle of a frame; one that ends is not.
+func TestDemuxBrokenStream(t *testing.T) {
+	t.Parallel()
+	whole := append(frame(1, ts1+" one\n"), frame(1, ts2+" two\n")...)
+	for _, cut := range []int{len(whole), len(whole) - 3, 4} {
+		r := io.MultiReader(bytes.NewReader(whole[:cut]), iotest.ErrReader(io.ErrUnexpectedEOF))
+		if err := demux(r, false, true, func(runtime.LogLine) error { return nil }); !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Errorf("stream cut after %d bytes: %v, want io.ErrUnexpectedEOF", cut, err)
+		}
+	}
+	if err := demux(bytes.NewReader(whole[:len(whole)-3]), false, true, func(runtime.LogLine) error { return nil }); err != nil {
+		t.Errorf("stream ending inside a frame: %v, want a clean end", err)
+	}
 }

@@ -9,6 +9,8 @@
 //	outraw:TEXT  print TEXT to stdout, no newline   (\n, \r and \t are unescaped)
 //	sleep:DUR    sleep for a Go duration
 //	listen:PORT  serve HTTP 200 "ok" on 0.0.0.0:PORT in the background
+//	flood:N:SIZE print N numbered lines of SIZE bytes (newline included) to
+//	             stdout as fast as it can, through a 64 KiB buffer
 //	exit:N       exit with code N at once
 //	wait         block until SIGTERM or SIGINT, then exit 0
 //
@@ -17,6 +19,7 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"net/http"
 	"os"
@@ -45,6 +48,12 @@ func main() {
 			fmt.Fprintln(os.Stderr, unescape.Replace(arg))
 		case "outraw":
 			fmt.Fprint(os.Stdout, unescape.Replace(arg))
+		case "flood":
+			n, size, err := floodArgs(arg)
+			if err != nil {
+				fail(err)
+			}
+			flood(n, size)
 		case "sleep":
 			d, err := time.ParseDuration(arg)
 			if err != nil {
@@ -73,4 +82,30 @@ func main() {
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "testprog:", err)
 	os.Exit(2)
+}
+
+func floodArgs(arg string) (n, size int, err error) {
+	a, b, _ := strings.Cut(arg, ":")
+	if n, err = strconv.Atoi(a); err != nil {
+		return 0, 0, err
+	}
+	if size, err = strconv.Atoi(b); err != nil || size < 16 {
+		return 0, 0, fmt.Errorf("flood: SIZE %q must be an integer >= 16", b)
+	}
+	return n, size, nil
+}
+
+// flood writes n lines "line 00000042 xxx...\n" of size bytes each.
+func flood(n, size int) {
+	w := bufio.NewWriterSize(os.Stdout, 64<<10)
+	line := []byte(strings.Repeat("x", size-1) + "\n")
+	for i := 0; i < n; i++ {
+		copy(line, fmt.Sprintf("line %08d ", i))
+		if _, err := w.Write(line); err != nil {
+			fail(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		fail(err)
+	}
 }

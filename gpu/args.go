@@ -1,0 +1,129 @@
+package gpu
+
+import (
+	"strconv"
+	"strings"
+
+	"aima/errs"
+)
+
+// Profile is what the estimator and the fit rule know about an engine's
+// memory: which flags set tensor parallelism, the memory share and the
+// context length, and their defaults.
+type Profile struct {
+	Engine string
+	// TPFlags set the tensor-parallel size (GPUs per replica).
+	TPFlags []string
+	// UtilFlags set the share of each GPU's total memory the engine
+	// takes (vLLM --gpu-memory-utilization); empty for engines that take
+	// what they need.
+	UtilFlags   []string
+	DefaultUtil float64
+	// MaxLenFlags set the context length the KV cache must hold.
+	MaxLenFlags   []string
+	DefaultMaxLen int // when neither a flag nor the model says (0: the model's)
+	KVDTypeFlags  []string
+	// Overhead is memory beyond weights and KV cache: activations at the
+	// profiling batch, CUDA graphs, the CUDA context.
+	Overhead int64
+}
+
+// ProfileFor returns the memory profile of an engine type. Unknown types
+// get a profile without flags (weights plus overhead).
+func ProfileFor(engineType string) Profile {
+	switch engineType {
+	case "vllm":
+		return Profile{Engine: engineType, TPFlags: []string{"--tensor-parallel-size", "-tp"},
+			UtilFlags: []string{"--gpu-memory-utilization"}, DefaultUtil: 0.9,
+			MaxLenFlags: []string{"--max-model-len"}, KVDTypeFlags: []string{"--kv-cache-dtype"}, Overhead: 3 << 29}
+	case "sglang":
+		return Profile{Engine: engineType, TPFlags: []string{"--tp-size", "--tp", "--tensor-parallel-size"},
+			UtilFlags: []string{"--mem-fraction-static"}, DefaultUtil: 0.88,
+			MaxLenFlags: []string{"--context-length"}, KVDTypeFlags: []string{"--kv-cache-dtype"}, Overhead: 3 << 29}
+	case "llamacpp":
+		return Profile{Engine: engineType, MaxLenFlags: []string{"-c", "--ctx-size"}, DefaultMaxLen: 4096,
+			KVDTypeFlags: []string{"-ctk", "--cache-type-k"}, Overhead: 1 << 29}
+	}
+	return Profile{Engine: engineType, Overhead: 1 << 29}
+}
+
+// EngineArgs are the memory-relevant engine arguments of a service.
+type EngineArgs struct {
+	TP          int     `json:"tensor_parallel_size" jsonschema:"GPUs per replica (1 when not given)"`
+	Util        float64 `json:"memory_utilization,omitempty" jsonschema:"declared share of each GPU's memory (0 when not declared)"`
+	MaxModelLen int     `json:"max_model_len,omitempty" jsonschema:"context length given in the args (0 when not given)"`
+	KVCacheType string  `json:"kv_cache_dtype,omitempty"`
+}
+
+// Parse reads the profile's flags from args (later flags win), as
+// "--flag value" or "--flag=value". A malformed value is an
+// InvalidArgument error on field args.
+func (p Profile) Parse(args []string) (EngineArgs, error) {
+	ea := EngineArgs{TP: 1}
+	for i := 0; i < len(args); i++ {
+		name, val, ok := flagValue(args, i)
+		if !ok {
+			continue
+		}
+		switch {
+		case contains(p.TPFlags, name):
+			n, err := strconv.Atoi(val)
+			if err != nil || n < 1 || n > MaxCount {
+				return ea, errs.Invalid("args", "%s %q: want a whole number of GPUs between 1 and %d", name, val, MaxCount)
+			}
+			ea.TP = n
+		case contains(p.UtilFlags, name):
+			f, err := strconv.ParseFloat(val, 64)
+			if err != nil || f <= 0 || f > 1 {
+				return ea, errs.Invalid("args", "%s %q: want a fraction of GPU memory in (0, 1]", name, val)
+			}
+			ea.Util = f
+		case contains(p.MaxLenFlags, name):
+			n, err := strconv.Atoi(strings.TrimSuffix(strings.ToLower(val), "k"))
+			if err == nil && strings.HasSuffix(strings.ToLower(val), "k") {
+				n *= 1024
+			}
+			if err != nil || n < 1 {
+				return ea, errs.Invalid("args", "%s %q: want a positive number of tokens", name, val)
+			}
+			ea.MaxModelLen = n
+		case contains(p.KVDTypeFlags, name):
+			ea.KVCacheType = val
+		}
+	}
+	return ea, nil
+}
+
+// flagValue reads args[i] as a flag with a value.
+func flagValue(args []string, i int) (name, val string, ok bool) {
+	a := args[i]
+	if !strings.HasPrefix(a, "-") {
+		return "", "", false
+	}
+	if n, v, found := strings.Cut(a, "="); found {
+		return n, v, true
+	}
+	if i+1 < len(args) {
+		return a, args[i+1], true
+	}
+	return a, "", true
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Fraction is the share of each GPU a service declares: its memory
+// utilization flag, or the whole GPU when it declares none (so by default
+// a GPU belongs to one service).
+func (ea EngineArgs) Fraction() float64 {
+	if ea.Util > 0 {
+		return ea.Util
+	}
+	return 1
+}

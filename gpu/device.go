@@ -1,0 +1,110 @@
+// Package gpu is aima's knowledge of the host's GPUs: the inventory read
+// from nvidia-smi, the memory a model needs (estimated from files aima can
+// read without a GPU), and the placement policy that turns a service's GPU
+// request into a lease on concrete devices, or a refusal with figures and a
+// suggestion. It depends on no other aima domain package: the service
+// lifecycle calls it and records its decisions.
+package gpu
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"aima/internal/units"
+)
+
+// Device is one GPU as the driver reports it. Pointer fields are nil when
+// the driver reports the value as not available ([N/A], [Not Supported]).
+type Device struct {
+	Index             int      `json:"index" jsonschema:"device index as nvidia-smi numbers it"`
+	UUID              string   `json:"uuid" jsonschema:"stable device UUID (GPU-...)"`
+	Name              string   `json:"name" jsonschema:"product name, e.g. NVIDIA H100 80GB HBM3"`
+	MemoryTotalBytes  *int64   `json:"memory_total_bytes,omitempty" jsonschema:"total memory in bytes (absent when the driver does not report it)"`
+	MemoryUsedBytes   *int64   `json:"memory_used_bytes,omitempty" jsonschema:"used memory in bytes"`
+	MemoryFreeBytes   *int64   `json:"memory_free_bytes,omitempty" jsonschema:"free memory in bytes"`
+	UtilizationPct    *int     `json:"utilization_percent,omitempty" jsonschema:"GPU utilization in percent"`
+	TemperatureC      *int     `json:"temperature_c,omitempty" jsonschema:"temperature in degrees Celsius"`
+	PowerW            *float64 `json:"power_w,omitempty" jsonschema:"power draw in watts"`
+	DriverVersion     string   `json:"driver_version,omitempty" jsonschema:"NVIDIA driver version"`
+	CUDAVersion       string   `json:"cuda_version,omitempty" jsonschema:"highest CUDA version the driver supports"`
+	ComputeCapability string   `json:"compute_capability,omitempty" jsonschema:"CUDA compute capability, e.g. 9.0"`
+	// MIGMode is enabled, disabled, or empty when the GPU has no MIG.
+	MIGMode   string    `json:"mig_mode,omitempty" jsonschema:"enabled or disabled (absent on GPUs without MIG); aima does not choose MIG-enabled GPUs on its own"`
+	Processes []Process `json:"processes,omitempty" jsonschema:"compute processes on the GPU (any owner)"`
+	HeldBy    []Holder  `json:"held_by,omitempty" jsonschema:"aima services holding a lease on this GPU"`
+}
+
+// Process is a compute process on a GPU.
+type Process struct {
+	PID             int    `json:"pid"`
+	Name            string `json:"name"`
+	UsedMemoryBytes *int64 `json:"used_memory_bytes,omitempty"`
+}
+
+// Holder is an aima service holding a lease on a GPU.
+type Holder struct {
+	ServiceID string  `json:"service_id"`
+	Name      string  `json:"name,omitempty"`
+	Fraction  float64 `json:"fraction" jsonschema:"share of the GPU's memory the service declared (1 = the whole GPU)"`
+	Sleeping  bool    `json:"sleeping,omitempty" jsonschema:"the service sleeps: its lease keeps the GPU for its wake but leaves it to others meanwhile"`
+}
+
+// Snapshot is the inventory at one moment.
+type Snapshot struct {
+	Devices []Device  `json:"devices"`
+	ReadAt  time.Time `json:"read_at"`
+	// Note says why the list is empty on a host without NVIDIA GPUs.
+	Note string `json:"note,omitempty"`
+}
+
+// Label names a device in messages: "GPU 1 (GPU-5f2a…)".
+func (d Device) Label() string {
+	return fmt.Sprintf("GPU %d (%s)", d.Index, shortUUID(d.UUID))
+}
+
+func shortUUID(u string) string {
+	if len(u) > 12 {
+		return u[:12] + "…"
+	}
+	return u
+}
+
+// Total is the device's memory in bytes, 0 when unknown.
+func (d Device) Total() int64 { return deref(d.MemoryTotalBytes) }
+
+// MemoryKnown reports whether the driver reports total and free memory.
+func (d Device) MemoryKnown() bool { return d.MemoryTotalBytes != nil && d.MemoryFreeBytes != nil }
+
+// MIG reports whether MIG is enabled (aima leaves such GPUs to explicit
+// device= requests: it does not partition them).
+func (d Device) MIG() bool { return d.MIGMode == "enabled" }
+
+// MemoryText is "12.3/80.0 GiB free" or "memory not reported".
+func (d Device) MemoryText() string {
+	if !d.MemoryKnown() {
+		return "memory not reported"
+	}
+	return fmt.Sprintf("%s/%s free", strings.TrimSuffix(units.GiB(*d.MemoryFreeBytes), " GiB"), units.GiB(*d.MemoryTotalBytes))
+}
+
+// Find returns the device named by an index ("1") or a UUID ("GPU-…").
+func (s Snapshot) Find(id string) (Device, bool) {
+	for _, d := range s.Devices {
+		if d.UUID == id || strconv.Itoa(d.Index) == id {
+			return d, true
+		}
+	}
+	return Device{}, false
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+func ptr[T any](v T) *T { return &v }

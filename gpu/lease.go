@@ -1,0 +1,125 @@
+package gpu
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"aima/errs"
+)
+
+// Lease is a service's hold on GPUs, from the start of a start until the
+// service stops or fails. It is stored on the service record (the one
+// source of truth), so it is persisted and restored with it.
+type Lease struct {
+	Devices     []LeasedDevice `json:"devices" jsonschema:"the GPUs held"`
+	Fraction    float64        `json:"fraction" jsonschema:"share of each GPU's memory the service declared (1 = the whole GPU)"`
+	PerGPUBytes int64          `json:"per_gpu_bytes,omitempty" jsonschema:"estimated memory the service needs on each GPU"`
+	Forced      bool           `json:"forced,omitempty" jsonschema:"placed with force: the fit check and the sharing rule were skipped"`
+	At          time.Time      `json:"at" jsonschema:"when the lease was taken"`
+}
+
+// LeasedDevice is one GPU of a lease.
+type LeasedDevice struct {
+	Index int    `json:"index"`
+	UUID  string `json:"uuid"`
+	Name  string `json:"name,omitempty"`
+}
+
+// UUIDs lists the lease's device UUIDs, in lease order.
+func (l Lease) UUIDs() []string {
+	out := make([]string, len(l.Devices))
+	for i, d := range l.Devices {
+		out[i] = d.UUID
+	}
+	return out
+}
+
+// Indexes is "0,1".
+func (l Lease) Indexes() string {
+	var parts []string
+	for _, d := range l.Devices {
+		parts = append(parts, strconv.Itoa(d.Index))
+	}
+	return strings.Join(parts, ",")
+}
+
+// Held is another service's lease, as placement sees it.
+type Held struct {
+	ServiceID string
+	Name      string
+	Lease     Lease
+	// Dormant is set while the holder's engine has freed its GPU memory
+	// (asleep): the lease keeps its devices for the wake but does not
+	// count against other services.
+	Dormant bool
+}
+
+// Policy is how aima picks N GPUs among those that fit.
+type Policy string
+
+// The policies.
+const (
+	// PolicyPack takes the GPUs with the least room that still fit, so
+	// whole GPUs stay free for large models (the default).
+	PolicyPack Policy = "pack"
+	// PolicySpread takes the GPUs with the most room, spreading load.
+	PolicySpread Policy = "spread"
+)
+
+// ParsePolicy validates a policy name ("" means pack).
+func ParsePolicy(s string) (Policy, error) {
+	switch Policy(s) {
+	case "", PolicyPack:
+		return PolicyPack, nil
+	case PolicySpread:
+		return PolicySpread, nil
+	}
+	return "", fmt.Errorf("gpu_policy %q: want pack or spread", s)
+}
+
+// Attach modes: how GPUs reach a container.
+const (
+	AttachDeviceRequests = "device_requests"
+	AttachCDI            = "cdi"
+	AttachEnv            = "env"
+)
+
+// ParseAttach validates an attach mode ("" means device_requests).
+func ParseAttach(s string) (string, error) {
+	switch s {
+	case "", AttachDeviceRequests:
+		return AttachDeviceRequests, nil
+	case AttachCDI, AttachEnv:
+		return s, nil
+	}
+	return "", fmt.Errorf("gpu_attach %q: want device_requests, cdi or env", s)
+}
+
+// Refusal is a placement that cannot be made now. Its message carries both
+// figures in GiB; Suggestion says what would make it fit.
+type Refusal struct {
+	// Held is set when a GPU the service needs is held by another service.
+	Held bool
+	// Live is set when the refusal rests on free memory as last read, so
+	// a fresh read of the inventory could change it; a refusal for leases
+	// or total capacity stands without one.
+	Live       bool
+	NeedBytes  int64
+	HaveBytes  int64
+	Message    string
+	Suggestion string
+	// SuggestedArgs are engine args that would make it fit, when known.
+	SuggestedArgs []string
+}
+
+func (r *Refusal) Error() string {
+	if r.Suggestion == "" {
+		return r.Message
+	}
+	return r.Message + "; " + r.Suggestion
+}
+
+// refuse wraps a refusal as a Conflict error.
+func refuse(r *Refusal) error { return &errs.Error{Kind: errs.Conflict, Err: r} }

@@ -1,0 +1,300 @@
+package gpu
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"aima/internal/units"
+)
+
+// Request is what a service asks of placement.
+type Request struct {
+	ServiceID string
+	Run       int // the start (service run) asking, 0 when not a start
+	Selection Selection
+	// Estimate gives the per-GPU need, the engine's memory share (Util)
+	// and the declared sharing fraction; TP is the tensor-parallel size.
+	Estimate Estimate
+	// Force skips the memory fit check and the sharing rule (the GPUs are
+	// still leased, so others see them taken).
+	Force bool
+	// Resume is a service whose engine already runs on the named devices
+	// (waking from sleep): only the sharing rule is checked, since its own
+	// engine still holds some of the memory.
+	Resume bool
+	Now    time.Time
+}
+
+// Decision is a placement: the lease to record and the line to show.
+type Decision struct {
+	Lease   Lease
+	Message string // "GPU 1 (GPU-…, 79.2 GiB free) for ~18.4 GiB"
+}
+
+// usage is what other services hold on one GPU.
+type usage struct {
+	fraction float64
+	holders  []Held
+}
+
+// fit is one device judged against a request.
+type fit struct {
+	dev   Device
+	avail int64 // memory the service could get, -1 when unknown
+	bad   *Refusal
+}
+
+// Place picks GPUs for req on the inventory snap, given the leases other
+// services hold. A placement that cannot be made is a Conflict error
+// wrapping a *Refusal.
+func Place(snap Snapshot, held []Held, req Request, policy Policy) (Decision, error) {
+	use := map[string]*usage{}
+	for _, h := range held {
+		if h.ServiceID == req.ServiceID || h.Dormant {
+			continue
+		}
+		for _, d := range h.Lease.Devices {
+			u := use[d.UUID]
+			if u == nil {
+				u = &usage{}
+				use[d.UUID] = u
+			}
+			u.fraction += h.Lease.Fraction
+			u.holders = append(u.holders, h)
+		}
+	}
+	e := req.Estimate
+	tp := max(1, e.TP)
+	var named []Device
+	count := 0
+	switch req.Selection.Kind {
+	case SelectDevices:
+		for _, id := range req.Selection.Devices {
+			d, ok := snap.Find(id)
+			if !ok {
+				return Decision{}, refuse(&Refusal{Message: fmt.Sprintf("GPU %s does not exist on this host (%s)", id, inventoryText(snap)),
+					Suggestion: "name an index or UUID from gpu_list"})
+			}
+			named = append(named, d)
+		}
+		count = len(named)
+	case SelectAll:
+		named = snap.Devices
+		count = len(named)
+	case SelectCount:
+		count = req.Selection.Count
+	default: // auto
+		count = tp
+	}
+	if tp > count {
+		return Decision{}, refuse(&Refusal{Message: fmt.Sprintf("tensor parallel size %d needs %d GPUs; the service asks for %d", tp, tp, count),
+			Suggestion: fmt.Sprintf("create the service with --gpus %d, or lower --tensor-parallel-size", tp)})
+	}
+	if count > len(snap.Devices) {
+		return Decision{}, refuse(&Refusal{Message: fmt.Sprintf("the service needs %d GPUs; this host has %d", count, len(snap.Devices)),
+			Suggestion: fmt.Sprintf("use at most %d GPUs (--gpus, --tensor-parallel-size)", len(snap.Devices))})
+	}
+	judge := func(d Device) fit { return judgeDevice(d, use[d.UUID], req, len(snap.Devices)) }
+	var chosen []fit
+	if named != nil {
+		for _, d := range named {
+			f := judge(d)
+			if f.bad != nil && !req.Force {
+				return Decision{}, refuse(f.bad)
+			}
+			chosen = append(chosen, f)
+		}
+	} else {
+		var ok, bad []fit
+		for _, d := range snap.Devices {
+			f := judge(d)
+			switch {
+			case d.MIG():
+				bad = append(bad, fit{dev: d, avail: f.avail, bad: &Refusal{Message: d.Label() + " has MIG enabled (aima does not choose MIG GPUs; name it with device=)"}})
+			case f.bad == nil || req.Force:
+				ok = append(ok, f)
+			default:
+				bad = append(bad, f)
+			}
+		}
+		if len(ok) < count {
+			return Decision{}, refuse(notEnough(count, ok, bad, req))
+		}
+		sortFits(ok, policy, req.Force, use)
+		chosen = ok[:count]
+		sort.SliceStable(chosen, func(i, j int) bool { return chosen[i].dev.Index < chosen[j].dev.Index })
+	}
+	lease := Lease{Fraction: e.Fraction, PerGPUBytes: e.PerGPUBytes, Forced: req.Force, At: req.Now.UTC()}
+	var parts []string
+	for _, f := range chosen {
+		lease.Devices = append(lease.Devices, LeasedDevice{Index: f.dev.Index, UUID: f.dev.UUID, Name: f.dev.Name})
+		free := "memory not reported"
+		if f.avail >= 0 {
+			free = units.GiB(f.avail) + " free"
+		}
+		parts = append(parts, fmt.Sprintf("GPU %d (%s, %s)", f.dev.Index, f.dev.UUID, free))
+	}
+	msg := strings.Join(parts, ", ") + " for ~" + units.GiB(e.PerGPUBytes)
+	if e.Util > 0 {
+		msg += fmt.Sprintf(" (memory utilization %.2f)", e.Util)
+	}
+	if req.Force {
+		msg += "; forced: fit check skipped"
+	}
+	return Decision{Lease: lease, Message: msg}, nil
+}
+
+// judgeDevice checks one GPU for the request: the sharing rule (declared
+// fractions of all holders fit in 1), then the engine's memory rule.
+func judgeDevice(d Device, u *usage, req Request, gpus int) fit {
+	e := req.Estimate
+	f := fit{dev: d, avail: -1}
+	reserved := 0.0
+	if u != nil {
+		reserved = u.fraction
+	}
+	if d.MemoryKnown() {
+		total, free := *d.MemoryTotalBytes, *d.MemoryFreeBytes
+		f.avail = min(free, total-int64(math.Round(reserved*float64(total))))
+		f.avail = max(f.avail, 0)
+	}
+	if u != nil && reserved+e.Fraction > 1+1e-9 {
+		f.bad = &Refusal{Held: true, NeedBytes: need(d, e), HaveBytes: max(f.avail, 0),
+			Message:    fmt.Sprintf("%s is held by %s", d.Label(), holdersText(u.holders)),
+			Suggestion: shareSuggestion(reserved, e)}
+		return f
+	}
+	if !d.MemoryKnown() || req.Resume {
+		return f // nothing more to check: no memory figures, or its engine already runs there
+	}
+	total := *d.MemoryTotalBytes
+	if e.Util > 0 {
+		budget := int64(e.Util * float64(total))
+		if e.PerGPUBytes > budget {
+			f.bad = &Refusal{NeedBytes: e.PerGPUBytes, HaveBytes: budget,
+				Message: fmt.Sprintf("the model needs ~%s per GPU but memory utilization %.2f of %s (%s) allows %s",
+					units.GiB(e.PerGPUBytes), e.Util, d.Label(), units.GiB(total), units.GiB(budget))}
+			suggestTooBig(f.bad, e, total, gpus)
+			return f
+		}
+		if f.avail < budget {
+			f.bad = &Refusal{NeedBytes: budget, HaveBytes: f.avail, Live: true,
+				Message: fmt.Sprintf("the engine needs %s free on %s (%.2f × %s) and %s is free", units.GiB(budget), d.Label(), e.Util, units.GiB(total), units.GiB(f.avail))}
+			suggestLessShare(f.bad, e, total, f.avail, u, d)
+			return f
+		}
+		return f
+	}
+	if e.PerGPUBytes > f.avail {
+		f.bad = &Refusal{NeedBytes: e.PerGPUBytes, HaveBytes: f.avail, Live: true,
+			Message: fmt.Sprintf("the model needs ~%s on %s and %s is free", units.GiB(e.PerGPUBytes), d.Label(), units.GiB(f.avail))}
+		suggestTooBig(f.bad, e, f.avail, gpus)
+	}
+	return f
+}
+
+// need is what the request needs on d: the engine's share of it, or the
+// estimate for engines without a share.
+func need(d Device, e Estimate) int64 {
+	if e.Util > 0 && d.MemoryTotalBytes != nil {
+		return int64(e.Util * float64(*d.MemoryTotalBytes))
+	}
+	return e.PerGPUBytes
+}
+
+// notEnough explains why fewer than count GPUs fit.
+func notEnough(count int, ok, bad []fit, req Request) *Refusal {
+	r := &Refusal{NeedBytes: req.Estimate.PerGPUBytes}
+	var why []string
+	alike := map[string]bool{} // messages that differ only in the GPU named
+	same := 0
+	for _, f := range bad {
+		if key := strings.Replace(f.bad.Message, f.dev.Label(), "", 1); alike[key] {
+			same++
+		} else {
+			alike[key] = true
+			why = append(why, f.bad.Message)
+		}
+		r.Held = r.Held || f.bad.Held
+		r.Live = r.Live || f.bad.Live
+		if f.bad.NeedBytes > r.NeedBytes {
+			r.NeedBytes = f.bad.NeedBytes
+		}
+		if f.bad.HaveBytes > r.HaveBytes {
+			r.HaveBytes = f.bad.HaveBytes
+		}
+	}
+	r.Message = fmt.Sprintf("needs %d GPU(s) with %s each; %d of %d fit", count, units.GiB(r.NeedBytes), len(ok), len(ok)+len(bad))
+	if len(ok) == 0 {
+		r.Message = fmt.Sprintf("needs %d GPU(s) with %s each; the most any GPU offers is %s", count, units.GiB(r.NeedBytes), units.GiB(r.HaveBytes))
+	}
+	if len(why) > 0 {
+		r.Message += ": " + strings.Join(why, "; ")
+	}
+	if same > 0 {
+		r.Message += fmt.Sprintf(" (and the same on %d more GPU(s))", same)
+	}
+	// The suggestion of the GPU closest to fitting.
+	best := -1
+	for i, f := range bad {
+		if f.bad.Suggestion != "" && (best < 0 || f.avail > bad[best].avail) {
+			best = i
+		}
+	}
+	if best >= 0 {
+		r.Suggestion, r.SuggestedArgs = bad[best].bad.Suggestion, bad[best].bad.SuggestedArgs
+	}
+	return r
+}
+
+func sortFits(fs []fit, policy Policy, force bool, use map[string]*usage) {
+	sort.SliceStable(fs, func(i, j int) bool {
+		a, b := fs[i], fs[j]
+		if force { // least held first
+			ua, ub := frac(use[a.dev.UUID]), frac(use[b.dev.UUID])
+			if ua != ub {
+				return ua < ub
+			}
+		}
+		if a.avail != b.avail {
+			if policy == PolicySpread {
+				return a.avail > b.avail
+			}
+			return a.avail < b.avail
+		}
+		return a.dev.Index < b.dev.Index
+	})
+}
+
+func frac(u *usage) float64 {
+	if u == nil {
+		return 0
+	}
+	return u.fraction
+}
+
+func holdersText(hs []Held) string {
+	var parts []string
+	for _, h := range hs {
+		name := h.ServiceID
+		if h.Name != "" && h.Name != h.ServiceID {
+			name += " (" + h.Name + ")"
+		}
+		parts = append(parts, fmt.Sprintf("service %s with %.2f of its memory", name, h.Lease.Fraction))
+	}
+	return strings.Join(parts, " and ")
+}
+
+func inventoryText(s Snapshot) string {
+	if len(s.Devices) == 0 {
+		return "no GPUs"
+	}
+	var ids []string
+	for _, d := range s.Devices {
+		ids = append(ids, fmt.Sprint(d.Index))
+	}
+	return "GPUs " + strings.Join(ids, ", ")
+}

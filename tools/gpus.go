@@ -1,0 +1,103 @@
+package tools
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"aima/gpu"
+	"aima/internal/units"
+	"aima/services"
+)
+
+// GPUListOutput is the GPU inventory.
+type GPUListOutput struct {
+	Items []gpu.Device `json:"items" jsonschema:"the GPUs, by index"`
+	Total int          `json:"total" jsonschema:"number of GPUs"`
+	Note  string       `json:"note,omitempty" jsonschema:"why the list is empty on a host without NVIDIA GPUs"`
+}
+
+// ModelFitInput asks whether a model fits.
+type ModelFitInput struct {
+	ModelID    string   `json:"model_id" jsonschema:"a registered model's id or name (its files are read for the estimate), or a remote reference (only the overhead is known)"`
+	EngineType string   `json:"engine_type,omitempty" jsonschema:"engine type from engine_list (default vllm)"`
+	Args       []string `json:"args,omitempty" jsonschema:"engine args as they would be given to service_create, e.g. --max-model-len=8192 --tensor-parallel-size=2 --gpu-memory-utilization=0.45"`
+	GPUs       string   `json:"gpus,omitempty" jsonschema:"GPU request as for service_create: auto (default: the tensor-parallel size), all, N, or device=ID[,ID...]"`
+}
+
+func gpuMemory(d gpu.Device) string {
+	if !d.MemoryKnown() {
+		return "memory not reported"
+	}
+	return fmt.Sprintf("%s used, %s", units.GiB(*d.MemoryUsedBytes), d.MemoryText())
+}
+
+func holders(d gpu.Device) string {
+	var hs []string
+	for _, h := range d.HeldBy {
+		hs = append(hs, fmt.Sprintf("%s (%.2f)", h.ServiceID, h.Fraction))
+	}
+	return strings.Join(hs, ", ")
+}
+
+func gpuOps() []Op {
+	return []Op{
+		Declare(Spec[Empty, GPUListOutput]{
+			Name:        "gpu_list",
+			Description: "List the host's NVIDIA GPUs, read now from the driver (nvidia-smi): index, UUID, name, memory total/used/free in bytes, utilization, temperature, power, driver and CUDA version, compute capability, MIG mode, the compute processes on each, and which aima services hold a lease on it. A host without NVIDIA GPUs gets an empty list and a note; a broken or hung driver is an unavailable error. Use it before service_create to choose gpus, and model_fit to check a model.",
+			Annotations: Annotations{ReadOnly: true, Idempotent: true},
+			Run: func(ctx context.Context, env *Env, _ Empty, _ Reporter) (GPUListOutput, error) {
+				snap, err := env.Services.GPUList(ctx)
+				if err != nil {
+					return GPUListOutput{}, err
+				}
+				items := snap.Devices
+				if items == nil {
+					items = []gpu.Device{}
+				}
+				return GPUListOutput{Items: items, Total: len(items), Note: snap.Note}, nil
+			},
+			Render: func(o GPUListOutput) string {
+				if o.Total == 0 {
+					return "no GPUs: " + o.Note
+				}
+				var b strings.Builder
+				for _, d := range o.Items {
+					fmt.Fprintf(&b, "GPU %d  %s  %s  %s", d.Index, d.UUID, d.Name, gpuMemory(d))
+					if h := holders(d); h != "" {
+						b.WriteString("  held by " + h)
+					}
+					b.WriteString("\n")
+				}
+				return strings.TrimRight(b.String(), "\n")
+			},
+		}),
+		Declare(Spec[ModelFitInput, services.FitResult]{
+			Name:        "model_fit",
+			Description: "Check whether a model would fit on this host's GPUs now, without starting anything: estimates the memory it needs from its files (weights from model.safetensors.index.json or the weight files or the GGUF header, KV cache per token from config.json, the engine args --tensor-parallel-size, --gpu-memory-utilization, --max-model-len), applies the engine's rule against the GPUs' free memory and the leases of running services, and says which GPUs a start would get, or why not (both figures in GiB) with suggested args that would fit. service_start runs the same check in its schedule phase.",
+			Annotations: Annotations{ReadOnly: true, Idempotent: true},
+			Positional:  "model_id",
+			Run: func(ctx context.Context, env *Env, in ModelFitInput, _ Reporter) (services.FitResult, error) {
+				return env.Services.Fit(ctx, services.FitRequest{ModelID: in.ModelID, EngineType: in.EngineType, Args: in.Args, GPUs: in.GPUs})
+			},
+			Render: func(r services.FitResult) string {
+				s := "estimate: " + r.Estimate.Text()
+				switch {
+				case r.Note != "":
+					s += "\n" + r.Note
+				case r.Fits:
+					s += "\nfits: " + r.Decision
+				default:
+					s += "\ndoes not fit: " + r.Reason
+					if r.Suggestion != "" {
+						s += "\nsuggestion: " + r.Suggestion
+					}
+				}
+				for _, n := range r.Estimate.Notes {
+					s += "\nnote: " + n
+				}
+				return s
+			},
+		}),
+	}
+}

@@ -1,0 +1,112 @@
+// The other sections: models (add, remove), engines, GPUs (when the daemon
+// serves gpu_list) and the daemon's health.
+
+import {call} from './api.js';
+import {h, fill, fmtBytes, fmtDateTime, kv, toast, confirmDialog} from './dom.js';
+import {store, can} from './store.js';
+
+function table(id, columns, rows) {
+  return h('div', {class: 'table-wrap'}, h('table', {id, class: 'list'},
+    h('thead', {}, h('tr', {}, columns.map(c => h('th', {scope: 'col'}, c)))),
+    h('tbody', {}, rows.map(r => h('tr', {}, r.map((c, i) => h('td', {'data-label': columns[i] || null}, h('div', {class: 'cell'}, c))))))));
+}
+
+function panel(title, ...children) {
+  return h('section', {class: 'panel'}, h('div', {class: 'panel-head'}, h('h1', {}, title)), ...children);
+}
+
+function failed(box, e) {
+  fill(box, h('p', {class: 'error'}, e.message));
+}
+
+export function modelsView(main) {
+  const box = h('div', {}, h('p', {class: 'muted'}, 'Loading…'));
+  const path = h('input', {name: 'path', placeholder: '/models/qwen (a directory with config.json, or a .gguf file)', required: true});
+  const name = h('input', {name: 'name', placeholder: 'name (optional)'});
+  const add = can('model_add') ? h('form', {class: 'inline-form', id: 'model-add'}, path, name, h('button', {type: 'submit', class: 'primary'}, 'Add model')) : null;
+  fill(main, panel('Models', add, box));
+  async function load() {
+    try {
+      const l = await call('model_list', {});
+      fill(box, l.items.length ? table('models', ['ID', 'Name', 'Format', 'Architecture', 'Size', 'Path', ''], l.items.map(m => [
+        h('code', {}, m.id), m.name, m.format, m.architecture || '', fmtBytes(m.size_bytes), h('code', {class: 'small'}, m.path),
+        can('model_remove') ? h('button', {type: 'button', class: 'danger', onclick: async () => {
+          if (!(await confirmDialog(`Unregister model ${m.name}? Its files stay on disk.`, 'Remove'))) return;
+          try { await call('model_remove', {model_id: m.id}); load(); } catch (e) { toast(e.message, 'error'); }
+        }}, 'Remove') : null,
+      ])) : h('p', {class: 'muted'}, 'No models registered.'));
+    } catch (e) { failed(box, e); }
+  }
+  if (add) {
+    add.addEventListener('submit', async ev => {
+      ev.preventDefault();
+      try {
+        const input = {path: path.value.trim()};
+        if (name.value.trim()) input.name = name.value.trim();
+        const m = await call('model_add', input);
+        toast(`added model ${m.name} (${m.id})`, 'ok');
+        add.reset();
+        load();
+      } catch (e) { toast(e.message, 'error'); }
+    });
+  }
+  load();
+  return {close() {}};
+}
+
+export function enginesView(main) {
+  const box = h('div', {}, h('p', {class: 'muted'}, 'Loading…'));
+  fill(main, panel('Engines', box));
+  call('engine_list', {}).then(l => {
+    fill(box, table('engines', ['Type', 'Image', 'Port', 'Health', 'GPUs', 'Args', 'Description'], l.items.map(e => [
+      h('b', {}, e.type), h('code', {}, e.image), String(e.port), h('code', {}, e.health_path), e.gpus, (e.args || []).join(' '), e.description || '',
+    ])));
+  }).catch(e => failed(box, e));
+  return {close() {}};
+}
+
+export function gpusView(main) {
+  const box = h('div', {}, h('p', {class: 'muted'}, 'Loading…'));
+  fill(main, panel('GPUs', box));
+  const mem = d => (d.memory_total_bytes ? `${fmtBytes(d.memory_used_bytes)} / ${fmtBytes(d.memory_total_bytes)}` : 'not reported');
+  call('gpu_list', {}).then(l => {
+    fill(box,
+      l.note ? h('p', {class: 'muted'}, l.note) : null,
+      l.items.length ? table('gpus', ['#', 'Name', 'Memory', '', 'Utilization', 'Temperature', 'Held by'], l.items.map(d => [
+        String(d.index), d.name, mem(d),
+        d.memory_total_bytes ? h('progress', {max: d.memory_total_bytes, value: d.memory_used_bytes || 0}) : '',
+        d.utilization_percent !== undefined ? `${d.utilization_percent}%` : '',
+        d.temperature_c !== undefined ? `${d.temperature_c} °C` : '',
+        (d.held_by || []).map(x => x.service_id).join(', '),
+      ])) : null);
+  }).catch(e => failed(box, e));
+  return {close() {}};
+}
+
+export function healthView(main) {
+  const box = h('div', {id: 'health'}, h('p', {class: 'muted'}, 'Loading…'));
+  fill(main, panel('Health', box));
+  Promise.all([call('health_check', {}), call('system_doctor', {}).catch(e => ({error: e.message}))]).then(([hc, doc]) => {
+    const info = store.info;
+    const docker = hc.docker === 'ok';
+    fill(box,
+      h('div', {class: 'health-grid'},
+        h('div', {class: `health-item ${docker ? 'ok' : 'bad'}`, id: 'health-docker'}, h('b', {}, docker ? 'reachable' : 'unreachable'), h('span', {}, 'Docker engine')),
+        h('div', {class: 'health-item'}, h('b', {}, hc.version), h('span', {}, 'aima version')),
+        h('div', {class: 'health-item'}, h('b', {}, info.read_only ? 'read-only' : 'read-write'), h('span', {}, 'mode'))),
+      kv([
+        ['Docker', docker ? 'ok' : hc.docker],
+        ['data dir', h('code', {id: 'health-datadir'}, info.data_dir || '')],
+        ['state store', doc.store ? `${doc.store.backend || ''} ${doc.store.path || ''}` : ''],
+        ['last backup', doc.store && doc.store.backup_at ? fmtDateTime(doc.store.backup_at) : ''],
+        ['services', doc.services !== undefined ? String(doc.services) : ''],
+        ['failed', (doc.failed || []).join('\n')],
+        ['orphan containers', (doc.orphans || []).map(o => o.name).join(', ')],
+        ['warnings', (doc.warnings || []).join('\n')],
+        ['doctor', doc.error || ''],
+        ['statuses', info.statuses.join(' · ')],
+        ['start phases', info.phases.join(' → ')],
+      ]));
+  }).catch(e => failed(box, e));
+  return {close() {}};
+}
