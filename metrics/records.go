@@ -84,7 +84,7 @@ func (c *recordCollector) Collect(ch chan<- prometheus.Metric) {
 		order[i] = i
 	}
 	sort.Slice(order, func(i, j int) bool {
-		a, b := &all[order[i]], &all[order[j]]
+		a, b := all[order[i]], all[order[j]]
 		if a.EngineType != b.EngineType {
 			return a.EngineType < b.EngineType
 		}
@@ -95,7 +95,7 @@ func (c *recordCollector) Collect(ch chan<- prometheus.Metric) {
 	next := make(map[string]serviceSeries, len(all))
 	ids := make(map[string]bool, len(all))
 	for _, i := range order {
-		s := &all[i]
+		s := all[i]
 		ids[s.ID] = true
 		ss, ok := c.series[s.ID]
 		if !ok || ss.engine != s.EngineType || ss.status != s.Status || ss.restarts != s.RestartCount || ss.lease != s.GPULease {
