@@ -69,6 +69,8 @@ type Daemon struct {
 	metrics *metrics.Metrics
 	log     *slog.Logger
 	handler http.Handler
+	// patterns are the routes handler serves (see Routes).
+	patterns []string
 	// bg is the daemon's lifetime for front-end background work (MCP
 	// resource subscriptions); Close ends it.
 	bg       context.Context

@@ -41,8 +41,17 @@ func (d *Daemon) routes() (http.Handler, error) {
 	for _, p := range []string{web.Prefix, "/ui", "GET /{$}"} {
 		api.Handle(p, ui)
 	}
+	d.patterns = append(api.Patterns(), httpguard.Paths()...)
 	return g.Wrap(metrics.Tag(tools.FrontendHTTP, api.Handler())), nil
 }
+
+// Routes lists every route the daemon serves, in net/http.ServeMux pattern
+// syntax: each pattern registered on its mux (one per operation under
+// /api, the streams, /health, /mcp, /rpc, /v1/, /metrics, the dashboard
+// and the catch-all "/") and the paths the guard answers itself (login and
+// logout). It is recorded as the routes are mounted, so it cannot drift
+// from them; the guard's browser matrix checks that it covers them all.
+func (d *Daemon) Routes() []string { return append([]string(nil), d.patterns...) }
 
 // mcpHandler serves MCP over streamable HTTP, with the tools running in the
 // daemon itself. Access (Host, Origin, token) is the guard's.

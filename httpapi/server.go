@@ -33,6 +33,7 @@ type Server struct {
 	env       *tools.Env
 	caller    tools.Caller
 	mux       *http.ServeMux
+	patterns  []string // every pattern registered on mux, in order
 	log       *slog.Logger
 	encodings eventEncodings
 }
@@ -50,25 +51,33 @@ func New(env *tools.Env, caller tools.Caller, log *slog.Logger) *Server {
 	}
 	s := &Server{env: env, caller: caller, mux: http.NewServeMux(), log: log}
 	for _, op := range tools.Visible(env.ReadOnly) {
-		s.mux.Handle("/api/"+op.Group()+"/"+op.Verb(), s.opHandler(op))
+		s.Handle("/api/"+op.Group()+"/"+op.Verb(), s.opHandler(op))
 	}
 	health, _ := tools.Lookup("health_check")
-	s.mux.Handle("GET /health", s.opHandler(health))
-	s.mux.HandleFunc("GET /api/events", s.eventsStream)
+	s.Handle("GET /health", s.opHandler(health))
+	s.Handle("GET /api/events", http.HandlerFunc(s.eventsStream))
 	for _, p := range []string{"/health", "/api/events"} {
-		s.mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
+		s.Handle(p, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", "GET")
 			writeJSON(w, http.StatusMethodNotAllowed, ErrorBody{Error: ErrorDetail{Code: errs.InvalidArgument, Message: "method " + r.Method + " not allowed; use GET"}})
-		})
+		}))
 	}
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	s.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errs.NotFoundf("no route %s %s; see /api/<group>/<verb> in the README", r.Method, r.URL.Path))
-	})
+	}))
 	return s
 }
 
 // Handle mounts an extra handler (e.g. /mcp, /rpc).
-func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+func (s *Server) Handle(pattern string, h http.Handler) {
+	s.mux.Handle(pattern, h)
+	s.patterns = append(s.patterns, pattern)
+}
+
+// Patterns lists every pattern registered on the server's mux (its own and
+// those mounted with Handle), in net/http.ServeMux syntax and in the order
+// they were registered, so the daemon can say which routes it serves.
+func (s *Server) Patterns() []string { return append([]string(nil), s.patterns...) }
 
 // Handler returns the root handler with panic recovery.
 func (s *Server) Handler() http.Handler {

@@ -23,6 +23,10 @@ const (
 	LogoutPath = "/auth/logout"
 )
 
+// Paths lists the routes the guard serves itself (any method; all but POST
+// are answered 405), for the daemon's list of what it serves.
+func Paths() []string { return []string{LoginPath, LogoutPath} }
+
 // CookieName is the login cookie.
 const CookieName = "aima_session"
 

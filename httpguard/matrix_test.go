@@ -27,27 +27,47 @@ const (
 	allowedOrign = "https://dash.example"
 )
 
-// family is one route family with a request that succeeds when it is let
-// through with the token.
+// family is one route family with a request that gets through the guard
+// when it carries the token. ok is what the daemon then answers: success,
+// or whatever it answers without a model or a service (a 404 from the
+// OpenAI gateway, a 405 for a wrong method, a redirect); the matrix checks
+// the guard, not the route.
 type family struct {
 	name, method, path, body string
 	ok                       int // status of the request let through
 	public                   bool
+	answer                   string // in that answer's body: it came from the route, not a fallback
 }
 
+// families are every route family the daemon serves (the HTTP API's
+// operations, streams, MCP, JSON-RPC, the OpenAI gateway, Prometheus, the
+// guard's login and logout, the dashboard). TestMatrixCoversEveryRoute
+// fails when a route is mounted that none of them reaches.
 func families(modelDir string) []family {
 	add := `{"path":"` + modelDir + `"}`
 	return []family{
-		{"api (state-changing)", http.MethodPost, "/api/model/add", add, http.StatusOK, false},
-		{"api (read-only)", http.MethodGet, "/api/model/list", "", http.StatusOK, false},
-		{"json-rpc", http.MethodPost, "/rpc", `{"jsonrpc":"2.0","id":1,"method":"model.add","params":` + add + `}`, http.StatusOK, false},
-		{"mcp", http.MethodPost, "/mcp", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`, http.StatusOK, false},
-		{"sse stream", http.MethodGet, "/api/events?service_id=svc-none", "", http.StatusOK, false},
-		{"health", http.MethodGet, "/health", "", http.StatusOK, true},
-		{"login", http.MethodPost, "/auth/login", `{"token":"` + matrixToken + `"}`, http.StatusOK, true},
-		{"dashboard page", http.MethodGet, "/ui/", "", http.StatusOK, true},
-		{"dashboard session", http.MethodGet, "/ui/session", "", http.StatusOK, true},
-		{"unknown route", http.MethodGet, "/nowhere/", "", http.StatusNotFound, false},
+		{"api (state-changing)", http.MethodPost, "/api/model/add", add, http.StatusOK, false, ""},
+		{"api (read-only)", http.MethodGet, "/api/model/list", "", http.StatusOK, false, `"total"`},
+		{"json-rpc", http.MethodPost, "/rpc", `{"jsonrpc":"2.0","id":1,"method":"model.add","params":` + add + `}`, http.StatusOK, false, `"jsonrpc":"2.0"`},
+		{"mcp", http.MethodPost, "/mcp", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`, http.StatusOK, false, `"serverInfo"`},
+		{"sse stream", http.MethodGet, "/api/events?service_id=svc-none", "", http.StatusOK, false, `event: error`},
+		{"sse stream, wrong method", http.MethodPost, "/api/events", "", http.StatusMethodNotAllowed, false, `use GET`},
+		// send asks for text/event-stream, so a followed log is an SSE stream.
+		{"logs sse stream", http.MethodGet, "/api/service/logs?service_id=svc-none&follow=true", "", http.StatusOK, false, `event: error`},
+		{"openai chat", http.MethodPost, "/v1/chat/completions", `{"model":"no-such-model","messages":[{"role":"user","content":"hi"}]}`, http.StatusNotFound, false, `model_not_found`},
+		{"openai models", http.MethodGet, "/v1/models", "", http.StatusOK, false, `"object":"list"`},
+		{"prometheus", http.MethodGet, "/metrics", "", http.StatusOK, false, `aima_build_info`},
+		{"prometheus engines", http.MethodGet, "/metrics/engines", "", http.StatusOK, false, ""},
+		{"prometheus targets", http.MethodGet, "/metrics/targets", "", http.StatusOK, false, `[`},
+		{"health", http.MethodGet, "/health", "", http.StatusOK, true, `"status":"ok"`},
+		{"health, wrong method", http.MethodPost, "/health", "", http.StatusMethodNotAllowed, false, `use GET`},
+		{"login", http.MethodPost, "/auth/login", `{"token":"` + matrixToken + `"}`, http.StatusOK, true, `"authenticated":true`},
+		{"logout", http.MethodPost, "/auth/logout", "", http.StatusOK, true, `"authenticated":false`},
+		{"dashboard root", http.MethodGet, "/", "", http.StatusFound, true, `href="/ui/"`},
+		{"dashboard without slash", http.MethodGet, "/ui", "", http.StatusFound, true, `href="/ui/"`},
+		{"dashboard page", http.MethodGet, "/ui/", "", http.StatusOK, true, `<title>aima</title>`},
+		{"dashboard session", http.MethodGet, "/ui/session", "", http.StatusOK, true, `"token_required":true`},
+		{"unknown route", http.MethodGet, "/nowhere/", "", http.StatusNotFound, false, `no route`},
 	}
 }
 
@@ -84,7 +104,9 @@ func send(t *testing.T, base string, f family, s shot) (*http.Response, []byte) 
 	for k, v := range s.headers {
 		req.Header.Set(k, v)
 	}
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	// A redirect is the answer under test, not something to follow.
+	noFollow := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := (&http.Client{Timeout: 30 * time.Second, CheckRedirect: noFollow}).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,8 +195,8 @@ func TestBrowserMatrix(t *testing.T) {
 		for _, c := range allowed {
 			t.Run(f.name+"/"+c.name, func(t *testing.T) {
 				resp, raw := send(t, base, f, c.s)
-				if resp.StatusCode != f.ok {
-					t.Fatalf("status %d %s, want %d", resp.StatusCode, raw, f.ok)
+				if resp.StatusCode != f.ok || !strings.Contains(string(raw), f.answer) {
+					t.Fatalf("status %d %s, want %d with %q", resp.StatusCode, raw, f.ok, f.answer)
 				}
 				if g := resp.Header.Get("Access-Control-Allow-Origin"); (g == allowedOrign) != c.cors {
 					t.Errorf("Access-Control-Allow-Origin %q", g)

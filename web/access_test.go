@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"aima/client"
 	"aima/httpguard"
 	"aima/internal/testenv"
@@ -114,7 +116,7 @@ func TestSystemInfo(t *testing.T) {
 }
 
 // In a browser: with a token set the page asks for it once, then works
-// over the login cookie (its event stream included); the form creates and
+// over the login cookie (its event stream included), a reload too; the form creates and
 // starts a service; delete asks first. A read-only daemon's page shows no
 // buttons.
 func TestDashboardLoginFormsAndReadOnly(t *testing.T) {
@@ -133,6 +135,14 @@ func TestDashboardLoginFormsAndReadOnly(t *testing.T) {
 	cookie := eval[string](b, `document.cookie`)
 	if strings.Contains(cookie, "aima_session") {
 		t.Errorf("the page can read the login cookie: %q", cookie)
+	}
+	// A reload is served by the cookie: the page goes live without asking
+	// again (the question would hold it at the login form).
+	eval[bool](b, `window.aimaBeforeReload = true`)
+	b.do("reload", 10*time.Second, chromedp.Reload())
+	b.waitFor("the live indicator after the reload", `window.aimaBeforeReload === undefined && document.getElementById('conn').dataset.state === 'live'`, 10*time.Second)
+	if eval[bool](b, `document.getElementById('login-dialog').open || document.getElementById('logout').hidden`) {
+		t.Error("after a reload the page asks for the token again, or offers no log-out")
 	}
 
 	// The create form: a remote model reference, started at once.

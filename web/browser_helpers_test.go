@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	cdpbrowser "github.com/chromedp/cdproto/browser"
 	cdplog "github.com/chromedp/cdproto/log"
 	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
@@ -190,6 +191,41 @@ func sendKeys(sel, keys string) chromedp.Action[chromedp.Void] {
 func (b *browser) click(sel string) {
 	b.t.Helper()
 	b.waitFor("click "+sel, fmt.Sprintf(`(() => { const el = document.querySelector(%q); if (!el || !el.offsetParent) return false; el.click(); return true; })()`, sel), 15*time.Second)
+}
+
+// downloadInto makes the browser save downloads into dir under the names
+// the page gives them (headless Chromium refuses downloads by default).
+func (b *browser) downloadInto(dir string) {
+	b.t.Helper()
+	b.do("allow downloads into "+dir, 10*time.Second, chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.Call(ctx, cdpbrowser.SetDownloadBehavior, cdpbrowser.SetDownloadBehaviorParams{
+			Behavior:     cdpbrowser.SetDownloadBehaviorBehaviorAllow,
+			DownloadPath: dir,
+		})
+		return err
+	}))
+}
+
+// downloaded waits for the file the browser saves as path (Chromium writes
+// a .crdownload file and renames it when complete) and returns its text.
+func (b *browser) downloaded(path string, timeout time.Duration) string {
+	b.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		data, err := os.ReadFile(path)
+		if err == nil {
+			return string(data)
+		}
+		if time.Now().After(deadline) {
+			entries, _ := os.ReadDir(filepath.Dir(path))
+			var names []string
+			for _, e := range entries {
+				names = append(names, e.Name())
+			}
+			b.t.Fatalf("no download %s after %s (the directory holds %v)", path, timeout, names)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // screenshot writes the viewport as a PNG into dir.

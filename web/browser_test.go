@@ -3,7 +3,6 @@ package web_test
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -28,9 +27,11 @@ const (
 // simulator: a service started from the CLI appears and reaches running
 // with no reload (its pull showing bytes and a bar), its page shows every
 // phase in the timeline, an engine log line within 2 s and the engine's
-// live figures (service_metrics), a failed start
+// live figures (service_metrics); the log panel filters, pauses, downloads
+// and shows the previous run after the row's restart button; a failed start
 // shows its reason and the engine's error line, and the page reconnects by
-// itself after the daemon restarts; the console stays free of errors.
+// itself after the daemon restarts, when the row's stop button stops the
+// service; the console stays free of errors.
 // Screenshots at 1280×800 and 390×844 go to screenshotDir.
 func TestDashboardLive(t *testing.T) {
 	chromiumPath(t)
@@ -85,15 +86,17 @@ func TestDashboardLive(t *testing.T) {
 	rec := status(t, d, chat)
 	probe := "dashboard-probe-" + testenv.UniqueName(t)
 	sent := time.Now()
-	resp, err := http.Get(rec.Endpoint + "/v1/models?" + probe)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	engineLogLine(t, rec.Endpoint, probe)
 	b.waitFor("the engine's log line of the request", `document.getElementById('logs').textContent.includes(`+jsString(probe)+`)`, 2*time.Second)
 	t.Logf("the engine's log line showed %s after the request", time.Since(sent).Round(time.Millisecond))
 	b.waitFor("the engine's live figures", `document.querySelectorAll('#figures .fig').length >= 4 && /running/.test(document.getElementById('figures').innerText)`, 15*time.Second)
 	b.screenshot(shots, "service-1280x800.png")
+
+	// The log panel's filter, pause and download; then a restart from the
+	// row's button, after which the page follows the new run and shows
+	// the previous one's lines on demand.
+	held := checkLogTools(t, b, rec.Endpoint, rec.Name, rec.Run, probe)
+	restartFromTheRow(t, b, chat, rec.Run, probe, held)
 
 	// A failed start shows its reason and the engine's own error line.
 	broken := createService(t, d, modelID, "broken", "--env", "SIM_FAIL=oom-load")
@@ -152,7 +155,7 @@ func TestDashboardLive(t *testing.T) {
 	d.Restart(t)
 	b.waitFor("the live indicator after the restart", `document.getElementById('conn').dataset.state === 'live'`, 30*time.Second)
 	b.expectNetworkErrors.Store(false)
-	d.MustCLI(t, "service", "stop", chat)
+	b.click(fmt.Sprintf(`#services tr[data-id="%s"] [data-action=stop]`, chat))
 	b.waitFor("the stop after the restart", row+` && `+row+`.querySelector('.chip').dataset.status === 'stopped'`, 30*time.Second)
 	if !eval[bool](b, `window.aimaNoReload === true`) {
 		t.Fatal("the page reloaded")

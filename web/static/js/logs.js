@@ -5,7 +5,7 @@
 
 import {call, opPath} from './api.js';
 import {h, clear, download} from './dom.js';
-import {can} from './store.js';
+import {store, can} from './store.js';
 
 const keep = 5000; // lines kept in the page
 const tail = 500;  // lines read when the stream opens
@@ -110,7 +110,9 @@ export function logPanel(service) {
     try {
       const out = await call('service_logs', {service_id: service.id, previous: previous.checked, tail: -1, timestamps: true});
       const text = out.lines.map(l => (l.time && !l.time.startsWith('0001') ? l.time + ' ' : '') + l.text).join('\n') + '\n';
-      download(`${service.name}-run${service.run}${previous.checked ? '-previous' : ''}.log`, text);
+      // The record of now: the panel outlives runs (a restart while open).
+      const s = store.services.get(service.id) || service;
+      download(`${s.name}-run${s.run}${previous.checked ? '-previous' : ''}.log`, text);
     } catch (e) {
       status(e.message);
     }
