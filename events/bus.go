@@ -196,16 +196,23 @@ func (b *Bus) Publish(ev Event) Event {
 		f(ev)
 	}
 	b.stats.published.Add(1)
-	close(l.notify)
+	// The waiters are woken once the lock is released, so none of them
+	// wakes only to wait again for the read lock (on two cores that
+	// doubles the cost of reaching a hundred subscribers).
+	wake := l.notify
 	l.notify = make(chan struct{})
-	b.feed.append(ev)
-	if !ev.Persistent() || l.journal == nil {
-		l.mu.Unlock()
+	feedWake := b.feed.append(ev)
+	journal := ev.Persistent() && l.journal != nil
+	if journal {
+		// Appends go in Seq order: jmu is taken before mu is released.
+		l.jmu.Lock()
+	}
+	l.mu.Unlock()
+	close(wake)
+	close(feedWake)
+	if !journal {
 		return ev
 	}
-	// Appends go in Seq order: jmu is taken before mu is released.
-	l.jmu.Lock()
-	l.mu.Unlock()
 	defer l.jmu.Unlock()
 	if err := l.journal.Append(ev); err != nil {
 		b.onError(err)
@@ -217,14 +224,14 @@ func (b *Bus) Publish(ev Event) Event {
 // from the journal that fell out of memory, then the in-memory window.
 func (b *Bus) History(serviceID string, after uint64) []Event {
 	l := b.log(serviceID)
-	view := l.view(after)
+	view := l.view(after, nil)
 	if !view.behind {
 		return view.events
 	}
 	old := l.older(serviceID, after, view.first, b.onError)
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	return append(old, l.after(view.first-1)...)
+	return l.after(view.first-1, old)
 }
 
 // LastSeq is the Seq of the newest event of the service (0 if none).
@@ -247,8 +254,10 @@ type view struct {
 	gone   bool
 }
 
-// view copies the events after the cursor under the read lock.
-func (l *serviceLog) view(after uint64) view {
+// view copies the events after the cursor under the read lock, appending
+// them to dst[:0] (a subscriber reuses its buffer, so following live
+// allocates nothing per event).
+func (l *serviceLog) view(after uint64, dst []Event) view {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	v := view{first: l.firstMem, wake: l.notify}
@@ -256,18 +265,19 @@ func (l *serviceLog) view(after uint64) view {
 		v.behind = true
 		return v
 	}
-	v.events = l.after(after)
+	v.events = l.after(after, dst[:0])
 	v.gone = l.gone && len(v.events) == 0
 	return v
 }
 
-// after copies the in-memory events with Seq > cursor. Called with l.mu held.
-func (l *serviceLog) after(cursor uint64) []Event {
+// after appends the in-memory events with Seq > cursor to dst. Called with
+// l.mu held.
+func (l *serviceLog) after(cursor uint64, dst []Event) []Event {
 	i := sort.Search(len(l.events), func(i int) bool { return l.events[i].Seq > cursor })
 	if i == len(l.events) {
-		return nil
+		return dst
 	}
-	return append([]Event(nil), l.events[i:]...)
+	return append(dst, l.events[i:]...)
 }
 
 // older reads the durable events in (after, first) from the journal,
@@ -290,6 +300,11 @@ func (l *serviceLog) older(serviceID string, after, first uint64, onError func(e
 	return out
 }
 
+// maxReusedBuf bounds the batch buffer a subscription keeps between calls
+// (see Subscription.buf), so a hundred followers that once replayed a long
+// history do not each hold a copy of it.
+const maxReusedBuf = 64
+
 // Subscription is a cursor over one service's events. It is owned by one
 // goroutine; it holds no resources and needs no closing.
 type Subscription struct {
@@ -297,7 +312,8 @@ type Subscription struct {
 	serviceID string
 	after     uint64
 	pending   []Event
-	skipTo    uint64 // after pending (read from the journal) drains, the cursor moves here
+	buf       []Event // reused by view: pending points into it while it is not from the journal
+	skipTo    uint64  // after pending (read from the journal) drains, the cursor moves here
 	log       *serviceLog
 }
 
@@ -311,7 +327,7 @@ func (b *Bus) Subscribe(serviceID string, after uint64) *Subscription {
 // ErrForgotten when the service's events were forgotten.
 func (s *Subscription) Next(ctx context.Context) (Event, error) {
 	for len(s.pending) == 0 {
-		v := s.log.view(s.after)
+		v := s.log.view(s.after, s.buf)
 		if v.gone {
 			return Event{}, ErrForgotten
 		}
@@ -325,7 +341,10 @@ func (s *Subscription) Next(ctx context.Context) (Event, error) {
 			break
 		}
 		if len(v.events) > 0 {
-			s.pending = v.events
+			s.pending, s.buf = v.events, nil
+			if cap(v.events) <= maxReusedBuf {
+				s.buf = v.events // a replay's large batch is not kept
+			}
 			break
 		}
 		s.bus.stats.waiting.Add(1)

@@ -33,9 +33,10 @@ func newFeed(limit int) *feed {
 	return &feed{limit: max(limit, 1), notify: make(chan struct{})}
 }
 
-// append adds ev. The caller holds the service's log lock, so one service's
-// events enter the feed in Seq order.
-func (f *feed) append(ev Event) {
+// append adds ev and returns the channel to close, once the caller has
+// released its lock, to wake the feed's readers. The caller holds the
+// service's log lock, so one service's events enter the feed in Seq order.
+func (f *feed) append(ev Event) chan struct{} {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.events = append(f.events, ev)
@@ -46,8 +47,9 @@ func (f *feed) append(ev Event) {
 		f.events = append(f.events[:0:0], f.events[drop:]...)
 		f.first += uint64(drop)
 	}
-	close(f.notify)
+	wake := f.notify
 	f.notify = make(chan struct{})
+	return wake
 }
 
 // Feed is a cursor over every service's events from the moment it was
