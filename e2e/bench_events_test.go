@@ -121,6 +121,10 @@ func connectFanout(ctx context.Context, b *testing.B, wg *sync.WaitGroup, url st
 // the daemon's bus every 2 ms, and each client notes when each arrives on
 // its socket. Reported: percentiles of publish → socket over all
 // deliveries, and the median of one Publish call with the 100 subscribers.
+// Two kinds of event: durable ones (message: Publish also appends each to
+// the journal, an fsynced store transaction) and live-only ones (progress:
+// byte counters, not journaled), so the journal's share is seen apart from
+// the fan-out's.
 //
 // The baseline, in alternate rounds of the same run: the same traffic from
 // fanoutFloor (a bare TCP server writing the same SSE bytes, one goroutine
@@ -128,6 +132,12 @@ func connectFanout(ctx context.Context, b *testing.B, wg *sync.WaitGroup, url st
 // same code. ms-*-floor are its percentiles and x-floor-p99 = ms-p99 /
 // ms-p99-floor: how far aima is from what this machine can do at all.
 func BenchmarkEventFanout(b *testing.B) {
+	for _, typ := range []events.Type{events.TypeMessage, events.TypeProgress} {
+		b.Run(string(typ), func(b *testing.B) { benchmarkFanout(b, typ) })
+	}
+}
+
+func benchmarkFanout(b *testing.B, typ events.Type) {
 	d := daemontest.Start(b, testenv.SimConfig(b, testenv.SimConfigOptions{Image: testenv.EngineSimRef}), daemontest.Options{Runtime: fakeruntime.New()})
 	c := client.New(d.URL)
 	raw, err := c.Call(b.Context(), "service_create", tools.ServiceCreateInput{ModelID: "org/fanout", EngineType: "vllm"}, nil)
@@ -156,12 +166,12 @@ func BenchmarkEventFanout(b *testing.B) {
 	lat, floorLat := make(chan time.Duration, capacity), make(chan time.Duration, capacity)
 	publish := func(msg string) time.Duration {
 		t0 := time.Now()
-		bus.Publish(events.Event{ServiceID: svc.ID, Type: events.TypeMessage, Phase: "loading", Message: msg})
+		bus.Publish(events.Event{ServiceID: svc.ID, Type: typ, Phase: "loading", Message: msg})
 		return time.Since(t0)
 	}
 	publishFloor := func(msg string) time.Duration {
 		t0 := time.Now()
-		floor.publish(events.Event{ServiceID: svc.ID, Type: events.TypeMessage, Phase: "loading", Message: msg})
+		floor.publish(events.Event{ServiceID: svc.ID, Type: typ, Phase: "loading", Message: msg})
 		return time.Since(t0)
 	}
 	connectFanout(ctx, b, &wg, fmt.Sprintf("%s/api/events?service_id=%s&after=%d", d.URL, svc.ID, bus.LastSeq(svc.ID)), lat, publish)
