@@ -20,8 +20,8 @@ const DefaultLogLimit = 4096
 // usable; call NewBus.
 //
 // Locking: a service's log has a read-write lock. Publish holds it (for
-// writing) only to number the event, append it and wake subscribers; the
-// journal is written after that, outside the lock. Subscribers hold it (for
+// writing) only to number the event and append it; it wakes the
+// subscribers once it has released it, and writes the journal after that. Subscribers hold it (for
 // reading) only to copy the events after their cursor, all at once and in
 // parallel; a subscriber that fell behind the in-memory window reads the
 // journal without holding it. So neither a slow subscriber nor a slow
