@@ -184,28 +184,26 @@ func (p *servicePage) snapshot(ctx context.Context) (snap pageSnapshot, ok bool)
 	if src == nil || src.Services == nil {
 		return snap, false
 	}
-	all, err := src.Services.ListShared(ctx) // in ID order
-	if err != nil {
-		return snap, true
-	}
-	snap.up, snap.rows = true, make([]*serviceRows, len(all))
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.rows == nil {
-		p.rows = make(map[string]pageEntry, len(all))
+		p.rows = map[string]pageEntry{}
 	}
 	p.gen++
-	for i := range all {
-		s := &all[i]
+	rows := make([]*serviceRows, 0, len(p.rows))
+	err := src.Services.EachShared(ctx, func(s *services.Service) { // in ID order
 		e, found := p.rows[s.ID]
 		if !found || !e.rows.current(s) {
 			e.rows = renderRows(s)
 		}
 		e.gen = p.gen
 		p.rows[s.ID] = e
-		snap.rows[i] = e.rows
+		rows = append(rows, e.rows)
+	})
+	if err != nil {
+		return snap, true
 	}
-	if len(p.rows) != len(all) {
+	if len(p.rows) != len(rows) {
 		for id, e := range p.rows {
 			if e.gen != p.gen {
 				delete(p.rows, id)
@@ -213,6 +211,7 @@ func (p *servicePage) snapshot(ctx context.Context) (snap pageSnapshot, ok bool)
 		}
 	}
 	p.m.lifecycle.forgetExcept(func(id string) bool { _, ok := p.rows[id]; return ok })
+	snap.up, snap.rows = true, rows
 	return snap, true
 }
 

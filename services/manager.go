@@ -319,21 +319,13 @@ func (b byCreated) Swap(i, j int) {
 	}
 }
 
-// ListShared is List of every status, in ID order, for readers that list
-// all services often, such as the metrics collector on every scrape: it
-// reads the record cache, decoding nothing. The records share memory with
-// the cache: read them, never modify them.
-func (m *Manager) ListShared(ctx context.Context) ([]Service, error) {
-	all, err := m.col.List(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if m.dockerDown.Load() {
-		for i := range all {
-			all[i].Stale = true
-		}
-	}
-	return all, nil
+// EachShared calls fn with every service record in ID order, for readers
+// that read all services often, such as /metrics on every scrape: it reads
+// the record cache, decoding and copying nothing. fn is handed the cached
+// record itself (Stale and Traffic unset): it must read it, never modify
+// it, return quickly and not call the manager.
+func (m *Manager) EachShared(ctx context.Context, fn func(s *Service)) error {
+	return m.col.Each(ctx, fn)
 }
 
 // transition moves a service to a new status, validated against the table,

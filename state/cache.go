@@ -28,7 +28,7 @@ type recordCache[T any] struct {
 	wmu     sync.Mutex // serialises writes (store, then cache)
 	mu      sync.RWMutex
 	loaded  bool
-	recs    map[string]cachedRecord[T]
+	recs    map[string]*cachedRecord[T] // each immutable once stored (Each hands out pointers)
 	damaged map[string]damagedRec
 	ids     []string // ascending; nil when it must be rebuilt
 }
@@ -41,6 +41,16 @@ type damagedRec struct {
 type cachedRecord[T any] struct {
 	v   T
 	raw json.RawMessage
+}
+
+// sortedIDs lists the cached records' IDs in ascending order.
+func (rc *recordCache[T]) sortedIDs() []string {
+	ids := make([]string, 0, len(rc.recs))
+	for id := range rc.recs {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
 }
 
 // WithCache turns on the collection's record cache (see recordCache) and
@@ -64,7 +74,7 @@ func (c *Collection[T]) load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	recs, damaged := map[string]cachedRecord[T]{}, map[string]damagedRec{}
+	recs, damaged := map[string]*cachedRecord[T]{}, map[string]damagedRec{}
 	for _, e := range entries {
 		id := strings.TrimPrefix(e.Key, c.prefix)
 		if strings.Contains(id, "/") {
@@ -81,7 +91,7 @@ func (c *Collection[T]) load(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		recs[id] = cachedRecord[T]{v: v, raw: raw}
+		recs[id] = &cachedRecord[T]{v: v, raw: raw}
 	}
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
@@ -118,11 +128,7 @@ func (c *Collection[T]) cacheScan(ctx context.Context) ([]T, []json.RawMessage, 
 	rc.mu.Lock() // ids may be rebuilt
 	defer rc.mu.Unlock()
 	if rc.ids == nil {
-		rc.ids = make([]string, 0, len(rc.recs))
-		for id := range rc.recs {
-			rc.ids = append(rc.ids, id)
-		}
-		sort.Strings(rc.ids)
+		rc.ids = rc.sortedIDs()
 	}
 	vals, raws := make([]T, len(rc.ids)), make([]json.RawMessage, len(rc.ids))
 	for i, id := range rc.ids {
@@ -135,6 +141,29 @@ func (c *Collection[T]) cacheScan(ctx context.Context) ([]T, []json.RawMessage, 
 	}
 	sort.Slice(bad, func(i, j int) bool { return bad[i].ID < bad[j].ID })
 	return vals, raws, bad, nil
+}
+
+// cacheEach answers Each from the cache, holding its read lock.
+func (c *Collection[T]) cacheEach(ctx context.Context, fn func(v *T)) error {
+	if err := c.load(ctx); err != nil {
+		return err
+	}
+	rc := c.cache
+	rc.mu.RLock()
+	for rc.ids == nil { // rebuild the order under the write lock
+		rc.mu.RUnlock()
+		rc.mu.Lock()
+		if rc.ids == nil {
+			rc.ids = rc.sortedIDs()
+		}
+		rc.mu.Unlock()
+		rc.mu.RLock()
+	}
+	defer rc.mu.RUnlock()
+	for _, id := range rc.ids {
+		fn(&rc.recs[id].v)
+	}
+	return nil
 }
 
 // write runs a store write with the cache's write lock held (so writes
@@ -156,7 +185,7 @@ func (c *Collection[T]) write(ctx context.Context, id string, do func() (put []b
 	if err != nil {
 		return err
 	}
-	var rec cachedRecord[T]
+	rec := &cachedRecord[T]{}
 	if put != nil {
 		// A fresh copy: the caller keeps the value it passed in.
 		if rec.v, err = c.decode(id, put); err != nil {

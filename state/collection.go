@@ -175,6 +175,23 @@ func (c *Collection[T]) ScanJSON(ctx context.Context) ([]T, []json.RawMessage, [
 	return vals, nil, bad, err
 }
 
+// Each calls fn with each readable record in ascending id order, leaving
+// the damaged ones out, as List does. With a cache, fn is handed the
+// cached record itself, with no copy of the whole list (for readers of
+// every record on a hot path): fn must never change it, must be quick
+// (writes of the collection wait until Each returns) and must not write
+// the collection.
+func (c *Collection[T]) Each(ctx context.Context, fn func(v *T)) error {
+	if c.cache != nil {
+		return c.cacheEach(ctx, fn)
+	}
+	vals, err := c.List(ctx)
+	for i := range vals {
+		fn(&vals[i])
+	}
+	return err
+}
+
 // Create stores v as record id if no such record exists; otherwise it fails
 // with errs.Conflict ("<noun> <id> already exists").
 func (c *Collection[T]) Create(ctx context.Context, id string, v T) error {
