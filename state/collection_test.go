@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -107,8 +108,15 @@ func testCollection(t *testing.T, cached bool) {
 		if err := c.Delete(ctx, "svc-a"); errs.KindOf(err) != errs.NotFound {
 			t.Fatalf("delete missing: %v", err)
 		}
-		if list, _ := c.List(ctx); len(list) != 3 {
+		list, _ = c.List(ctx)
+		if len(list) != 3 {
 			t.Fatalf("list after delete: %+v", list)
+		}
+		// Each visits what List returns, in the same order (after a
+		// delete, so a cache rebuilds its order).
+		var each []svc
+		if err := c.Each(ctx, func(v *svc) { each = append(each, *v) }); err != nil || !slices.Equal(each, list) {
+			t.Fatalf("Each = %+v, %v; List = %+v", each, err, list)
 		}
 	})
 }
