@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 
 	"aima/errs"
@@ -66,9 +67,22 @@ func WriteError(w http.ResponseWriter, status int, err error) {
 	writeJSON(w, status, ErrorBody{Error: d})
 }
 
+// jsonWriter is an output that writes its JSON document itself, a piece at
+// a time (tools.ServiceList: megabytes for 10,000 services), rather than
+// being held whole in memory.
+type jsonWriter interface {
+	WriteJSON(w io.Writer) error
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
+	if jw, ok := v.(jsonWriter); ok {
+		if jw.WriteJSON(w) == nil {
+			_, _ = io.WriteString(w, "\n")
+		}
+		return
+	}
 	if m, ok := v.(json.Marshaler); ok {
 		// Written as is: encoding/json would validate and copy it again
 		// (for a list of 10,000 services, megabytes).

@@ -184,14 +184,18 @@ func (p *servicePage) snapshot(ctx context.Context) (snap pageSnapshot, ok bool)
 	if src == nil || src.Services == nil {
 		return snap, false
 	}
+	all, err := src.Services.ListShared(ctx) // in ID order, the cached records themselves
+	if err != nil {
+		return snap, true
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.rows == nil {
 		p.rows = map[string]pageEntry{}
 	}
 	p.gen++
-	rows := make([]*serviceRows, 0, len(p.rows))
-	err := src.Services.EachShared(ctx, func(s *services.Service) { // in ID order
+	rows := make([]*serviceRows, 0, len(all))
+	for _, s := range all {
 		e, found := p.rows[s.ID]
 		if !found || !e.rows.current(s) {
 			e.rows = renderRows(s)
@@ -199,9 +203,6 @@ func (p *servicePage) snapshot(ctx context.Context) (snap pageSnapshot, ok bool)
 		e.gen = p.gen
 		p.rows[s.ID] = e
 		rows = append(rows, e.rows)
-	})
-	if err != nil {
-		return snap, true
 	}
 	if len(p.rows) != len(rows) {
 		for id, e := range p.rows {

@@ -219,7 +219,7 @@ func (m *Manager) Create(ctx context.Context, spec CreateSpec) (Service, error) 
 	s.Name = spec.Name
 	unlock := m.lockPorts()
 	defer unlock()
-	all, err := m.col.List(ctx)
+	all, err := m.shared(ctx)
 	if err != nil {
 		return Service{}, err
 	}
@@ -267,7 +267,7 @@ func (m *Manager) assignPort(ctx context.Context, s Service) (Service, error) {
 	}
 	unlock := m.lockPorts()
 	defer unlock()
-	all, err := m.col.List(ctx)
+	all, err := m.shared(ctx)
 	if err != nil {
 		return s, err
 	}
@@ -291,7 +291,7 @@ func (m *Manager) lockPorts() func() {
 // allocatePort hands out a host port no other service holds. A requested
 // port must be free of other services; an automatic one is also checked to
 // be bindable now.
-func (m *Manager) allocatePort(want int, all []Service) (int, error) {
+func (m *Manager) allocatePort(want int, all []*Service) (int, error) {
 	taken := map[int]string{}
 	for _, o := range all {
 		if o.Port != 0 {

@@ -179,7 +179,7 @@ func (m *Manager) estimate(ctx context.Context, modelID, modelPath, engineType s
 
 // heldLeases are the leases recorded on service records.
 func (m *Manager) heldLeases(ctx context.Context) ([]gpu.Held, error) {
-	all, err := m.col.List(ctx)
+	all, err := m.shared(ctx)
 	if err != nil {
 		return nil, err
 	}

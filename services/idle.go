@@ -62,13 +62,13 @@ func (m *Manager) releaseIdle(ctx context.Context, id string) {
 // armIdle starts the idle clock of services that are running when the
 // daemon starts.
 func (m *Manager) armIdle(ctx context.Context) {
-	all, err := m.col.List(ctx)
+	all, err := m.shared(ctx)
 	if err != nil {
 		return
 	}
 	for _, s := range all {
 		if s.Status == StatusRunning {
-			m.noteTransition(s)
+			m.noteTransition(*s)
 		}
 	}
 }

@@ -25,7 +25,7 @@ func (m *Manager) livenessLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		all, err := m.col.List(ctx)
+		all, err := m.shared(ctx)
 		if err != nil {
 			continue
 		}
@@ -37,7 +37,7 @@ func (m *Manager) livenessLoop(ctx context.Context) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				m.checkLiveness(ctx, s)
+				m.checkLiveness(ctx, *s)
 			}()
 		}
 		wg.Wait()

@@ -237,12 +237,13 @@ func (m *Manager) Get(ctx context.Context, ref string) (Service, error) {
 	if !errs.Is(err, errs.NotFound) && !errs.Is(err, errs.InvalidArgument) {
 		return Service{}, err
 	}
-	all, lerr := m.col.List(ctx)
+	all, lerr := m.shared(ctx)
 	if lerr != nil {
 		return Service{}, lerr
 	}
-	for _, s := range all {
-		if s.Name == ref {
+	for _, p := range all {
+		if p.Name == ref {
+			s := *p
 			s.Stale = m.dockerDown.Load()
 			s.Traffic = m.gate.figures(s.ID)
 			return s, nil
@@ -251,81 +252,126 @@ func (m *Manager) Get(ctx context.Context, ref string) (Service, error) {
 	return Service{}, errs.NotFoundf("service %s not found", ref)
 }
 
-// List returns services oldest first, optionally only those with a status.
+// List returns services oldest first, optionally only those with a status:
+// copies the caller may change.
 func (m *Manager) List(ctx context.Context, status Status) ([]Service, error) {
-	all, _, err := m.ListJSON(ctx, status)
-	return all, err
+	recs, err := m.shared(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := []Service{}
+	for _, p := range recs {
+		if status == "" || p.Status == status {
+			out = append(out, *p)
+		}
+	}
+	sort.Stable(byCreated(out))
+	stale := m.dockerDown.Load()
+	for i := range out {
+		out[i].Stale = stale
+		out[i].Traffic = m.gate.figures(out[i].ID)
+	}
+	return out, nil
 }
 
-// ListJSON is List with each service's JSON encoding, in the same order,
-// from the record cache, so a front-end writes 10,000 services without
-// encoding each again. A service's encoding is nil where the listed record
-// differs from the stored one (a stale status, gateway traffic figures).
-func (m *Manager) ListJSON(ctx context.Context, status Status) ([]Service, []json.RawMessage, error) {
-	vals, raws, _, err := m.col.ScanJSON(ctx)
+// ListJSON is List as JSON: each listed service's encoding, oldest first,
+// optionally only those with a status. The encodings are the record
+// cache's, written out as they are, so listing 10,000 services neither
+// copies nor encodes each one; a service whose listed record differs from
+// the stored one (a stale status, gateway traffic figures) is encoded anew.
+func (m *Manager) ListJSON(ctx context.Context, status Status) ([]json.RawMessage, error) {
+	recs, raws, _, err := m.col.ScanShared(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	// Filter and sort the fresh copies in place (no second copy of 10,000
-	// records), keeping each encoding next to its record.
+	// Filter and sort the shared records in place (the slices are this
+	// call's own), keeping each encoding next to its record.
 	n := 0
-	for i := range vals {
-		if status == "" || vals[i].Status == status {
-			vals[n] = vals[i]
+	for i := range recs {
+		if status == "" || recs[i].Status == status {
+			recs[n] = recs[i]
 			if raws != nil {
 				raws[n] = raws[i]
 			}
 			n++
 		}
 	}
-	out := vals[:n]
-	var enc []json.RawMessage
-	if raws != nil {
-		enc = raws[:n]
+	recs = recs[:n]
+	if raws == nil {
+		raws = make([]json.RawMessage, n)
 	}
-	sort.Stable(byCreated{out, enc})
+	raws = raws[:n]
+	sort.Stable(sharedByCreated{recs, raws})
 	stale := m.dockerDown.Load()
-	for i := range out {
-		out[i].Stale = stale
-		out[i].Traffic = m.gate.figures(out[i].ID)
-		if enc != nil && (stale || out[i].Traffic != nil) {
-			enc[i] = nil // differs from the stored record: encoded anew
+	for i, p := range recs {
+		traffic := m.gate.figures(p.ID)
+		if raws[i] != nil && !stale && traffic == nil {
+			continue
+		}
+		s := *p
+		s.Stale, s.Traffic = stale, traffic
+		if raws[i], err = json.Marshal(s); err != nil {
+			return nil, errs.Wrap(errs.Internal, err, "encode service %s", s.ID)
 		}
 	}
-	return out, enc, nil
+	return raws, nil
 }
 
-// byCreated orders services oldest first (then by ID), moving their
-// encodings, if any, along.
-type byCreated struct {
-	s   []Service
+// byCreated orders services oldest first (then by ID).
+type byCreated []Service
+
+func (b byCreated) Len() int           { return len(b) }
+func (b byCreated) Less(i, j int) bool { return createdBefore(&b[i], &b[j]) }
+func (b byCreated) Swap(i, j int)      { b[i], b[j] = b[j], b[i] }
+
+// sharedByCreated orders shared records oldest first (then by ID), moving
+// their encodings along.
+type sharedByCreated struct {
+	s   []*Service
 	enc []json.RawMessage
 }
 
-func (b byCreated) Len() int { return len(b.s) }
+func (b sharedByCreated) Len() int           { return len(b.s) }
+func (b sharedByCreated) Less(i, j int) bool { return createdBefore(b.s[i], b.s[j]) }
+func (b sharedByCreated) Swap(i, j int) {
+	b.s[i], b.s[j] = b.s[j], b.s[i]
+	b.enc[i], b.enc[j] = b.enc[j], b.enc[i]
+}
 
-func (b byCreated) Less(i, j int) bool {
-	x, y := &b.s[i], &b.s[j]
+func createdBefore(x, y *Service) bool {
 	if x.CreatedAt.Equal(y.CreatedAt) {
 		return x.ID < y.ID
 	}
 	return x.CreatedAt.Before(y.CreatedAt)
 }
 
-func (b byCreated) Swap(i, j int) {
-	b.s[i], b.s[j] = b.s[j], b.s[i]
-	if b.enc != nil {
-		b.enc[i], b.enc[j] = b.enc[j], b.enc[i]
-	}
+// shared returns every readable service record in ID order, straight from
+// the record cache: nothing is decoded or copied, so the manager's own
+// full lists (liveness, idle, reconcile, name and port checks) cost a
+// slice of pointers. The records must not be modified.
+func (m *Manager) shared(ctx context.Context) ([]*Service, error) {
+	recs, _, _, err := m.col.ScanShared(ctx)
+	return recs, err
 }
 
-// EachShared calls fn with every service record in ID order, for readers
-// that read all services often, such as /metrics on every scrape: it reads
-// the record cache, decoding and copying nothing. fn is handed the cached
-// record itself (Stale and Traffic unset): it must read it, never modify
-// it, return quickly and not call the manager.
-func (m *Manager) EachShared(ctx context.Context, fn func(s *Service)) error {
-	return m.col.Each(ctx, fn)
+// ListShared is List of every status, in ID order, for readers that list
+// all services often, such as the metrics collector on every scrape: the
+// records are the cache's own (see shared), so it decodes and copies
+// nothing. Read them, never modify them. While the container runtime is
+// unreachable each is a copy marked stale.
+func (m *Manager) ListShared(ctx context.Context) ([]*Service, error) {
+	all, err := m.shared(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if m.dockerDown.Load() {
+		for i, p := range all {
+			s := *p
+			s.Stale = true
+			all[i] = &s
+		}
+	}
+	return all, nil
 }
 
 // transition moves a service to a new status, validated against the table,

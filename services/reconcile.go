@@ -24,7 +24,7 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 	if err != nil {
 		return &runtimeError{err}
 	}
-	all, err := m.col.List(ctx)
+	all, err := m.shared(ctx)
 	if err != nil {
 		return fmt.Errorf("read service records: %w", err)
 	}
@@ -35,7 +35,7 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 	}
 	for _, s := range all {
 		c, ok := newest(byService[s.ID])
-		if err := m.reconcileOne(ctx, s, c, ok); err != nil {
+		if err := m.reconcileOne(ctx, *s, c, ok); err != nil {
 			m.log.Warn("reconcile", "service", s.ID, "err", err)
 		}
 	}

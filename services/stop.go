@@ -182,7 +182,7 @@ func DeletedError(ev events.Event) error {
 // reports it; a stop settles it). A service whose lifecycle lock is held
 // is being driven and is not looked at.
 func (m *Manager) Stranded(ctx context.Context) ([]Service, error) {
-	all, err := m.col.List(ctx)
+	all, err := m.shared(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -204,6 +204,6 @@ func (m *Manager) Stranded(ctx context.Context) ([]Service, error) {
 			out = append(out, cur)
 		}
 	}
-	sort.Stable(byCreated{s: out})
+	sort.Stable(byCreated(out))
 	return out, nil
 }

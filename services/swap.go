@@ -16,7 +16,7 @@ import (
 // the next member needs.
 func (m *Manager) swap(ctx context.Context, s Service) (func(), error) {
 	unlock := m.lock("swap-group/" + s.SwapGroup)
-	all, err := m.col.List(ctx)
+	all, err := m.shared(ctx)
 	if err != nil {
 		unlock()
 		return nil, err

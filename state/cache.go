@@ -20,15 +20,20 @@ import (
 //
 // What it buys: with 10,000 service records a list decoded every record per
 // call (about 25 µs each) and the front-end encoded it again; from the
-// cache a list is a sort and a copy, and the encodings are written out as
+// cache a list is a sort of pointers, and the encodings are written out as
 // they are. What it costs: the records twice in memory (decoded and
 // encoded, ~1 KiB per service record), and writes of one collection go one
 // at a time (the embedded store serialises them anyway).
+//
+// A cached record is never modified: a write replaces it with a new one.
+// So readers that only read (ScanShared) get pointers to the cached
+// records and copy nothing, which keeps a list of 10,000 records from
+// making megabytes of garbage on every call.
 type recordCache[T any] struct {
 	wmu     sync.Mutex // serialises writes (store, then cache)
 	mu      sync.RWMutex
 	loaded  bool
-	recs    map[string]*cachedRecord[T] // each immutable once stored (Each hands out pointers)
+	recs    map[string]cachedRecord[T]
 	damaged map[string]damagedRec
 	ids     []string // ascending; nil when it must be rebuilt
 }
@@ -39,18 +44,8 @@ type damagedRec struct {
 }
 
 type cachedRecord[T any] struct {
-	v   T
+	v   *T // never modified once cached
 	raw json.RawMessage
-}
-
-// sortedIDs lists the cached records' IDs in ascending order.
-func (rc *recordCache[T]) sortedIDs() []string {
-	ids := make([]string, 0, len(rc.recs))
-	for id := range rc.recs {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	return ids
 }
 
 // WithCache turns on the collection's record cache (see recordCache) and
@@ -74,7 +69,7 @@ func (c *Collection[T]) load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	recs, damaged := map[string]*cachedRecord[T]{}, map[string]damagedRec{}
+	recs, damaged := map[string]cachedRecord[T]{}, map[string]damagedRec{}
 	for _, e := range entries {
 		id := strings.TrimPrefix(e.Key, c.prefix)
 		if strings.Contains(id, "/") {
@@ -91,7 +86,7 @@ func (c *Collection[T]) load(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		recs[id] = &cachedRecord[T]{v: v, raw: raw}
+		recs[id] = cachedRecord[T]{v: &v, raw: raw}
 	}
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
@@ -111,7 +106,7 @@ func (c *Collection[T]) cacheGet(ctx context.Context, id string) (T, error) {
 	rc.mu.RLock()
 	defer rc.mu.RUnlock()
 	if r, ok := rc.recs[id]; ok {
-		return r.v, nil
+		return *r.v, nil
 	}
 	if d, ok := rc.damaged[id]; ok {
 		return zero, c.damaged(id, d.why)
@@ -119,8 +114,9 @@ func (c *Collection[T]) cacheGet(ctx context.Context, id string) (T, error) {
 	return zero, c.notFound(id)
 }
 
-// cacheScan answers ScanJSON from the cache.
-func (c *Collection[T]) cacheScan(ctx context.Context) ([]T, []json.RawMessage, []Damaged, error) {
+// cacheScan answers ScanShared from the cache: the cached records
+// themselves, in ascending id order.
+func (c *Collection[T]) cacheScan(ctx context.Context) ([]*T, []json.RawMessage, []Damaged, error) {
 	if err := c.load(ctx); err != nil {
 		return nil, nil, nil, err
 	}
@@ -128,42 +124,39 @@ func (c *Collection[T]) cacheScan(ctx context.Context) ([]T, []json.RawMessage, 
 	rc.mu.Lock() // ids may be rebuilt
 	defer rc.mu.Unlock()
 	if rc.ids == nil {
-		rc.ids = rc.sortedIDs()
+		rc.ids = make([]string, 0, len(rc.recs))
+		for id := range rc.recs {
+			rc.ids = append(rc.ids, id)
+		}
+		sort.Strings(rc.ids)
 	}
-	vals, raws := make([]T, len(rc.ids)), make([]json.RawMessage, len(rc.ids))
+	vals, raws := make([]*T, len(rc.ids)), make([]json.RawMessage, len(rc.ids))
 	for i, id := range rc.ids {
 		r := rc.recs[id]
 		vals[i], raws[i] = r.v, r.raw
 	}
-	bad := make([]Damaged, 0, len(rc.damaged))
-	for id, d := range rc.damaged {
-		bad = append(bad, Damaged{Kind: c.noun, ID: id, Error: d.why.Error(), Bytes: d.bytes})
-	}
-	sort.Slice(bad, func(i, j int) bool { return bad[i].ID < bad[j].ID })
-	return vals, raws, bad, nil
+	return vals, raws, rc.damagedList(c.noun), nil
 }
 
-// cacheEach answers Each from the cache, holding its read lock.
-func (c *Collection[T]) cacheEach(ctx context.Context, fn func(v *T)) error {
+// damagedList lists the damaged records in ascending id order; rc.mu must
+// be held.
+func (rc *recordCache[T]) damagedList(noun string) []Damaged {
+	bad := make([]Damaged, 0, len(rc.damaged))
+	for id, d := range rc.damaged {
+		bad = append(bad, Damaged{Kind: noun, ID: id, Error: d.why.Error(), Bytes: d.bytes})
+	}
+	sort.Slice(bad, func(i, j int) bool { return bad[i].ID < bad[j].ID })
+	return bad
+}
+
+// cacheDamaged answers Damaged from the cache, copying no record.
+func (c *Collection[T]) cacheDamaged(ctx context.Context) ([]Damaged, error) {
 	if err := c.load(ctx); err != nil {
-		return err
+		return nil, err
 	}
-	rc := c.cache
-	rc.mu.RLock()
-	for rc.ids == nil { // rebuild the order under the write lock
-		rc.mu.RUnlock()
-		rc.mu.Lock()
-		if rc.ids == nil {
-			rc.ids = rc.sortedIDs()
-		}
-		rc.mu.Unlock()
-		rc.mu.RLock()
-	}
-	defer rc.mu.RUnlock()
-	for _, id := range rc.ids {
-		fn(&rc.recs[id].v)
-	}
-	return nil
+	c.cache.mu.RLock()
+	defer c.cache.mu.RUnlock()
+	return c.cache.damagedList(c.noun), nil
 }
 
 // write runs a store write with the cache's write lock held (so writes
@@ -185,13 +178,14 @@ func (c *Collection[T]) write(ctx context.Context, id string, do func() (put []b
 	if err != nil {
 		return err
 	}
-	rec := &cachedRecord[T]{}
+	var rec cachedRecord[T]
 	if put != nil {
 		// A fresh copy: the caller keeps the value it passed in.
-		if rec.v, err = c.decode(id, put); err != nil {
+		v, err := c.decode(id, put)
+		if err != nil {
 			return err
 		}
-		rec.raw = put
+		rec.v, rec.raw = &v, put
 	}
 	rc.mu.Lock()
 	defer rc.mu.Unlock()

@@ -129,6 +129,9 @@ func (c *Collection[T]) List(ctx context.Context) ([]T, error) {
 
 // Damaged lists the records of the collection that cannot be read.
 func (c *Collection[T]) Damaged(ctx context.Context) ([]Damaged, error) {
+	if c.cache != nil {
+		return c.cacheDamaged(ctx)
+	}
 	_, bad, err := c.Scan(ctx)
 	return bad, err
 }
@@ -138,8 +141,15 @@ func (c *Collection[T]) Damaged(ctx context.Context) ([]Damaged, error) {
 // others.
 func (c *Collection[T]) Scan(ctx context.Context) ([]T, []Damaged, error) {
 	if c.cache != nil {
-		vals, _, bad, err := c.cacheScan(ctx)
-		return vals, bad, err
+		ptrs, _, bad, err := c.cacheScan(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		vals := make([]T, len(ptrs))
+		for i, p := range ptrs {
+			vals[i] = *p
+		}
+		return vals, bad, nil
 	}
 	entries, err := c.s.List(ctx, c.prefix)
 	if err != nil {
@@ -164,32 +174,24 @@ func (c *Collection[T]) Scan(ctx context.Context) ([]T, []Damaged, error) {
 	return out, bad, nil
 }
 
-// ScanJSON is Scan that also returns each readable record's JSON encoding
-// (as json.Marshal writes it), in the same order, when the collection has
-// a cache; without one the encodings are nil.
-func (c *Collection[T]) ScanJSON(ctx context.Context) ([]T, []json.RawMessage, []Damaged, error) {
+// ScanShared is Scan for readers that only read: with a cache it returns
+// the cached records themselves, copying none, and each one's JSON
+// encoding (as json.Marshal writes it), in the same order. The records
+// must never be modified (copy one to change it). Without a cache the
+// records are decoded afresh and the encodings are nil.
+func (c *Collection[T]) ScanShared(ctx context.Context) ([]*T, []json.RawMessage, []Damaged, error) {
 	if c.cache != nil {
 		return c.cacheScan(ctx)
 	}
 	vals, bad, err := c.Scan(ctx)
-	return vals, nil, bad, err
-}
-
-// Each calls fn with each readable record in ascending id order, leaving
-// the damaged ones out, as List does. With a cache, fn is handed the
-// cached record itself, with no copy of the whole list (for readers of
-// every record on a hot path): fn must never change it, must be quick
-// (writes of the collection wait until Each returns) and must not write
-// the collection.
-func (c *Collection[T]) Each(ctx context.Context, fn func(v *T)) error {
-	if c.cache != nil {
-		return c.cacheEach(ctx, fn)
+	if err != nil {
+		return nil, nil, nil, err
 	}
-	vals, err := c.List(ctx)
+	ptrs := make([]*T, len(vals))
 	for i := range vals {
-		fn(&vals[i])
+		ptrs[i] = &vals[i]
 	}
-	return err
+	return ptrs, nil, bad, nil
 }
 
 // Create stores v as record id if no such record exists; otherwise it fails

@@ -3,7 +3,6 @@ package state
 import (
 	"context"
 	"errors"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -108,15 +107,8 @@ func testCollection(t *testing.T, cached bool) {
 		if err := c.Delete(ctx, "svc-a"); errs.KindOf(err) != errs.NotFound {
 			t.Fatalf("delete missing: %v", err)
 		}
-		list, _ = c.List(ctx)
-		if len(list) != 3 {
+		if list, _ := c.List(ctx); len(list) != 3 {
 			t.Fatalf("list after delete: %+v", list)
-		}
-		// Each visits what List returns, in the same order (after a
-		// delete, so a cache rebuilds its order).
-		var each []svc
-		if err := c.Each(ctx, func(v *svc) { each = append(each, *v) }); err != nil || !slices.Equal(each, list) {
-			t.Fatalf("Each = %+v, %v; List = %+v", each, err, list)
 		}
 	})
 }
@@ -259,9 +251,12 @@ func TestCachedCollectionDamagedAndConcurrent(t *testing.T) {
 	if err := c.Create(ctx, "svc-ok", svc{ID: "svc-ok"}); err != nil {
 		t.Fatal(err)
 	}
-	vals, raws, bad, err := c.ScanJSON(ctx)
-	if err != nil || len(vals) != 1 || string(raws[0]) != `{"id":"svc-ok","model":"","n":0}` || len(bad) != 2 || bad[0].ID != "svc-bad" || bad[0].Bytes != 9 {
-		t.Fatalf("ScanJSON = %+v %q %+v %v", vals, raws, bad, err)
+	vals, raws, bad, err := c.ScanShared(ctx)
+	if err != nil || len(vals) != 1 || vals[0].ID != "svc-ok" || string(raws[0]) != `{"id":"svc-ok","model":"","n":0}` || len(bad) != 2 || bad[0].ID != "svc-bad" || bad[0].Bytes != 9 {
+		t.Fatalf("ScanShared = %+v %q %+v %v", vals, raws, bad, err)
+	}
+	if d, err := c.Damaged(ctx); err != nil || len(d) != 2 || d[1].ID != "svc-gone" {
+		t.Fatalf("Damaged = %+v, %v", d, err)
 	}
 	if _, err := c.Get(ctx, "svc-bad"); !IsDamaged(err) {
 		t.Fatalf("get damaged: %v", err)
@@ -294,5 +289,31 @@ func TestCachedCollectionDamagedAndConcurrent(t *testing.T) {
 	all, bad, _ := c.Scan(ctx)
 	if len(all) != 2 || len(bad) != 0 {
 		t.Fatalf("Scan = %+v, damaged %+v", all, bad)
+	}
+}
+
+// ScanShared hands out the cached records themselves: a later write
+// replaces a record in the cache and never changes one already handed out.
+func TestCachedCollectionSharedRecordsAreNeverModified(t *testing.T) {
+	ctx := context.Background()
+	c := NewCollection[svc](NewMemory(), "services/", "service").WithCache()
+	if err := c.Create(ctx, "svc-a", svc{ID: "svc-a", N: 1}); err != nil {
+		t.Fatal(err)
+	}
+	before, _, _, err := c.ScanShared(ctx)
+	if err != nil || len(before) != 1 {
+		t.Fatalf("ScanShared = %+v, %v", before, err)
+	}
+	if _, err := c.Update(ctx, "svc-a", func(v *svc) error { v.N = 2; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	after, raws, _, _ := c.ScanShared(ctx)
+	if before[0].N != 1 || after[0].N != 2 || string(raws[0]) != `{"id":"svc-a","model":"","n":2}` {
+		t.Fatalf("before %+v, after %+v %s", before[0], after[0], raws[0])
+	}
+	got, _ := c.Get(ctx, "svc-a")
+	got.N = 3 // a Get is the caller's copy
+	if again, _, _, _ := c.ScanShared(ctx); again[0].N != 2 {
+		t.Fatalf("a Get's copy changed the cache: %+v", again[0])
 	}
 }

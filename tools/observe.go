@@ -1,10 +1,13 @@
 package tools
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"iter"
 	"strconv"
 	"strings"
@@ -42,50 +45,81 @@ type LogsOutput struct {
 	Timestamps  bool      `json:"-"`
 }
 
-// ServiceList is service_list's output: the record list envelope, written
-// from the services' JSON encodings kept by the record cache when they are
-// there (see services.Manager.ListJSON), so listing 10,000 services does
-// not encode each one again.
+// ServiceList is service_list's output: the record list envelope. On the
+// daemon's side it holds the services' JSON encodings kept by the record
+// cache instead of decoded Items (see services.Manager.ListJSON), and is
+// written from them as they are, so listing 10,000 services neither copies
+// nor encodes each one; a client decodes the document into Items as usual.
 type ServiceList struct {
 	RecordList[services.Service]
-	encoded []json.RawMessage // Items' encodings, or nil
+	encoded []json.RawMessage // the listed services' encodings, in place of Items; nil when Items hold them
 }
 
-// MarshalJSON implements json.Marshaler: the same document RecordList
-// encodes to.
+// services returns the listed services, decoding the encodings when the
+// list holds those (a text rendering in the daemon's process).
+func (l ServiceList) services() []services.Service {
+	if l.encoded == nil {
+		return l.Items
+	}
+	out := make([]services.Service, len(l.encoded))
+	for i, e := range l.encoded {
+		_ = json.Unmarshal(e, &out[i]) // the daemon's own encoding of a Service
+	}
+	return out
+}
+
+// MarshalJSON implements json.Marshaler: the document RecordList encodes
+// to.
 func (l ServiceList) MarshalJSON() ([]byte, error) {
-	if l.encoded == nil || len(l.encoded) != len(l.Items) {
+	if l.encoded == nil {
 		return json.Marshal(l.RecordList)
 	}
 	n := 64
 	for _, e := range l.encoded {
 		n += len(e) + 1
 	}
-	b := make([]byte, 0, n)
-	b = append(b, `{"items":[`...)
+	b := bytes.NewBuffer(make([]byte, 0, n))
+	if err := l.WriteJSON(b); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// WriteJSON writes the document MarshalJSON returns to w, a piece at a
+// time: the HTTP API streams a list of 10,000 services (megabytes) to its
+// client instead of holding it whole.
+func (l ServiceList) WriteJSON(w io.Writer) error {
+	if l.encoded == nil {
+		b, err := json.Marshal(l.RecordList)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(b)
+		return err
+	}
+	var damaged []byte
+	if len(l.Damaged) > 0 {
+		var err error
+		if damaged, err = json.Marshal(l.Damaged); err != nil {
+			return err
+		}
+	}
+	buf := bufio.NewWriterSize(w, 64<<10) // an error sticks; Flush reports it
+	buf.WriteString(`{"items":[`)
 	for i, e := range l.encoded {
 		if i > 0 {
-			b = append(b, ',')
+			buf.WriteByte(',')
 		}
-		if e == nil {
-			var err error
-			if e, err = json.Marshal(l.Items[i]); err != nil {
-				return nil, err
-			}
-		}
-		b = append(b, e...)
+		buf.Write(e)
 	}
-	b = append(b, `],"total":`...)
-	b = strconv.AppendInt(b, int64(l.Total), 10)
-	if len(l.Damaged) > 0 {
-		d, err := json.Marshal(l.Damaged)
-		if err != nil {
-			return nil, err
-		}
-		b = append(b, `,"damaged":`...)
-		b = append(b, d...)
+	buf.WriteString(`],"total":`)
+	buf.WriteString(strconv.Itoa(len(l.encoded)))
+	if damaged != nil {
+		buf.WriteString(`,"damaged":`)
+		buf.Write(damaged)
 	}
-	return append(b, '}'), nil
+	buf.WriteByte('}')
+	return buf.Flush()
 }
 
 // ServiceEventsInput selects history.
@@ -165,16 +199,20 @@ func serviceObserveOps() []Op {
 						return ServiceList{}, err
 					}
 				}
-				all, enc, err := env.Services.ListJSON(ctx, st)
+				enc, err := env.Services.ListJSON(ctx, st)
 				if err != nil {
 					return ServiceList{}, err
 				}
 				damaged, err := env.Services.Damaged(ctx)
-				return ServiceList{RecordList: recordListOf(all, damaged), encoded: enc}, err
+				if len(damaged) == 0 {
+					damaged = nil
+				}
+				l := RecordList[services.Service]{Total: len(enc), Damaged: damaged}
+				return ServiceList{RecordList: l, encoded: enc}, err
 			},
 			Render: func(l ServiceList) string {
 				s := fmt.Sprintf("%d service(s)", l.Total)
-				for _, x := range l.Items {
+				for _, x := range l.services() {
 					s += "\n" + renderService(x)
 				}
 				return s + renderDamaged(l.Damaged)
