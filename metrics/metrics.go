@@ -11,8 +11,9 @@
 //     for those who scrape the engines directly.
 //
 // Figures come from the records (read at scrape time; each service's
-// series are kept as text until its record changes) and from the event bus (an observer that sees every phase
-// and status event as it is published), never from log text. Operation
+// series are kept as text until its record changes) and from the event
+// bus (an observer that sees every phase and status event as it is
+// published), never from log text. Operation
 // counts come from one tools.Caller wrapper that every front-end's calls
 // pass through.
 package metrics
