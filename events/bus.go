@@ -138,13 +138,6 @@ func (b *Bus) Forget(serviceID string) {
 	l.mu.Unlock()
 }
 
-// Services is the number of services the bus holds a log for.
-func (b *Bus) Services() int {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	return len(b.logs)
-}
-
 // load reads the journal once, so numbering continues after a restart.
 // Called with l.mu held for writing.
 func (l *serviceLog) load(serviceID string, onError func(error)) {

@@ -733,7 +733,7 @@ func TestForgetFreesTheLog(t *testing.T) {
 	if err := <-errc; !errors.Is(err, events.ErrForgotten) {
 		t.Fatalf("subscriber of a forgotten service: %v, want ErrForgotten", err)
 	}
-	if n := bus.Services(); n != 1 {
+	if n := bus.Stats().Services; n != 1 {
 		t.Fatalf("bus holds %d logs after Forget, want 1", n)
 	}
 	for i := 0; i < 1000; i++ {
@@ -741,7 +741,7 @@ func TestForgetFreesTheLog(t *testing.T) {
 		bus.Publish(events.Event{ServiceID: id, Type: events.TypeStatus})
 		bus.Forget(id)
 	}
-	if n := bus.Services(); n != 1 {
+	if n := bus.Stats().Services; n != 1 {
 		t.Fatalf("bus holds %d logs after 1000 deleted services, want 1", n)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"aima/gpu"
-	"aima/services"
 )
 
 // gpuStale is how old the inventory's last read may be before a scrape
@@ -31,13 +30,10 @@ var (
 		"A GPU's used memory (by any process, aima's engines or not).", []string{"gpu", "uuid"}, nil)
 	gpuUtilDesc = prometheus.NewDesc("aima_gpu_utilization_ratio",
 		"A GPU's utilization, 0 to 1.", []string{"gpu", "uuid"}, nil)
-	gpuLeaseDesc = prometheus.NewDesc("aima_service_gpu_lease_fraction",
-		"The share of a GPU's memory a service holds a lease on (1 = the whole GPU), from its schedule phase until it stops or fails; sleeping is 1 while the service sleeps (the lease keeps the GPU for its wake but leaves it to others).",
-		[]string{"service", "engine", "gpu", "uuid", "sleeping"}, nil)
 )
 
-// gpuCollector reports the GPU inventory's last read and the services'
-// GPU leases (from their records).
+// gpuCollector reports the GPU inventory's last read (the services' GPU
+// leases are on the service page).
 type gpuCollector struct {
 	m          *Metrics
 	refreshing atomic.Bool
@@ -45,7 +41,7 @@ type gpuCollector struct {
 
 // Describe implements prometheus.Collector.
 func (c *gpuCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{gpuUpDesc, gpuReadDesc, gpuTotalDesc, gpuUsedDesc, gpuUtilDesc, gpuLeaseDesc} {
+	for _, d := range []*prometheus.Desc{gpuUpDesc, gpuReadDesc, gpuTotalDesc, gpuUsedDesc, gpuUtilDesc} {
 		ch <- d
 	}
 }
@@ -96,18 +92,4 @@ func (c *gpuCollector) refresh(inv *gpu.Inventory) {
 		defer cancel()
 		_, _ = inv.Refresh(ctx)
 	}()
-}
-
-// leaseMetrics are a service's GPU lease series.
-func leaseMetrics(s *services.Service) []prometheus.Metric {
-	if s.GPULease == nil {
-		return nil
-	}
-	sleeping := strconv.FormatBool(s.Status == services.StatusSleeping)
-	var out []prometheus.Metric
-	for _, d := range s.GPULease.Devices {
-		out = append(out, prometheus.MustNewConstMetric(gpuLeaseDesc, prometheus.GaugeValue, s.GPULease.Fraction,
-			s.ID, s.EngineType, strconv.Itoa(d.Index), d.UUID, sleeping))
-	}
-	return out
 }

@@ -196,11 +196,11 @@ func (l *lifecycle) engineOf(id string, also func(services.Service)) string {
 }
 
 // forgetExcept drops the engine types of services that no longer exist.
-func (l *lifecycle) forgetExcept(ids map[string]bool) {
+func (l *lifecycle) forgetExcept(exists func(id string) bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for id := range l.engines {
-		if !ids[id] {
+		if !exists(id) {
 			delete(l.engines, id)
 		}
 	}

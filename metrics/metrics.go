@@ -10,9 +10,10 @@
 //   - /metrics/targets: the engines as Prometheus HTTP service discovery,
 //     for those who scrape the engines directly.
 //
-// Figures come from the records (a collector that reads the manager at
-// scrape time) and from the event bus (an observer that sees every phase
-// and status event as it is published), never from log text. Operation
+// Figures come from the records (read at scrape time; each service's
+// series are kept as text until its record changes) and from the event
+// bus (an observer that sees every phase and status event as it is
+// published), never from log text. Operation
 // counts come from one tools.Caller wrapper that every front-end's calls
 // pass through.
 package metrics
@@ -24,7 +25,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"aima/enginemetrics"
 	"aima/events"
@@ -57,6 +57,7 @@ type Metrics struct {
 
 	lifecycle *lifecycle
 	ops       *operations
+	page      *servicePage
 }
 
 // New builds the registry: the instruments, the collectors that read the
@@ -65,6 +66,7 @@ func New(version string) *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry(), version: version}
 	m.lifecycle = newLifecycle(m)
 	m.ops = newOperations()
+	m.page = &servicePage{m: m}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -86,11 +88,6 @@ func (m *Metrics) sources() *Sources { return m.src.Load() }
 // Registry is the registry behind /metrics, where collectors of other
 // parts of the daemon can register.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
-
-// Handler serves /metrics.
-func (m *Metrics) Handler() http.Handler {
-	return gzipped(promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError, DisableCompression: true}))
-}
 
 // Mount registers the three routes with handle (the HTTP API's Handle).
 func (m *Metrics) Mount(handle func(pattern string, h http.Handler)) {

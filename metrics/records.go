@@ -1,57 +1,30 @@
 package metrics
 
 import (
-	"context"
 	"slices"
-	"sort"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"aima/events"
-	"aima/gpu"
 	"aima/services"
 )
 
 // listTimeout bounds the record read of one scrape.
 const listTimeout = 10 * time.Second
 
-var (
-	statusDesc = prometheus.NewDesc("aima_service_status",
-		"The service's status as a state set: 1 for its current status, 0 for the others (created, creating, running, unhealthy, sleeping, stopping, stopped, failed).",
-		[]string{"service", "engine", "status"}, nil)
-	restartsDesc = prometheus.NewDesc("aima_service_restarts_total",
-		"Automatic restarts of the service by its on-failure restart policy.",
-		[]string{"service", "engine"}, nil)
-	dockerUpDesc = prometheus.NewDesc("aima_docker_up",
-		"1 while the Docker engine is reachable (the daemon's event watcher is connected), else 0.", nil, nil)
-	recordsUpDesc = prometheus.NewDesc("aima_service_records_up",
-		"1 when the service records could be read for this scrape, else 0 (the service series are then absent).", nil, nil)
-)
+var dockerUpDesc = prometheus.NewDesc("aima_docker_up",
+	"1 while the Docker engine is reachable (the daemon's event watcher is connected), else 0.", nil, nil)
 
-// recordCollector reads the service records at scrape time: the records are
-// the truth, so the status and restart series are right after a daemon
-// restart too. A service's series are made again only when its status or
-// restart count changed (const metrics are immutable, so they are reused).
-type recordCollector struct {
-	m *Metrics
-
-	mu     sync.Mutex
-	series map[string]serviceSeries // by service ID
-}
-
-type serviceSeries struct {
-	engine   string
-	status   services.Status
-	restarts int
-	lease    *gpu.Lease
-	metrics  []prometheus.Metric
-}
+// recordCollector reports Docker's reachability and describes the
+// per-service families that servicePage writes, so the registry keeps
+// their names.
+type recordCollector struct{ m *Metrics }
 
 // Describe implements prometheus.Collector.
 func (c *recordCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{statusDesc, restartsDesc, dockerUpDesc, recordsUpDesc} {
+	ch <- dockerUpDesc
+	for _, d := range pageDescs {
 		ch <- d
 	}
 }
@@ -62,61 +35,11 @@ func (c *recordCollector) Collect(ch chan<- prometheus.Metric) {
 	if src == nil || src.Services == nil {
 		return
 	}
-	mgr := src.Services
 	up := 0.0
-	if mgr.DockerReachable() {
+	if src.Services.DockerReachable() {
 		up = 1
 	}
 	ch <- prometheus.MustNewConstMetric(dockerUpDesc, prometheus.GaugeValue, up)
-	ctx, cancel := context.WithTimeout(context.Background(), listTimeout)
-	defer cancel()
-	all, err := mgr.ListShared(ctx)
-	if err != nil {
-		ch <- prometheus.MustNewConstMetric(recordsUpDesc, prometheus.GaugeValue, 0)
-		return
-	}
-	ch <- prometheus.MustNewConstMetric(recordsUpDesc, prometheus.GaugeValue, 1)
-	// The registry sorts each family's series by their labels in name
-	// order (engine, service, status); handing them over in that order
-	// makes its sort a linear pass, which matters with thousands of them.
-	order := make([]int, len(all))
-	for i := range order {
-		order[i] = i
-	}
-	sort.Slice(order, func(i, j int) bool {
-		a, b := all[order[i]], all[order[j]]
-		if a.EngineType != b.EngineType {
-			return a.EngineType < b.EngineType
-		}
-		return a.ID < b.ID
-	})
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	next := make(map[string]serviceSeries, len(all))
-	ids := make(map[string]bool, len(all))
-	for _, i := range order {
-		s := all[i]
-		ids[s.ID] = true
-		ss, ok := c.series[s.ID]
-		if !ok || ss.engine != s.EngineType || ss.status != s.Status || ss.restarts != s.RestartCount || ss.lease != s.GPULease {
-			ss = serviceSeries{engine: s.EngineType, status: s.Status, restarts: s.RestartCount, lease: s.GPULease}
-			for _, st := range sortedStatuses {
-				v := 0.0
-				if s.Status == st {
-					v = 1
-				}
-				ss.metrics = append(ss.metrics, prometheus.MustNewConstMetric(statusDesc, prometheus.GaugeValue, v, s.ID, s.EngineType, string(st)))
-			}
-			ss.metrics = append(ss.metrics, prometheus.MustNewConstMetric(restartsDesc, prometheus.CounterValue, float64(s.RestartCount), s.ID, s.EngineType))
-			ss.metrics = append(ss.metrics, leaseMetrics(s)...)
-		}
-		next[s.ID] = ss
-		for _, m := range ss.metrics {
-			ch <- m
-		}
-	}
-	c.series = next
-	c.m.lifecycle.forgetExcept(ids)
 }
 
 // sortedStatuses are the statuses in the order of their names.

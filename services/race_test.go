@@ -168,7 +168,12 @@ func TestStopDuringContainerStartLeavesItStopped(t *testing.T) {
 	s := h.create(serving(), nil)
 	h.fr.Inject(fakeruntime.OpStart, fakeruntime.Fault{Hang: true, Completes: true})
 	h.start(s.ID)
-	h.awaitPhase(s.ID, PhaseStart)
+	// The start call must be in Docker's hands before the stop: the phase
+	// event comes before the call, and a stop landing between them ends
+	// the start without any call to wait for.
+	if err := h.fr.WaitCalls(h.ctx(), fakeruntime.OpStart, 1); err != nil {
+		t.Fatal(err)
+	}
 	done := make(chan error, 1)
 	go func() {
 		_, err := h.m.Stop(h.ctx(), s.ID)

@@ -150,7 +150,7 @@ func TestGPURequest(t *testing.T) {
 func TestStopRemove(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	id := f.run(t, f.spec(testenv.TestProgImage(t), "wait"))
+	id := f.runReady(t, "wait")
 	start := time.Now()
 	if err := f.d.StopContainer(t.Context(), id, runtime.StopOptions{Timeout: 5 * time.Second}); err != nil {
 		t.Fatal(err)

@@ -70,6 +70,26 @@ func (f *fixture) run(t *testing.T, spec runtime.ContainerSpec) string {
 	return id
 }
 
+// runReady runs the test program with steps after it has printed "ready",
+// and returns once that line is in the container's log: its SIGTERM
+// handler is installed by then. (A SIGTERM that reaches PID 1 before the Go
+// runtime hands it to the program is ignored by the kernel, and the Go
+// runtime then exits with code 2.)
+func (f *fixture) runReady(t *testing.T, steps ...string) string {
+	t.Helper()
+	id := f.run(t, f.spec(testenv.TestProgImage(t), append([]string{"out:ready"}, steps...)...))
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	lines, errc := f.d.Logs(ctx, id, runtime.LogOptions{Follow: true, Tail: -1})
+	for l := range lines {
+		if l.Text == "ready" {
+			return id
+		}
+	}
+	t.Fatalf("container %s never printed ready: %v", id, <-errc)
+	return ""
+}
+
 // waitExit waits (bounded) for the container to stop and returns its code.
 func (f *fixture) waitExit(t *testing.T, id string) int {
 	t.Helper()
