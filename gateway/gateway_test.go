@@ -72,10 +72,19 @@ func TestRoutingStreamingAndErrors(t *testing.T) {
 	if text.String() != prompt || len(arrivals) != 8 {
 		t.Fatalf("streamed %q in %d chunks", text.String(), len(arrivals))
 	}
+	// The engine spaces the chunks 100 ms. A buffering gateway delivers them
+	// together at the end; a passing one spreads them over ~700 ms. A busy
+	// machine may delay one engine write into the next, so the test asks for
+	// the spread and for most gaps, not for every gap.
+	spaced := 0
 	for i := 1; i < len(arrivals); i++ {
-		if gap := arrivals[i].Sub(arrivals[i-1]); gap < 50*time.Millisecond {
-			t.Errorf("chunk %d arrived %s after the previous one: buffered, not passed through (the engine spaces them 100 ms)", i, gap)
+		if arrivals[i].Sub(arrivals[i-1]) >= 50*time.Millisecond {
+			spaced++
 		}
+	}
+	if span := arrivals[len(arrivals)-1].Sub(arrivals[0]); span < 350*time.Millisecond || spaced < 5 {
+		t.Errorf("chunks arrived over %s with %d of %d gaps of 50 ms or more: buffered, not passed through (the engine spaces them 100 ms)",
+			span, spaced, len(arrivals)-1)
 	}
 	if tr := g.get(t, b.ID).Traffic; tr.TokensOut != 1+8 || tr.LastTTFTMs <= 0 {
 		t.Errorf("beta's figures after the stream: %+v (want the engine's token count and a TTFT)", tr)
