@@ -24,15 +24,6 @@ const (
 	fanoutEvents      = 200
 )
 
-// percentile of sorted samples (nearest rank).
-func percentile(sorted []time.Duration, p float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	i := int(float64(len(sorted))*p+0.5) - 1
-	return sorted[min(max(i, 0), len(sorted)-1)]
-}
-
 // sseReader reads one /api/events stream and sends, for every event, the
 // time from its Time (set by Publish) to the moment its data line was read
 // from the socket.
@@ -188,14 +179,14 @@ func benchmarkFanout(b *testing.B, typ events.Type) {
 	b.StopTimer()
 	slices.Sort(samples)
 	slices.Sort(floorSamples)
-	p99, floorP99 := percentile(samples, 0.99), percentile(floorSamples, 0.99)
+	p99, floorP99 := testenv.Percentile(samples, 0.99), testenv.Percentile(floorSamples, 0.99)
 	b.ReportMetric(0, "ns/op")
 	b.ReportMetric(float64(fanoutSubscribers), "subscribers")
-	b.ReportMetric(msOf(percentile(samples, 0.50)), "ms-p50")
-	b.ReportMetric(msOf(p99), "ms-p99")
-	b.ReportMetric(msOf(samples[len(samples)-1]), "ms-max")
-	b.ReportMetric(msOf(percentile(floorSamples, 0.50)), "ms-p50-floor")
-	b.ReportMetric(msOf(floorP99), "ms-p99-floor")
+	b.ReportMetric(testenv.Ms(testenv.Percentile(samples, 0.50)), "ms-p50")
+	b.ReportMetric(testenv.Ms(p99), "ms-p99")
+	b.ReportMetric(testenv.Ms(samples[len(samples)-1]), "ms-max")
+	b.ReportMetric(testenv.Ms(testenv.Percentile(floorSamples, 0.50)), "ms-p50-floor")
+	b.ReportMetric(testenv.Ms(floorP99), "ms-p99-floor")
 	b.ReportMetric(float64(p99)/float64(floorP99), "x-floor-p99")
-	b.ReportMetric(float64(benchMedian(publishT).Microseconds()), "µs-publish")
+	b.ReportMetric(float64(testenv.Median(publishT).Microseconds()), "µs-publish")
 }

@@ -66,8 +66,8 @@ func BenchmarkScheduleRefusal(b *testing.B) {
 		}
 	}
 	reportLatency(b, "start-to-refused", refusal)
-	b.ReportMetric(msOf(benchMedian(inDaemon)), "ms-creating-to-failed")
-	b.ReportMetric(msOf(benchMedian(create)), "ms-docker-create-rm")
-	b.ReportMetric(float64(benchMedian(refusal))/float64(benchMedian(create)), "ratio-vs-create")
+	b.ReportMetric(testenv.Ms(testenv.Median(inDaemon)), "ms-creating-to-failed")
+	b.ReportMetric(testenv.Ms(testenv.Median(create)), "ms-docker-create-rm")
+	b.ReportMetric(float64(testenv.Median(refusal))/float64(testenv.Median(create)), "ratio-vs-create")
 	b.Logf("creating-to-failed (in the daemon) samples: %v\ndocker create+rm samples: %v", inDaemon, create)
 }

@@ -109,10 +109,10 @@ func waitExited(b *testing.B, id string) {
 // reportRatio reports median(aima)/median(docker) and both medians.
 func reportRatio(b *testing.B, name string, aima, dockerT []time.Duration) {
 	b.Helper()
-	ma, md := benchMedian(aima), benchMedian(dockerT)
+	ma, md := testenv.Median(aima), testenv.Median(dockerT)
 	b.ReportMetric(float64(md)/float64(ma), "x-docker-"+name)
-	b.ReportMetric(msOf(ma), "ms-aima-"+name)
-	b.ReportMetric(msOf(md), "ms-docker-"+name)
+	b.ReportMetric(testenv.Ms(ma), "ms-aima-"+name)
+	b.ReportMetric(testenv.Ms(md), "ms-docker-"+name)
 	b.Logf("%s: aima %v, docker %v", name, aima, dockerT)
 }
 

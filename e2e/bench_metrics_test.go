@@ -77,8 +77,8 @@ func BenchmarkScrapeMetrics(b *testing.B) {
 		lists, listSize = append(lists, took), n
 	}
 	reportLatency(b, "scrape", scrapes)
-	b.ReportMetric(msOf(benchMedian(lists)), "ms-service-list")
-	b.ReportMetric(float64(benchMedian(scrapes))/float64(benchMedian(lists)), "ratio")
+	b.ReportMetric(testenv.Ms(testenv.Median(lists)), "ms-service-list")
+	b.ReportMetric(float64(testenv.Median(scrapes))/float64(testenv.Median(lists)), "ratio")
 	b.Logf("%d services: /metrics %d bytes gzipped (%d plain), median %v; service list %d bytes, median %v",
-		benchServices, size, len(body), benchMedian(scrapes), listSize, benchMedian(lists))
+		benchServices, size, len(body), testenv.Median(scrapes), listSize, testenv.Median(lists))
 }

@@ -30,29 +30,13 @@ import (
 	"aima/tools"
 )
 
-// benchMedian is the median of the samples (mean of the middle two for an even count).
-func benchMedian(d []time.Duration) time.Duration {
-	s := slices.Clone(d)
-	slices.Sort(s)
-	n := len(s)
-	if n == 0 {
-		return 0
-	}
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
-}
-
-func msOf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
 // reportLatency reports the median and the extremes of the samples in ms.
 func reportLatency(b *testing.B, name string, samples []time.Duration) {
 	b.Helper()
 	b.ReportMetric(0, "ns/op")
-	b.ReportMetric(msOf(benchMedian(samples)), "ms-"+name)
-	b.ReportMetric(msOf(slices.Min(samples)), "ms-min")
-	b.ReportMetric(msOf(slices.Max(samples)), "ms-max")
+	b.ReportMetric(testenv.Ms(testenv.Median(samples)), "ms-"+name)
+	b.ReportMetric(testenv.Ms(slices.Min(samples)), "ms-min")
+	b.ReportMetric(testenv.Ms(slices.Max(samples)), "ms-max")
 	b.Logf("%s samples: %v", name, samples)
 }
 
@@ -204,10 +188,10 @@ func BenchmarkExitToFailed(b *testing.B) {
 		p.call(b, "service_delete", tools.ServiceRef{ServiceID: s.ID}, nil)
 	}
 	reportLatency(b, "exit-to-failed", total)
-	b.ReportMetric(msOf(benchMedian(engine)), "ms-exit-to-wait")
+	b.ReportMetric(testenv.Ms(testenv.Median(engine)), "ms-exit-to-wait")
 	if len(die) > 0 {
-		b.ReportMetric(msOf(benchMedian(die)), "ms-exit-to-die-event")
-		b.ReportMetric(msOf(benchMedian(aima)), "ms-die-event-to-failed")
+		b.ReportMetric(testenv.Ms(testenv.Median(die)), "ms-exit-to-die-event")
+		b.ReportMetric(testenv.Ms(testenv.Median(aima)), "ms-die-event-to-failed")
 	}
 	b.Logf("exit-to-wait samples: %v\nexit-to-die-event samples: %v\ndie-event-to-failed samples: %v", engine, die, aima)
 }
@@ -300,10 +284,10 @@ func BenchmarkStartOverhead(b *testing.B) {
 			aimaT = append(aimaT, viaAima(i))
 		}
 	}
-	ma, md := benchMedian(aimaT), benchMedian(dockerT)
+	ma, md := testenv.Median(aimaT), testenv.Median(dockerT)
 	b.ReportMetric(0, "ns/op")
 	b.ReportMetric(float64(ma)/float64(md), "ratio")
-	b.ReportMetric(msOf(ma), "ms-aima")
-	b.ReportMetric(msOf(md), "ms-docker")
+	b.ReportMetric(testenv.Ms(ma), "ms-aima")
+	b.ReportMetric(testenv.Ms(md), "ms-docker")
 	b.Logf("aima start --wait: %v\ndocker run + poll: %v", aimaT, dockerT)
 }

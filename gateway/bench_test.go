@@ -21,22 +21,9 @@ import (
 	"testing"
 	"time"
 
+	"aima/internal/testenv"
 	"aima/services"
 )
-
-func median(d []time.Duration) time.Duration {
-	s := slices.Clone(d)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0
-	}
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-func msOf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // benchClient keeps connections alive, as an OpenAI SDK does.
 var benchClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16, DisableCompression: true}}
@@ -112,10 +99,10 @@ func BenchmarkGatewayOverhead(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(0, "ns/op")
-	b.ReportMetric(msOf(median(aima)), "ms-aima")
-	b.ReportMetric(msOf(median(eng)), "ms-direct")
-	b.ReportMetric(msOf(median(diff)), "ms-overhead")
-	b.Logf("%d pairs: median %.3f ms through aima, %.3f ms direct, overhead %.3f ms (goal < 1 ms)", len(aima), msOf(median(aima)), msOf(median(eng)), msOf(median(diff)))
+	b.ReportMetric(testenv.Ms(testenv.Median(aima)), "ms-aima")
+	b.ReportMetric(testenv.Ms(testenv.Median(eng)), "ms-direct")
+	b.ReportMetric(testenv.Ms(testenv.Median(diff)), "ms-overhead")
+	b.Logf("%d pairs: median %.3f ms through aima, %.3f ms direct, overhead %.3f ms (goal < 1 ms)", len(aima), testenv.Ms(testenv.Median(aima)), testenv.Ms(testenv.Median(eng)), testenv.Ms(testenv.Median(diff)))
 }
 
 // BenchmarkGatewayStreaming: time to first token of a stream, and the
@@ -165,14 +152,14 @@ func benchStreaming(b *testing.B, env []string) {
 	}
 	ra, rd := medF(rateA), medF(rateD)
 	b.ReportMetric(0, "ns/op")
-	b.ReportMetric(msOf(median(ttftA)), "ms-ttft-aima")
-	b.ReportMetric(msOf(median(ttftD)), "ms-ttft-direct")
-	b.ReportMetric(msOf(median(ttftDiff)), "ms-ttft-overhead")
+	b.ReportMetric(testenv.Ms(testenv.Median(ttftA)), "ms-ttft-aima")
+	b.ReportMetric(testenv.Ms(testenv.Median(ttftD)), "ms-ttft-direct")
+	b.ReportMetric(testenv.Ms(testenv.Median(ttftDiff)), "ms-ttft-overhead")
 	b.ReportMetric(ra, "tok/s-aima")
 	b.ReportMetric(rd, "tok/s-direct")
 	b.ReportMetric(ra/rd, "throughput-ratio")
 	b.Logf("TTFT median %.3f ms through aima vs %.3f ms direct; streaming %.0f vs %.0f tokens/s = %.3f× (goal ≥ 0.98×)",
-		msOf(median(ttftA)), msOf(median(ttftD)), ra, rd, ra/rd)
+		testenv.Ms(testenv.Median(ttftA)), testenv.Ms(testenv.Median(ttftD)), ra, rd, ra/rd)
 }
 
 // BenchmarkGatewayWakeVsColdStart: the first answer from a sleeping
@@ -199,9 +186,9 @@ func BenchmarkGatewayWakeVsColdStart(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(0, "ns/op")
-	b.ReportMetric(msOf(median(wake)), "ms-wake")
-	b.ReportMetric(msOf(median(cold)), "ms-cold")
-	b.ReportMetric(float64(median(cold))/float64(median(wake)), "cold/wake")
-	b.Logf("first answer after a wake %.0f ms, after a cold start %.0f ms (%s)", msOf(median(wake)), msOf(median(cold)),
-		fmt.Sprintf("%.1f× faster", float64(median(cold))/float64(median(wake))))
+	b.ReportMetric(testenv.Ms(testenv.Median(wake)), "ms-wake")
+	b.ReportMetric(testenv.Ms(testenv.Median(cold)), "ms-cold")
+	b.ReportMetric(float64(testenv.Median(cold))/float64(testenv.Median(wake)), "cold/wake")
+	b.Logf("first answer after a wake %.0f ms, after a cold start %.0f ms (%s)", testenv.Ms(testenv.Median(wake)), testenv.Ms(testenv.Median(cold)),
+		fmt.Sprintf("%.1f× faster", float64(testenv.Median(cold))/float64(testenv.Median(wake))))
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 
 	"aima/client"
 	"aima/events"
+	"aima/internal/testenv"
 	"aima/internal/testenv/daemontest"
 	"aima/services"
 	"aima/tools"
@@ -94,20 +94,11 @@ func BenchmarkDashboardEventToPage(b *testing.B) {
 		toPage = append(toPage, pageMs-float64(start.UnixMicro())/1000)
 	}
 	b.StopTimer()
-	ms, mp := median(toStream), median(toPage)
+	ms, mp := testenv.Median(toStream), testenv.Median(toPage)
 	b.ReportMetric(ms, "ms-create-to-stream")
 	b.ReportMetric(mp, "ms-create-to-page")
 	b.ReportMetric(mp-ms, "ms-stream-to-page")
 	b.ReportMetric(0, "ns/op")
 	b.Logf("create → stream (ms): %v", toStream)
 	b.Logf("create → page (ms): %v", toPage)
-}
-
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return s[len(s)/2]
 }

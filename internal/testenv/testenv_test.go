@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
@@ -105,5 +106,22 @@ func TestRemoveContainersWithLabel(t *testing.T) {
 	_, err := c.ContainerInspect(context.Background(), id, client.ContainerInspectOptions{})
 	if !cerrdefs.IsNotFound(err) {
 		t.Errorf("container %s still there after cleanup: %v", id, err)
+	}
+}
+
+func TestMedianAndPercentile(t *testing.T) {
+	d := []time.Duration{5, 1, 3}
+	if got := Median(d); got != 3 || d[0] != 5 {
+		t.Fatalf("Median = %v (samples %v)", got, d)
+	}
+	if got := Median([]float64{4, 1, 2, 3}); got != 2.5 {
+		t.Fatalf("even Median = %v", got)
+	}
+	sorted := []time.Duration{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+	if p50, p99 := Percentile(sorted, 0.5), Percentile(sorted, 0.99); p50 != 5 || p99 != 10 {
+		t.Fatalf("p50 %v p99 %v", p50, p99)
+	}
+	if Ms(1500*time.Microsecond) != 1.5 {
+		t.Fatal("Ms")
 	}
 }
