@@ -120,9 +120,6 @@ func fltCheckInvariants(t *testing.T) {
 // fltRequire skips in -short mode and fails without Docker.
 func fltRequire(t *testing.T) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("fault-injection suite needs Docker")
-	}
 	testenv.RequireDocker(t)
 }
 

@@ -38,9 +38,6 @@ func newInprocGPUs(tb testing.TB, spec fakesmi.Spec) *inproc {
 // newInprocFakeSMI is newInprocGPUs that also returns the fake nvidia-smi.
 func newInprocFakeSMI(tb testing.TB, spec fakesmi.Spec) (*inproc, *testenv.FakeSMI) {
 	tb.Helper()
-	if testing.Short() {
-		tb.Skip("needs Docker")
-	}
 	testenv.RequireDocker(tb)
 	fake := testenv.FakeNvidiaSMI(tb, spec)
 	cfg := testenv.GPUConfig(tb, fake, testenv.SimConfigOptions{Image: testenv.EngineSimImage(tb)})
@@ -115,9 +112,6 @@ func assertRefusedInSchedule(t *testing.T, s services.Service, evs []events.Even
 // docker inspect), a third is refused in schedule without a pull or a
 // container, a stop frees a GPU for it, and the leases survive SIGKILL.
 func TestGPUAssignmentLifecycle(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs Docker")
-	}
 	testenv.RequireDocker(t)
 	fake := testenv.FakeNvidiaSMI(t, testenv.TwoGPUs())
 	d := testenv.StartDaemon(t, testenv.DaemonOptions{Config: testenv.GPUConfig(t, fake, testenv.SimConfigOptions{Image: testenv.EngineSimImage(t)})})

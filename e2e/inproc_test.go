@@ -32,9 +32,6 @@ type inproc struct {
 // -short mode and fails without Docker.
 func newInproc(tb testing.TB) *inproc {
 	tb.Helper()
-	if testing.Short() {
-		tb.Skip("needs Docker")
-	}
 	testenv.RequireDocker(tb)
 	return newInprocWithImage(tb, testenv.EngineSimImage(tb))
 }

@@ -18,9 +18,6 @@ const pullPadding = 20 << 20
 // TestPullPhase runs the pull phase for real: the engine image is only in a
 // loopback registry, so the start downloads it with byte progress.
 func TestPullPhase(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs Docker")
-	}
 	testenv.RequireDocker(t)
 	reg := testenv.StartRegistry(t)
 	local := "aima-enginesim-padded:" + testenv.UniqueName(t)

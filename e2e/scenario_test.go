@@ -26,9 +26,6 @@ type listJSON[T any] struct {
 // TestUserScenario is the operator's acceptance scenario of the lifecycle
 // core, through the built binary and the HTTP API.
 func TestUserScenario(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs Docker")
-	}
 	testenv.RequireDocker(t)
 	d := testenv.StartDaemon(t, testenv.DaemonOptions{Config: testenv.SimConfig(t, testenv.SimConfigOptions{})})
 	t.Cleanup(func() { d.CLI(t, "service", "list") })

@@ -24,9 +24,6 @@ import (
 // full-size batches sent in parallel are all answered with Docker reachable
 // while the engine never sees more connections than the daemon's cap.
 func TestBatchFloodKeepsDockerHealthy(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs Docker")
-	}
 	testenv.RequireDocker(t)
 	proxy := testenv.StartSockProxy(t, testenv.DockerSocket(t))
 	t.Setenv("DOCKER_HOST", proxy.Host())
@@ -117,9 +114,6 @@ func (cc *countedConn) Close() error {
 // does with client.Caller): the relay opens at most BatchConcurrency
 // connections to the daemon (plus idle ones), not one per element.
 func TestRelayedBatchIsBounded(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs Docker")
-	}
 	testenv.RequireDocker(t)
 	d := daemontest.Start(t, testenv.SimConfig(t, testenv.SimConfigOptions{Image: testenv.EngineSimRef}), daemontest.Options{})
 	c := client.New(d.URL)

@@ -19,9 +19,6 @@ import (
 
 func requireDocker(t *testing.T) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("needs Docker; skipped in -short mode")
-	}
 	testenv.RequireDocker(t)
 	return testenv.EngineSimImage(t)
 }

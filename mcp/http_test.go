@@ -159,9 +159,6 @@ func TestHTTPServiceLifecycle(t *testing.T) {
 // directory named model (shared by the eras).
 func eachEraWithDocker(t *testing.T, model string, body func(ctx context.Context, t *testing.T, cs *sdk.ClientSession, rec *recorder, modelDir string)) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("needs Docker")
-	}
 	testenv.RequireDocker(t)
 	base := serveDaemon(t, testenv.EngineSimImage(t), false, "")
 	modelDir := testenv.MakeModel(t, model)

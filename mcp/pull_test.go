@@ -14,9 +14,6 @@ import (
 // TestHTTPPullProgress starts a service whose image must be pulled from a
 // loopback registry, so the pull phase reports bytes per layer as progress.
 func TestHTTPPullProgress(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs Docker")
-	}
 	testenv.RequireDocker(t)
 	reg := testenv.StartRegistry(t, testenv.WithBandwidth(8<<20))
 	local := "aima-enginesim-padded:" + testenv.UniqueName(t)

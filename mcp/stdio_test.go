@@ -19,9 +19,6 @@ import (
 // subprocess an MCP client launches, driven by the go-sdk client in both
 // protocol eras. The tools run in the daemon, through its HTTP API.
 func TestStdio(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs Docker")
-	}
 	testenv.RequireDocker(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
 	defer cancel()

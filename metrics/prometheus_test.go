@@ -25,9 +25,6 @@ import (
 // phase-duration observation per phase and start, the restart, and the
 // simulator's own vllm:num_requests_running labelled with the service.
 func TestPrometheusScrapesTheDaemon(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs Docker")
-	}
 	testenv.RequireDocker(t)
 	const token = "prometheus-test-token"
 	cfg := testenv.SimConfig(t, testenv.SimConfigOptions{Extra: "restart_backoff: 1s\n"})

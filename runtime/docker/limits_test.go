@@ -16,9 +16,6 @@ import (
 // for slots: every call succeeds and the engine never sees more
 // connections than the cap allows (plus the idle ones kept for reuse).
 func TestCallsAreBounded(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs Docker")
-	}
 	testenv.RequireDocker(t)
 	proxy := testenv.StartSockProxy(t, testenv.DockerSocket(t))
 	const limit, callers = 4, 300
