@@ -95,7 +95,7 @@ func (m *Manager) Wait(ctx context.Context, ref string, want Status, timeout tim
 		for {
 			ev, err := sub.Next(ctx)
 			if errors.Is(err, events.ErrForgotten) {
-				return s, errs.NotFoundf("service %s was deleted", s.ID)
+				return s, ErrDeleted(s.ID)
 			}
 			if err != nil {
 				if ctx.Err() != nil && errs.KindOf(err) != errs.Canceled {

@@ -173,7 +173,14 @@ func DeletedError(ev events.Event) error {
 	if ev.Type != events.TypeDeleted {
 		return nil
 	}
-	return errs.NotFoundf("service %s was deleted", ev.ServiceID)
+	return ErrDeleted(ev.ServiceID)
+}
+
+// ErrDeleted is the not_found error of a wait or follow whose service was
+// deleted while it waited: the one wording, whether the deleted event or
+// the end of the service's event log told it.
+func ErrDeleted(id string) error {
+	return errs.NotFoundf("service %s was deleted", id)
 }
 
 // Stranded lists the services that are creating or stopping while nothing

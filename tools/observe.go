@@ -424,7 +424,7 @@ func runEvents(ctx context.Context, env *Env, in ServiceEventsInput, rep Reporte
 	for {
 		ev, err := sub.Next(ctx)
 		if errors.Is(err, events.ErrForgotten) {
-			return out, errs.NotFoundf("service %s was deleted", s.ID)
+			return out, services.ErrDeleted(s.ID)
 		}
 		if err != nil {
 			return out, nil // the caller disconnected: following ends normally
