@@ -25,9 +25,8 @@ type SimConfigOptions struct {
 	// NoEngineEnv leaves the engine's env out altogether (the services then
 	// bring their own, SIM_TIME_SCALE included). Env is ignored.
 	NoEngineEnv bool
-	// PortSpan is the size of the port range (default 20, starting at a
-	// port that was free). A wider span starts at 20000 + a free port mod
-	// 20000, below the usual ephemeral ports, so it fits under 65536.
+	// PortSpan is the size of the port range (default 20), reserved for
+	// the test below the kernel's ephemeral ports (see PortRange).
 	PortSpan int
 	// GPUs is vllm's gpus setting (default none: the simulator needs no
 	// GPU). Tests with a fake GPU inventory use auto.
@@ -71,10 +70,7 @@ func SimConfig(t testing.TB, opts SimConfigOptions) string {
 	if span <= 0 {
 		span = 20
 	}
-	lo := FreePort(t)
-	if span > 20 {
-		lo = 20000 + lo%20000
-	}
+	lo := PortRange(t, span)
 	fmt.Fprintf(&b, "port_range: %d-%d\n", lo, lo+span)
 	b.WriteString(opts.Extra)
 	path := filepath.Join(t.TempDir(), "aima.yaml")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"net"
 	"os"
 	"regexp"
 	"strings"
@@ -119,19 +118,6 @@ func UniqueName(t testing.TB) string {
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	return "aimatest-" + name + "-" + hex.EncodeToString(b)
-}
-
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago. The
-// port is released before returning, so another process may still grab it;
-// tests that bind it at once are fine in practice.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // DockerSocket is the path of the Docker engine's Unix socket (from
