@@ -33,7 +33,7 @@ func TestSimConfig(t *testing.T) {
 	if s := c.Engines["vllm"].Env["SIM_TIME_SCALE"]; s != "1" {
 		t.Errorf("SIM_TIME_SCALE %q, want the caller's 1", s)
 	}
-	if lo, hi, err := c.Ports(); err != nil || hi-lo != 2000 || lo < 20000 || lo >= 40000 {
+	if lo, hi, err := c.Ports(); err != nil || hi-lo != 2000 || lo < portBase || hi >= ephemeralLow() {
 		t.Errorf("wide ports %d-%d: %v", lo, hi, err)
 	}
 	if time.Duration(c.UnhealthyGrace) != 2*time.Second {
