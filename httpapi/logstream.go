@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -32,15 +33,29 @@ const ErrorTrailer = "Aima-Error"
 //   - text/plain (Accept: text/plain): the lines as `aima service logs`
 //     prints them (with their timestamps if asked), one per text line; a
 //     failure after the first line is in the Aima-Error trailer only.
+//
+// A follow's lines are flushed when the engine has nothing more for now
+// (Flush), at most once per flushGap: a flood goes out in large writes
+// instead of one per read of the engine's socket, and a quiet log's line
+// is on the wire at most flushGap after it was read. The deferred flush
+// runs on a timer, so the writer is shared under mu.
 type lineResponse struct {
 	w     http.ResponseWriter
 	text  bool
-	bw    *bufio.Writer
 	begun bool
 	ts    bool
 	n     int
-	buf   []byte
+
+	mu        sync.Mutex
+	bw        *bufio.Writer
+	buf       []byte
+	lastFlush time.Time
+	pending   *time.Timer // a deferred flush, if armed
+	done      bool        // finish ran: the timer must not write
 }
+
+// flushGap is the shortest time between two flushes of a follow.
+const flushGap = 2 * time.Millisecond
 
 func newLineResponse(w http.ResponseWriter, r *http.Request) *lineResponse {
 	return &lineResponse{w: w, text: acceptsText(r)}
@@ -67,6 +82,8 @@ func (lr *lineResponse) BeginLogs(head tools.LogsOutput) {
 		h.Set("Content-Type", "application/json")
 	}
 	lr.w.WriteHeader(http.StatusOK)
+	lr.mu.Lock()
+	defer lr.mu.Unlock()
 	lr.bw = bufio.NewWriterSize(lr.w, 64<<10)
 	if lr.text {
 		return
@@ -84,6 +101,8 @@ func (lr *lineResponse) BeginLogs(head tools.LogsOutput) {
 
 // Log implements tools.Reporter: one line, buffered.
 func (lr *lineResponse) Log(l runtime.LogLine) {
+	lr.mu.Lock()
+	defer lr.mu.Unlock()
 	b := lr.buf[:0]
 	if lr.text {
 		if lr.ts && !l.Time.IsZero() {
@@ -113,12 +132,33 @@ func (lr *lineResponse) Log(l runtime.LogLine) {
 // lines only with timestamps.
 func (lr *lineResponse) NeedsTimes(timestamps bool) bool { return !lr.text || timestamps }
 
-// Flush implements tools.LogSink.
+// Flush implements tools.LogSink: now, or flushGap after the last flush.
 func (lr *lineResponse) Flush() {
+	lr.mu.Lock()
+	defer lr.mu.Unlock()
+	if lr.bw.Buffered() == 0 || lr.pending != nil {
+		return
+	}
+	if wait := flushGap - time.Since(lr.lastFlush); wait > 0 {
+		lr.pending = time.AfterFunc(wait, func() {
+			lr.mu.Lock()
+			defer lr.mu.Unlock()
+			lr.pending = nil
+			if !lr.done {
+				lr.flushLocked()
+			}
+		})
+		return
+	}
+	lr.flushLocked()
+}
+
+func (lr *lineResponse) flushLocked() {
 	_ = lr.bw.Flush()
 	if f, ok := lr.w.(http.Flusher); ok {
 		f.Flush()
 	}
+	lr.lastFlush = time.Now()
 }
 
 // finish ends a call: the output as one document when no line was
@@ -131,6 +171,12 @@ func (lr *lineResponse) finish(r *http.Request, out any, err error) {
 		}
 		writeJSON(lr.w, http.StatusOK, out)
 		return
+	}
+	lr.mu.Lock()
+	defer lr.mu.Unlock()
+	lr.done = true
+	if lr.pending != nil {
+		lr.pending.Stop()
 	}
 	var body []byte
 	if err != nil {

@@ -162,6 +162,11 @@ type LogOptions struct {
 	// NoTimes: the caller needs no LogLine.Time, and a runtime may leave it
 	// zero (Docker then saves formatting a timestamp per line).
 	NoTimes bool
+	// OnWait, if set, is called when every line read so far has been
+	// delivered and the stream is about to wait for more output: a caller
+	// that buffers what it makes of the lines flushes then, so a quiet log
+	// is seen at once and a flood is passed on in large writes.
+	OnWait func()
 }
 
 // LogLine is one line of container output. Text has no trailing newline.
@@ -213,11 +218,14 @@ type Runtime interface {
 	// WaitExit delivers the container's exit once it is not running (at
 	// once, code 0, for a container that was never started).
 	WaitExit(ctx context.Context, id string) <-chan ExitStatus
-	// Logs streams output lines, stdout and stderr interleaved in order,
-	// until the container's output ends (or, with Follow, until it stops or
-	// ctx is done). The error channel then holds at most one error and is
-	// closed.
-	Logs(ctx context.Context, id string, opts LogOptions) (<-chan LogLine, <-chan error)
+	// Logs hands the container's output to each, one line at a time,
+	// stdout and stderr interleaved in order, in the caller's goroutine,
+	// until the output ends (or, with Follow, until the container stops or
+	// ctx is done). It returns nil at a clean end, ctx's error when ctx
+	// ended it, errs.Unavailable when the engine went away mid-stream, or
+	// each's error, which ends the stream. Lines are never dropped: a slow
+	// each slows the stream.
+	Logs(ctx context.Context, id string, opts LogOptions, each func(LogLine) error) error
 	// Events streams container events. The error channel gets exactly one
 	// value when the stream ends (ctx's error, or errs.Unavailable when the
 	// engine went away: resubscribe with Since = the last event's time),

@@ -134,6 +134,21 @@ func (h *harness) restart() {
 	h.run()
 }
 
+// logTexts reads a service's log to its end and returns its texts.
+func (h *harness) logTexts(id string, req LogsRequest) ([]string, error) {
+	h.t.Helper()
+	ls, err := h.m.Logs(h.ctx(), id, req)
+	if err != nil {
+		return nil, err
+	}
+	var text []string
+	err = ls.Read(h.ctx(), func(l runtime.LogLine) error {
+		text = append(text, l.Text)
+		return nil
+	})
+	return text, err
+}
+
 func (h *harness) ctx() context.Context {
 	ctx, cancel := context.WithTimeout(h.t.Context(), waitLimit)
 	h.t.Cleanup(cancel)

@@ -17,45 +17,63 @@ type LogsRequest struct {
 	Since  time.Time
 	// NoTimes: the caller prints the text alone (see runtime.LogOptions).
 	NoTimes bool
+	// OnWait: see runtime.LogOptions.
+	OnWait func()
 }
 
-// Logs streams the service's own container output (never another
-// service's). Without a container (never started) it is NotFound.
-func (m *Manager) Logs(ctx context.Context, ref string, req LogsRequest) (Service, <-chan runtime.LogLine, <-chan error, error) {
+// LogStream is a service's log, found and ready to read.
+type LogStream struct {
+	Service Service
+	read    func(ctx context.Context, each func(runtime.LogLine) error) error
+}
+
+// Read hands the lines to each in the caller's goroutine, as
+// runtime.Runtime.Logs does, and returns how the log ended.
+func (ls LogStream) Read(ctx context.Context, each func(runtime.LogLine) error) error {
+	return ls.read(ctx, each)
+}
+
+// Logs finds the service's own container output (never another
+// service's). Without a container (never started) it is NotFound; a
+// container that is gone leaves the last lines its failure kept.
+func (m *Manager) Logs(ctx context.Context, ref string, req LogsRequest) (LogStream, error) {
 	s, err := m.Get(ctx, ref)
 	if err != nil {
-		return Service{}, nil, nil, err
+		return LogStream{}, err
 	}
 	id := s.ContainerID
 	if id == "" {
 		list, err := m.rt.ListContainers(ctx, runtime.ListOptions{Labels: map[string]string{runtime.LabelService: s.ID}})
 		if err != nil {
-			return s, nil, nil, err
+			return LogStream{}, err
 		}
 		c, ok := newest(list)
 		if !ok {
-			return s, nil, nil, errs.NotFoundf("service %s has no container yet; start it first", s.ID)
+			return LogStream{}, errs.NotFoundf("service %s has no container yet; start it first", s.ID)
 		}
 		id = c.ID
 	}
 	if _, err := m.rt.InspectContainer(ctx, id); err != nil {
 		if errs.Is(err, errs.NotFound) && len(s.LogTail) > 0 {
 			// The container is gone but the failure kept its last lines.
-			ch, ec := make(chan runtime.LogLine, len(s.LogTail)), make(chan error, 1)
-			for _, l := range s.LogTail {
-				ch <- runtime.LogLine{Stream: "stdout", Text: l}
-			}
-			close(ch)
-			ec <- nil
-			return s, ch, ec, nil
+			return LogStream{Service: s, read: func(_ context.Context, each func(runtime.LogLine) error) error {
+				for _, l := range s.LogTail {
+					if err := each(runtime.LogLine{Stream: "stdout", Text: l}); err != nil {
+						return err
+					}
+				}
+				return nil
+			}}, nil
 		}
 		if errs.Is(err, errs.NotFound) {
-			return s, nil, nil, errs.NotFoundf("the container of service %s no longer exists", s.ID)
+			return LogStream{}, errs.NotFoundf("the container of service %s no longer exists", s.ID)
 		}
-		return s, nil, nil, err
+		return LogStream{}, err
 	}
-	lines, errc := m.rt.Logs(ctx, id, runtime.LogOptions{Follow: req.Follow, Tail: req.Tail, Since: req.Since, NoTimes: req.NoTimes})
-	return s, lines, errc, nil
+	opts := runtime.LogOptions{Follow: req.Follow, Tail: req.Tail, Since: req.Since, NoTimes: req.NoTimes, OnWait: req.OnWait}
+	return LogStream{Service: s, read: func(ctx context.Context, each func(runtime.LogLine) error) error {
+		return m.rt.Logs(ctx, id, opts, each)
+	}}, nil
 }
 
 // Events returns the service's history after the cursor.

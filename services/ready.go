@@ -214,12 +214,11 @@ const reasonScanLines = 200
 
 // tail returns the last n log lines of a container, as text.
 func (m *Manager) tail(ctx context.Context, id string, n int) []string {
-	lines, errc := m.rt.Logs(ctx, id, runtime.LogOptions{Tail: n})
 	var out []string
-	for l := range lines {
+	_ = m.rt.Logs(ctx, id, runtime.LogOptions{Tail: n}, func(l runtime.LogLine) error {
 		out = append(out, l.Text)
-	}
-	<-errc
+		return nil
+	})
 	return out
 }
 
@@ -227,8 +226,7 @@ func (m *Manager) tail(ctx context.Context, id string, n int) []string {
 // milestones; it signals readyLine on the engine's "serving" line.
 func (st *starter) followMilestones(ctx context.Context, readyLine chan<- struct{}, ring *logRing) {
 	m, s := st.m, st.s
-	lines, errc := m.rt.Logs(ctx, st.containerID, runtime.LogOptions{Follow: true, Tail: -1})
-	for l := range lines {
+	err := m.rt.Logs(ctx, st.containerID, runtime.LogOptions{Follow: true, Tail: -1}, func(l runtime.LogLine) error {
 		ring.add(l.Text)
 		for _, ms := range st.eng.Milestones {
 			if idx := ms.Pattern.FindStringSubmatchIndex(l.Text); idx != nil {
@@ -243,8 +241,9 @@ func (st *starter) followMilestones(ctx context.Context, readyLine chan<- struct
 			default:
 			}
 		}
-	}
-	if err := <-errc; err == nil {
+		return nil
+	})
+	if err == nil {
 		close(ring.ended) // the output ended with the process, not with us
 	}
 }

@@ -325,15 +325,8 @@ func TestNewestContainerByRunLabel(t *testing.T) {
 	if got := h.get(s.ID); got.Status != StatusRunning {
 		t.Fatalf("reconcile took run 1's exited container for the newest: %+v", got)
 	}
-	_, lines, errc, err := h.m.Logs(h.ctx(), s.ID, LogsRequest{Tail: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var text []string
-	for l := range lines {
-		text = append(text, l.Text)
-	}
-	if <-errc; !slices.Equal(text, []string{"run two"}) {
+	text, err := h.logTexts(s.ID, LogsRequest{Tail: -1})
+	if err != nil || !slices.Equal(text, []string{"run two"}) {
 		t.Errorf("logs %q, want run two's", text)
 	}
 	h.m.keepPreviousLogs(h.ctx(), h.get(s.ID))

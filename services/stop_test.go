@@ -33,15 +33,8 @@ func TestStopKeepsContainerUntilNextStart(t *testing.T) {
 	if again, err := h.m.Stop(h.ctx(), s.ID); err != nil || again.Note == "" {
 		t.Errorf("second stop: %+v %v", again, err)
 	}
-	_, lines, errc, err := h.m.Logs(h.ctx(), s.ID, LogsRequest{Tail: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var text []string
-	for l := range lines {
-		text = append(text, l.Text)
-	}
-	if err := <-errc; err != nil || !slices.ContainsFunc(text, func(l string) bool { return strings.Contains(l, "Application startup complete") }) {
+	text, err := h.logTexts(s.ID, LogsRequest{Tail: -1})
+	if err != nil || !slices.ContainsFunc(text, func(l string) bool { return strings.Contains(l, "Application startup complete") }) {
 		t.Errorf("logs of the stopped container: %q %v", text, err)
 	}
 	h.start(s.ID)

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"iter"
 	"strconv"
 	"strings"
 	"time"
@@ -326,25 +325,20 @@ func runLogs(ctx context.Context, env *Env, in ServiceLogsInput, rep Reporter) (
 	}
 	sink, streams := rep.(LogSink)
 	req := services.LogsRequest{Follow: in.Follow, Tail: tail, Since: since, NoTimes: streams && !sink.NeedsTimes(in.Timestamps)}
-	s, lines, errc, err := env.Services.Logs(ctx, in.ServiceID, req)
+	if streams && in.Follow {
+		// A follow that caught up delivers what it holds; a read of a
+		// finished log is written in full buffers.
+		req.OnWait = sink.Flush
+	}
+	ls, err := env.Services.Logs(ctx, in.ServiceID, req)
 	if err != nil {
 		return LogsOutput{}, err
 	}
-	out := LogsOutput{ServiceID: s.ID, ContainerID: s.ContainerID, Lines: []LogLine{}, Timestamps: in.Timestamps}
+	out := LogsOutput{ServiceID: ls.Service.ID, ContainerID: ls.Service.ContainerID, Lines: []LogLine{}, Timestamps: in.Timestamps}
 	if streams {
 		sink.BeginLogs(out)
 	}
-	next := iter.Seq[runtime.LogLine](func(yield func(runtime.LogLine) bool) {
-		for l := range lines {
-			if !yield(l) {
-				return
-			}
-		}
-	})
-	if streams {
-		next = batched(lines, sink)
-	}
-	for l := range next {
+	err = ls.Read(ctx, func(l runtime.LogLine) error {
 		out.Total++
 		switch {
 		case streams:
@@ -354,51 +348,12 @@ func runLogs(ctx context.Context, env *Env, in ServiceLogsInput, rep Reporter) (
 		default:
 			out.Lines = append(out.Lines, LogLine{Stream: l.Stream, Time: l.Time, Text: l.Text})
 		}
-	}
-	if err := <-errc; err != nil && ctx.Err() == nil {
+		return nil
+	})
+	if err != nil && ctx.Err() == nil {
 		return out, err
 	}
 	return out, nil
-}
-
-// flushDelay is how long a log sink keeps lines buffered once no further
-// line is ready, in case more follow at once: an engine writing as fast as
-// it can is then delivered in large writes, not one write per line, and a
-// quiet one at most flushDelay late.
-const flushDelay = 5 * time.Millisecond
-
-// batched passes the lines on and flushes the sink when none has come for
-// flushDelay.
-func batched(lines <-chan runtime.LogLine, sink LogSink) iter.Seq[runtime.LogLine] {
-	return func(yield func(runtime.LogLine) bool) {
-		timer := time.NewTimer(flushDelay)
-		defer timer.Stop()
-		dirty := false
-		for {
-			var l runtime.LogLine
-			var ok bool
-			select {
-			case l, ok = <-lines:
-			default:
-				if !dirty {
-					l, ok = <-lines
-					break
-				}
-				timer.Reset(flushDelay)
-				select {
-				case l, ok = <-lines:
-				case <-timer.C:
-					sink.Flush()
-					dirty = false
-					l, ok = <-lines
-				}
-			}
-			if !ok || !yield(l) {
-				return
-			}
-			dirty = true
-		}
-	}
 }
 
 func runEvents(ctx context.Context, env *Env, in ServiceEventsInput, rep Reporter) (EventsOutput, error) {

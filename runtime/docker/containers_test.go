@@ -192,8 +192,7 @@ func TestNotFound(t *testing.T) {
 	wantKind(t, f.d.StartContainer(t.Context(), id), errs.NotFound, id)
 	st := <-f.d.WaitExit(t.Context(), id)
 	wantKind(t, st.Err, errs.NotFound, id)
-	_, errc := f.d.Logs(t.Context(), id, runtime.LogOptions{Tail: -1})
-	wantKind(t, <-errc, errs.NotFound, id)
+	wantKind(t, f.d.Logs(t.Context(), id, runtime.LogOptions{Tail: -1}, func(runtime.LogLine) error { return nil }), errs.NotFound, id)
 	_, err = f.d.CreateContainer(t.Context(), f.spec("aima-no-such-image:never"))
 	wantKind(t, err, errs.NotFound, "aima-no-such-image:never")
 }

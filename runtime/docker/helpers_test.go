@@ -80,14 +80,17 @@ func (f *fixture) runReady(t *testing.T, steps ...string) string {
 	id := f.run(t, f.spec(testenv.TestProgImage(t), append([]string{"out:ready"}, steps...)...))
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	lines, errc := f.d.Logs(ctx, id, runtime.LogOptions{Follow: true, Tail: -1})
-	for l := range lines {
+	errReady := errors.New("ready")
+	err := f.d.Logs(ctx, id, runtime.LogOptions{Follow: true, Tail: -1}, func(l runtime.LogLine) error {
 		if l.Text == "ready" {
-			return id
+			return errReady
 		}
+		return nil
+	})
+	if !errors.Is(err, errReady) {
+		t.Fatalf("container %s never printed ready: %v", id, err)
 	}
-	t.Fatalf("container %s never printed ready: %v", id, <-errc)
-	return ""
+	return id
 }
 
 // waitExit waits (bounded) for the container to stop and returns its code.

@@ -13,6 +13,7 @@ import (
 	"aima/errs"
 	"aima/internal/testenv"
 	"aima/runtime"
+	"aima/runtime/runtimetest"
 )
 
 // readLogs drains a Logs call (bounded) into "stream:text" strings.
@@ -20,12 +21,7 @@ func readLogs(ctx context.Context, t *testing.T, d *Docker, id string, opts runt
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	lines, errc := d.Logs(ctx, id, opts)
-	var got []runtime.LogLine
-	for l := range lines {
-		got = append(got, l)
-	}
-	return got, <-errc
+	return runtimetest.Collect(ctx, d, id, opts)
 }
 
 func texts(lines []runtime.LogLine) []string {
@@ -90,7 +86,7 @@ func TestLogsFollow(t *testing.T) {
 	// Follow on a running container ends with ctx.
 	id = f.run(t, f.spec(testenv.TestProgImage(t), "out:first", "wait"))
 	ctx, cancel := context.WithCancel(t.Context())
-	lines, errc := f.d.Logs(ctx, id, runtime.LogOptions{Follow: true, Tail: -1})
+	lines, errc := runtimetest.LogChan(ctx, f.d, id, runtime.LogOptions{Follow: true, Tail: -1})
 	if l := <-lines; l.Text != "first" {
 		t.Errorf("first line %+v", l)
 	}
@@ -157,7 +153,7 @@ func TestLogsEngineGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	lines, errc := d.Logs(t.Context(), id, runtime.LogOptions{Follow: true, Tail: -1})
+	lines, errc := runtimetest.LogChan(t.Context(), d, id, runtime.LogOptions{Follow: true, Tail: -1})
 	if l := <-lines; l.Text != "before" {
 		t.Fatalf("first line %+v", l)
 	}

@@ -55,9 +55,8 @@ func TestUnavailable(t *testing.T) {
 			_, err = d.CreateContainer(t.Context(), runtime.ContainerSpec{Image: "x"})
 			wantKind(t, err, errs.Unavailable)
 			wantKind(t, (<-d.WaitExit(t.Context(), "x")).Err, errs.Unavailable)
-			_, errc := d.Logs(t.Context(), "x", runtime.LogOptions{})
-			wantKind(t, <-errc, errs.Unavailable)
-			_, errc = d.Events(t.Context(), runtime.EventOptions{Labels: nil})
+			wantKind(t, d.Logs(t.Context(), "x", runtime.LogOptions{}, func(runtime.LogLine) error { return nil }), errs.Unavailable)
+			_, errc := d.Events(t.Context(), runtime.EventOptions{Labels: nil})
 			wantKind(t, <-errc, errs.Unavailable)
 			if el := time.Since(start); el > 2*time.Second {
 				t.Errorf("took %v, want fast failures", el)

@@ -13,6 +13,7 @@ import (
 
 	"aima/errs"
 	"aima/runtime"
+	"aima/runtime/runtimetest"
 )
 
 const image = "engine:1"
@@ -150,12 +151,12 @@ func TestLifecycleHealthAndEvents(t *testing.T) {
 	if got[2].ExitCode != 3 || got[2].Labels["exitCode"] != "3" {
 		t.Errorf("die event %+v", got[2])
 	}
-	lines, errc := r.Logs(ctx(t), id, runtime.LogOptions{Tail: -1})
+	lines, err := runtimetest.Collect(ctx(t), r, id, runtime.LogOptions{Tail: -1})
 	var texts []string
-	for l := range lines {
+	for _, l := range lines {
 		texts = append(texts, l.Stream+":"+l.Text)
 	}
-	if err := <-errc; err != nil || !slices.Equal(texts, []string{"stdout:loading", "stderr:boom"}) {
+	if err != nil || !slices.Equal(texts, []string{"stdout:loading", "stderr:boom"}) {
 		t.Fatalf("logs %v, %v", texts, err)
 	}
 }
@@ -203,18 +204,18 @@ func TestLogs(t *testing.T) {
 	r.SetScript(nil, Script{Steps: []Step{Log("1"), Log("2"), Log("3"), Gate(gate), Log("4"), Exit(0)}})
 	id := mustCreate(t, r, spec(t, "x", nil))
 	mustStart(t, r, id)
-	follow, ferrc := r.Logs(ctx(t), id, runtime.LogOptions{Tail: -1, Follow: true})
+	follow, ferrc := runtimetest.LogChan(ctx(t), r, id, runtime.LogOptions{Tail: -1, Follow: true})
 	var followed []string
 	for len(followed) < 3 {
 		followed = append(followed, (<-follow).Text)
 	}
 	read := func(opts runtime.LogOptions) ([]string, error) {
-		lines, errc := r.Logs(ctx(t), id, opts)
+		lines, err := runtimetest.Collect(ctx(t), r, id, opts)
 		var out []string
-		for l := range lines {
+		for _, l := range lines {
 			out = append(out, l.Text)
 		}
-		return out, <-errc
+		return out, err
 	}
 	cases := []struct {
 		opts runtime.LogOptions
@@ -238,10 +239,8 @@ func TestLogs(t *testing.T) {
 	if err := <-ferrc; err != nil || !slices.Equal(followed, []string{"1", "2", "3", "4"}) {
 		t.Errorf("follow: %v %v", followed, err)
 	}
-	lines, errc := r.Logs(ctx(t), "nope", runtime.LogOptions{})
-	for range lines {
-	}
-	wantKind(t, <-errc, errs.NotFound)
+	_, err := runtimetest.Collect(ctx(t), r, "nope", runtime.LogOptions{})
+	wantKind(t, err, errs.NotFound)
 }
 
 func (r *Runtime) lineTime(id string, i int) time.Time {
@@ -432,7 +431,7 @@ func TestCutAndRestore(t *testing.T) {
 	mustStart(t, r, id)
 	evs, errc := r.Events(ctx(t), runtime.EventOptions{})
 	wait := r.WaitExit(ctx(t), id)
-	lines, lerrc := r.Logs(ctx(t), id, runtime.LogOptions{Follow: true, Tail: -1})
+	lines, lerrc := runtimetest.LogChan(ctx(t), r, id, runtime.LogOptions{Follow: true, Tail: -1})
 	r.Cut()
 	wantKind(t, r.Ping(ctx(t)), errs.Unavailable)
 	_, err := r.InspectContainer(ctx(t), id)
