@@ -64,6 +64,7 @@ type Daemon struct {
 
 	opts    Options
 	store   state.Store
+	journal *services.Journal
 	closeRT func() error
 	manager *services.Manager
 	metrics *metrics.Metrics
@@ -119,9 +120,9 @@ func New(opts Options) (*Daemon, error) {
 	// The metrics observe every event as it is published, so they exist
 	// before the bus; their sources are bound once the manager exists.
 	mx := metrics.New(Version)
-	bus := events.NewBus(events.WithJournal(services.NewJournal(store)), events.WithErrorHandler(func(err error) {
-		log.Warn("event journal", "err", err)
-	}), events.WithObserver(mx.Observe))
+	journalErr := func(err error) { log.Warn("event journal", "err", err) }
+	journal := services.NewJournal(store, journalErr)
+	bus := events.NewBus(events.WithJournal(journal), events.WithErrorHandler(journalErr), events.WithObserver(mx.Observe))
 	reg := models.NewRegistry(store)
 	lo, hi, _ := cfg.Ports()
 	attach, _ := gpu.ParseAttach(cfg.GPUAttach)
@@ -132,7 +133,7 @@ func New(opts Options) (*Daemon, error) {
 		StartTimeout: time.Duration(cfg.StartTimeout), StopTimeout: time.Duration(cfg.StopTimeout),
 		HealthInterval: time.Duration(cfg.HealthInterval), Logger: log,
 		LivenessInterval: time.Duration(cfg.LivenessInterval), UnhealthyGrace: time.Duration(cfg.UnhealthyGrace),
-		RestartBackoff: time.Duration(cfg.RestartBackoff), AllowPrivilegedArgs: cfg.AllowPrivilegedArgs,
+		RestartBackoff: time.Duration(cfg.RestartBackoff), AllowPrivilegedArgs: cfg.AllowPrivilegedArgs, Journal: journal,
 		GPUs: gpus, GPUAttach: attach, GPUPolicy: policy,
 	})
 	gw := inference.New(mgr, cfg.Gateway.Options())
@@ -140,7 +141,7 @@ func New(opts Options) (*Daemon, error) {
 	mx.Bind(metrics.Sources{Services: mgr, Bus: bus, Engines: scraper, GPUs: gpus})
 	env := &tools.Env{Services: mgr, Inference: gw, Models: reg, Catalog: catalog, Runtime: rt, Version: Version, DataDir: opts.DataDir, ReadOnly: opts.ReadOnly,
 		EngineMetrics: scraper}
-	d := &Daemon{Env: env, Config: cfg, opts: opts, store: store, closeRT: closeRT, manager: mgr, log: log, metrics: mx}
+	d := &Daemon{Env: env, Config: cfg, opts: opts, store: store, journal: journal, closeRT: closeRT, manager: mgr, log: log, metrics: mx}
 	d.bg, d.cancelBG = context.WithCancel(context.Background())
 	if d.handler, err = d.routes(); err != nil {
 		d.Close()
@@ -182,6 +183,7 @@ func (d *Daemon) Close() {
 	d.Env.Inference.Close()
 	d.Env.EngineMetrics.Close()
 	_ = d.closeRT()
+	d.journal.Close() // what it still queues, before the store closes
 	_ = d.store.Close()
 }
 

@@ -61,13 +61,18 @@ func sseReader(ctx context.Context, url string, ready chan<- struct{}, lat chan<
 	return nil
 }
 
-// fanoutRound publishes fanoutEvents events 2 ms apart through publish
-// and collects the subscribers' deliveries of them.
+// fanoutPeriod is the time from one publication to the next, whatever
+// Publish itself takes.
+const fanoutPeriod = 4 * time.Millisecond
+
+// fanoutRound publishes fanoutEvents events fanoutPeriod apart through
+// publish and collects the subscribers' deliveries of them.
 func fanoutRound(b *testing.B, lat <-chan time.Duration, publish func(msg string) time.Duration) (samples, publishT []time.Duration) {
 	b.Helper()
+	start := time.Now()
 	for i := 0; i < fanoutEvents; i++ {
 		publishT = append(publishT, publish(fmt.Sprintf("event %d", i)))
-		time.Sleep(2 * time.Millisecond)
+		time.Sleep(time.Until(start.Add(time.Duration(i+1) * fanoutPeriod)))
 	}
 	timeout := time.NewTimer(time.Minute) // one timer: the rounds allocate as little as they can
 	defer timeout.Stop()

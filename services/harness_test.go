@@ -72,7 +72,7 @@ func newHarnessOn(t *testing.T, store state.Store, adjust func(*Options)) *harne
 	}
 	h.m = h.newManager()
 	t.Cleanup(func() {
-		h.m.Close()
+		h.closeManager()
 		h.fr.Close()
 		if t.Failed() {
 			h.logMu.Lock()
@@ -101,7 +101,8 @@ func (h *harness) newManager() *Manager {
 	}
 	opts := h.opts
 	opts.Logger = slog.New(slog.NewTextHandler(lockedWriter{h.logMu, h.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	bus := events.NewBus(events.WithJournal(NewJournal(h.store)))
+	opts.Journal = NewJournal(h.store, func(err error) { opts.Logger.Warn("event journal", "err", err) })
+	bus := events.NewBus(events.WithJournal(opts.Journal))
 	m := NewManager(h.store, h.fr, bus, catalog, models.NewRegistry(h.store), opts)
 	m.rewatchDelay, m.resubscribeDelay = 5*time.Millisecond, 5*time.Millisecond
 	// A runtime call a stop cut short is given up quickly (tests of what
@@ -129,7 +130,7 @@ func (h *harness) run() {
 // and runtime.
 func (h *harness) restart() {
 	h.t.Helper()
-	h.m.Close()
+	h.closeManager()
 	h.m = h.newManager()
 	h.run()
 }
@@ -147,6 +148,12 @@ func (h *harness) logTexts(id string, req LogsRequest) ([]string, error) {
 		return nil
 	})
 	return text, err
+}
+
+// closeManager ends the manager and then its journal, as the daemon does.
+func (h *harness) closeManager() {
+	h.m.Close()
+	h.m.opts.Journal.Close()
 }
 
 func (h *harness) ctx() context.Context {

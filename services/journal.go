@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"aima/events"
@@ -14,19 +16,69 @@ import (
 // journalKeep is how many durable events per service are kept.
 const journalKeep = 1000
 
+// journalPruneEvery: a service's journal is pruned to journalKeep entries
+// when it appends an event whose Seq is a multiple of this.
+const journalPruneEvery = 200
+
+// journalBatchMax bounds one batch, so a burst is written in transactions
+// of bounded size (and always within the bus's in-memory window).
+const journalBatchMax = 512
+
 // Journal persists each service's durable events in the state store, under
 // events/<service>/<seq>, so history survives daemon restarts.
+//
+// Append queues the event and returns; one writer goroutine writes what is
+// queued in one transaction (one fsync) per batch, pruning in the same
+// transaction. An event is on disk about one commit after its Publish
+// (a few milliseconds), not when Publish returns: the fsync stays off the
+// path that wakes subscribers, and a burst of events costs one commit
+// instead of one each. Close writes what is queued; a daemon killed outright
+// loses the events of its last commit window, never a status (the service
+// record is written before its status event is published). See
+// docs/decisions.md.
 type Journal struct {
-	store state.Store
+	store   state.Store
+	onError func(error)
+
+	mu      sync.Mutex
+	written *sync.Cond // signalled after each batch
+	queue   []journalOp
+	queued  uint64 // ops ever queued
+	done    uint64 // ops written (or failed)
+	wake    chan struct{}
+	running bool // the writer goroutine exists
+	closed  bool
+	exited  chan struct{}
 }
 
-// NewJournal returns a journal over the store.
-func NewJournal(s state.Store) *Journal { return &Journal{store: s} }
+// journalOp is an event to write or, with forget set, a service whose
+// entries to delete.
+type journalOp struct {
+	ev     events.Event
+	forget string
+}
+
+// NewJournal returns a journal over the store. onError (nil: ignored)
+// receives the writer's failures, which never stop publication.
+func NewJournal(s state.Store, onError func(error)) *Journal {
+	if onError == nil {
+		onError = func(error) {}
+	}
+	j := &Journal{store: s, onError: onError, wake: make(chan struct{}, 1), exited: make(chan struct{})}
+	j.written = sync.NewCond(&j.mu)
+	return j
+}
 
 func journalPrefix(id string) string { return "events/" + id + "/" }
 
-// Load implements events.Journal.
+func journalKey(ev events.Event) string {
+	return fmt.Sprintf("%s%020d", journalPrefix(ev.ServiceID), ev.Seq)
+}
+
+// Load implements events.Journal. Events queued before the call are
+// written first, so Load sees every event appended before it.
 func (j *Journal) Load(id string) ([]events.Event, error) {
+	j.Sync()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	entries, err := j.store.List(ctx, journalPrefix(id))
@@ -43,42 +95,152 @@ func (j *Journal) Load(id string) ([]events.Event, error) {
 	return out, nil
 }
 
-// Append implements events.Journal; it prunes old entries now and then.
+// Append implements events.Journal: it queues the event for the writer.
+// After Close it writes at once.
 func (j *Journal) Append(ev events.Event) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	raw, err := json.Marshal(ev)
-	if err != nil {
-		return err
-	}
-	if _, err := j.store.Put(ctx, fmt.Sprintf("%s%020d", journalPrefix(ev.ServiceID), ev.Seq), raw, state.AnyRev); err != nil {
-		return err
-	}
-	if ev.Seq%200 == 0 {
-		j.prune(ctx, ev.ServiceID)
+	if !j.enqueue(journalOp{ev: ev}) {
+		return j.write([]journalOp{{ev: ev}})
 	}
 	return nil
 }
 
-func (j *Journal) prune(ctx context.Context, id string) {
-	entries, err := j.store.List(ctx, journalPrefix(id))
-	if err != nil || len(entries) <= journalKeep {
+// Forget deletes a service's history (on service delete), after the events
+// queued before it, and returns once it is done.
+func (j *Journal) Forget(_ context.Context, id string) {
+	if !j.enqueue(journalOp{forget: id}) {
+		if err := j.write([]journalOp{{forget: id}}); err != nil {
+			j.onError(err)
+		}
 		return
 	}
-	for _, e := range entries[:len(entries)-journalKeep] {
-		_ = j.store.Delete(ctx, e.Key, state.AnyRev)
+	j.Sync()
+}
+
+// Sync waits until everything queued before the call is written.
+func (j *Journal) Sync() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for target := j.queued; j.done < target; {
+		j.written.Wait()
 	}
 }
 
-// Forget deletes a service's history (on service delete).
-func (j *Journal) Forget(ctx context.Context, id string) {
-	entries, err := j.store.List(ctx, journalPrefix(id))
-	if err != nil {
+// Close writes what is queued and ends the writer. Later appends are
+// written one at a time. Safe to call more than once.
+func (j *Journal) Close() {
+	j.mu.Lock()
+	if j.closed {
+		j.mu.Unlock()
 		return
 	}
-	for _, e := range entries {
-		if strings.HasPrefix(e.Key, journalPrefix(id)) {
-			_ = j.store.Delete(ctx, e.Key, state.AnyRev)
+	j.closed = true
+	running := j.running
+	j.mu.Unlock()
+	if !running {
+		return
+	}
+	j.signal()
+	<-j.exited
+}
+
+// enqueue queues op and wakes the writer (starting it on first use); false
+// once the journal is closed.
+func (j *Journal) enqueue(op journalOp) bool {
+	j.mu.Lock()
+	if j.closed {
+		j.mu.Unlock()
+		return false
+	}
+	j.queue = append(j.queue, op)
+	j.queued++
+	if !j.running {
+		j.running = true
+		go j.run()
+	}
+	j.mu.Unlock()
+	j.signal()
+	return true
+}
+
+func (j *Journal) signal() {
+	select {
+	case j.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run is the writer: it takes the queue in batches until Close, and
+// writes what is left before it ends.
+func (j *Journal) run() {
+	defer close(j.exited)
+	for {
+		j.mu.Lock()
+		batch := j.queue[:min(len(j.queue), journalBatchMax)]
+		j.queue = j.queue[len(batch):]
+		closed := j.closed
+		j.mu.Unlock()
+		if len(batch) == 0 {
+			if closed {
+				return
+			}
+			<-j.wake
+			continue
+		}
+		if err := j.write(batch); err != nil {
+			j.onError(err)
+		}
+		j.mu.Lock()
+		j.done += uint64(len(batch))
+		if len(j.queue) == 0 {
+			j.queue = nil // let a burst's backing array go
+		}
+		j.written.Broadcast()
+		j.mu.Unlock()
+	}
+}
+
+// write applies a batch in one transaction: its events, the prune of each
+// service that reached a prune point, and its forgets.
+func (j *Journal) write(batch []journalOp) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ops := make([]state.Op, 0, len(batch))
+	fresh := map[string]int{} // events of this batch per service, for the prune
+	var prune []string
+	for _, op := range batch {
+		if op.forget != "" {
+			prefix := journalPrefix(op.forget)
+			entries, err := j.store.List(ctx, prefix)
+			if err != nil {
+				return err
+			}
+			// Events of the service queued before the forget go too.
+			ops = slices.DeleteFunc(ops, func(o state.Op) bool { return !o.Delete && strings.HasPrefix(o.Key, prefix) })
+			for _, e := range entries {
+				ops = append(ops, state.Op{Key: e.Key, Delete: true})
+			}
+			delete(fresh, op.forget)
+			continue
+		}
+		raw, err := json.Marshal(op.ev)
+		if err != nil {
+			return err
+		}
+		ops = append(ops, state.Op{Key: journalKey(op.ev), Value: raw})
+		fresh[op.ev.ServiceID]++
+		if op.ev.Seq%journalPruneEvery == 0 {
+			prune = append(prune, op.ev.ServiceID)
 		}
 	}
+	for _, id := range prune {
+		entries, err := j.store.List(ctx, journalPrefix(id))
+		if err != nil {
+			return err
+		}
+		// The batch's own events are newer than every stored entry.
+		for _, e := range entries[:max(0, min(len(entries), len(entries)+fresh[id]-journalKeep))] {
+			ops = append(ops, state.Op{Key: e.Key, Delete: true})
+		}
+	}
+	return state.Apply(ctx, j.store, ops)
 }

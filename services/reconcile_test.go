@@ -15,7 +15,7 @@ import (
 // down ends the manager as a daemon that is killed does: records stay as
 // they are, containers go on. The returned function starts the next daemon.
 func (h *harness) down() func() {
-	h.m.Close()
+	h.closeManager()
 	return h.restart2
 }
 
@@ -297,7 +297,7 @@ func TestNewestContainerByRunLabel(t *testing.T) {
 	h := newHarness(t, nil)
 	h.run()
 	s := h.create(serving(), nil)
-	h.m.Close()
+	h.closeManager()
 	// Run 2's container was created before run 1's (same second, or even
 	// earlier): only the label tells them apart.
 	mk := func(run int, line string) string {

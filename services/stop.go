@@ -147,7 +147,11 @@ func (m *Manager) Delete(ctx context.Context, ref string) (Service, error) {
 // what the gateway knew of it.
 func (m *Manager) forget(ctx context.Context, id string, run int) {
 	m.deleted(id, run)
-	NewJournal(m.store).Forget(ctx, id)
+	if j := m.opts.Journal; j != nil {
+		j.Forget(ctx, id)
+	} else {
+		NewJournal(m.store, nil).Forget(ctx, id)
+	}
 	m.noteTransition(Service{ID: id, Status: StatusStopped})
 	m.gate.forget(id)
 	m.bus.Forget(id)

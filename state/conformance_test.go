@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -394,4 +395,51 @@ func TestUpdateGivesUp(t *testing.T) {
 	if calls != maxUpdateAttempts {
 		t.Fatalf("fn called %d times, want %d", calls, maxUpdateAttempts)
 	}
+}
+
+// Apply writes and removes in order, through one transaction where the
+// backend has them (a Batcher) and one call at a time elsewhere; the
+// revisions it hands out stay new, and an empty key refuses the whole batch
+// on a Batcher.
+func TestConformanceApply(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s Store) {
+		ctx := context.Background()
+		before := mustPut(t, s, "j/1", "one", 0)
+		mustPut(t, s, "j/2", "two", 0)
+		err := Apply(ctx, s, []Op{
+			{Key: "j/1", Delete: true},
+			{Key: "j/3", Value: []byte("three")},
+			{Key: "j/2", Value: []byte("two again")},
+			{Key: "j/4", Value: []byte("gone")},
+			{Key: "j/4", Delete: true},
+			{Key: "j/absent", Delete: true},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		list, err := s.List(ctx, "j/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range list {
+			got = append(got, e.Key+"="+string(e.Value))
+			if e.Rev <= before {
+				t.Errorf("%s has revision %d, not above %d", e.Key, e.Rev, before)
+			}
+		}
+		if want := "j/2=two again j/3=three"; strings.Join(got, " ") != want {
+			t.Errorf("after Apply: %q, want %q", strings.Join(got, " "), want)
+		}
+		if _, ok := s.(Batcher); !ok {
+			return
+		}
+		err = Apply(ctx, s, []Op{{Key: "j/5", Value: []byte("x")}, {Key: ""}})
+		if errs.KindOf(err) != errs.InvalidArgument {
+			t.Errorf("batch with an empty key: %v, want invalid_argument", err)
+		}
+		if _, ok := mustGet(t, s, "j/5"); ok {
+			t.Error("a refused batch wrote part of itself")
+		}
+	})
 }
