@@ -198,6 +198,9 @@ var errShuttingDown = errs.New(errs.Unavailable, "the aima daemon is shutting do
 // it once.
 func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 	d.logGPUs(ctx)
+	if w := d.manager.PortRangeWarning(); w != "" {
+		d.log.Warn(w)
+	}
 	if err := d.manager.Run(); err != nil {
 		d.log.Warn("reconcile at start-up", "err", err)
 	}

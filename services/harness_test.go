@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"aima/events"
 	"aima/models"
 	"aima/runtime"
+	"aima/internal/testenv/testports"
 	"aima/runtime/fakeruntime"
 	"aima/state"
 )
@@ -162,18 +162,10 @@ func (h *harness) ctx() context.Context {
 	return ctx
 }
 
-// loopbackPort returns a loopback port that was free a moment ago.
-// (testenv.FreePort cannot be used here: testenv imports config, which
-// imports this package.)
-func loopbackPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+// loopbackPort returns a loopback port that is free, below the kernel's
+// ephemeral ports (see testports: a port there can be taken as the source
+// port of a connection and then be "in use" at the service's start).
+func loopbackPort(t *testing.T) int { return testports.FreePort(t) }
 
 // create makes a vllm service on a remote model reference with its own
 // port; script, if its Steps are set, is what its containers run.

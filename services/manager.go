@@ -136,6 +136,9 @@ type Manager struct {
 	// watcher's pause before it subscribes again after its event stream
 	// ended. Unit tests shorten both before Run.
 	rewatchDelay, resubscribeDelay time.Duration
+	// ephemeralFile is where the kernel says which ports it hands out as
+	// source ports (tests point it elsewhere).
+	ephemeralFile string
 	// mutationGrace is how long a start's runtime call that changes what
 	// exists may go on after a stop or delete cancelled the start (see
 	// mutate). Unit tests shorten it.
@@ -185,7 +188,7 @@ func NewManager(store state.Store, rt runtime.Runtime, bus *events.Bus, catalog 
 		now:  time.Now, ctx: ctx, cancel: cancel,
 		locks: map[string]*sync.Mutex{}, jobs: map[string]*startJob{}, restarts: map[string]int{},
 		rewatchDelay: 500 * time.Millisecond, resubscribeDelay: time.Second, mutationGrace: 10 * time.Second,
-		gate: newGate(), ready: map[string]Service{},
+		gate: newGate(), ready: map[string]Service{}, ephemeralFile: ephemeralPortsFile,
 	}
 	m.wg.Add(1)
 	go func() { defer m.wg.Done(); m.idleLoop(m.ctx) }()
@@ -357,6 +360,11 @@ func (m *Manager) shared(ctx context.Context) ([]*Service, error) {
 	recs, _, _, err := m.col.ScanShared(ctx)
 	return recs, err
 }
+
+// Traffic is the gateway's figures for the service (requests in flight,
+// waiting, served), as List and Get fill them in; nil before its first
+// request. For readers of ListShared, whose records leave it out.
+func (m *Manager) Traffic(id string) *Traffic { return m.gate.figures(id) }
 
 // ListShared is List of every status, in ID order, for readers that list
 // all services often, such as the metrics collector on every scrape: the

@@ -253,7 +253,7 @@ func (st *starter) run(ctx context.Context) *failure {
 		return fail(FailureInternal, "%v", err)
 	}
 	if !portFree(m.opts.BindHost, s.Port) {
-		return fail(FailurePortInUse, "host port %d on %s is in use by another process", s.Port, m.opts.BindHost)
+		return fail(FailurePortInUse, "host port %d on %s is in use by another process%s", s.Port, m.opts.BindHost, m.portInUseHint(s.Port))
 	}
 	spec, err := m.containerSpec(s, st.eng)
 	if err != nil {

@@ -18,7 +18,7 @@ type DoctorOutput struct {
 	Orphans  []services.Orphan `json:"orphans" jsonschema:"containers labelled as aima's with no service record; remove with service_prune"`
 	Store    state.Info        `json:"store" jsonschema:"the state store: its file, and its backup copy"`
 	Damaged  []state.Damaged   `json:"damaged" jsonschema:"service and model records the state store cannot read: left out of lists, reconcile and liveness; delete them with service_delete or model_remove"`
-	Warnings []string          `json:"warnings" jsonschema:"what needs attention, with what to do: damaged records, containers of another (possibly lost) state store, a failed backup"`
+	Warnings []string          `json:"warnings" jsonschema:"what needs attention, with what to do: damaged records, containers of another (possibly lost) state store, a failed backup, a port_range among the kernel's ephemeral ports"`
 	GPU      string            `json:"gpu" jsonschema:"GPU state: the number of GPUs and the driver, why there are none, or why the driver cannot be read"`
 	GPUs     []string          `json:"gpus" jsonschema:"one line per GPU: memory and the services holding it"`
 }
@@ -124,6 +124,9 @@ func systemOps() []Op {
 				}
 				h, err := env.Services.StoreHealth(ctx, orphans)
 				out.Store, out.Damaged, out.Warnings = h.Info, h.Damaged, h.Warnings
+				if w := env.Services.PortRangeWarning(); w != "" {
+					out.Warnings = append(out.Warnings, w)
+				}
 				return out, err
 			},
 			Render: func(o DoctorOutput) string {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"aima/config"
+	"aima/internal/testenv/testports"
 )
 
 func TestSimConfig(t *testing.T) {
@@ -33,7 +34,7 @@ func TestSimConfig(t *testing.T) {
 	if s := c.Engines["vllm"].Env["SIM_TIME_SCALE"]; s != "1" {
 		t.Errorf("SIM_TIME_SCALE %q, want the caller's 1", s)
 	}
-	if lo, hi, err := c.Ports(); err != nil || hi-lo != 2000 || lo < portBase || hi >= ephemeralLow() {
+	if lo, hi, err := c.Ports(); err != nil || hi-lo != 2000 || lo < 10000 || hi >= testports.EphemeralLow() {
 		t.Errorf("wide ports %d-%d: %v", lo, hi, err)
 	}
 	if time.Duration(c.UnhealthyGrace) != 2*time.Second {

@@ -20,6 +20,8 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/jsonstream"
 	"github.com/moby/moby/client"
+
+	"aima/internal/filelock"
 )
 
 // Image refs and the label that records which binary an image holds. The
@@ -120,7 +122,10 @@ func buildGoImage(gi goImage) error {
 	h.Write(df)
 	sum := hex.EncodeToString(h.Sum(nil))
 
-	unlock, err := lockFile(filepath.Join(sharedDir(), "image-"+strings.NewReplacer("/", "_", ":", "_").Replace(gi.ref)+".lock"))
+	// Concurrent test processes build an image once instead of racing (and
+	// leaving the loser's image dangling); the holder's work is bounded by
+	// buildTimeout, so the wait is bounded too.
+	unlock, err := filelock.Lock(filepath.Join(sharedDir(), "image-"+strings.NewReplacer("/", "_", ":", "_").Replace(gi.ref)+".lock"))
 	if err != nil {
 		return err
 	}
