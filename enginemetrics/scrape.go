@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -68,14 +69,23 @@ func engineUp(st services.Status) bool {
 }
 
 // Targets lists the metrics targets of every running service, oldest first.
+// It reads the record cache's shared records (nothing is copied for the
+// services that serve no metrics).
 func Targets(ctx context.Context, mgr *services.Manager) ([]Target, error) {
-	all, err := mgr.List(ctx, "")
+	all, err := mgr.ListShared(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var out []Target
+	var up []*services.Service
 	for _, s := range all {
-		if t, ok := TargetOf(s, mgr.Catalog()); ok {
+		if engineUp(s.Status) {
+			up = append(up, s)
+		}
+	}
+	sort.SliceStable(up, func(i, j int) bool { return up[i].CreatedAt.Before(up[j].CreatedAt) })
+	var out []Target
+	for _, s := range up {
+		if t, ok := TargetOf(*s, mgr.Catalog()); ok {
 			out = append(out, t)
 		}
 	}

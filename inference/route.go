@@ -30,7 +30,7 @@ func (e *ModelNotFoundError) Unwrap() error { return errs.NotFoundf("model %s no
 
 // names returns every name a request may use for the service: its served
 // model name, its aliases, its name and id, and its registered model's id.
-func names(s services.Service) []string {
+func names(s *services.Service) []string {
 	out := make([]string, 0, 4+len(s.Aliases))
 	if s.ServedModel != "" {
 		out = append(out, s.ServedModel)
@@ -44,7 +44,7 @@ func names(s services.Service) []string {
 }
 
 // answersTo reports whether the service answers to model.
-func answersTo(s services.Service, model string) bool {
+func answersTo(s *services.Service, model string) bool {
 	return slices.Contains(names(s), model)
 }
 
@@ -66,14 +66,15 @@ func readiness(s services.Service) int {
 	return 5
 }
 
-// pick chooses the service for model among all: the soonest ready, and
-// among equally ready ones the one with the fewest requests in flight
-// (then the oldest, for a stable choice).
-func pick(all []services.Service, model string) (services.Service, error) {
+// pick chooses the service for model among candidates (oldest first): the
+// soonest ready, and among equally ready ones the one with the fewest
+// requests in flight (then the oldest, for a stable choice). all is every
+// service, for the names a not-found error lists.
+func pick(candidates []services.Service, model string, all []*services.Service) (services.Service, error) {
 	var best *services.Service
-	for i := range all {
-		s := &all[i]
-		if !answersTo(*s, model) {
+	for i := range candidates {
+		s := &candidates[i]
+		if !answersTo(s, model) {
 			continue
 		}
 		if best == nil || better(*s, *best) {
@@ -103,7 +104,7 @@ func inFlight(s services.Service) int {
 
 // available lists the model names requests may use, sorted, without
 // the service ids and names (which also work but are not models).
-func available(all []services.Service) []string {
+func available(all []*services.Service) []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, s := range all {
@@ -119,7 +120,7 @@ func available(all []services.Service) []string {
 }
 
 // modelNames are the served model name and the aliases.
-func modelNames(s services.Service) []string {
+func modelNames(s *services.Service) []string {
 	out := append([]string{}, s.Aliases...)
 	if s.ServedModel != "" {
 		out = append([]string{s.ServedModel}, out...)
@@ -127,16 +128,33 @@ func modelNames(s services.Service) []string {
 	return out
 }
 
-// Route returns the service a request for model goes to.
+// Route returns the service a request for model goes to. It reads the
+// record cache's shared records and copies only the services that answer
+// to model, so a request costs the same with 10 records as with 10,000.
 func (g *Gateway) Route(ctx context.Context, model string) (services.Service, error) {
 	if model == "" {
 		return services.Service{}, errs.Invalid("model", "model is required")
 	}
-	all, err := g.m.List(ctx, "")
+	all, err := g.m.ListShared(ctx)
 	if err != nil {
 		return services.Service{}, err
 	}
-	return pick(all, model)
+	return pick(g.candidates(all, func(s *services.Service) bool { return answersTo(s, model) }), model, all)
+}
+
+// candidates copies the shared records that match, oldest first, with
+// their traffic figures (which pick weighs).
+func (g *Gateway) candidates(all []*services.Service, match func(*services.Service) bool) []services.Service {
+	var out []services.Service
+	for _, p := range all {
+		if match(p) {
+			s := *p
+			s.Traffic = g.m.Traffic(s.ID)
+			out = append(out, s)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
+	return out
 }
 
 // Model is one entry of the model list: a name requests may use and the
@@ -155,13 +173,14 @@ type Model struct {
 // Models lists every model name a request may use, with the service that
 // would answer it (the one Route picks).
 func (g *Gateway) Models(ctx context.Context) ([]Model, error) {
-	all, err := g.m.List(ctx, "")
+	all, err := g.m.ListShared(ctx)
 	if err != nil {
 		return nil, err
 	}
+	named := g.candidates(all, func(s *services.Service) bool { return len(modelNames(s)) > 0 })
 	out := []Model{}
 	for _, n := range available(all) {
-		s, err := pick(all, n)
+		s, err := pick(named, n, all)
 		if err != nil {
 			continue
 		}

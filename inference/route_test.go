@@ -17,6 +17,16 @@ func svc(id string, st services.Status, inFlight int, mut ...func(*services.Serv
 	return s
 }
 
+// pickFrom is pick with all the candidates (Route passes those that
+// answer to the model).
+func pickFrom(all []services.Service, model string) (services.Service, error) {
+	ptrs := make([]*services.Service, len(all))
+	for i := range all {
+		ptrs[i] = &all[i]
+	}
+	return pick(all, model, ptrs)
+}
+
 func TestPickByEveryName(t *testing.T) {
 	t.Parallel()
 	all := []services.Service{
@@ -27,12 +37,12 @@ func TestPickByEveryName(t *testing.T) {
 		svc("svc-b", services.StatusRunning, 0, func(s *services.Service) { s.ServedModel = "llama" }),
 	}
 	for _, name := range []string{"qwen", "gpt-4o", "svc-a", "svc-a-name", "m-123"} {
-		got, err := pick(all, name)
+		got, err := pickFrom(all, name)
 		if err != nil || got.ID != "svc-a" {
 			t.Errorf("pick(%q) = %s, %v; want svc-a", name, got.ID, err)
 		}
 	}
-	if got, _ := pick(all, "llama"); got.ID != "svc-b" {
+	if got, _ := pickFrom(all, "llama"); got.ID != "svc-b" {
 		t.Errorf("pick(llama) = %s", got.ID)
 	}
 }
@@ -51,7 +61,7 @@ func TestPickPrefersReadyThenLeastBusy(t *testing.T) {
 		{"oldest on a tie", []services.Service{svc("a", services.StatusRunning, 1), svc("b", services.StatusRunning, 1)}, "a"},
 	}
 	for _, tc := range tests {
-		if got, err := pick(tc.all, "qwen"); err != nil || got.ID != tc.want {
+		if got, err := pickFrom(tc.all, "qwen"); err != nil || got.ID != tc.want {
 			t.Errorf("%s: picked %s (%v), want %s", tc.name, got.ID, err, tc.want)
 		}
 	}
@@ -63,7 +73,7 @@ func TestPickUnknownListsModels(t *testing.T) {
 		svc("a", services.StatusRunning, 0, func(s *services.Service) { s.Aliases = []string{"gpt-4o"} }),
 		svc("b", services.StatusStopped, 0, func(s *services.Service) { s.ServedModel = "llama" }),
 	}
-	_, err := pick(all, "mistral")
+	_, err := pickFrom(all, "mistral")
 	var nf *ModelNotFoundError
 	if !errors.As(err, &nf) || !errs.Is(err, errs.NotFound) {
 		t.Fatalf("err = %v, want ModelNotFoundError of kind not_found", err)
