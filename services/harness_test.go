@@ -11,9 +11,9 @@ import (
 
 	"aima/engines"
 	"aima/events"
+	"aima/internal/testenv/testports"
 	"aima/models"
 	"aima/runtime"
-	"aima/internal/testenv/testports"
 	"aima/runtime/fakeruntime"
 	"aima/state"
 )
