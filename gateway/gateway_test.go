@@ -43,7 +43,7 @@ func TestRoutingStreamingAndErrors(t *testing.T) {
 	if c := g.mustChat(t, "qwen-b", "hi"); c.Model != "qwen-b" {
 		t.Errorf("qwen-b answered by %q", c.Model)
 	}
-	if got := g.get(t, a.ID).Traffic; got == nil || got.Requests != 5 || got.TokensIn == 0 || got.TokensOut == 0 || got.InFlight != 0 {
+	if got := g.settled(t, a.ID).Traffic; got == nil || got.Requests != 5 || got.TokensIn == 0 || got.TokensOut == 0 || got.InFlight != 0 {
 		t.Errorf("alpha's figures: %+v", got)
 	}
 	if n := g.countEvents(a.ID, func(ev events.Event) bool {
@@ -86,7 +86,7 @@ func TestRoutingStreamingAndErrors(t *testing.T) {
 		t.Errorf("chunks arrived over %s with %d of %d gaps of 50 ms or more: buffered, not passed through (the engine spaces them 100 ms)",
 			span, spaced, len(arrivals)-1)
 	}
-	if tr := g.get(t, b.ID).Traffic; tr.TokensOut != 1+8 || tr.LastTTFTMs <= 0 {
+	if tr := g.settled(t, b.ID).Traffic; tr.TokensOut != 1+8 || tr.LastTTFTMs <= 0 {
 		t.Errorf("beta's figures after the stream: %+v (want the engine's token count and a TTFT)", tr)
 	}
 

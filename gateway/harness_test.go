@@ -78,6 +78,22 @@ func (g *gw) get(t testing.TB, id string) services.Service {
 	return s
 }
 
+// settled returns the service once no request of it is in flight or
+// waiting: the gateway records a request's end (tokens, TTFT) after its last
+// byte is written, so a client can see the end of an answer a moment before
+// the figures do.
+func (g *gw) settled(t testing.TB, id string) services.Service {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s := g.get(t, id)
+		if tr := s.Traffic; tr == nil || (tr.InFlight == 0 && tr.Waiting == 0) || time.Now().After(deadline) {
+			return s
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // waitStatus polls until the service has status want and says how long
 // that took.
 func (g *gw) waitStatus(t testing.TB, id string, want services.Status, within time.Duration) time.Duration {
