@@ -28,24 +28,12 @@ func (e *ModelNotFoundError) Error() string {
 // Unwrap gives the error its kind.
 func (e *ModelNotFoundError) Unwrap() error { return errs.NotFoundf("model %s not found", e.Model) }
 
-// names returns every name a request may use for the service: its served
-// model name, its aliases, its name and id, and its registered model's id.
-func names(s *services.Service) []string {
-	out := make([]string, 0, 4+len(s.Aliases))
-	if s.ServedModel != "" {
-		out = append(out, s.ServedModel)
-	}
-	out = append(out, s.Aliases...)
-	out = append(out, s.Name, s.ID)
-	if s.ModelPath != "" {
-		out = append(out, s.ModelID)
-	}
-	return out
-}
-
-// answersTo reports whether the service answers to model.
+// answersTo reports whether a request for model goes to the service: model
+// is its served model name, one of its aliases, its name or id, or its
+// registered model's id. (No allocation: Route asks it of every record.)
 func answersTo(s *services.Service, model string) bool {
-	return slices.Contains(names(s), model)
+	return (s.ServedModel != "" && s.ServedModel == model) || slices.Contains(s.Aliases, model) ||
+		s.Name == model || s.ID == model || (s.ModelPath != "" && s.ModelID == model)
 }
 
 // readiness ranks how soon a service can answer: lower is sooner.
@@ -177,10 +165,9 @@ func (g *Gateway) Models(ctx context.Context) ([]Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	named := g.candidates(all, func(s *services.Service) bool { return len(modelNames(s)) > 0 })
 	out := []Model{}
 	for _, n := range available(all) {
-		s, err := pick(named, n, all)
+		s, err := pick(g.candidates(all, func(s *services.Service) bool { return answersTo(s, n) }), n, all)
 		if err != nil {
 			continue
 		}
