@@ -16,6 +16,7 @@ import (
 	"aima/errs"
 	"aima/events"
 	"aima/gpu"
+	"aima/internal/kernelports"
 	"aima/models"
 	"aima/runtime"
 	"aima/state"
@@ -188,7 +189,7 @@ func NewManager(store state.Store, rt runtime.Runtime, bus *events.Bus, catalog 
 		now:  time.Now, ctx: ctx, cancel: cancel,
 		locks: map[string]*sync.Mutex{}, jobs: map[string]*startJob{}, restarts: map[string]int{},
 		rewatchDelay: 500 * time.Millisecond, resubscribeDelay: time.Second, mutationGrace: 10 * time.Second,
-		gate: newGate(), ready: map[string]Service{}, ephemeralFile: ephemeralPortsFile,
+		gate: newGate(), ready: map[string]Service{}, ephemeralFile: kernelports.File,
 	}
 	m.wg.Add(1)
 	go func() { defer m.wg.Done(); m.idleLoop(m.ctx) }()

@@ -11,11 +11,11 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 
 	"aima/internal/filelock"
+	"aima/internal/kernelports"
 )
 
 // Port ranges for the daemons of tests come in blocks of portBlock ports
@@ -30,46 +30,44 @@ const (
 )
 
 // EphemeralLow is the first port the kernel hands out as a source port
-// (32768 where /proc does not say).
+// (32768 where it does not say).
 func EphemeralLow() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err != nil {
-		return 32768
+	if lo, _, ok := kernelports.Ephemeral(kernelports.File); ok && lo > portBase {
+		return lo
 	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return 32768
-	}
-	n, err := strconv.Atoi(f[0])
-	if err != nil || n <= portBase {
-		return 32768
-	}
-	return n
+	return 32768
 }
 
 // PortRange reserves span consecutive host ports below the ephemeral range
 // for the test and returns the first; the reservation ends with the test.
 func PortRange(t testing.TB, span int) int {
 	t.Helper()
+	first, unlock := takeBlocks(t, (span+portBlock)/portBlock) // span+1 ports: LOW-HIGH includes both
+	t.Cleanup(unlock)
+	return first
+}
+
+// takeBlocks takes n consecutive free blocks, starting the search at a
+// random block, and returns their first port and their release.
+func takeBlocks(t testing.TB, n int) (int, func()) {
+	t.Helper()
 	dir := filepath.Join(os.TempDir(), "aima-test-ports")
 	if err := os.MkdirAll(dir, 0o777); err != nil {
-		t.Fatalf("port range: %v", err)
+		t.Fatalf("test ports: %v", err)
 	}
-	need := (span + portBlock) / portBlock // span+1 ports: LOW-HIGH includes both
-	blocks := (EphemeralLow() - portBase) / portBlock
-	if need > blocks {
-		t.Fatalf("port range: %d ports do not fit below the ephemeral ports", span+1)
+	starts := (EphemeralLow()-portBase)/portBlock - n + 1 // where a run of n blocks can start
+	if starts < 1 {
+		t.Fatalf("test ports: %d ports do not fit below the ephemeral ports", n*portBlock)
 	}
-	first := rand.IntN(blocks - need + 1)
-	for i := range blocks - need + 1 {
-		b := (first + i) % (blocks - need + 1)
-		if unlock, ok := lockBlocks(t, dir, b, need); ok {
-			t.Cleanup(unlock)
-			return portBase + b*portBlock
+	first := rand.IntN(starts)
+	for i := range starts {
+		b := (first + i) % starts
+		if unlock, ok := lockBlocks(t, dir, b, n); ok {
+			return portBase + b*portBlock, unlock
 		}
 	}
-	t.Fatalf("port range: every block of %d ports below %d is held by another test", span+1, EphemeralLow())
-	return 0
+	t.Fatalf("test ports: every run of %d blocks of %d ports below %d is held by another test", n, portBlock, EphemeralLow())
+	return 0, nil
 }
 
 // lockBlocks takes blocks b..b+n-1, or none of them.
@@ -120,25 +118,8 @@ func FreePort(t testing.TB) int {
 				return p
 			}
 		}
-		freePorts.next = reserveBlock(t)
+		// The block stays held until the process exits.
+		freePorts.next, _ = takeBlocks(t, 1)
 		freePorts.end = freePorts.next + portBlock
 	}
-}
-
-// reserveBlock takes one block for the rest of the process's life.
-func reserveBlock(t testing.TB) int {
-	dir := filepath.Join(os.TempDir(), "aima-test-ports")
-	if err := os.MkdirAll(dir, 0o777); err != nil {
-		t.Fatalf("free port: %v", err)
-	}
-	blocks := (EphemeralLow() - portBase) / portBlock
-	first := rand.IntN(blocks)
-	for i := range blocks {
-		b := (first + i) % blocks
-		if _, ok := lockBlocks(t, dir, b, 1); ok {
-			return portBase + b*portBlock
-		}
-	}
-	t.Fatalf("free port: every block of %d ports below %d is held by another test", portBlock, EphemeralLow())
-	return 0
 }
