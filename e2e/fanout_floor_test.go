@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/textproto"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"aima/events"
@@ -20,15 +21,31 @@ import (
 // else. As in the bus, one goroutine per connection waits for a channel
 // that publish closes, then writes the new events in one write call; the
 // event is encoded once for all clients. The clients are the benchmark's
-// own sseReader, so both sides of the ratio time the same client code.
+// own sseReader, so both sides of the ratio time the same client code; and
+// like the daemon's streams (events.Bus.Written) it files each write's time
+// from publish in events.WriteBuckets, so both sides of the publish → socket
+// ratio are read from the same buckets.
+//
+// A variant that wrote every connection from the publishing goroutine, one
+// after another, instead of waking one goroutine each, was tried and had
+// the same percentiles on this machine's two cores (docs/performance.md).
 type fanoutFloor struct {
 	ln  net.Listener
 	ctx context.Context
 	wg  sync.WaitGroup
 
 	mu     sync.Mutex
-	frames [][]byte      // every published event as one HTTP chunk
+	frames []floorFrame  // every published event
 	wake   chan struct{} // closed and replaced by publish
+
+	written []atomic.Uint64 // per events.WriteBuckets, and one for slower writes
+}
+
+// floorFrame is a published event as one HTTP chunk, and when it was
+// published.
+type floorFrame struct {
+	chunk []byte
+	at    time.Time
 }
 
 func startFanoutFloor(ctx context.Context) (*fanoutFloor, error) {
@@ -36,7 +53,7 @@ func startFanoutFloor(ctx context.Context) (*fanoutFloor, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &fanoutFloor{ln: ln, ctx: ctx, wake: make(chan struct{})}
+	f := &fanoutFloor{ln: ln, ctx: ctx, wake: make(chan struct{}), written: make([]atomic.Uint64, len(events.WriteBuckets)+1)}
 	f.wg.Add(1)
 	go f.accept()
 	return f, nil
@@ -98,10 +115,13 @@ func (f *fanoutFloor) serve(c net.Conn) {
 		}
 		out = out[:0]
 		for _, p := range pending {
-			out = append(out, p...)
+			out = append(out, p.chunk...)
 		}
 		if _, err := c.Write(out); err != nil {
 			return
+		}
+		for _, p := range pending {
+			f.written[writeBucket(time.Since(p.at))].Add(1)
 		}
 	}
 }
@@ -114,8 +134,84 @@ func (f *fanoutFloor) publish(ev events.Event) {
 	ev.Time = time.Now()
 	data, _ := json.Marshal(ev)
 	payload := fmt.Sprintf("event: progress\ndata: %s\n\n", data)
-	f.frames = append(f.frames, fmt.Appendf(nil, "%x\r\n%s\r\n", len(payload), payload))
+	f.frames = append(f.frames, floorFrame{chunk: fmt.Appendf(nil, "%x\r\n%s\r\n", len(payload), payload), at: ev.Time})
 	close(f.wake)
 	f.wake = make(chan struct{})
 	f.mu.Unlock()
+}
+
+// writeCounts returns the floor's publish → socket counts so far, in the
+// layout of events.Stats.WriteCounts.
+func (f *fanoutFloor) writeCounts() []uint64 {
+	out := make([]uint64, len(f.written))
+	for i := range f.written {
+		out[i] = f.written[i].Load()
+	}
+	return out
+}
+
+// writeBucket is the index in events.WriteBuckets (or past it) that d falls
+// in, as events.Bus.Written files it.
+func writeBucket(d time.Duration) int {
+	i := 0
+	for i < len(events.WriteBuckets) && d > events.WriteBuckets[i] {
+		i++
+	}
+	return i
+}
+
+// bucketQuantile is the q-quantile of the counts (events.WriteBuckets'
+// layout), interpolated linearly inside its bucket; one in the last,
+// unbounded bucket is reported as the last bound.
+func bucketQuantile(counts []uint64, q float64) time.Duration {
+	var total uint64
+	for _, c := range counts {
+		total += c
+	}
+	if total == 0 {
+		return 0
+	}
+	rank := q * float64(total)
+	var cum float64
+	for i, c := range counts {
+		if c == 0 || cum+float64(c) < rank {
+			cum += float64(c)
+			continue
+		}
+		if i == len(events.WriteBuckets) {
+			break
+		}
+		lo := time.Duration(0)
+		if i > 0 {
+			lo = events.WriteBuckets[i-1]
+		}
+		frac := (rank - cum) / float64(c)
+		return lo + time.Duration(frac*float64(events.WriteBuckets[i]-lo))
+	}
+	return events.WriteBuckets[len(events.WriteBuckets)-1]
+}
+
+// shareWithin is the fraction of the counts at most le (a bound of
+// events.WriteBuckets).
+func shareWithin(counts []uint64, le time.Duration) float64 {
+	var in, total uint64
+	for i, c := range counts {
+		total += c
+		if i < len(events.WriteBuckets) && events.WriteBuckets[i] <= le {
+			in += c
+		}
+	}
+	if total == 0 {
+		return 0
+	}
+	return float64(in) / float64(total)
+}
+
+// subCounts is a − b, element by element.
+func subCounts(a, b []uint64) []uint64 {
+	out := make([]uint64, len(a))
+	for i := range a {
+		out[i] = a[i] - b[i]
+	}
+	return out
 }

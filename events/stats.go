@@ -1,6 +1,9 @@
 package events
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // LagBuckets are the upper bounds of the delivery-lag buckets in Stats: how
 // many newer events of the service already existed when a subscriber was
@@ -21,13 +24,33 @@ type Stats struct {
 	LagCounts []uint64
 	LagSum    uint64 // the sum of all delivery lags
 	Services  int    // services with an event log in memory
+	// WriteCounts[i] counts live events written to a subscriber's
+	// connection (see Bus.Written) whose time from publication was at most
+	// WriteBuckets[i] and more than WriteBuckets[i-1]; the last element
+	// counts slower ones. WriteSum is their total time.
+	WriteCounts []uint64
+	WriteSum    time.Duration
+}
+
+// WriteBuckets are the upper bounds of the publish → socket buckets in
+// Stats: fine below 5 ms, where a live follower on one host should be, so a
+// percentile read from them is within a quarter of a millisecond.
+var WriteBuckets = []time.Duration{
+	100 * time.Microsecond, 250 * time.Microsecond, 500 * time.Microsecond, 750 * time.Microsecond,
+	time.Millisecond, 1250 * time.Microsecond, 1500 * time.Microsecond, 1750 * time.Microsecond,
+	2 * time.Millisecond, 2500 * time.Microsecond, 3 * time.Millisecond, 4 * time.Millisecond,
+	5 * time.Millisecond, 7500 * time.Microsecond, 10 * time.Millisecond, 25 * time.Millisecond,
+	50 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond,
+	time.Second,
 }
 
 // counters are the bus's live counters behind Stats.
 type counters struct {
 	published, delivered, lagSum atomic.Uint64
 	waiting                      atomic.Int64
-	lag                          [9]atomic.Uint64 // len(LagBuckets)+1
+	lag                          [9]atomic.Uint64  // len(LagBuckets)+1
+	write                        [22]atomic.Uint64 // len(WriteBuckets)+1
+	writeSum                     atomic.Int64      // nanoseconds
 }
 
 func (c *counters) delivery(lag uint64) {
@@ -40,14 +63,34 @@ func (c *counters) delivery(lag uint64) {
 	c.lag[i].Add(1)
 }
 
+// Written records that a live event's bytes were handed to a subscriber's
+// connection now. The front-ends that write events to a socket (the HTTP
+// API's SSE streams) call it once per event and subscriber, for events
+// published while the stream was open (a replayed history's age says
+// nothing about delivery); Stats then holds the time from Publish to the
+// socket, for monitoring and the fan-out benchmark. Safe for concurrent use.
+func (b *Bus) Written(ev Event) {
+	d := max(b.now().Sub(ev.Time), 0)
+	b.stats.writeSum.Add(int64(d))
+	i := 0
+	for i < len(WriteBuckets) && d > WriteBuckets[i] {
+		i++
+	}
+	b.stats.write[i].Add(1)
+}
+
 // Stats returns the bus's counters.
 func (b *Bus) Stats() Stats {
 	s := Stats{
 		Published: b.stats.published.Load(), Delivered: b.stats.delivered.Load(), Waiting: b.stats.waiting.Load(),
 		LagSum: b.stats.lagSum.Load(), LagCounts: make([]uint64, len(LagBuckets)+1),
+		WriteCounts: make([]uint64, len(WriteBuckets)+1), WriteSum: time.Duration(b.stats.writeSum.Load()),
 	}
 	for i := range s.LagCounts {
 		s.LagCounts[i] = b.stats.lag[i].Load()
+	}
+	for i := range s.WriteCounts {
+		s.WriteCounts[i] = b.stats.write[i].Load()
 	}
 	b.mu.Lock()
 	s.Services = len(b.logs)

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/jsonschema-go/jsonschema"
 
@@ -168,11 +169,13 @@ func wantsStream(r *http.Request, op tools.Op, raw json.RawMessage) bool {
 
 // sseReporter writes progress and log lines as SSE events.
 type sseReporter struct {
-	mu  sync.Mutex
-	w   http.ResponseWriter
-	f   http.Flusher
-	enc *eventEncodings
-	buf []byte
+	mu     sync.Mutex
+	w      http.ResponseWriter
+	f      http.Flusher
+	enc    *eventEncodings
+	buf    []byte
+	bus    *events.Bus // told of each live event written (Bus.Written)
+	opened time.Time   // events published before it are history, not live
 }
 
 func (s *sseReporter) send(event string, v any) {
@@ -195,7 +198,14 @@ func (s *sseReporter) write(event string, data []byte) {
 	}
 }
 
-func (s *sseReporter) Event(ev events.Event) { s.write("progress", s.enc.encode(ev)) }
+// Event writes ev and, when it was published while the stream was open,
+// reports to the bus that it reached this subscriber's socket.
+func (s *sseReporter) Event(ev events.Event) {
+	s.write("progress", s.enc.encode(ev))
+	if !ev.Time.Before(s.opened) {
+		s.bus.Written(ev)
+	}
+}
 
 // eventEncodings keeps the newest event's JSON per service, so an event
 // that many clients follow is encoded once, not once per client.
@@ -243,7 +253,7 @@ func (s *Server) startSSE(w http.ResponseWriter) *sseReporter {
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	f, _ := w.(http.Flusher)
-	rep := &sseReporter{w: w, f: f, enc: &s.encodings}
+	rep := &sseReporter{w: w, f: f, enc: &s.encodings, bus: s.env.Services.Bus(), opened: time.Now()}
 	if f != nil {
 		f.Flush()
 	}

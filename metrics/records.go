@@ -60,6 +60,8 @@ var (
 		"Services whose event log the bus holds in memory.", nil, nil)
 	busLagDesc = prometheus.NewDesc("aima_event_bus_delivery_lag_events",
 		"For each delivery, how many newer events of the service the subscriber had already been handed to read (0: it keeps up; large: replaying history or falling behind).", nil, nil)
+	busSocketDesc = prometheus.NewDesc("aima_event_bus_publish_to_socket_seconds",
+		"For each live event written to an event stream (SSE: GET /api/events, streamed operations), the time from its publication to its bytes being handed to the subscriber's connection.", nil, nil)
 )
 
 // busCollector reports the event bus's own counters.
@@ -67,7 +69,7 @@ type busCollector struct{ m *Metrics }
 
 // Describe implements prometheus.Collector.
 func (c *busCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{busPublishedDesc, busDeliveredDesc, busSubscribersDesc, busServicesDesc, busLagDesc} {
+	for _, d := range []*prometheus.Desc{busPublishedDesc, busDeliveredDesc, busSubscribersDesc, busServicesDesc, busLagDesc, busSocketDesc} {
 		ch <- d
 	}
 }
@@ -91,4 +93,12 @@ func (c *busCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	count := cum + st.LagCounts[len(events.LagBuckets)] // consistent with the buckets, read a moment apart from Delivered
 	ch <- prometheus.MustNewConstHistogram(busLagDesc, count, float64(st.LagSum), buckets)
+	buckets = make(map[float64]uint64, len(events.WriteBuckets))
+	cum = 0
+	for i, le := range events.WriteBuckets {
+		cum += st.WriteCounts[i]
+		buckets[le.Seconds()] = cum
+	}
+	count = cum + st.WriteCounts[len(events.WriteBuckets)]
+	ch <- prometheus.MustNewConstHistogram(busSocketDesc, count, st.WriteSum.Seconds(), buckets)
 }
