@@ -123,6 +123,7 @@ func New(opts Options) (*Daemon, error) {
 	journalErr := func(err error) { log.Warn("event journal", "err", err) }
 	journal := services.NewJournal(store, journalErr)
 	bus := events.NewBus(events.WithJournal(journal), events.WithErrorHandler(journalErr), events.WithObserver(mx.Observe))
+	journal.AwaitFanout(bus.AwaitFanout)
 	reg := models.NewRegistry(store)
 	lo, hi, _ := cfg.Ports()
 	attach, _ := gpu.ParseAttach(cfg.GPUAttach)

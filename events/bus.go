@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -52,6 +53,15 @@ type serviceLog struct {
 	journal  Journal
 	limit    int
 	firstMem uint64 // Seq of events[0] when trimmed; events below it live only in the journal
+
+	// Fan-out accounting (see AwaitFanout): waiters counts the subscribers
+	// waiting on notify; Publish moves it to woken, the subscribers its
+	// close wakes, and a woken one counts in waiters again once it has
+	// handled the event and waits for the next.
+	waiters atomic.Int64
+	woken   atomic.Int64
+	fanned  chan struct{} // signalled when waiters reaches woken
+	closed  chan struct{} // the notify the last Publish closed (its woken ones)
 }
 
 // ErrForgotten ends a subscription whose service's events were forgotten
@@ -95,7 +105,7 @@ func (b *Bus) log(serviceID string) *serviceLog {
 	if !ok {
 		b.mu.Lock()
 		if l, ok = b.logs[serviceID]; !ok {
-			l = &serviceLog{nextSeq: 1, notify: make(chan struct{}), journal: b.journal, limit: b.limit}
+			l = &serviceLog{nextSeq: 1, notify: make(chan struct{}), journal: b.journal, limit: b.limit, fanned: make(chan struct{}, 1)}
 			b.logs[serviceID] = l
 		}
 		b.mu.Unlock()
@@ -194,6 +204,8 @@ func (b *Bus) Publish(ev Event) Event {
 	// doubles the cost of reaching a hundred subscribers).
 	wake := l.notify
 	l.notify = make(chan struct{})
+	l.woken.Store(l.waiters.Swap(0))
+	l.closed = wake
 	feedWake := b.feed.append(ev)
 	journal := ev.Persistent() && l.journal != nil
 	if journal {
@@ -217,7 +229,7 @@ func (b *Bus) Publish(ev Event) Event {
 // from the journal that fell out of memory, then the in-memory window.
 func (b *Bus) History(serviceID string, after uint64) []Event {
 	l := b.log(serviceID)
-	view := l.view(after, nil)
+	view := l.view(after, nil, false)
 	if !view.behind {
 		return view.events
 	}
@@ -249,8 +261,10 @@ type view struct {
 
 // view copies the events after the cursor under the read lock, appending
 // them to dst[:0] (a subscriber reuses its buffer, so following live
-// allocates nothing per event).
-func (l *serviceLog) view(after uint64, dst []Event) view {
+// allocates nothing per event). A subscriber passes wait: when there is
+// nothing to read it will wait on v.wake, and is counted among the log's
+// waiters under the same lock (see AwaitFanout).
+func (l *serviceLog) view(after uint64, dst []Event, wait bool) view {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	v := view{first: l.firstMem, wake: l.notify}
@@ -260,7 +274,65 @@ func (l *serviceLog) view(after uint64, dst []Event) view {
 	}
 	v.events = l.after(after, dst[:0])
 	v.gone = l.gone && len(v.events) == 0
+	if wait && len(v.events) == 0 && !v.gone {
+		if w := l.waiters.Add(1); w == l.woken.Load() {
+			select {
+			case l.fanned <- struct{}{}:
+			default:
+			}
+		}
+	}
 	return v
+}
+
+// leave takes a subscriber out of the fan-out accounting when it stops
+// waiting on wake without an event (its context ended); wokenBy is the
+// notify whose close last woke it (nil: none).
+func (l *serviceLog) leave(wake, wokenBy chan struct{}) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if wake == l.notify {
+		l.waiters.Add(-1) // it was waiting in the current generation
+		if wokenBy == nil || wokenBy != l.closed {
+			return
+		}
+		// It had come back from the last Publish: it no longer counts
+		// among those it woke either.
+	} else if wake != l.closed {
+		return // woken by an older Publish: not counted any more
+	}
+	if l.woken.Add(-1) <= l.waiters.Load() {
+		select {
+		case l.fanned <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// AwaitFanout returns once every subscriber that the service's last
+// Publish woke has taken the event and waits for the next one (or has
+// left), or when ctx ends. The journal waits for it before it commits, so
+// its fsync and CPU do not compete with delivering the event to the live
+// subscribers. It is a heuristic, never a guarantee: a subscriber that
+// stops reading without leaving keeps it waiting until ctx ends, and one
+// woken by an earlier Publish may be miscounted.
+//
+// It reports whether the fan-out completed (false: ctx ended first).
+func (b *Bus) AwaitFanout(ctx context.Context, serviceID string) bool {
+	b.mu.RLock()
+	l := b.logs[serviceID]
+	b.mu.RUnlock()
+	if l == nil {
+		return true
+	}
+	for l.waiters.Load() < l.woken.Load() {
+		select {
+		case <-l.fanned:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return true
 }
 
 // after appends the in-memory events with Seq > cursor to dst. Called with
@@ -308,6 +380,7 @@ type Subscription struct {
 	buf       []Event // reused by view: pending points into it while it is not from the journal
 	skipTo    uint64  // after pending (read from the journal) drains, the cursor moves here
 	log       *serviceLog
+	wokenBy   chan struct{} // the notify whose close last woke it (see AwaitFanout)
 }
 
 // Subscribe returns a cursor that yields every event of the service with
@@ -320,7 +393,7 @@ func (b *Bus) Subscribe(serviceID string, after uint64) *Subscription {
 // ErrForgotten when the service's events were forgotten.
 func (s *Subscription) Next(ctx context.Context) (Event, error) {
 	for len(s.pending) == 0 {
-		v := s.log.view(s.after, s.buf)
+		v := s.log.view(s.after, s.buf, true)
 		if v.gone {
 			return Event{}, ErrForgotten
 		}
@@ -344,8 +417,10 @@ func (s *Subscription) Next(ctx context.Context) (Event, error) {
 		select {
 		case <-v.wake:
 			s.bus.stats.waiting.Add(-1)
+			s.wokenBy = v.wake
 		case <-ctx.Done():
 			s.bus.stats.waiting.Add(-1)
+			s.log.leave(v.wake, s.wokenBy)
 			return Event{}, ctx.Err()
 		}
 	}

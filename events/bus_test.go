@@ -792,3 +792,72 @@ func TestWrittenBuckets(t *testing.T) {
 		t.Fatalf("write sum %v, want %v", st.WriteSum, want)
 	}
 }
+
+// AwaitFanout waits until every subscriber the last Publish woke has taken
+// the event and waits for the next, or has left.
+func TestAwaitFanout(t *testing.T) {
+	b := events.NewBus()
+	b.Publish(events.Event{ServiceID: "s", Type: events.TypeMessage, Message: "before"})
+	if !b.AwaitFanout(t.Context(), "nobody") || !b.AwaitFanout(t.Context(), "s") {
+		t.Fatal("a fan-out without subscribers is not complete")
+	}
+	type follower struct {
+		next  chan struct{} // one Next call per receive
+		got   chan error
+		ctx   context.Context
+		leave context.CancelFunc
+	}
+	var fs []*follower
+	for range 3 {
+		ctx, cancel := context.WithCancel(t.Context())
+		f := &follower{next: make(chan struct{}), got: make(chan error, 1), ctx: ctx, leave: cancel}
+		sub := b.Subscribe("s", 1)
+		go func() {
+			for range f.next {
+				_, err := sub.Next(f.ctx)
+				f.got <- err
+			}
+		}()
+		f.next <- struct{}{}
+		fs = append(fs, f)
+	}
+	t.Cleanup(func() {
+		for _, f := range fs {
+			f.leave()
+			close(f.next)
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for b.Stats().Waiting != 3 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	b.Publish(events.Event{ServiceID: "s", Type: events.TypeMessage, Message: "fanned"})
+	for _, f := range fs {
+		if err := <-f.got; err != nil {
+			t.Fatal(err)
+		}
+	}
+	short := func() bool {
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+		defer cancel()
+		return b.AwaitFanout(ctx, "s")
+	}
+	if short() {
+		t.Fatal("the fan-out is complete while no subscriber has come back for more")
+	}
+	fs[0].next <- struct{}{} // back for more
+	fs[1].leave()            // back for more, then gone
+	fs[1].next <- struct{}{}
+	if err := <-fs[1].got; err == nil {
+		t.Fatal("Next after leaving returned no error")
+	}
+	if short() {
+		t.Fatal("the fan-out is complete while one subscriber still handles the event")
+	}
+	fs[2].next <- struct{}{}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if !b.AwaitFanout(ctx, "s") {
+		t.Fatal("the fan-out did not complete once every woken subscriber came back or left")
+	}
+}

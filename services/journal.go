@@ -49,7 +49,23 @@ type Journal struct {
 	running bool // the writer goroutine exists
 	closed  bool
 	exited  chan struct{}
+
+	fanout func(ctx context.Context, serviceID string) bool // see AwaitFanout
+	hurry  context.CancelFunc                               // ends the writer's wait for a fan-out
 }
+
+// journalFanoutMax bounds how long the writer waits for a fan-out before it
+// commits: an event is on disk at most this long plus one commit after its
+// Publish.
+const journalFanoutMax = 10 * time.Millisecond
+
+// AwaitFanout makes the writer wait, before each commit, until f returns
+// for the service of the newest queued event: the daemon passes
+// events.Bus.AwaitFanout, so the commit's fsync and CPU come after the live
+// subscribers have the event, not among them. The wait is bounded by
+// journalFanoutMax and cut short by Sync and Close. Call it before the
+// first Append.
+func (j *Journal) AwaitFanout(f func(ctx context.Context, serviceID string) bool) { j.fanout = f }
 
 // journalOp is an event to write or, with forget set, a service whose
 // entries to delete.
@@ -120,6 +136,9 @@ func (j *Journal) Forget(_ context.Context, id string) {
 func (j *Journal) Sync() {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	if j.hurry != nil {
+		j.hurry()
+	}
 	for target := j.queued; j.done < target; {
 		j.written.Wait()
 	}
@@ -134,6 +153,9 @@ func (j *Journal) Close() {
 		return
 	}
 	j.closed = true
+	if j.hurry != nil {
+		j.hurry()
+	}
 	running := j.running
 	j.mu.Unlock()
 	if !running {
@@ -175,6 +197,16 @@ func (j *Journal) run() {
 	defer close(j.exited)
 	for {
 		j.mu.Lock()
+		if n := len(j.queue); n > 0 && j.fanout != nil && !j.closed && j.queue[n-1].forget == "" {
+			id := j.queue[n-1].ev.ServiceID
+			ctx, cancel := context.WithTimeout(context.Background(), journalFanoutMax)
+			j.hurry = cancel
+			j.mu.Unlock()
+			j.fanout(ctx, id)
+			j.mu.Lock()
+			j.hurry = nil
+			cancel()
+		}
 		batch := j.queue[:min(len(j.queue), journalBatchMax)]
 		j.queue = j.queue[len(batch):]
 		closed := j.closed

@@ -159,3 +159,53 @@ func TestJournalReportsStoreFailures(t *testing.T) {
 		t.Errorf("append to a closed store after Close: %v, want its error", err)
 	}
 }
+
+// The writer waits for the fan-out of the newest queued event before it
+// commits (so its fsync does not compete with the delivery), and commits
+// when the fan-out is done; a Sync does not wait for a fan-out, it cuts the
+// wait short.
+func TestJournalCommitsAfterTheFanout(t *testing.T) {
+	t.Parallel()
+	st := &countingStore{Store: state.NewMemory()}
+	j := NewJournal(st, func(err error) { t.Error(err) })
+	defer j.Close()
+	asked := make(chan string, 10)
+	fanouts := make(chan chan struct{}, 2) // one per wait, in order
+	fannedOut := make(chan struct{})
+	fanouts <- fannedOut
+	fanouts <- make(chan struct{}) // the second fan-out never ends
+	var hurried atomic.Bool
+	j.AwaitFanout(func(ctx context.Context, id string) bool {
+		asked <- id
+		done := <-fanouts
+		select {
+		case <-done:
+			return true
+		case <-ctx.Done():
+			hurried.Store(errors.Is(ctx.Err(), context.Canceled))
+			return false
+		}
+	})
+	if err := j.Append(ev("a", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if id := <-asked; id != "a" {
+		t.Fatalf("the writer awaited the fan-out of %q, want a", id)
+	}
+	if n := st.batches.Load(); n != 0 {
+		t.Fatalf("%d commits before the fan-out ended", n)
+	}
+	close(fannedOut)
+	j.Sync()
+	if n := st.batches.Load(); n != 1 || hurried.Load() {
+		t.Fatalf("%d commits after the fan-out (hurried %v), want 1 not hurried", n, hurried.Load())
+	}
+
+	if err := j.Append(ev("a", 2)); err != nil {
+		t.Fatal(err)
+	}
+	<-asked
+	if got := loadSeqs(t, j, "a"); len(got) != 2 || !hurried.Load() {
+		t.Fatalf("Load (which syncs) read %v, hurried %v: want events 1 and 2, the wait cut short", got, hurried.Load())
+	}
+}
