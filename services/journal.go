@@ -29,13 +29,14 @@ const journalBatchMax = 512
 //
 // Append queues the event and returns; one writer goroutine writes what is
 // queued in one transaction (one fsync) per batch, pruning in the same
-// transaction. An event is on disk about one commit after its Publish
-// (a few milliseconds), not when Publish returns: the fsync stays off the
-// path that wakes subscribers, and a burst of events costs one commit
-// instead of one each. Close writes what is queued; a daemon killed outright
-// loses the events of its last commit window, never a status (the service
-// record is written before its status event is published). See
-// docs/decisions.md.
+// transaction, once the newest event's fan-out to live subscribers is done
+// (AwaitFanout). An event is on disk at most journalFanoutMax plus one
+// commit after its Publish, not when Publish returns: the fsync stays off
+// the path that wakes subscribers and out of the delivery that follows, and
+// a burst of events costs one commit instead of one each. Close writes what
+// is queued; a daemon killed outright loses the events of its last commit
+// window, never a status (the service record is written before its status
+// event is published). See docs/decisions.md.
 type Journal struct {
 	store   state.Store
 	onError func(error)
