@@ -51,8 +51,9 @@ type Journal struct {
 	closed  bool
 	exited  chan struct{}
 
-	fanout func(ctx context.Context, serviceID string) bool // see AwaitFanout
-	hurry  context.CancelFunc                               // ends the writer's wait for a fan-out
+	fanout  func(ctx context.Context, serviceID string) bool // see AwaitFanout
+	hurry   context.CancelFunc                               // ends the writer's wait for a fan-out
+	syncing int                                              // callers in Sync: the writer does not wait for a fan-out
 }
 
 // journalFanoutMax bounds how long the writer waits for a fan-out before it
@@ -137,6 +138,8 @@ func (j *Journal) Forget(_ context.Context, id string) {
 func (j *Journal) Sync() {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	j.syncing++
+	defer func() { j.syncing-- }()
 	if j.hurry != nil {
 		j.hurry()
 	}
@@ -198,7 +201,7 @@ func (j *Journal) run() {
 	defer close(j.exited)
 	for {
 		j.mu.Lock()
-		if n := len(j.queue); n > 0 && j.fanout != nil && !j.closed && j.queue[n-1].forget == "" {
+		if n := len(j.queue); n > 0 && j.fanout != nil && !j.closed && j.syncing == 0 && j.queue[n-1].forget == "" {
 			id := j.queue[n-1].ev.ServiceID
 			ctx, cancel := context.WithTimeout(context.Background(), journalFanoutMax)
 			j.hurry = cancel
