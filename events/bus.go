@@ -276,10 +276,7 @@ func (l *serviceLog) view(after uint64, dst []Event, wait bool) view {
 	v.gone = l.gone && len(v.events) == 0
 	if wait && len(v.events) == 0 && !v.gone {
 		if w := l.waiters.Add(1); w == l.woken.Load() {
-			select {
-			case l.fanned <- struct{}{}:
-			default:
-			}
+			l.signalFanned()
 		}
 	}
 	return v
@@ -302,10 +299,15 @@ func (l *serviceLog) leave(wake, wokenBy chan struct{}) {
 		return // woken by an older Publish: not counted any more
 	}
 	if l.woken.Add(-1) <= l.waiters.Load() {
-		select {
-		case l.fanned <- struct{}{}:
-		default:
-		}
+		l.signalFanned()
+	}
+}
+
+// signalFanned wakes AwaitFanout (which checks the counts again).
+func (l *serviceLog) signalFanned() {
+	select {
+	case l.fanned <- struct{}{}:
+	default:
 	}
 }
 
