@@ -125,7 +125,7 @@ func connectFanout(ctx context.Context, b *testing.B, wg *sync.WaitGroup, url st
 //
 // And the median of one Publish call with the 100 subscribers (µs-publish).
 // Two kinds of event: durable ones (message: each is also journaled, an
-// fsynced store transaction a few milliseconds later) and live-only ones
+// fsynced store transaction once the event's fan-out is done) and live-only ones
 // (progress: byte counters, not journaled), so the journal's share is seen
 // apart from the fan-out's.
 //

@@ -121,7 +121,7 @@ func (f *fanoutFloor) serve(c net.Conn) {
 			return
 		}
 		for _, p := range pending {
-			f.written[writeBucket(time.Since(p.at))].Add(1)
+			f.written[events.WriteBucket(time.Since(p.at))].Add(1)
 		}
 	}
 }
@@ -148,16 +148,6 @@ func (f *fanoutFloor) writeCounts() []uint64 {
 		out[i] = f.written[i].Load()
 	}
 	return out
-}
-
-// writeBucket is the index in events.WriteBuckets (or past it) that d falls
-// in, as events.Bus.Written files it.
-func writeBucket(d time.Duration) int {
-	i := 0
-	for i < len(events.WriteBuckets) && d > events.WriteBuckets[i] {
-		i++
-	}
-	return i
 }
 
 // bucketQuantile is the q-quantile of the counts (events.WriteBuckets'

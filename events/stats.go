@@ -72,11 +72,19 @@ func (c *counters) delivery(lag uint64) {
 func (b *Bus) Written(ev Event) {
 	d := max(b.now().Sub(ev.Time), 0)
 	b.stats.writeSum.Add(int64(d))
+	b.stats.write[WriteBucket(d)].Add(1)
+}
+
+// WriteBucket is the index of Stats.WriteCounts that a publish → socket
+// time of d counts in: the first bound of WriteBuckets at least d, or
+// len(WriteBuckets) for slower ones. The fan-out benchmark files its
+// baseline's writes with it too.
+func WriteBucket(d time.Duration) int {
 	i := 0
 	for i < len(WriteBuckets) && d > WriteBuckets[i] {
 		i++
 	}
-	b.stats.write[i].Add(1)
+	return i
 }
 
 // Stats returns the bus's counters.
