@@ -156,6 +156,10 @@ func TestDashboardLoginFormsAndReadOnly(t *testing.T) {
 		sendKeys(`#create-form input[name=name]`, "from-the-form"))
 	b.click(`#create-form button[type=submit]`)
 	b.waitFor("the new service running", `[...document.querySelectorAll('#services tbody tr')].some(r => r.innerText.includes('from-the-form') && r.querySelector('.chip').dataset.status === 'running')`, 20*time.Second)
+	// The row can show running (from the event stream) before the form's
+	// start call has answered and closed the form; "New service" toggles
+	// the form, so it is clicked once the form has closed.
+	b.waitFor("the form closed", `document.getElementById('create-form').closest('.form-box').hidden`, 10*time.Second)
 
 	// The daemon's refusal shows in the form.
 	b.expectNetworkErrors.Store(true)
