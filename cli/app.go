@@ -161,9 +161,6 @@ func startCommand(std IO) *ucli.Command {
 				ReadOnly: cmd.Bool("read-only"),
 				Token:    token,
 			}
-			if opts.DataDir == "" {
-				opts.DataDir = os.Getenv("AIMA_DATA_DIR")
-			}
 			return daemon.Run(ctx, opts)
 		},
 	}

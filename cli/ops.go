@@ -74,10 +74,6 @@ func opCommand(op tools.Op, std IO) *ucli.Command {
 			cmd.Flags = append(cmd.Flags, flag)
 		}
 	}
-	if op.Name() == "service_wait" {
-		// --timeout is seconds for every command; keep the schema name too.
-		_ = 0
-	}
 	cmd.Action = func(ctx context.Context, c *ucli.Command) error {
 		input, err := inputFromFlags(op, c)
 		if err != nil {
@@ -91,6 +87,7 @@ func opCommand(op tools.Op, std IO) *ucli.Command {
 // groupUsage is the one-line help of each command group.
 var groupUsage = map[string]string{
 	"engine":    "the inference engines aima can run",
+	"gpu":       "the host's NVIDIA GPUs: memory, utilization, processes and the services holding them",
 	"health":    "check the daemon and its Docker engine",
 	"inference": "chat with models through aima's gateway, list the model names it routes",
 	"model":     "register and inspect models",
