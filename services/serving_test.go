@@ -33,6 +33,7 @@ type fakeEngine struct {
 	gate      chan struct{} // when set, a wake waits for it
 	sleepGate chan struct{} // when set, a sleep waits for it
 	sleeping  chan struct{} // when set, closed as a sleep call arrives
+	wakes     atomic.Int32  // wake calls that arrived (before the gate)
 }
 
 type callLog struct {
@@ -77,6 +78,7 @@ func newFakeEngine(t *testing.T, name string, log *callLog) *fakeEngine {
 			}
 			log.add(name + " sleep")
 		case "/wake_up":
+			f.wakes.Add(1)
 			if f.gate != nil {
 				<-f.gate
 			}
@@ -146,6 +148,30 @@ func waitStatus(t *testing.T, m *Manager, id string, want Status, within time.Du
 	return 0
 }
 
+// flowState reads a service's serving figures under the gate's lock.
+func flowState(m *Manager, id string) (waiting, inFlight int, draining bool) {
+	m.gate.mu.Lock()
+	defer m.gate.mu.Unlock()
+	if f, ok := m.gate.flows[id]; ok {
+		return f.Waiting, f.InFlight, f.draining
+	}
+	return 0, 0, false
+}
+
+// until polls cond, which reads one of the counters the code keeps, until
+// it holds. The bound only ends a test that would hang; no pass or fail
+// depends on how long it took.
+func until(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("still waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func TestAdmitCountsRequests(t *testing.T) {
 	t.Parallel()
 	m := newServingManager(t)
@@ -213,6 +239,7 @@ func TestWaitersShareOneWake(t *testing.T) {
 	var wg sync.WaitGroup
 	var ok atomic.Int32
 	var waits atomic.Int32
+	var other sync.Map // anything else a waiter was told it waits for
 	for range 5 {
 		wg.Add(1)
 		go func() {
@@ -220,6 +247,8 @@ func TestWaitersShareOneWake(t *testing.T) {
 			a, err := m.Admit(t.Context(), "svc-a", AdmitOptions{OnWait: func(_ Service, what string) {
 				if what == "waking" {
 					waits.Add(1)
+				} else {
+					other.Store(what, true)
 				}
 			}})
 			if err != nil {
@@ -230,11 +259,27 @@ func TestWaitersShareOneWake(t *testing.T) {
 			a.Done(RequestFigures{})
 		}()
 	}
-	time.Sleep(100 * time.Millisecond)
+	// All five wait at once while the one wake is held at the engine.
+	until(t, "five waiters and a wake call", func() bool {
+		w, _, _ := flowState(m, "svc-a")
+		return w == 5 && e.wakes.Load() >= 1
+	})
 	close(e.gate)
 	wg.Wait()
-	if ok.Load() != 5 || log.count("a wake") != 1 {
-		t.Fatalf("%d admitted, engine calls %v; want 5 and one wake", ok.Load(), log.list())
+	if ok.Load() != 5 || log.count("a wake") != 1 || e.wakes.Load() != 1 {
+		t.Fatalf("%d admitted, engine calls %v (%d wake calls arrived); want 5 and one wake", ok.Load(), log.list(), e.wakes.Load())
+	}
+	// The waiter whose wake reached the engine was told so; a waiter that
+	// read the status only once the engine was up was admitted silently.
+	if n := waits.Load(); n < 1 || n > 5 {
+		t.Errorf("%d waiters were told \"waking\", want 1 to 5", n)
+	}
+	other.Range(func(what, _ any) bool {
+		t.Errorf("a waiter was told it waits for %q, want only \"waking\"", what)
+		return true
+	})
+	if w, in, _ := flowState(m, "svc-a"); w != 0 || in != 0 {
+		t.Errorf("after the requests: %d waiting, %d in flight", w, in)
 	}
 }
 
@@ -252,9 +297,7 @@ func TestQueueBound(t *testing.T) {
 		}
 		first <- err
 	}()
-	for m.gate.figures("svc-a") == nil || m.gate.figures("svc-a").Waiting == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	until(t, "the first waiter", func() bool { w, _, _ := flowState(m, "svc-a"); return w == 1 })
 	_, err := m.Admit(t.Context(), "svc-a", AdmitOptions{MaxQueue: 1})
 	var nr *NotReadyError
 	if !errors.As(err, &nr) || !errs.Is(err, errs.Unavailable) {
@@ -288,13 +331,22 @@ func TestSwapWaitsForInFlightThenSleepsThenWakes(t *testing.T) {
 		}
 		gotB <- err
 	}()
+	// The swap has begun draining a, whose request is still in flight: b
+	// waits, a still runs and no engine was called.
+	until(t, "the swap to drain a", func() bool { _, _, d := flowState(m, "svc-a"); return d })
 	select {
 	case err := <-gotB:
 		t.Fatalf("b admitted while a still had a request in flight: %v", err)
-	case <-time.After(200 * time.Millisecond):
+	default:
+	}
+	if w, _, _ := flowState(m, "svc-b"); w != 1 {
+		t.Fatalf("%d requests wait for b, want 1", w)
 	}
 	if st := status(t, m, "svc-a"); st != StatusRunning {
 		t.Fatalf("a is %s while its request is in flight", st)
+	}
+	if got := log.list(); len(got) != 0 {
+		t.Fatalf("engine calls %v while a's request is in flight, want none", got)
 	}
 	inA.Done(RequestFigures{})
 	if err := <-gotB; err != nil {
@@ -342,11 +394,17 @@ func TestSwapDuringIdleRelease(t *testing.T) {
 		results <- err
 	}
 	go admit("svc-a")
-	for m.gate.waiting("svc-a") == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	until(t, "a request waiting for a", func() bool { w, _, _ := flowState(m, "svc-a"); return w == 1 })
 	go admit("svc-b")
-	time.Sleep(50 * time.Millisecond)
+	// b's swap has reached a, which a request waits for, and says so.
+	until(t, "b's swap to wait for a", func() bool {
+		for _, ev := range m.bus.History("svc-b", 0) {
+			if ev.Type == events.TypeMessage && strings.Contains(ev.Message, "waiting for svc-a") {
+				return true
+			}
+		}
+		return false
+	})
 	close(ea.sleepGate)
 	for range 2 {
 		if err := <-results; err != nil {
