@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 )
 
 // DefaultFeedLimit is how many recent events of all services together the
@@ -60,6 +61,7 @@ type Feed struct {
 	f       *feed
 	pos     uint64 // feed position of the next event to return
 	pending []Event
+	waiting *atomic.Int64 // the bus's Stats.Waiting, counted while blocked in Next
 }
 
 // Follow returns a feed cursor positioned after the last event published so
@@ -67,7 +69,7 @@ type Feed struct {
 func (b *Bus) Follow() *Feed {
 	b.feed.mu.Lock()
 	defer b.feed.mu.Unlock()
-	return &Feed{f: b.feed, pos: b.feed.next}
+	return &Feed{f: b.feed, pos: b.feed.next, waiting: &b.stats.waiting}
 }
 
 // Next blocks until the next event or until ctx is done. When events were
@@ -90,9 +92,12 @@ func (c *Feed) Next(ctx context.Context) (Event, error) {
 		}
 		wake := f.notify
 		f.mu.Unlock()
+		c.waiting.Add(1)
 		select {
 		case <-wake:
+			c.waiting.Add(-1)
 		case <-ctx.Done():
+			c.waiting.Add(-1)
 			return Event{}, ctx.Err()
 		}
 	}

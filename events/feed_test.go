@@ -91,7 +91,11 @@ func TestFeedWakesOnPublish(t *testing.T) {
 		ev, _ := f.Next(t.Context())
 		got <- ev
 	}()
-	time.Sleep(10 * time.Millisecond)
+	// Publish only once the reader is blocked at the head, so the event
+	// reaches it by a wake-up, not by its first look at the feed.
+	for bus.Stats().Waiting != 1 {
+		time.Sleep(time.Millisecond)
+	}
 	bus.Publish(events.Event{ServiceID: "x", Type: events.TypeDeleted})
 	select {
 	case ev := <-got:
@@ -100,5 +104,30 @@ func TestFeedWakesOnPublish(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Next did not wake on publish")
+	}
+	if w := bus.Stats().Waiting; w != 0 {
+		t.Errorf("%d readers counted waiting after the wake-up, want 0", w)
+	}
+}
+
+// A feed reader whose context ends stops counting as waiting.
+func TestFeedCountsWaitingReaders(t *testing.T) {
+	t.Parallel()
+	bus := events.NewBus()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		_, err := bus.Follow().Next(ctx)
+		done <- err
+	}()
+	for bus.Stats().Waiting != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("Next returned no error after cancel")
+	}
+	if w := bus.Stats().Waiting; w != 0 {
+		t.Fatalf("%d readers counted waiting after the reader left, want 0", w)
 	}
 }

@@ -16,8 +16,9 @@ var LagBuckets = []uint64{0, 1, 4, 16, 64, 256, 1024, 4096}
 type Stats struct {
 	Published uint64 // events published
 	Delivered uint64 // events handed to subscribers by Next
-	// Waiting is the number of subscribers blocked in Next right now, that
-	// is, following live (a follower spends nearly all its time there).
+	// Waiting is the number of subscribers (Subscription) and daemon-wide
+	// feed readers (Feed) blocked in Next right now, that is, following
+	// live (a follower spends nearly all its time there).
 	Waiting int64
 	// LagCounts[i] counts deliveries whose lag was at most LagBuckets[i]
 	// and more than LagBuckets[i-1]; the last element counts larger lags.
@@ -33,8 +34,9 @@ type Stats struct {
 }
 
 // WriteBuckets are the upper bounds of the publish → socket buckets in
-// Stats: fine below 5 ms, where a live follower on one host should be, so a
-// percentile read from them is within a quarter of a millisecond.
+// Stats: a quarter of a millisecond apart up to 2 ms, where a live follower
+// on one host should be (a percentile read there is within 0.25 ms), then
+// half a millisecond to 3 ms, a millisecond to 5 ms, and coarser beyond.
 var WriteBuckets = []time.Duration{
 	100 * time.Microsecond, 250 * time.Microsecond, 500 * time.Microsecond, 750 * time.Microsecond,
 	time.Millisecond, 1250 * time.Microsecond, 1500 * time.Microsecond, 1750 * time.Microsecond,

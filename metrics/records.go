@@ -55,7 +55,7 @@ var (
 	busDeliveredDesc = prometheus.NewDesc("aima_event_bus_deliveries_total",
 		"Events handed to subscribers (followers of a start, event streams, waits).", nil, nil)
 	busSubscribersDesc = prometheus.NewDesc("aima_event_bus_subscribers",
-		"Subscribers waiting for the next event right now (each live follower of a service).", nil, nil)
+		"Subscribers waiting for the next event right now (each live follower of a service, and each reader of the daemon-wide stream GET /api/events).", nil, nil)
 	busServicesDesc = prometheus.NewDesc("aima_event_bus_services",
 		"Services whose event log the bus holds in memory.", nil, nil)
 	busLagDesc = prometheus.NewDesc("aima_event_bus_delivery_lag_events",
