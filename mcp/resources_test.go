@@ -3,8 +3,12 @@ package mcp_test
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os/exec"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -88,13 +92,13 @@ func TestResourcesPromptsCompletions(t *testing.T) {
 					t.Fatalf("connect: %v", err)
 				}
 				defer cs.Close()
-				checkResources(ctx, t, cs, up, modelDir)
+				checkResources(ctx, t, cs, up, modelDir, url)
 			})
 		}
 	}
 }
 
-func checkResources(ctx context.Context, t *testing.T, cs *sdk.ClientSession, up *updates, modelDir string) {
+func checkResources(ctx context.Context, t *testing.T, cs *sdk.ClientSession, up *updates, modelDir, daemonURL string) {
 	t.Helper()
 	model := call(ctx, t, cs, "model_add", map[string]any{"path": modelDir})
 	modelID := model["id"].(string)
@@ -134,20 +138,27 @@ func checkResources(ctx context.Context, t *testing.T, cs *sdk.ClientSession, up
 	}
 
 	// Subscribe, then start: the status change (created → creating, then
-	// running) reaches the client within a second.
+	// running) reaches the client within a second. The subscription's watch
+	// first reads the service's history (a service_events call, counted by
+	// the daemon's metrics) and then follows from its newest event, so once
+	// that call is counted no later change can be missed. In 2025-11-25 the
+	// subscribe call returns; in 2026-07-28 it is a listen stream the call
+	// holds open until the test ends.
+	before := eventsCalls(ctx, t, daemonURL)
 	subCtx, stopSub := context.WithCancel(ctx)
 	defer stopSub()
 	subscribed := make(chan error, 1)
 	go func() { subscribed <- cs.Subscribe(subCtx, &sdk.SubscribeParams{URI: svcURI}) }()
-	select {
-	case err := <-subscribed:
-		if err != nil {
-			t.Fatalf("subscribe: %v", err)
+	waitFor(ctx, t, "the subscription's watch to read the history", func() bool {
+		select {
+		case err := <-subscribed:
+			if err != nil {
+				t.Fatalf("subscribe: %v", err)
+			}
+		default:
 		}
-	case <-time.After(2 * time.Second):
-		// 2026-07-28: the subscription is a listen stream the call holds open.
-	}
-	time.Sleep(300 * time.Millisecond) // the watch starts following the service
+		return eventsCalls(ctx, t, daemonURL) > before
+	}, nil)
 	t0 := time.Now()
 	call(ctx, t, cs, "service_start", map[string]any{"service_id": id})
 	waitFor(ctx, t, "notifications/resources/updated for "+svcURI, func() bool { _, ok := up.after(svcURI, t0); return ok }, nil)
@@ -214,4 +225,41 @@ func promptText(r *sdk.GetPromptResult) string {
 		}
 	}
 	return b.String()
+}
+
+// eventsCallsLine is one of the daemon's counts of service_events calls
+// that ended well, by front-end: a watch of a 2025-11-25 session on /mcp
+// runs outside the request that subscribed, so it counts as http.
+var eventsCallsLine = regexp.MustCompile(`(?m)^aima_operations_total\{frontend="[a-z]+",kind="ok",operation="service_events"\} (\S+)$`)
+
+// eventsCalls reads from the daemon's /metrics how many service_events
+// calls ended well, on every front-end together.
+func eventsCalls(ctx context.Context, t *testing.T, daemonURL string) float64 {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, daemonURL+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := eventsCallsLine.FindAllSubmatch(body, -1)
+	if len(lines) == 0 {
+		t.Fatalf("/metrics has no service_events counts:\n%.2000s", body)
+	}
+	total := 0.0
+	for _, m := range lines {
+		n, err := strconv.ParseFloat(string(m[1]), 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += n
+	}
+	return total
 }
