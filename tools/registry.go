@@ -182,23 +182,32 @@ var (
 	byName       map[string]Op
 )
 
-// Registry returns every operation, sorted by name.
+// Registry returns every operation, sorted by name. It is built once and
+// shared: every front-end reads the same Ops and schemas, and none may
+// change them.
 func Registry() []Op {
 	registryOnce.Do(func() {
-		registry = append(registry, modelOps()...)
-		registry = append(registry, engineOps()...)
-		registry = append(registry, serviceOps()...)
-		registry = append(registry, inferenceOps()...)
-		registry = append(registry, systemOps()...)
-		registry = append(registry, gpuOps()...)
-		registry = append(registry, healthOp())
-		sort.Slice(registry, func(i, j int) bool { return registry[i].Name() < registry[j].Name() })
+		registry = build()
 		byName = map[string]Op{}
 		for _, op := range registry {
 			byName[op.Name()] = op
 		}
 	})
 	return registry
+}
+
+// build declares every operation anew, sorted by name.
+func build() []Op {
+	var ops []Op
+	ops = append(ops, modelOps()...)
+	ops = append(ops, engineOps()...)
+	ops = append(ops, serviceOps()...)
+	ops = append(ops, inferenceOps()...)
+	ops = append(ops, systemOps()...)
+	ops = append(ops, gpuOps()...)
+	ops = append(ops, healthOp())
+	sort.Slice(ops, func(i, j int) bool { return ops[i].Name() < ops[j].Name() })
+	return ops
 }
 
 // Lookup finds an operation by snake_case name, dotted name

@@ -1,10 +1,14 @@
 package tools_test
 
 import (
+	"encoding/json"
+	"io"
 	"regexp"
 	"slices"
 	"testing"
 
+	"aima/cli"
+	"aima/mcp"
 	"aima/tools"
 )
 
@@ -81,17 +85,41 @@ func TestRegistryInvariants(t *testing.T) {
 	}
 }
 
+// TestRegistryIsStable: the registry is built once and shared by every
+// front-end, so what a client sees depends on two things this test checks.
+// Declaring the operations is deterministic (a second declaration gives the
+// same names, descriptions, annotations and schemas, byte for byte: the
+// committed schemas in schemas/ depend on it), and building the front-ends
+// from the shared registry (MCP tools, the CLI's commands and flags)
+// changes none of it: a front-end that edited a shared schema would change
+// what the others serve.
 func TestRegistryIsStable(t *testing.T) {
 	t.Parallel()
-	a, b := tools.Registry(), tools.Registry()
-	if len(a) != len(b) {
-		t.Fatalf("Registry() lengths differ: %d vs %d", len(a), len(b))
+	mcp.NewServer(tools.LocalCaller{}, mcp.Options{})
+	mcp.NewServer(tools.LocalCaller{}, mcp.Options{ReadOnly: true})
+	cli.NewRoot(cli.IO{Stdout: io.Discard, Stderr: io.Discard})
+	shared, fresh := tools.Registry(), tools.Build()
+	if len(shared) != len(fresh) {
+		t.Fatalf("the shared registry has %d operations, a fresh declaration %d", len(shared), len(fresh))
 	}
-	for i := range a {
-		if a[i] != b[i] {
-			t.Fatalf("Registry()[%d] differs between calls", i)
+	for i := range fresh {
+		if a, b := describe(t, shared[i]), describe(t, fresh[i]); a != b {
+			t.Errorf("operation %d differs from a fresh declaration:\nshared: %s\nfresh:  %s", i, a, b)
 		}
 	}
+}
+
+// describe is everything a front-end reads from an operation, as JSON.
+func describe(t *testing.T, op tools.Op) string {
+	t.Helper()
+	b, err := json.Marshal(map[string]any{
+		"name": op.Name(), "description": op.Description(), "annotations": op.Annotations(),
+		"positional": op.Positional(), "input": op.InputSchema(), "output": op.OutputSchema(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func TestLookup(t *testing.T) {
