@@ -98,16 +98,18 @@ func NewServer(caller tools.Caller, opts Options) *server.MCPServer {
 	)
 	w.srv = s
 	for _, op := range tools.Visible(opts.ReadOnly) {
-		s.AddTool(toolFor(op), handler(caller, op))
+		s.AddTool(Tool(op), handler(caller, op))
 	}
 	addResources(s, caller)
 	addPrompts(s, caller, opts.ReadOnly)
 	return s
 }
 
-// toolFor describes op as an MCP tool. A schema that cannot be marshalled
-// is a programming error, as it is in tools.Declare.
-func toolFor(op tools.Op) mcpgo.Tool {
+// Tool describes op as an MCP tool, exactly as tools/list serves it (the
+// snapshots in schemas/ and the generated tool reference read it too). A
+// schema that cannot be marshalled is a programming error, as it is in
+// tools.Declare.
+func Tool(op tools.Op) mcpgo.Tool {
 	in, err := json.Marshal(op.InputSchema())
 	if err != nil {
 		panic(fmt.Sprintf("mcp: input schema of %s: %v", op.Name(), err))

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"testing"
 
+	"aima/mcp"
 	"aima/tools"
 )
 
@@ -30,14 +31,18 @@ func render(t *testing.T, v any) []byte {
 	return append(out, '\n')
 }
 
-// TestSchemas compares the committed schemas with the ones generated from
-// the code. UPDATE_SCHEMAS=1 rewrites them (make schemas).
+// TestSchemas compares the committed schemas and tool snapshots with the
+// ones generated from the code: any change to what a client sees of an
+// operation (its input or output schema, its description, title or
+// annotations) fails here until the files are regenerated and the change
+// is reviewed in the diff. UPDATE_SCHEMAS=1 rewrites them (make schemas).
 func TestSchemas(t *testing.T) {
 	update := os.Getenv("UPDATE_SCHEMAS") == "1"
 	want := map[string][]byte{}
 	for _, op := range tools.Registry() {
 		want[op.Name()+".input.json"] = render(t, op.InputSchema())
 		want[op.Name()+".output.json"] = render(t, op.OutputSchema())
+		want[op.Name()+".tool.json"] = render(t, mcp.Tool(op))
 	}
 	names := make([]string, 0, len(want))
 	for n := range want {
