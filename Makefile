@@ -4,7 +4,7 @@ BIN       ?= bin
 SIM_IMAGE ?= aima-enginesim:$(or $(AIMA_IMAGE_TAG),dev)
 ADDR      ?= 127.0.0.1:9090
 
-.PHONY: setup build enginesim run demo test test-short fuzz bench schemas fmt vet
+.PHONY: setup build enginesim run demo test test-short fuzz bench schemas docs fmt vet
 
 # Installs (Debian docker.io) and starts the Docker engine when none answers.
 setup:
@@ -47,8 +47,15 @@ test-short:
 bench: build enginesim
 	$(GO) test -run '^$$' -bench . -benchtime 5x ./...
 
+# The committed schemas and tool snapshots (schemas/): rewrite them after a
+# change to an operation, and review the diff.
 schemas:
 	UPDATE_SCHEMAS=1 $(GO) test ./schemas/ -run TestSchemas -count=1
+
+# The generated tables of docs/reference/*.md (CLI, tools, JSON-RPC, errors,
+# config keys, metrics), written from the code by cmd/aima-docs.
+docs:
+	$(GO) run ./cmd/aima-docs
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -189,10 +189,16 @@ func Builtin() map[string]Engine {
 
 // Override is the config file's per-engine section.
 type Override struct {
-	Image string            `yaml:"image" json:"image,omitempty"`
-	GPUs  string            `yaml:"gpus" json:"gpus,omitempty"`
-	Args  []string          `yaml:"args" json:"args,omitempty"`
-	Env   map[string]string `yaml:"env" json:"env,omitempty"`
+	// Image replaces the engine's image (e.g. aima-enginesim:dev for the
+	// simulator; default: the catalog's, e.g. vllm/vllm-openai).
+	Image string `yaml:"image" json:"image,omitempty"`
+	// GPUs is the engine's default GPU request: auto (the catalog's
+	// default), all, none, N, or device=ID[,ID...].
+	GPUs string `yaml:"gpus" json:"gpus,omitempty"`
+	// Args are appended to the command line of every service of the engine.
+	Args []string `yaml:"args" json:"args,omitempty"`
+	// Env is added to the environment of every service of the engine.
+	Env map[string]string `yaml:"env" json:"env,omitempty"`
 }
 
 // Catalog is the effective set of engines after config overrides.

@@ -18,17 +18,22 @@ type Kind string
 // Unauthenticated and PermissionDenied come from the HTTP access guard (a
 // missing or wrong token; a foreign Host or Origin), never from an operation;
 // a client relaying calls to the daemon (aima mcp, aima rpc) passes them on.
+// Each kind's comment is its meaning in the error reference
+// (docs/reference/errors.md, written by `make docs`).
 const (
-	InvalidArgument  Kind = "invalid_argument"
-	NotFound         Kind = "not_found"
-	Conflict         Kind = "conflict"
-	Unavailable      Kind = "unavailable"
-	DeadlineExceeded Kind = "deadline_exceeded"
-	Canceled         Kind = "canceled"
-	Internal         Kind = "internal"
-	Unauthenticated  Kind = "unauthenticated"
-	PermissionDenied Kind = "permission_denied"
+	InvalidArgument  Kind = "invalid_argument"  // bad input: an unknown field, a wrong type, a value out of range (the error's field names it)
+	NotFound         Kind = "not_found"         // an unknown service, model or engine ID or name
+	Conflict         Kind = "conflict"          // not possible in the current state (a start that cannot fit the GPUs, a port another service holds, a damaged record)
+	Unavailable      Kind = "unavailable"       // Docker, the daemon or an engine cannot serve now, or a start failed; trying again later may work
+	DeadlineExceeded Kind = "deadline_exceeded" // a timeout passed
+	Canceled         Kind = "canceled"          // the call was canceled (the client went away, the daemon is shutting down)
+	Internal         Kind = "internal"          // a bug, or a failure nobody classified yet
+	Unauthenticated  Kind = "unauthenticated"   // the daemon wants its token, and the request had none or a wrong one (the access guard)
+	PermissionDenied Kind = "permission_denied" // the request's Host or Origin is refused (the access guard)
 )
+
+// AllKinds lists every kind, in the order of the reference.
+var AllKinds = []Kind{InvalidArgument, NotFound, Conflict, Unavailable, DeadlineExceeded, Canceled, Internal, Unauthenticated, PermissionDenied}
 
 // Error is a failure with a kind. Field names the offending input field for
 // InvalidArgument errors so that clients can point at it.

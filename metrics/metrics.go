@@ -58,6 +58,8 @@ type Metrics struct {
 	lifecycle *lifecycle
 	ops       *operations
 	page      *servicePage
+	// own are the collectors of aima's own series (aima_*), as registered.
+	own []prometheus.Collector
 }
 
 // New builds the registry: the instruments, the collectors that read the
@@ -67,15 +69,15 @@ func New(version string) *Metrics {
 	m.lifecycle = newLifecycle(m)
 	m.ops = newOperations()
 	m.page = &servicePage{m: m}
-	m.reg.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	m.own = []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "aima_build_info", Help: "aima's build: always 1, with the version and Go version as labels.",
 			ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()},
 		}, func() float64 { return 1 }),
 		m.lifecycle, m.ops, &recordCollector{m: m}, &busCollector{m: m}, &gpuCollector{m: m},
-	)
+	}
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.reg.MustRegister(m.own...)
 	return m
 }
 
