@@ -49,7 +49,8 @@ type exitError struct{ code int }
 
 func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 
-// ExitCode maps an error kind to the CLI's exit code (see README).
+// ExitCode maps an error kind to the CLI's exit code (the reference's
+// table, docs/reference/errors.md, is written from it by `make docs`).
 func ExitCode(k errs.Kind) int {
 	switch k {
 	case errs.InvalidArgument:

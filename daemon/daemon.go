@@ -79,8 +79,11 @@ type Daemon struct {
 }
 
 // New builds the daemon: it opens the store and the runtime client, wires
-// the manager and mounts every front-end. It starts nothing; Serve does.
-// Close releases what New opened.
+// the manager and mounts every front-end. It serves nothing and reconciles
+// nothing (Serve does), but the manager's idle-release loop runs from here
+// (it acts only on services a request has used), and the journal's writer
+// runs whenever events wait to be written. Close ends both and releases
+// what New opened.
 func New(opts Options) (*Daemon, error) {
 	log := opts.Logger
 	if log == nil {

@@ -15,9 +15,12 @@ import (
 
 // routes mounts every front-end on the daemon's one HTTP server and puts
 // the access guard (Host, Origin, content type, CORS, token and login
-// cookie: package httpguard) in front of all of them. A new front-end (an
-// OpenAI-compatible gateway at /v1) is one more api.Handle line here; it
-// then sits behind the same guard.
+// cookie: package httpguard) in front of all of them. MCP (/mcp), JSON-RPC
+// (/rpc), the OpenAI-compatible gateway (/v1), the metrics and the
+// dashboard are mounted on the HTTP API's mux, so its catch-all "/" answers
+// a path none of them serves with the HTTP API's error body. A new
+// front-end is one more api.Handle line here; it then sits behind the same
+// guard.
 //
 // Every front-end runs operations through one caller, which counts them
 // for /metrics; each front-end's requests are tagged with its name

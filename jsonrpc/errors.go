@@ -7,7 +7,8 @@ import (
 )
 
 // The JSON-RPC error codes. The first five are the specification's; the
-// rest are aima's fixed code per errs kind, part of the public API (README):
+// rest are aima's fixed code per errs kind, part of the public API
+// (docs/reference/errors.md, written by `make docs` from CodeFor):
 //
 //	code    kind / meaning
 //	-32700  parse error: the line or body is not JSON (id null)

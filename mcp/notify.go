@@ -19,8 +19,10 @@ const (
 	// a layer's status changes and completion always go out.
 	pullGap = 200 * time.Millisecond
 	// settleDelay separates the last notification from the result. mcp-go
-	// v1.2.1 can drop (HTTP) or reorder (stdio) notifications sent just
-	// before a handler returns (deps.md §4.6); a short pause avoids both.
+	// v1.2.1 can drop (HTTP: its forwarder loses a notification to the
+	// response path) or reorder (stdio: responses and notifications are
+	// written by two goroutines) notifications sent just before a handler
+	// returns (docs/decisions.md, "MCP"); a short pause avoids both.
 	settleDelay = 20 * time.Millisecond
 	// loggerName names aima in notifications/message.
 	loggerName = "aima"

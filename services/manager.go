@@ -50,7 +50,9 @@ type Options struct {
 	// GPUs is the host's GPU inventory (nil: none; services get GPUs
 	// as their request says, without leases or a fit check).
 	GPUs *gpu.Inventory
-	// GPUAttach is how leased GPUs reach containers (runtime.GPUAttach*).
+	// GPUAttach is how leased GPUs reach containers, one of gpu.Attach*
+	// (device_requests, cdi, env); containerGPUs passes it on in the
+	// runtime's GPURequest.
 	GPUAttach string
 	// GPUPolicy is how N GPUs are picked (pack or spread).
 	GPUPolicy gpu.Policy
