@@ -62,3 +62,41 @@ func TestEveryPageHasItsMarkers(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmeLayoutListsEveryFolder keeps the README's layout table true:
+// every top-level folder of the module, and every command under cmd/, has
+// a row (build output, bin/, is not part of the source).
+func TestReadmeLayoutListsEveryFolder(t *testing.T) {
+	root := filepath.Join("..", "..")
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, layout, ok := strings.Cut(string(readme), "## Layout\n")
+	if !ok {
+		t.Fatal("the README has no ## Layout section")
+	}
+	layout, _, _ = strings.Cut(layout, "\n## ")
+	var want []string
+	for _, dir := range []string{".", "cmd"} {
+		entries, err := os.ReadDir(filepath.Join(root, dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			name := e.Name()
+			if !e.IsDir() || name == "bin" || name == "cmd" || (strings.HasPrefix(name, ".") && name != ".ci") {
+				continue
+			}
+			if dir == "cmd" {
+				name = "cmd/" + name
+			}
+			want = append(want, name)
+		}
+	}
+	for _, name := range want {
+		if !strings.Contains(layout, "`"+name+"`") && !strings.Contains(layout, "`"+name+"/`") {
+			t.Errorf("the README's layout table has no row for %s", name)
+		}
+	}
+}
