@@ -121,11 +121,15 @@ func frontEnds(op tools.Op) (cliCmd, route, method string) {
 }
 
 func renderTools(string) (string, error) {
+	root := cli.NewRoot(cli.IO{Stdout: io.Discard, Stderr: io.Discard})
 	var b strings.Builder
 	b.WriteString("| tool | what it does | hints | CLI | HTTP | JSON-RPC |\n|---|---|---|---|---|---|\n")
 	for _, op := range tools.Registry() {
 		t := mcp.Tool(op)
 		c, r, m := frontEnds(op)
+		if g := root.Command(op.Group()); g == nil || g.Command(op.Verb()) == nil {
+			return "", fmt.Errorf("%s has no CLI command %q", op.Name(), c)
+		}
 		fmt.Fprintf(&b, "| [`%s`](#%s) | %s | %s | %s | %s | %s |\n", op.Name(), op.Name(), cell(firstSentence(op.Description())), annotations(t), code(c), code(r), code(m))
 	}
 	return b.String(), nil
