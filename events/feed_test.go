@@ -93,9 +93,7 @@ func TestFeedWakesOnPublish(t *testing.T) {
 	}()
 	// Publish only once the reader is blocked at the head, so the event
 	// reaches it by a wake-up, not by its first look at the feed.
-	for bus.Stats().Waiting != 1 {
-		time.Sleep(time.Millisecond)
-	}
+	awaitWaiting(t, bus, 1)
 	bus.Publish(events.Event{ServiceID: "x", Type: events.TypeDeleted})
 	select {
 	case ev := <-got:
@@ -120,14 +118,26 @@ func TestFeedCountsWaitingReaders(t *testing.T) {
 		_, err := bus.Follow().Next(ctx)
 		done <- err
 	}()
-	for bus.Stats().Waiting != 1 {
-		time.Sleep(time.Millisecond)
-	}
+	awaitWaiting(t, bus, 1)
 	cancel()
 	if err := <-done; err == nil {
 		t.Fatal("Next returned no error after cancel")
 	}
 	if w := bus.Stats().Waiting; w != 0 {
 		t.Fatalf("%d readers counted waiting after the reader left, want 0", w)
+	}
+}
+
+// awaitWaiting polls the bus's count of readers blocked in Next until it is
+// n. The bound only ends a test that would hang; no pass or fail depends on
+// how long it took.
+func awaitWaiting(t *testing.T, bus *events.Bus, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for bus.Stats().Waiting != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d readers waiting, want %d", bus.Stats().Waiting, n)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
