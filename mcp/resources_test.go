@@ -141,9 +141,10 @@ func checkResources(ctx context.Context, t *testing.T, cs *sdk.ClientSession, up
 	// running) reaches the client within a second. The subscription's watch
 	// first reads the service's history (a service_events call, counted by
 	// the daemon's metrics) and then follows from its newest event, so once
-	// that call is counted no later change can be missed. In 2025-11-25 the
-	// subscribe call returns; in 2026-07-28 it is a listen stream the call
-	// holds open until the test ends.
+	// that call is counted no later change can be missed. The subscribe
+	// call is not waited for: in 2026-07-28 a subscription is a listen
+	// stream that a client may hold open for as long as it listens; an
+	// error from it fails the test.
 	before := eventsCalls(ctx, t, daemonURL)
 	subCtx, stopSub := context.WithCancel(ctx)
 	defer stopSub()
