@@ -180,3 +180,23 @@ func writeGGUF(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 }
+
+// Every comparison with NaN is false: a range check must be written so
+// that NaN fails it. Sizes that would wrap when multiplied are refused.
+func TestParseEngineArgsRefusesNaNAndWraps(t *testing.T) {
+	for _, bad := range [][]string{
+		{"--gpu-memory-utilization=NaN"}, {"--gpu-memory-utilization", "nan"}, {"--gpu-memory-utilization=+Inf"},
+		{"--gpu-memory-utilization=-0"}, {"--max-model-len=9007199254740993k"}, {"--max-model-len=-18014398509480960k"},
+		{"--max-model-len=134217729"},
+	} {
+		if ea, err := ProfileFor("vllm").Parse(bad); err == nil {
+			t.Errorf("%v accepted as %+v", bad, ea)
+		}
+	}
+	if _, err := ProfileFor("sglang").Parse([]string{"--mem-fraction-static=NaN"}); err == nil {
+		t.Error("sglang --mem-fraction-static=NaN accepted")
+	}
+	if ea, err := ProfileFor("vllm").Parse([]string{"--max-model-len=128k"}); err != nil || ea.MaxModelLen != 131072 {
+		t.Errorf("128k: %+v %v", ea, err)
+	}
+}
