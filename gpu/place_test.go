@@ -74,7 +74,7 @@ func TestPlaceSharesByDeclaredFractions(t *testing.T) {
 
 func TestPlaceRefusesTooLargeWithSuggestion(t *testing.T) {
 	snap := snapOf(gpu80(0, 0), gpu80(1, 0))
-	e := EstimateModel("testdata/models/llama-3-8b-instruct", "hf", ProfileFor("vllm"), EngineArgs{TP: 1, MaxModelLen: 524288})
+	e := mustEstimate(t, "testdata/models/llama-3-8b-instruct", "hf", ProfileFor("vllm"), EngineArgs{TP: 1, MaxModelLen: 524288})
 	_, err := Place(snap, nil, Request{ServiceID: "x", Selection: auto(), Estimate: e}, PolicyPack)
 	r := refusal(t, err)
 	if r.Held || !strings.Contains(r.Message, "allows 72.0 GiB") || !strings.Contains(r.Message, "GiB per GPU") {
@@ -86,7 +86,7 @@ func TestPlaceRefusesTooLargeWithSuggestion(t *testing.T) {
 	// The suggested length does fit.
 	var l int
 	_, _ = fmtSscan(r.SuggestedArgs[0], &l)
-	e2 := EstimateModel("testdata/models/llama-3-8b-instruct", "hf", ProfileFor("vllm"), EngineArgs{TP: 1, MaxModelLen: l})
+	e2 := mustEstimate(t, "testdata/models/llama-3-8b-instruct", "hf", ProfileFor("vllm"), EngineArgs{TP: 1, MaxModelLen: l})
 	if _, err := Place(snap, nil, Request{ServiceID: "x", Selection: auto(), Estimate: e2}, PolicyPack); err != nil {
 		t.Errorf("suggested --max-model-len=%d does not fit: %v", l, err)
 	}

@@ -63,6 +63,8 @@ func scheduleFailure(err error) FailureKind {
 		return FailureUnschedulable
 	case errs.Is(err, errs.Unavailable):
 		return FailureGPUUnavailable
+	case errs.Is(err, errs.InvalidArgument):
+		return FailureUnschedulable // a request or model files that no placement can serve
 	}
 	return FailureInternal
 }
@@ -174,7 +176,15 @@ func (m *Manager) estimate(ctx context.Context, modelID, modelPath, engineType s
 			path = modelPath
 		}
 	}
-	return gpu.EstimateModel(path, format, prof, ea), nil
+	est, err := gpu.EstimateModel(path, format, prof, ea)
+	if err != nil {
+		name := modelID
+		if name == "" {
+			name = path
+		}
+		return gpu.Estimate{}, &errs.Error{Kind: errs.KindOf(err), Field: errs.FieldOf(err), Msg: "model " + name, Err: err}
+	}
+	return est, nil
 }
 
 // heldLeases are the leases recorded on service records.
