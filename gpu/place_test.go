@@ -257,3 +257,27 @@ func TestPlaceDormantAndResume(t *testing.T) {
 		t.Errorf("wake onto a GPU another service holds: %v", err)
 	}
 }
+
+// One physical GPU named twice (its index and its UUID, an index with a
+// leading zero, a UUID in other letters) is refused, never leased twice.
+func TestOneGPUNamedTwiceRefused(t *testing.T) {
+	for _, bad := range []string{"device=0,0", "device=0,00", "device=GPU-abc,gpu-ABC"} {
+		if s, err := ParseSelection(bad); err == nil {
+			t.Errorf("ParseSelection(%q) accepted as %v", bad, s)
+		}
+	}
+	if s, err := ParseSelection("device=01"); err != nil || s.String() != "device=1" {
+		t.Errorf("device=01: %v %v", s, err)
+	}
+	snap := snapOf(gpu80(0, 0), gpu80(1, 0))
+	for _, ids := range [][]string{{"0", uuidOf(0)}, {strings.ToUpper(uuidOf(1)), "1"}} {
+		sel, err := ParseSelection("device=" + strings.Join(ids, ","))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := Place(snap, nil, Request{Selection: sel, Estimate: est(gib, 0.9, 1, 2)}, PolicyPack)
+		if !errs.Is(err, errs.InvalidArgument) || errs.FieldOf(err) != "gpus" || !strings.Contains(err.Error(), "are the same GPU") {
+			t.Errorf("%v: lease %+v, error %v; want invalid_argument on gpus", ids, d.Lease, err)
+		}
+	}
+}

@@ -293,6 +293,25 @@ func (m *Manager) explainMemoryFailure(ctx context.Context, s Service, f *failur
 	f.reason += "; " + state + "; suggestion: " + gpu.MemorySuggestion(f.engineLine)
 }
 
+// checkNamedGPUs refuses, at create, a device list that names one GPU
+// twice (by its index and by its UUID), when the inventory says so; the
+// schedule phase checks it again on the inventory of the start. A name the
+// inventory lacks is left to the schedule phase (GPUs come and go).
+func (m *Manager) checkNamedGPUs(ctx context.Context, gpus string) error {
+	sel, err := gpu.ParseSelection(gpus)
+	if err != nil || sel.Kind != gpu.SelectDevices {
+		return nil
+	}
+	snap, err := m.opts.GPUs.Last(ctx)
+	if err != nil {
+		return nil
+	}
+	if _, err := gpu.ResolveDevices(snap, sel); errs.Is(err, errs.InvalidArgument) {
+		return err
+	}
+	return nil
+}
+
 // checkGPURequest validates a service's GPU request and GPU environment
 // at create: the selection, the engine's memory args, that the selection
 // has room for the tensor-parallel size, and that no user environment
