@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"aima/errs"
 )
 
 // FuzzGGUFHeader feeds GGUF headers to the estimate: whatever the bytes,
@@ -24,6 +26,9 @@ func FuzzGGUFHeader(f *testing.F) {
 		}
 		e, err := EstimateModel(path, "gguf", ProfileFor("llamacpp"), EngineArgs{TP: 1})
 		if err != nil {
+			if !errs.Is(err, errs.InvalidArgument) {
+				t.Fatalf("error %v, want invalid_argument", err)
+			}
 			return
 		}
 		if e.WeightsBytes < 0 || e.KVBytesPerToken < 0 || e.KVBytes < 0 || e.PerGPUBytes < e.OverheadBytes {
