@@ -170,7 +170,7 @@ func hfShape(dir string, e *Estimate) (modelShape, error) {
 	if err := json.Unmarshal(raw, &c); err != nil {
 		return modelShape{}, &BadModelError{File: "config.json", Key: "(document)", Value: "not valid JSON", Want: "a JSON object (" + err.Error() + ")"}
 	}
-	if c.Layers == nil && c.TextConfig != nil { // multimodal: the language model's shape
+	if (c.Layers == nil || c.Layers.String() == "0") && c.TextConfig != nil { // multimodal: the language model's shape
 		c = *c.TextConfig
 	}
 	v := shapeCheck{file: "config.json"}
@@ -198,12 +198,16 @@ type shapeCheck struct {
 	err  *BadModelError
 }
 
-// count is a whole number in [1, hi]; 0 when absent (or after a refusal).
+// count is a whole number in [1, hi]; 0 when absent, written as 0 (as
+// some configs do for what they leave unset), or after a refusal.
 func (c *shapeCheck) count(key string, n *json.Number, hi int64) int64 {
 	if n == nil || c.err != nil {
 		return 0
 	}
 	v, err := strconv.ParseInt(n.String(), 10, 64)
+	if err == nil && v == 0 {
+		return 0
+	}
 	if err != nil || v < 1 || v > hi {
 		c.err = &BadModelError{File: c.file, Key: key, Value: clip(n.String()), Want: fmt.Sprintf("a whole number from 1 to %d", hi)}
 		return 0

@@ -242,7 +242,7 @@ func TestEstimateRefusesImpossibleShapes(t *testing.T) {
 		{`{"num_hidden_layers":32,"num_attention_heads":32,"head_dim":4e9}`, "head_dim"},
 		{`{"num_hidden_layers":1e308,"num_attention_heads":32,"hidden_size":4096}`, "num_hidden_layers"},
 		{`{"num_hidden_layers":32.5,"num_attention_heads":32,"hidden_size":4096}`, "num_hidden_layers"},
-		{`{"text_config":{"num_hidden_layers":32,"num_attention_heads":0,"hidden_size":4096}}`, "num_attention_heads"},
+		{`{"num_hidden_layers":0,"text_config":{"num_hidden_layers":32,"num_attention_heads":100000,"hidden_size":4096}}`, "num_attention_heads"},
 		{`{"num_hidden_layers":32,"max_position_embeddings":1e18}`, "max_position_embeddings"},
 		{`{"num_hidden_layers":`, "(document)"},
 	} {
@@ -256,6 +256,11 @@ func TestEstimateRefusesImpossibleShapes(t *testing.T) {
 		}
 	}
 
+	// 0 is how some configs leave a figure unset: absent, not refused.
+	os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"num_hidden_layers":2,"num_key_value_heads":0,"num_attention_heads":4,"hidden_size":256}`), 0o644)
+	if e := mustEstimate(t, dir, "hf", ProfileFor("vllm"), EngineArgs{TP: 1}); e.KVBytesPerToken != 2*4*64*2*2 {
+		t.Errorf("num_key_value_heads 0: %+v", e)
+	}
 	os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"num_hidden_layers":4096,"num_key_value_heads":4096,"head_dim":65536,"num_attention_heads":4096}`), 0o644)
 	e := mustEstimate(t, dir, "hf", ProfileFor("vllm"), EngineArgs{TP: 1, MaxModelLen: MaxModelLen})
 	if e.KVBytesPerToken != 4096*4096*65536*2*2 || e.KVBytes != math.MaxInt64 || e.PerGPUBytes != math.MaxInt64 {
