@@ -32,8 +32,8 @@ func (st *starter) schedule(ctx context.Context) *failure {
 		return &failure{kind: FailureInternal, reason: err.Error()}
 	}
 	sel, err := gpu.ParseSelection(s.GPUs)
-	if err != nil {
-		return &failure{kind: FailureInternal, reason: fmt.Sprintf("schedule: %v", err)}
+	if err != nil { // a request stored before a rule it breaks (a GPU named twice)
+		return &failure{kind: FailureUnschedulable, reason: fmt.Sprintf("schedule: %v", err)}
 	}
 	if !sel.Wants() {
 		m.message(s.ID, s.Run, PhaseSchedule, "no GPU requested")
