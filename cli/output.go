@@ -14,6 +14,7 @@ import (
 
 	"aima/engines"
 	"aima/events"
+	"aima/gpu"
 	"aima/models"
 	"aima/services"
 	"aima/state"
@@ -156,10 +157,7 @@ func gpuTable(w, errw io.Writer, l tools.GPUListOutput) error {
 	t := newTable(w)
 	t.AppendHeader(table.Row{"GPU", "UUID", "NAME", "MEMORY USED", "FREE", "TOTAL", "UTIL", "TEMP", "MIG", "HELD BY"})
 	for _, d := range l.Items {
-		used, free, total := "n/a", "n/a", "n/a"
-		if d.MemoryKnown() {
-			used, free, total = units.GiB(*d.MemoryUsedBytes), units.GiB(*d.MemoryFreeBytes), units.GiB(*d.MemoryTotalBytes)
-		}
+		used, free, total := gpu.BytesText(d.MemoryUsedBytes), gpu.BytesText(d.MemoryFreeBytes), gpu.BytesText(d.MemoryTotalBytes)
 		util, temp := "n/a", "n/a"
 		if d.UtilizationPct != nil {
 			util = fmt.Sprintf("%d%%", *d.UtilizationPct)

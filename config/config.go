@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -109,12 +110,17 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 		*d = Duration(v)
 		return nil
 	}
-	if secs, err := strconv.ParseFloat(strings.TrimSpace(s), 64); err == nil && secs >= 0 {
+	// NaN fails the range check as written; infinity and values past
+	// time.Duration's ~292 years would convert to a negative duration.
+	if secs, err := strconv.ParseFloat(strings.TrimSpace(s), 64); err == nil && secs >= 0 && secs <= maxDurationSeconds {
 		*d = Duration(time.Duration(secs * float64(time.Second)))
 		return nil
 	}
 	return fmt.Errorf("invalid duration %q (want e.g. 90s, 10m)", s)
 }
+
+// maxDurationSeconds is the longest duration a number of seconds may give.
+const maxDurationSeconds = float64(math.MaxInt64 / int64(time.Second))
 
 // Default returns the built-in settings.
 func Default() Config {

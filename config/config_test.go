@@ -71,6 +71,9 @@ func TestParse(t *testing.T) {
 				}
 			},
 		},
+		{name: "duration of infinite seconds", yaml: "start_timeout: inf\n", wantErr: "invalid duration"},
+		{name: "duration of NaN seconds", yaml: "stop_timeout: NaN\n", wantErr: "invalid duration"},
+		{name: "duration past the int64 limit", yaml: "restart_backoff: 1e300\n", wantErr: "invalid duration"},
 		{
 			name: "duration as seconds",
 			yaml: "start_timeout: 90\nstop_timeout: \"1.5\"\n",

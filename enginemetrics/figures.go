@@ -2,6 +2,7 @@ package enginemetrics
 
 import (
 	"context"
+	"math"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
@@ -158,13 +159,21 @@ func value(fams map[string]*dto.MetricFamily, names []string, combine func(a, b 
 			continue
 		}
 		var v float64
-		for i, m := range mf.GetMetric() {
+		n := 0
+		for _, m := range mf.GetMetric() {
 			x := sampleValue(m)
-			if i == 0 {
+			if math.IsNaN(x) || math.IsInf(x, 0) {
+				continue // the exposition format allows them; JSON does not, and no figure is one
+			}
+			if n == 0 {
 				v = x
 			} else {
 				v = combine(v, x)
 			}
+			n++
+		}
+		if n == 0 || math.IsInf(v, 0) { // none, or a sum past the float range
+			return nil
 		}
 		return &v
 	}

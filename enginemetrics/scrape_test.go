@@ -2,6 +2,7 @@ package enginemetrics
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -119,5 +120,34 @@ func TestCatalogMetricsForEveryEngine(t *testing.T) {
 			len(n.PromptTokens) == 0 || len(n.GenerationTokens) == 0 {
 			t.Errorf("engine %s: metrics path %q names %+v", e.Type, e.MetricsPath, n)
 		}
+	}
+}
+
+// The exposition format allows NaN and infinities, an engine may send
+// them (or sums past the float range), and JSON cannot carry them: such
+// figures are unknown, so service_metrics always encodes.
+func TestFiguresFromNonFiniteSamples(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `# TYPE vllm:num_requests_running gauge
+vllm:num_requests_running{engine="0"} NaN
+# TYPE vllm:num_requests_waiting gauge
+vllm:num_requests_waiting{engine="0"} +Inf
+vllm:num_requests_waiting{engine="1"} 3
+# TYPE vllm:kv_cache_usage_perc gauge
+vllm:kv_cache_usage_perc{engine="0"} -Inf
+# TYPE vllm:prompt_tokens_total counter
+vllm:prompt_tokens_total{engine="0"} 1.7e308
+vllm:prompt_tokens_total{engine="1"} 1.7e308
+`)
+	}))
+	defer srv.Close()
+	sc := NewScraper(time.Second)
+	defer sc.Close()
+	f := sc.Figures(context.Background(), running(srv.URL), catalog(t))
+	if f.RequestsRunning != nil || f.KVCacheUsage != nil || f.PromptTokensTotal != nil || f.RequestsWaiting == nil || *f.RequestsWaiting != 3 {
+		t.Errorf("figures %+v", f)
+	}
+	if _, err := json.Marshal(f); err != nil {
+		t.Error(err)
 	}
 }

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -81,10 +82,18 @@ func writeOpenAIError(w http.ResponseWriter, status int, e apiError) {
 	writeJSON(w, status, errorBody{Error: e})
 }
 
+// writeJSON encodes v before the status goes out, so a value that cannot
+// be encoded is a 500 internal error, never a 200 with an empty body.
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		_, e := mapError(errs.Wrap(errs.Internal, err, "encoding the response"))
+		writeJSON(w, http.StatusInternalServerError, errorBody{Error: e})
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(v)
+	_, _ = w.Write(buf.Bytes())
 }

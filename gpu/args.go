@@ -47,6 +47,10 @@ func ProfileFor(engineType string) Profile {
 	return Profile{Engine: engineType, Overhead: 1 << 29}
 }
 
+// MaxModelLen bounds a context length (128 Mi tokens, ten times the
+// longest any model offers), so the KV cache arithmetic cannot overflow.
+const MaxModelLen = 1 << 27
+
 // EngineArgs are the memory-relevant engine arguments of a service.
 type EngineArgs struct {
 	TP          int     `json:"tensor_parallel_size" jsonschema:"GPUs per replica (1 when not given)"`
@@ -74,17 +78,19 @@ func (p Profile) Parse(args []string) (EngineArgs, error) {
 			ea.TP = n
 		case contains(p.UtilFlags, name):
 			f, err := strconv.ParseFloat(val, 64)
-			if err != nil || f <= 0 || f > 1 {
+			// Written so that NaN (for which every comparison is false)
+			// fails it too.
+			if err != nil || !(f > 0 && f <= 1) {
 				return ea, errs.Invalid("args", "%s %q: want a fraction of GPU memory in (0, 1]", name, val)
 			}
 			ea.Util = f
 		case contains(p.MaxLenFlags, name):
 			n, err := strconv.Atoi(strings.TrimSuffix(strings.ToLower(val), "k"))
 			if err == nil && strings.HasSuffix(strings.ToLower(val), "k") {
-				n *= 1024
+				n = max(min(n, MaxModelLen), 0) * 1024 // clamped first, so it never wraps
 			}
-			if err != nil || n < 1 {
-				return ea, errs.Invalid("args", "%s %q: want a positive number of tokens", name, val)
+			if err != nil || n < 1 || n > MaxModelLen {
+				return ea, errs.Invalid("args", "%s %q: want a positive number of tokens up to %d", name, val, MaxModelLen)
 			}
 			ea.MaxModelLen = n
 		case contains(p.KVDTypeFlags, name):

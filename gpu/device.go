@@ -33,7 +33,11 @@ type Device struct {
 	// MIGMode is enabled, disabled, or empty when the GPU has no MIG.
 	MIGMode   string    `json:"mig_mode,omitempty" jsonschema:"enabled or disabled (absent on GPUs without MIG); aima does not choose MIG-enabled GPUs on its own"`
 	Processes []Process `json:"processes,omitempty" jsonschema:"compute processes on the GPU (any owner)"`
-	HeldBy    []Holder  `json:"held_by,omitempty" jsonschema:"aima services holding a lease on this GPU"`
+	// InvalidFields names the figures nvidia-smi reported with a value
+	// that cannot be (NaN, infinite, out of range); they are shown as
+	// unknown.
+	InvalidFields []string `json:"invalid_fields,omitempty" jsonschema:"figures the driver reported with an impossible value (not finite, out of range, used or free above total), e.g. power.draw=\"NaN\"; they are treated as not reported"`
+	HeldBy        []Holder `json:"held_by,omitempty" jsonschema:"aima services holding a lease on this GPU"`
 }
 
 // Process is a compute process on a GPU.
@@ -74,8 +78,20 @@ func shortUUID(u string) string {
 // Total is the device's memory in bytes, 0 when unknown.
 func (d Device) Total() int64 { return deref(d.MemoryTotalBytes) }
 
-// MemoryKnown reports whether the driver reports total and free memory.
+// MemoryKnown reports whether the driver reports total and free memory,
+// the two figures placement needs. Used memory may still be unknown: read
+// it with BytesText or check MemoryUsedBytes.
 func (d Device) MemoryKnown() bool { return d.MemoryTotalBytes != nil && d.MemoryFreeBytes != nil }
+
+// BytesText is a memory figure in GiB ("71.3 GiB"), or "n/a" when the
+// driver does not report it: each figure of a Device is checked on its
+// own, whatever MemoryKnown says.
+func BytesText(p *int64) string {
+	if p == nil {
+		return "n/a"
+	}
+	return units.GiB(*p)
+}
 
 // MIG reports whether MIG is enabled (aima leaves such GPUs to explicit
 // device= requests: it does not partition them).
@@ -89,10 +105,11 @@ func (d Device) MemoryText() string {
 	return fmt.Sprintf("%s/%s free", strings.TrimSuffix(units.GiB(*d.MemoryFreeBytes), " GiB"), units.GiB(*d.MemoryTotalBytes))
 }
 
-// Find returns the device named by an index ("1") or a UUID ("GPU-…").
+// Find returns the device named by an index ("1") or a UUID ("GPU-…",
+// in any letter case).
 func (s Snapshot) Find(id string) (Device, bool) {
 	for _, d := range s.Devices {
-		if d.UUID == id || strconv.Itoa(d.Index) == id {
+		if strings.EqualFold(d.UUID, id) || strconv.Itoa(d.Index) == id {
 			return d, true
 		}
 	}

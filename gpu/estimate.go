@@ -3,13 +3,16 @@ package gpu
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	gguf "github.com/gpustack/gguf-parser-go"
 
+	"aima/errs"
 	"aima/internal/units"
 )
 
@@ -45,28 +48,37 @@ func (e Estimate) Text() string {
 // EstimateModel estimates a model's memory. path is a Hugging Face-style
 // directory (config.json, safetensors) or a .gguf file; an empty path (a
 // remote model reference) gives an estimate of the overhead only, with a
-// note. Files are read through readModelFile.
-func EstimateModel(path, format string, p Profile, ea EngineArgs) Estimate {
+// note. Files are read through readModelFile. A figure the estimate needs
+// that is absent is a note ("the KV cache is not counted"); one that
+// cannot be a model's (a negative, fractional or absurd layer count, head
+// count or size) is an InvalidArgument error wrapping a *BadModelError that
+// names the file and the field. The arithmetic saturates: a model too
+// large to count is "more than any GPU holds", never a wrapped "fits".
+func EstimateModel(path, format string, p Profile, ea EngineArgs) (Estimate, error) {
 	e := Estimate{TP: max(1, ea.TP), Util: ea.Util, Fraction: ea.Fraction(), OverheadBytes: p.Overhead,
 		utilFlag: first(p.UtilFlags), maxLenFlag: first(p.MaxLenFlags), tpFlag: first(p.TPFlags)}
 	if e.Util == 0 {
 		e.Util = p.DefaultUtil
 	}
 	var shape modelShape
+	var err error
 	switch {
 	case path == "":
 		e.Notes = append(e.Notes, "model is a remote reference: its size is unknown, only the overhead is counted")
 	case format == "gguf" || strings.EqualFold(filepath.Ext(path), ".gguf"):
-		shape = ggufShape(path, &e)
+		shape, err = ggufShape(path, &e)
 	default:
-		shape = hfShape(path, &e)
+		shape, err = hfShape(path, &e)
+	}
+	if err != nil {
+		return Estimate{}, &errs.Error{Kind: errs.InvalidArgument, Field: "model_id", Err: err}
 	}
 	kvBytes := int64(2)
 	if strings.Contains(strings.ToLower(ea.KVCacheType), "fp8") || strings.Contains(strings.ToLower(ea.KVCacheType), "q8") {
 		kvBytes = 1
 	}
 	if shape.layers > 0 && shape.kvHeads > 0 && shape.headDim > 0 {
-		e.KVBytesPerToken = int64(shape.layers) * int64(shape.kvHeads) * int64(shape.headDim) * 2 * kvBytes
+		e.KVBytesPerToken = satMul(satMul(satMul(shape.layers, shape.kvHeads), satMul(shape.headDim, 2)), kvBytes)
 	} else if path != "" {
 		e.Notes = append(e.Notes, "the model's layer and head counts are unknown: the KV cache is not counted")
 	}
@@ -76,55 +88,144 @@ func EstimateModel(path, format string, p Profile, ea EngineArgs) Estimate {
 	case p.DefaultMaxLen > 0:
 		e.MaxModelLen, e.MaxModelLenFrom = p.DefaultMaxLen, "engine default"
 	case shape.maxPos > 0:
-		e.MaxModelLen, e.MaxModelLenFrom = shape.maxPos, "model config"
+		e.MaxModelLen, e.MaxModelLenFrom = int(shape.maxPos), "model config"
 	}
-	e.KVBytes = e.KVBytesPerToken * int64(e.MaxModelLen)
-	e.PerGPUBytes = ceilDiv(e.WeightsBytes, int64(e.TP)) + ceilDiv(e.KVBytes, int64(e.TP)) + e.OverheadBytes
-	return e
+	e.KVBytes = satMul(e.KVBytesPerToken, int64(e.MaxModelLen))
+	e.PerGPUBytes = satAdd(satAdd(ceilDiv(e.WeightsBytes, int64(e.TP)), ceilDiv(e.KVBytes, int64(e.TP))), e.OverheadBytes)
+	return e, nil
 }
 
-func ceilDiv(a, b int64) int64 { return (a + b - 1) / b }
+func ceilDiv(a, b int64) int64 { return a/b + min(a%b, 1) }
 
-// modelShape is what the KV cache estimate needs.
+// satMul and satAdd are products and sums of non-negative sizes that stop
+// at math.MaxInt64 instead of wrapping.
+func satMul(a, b int64) int64 {
+	if a <= 0 || b <= 0 {
+		return 0
+	}
+	if a > math.MaxInt64/b {
+		return math.MaxInt64
+	}
+	return a * b
+}
+
+func satAdd(a, b int64) int64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
+}
+
+// modelShape is what the KV cache estimate needs; 0 is unknown.
 type modelShape struct {
-	layers, kvHeads, headDim, maxPos int
+	layers, kvHeads, headDim, maxPos int64
 }
+
+// BadModelError is a figure in a model's files that no model can have.
+type BadModelError struct {
+	File  string `json:"file"`  // config.json, or the GGUF file's name
+	Key   string `json:"key"`   // num_hidden_layers, llama.block_count, ...
+	Value string `json:"value"` // as written in the file
+	Want  string `json:"want"`  // the range a model's value lies in
+}
+
+func (e *BadModelError) Error() string {
+	return fmt.Sprintf("%s: %s is %s: want %s", e.File, e.Key, e.Value, e.Want)
+}
+
+// Plausible bounds of a model's shape: generous (ten times or more the
+// largest models published), so only files that cannot be a model's fail
+// them, and small enough that the KV cache product of all of them fits in
+// an int64.
+const (
+	maxLayers  = 4096
+	maxHeads   = 4096
+	maxHeadDim = 65536
+	maxHidden  = 1 << 20
+)
 
 // hfConfig is the part of a Hugging Face config.json the estimate reads.
+// The figures are read as JSON numbers so that a negative, fractional or
+// huge value is seen and refused rather than failing the whole decode.
 type hfConfig struct {
-	Layers     int       `json:"num_hidden_layers"`
-	Heads      int       `json:"num_attention_heads"`
-	KVHeads    int       `json:"num_key_value_heads"`
-	Hidden     int       `json:"hidden_size"`
-	HeadDim    int       `json:"head_dim"`
-	MaxPos     int       `json:"max_position_embeddings"`
-	TextConfig *hfConfig `json:"text_config"`
+	Layers     *json.Number `json:"num_hidden_layers"`
+	Heads      *json.Number `json:"num_attention_heads"`
+	KVHeads    *json.Number `json:"num_key_value_heads"`
+	Hidden     *json.Number `json:"hidden_size"`
+	HeadDim    *json.Number `json:"head_dim"`
+	MaxPos     *json.Number `json:"max_position_embeddings"`
+	TextConfig *hfConfig    `json:"text_config"`
 }
 
-func hfShape(dir string, e *Estimate) modelShape {
+func hfShape(dir string, e *Estimate) (modelShape, error) {
 	e.WeightsBytes, e.WeightsSource = weightsOf(dir)
 	if e.WeightsBytes == 0 {
 		e.Notes = append(e.Notes, "no weight files found: the weights are not counted")
 	}
 	raw, err := readModelFile(filepath.Join(dir, "config.json"), maxMetaFile)
 	if err != nil {
-		return modelShape{}
+		return modelShape{}, nil
 	}
 	var c hfConfig
-	if json.Unmarshal(raw, &c) != nil {
-		return modelShape{}
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return modelShape{}, &BadModelError{File: "config.json", Key: "(document)", Value: "not valid JSON", Want: "a JSON object (" + err.Error() + ")"}
 	}
-	if c.Layers == 0 && c.TextConfig != nil { // multimodal: the language model's shape
+	if (c.Layers == nil || c.Layers.String() == "0") && c.TextConfig != nil { // multimodal: the language model's shape
 		c = *c.TextConfig
 	}
-	s := modelShape{layers: c.Layers, kvHeads: c.KVHeads, headDim: c.HeadDim, maxPos: c.MaxPos}
+	v := shapeCheck{file: "config.json"}
+	s := modelShape{
+		layers: v.count("num_hidden_layers", c.Layers, maxLayers), kvHeads: v.count("num_key_value_heads", c.KVHeads, maxHeads),
+		headDim: v.count("head_dim", c.HeadDim, maxHeadDim), maxPos: v.count("max_position_embeddings", c.MaxPos, MaxModelLen),
+	}
+	heads, hidden := v.count("num_attention_heads", c.Heads, maxHeads), v.count("hidden_size", c.Hidden, maxHidden)
+	if v.err != nil {
+		return modelShape{}, v.err
+	}
 	if s.kvHeads == 0 {
-		s.kvHeads = c.Heads // no GQA
+		s.kvHeads = heads // no GQA
 	}
-	if s.headDim == 0 && c.Heads > 0 {
-		s.headDim = c.Hidden / c.Heads
+	if s.headDim == 0 && heads > 0 {
+		s.headDim = hidden / heads
 	}
-	return s
+	return s, nil
+}
+
+// shapeCheck reads a model's shape figures, keeping the first that is
+// present but cannot be a model's.
+type shapeCheck struct {
+	file string
+	err  *BadModelError
+}
+
+// count is a whole number in [1, hi]; 0 when absent, written as 0 (as
+// some configs do for what they leave unset), or after a refusal.
+func (c *shapeCheck) count(key string, n *json.Number, hi int64) int64 {
+	if n == nil || c.err != nil {
+		return 0
+	}
+	v, err := strconv.ParseInt(n.String(), 10, 64)
+	if err == nil && v == 0 {
+		return 0
+	}
+	if err != nil || v < 1 || v > hi {
+		c.err = &BadModelError{File: c.file, Key: key, Value: clip(n.String()), Want: fmt.Sprintf("a whole number from 1 to %d", hi)}
+		return 0
+	}
+	return v
+}
+
+// uint is count for a figure a GGUF header holds as an unsigned integer
+// (0 is absent there).
+func (c *shapeCheck) uint(key string, v, hi uint64) int64 {
+	if v == 0 || c.err != nil {
+		return 0
+	}
+	if v > hi {
+		c.err = &BadModelError{File: c.file, Key: key, Value: strconv.FormatUint(v, 10), Want: fmt.Sprintf("a whole number from 1 to %d", hi)}
+		return 0
+	}
+	return int64(v)
 }
 
 // weightsOf sizes the weights: the safetensors index's total_size, else
@@ -151,7 +252,7 @@ func weightsOf(dir string) (int64, string) {
 			for _, x := range ext {
 				if strings.HasSuffix(name, x) && !strings.HasPrefix(name, "training_args") {
 					if n, ok := regularSize(filepath.Join(dir, name)); ok {
-						sum += n
+						sum = satAdd(sum, n)
 						files = append(files, name)
 					}
 				}
@@ -165,31 +266,58 @@ func weightsOf(dir string) (int64, string) {
 	return 0, ""
 }
 
-func ggufShape(path string, e *Estimate) modelShape {
+// ggufShape reads a GGUF header. The parser (gguf-parser-go) panics on
+// some malformed headers (an array of arrays, an unknown tensor type, a
+// size that overflows); a panic here is a header the estimate cannot
+// read, noted like a truncated file, never a crash of the caller.
+func ggufShape(path string, e *Estimate) (modelShape, error) {
 	if _, ok := regularSize(path); !ok {
 		e.Notes = append(e.Notes, "the GGUF file is not a readable regular file")
-		return modelShape{}
+		return modelShape{}, nil
 	}
-	f, err := gguf.ParseGGUFFile(path, gguf.SkipLargeMetadata())
+	f, a, err := parseGGUF(path)
 	if err != nil {
 		e.Notes = append(e.Notes, "GGUF header unreadable: "+err.Error())
 		if n, ok := regularSize(path); ok {
 			e.WeightsBytes, e.WeightsSource = n, "GGUF file size"
 		}
-		return modelShape{}
+		return modelShape{}, nil
+	}
+	v := shapeCheck{file: filepath.Base(path)}
+	arch := a.Architecture
+	s := modelShape{
+		layers: v.uint(arch+".block_count", a.BlockCount, maxLayers), kvHeads: v.uint(arch+".attention.head_count_kv", a.AttentionHeadCountKV, maxHeads),
+		headDim: v.uint(arch+".attention.key_length", uint64(a.AttentionKeyLength), maxHeadDim), maxPos: v.uint(arch+".context_length", a.MaximumContextLength, MaxModelLen),
+	}
+	heads, hidden := v.uint(arch+".attention.head_count", a.AttentionHeadCount, maxHeads), v.uint(arch+".embedding_length", a.EmbeddingLength, maxHidden)
+	if uint64(f.ModelSize) > math.MaxInt64 {
+		v.err = &BadModelError{File: v.file, Key: "tensor data size", Value: strconv.FormatUint(uint64(f.ModelSize), 10), Want: "a size in bytes below 2^63"}
+	}
+	if v.err != nil {
+		return modelShape{}, v.err
 	}
 	e.WeightsBytes, e.WeightsSource = int64(f.ModelSize), "GGUF tensor data"
-	a := f.Architecture()
-	s := modelShape{layers: int(a.BlockCount), kvHeads: int(a.AttentionHeadCountKV), maxPos: int(a.MaximumContextLength)}
 	if s.kvHeads == 0 {
-		s.kvHeads = int(a.AttentionHeadCount)
+		s.kvHeads = heads
 	}
-	if a.AttentionKeyLength > 0 {
-		s.headDim = int(a.AttentionKeyLength)
-	} else if a.AttentionHeadCount > 0 {
-		s.headDim = int(a.EmbeddingLength / a.AttentionHeadCount)
+	if s.headDim == 0 && heads > 0 {
+		s.headDim = hidden / heads
 	}
-	return s
+	return s, nil
+}
+
+// parseGGUF runs the GGUF parser, turning its panics into an error.
+func parseGGUF(path string) (f *gguf.GGUFFile, a gguf.GGUFArchitecture, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			f, err = nil, fmt.Errorf("the parser refused it (%v)", v)
+		}
+	}()
+	f, err = gguf.ParseGGUFFile(path, gguf.SkipLargeMetadata())
+	if err != nil {
+		return nil, a, err
+	}
+	return f, f.Architecture(), nil
 }
 
 func first(list []string) string {

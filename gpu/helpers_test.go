@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync/atomic"
+	"testing"
 	"time"
 )
 
@@ -33,4 +34,14 @@ func snapOf(devs ...Device) Snapshot { return Snapshot{Devices: devs, ReadAt: ti
 func fmtSscan(arg string, n *int) (int, error) {
 	_, v, _ := strings.Cut(arg, "=")
 	return fmt.Sscan(v, n)
+}
+
+// mustEstimate is EstimateModel for files that are a model's.
+func mustEstimate(t *testing.T, path, format string, p Profile, ea EngineArgs) Estimate {
+	t.Helper()
+	e, err := EstimateModel(path, format, p, ea)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
 }

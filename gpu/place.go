@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"aima/errs"
 	"aima/internal/units"
 )
 
@@ -72,13 +73,9 @@ func Place(snap Snapshot, held []Held, req Request, policy Policy) (Decision, er
 	count := 0
 	switch req.Selection.Kind {
 	case SelectDevices:
-		for _, id := range req.Selection.Devices {
-			d, ok := snap.Find(id)
-			if !ok {
-				return Decision{}, refuse(&Refusal{Message: fmt.Sprintf("GPU %s does not exist on this host (%s)", id, inventoryText(snap)),
-					Suggestion: "name an index or UUID from gpu_list"})
-			}
-			named = append(named, d)
+		var err error
+		if named, err = ResolveDevices(snap, req.Selection); err != nil {
+			return Decision{}, err
 		}
 		count = len(named)
 	case SelectAll:
@@ -145,6 +142,28 @@ func Place(snap Snapshot, held []Held, req Request, policy Policy) (Decision, er
 		msg += "; forced: fit check skipped"
 	}
 	return Decision{Lease: lease, Message: msg}, nil
+}
+
+// ResolveDevices finds the GPUs a device selection names. A name the
+// inventory lacks is a refusal (Conflict); two names of one physical GPU
+// (its index and its UUID) are an InvalidArgument error on gpus, as a
+// lease must hold each GPU once.
+func ResolveDevices(snap Snapshot, sel Selection) ([]Device, error) {
+	var named []Device
+	by := map[string]string{} // UUID -> the name that chose it
+	for _, id := range sel.Devices {
+		d, ok := snap.Find(id)
+		if !ok {
+			return nil, refuse(&Refusal{Message: fmt.Sprintf("GPU %s does not exist on this host (%s)", id, inventoryText(snap)),
+				Suggestion: "name an index or UUID from gpu_list"})
+		}
+		if first, dup := by[d.UUID]; dup {
+			return nil, errs.Invalid("gpus", "gpus %s: %s and %s are the same GPU (%s): name each GPU once", sel, first, id, d.Label())
+		}
+		by[d.UUID] = id
+		named = append(named, d)
+	}
+	return named, nil
 }
 
 // judgeDevice checks one GPU for the request: the sharing rule (declared

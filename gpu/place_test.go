@@ -74,7 +74,7 @@ func TestPlaceSharesByDeclaredFractions(t *testing.T) {
 
 func TestPlaceRefusesTooLargeWithSuggestion(t *testing.T) {
 	snap := snapOf(gpu80(0, 0), gpu80(1, 0))
-	e := EstimateModel("testdata/models/llama-3-8b-instruct", "hf", ProfileFor("vllm"), EngineArgs{TP: 1, MaxModelLen: 524288})
+	e := mustEstimate(t, "testdata/models/llama-3-8b-instruct", "hf", ProfileFor("vllm"), EngineArgs{TP: 1, MaxModelLen: 524288})
 	_, err := Place(snap, nil, Request{ServiceID: "x", Selection: auto(), Estimate: e}, PolicyPack)
 	r := refusal(t, err)
 	if r.Held || !strings.Contains(r.Message, "allows 72.0 GiB") || !strings.Contains(r.Message, "GiB per GPU") {
@@ -86,7 +86,7 @@ func TestPlaceRefusesTooLargeWithSuggestion(t *testing.T) {
 	// The suggested length does fit.
 	var l int
 	_, _ = fmtSscan(r.SuggestedArgs[0], &l)
-	e2 := EstimateModel("testdata/models/llama-3-8b-instruct", "hf", ProfileFor("vllm"), EngineArgs{TP: 1, MaxModelLen: l})
+	e2 := mustEstimate(t, "testdata/models/llama-3-8b-instruct", "hf", ProfileFor("vllm"), EngineArgs{TP: 1, MaxModelLen: l})
 	if _, err := Place(snap, nil, Request{ServiceID: "x", Selection: auto(), Estimate: e2}, PolicyPack); err != nil {
 		t.Errorf("suggested --max-model-len=%d does not fit: %v", l, err)
 	}
@@ -255,5 +255,29 @@ func TestPlaceDormantAndResume(t *testing.T) {
 	}
 	if _, err := Place(snap, []Held{held("b", 1, 0)}, wake, PolicyPack); !errs.Is(err, errs.Conflict) {
 		t.Errorf("wake onto a GPU another service holds: %v", err)
+	}
+}
+
+// One physical GPU named twice (its index and its UUID, an index with a
+// leading zero, a UUID in other letters) is refused, never leased twice.
+func TestOneGPUNamedTwiceRefused(t *testing.T) {
+	for _, bad := range []string{"device=0,0", "device=0,00", "device=GPU-abc,gpu-ABC"} {
+		if s, err := ParseSelection(bad); err == nil {
+			t.Errorf("ParseSelection(%q) accepted as %v", bad, s)
+		}
+	}
+	if s, err := ParseSelection("device=01"); err != nil || s.String() != "device=1" {
+		t.Errorf("device=01: %v %v", s, err)
+	}
+	snap := snapOf(gpu80(0, 0), gpu80(1, 0))
+	for _, ids := range [][]string{{"0", uuidOf(0)}, {strings.ToUpper(uuidOf(1)), "1"}} {
+		sel, err := ParseSelection("device=" + strings.Join(ids, ","))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := Place(snap, nil, Request{Selection: sel, Estimate: est(gib, 0.9, 1, 2)}, PolicyPack)
+		if !errs.Is(err, errs.InvalidArgument) || errs.FieldOf(err) != "gpus" || !strings.Contains(err.Error(), "are the same GPU") {
+			t.Errorf("%v: lease %+v, error %v; want invalid_argument on gpus", ids, d.Lease, err)
+		}
 	}
 }

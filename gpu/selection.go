@@ -65,10 +65,17 @@ func ParseSelection(s string) (Selection, error) {
 		if !deviceIDRE.MatchString(p) {
 			return Selection{}, fmt.Errorf("gpus %q: want all, none, auto, a count N, or device=ID[,ID...] with indexes or GPU-... UUIDs", s)
 		}
-		if !seen[p] {
-			seen[p] = true
-			ids = append(ids, p)
+		if n, err := strconv.Atoi(p); err == nil {
+			p = strconv.Itoa(n) // "00" is GPU 0
 		}
+		// A GPU named twice would be leased twice and counted as two by
+		// the tensor-parallel check.
+		key := strings.ToLower(p)
+		if seen[key] {
+			return Selection{}, fmt.Errorf("gpus %q: GPU %s is named twice", s, p)
+		}
+		seen[key] = true
+		ids = append(ids, p)
 	}
 	if len(ids) > MaxCount {
 		return Selection{}, fmt.Errorf("gpus %q: at most %d devices", s, MaxCount)

@@ -3,19 +3,17 @@ package gpu
 import (
 	"bytes"
 	"context"
-	"encoding/csv"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os/exec"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"aima/errs"
+	"aima/internal/units"
 )
 
 // Source reads the GPU inventory.
@@ -63,6 +61,11 @@ func (n *NvidiaSMI) Read(ctx context.Context) (Snapshot, error) {
 	}
 	go func() {
 		defer close(appsDone)
+		defer func() {
+			if v := recover(); v != nil { // a bug here must not end the daemon
+				apps.err = errs.New(errs.Internal, "reading nvidia-smi's process list: %v", v)
+			}
+		}()
 		apps.out, apps.err = n.run(ctx, "--query-compute-apps="+strings.Join(AppFields, ","), "--format=csv,noheader,nounits")
 	}()
 	out, err := n.run(ctx, "--query-gpu="+strings.Join(QueryFields, ","), "--format=csv,noheader,nounits")
@@ -112,8 +115,40 @@ type noGPUs struct{ note string }
 
 func (e noGPUs) Error() string { return e.note }
 
-// run executes nvidia-smi with a bounded time; the process is killed (and
-// its pipes abandoned) when the timeout passes.
+// MaxSMIOutput bounds what one nvidia-smi call may print on stdout (its
+// stderr gets a sixteenth of it): 1,024 GPUs or 65,536 processes fit in
+// it many times over, and a driver or a stand-in that prints more is cut
+// off and killed rather than read into the daemon's memory.
+const MaxSMIOutput = 4 << 20
+
+// errTooMuchOutput ends a call whose output passed its bound.
+var errTooMuchOutput = errors.New("nvidia-smi output over its bound")
+
+// boundedBuffer keeps what a process prints up to limit bytes; the write
+// that would pass it fails and kills the process (through stop).
+type boundedBuffer struct {
+	buf   bytes.Buffer
+	limit int
+	over  bool
+	stop  func()
+}
+
+func (b *boundedBuffer) Write(p []byte) (int, error) {
+	if b.over {
+		return 0, errTooMuchOutput
+	}
+	if room := b.limit - b.buf.Len(); len(p) > room {
+		b.buf.Write(p[:room])
+		b.over = true
+		b.stop()
+		return room, errTooMuchOutput
+	}
+	return b.buf.Write(p)
+}
+
+// run executes nvidia-smi with a bounded time and bounded output; the
+// process is killed (and its pipes abandoned) when the timeout passes or
+// it prints more than MaxSMIOutput.
 func (n *NvidiaSMI) run(ctx context.Context, args ...string) ([]byte, error) {
 	bin := n.Path
 	if bin == "" {
@@ -125,13 +160,19 @@ func (n *NvidiaSMI) run(ctx context.Context, args ...string) ([]byte, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
+	killed, kill := context.WithCancel(ctx)
+	defer kill()
+	cmd := exec.CommandContext(killed, bin, args...)
 	cmd.WaitDelay = 500 * time.Millisecond
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	stdout := &boundedBuffer{limit: MaxSMIOutput, stop: kill}
+	stderr := &boundedBuffer{limit: MaxSMIOutput / 16, stop: kill}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
 	err := cmd.Run()
+	if stdout.over || stderr.over {
+		return nil, errs.New(errs.Unavailable, "nvidia-smi printed more than %s: output refused and the process killed (a broken driver, or not nvidia-smi?)", units.Bytes(MaxSMIOutput))
+	}
 	if err == nil {
-		return stdout.Bytes(), nil
+		return stdout.buf.Bytes(), nil
 	}
 	if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
 		return nil, noGPUs{note: fmt.Sprintf("no NVIDIA driver on this host (%s not found); no GPUs to manage", bin)}
@@ -139,7 +180,7 @@ func (n *NvidiaSMI) run(ctx context.Context, args ...string) ([]byte, error) {
 	if ctx.Err() != nil {
 		return nil, errs.New(errs.Unavailable, "nvidia-smi did not answer within %s (a hung GPU driver?)", timeout)
 	}
-	text := strings.TrimSpace(stdout.String() + "\n" + stderr.String())
+	text := strings.TrimSpace(stdout.buf.String() + "\n" + stderr.buf.String())
 	if strings.Contains(text, "No devices were found") {
 		return nil, noGPUs{note: "the NVIDIA driver reports no GPU devices"}
 	}
@@ -162,60 +203,6 @@ func firstLines(s string, n int) string {
 	return strings.Join(lines, "; ")
 }
 
-// ParseQueryGPU parses `nvidia-smi --query-gpu=<QueryFields>
-// --format=csv,noheader,nounits`.
-func ParseQueryGPU(out []byte) ([]Device, error) {
-	rows, err := readCSV(out, len(QueryFields))
-	if err != nil {
-		return nil, err
-	}
-	devs := make([]Device, 0, len(rows))
-	for _, r := range rows {
-		idx, err := strconv.Atoi(r[0])
-		if err != nil {
-			return nil, fmt.Errorf("index %q: not a number", r[0])
-		}
-		d := Device{
-			Index: idx, UUID: r[1], Name: r[2],
-			MemoryTotalBytes: mib(r[3]), MemoryUsedBytes: mib(r[4]), MemoryFreeBytes: mib(r[5]),
-			UtilizationPct: integer(r[6]), TemperatureC: integer(r[7]), PowerW: float(r[8]),
-			DriverVersion: text(r[9]), ComputeCapability: text(r[10]),
-		}
-		switch strings.ToLower(text(r[11])) {
-		case "enabled":
-			d.MIGMode = "enabled"
-		case "disabled":
-			d.MIGMode = "disabled"
-		}
-		if d.UUID == "" {
-			return nil, fmt.Errorf("GPU %d has no UUID", idx)
-		}
-		devs = append(devs, d)
-	}
-	return devs, nil
-}
-
-// ParseComputeApps parses `nvidia-smi --query-compute-apps=<AppFields>
-// --format=csv,noheader,nounits`, keyed by GPU UUID.
-func ParseComputeApps(out []byte) (map[string][]Process, error) {
-	procs := map[string][]Process{}
-	if strings.Contains(string(out), "No running processes found") {
-		return procs, nil
-	}
-	rows, err := readCSV(out, len(AppFields))
-	if err != nil {
-		return nil, err
-	}
-	for _, r := range rows {
-		pid, err := strconv.Atoi(r[1])
-		if err != nil {
-			return nil, fmt.Errorf("pid %q: not a number", r[1])
-		}
-		procs[r[0]] = append(procs[r[0]], Process{PID: pid, Name: text(r[2]), UsedMemoryBytes: mib(r[3])})
-	}
-	return procs, nil
-}
-
 func attachProcesses(devs []Device, procs map[string][]Process) {
 	for i := range devs {
 		devs[i].Processes = procs[devs[i].UUID]
@@ -230,69 +217,4 @@ func ParseCUDAVersion(banner []byte) string {
 		return string(m[1])
 	}
 	return ""
-}
-
-func readCSV(out []byte, fields int) ([][]string, error) {
-	r := csv.NewReader(bytes.NewReader(out))
-	r.TrimLeadingSpace = true
-	r.FieldsPerRecord = -1
-	var rows [][]string
-	for {
-		rec, err := r.Read()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			return nil, err
-		}
-		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
-			continue
-		}
-		if len(rec) != fields {
-			return nil, fmt.Errorf("want %d fields per line, got %d: %q", fields, len(rec), strings.Join(rec, ","))
-		}
-		for i := range rec {
-			rec[i] = strings.TrimSpace(rec[i])
-		}
-		rows = append(rows, rec)
-	}
-	return rows, nil
-}
-
-// text is a field's value, empty when nvidia-smi says it has none
-// ("[N/A]", "[Not Supported]", "N/A", "[Unknown Error]", ...).
-func text(v string) string {
-	v = strings.TrimSpace(v)
-	if v == "N/A" || (strings.HasPrefix(v, "[") && strings.HasSuffix(v, "]")) {
-		return ""
-	}
-	return v
-}
-
-func mib(v string) *int64 {
-	f := float(v)
-	if f == nil || *f < 0 {
-		return nil
-	}
-	return ptr(int64(*f * (1 << 20)))
-}
-
-func integer(v string) *int {
-	f := float(v)
-	if f == nil {
-		return nil
-	}
-	return ptr(int(*f))
-}
-
-func float(v string) *float64 {
-	v = text(v)
-	if v == "" {
-		return nil
-	}
-	f, err := strconv.ParseFloat(v, 64)
-	if err != nil {
-		return nil
-	}
-	return &f
 }

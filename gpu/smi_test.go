@@ -2,8 +2,11 @@ package gpu
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -183,5 +186,63 @@ func TestInventorySharesConcurrentReads(t *testing.T) {
 	}
 	if _, err := inv.Last(context.Background()); err != nil {
 		t.Error(err)
+	}
+}
+
+// nvidia-smi's output is untrusted: impossible figures become unknown and
+// are named, never NaN, infinity or a wrapped integer.
+func TestParseImpossibleFigures(t *testing.T) {
+	const u0, u1, u2 = "GPU-00000000-0000-4000-8000-000000000000", "GPU-00000000-0000-4000-8000-000000000001", "GPU-00000000-0000-4000-8000-000000000002"
+	in := "0, " + u0 + ", NVIDIA H100, 81559, [N/A], 81000, 0, 30, NaN, 580.95.05, 9.0, Disabled\n" +
+		"1, " + u1 + ", NVIDIA H100, 9223372036854775807, 1, 2, 1e300, -inf, inf, 580.95.05, 9.0, Disabled\n" +
+		"2, " + u2 + ", NVIDIA H100, 80000, 90000, 80001, 101, 30, -5, 5.8.0;rm, 9.0x, Disabled\n"
+	devs, err := ParseQueryGPU([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d0, d1, d2 := devs[0], devs[1], devs[2]
+	if d0.PowerW != nil || !d0.MemoryKnown() || d0.MemoryUsedBytes != nil || !slices.Contains(d0.InvalidFields, `power.draw="NaN"`) {
+		t.Errorf("GPU 0: power %v, used %v, invalid %v", d0.PowerW, d0.MemoryUsedBytes, d0.InvalidFields)
+	}
+	if d1.MemoryTotalBytes != nil || d1.UtilizationPct != nil || d1.TemperatureC != nil || d1.PowerW != nil || len(d1.InvalidFields) != 4 {
+		t.Errorf("GPU 1: %+v", d1)
+	}
+	if d2.MemoryUsedBytes != nil || d2.MemoryFreeBytes != nil || d2.UtilizationPct != nil || d2.PowerW != nil ||
+		d2.DriverVersion != "" || d2.ComputeCapability != "" || *d2.MemoryTotalBytes != 80000*mibB {
+		t.Errorf("GPU 2: %+v (invalid %v)", d2, d2.InvalidFields)
+	}
+	// Every device encodes: no NaN or infinity is left.
+	if _, err := json.Marshal(devs); err != nil {
+		t.Error(err)
+	}
+}
+
+// Two rows naming one GPU (by index or UUID, in any case), or a UUID that
+// is not one, make the read an error: a lease must name one physical GPU.
+func TestParseRefusesAmbiguousGPUs(t *testing.T) {
+	row := func(i int, uuid string) string {
+		return fmt.Sprintf("%d, %s, NVIDIA H100, 81559, 0, 81559, 0, 30, 70, 580.95.05, 9.0, Disabled\n", i, uuid)
+	}
+	for name, in := range map[string]string{
+		"same index":      row(0, uuidOf(0)) + row(0, uuidOf(1)),
+		"same UUID":       row(0, uuidOf(0)) + row(1, uuidOf(0)),
+		"same UUID, case": row(0, "GPU-abc") + row(1, "GPU-ABC"),
+		"UUID with comma": row(0, `"GPU-1,GPU-2"`),
+		"index too large": row(100000, uuidOf(0)),
+		"negative index":  row(-1, uuidOf(0)),
+	} {
+		if devs, err := ParseQueryGPU([]byte(in)); err == nil {
+			t.Errorf("%s: accepted as %+v", name, devs)
+		}
+	}
+}
+
+// An nvidia-smi that prints without end is cut off at MaxSMIOutput and
+// killed, with a reason, instead of being read into memory.
+func TestNvidiaSMIOutputBounded(t *testing.T) {
+	fake := testenv.FakeNvidiaSMI(t, fakesmi.Spec{Mode: fakesmi.ModeFlood})
+	_, err := (&NvidiaSMI{Path: fake.Path, Timeout: time.Minute}).Read(context.Background())
+	if !errs.Is(err, errs.Unavailable) || !strings.Contains(err.Error(), "printed more than 4.0 MiB") {
+		t.Fatalf("error %v, want unavailable: printed more than 4.0 MiB", err)
 	}
 }

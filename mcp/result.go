@@ -24,7 +24,14 @@ type renderer interface {
 func successResult(op renderer, out any) *mcpgo.CallToolResult {
 	raw, ok := out.(json.RawMessage)
 	if !ok {
-		return mcpgo.NewToolResultStructured(out, op.Text(out))
+		// Encoded here, not by the transport, so an output that cannot
+		// be encoded (a NaN, an infinity) is a typed internal error
+		// rather than a reply the transport fails to write.
+		b, err := json.Marshal(out)
+		if err != nil {
+			return errorResult(errs.Wrap(errs.Internal, err, "encoding the result of %s", op.Name()))
+		}
+		return mcpgo.NewToolResultStructured(json.RawMessage(b), op.Text(out))
 	}
 	var obj map[string]any
 	dec := json.NewDecoder(bytes.NewReader(raw))

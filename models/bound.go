@@ -38,6 +38,13 @@ func onDisk[T any](ctx context.Context, limit time.Duration, what string, fn fun
 	done := make(chan result, 1)
 	go func() {
 		defer func() { <-fsSlots }()
+		defer func() {
+			// A panic reading a model's files (a bug met on a hostile
+			// file) is this request's internal error, not the daemon's end.
+			if p := recover(); p != nil {
+				done <- result{err: errs.New(errs.Internal, "%s: internal error: %v", what, p)}
+			}
+		}()
 		v, err := fn(ctx)
 		done <- result{v, err}
 	}()

@@ -179,6 +179,9 @@ func (m *Manager) Create(ctx context.Context, spec CreateSpec) (Service, error) 
 	if err := checkGPURequest(eng.Type, eng.Args, gpus, spec.Args, spec.Env); err != nil {
 		return Service{}, err
 	}
+	if err := m.checkNamedGPUs(ctx, gpus); err != nil {
+		return Service{}, err
+	}
 	policy, err := ParseRestartPolicy(spec.RestartPolicy)
 	if err != nil {
 		return Service{}, err

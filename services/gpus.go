@@ -32,8 +32,8 @@ func (st *starter) schedule(ctx context.Context) *failure {
 		return &failure{kind: FailureInternal, reason: err.Error()}
 	}
 	sel, err := gpu.ParseSelection(s.GPUs)
-	if err != nil {
-		return &failure{kind: FailureInternal, reason: fmt.Sprintf("schedule: %v", err)}
+	if err != nil { // a request stored before a rule it breaks (a GPU named twice)
+		return &failure{kind: FailureUnschedulable, reason: fmt.Sprintf("schedule: %v", err)}
 	}
 	if !sel.Wants() {
 		m.message(s.ID, s.Run, PhaseSchedule, "no GPU requested")
@@ -63,6 +63,8 @@ func scheduleFailure(err error) FailureKind {
 		return FailureUnschedulable
 	case errs.Is(err, errs.Unavailable):
 		return FailureGPUUnavailable
+	case errs.Is(err, errs.InvalidArgument):
+		return FailureUnschedulable // a request or model files that no placement can serve
 	}
 	return FailureInternal
 }
@@ -174,7 +176,15 @@ func (m *Manager) estimate(ctx context.Context, modelID, modelPath, engineType s
 			path = modelPath
 		}
 	}
-	return gpu.EstimateModel(path, format, prof, ea), nil
+	est, err := gpu.EstimateModel(path, format, prof, ea)
+	if err != nil {
+		name := modelID
+		if name == "" {
+			name = path
+		}
+		return gpu.Estimate{}, &errs.Error{Kind: errs.KindOf(err), Field: errs.FieldOf(err), Msg: "model " + name, Err: err}
+	}
+	return est, nil
 }
 
 // heldLeases are the leases recorded on service records.
@@ -281,6 +291,25 @@ func (m *Manager) explainMemoryFailure(ctx context.Context, s Service, f *failur
 		state = "GPU state after the failure: " + gpu.StateText(snap, uuids)
 	}
 	f.reason += "; " + state + "; suggestion: " + gpu.MemorySuggestion(f.engineLine)
+}
+
+// checkNamedGPUs refuses, at create, a device list that names one GPU
+// twice (by its index and by its UUID), when the inventory says so; the
+// schedule phase checks it again on the inventory of the start. A name the
+// inventory lacks is left to the schedule phase (GPUs come and go).
+func (m *Manager) checkNamedGPUs(ctx context.Context, gpus string) error {
+	sel, err := gpu.ParseSelection(gpus)
+	if err != nil || sel.Kind != gpu.SelectDevices {
+		return nil
+	}
+	snap, err := m.opts.GPUs.Last(ctx)
+	if err != nil {
+		return nil
+	}
+	if _, err := gpu.ResolveDevices(snap, sel); errs.Is(err, errs.InvalidArgument) {
+		return err
+	}
+	return nil
 }
 
 // checkGPURequest validates a service's GPU request and GPU environment

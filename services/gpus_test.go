@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"aima/engines"
+	"aima/errs"
 	"aima/events"
 	"aima/gpu"
 	"aima/models"
@@ -132,5 +133,15 @@ func TestLeaseLifecycle(t *testing.T) {
 	snap, err := m.GPUList(ctx)
 	if err != nil || len(snap.Devices[0].HeldBy) != 1 || snap.Devices[0].HeldBy[0].ServiceID != "c" || snap.Devices[1].HeldBy[0].ServiceID != "b" {
 		t.Errorf("gpu list %+v %v", snap.Devices, err)
+	}
+}
+
+// A device list naming one GPU twice (by index and by UUID) is refused at
+// create, with invalid_argument on gpus.
+func TestCreateRefusesOneGPUNamedTwice(t *testing.T) {
+	h := newHarness(t, withGPUs(gpu.Static(twoGPUs())))
+	_, err := h.m.Create(h.ctx(), CreateSpec{ModelID: "org/tiny", EngineType: "vllm", Port: loopbackPort(t), GPUs: "device=0,GPU-aaaa"})
+	if !errs.Is(err, errs.InvalidArgument) || errs.FieldOf(err) != "gpus" || !strings.Contains(err.Error(), "same GPU") {
+		t.Errorf("create: %v", err)
 	}
 }

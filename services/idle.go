@@ -15,7 +15,7 @@ func (m *Manager) idleLoop(ctx context.Context) {
 	for {
 		due, next := m.gate.idleDue(m.now())
 		for _, id := range due {
-			m.releaseIdle(ctx, id)
+			m.releaseIdleContained(ctx, id)
 		}
 		wait := time.Hour
 		if !next.IsZero() {
@@ -29,6 +29,13 @@ func (m *Manager) idleLoop(ctx context.Context) {
 		case <-m.gate.kick:
 		}
 	}
+}
+
+// releaseIdleContained is releaseIdle with a panic contained to the
+// service, so the idle loop goes on.
+func (m *Manager) releaseIdleContained(ctx context.Context, id string) {
+	defer m.contain("releasing an idle service", id)
+	m.releaseIdle(ctx, id)
 }
 
 // releaseIdle releases one idle service, if it still is idle.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -206,7 +207,9 @@ func (j *Journal) run() {
 			ctx, cancel := context.WithTimeout(context.Background(), journalFanoutMax)
 			j.hurry = cancel
 			j.mu.Unlock()
-			j.fanout(ctx, id)
+			if err := contained("fan-out", func() error { j.fanout(ctx, id); return nil }); err != nil {
+				j.onError(err)
+			}
 			j.mu.Lock()
 			j.hurry = nil
 			cancel()
@@ -222,7 +225,7 @@ func (j *Journal) run() {
 			<-j.wake
 			continue
 		}
-		if err := j.write(batch); err != nil {
+		if err := contained("write", func() error { return j.write(batch) }); err != nil {
 			j.onError(err)
 		}
 		j.mu.Lock()
@@ -279,4 +282,16 @@ func (j *Journal) write(batch []journalOp) error {
 		}
 	}
 	return state.Apply(ctx, j.store, ops)
+}
+
+// contained runs one step of the journal's writer, turning a panic in it
+// (in the store, or in the fan-out callback) into that step's error: the
+// writer goes on, and the daemon with it.
+func contained(step string, f func() error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("panic in the journal's %s: %v\n%s", step, v, debug.Stack())
+		}
+	}()
+	return f()
 }

@@ -194,7 +194,10 @@ func NewManager(store state.Store, rt runtime.Runtime, bus *events.Bus, catalog 
 		gate: newGate(), ready: map[string]Service{}, ephemeralFile: kernelports.File,
 	}
 	m.wg.Add(1)
-	go func() { defer m.wg.Done(); m.idleLoop(m.ctx) }()
+	go func() {
+		defer m.wg.Done()
+		m.keepRunning("the idle loop", func(bool) { m.idleLoop(m.ctx) })
+	}()
 	return m
 }
 

@@ -23,7 +23,8 @@ func (st *starter) waitReady(ctx context.Context) *failure {
 	// Docker's "die" event comes tens of milliseconds before a wait returns
 	// (the engine answers waits only after tearing down the network), so
 	// watch both and take whichever is first.
-	died, oomSeen := st.watchDie(ctx)
+	crashed := make(chan *failure, 3) // a panic in one of the goroutines below
+	died, oomSeen := st.watchDie(ctx, crashed)
 	readyLine := make(chan struct{}, 1)
 	logCtx, stopLogs := context.WithCancel(ctx)
 	defer stopLogs()
@@ -31,6 +32,7 @@ func (st *starter) waitReady(ctx context.Context) *failure {
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
+		defer st.containPart("following the engine's log", crashed)
 		st.followMilestones(logCtx, readyLine, followed)
 	}()
 	healthy := make(chan struct{})
@@ -40,6 +42,7 @@ func (st *starter) waitReady(ctx context.Context) *failure {
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
+		defer st.containPart("probing the engine's health", crashed)
 		if m.probeUntilHealthy(probeCtx, url) {
 			close(healthy)
 		}
@@ -50,6 +53,9 @@ func (st *starter) waitReady(ctx context.Context) *failure {
 		select {
 		case <-ctx.Done():
 			return &failure{kind: FailureInterrupted, reason: "interrupted"}
+		case f := <-crashed:
+			_ = m.rt.StopContainer(context.WithoutCancel(ctx), st.containerID, runtime.StopOptions{Timeout: 2 * time.Second})
+			return f
 		case ex := <-exited:
 			if errs.Is(ex.Err, errs.Unavailable) {
 				// The Docker API went away, not the container: keep
@@ -81,13 +87,14 @@ func (st *starter) waitReady(ctx context.Context) *failure {
 
 // watchDie delivers the container's "die" event (with its exit code) and
 // remembers an "oom" event before it.
-func (st *starter) watchDie(ctx context.Context) (<-chan runtime.ExitStatus, func() bool) {
+func (st *starter) watchDie(ctx context.Context, crashed chan<- *failure) (<-chan runtime.ExitStatus, func() bool) {
 	out := make(chan runtime.ExitStatus, 1)
 	var oom atomic.Bool
 	evs, errc := st.m.rt.Events(ctx, runtime.EventOptions{Labels: map[string]string{runtime.LabelService: st.s.ID}})
 	st.m.wg.Add(1)
 	go func() {
 		defer st.m.wg.Done()
+		defer st.containPart("watching the container's events", crashed)
 		for {
 			select {
 			case ev, ok := <-evs:

@@ -161,6 +161,6 @@ func (m *Manager) resume(s Service, eng engines.Engine, containerID string, dead
 			phase = PhaseLoading
 		}
 		st := &starter{m: m, s: s, eng: eng, phase: phase, containerID: containerID}
-		m.finishStart(ctx, st, st.waitReady(ctx))
+		m.finishStart(ctx, st, st.guarded(ctx, st.waitReady))
 	})
 }

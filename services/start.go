@@ -114,7 +114,7 @@ func (m *Manager) startSeq(s Service) uint64 {
 func (m *Manager) launch(s Service, eng engines.Engine, deadline time.Time, force bool) {
 	m.runJob(s.ID, deadline, func(ctx context.Context) {
 		st := &starter{m: m, s: s, eng: eng, phase: PhaseCleanup, force: force}
-		m.finishStart(ctx, st, st.run(ctx))
+		m.finishStart(ctx, st, st.guarded(ctx, st.run))
 	})
 }
 
@@ -134,12 +134,17 @@ func (m *Manager) runJob(id string, deadline time.Time, run func(ctx context.Con
 		defer close(job.done)
 		defer cancelDeadline()
 		defer cancel(nil)
+		defer func() {
+			m.mu.Lock()
+			if m.jobs[id] == job {
+				delete(m.jobs, id)
+			}
+			m.mu.Unlock()
+		}()
+		// The phases recover their own panics (starter.guarded); this
+		// is for the recording of the outcome.
+		defer m.contain("recording the outcome of a start", id)
 		run(ctx)
-		m.mu.Lock()
-		if m.jobs[id] == job {
-			delete(m.jobs, id)
-		}
-		m.mu.Unlock()
 	}()
 }
 

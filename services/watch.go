@@ -22,8 +22,19 @@ func (m *Manager) Run() error {
 	evs, errc, err := m.subscribe(m.ctx, since)
 	m.armIdle(m.ctx)
 	m.wg.Add(2)
-	go func() { defer m.wg.Done(); m.watchDocker(m.ctx, since, evs, errc) }()
-	go func() { defer m.wg.Done(); m.livenessLoop(m.ctx) }()
+	go func() {
+		defer m.wg.Done()
+		m.keepRunning("the container event watcher", func(restarted bool) {
+			if restarted { // the stream it read is gone with it
+				evs, errc, _ = m.subscribe(m.ctx, since)
+			}
+			m.watchDocker(m.ctx, since, evs, errc)
+		})
+	}()
+	go func() {
+		defer m.wg.Done()
+		m.keepRunning("the liveness loop", func(bool) { m.livenessLoop(m.ctx) })
+	}()
 	return err
 }
 
@@ -83,7 +94,7 @@ func (m *Manager) watchDocker(ctx context.Context, since time.Time, evs <-chan r
 					break
 				}
 				since = ev.Time
-				m.onDockerEvent(ctx, ev)
+				m.handleDockerEvent(ctx, ev)
 				if m.hooks.eventHandled != nil {
 					m.hooks.eventHandled(ev)
 				}
@@ -116,6 +127,13 @@ func (m *Manager) setDockerUp() {
 	if m.dockerDown.Swap(false) {
 		m.log.Info("docker engine reachable again; reconciled")
 	}
+}
+
+// handleDockerEvent is onDockerEvent with a panic contained to the event's
+// service, so the watcher goes on with the next event.
+func (m *Manager) handleDockerEvent(ctx context.Context, ev runtime.Event) {
+	defer m.contain("handling the container event "+string(ev.Action), ev.Labels[runtime.LabelService])
+	m.onDockerEvent(ctx, ev)
 }
 
 // onDockerEvent reacts to a container event: the end of a running
@@ -179,7 +197,7 @@ func (m *Manager) containerEnded(ctx context.Context, id, containerID, what stri
 		job := m.jobs[id]
 		m.mu.Unlock()
 		if job != nil {
-			m.afterStart(job, func() { m.containerEnded(ctx, id, containerID, what, code) })
+			m.afterStart(job, id, func() { m.containerEnded(ctx, id, containerID, what, code) })
 			return
 		}
 	}
@@ -188,10 +206,11 @@ func (m *Manager) containerEnded(ctx context.Context, id, containerID, what stri
 
 // afterStart runs f once the start job has ended (not at all if the daemon
 // stops first).
-func (m *Manager) afterStart(job *startJob, f func()) {
+func (m *Manager) afterStart(job *startJob, id string, f func()) {
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
+		defer m.contain("handling a container's end after its start", id)
 		select {
 		case <-job.done:
 			f()

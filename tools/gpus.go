@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"aima/gpu"
-	"aima/internal/units"
 	"aima/services"
 )
 
@@ -29,7 +28,7 @@ func gpuMemory(d gpu.Device) string {
 	if !d.MemoryKnown() {
 		return "memory not reported"
 	}
-	return fmt.Sprintf("%s used, %s", units.GiB(*d.MemoryUsedBytes), d.MemoryText())
+	return fmt.Sprintf("%s used, %s", gpu.BytesText(d.MemoryUsedBytes), d.MemoryText())
 }
 
 func holders(d gpu.Device) string {

@@ -217,6 +217,9 @@ func gpuDoctor(ctx context.Context, env *Env) (string, []string) {
 		if h := holders(d); h != "" {
 			l += "; held by " + h
 		}
+		if len(d.InvalidFields) > 0 {
+			l += "; the driver reported impossible values, taken as unknown: " + strings.Join(d.InvalidFields, ", ")
+		}
 		lines = append(lines, l)
 	}
 	return sum, lines

@@ -24,6 +24,7 @@ const (
 	ModeMismatch  = "mismatch"   // "Failed to initialize NVML: Driver/library version mismatch", exit 18
 	ModeNoDevices = "no-devices" // "No devices were found", exit 6
 	ModeNoDriver  = "no-driver"  // "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver", exit 9
+	ModeFlood     = "flood"      // print rows of the GPU query without end (until killed or the pipe closes)
 )
 
 // GPU is one simulated device.
@@ -79,6 +80,13 @@ func Run(s Spec, args []string, stdout io.Writer) int {
 	case ModeNoDriver:
 		fmt.Fprint(stdout, "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running.\n\n")
 		return 9
+	case ModeFlood:
+		row := strings.Repeat("0, "+UUIDOf(0)+", NVIDIA H100 80GB HBM3, 81559, 0, 81559, 0, 30, 69.50, 580.95.05, 9.0, Disabled\n", 512)
+		for {
+			if _, err := io.WriteString(stdout, row); err != nil {
+				return 1
+			}
+		}
 	}
 	if s.Driver == "" {
 		s.Driver = "580.95.05"
