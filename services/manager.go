@@ -120,7 +120,9 @@ type Manager struct {
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex // per-service lifecycle serialization
-	jobs  map[string]*startJob   // starts in progress
+	// groups serialise the swaps of each swap group (see swap).
+	groups *keyLocks
+	jobs   map[string]*startJob // starts in progress
 	// restarts holds the run whose failure a restart timer waits on, per
 	// service, so a reconcile does not schedule the same restart twice.
 	restarts map[string]int
@@ -187,7 +189,7 @@ func NewManager(store state.Store, rt runtime.Runtime, bus *events.Bus, catalog 
 		rt: rt, bus: bus, catalog: catalog, models: reg, opts: opts, log: opts.Logger,
 		http: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
 		now:  time.Now, ctx: ctx, cancel: cancel,
-		locks: map[string]*sync.Mutex{}, jobs: map[string]*startJob{}, restarts: map[string]int{},
+		locks: map[string]*sync.Mutex{}, groups: newKeyLocks(), jobs: map[string]*startJob{}, restarts: map[string]int{},
 		rewatchDelay: 500 * time.Millisecond, resubscribeDelay: time.Second, mutationGrace: 10 * time.Second,
 		gate: newGate(), ready: map[string]Service{}, ephemeralFile: kernelports.File,
 	}
