@@ -18,6 +18,8 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"aima/config"
 	"aima/enginemetrics"
 	"aima/engines"
@@ -72,6 +74,8 @@ type Daemon struct {
 	handler http.Handler
 	// patterns are the routes handler serves (see Routes).
 	patterns []string
+	// conns bounds the connections Serve accepts (counted on /metrics).
+	conns *httpguard.ConnLimiter
 	// bg is the daemon's lifetime for front-end background work (MCP
 	// resource subscriptions); Close ends it.
 	bg       context.Context
@@ -143,6 +147,8 @@ func New(opts Options) (*Daemon, error) {
 	env := &tools.Env{Services: mgr, Inference: gw, Models: reg, Catalog: catalog, Runtime: rt, Version: Version, DataDir: opts.DataDir, ReadOnly: opts.ReadOnly,
 		EngineMetrics: scraper}
 	d := &Daemon{Env: env, Config: cfg, opts: opts, store: store, journal: journal, closeRT: closeRT, manager: mgr, log: log, metrics: mx}
+	d.conns = httpguard.NewConnLimiter(httpguard.ConnLimits{Max: cfg.HTTP.MaxConnections, PerClient: cfg.HTTP.MaxConnectionsPerClient}, log)
+	registerConnMetrics(mx, d.conns)
 	d.bg, d.cancelBG = context.WithCancel(context.Background())
 	if d.handler, err = d.routes(); err != nil {
 		d.Close()
@@ -197,6 +203,13 @@ var errShuttingDown = errs.New(errs.Unavailable, "the aima daemon is shutting do
 // ctx ends, then shuts down gracefully: no new requests, in-flight ones are
 // told why they end and get a bounded grace; containers keep running. Call
 // it once.
+//
+// What a client can hold is bounded (the config's http section): its
+// connections, in all and per client address (ConnLimiter); a request's
+// headers (10 s) and body (body_timeout) in time; a keep-alive connection
+// without a request (idle_timeout). Answers are not bounded in time:
+// event streams, log follows, MCP streams and streamed /v1 answers last as
+// long as they have something to say and the client listens.
 func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 	d.logGPUs(ctx)
 	if w := d.manager.PortRangeWarning(); w != "" {
@@ -214,10 +227,11 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 	// shutdown, so a client following a start learns why its stream ends.
 	reqCtx, cancelRequests := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer cancelRequests(nil)
-	hs := &http.Server{Handler: d.handler, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return reqCtx },
-		ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelDebug)}
+	hs := &http.Server{Handler: d.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Duration(d.Config.HTTP.IdleTimeout),
+		BaseContext: func(net.Listener) context.Context { return reqCtx },
+		ErrorLog:    slog.NewLogLogger(d.log.Handler(), slog.LevelDebug)}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() { errc <- hs.Serve(d.conns.Listen(ln)) }()
 	d.log.Info("aima daemon serving", "addr", ln.Addr().String(), "data_dir", d.opts.DataDir, "version", Version)
 	select {
 	case err := <-errc:
@@ -236,6 +250,20 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	<-errc
 	return nil
+}
+
+// registerConnMetrics puts the connection figures on /metrics.
+func registerConnMetrics(mx *metrics.Metrics, c *httpguard.ConnLimiter) {
+	mx.Registry().MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "aima_http_connections_open", Help: "HTTP connections the daemon holds open."},
+			func() float64 { return float64(c.Stats().Open) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "aima_http_connections_refused_total",
+			Help:        "HTTP connections closed on arrival because the daemon held http.max_connections (reason total) or their client address held http.max_connections_per_client (reason per_client).",
+			ConstLabels: prometheus.Labels{"reason": "total"}}, func() float64 { return float64(c.Stats().RefusedTotal) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "aima_http_connections_refused_total",
+			Help:        "HTTP connections closed on arrival because the daemon held http.max_connections (reason total) or their client address held http.max_connections_per_client (reason per_client).",
+			ConstLabels: prometheus.Labels{"reason": "per_client"}}, func() float64 { return float64(c.Stats().RefusedPerClient) }),
+	)
 }
 
 // Run builds the daemon, listens on opts.Addr and serves until ctx ends.

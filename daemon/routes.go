@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"net/http"
+	"time"
 
 	"aima/gateway"
 	"aima/httpapi"
@@ -26,7 +27,8 @@ import (
 func (d *Daemon) routes() (http.Handler, error) {
 	g, err := httpguard.New(httpguard.Options{
 		AllowedHosts: d.Config.AllowedHosts, AllowedOrigins: d.Config.AllowedOrigins, Token: d.opts.Token, Logger: d.log,
-		Public: web.Public, // the dashboard's own files carry no data; it logs in for the rest
+		BodyTimeout: time.Duration(d.Config.HTTP.BodyTimeout),
+		Public:      web.Public, // the dashboard's own files carry no data; it logs in for the rest
 	})
 	if err != nil {
 		return nil, err

@@ -22,7 +22,14 @@
 //     session, has no body; browsers preflight DELETE anyway.)
 //  5. With a token, every route but GET /health, the login/logout routes
 //     and the static files Options.Public names needs it, as a bearer token
-//     or as the login cookie: 401 unauthenticated otherwise.
+//     or as the login cookie: 401 unauthenticated otherwise. Wrong tokens
+//     (a bearer token or a login) are logged and throttled per client
+//     address (throttle.go): past a few, the address is locked out for a
+//     growing time and answered 429 (unavailable) with Retry-After.
+//
+// Before any of that, a request body gets Options.BodyTimeout to arrive
+// (deadline.go); connections are bounded by a ConnLimiter (conns.go),
+// which sits in front of the listener.
 package httpguard
 
 import (
@@ -55,8 +62,13 @@ type Options struct {
 	Public func(path string) bool
 	// Logger receives refusals at debug level; nil means slog.Default().
 	Logger *slog.Logger
-	// Now is the clock of login cookies; nil means time.Now.
+	// Now is the clock of login cookies and the login throttle; nil means
+	// time.Now.
 	Now func() time.Time
+	// BodyTimeout is how long a request body may take to arrive; zero
+	// means the config's default (a minute: a 32 MiB /v1 body, the
+	// gateway's limit, at 1 MiB/s, with room), negative no bound.
+	BodyTimeout time.Duration
 }
 
 // Guard is the access gate; Wrap puts it in front of a handler.
@@ -67,6 +79,9 @@ type Guard struct {
 	public  func(path string) bool
 	log     *slog.Logger
 	now     func() time.Time
+	// failures throttles wrong tokens per client address.
+	failures    *throttle
+	bodyTimeout time.Duration
 }
 
 // New checks the options and builds the guard.
@@ -77,6 +92,13 @@ func New(o Options) (*Guard, error) {
 	}
 	if g.now == nil {
 		g.now = time.Now
+	}
+	g.failures = newThrottle(g.now)
+	switch g.bodyTimeout = o.BodyTimeout; {
+	case g.bodyTimeout == 0:
+		g.bodyTimeout = time.Duration(config.DefaultHTTP().BodyTimeout)
+	case g.bodyTimeout < 0:
+		g.bodyTimeout = 0
 	}
 	for _, h := range o.AllowedHosts {
 		p, err := config.ParseHostPattern(h)
@@ -104,7 +126,7 @@ const (
 
 // Wrap returns next behind the guard.
 func (g *Guard) Wrap(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return bodyDeadline(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !g.hostAllowed(r) {
 			g.deny(w, r, http.StatusForbidden, errs.New(errs.PermissionDenied,
 				"Host %q is not allowed: aima answers loopback names and addresses and the allowed_hosts of its config (DNS rebinding protection)", r.Host))
@@ -146,12 +168,11 @@ func (g *Guard) Wrap(next http.Handler) http.Handler {
 			}
 			return
 		}
-		if g.token != "" && !g.isPublic(r) && !g.authorized(r) {
-			g.unauthorized(w, "missing or wrong token")
+		if g.token != "" && !g.isPublic(r) && !g.authenticate(w, r) {
 			return
 		}
 		next.ServeHTTP(w, r)
-	})
+	}), g.bodyTimeout)
 }
 
 // isPublic: GET /health answers without the token, so a supervisor can
