@@ -61,7 +61,9 @@ func TestWrongTokensAreThrottled(t *testing.T) {
 		return rec.Code
 	}
 	login := func(tok string) req { return req{path: LoginPath, ct: jsonCT, body: `{"token":"` + tok + `"}`} }
-	withBearer := func(tok string) req { return req{ct: jsonCT, headers: map[string]string{"Authorization": "Bearer " + tok}} }
+	withBearer := func(tok string) req {
+		return req{ct: jsonCT, headers: map[string]string{"Authorization": "Bearer " + tok}}
+	}
 
 	const a, b = "192.0.2.7:4000", "198.51.100.9:4000"
 	for i := range freeFailures {
