@@ -39,19 +39,19 @@ const maxLoginBody = 8 << 10
 // Authorized reports whether r may use the daemon: no token is configured,
 // or r carries it (as a bearer token or a login cookie). Pages served
 // without the token (Options.Public) ask it whether to show a login form.
-func (g *Guard) Authorized(r *http.Request) bool { return g.token == "" || g.authorized(r) }
+// A bearer token checked here counts like anywhere else: a wrong one is a
+// failure of its address, and a locked-out address is never authorized,
+// so this is no way around the throttle.
+func (g *Guard) Authorized(r *http.Request) bool {
+	if g.token == "" || g.hasCookie(r) {
+		return true
+	}
+	v, _, _ := g.checkBearer(r)
+	return v == bearerOK
+}
 
 // TokenRequired reports whether the daemon has a token.
 func (g *Guard) TokenRequired() bool { return g.token != "" }
-
-// authorized reports whether r carries the token: as a bearer token, or as
-// a login cookie minted from it.
-func (g *Guard) authorized(r *http.Request) bool {
-	if cred, ok := bearer(r); ok && g.token.equal(cred) {
-		return true
-	}
-	return g.hasCookie(r)
-}
 
 // bearer returns the credential of r's "Authorization: Bearer" header.
 func bearer(r *http.Request) (string, bool) {
@@ -67,30 +67,58 @@ func (g *Guard) hasCookie(r *http.Request) bool {
 	return err == nil && g.validCookie(c.Value)
 }
 
+// What checkBearer found.
+type bearerVerdict int
+
+const (
+	noBearer bearerVerdict = iota
+	bearerOK
+	bearerWrong
+	bearerLockedOut
+)
+
+// checkBearer checks r's bearer token, unless its client address is
+// locked out (then the token is not even compared: else the lockout would
+// slow the answers, not the guessing). A wrong token counts against the
+// address and is logged. It returns the address and, when locked out, for
+// how long still.
+func (g *Guard) checkBearer(r *http.Request) (bearerVerdict, ClientKey, time.Duration) {
+	cred, sent := bearer(r)
+	if !sent {
+		return noBearer, ClientKey{}, 0
+	}
+	key := clientKeyOf(r.RemoteAddr)
+	if left := g.failures.lockedOut(key); left > 0 {
+		return bearerLockedOut, key, left
+	}
+	if g.token.equal(cred) {
+		return bearerOK, key, 0
+	}
+	g.failed(r, key, "bearer token")
+	return bearerWrong, key, 0
+}
+
 // authenticate applies rule 5 to a request that needs the token, and
 // answers it when it fails. A valid login cookie passes (it cannot be
-// guessed: it is a MAC). A bearer token is checked unless its client
-// address is locked out (429, the token unchecked); a wrong one counts
-// against the address and is logged.
+// guessed: it is a MAC); a bearer token as checkBearer says.
 func (g *Guard) authenticate(w http.ResponseWriter, r *http.Request) bool {
 	if g.hasCookie(r) {
 		return true
 	}
-	cred, sent := bearer(r)
-	if !sent {
-		g.unauthorized(w, "missing token")
-		return false
-	}
-	key := clientKeyOf(r.RemoteAddr)
-	if left := g.failures.lockedOut(key); left > 0 {
-		g.lockedOut(w, key, left)
-		return false
-	}
-	if g.token.equal(cred) {
+	switch v, key, left := g.checkBearer(r); v {
+	case bearerOK:
 		return true
+	case bearerLockedOut:
+		g.lockedOut(w, key, left)
+	case bearerWrong:
+		g.unauthorized(w, "wrong token")
+	default:
+		why := "missing token"
+		if _, err := r.Cookie(CookieName); err == nil {
+			why = "login cookie expired or not valid for this token, and no token"
+		}
+		g.unauthorized(w, why)
 	}
-	g.failed(r, key, "bearer token")
-	g.unauthorized(w, "wrong token")
 	return false
 }
 

@@ -2,6 +2,7 @@ package httpguard
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -159,3 +160,15 @@ func (lc *limitedConn) Close() error {
 	lc.once.Do(func() { lc.c.release(lc.key) })
 	return err
 }
+
+// CloseWrite passes the half-close through: net/http uses it to let a
+// client read an error answer before the connection is reset.
+func (lc *limitedConn) CloseWrite() error {
+	if cw, ok := lc.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// ReadFrom keeps the connection's own (sendfile, splice) copy.
+func (lc *limitedConn) ReadFrom(r io.Reader) (int64, error) { return io.Copy(lc.Conn, r) }

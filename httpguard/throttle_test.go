@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -159,4 +160,28 @@ func remoteAddr(h http.Handler) http.Handler {
 		r.RemoteAddr = r.Header.Get("X-Remote")
 		h.ServeHTTP(w, r)
 	})
+}
+
+// Authorized (what /ui/session answers without the token) is no way
+// around the throttle: a wrong bearer token it sees counts, and a
+// locked-out address is not authorized even with the right one.
+func TestAuthorizedCountsAndHonoursLockouts(t *testing.T) {
+	const token = "the-right-token"
+	g, err := New(Options{Token: token, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ask := func(tok string) bool {
+		r := httptest.NewRequest(http.MethodGet, "/ui/session", nil)
+		r.Header.Set("Authorization", "Bearer "+tok)
+		return g.Authorized(r)
+	}
+	for i := range freeFailures + 1 {
+		if ask(fmt.Sprintf("guess-%d", i)) {
+			t.Fatal("a wrong token was authorized")
+		}
+	}
+	if ask(token) {
+		t.Error("the right token was authorized from a locked-out address: Authorized would tell a guesser which guess was right")
+	}
 }
