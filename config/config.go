@@ -87,8 +87,8 @@ type HTTP struct {
 	// IdleTimeout closes a keep-alive connection that sends no new request
 	// for this long.
 	IdleTimeout Duration `yaml:"idle_timeout"`
-	// BodyTimeout is how long a request body may take to arrive (answers,
-	// streams included, are not bounded by it).
+	// BodyTimeout is how long a request, body included, may take to
+	// arrive (answers, streams included, are not bounded by it).
 	BodyTimeout Duration `yaml:"body_timeout"`
 	// MaxConnections bounds the open connections in all, and
 	// MaxConnectionsPerClient those from one client address (an IPv6

@@ -206,10 +206,13 @@ var errShuttingDown = errs.New(errs.Unavailable, "the aima daemon is shutting do
 //
 // What a client can hold is bounded (the config's http section): its
 // connections, in all and per client address (ConnLimiter); a request's
-// headers (10 s) and body (body_timeout) in time; a keep-alive connection
-// without a request (idle_timeout). Answers are not bounded in time:
-// event streams, log follows, MCP streams and streamed /v1 answers last as
-// long as they have something to say and the client listens.
+// headers (10 s) and, with its body, the whole request (body_timeout:
+// ReadTimeout, whose read deadline net/http lifts once the body has been
+// read, when it starts watching for the client going away); a keep-alive
+// connection without a request (idle_timeout). Answers are not bounded in
+// time (no WriteTimeout): event streams, log follows, MCP streams and
+// streamed /v1 answers last as long as they have something to say and the
+// client listens.
 func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 	d.logGPUs(ctx)
 	if w := d.manager.PortRangeWarning(); w != "" {
@@ -227,7 +230,8 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 	// shutdown, so a client following a start learns why its stream ends.
 	reqCtx, cancelRequests := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer cancelRequests(nil)
-	hs := &http.Server{Handler: d.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Duration(d.Config.HTTP.IdleTimeout),
+	hs := &http.Server{Handler: d.handler, ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: time.Duration(d.Config.HTTP.BodyTimeout), IdleTimeout: time.Duration(d.Config.HTTP.IdleTimeout),
 		BaseContext: func(net.Listener) context.Context { return reqCtx },
 		ErrorLog:    slog.NewLogLogger(d.log.Handler(), slog.LevelDebug)}
 	errc := make(chan error, 1)

@@ -15,6 +15,7 @@ import (
 	"aima/internal/testenv"
 	"aima/internal/testenv/daemontest"
 	"aima/runtime/fakeruntime"
+	"aima/services"
 )
 
 // limitsDaemon is an in-process daemon on the fake runtime whose config
@@ -207,4 +208,34 @@ func metrics(ctx context.Context, t *testing.T, d *daemontest.Daemon, src string
 func firstLine(s string) string {
 	l, _, _ := strings.Cut(s, "\r\n")
 	return l
+}
+
+// An answer is not bounded by body_timeout: a POST whose body arrived at
+// once and whose answer takes longer (a wait of 3 s with a 1 s
+// body_timeout) gets the operation's own answer (here the wait's
+// deadline_exceeded), not a connection cut or a request cancelled when
+// the body's deadline passes.
+func TestBodyTimeoutNeverCutsTheAnswer(t *testing.T) {
+	d := limitsDaemon(t, "  body_timeout: 1s\n", "")
+	ctx := t.Context()
+	m, err := d.Env.Models.Add(ctx, testenv.MakeModel(t, "qwen-wait"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := d.Env.Services.Create(ctx, services.CreateSpec{ModelID: m.ID, EngineType: "vllm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := fmt.Sprintf(`{"service_id":%q,"for":"running","timeout_seconds":3}`, s.ID)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, d.URL+"/api/service/wait", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil || !strings.Contains(string(raw), `"deadline_exceeded"`) {
+		t.Fatalf("wait of 3 s with a 1 s body_timeout: %d %s, %v; want the wait's own deadline_exceeded", resp.StatusCode, raw, err)
+	}
 }

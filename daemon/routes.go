@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"net/http"
-	"time"
 
 	"aima/gateway"
 	"aima/httpapi"
@@ -27,8 +26,7 @@ import (
 func (d *Daemon) routes() (http.Handler, error) {
 	g, err := httpguard.New(httpguard.Options{
 		AllowedHosts: d.Config.AllowedHosts, AllowedOrigins: d.Config.AllowedOrigins, Token: d.opts.Token, Logger: d.log,
-		BodyTimeout: time.Duration(d.Config.HTTP.BodyTimeout),
-		Public:      web.Public, // the dashboard's own files carry no data; it logs in for the rest
+		Public: web.Public, // the dashboard's own files carry no data; it logs in for the rest
 	})
 	if err != nil {
 		return nil, err

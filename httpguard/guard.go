@@ -27,9 +27,8 @@
 //     address (throttle.go): past a few, the address is locked out for a
 //     growing time and answered 429 (unavailable) with Retry-After.
 //
-// Before any of that, a request body gets Options.BodyTimeout to arrive
-// (deadline.go); connections are bounded by a ConnLimiter (conns.go),
-// which sits in front of the listener.
+// Connections are bounded by a ConnLimiter (conns.go), which sits in
+// front of the listener.
 package httpguard
 
 import (
@@ -65,10 +64,6 @@ type Options struct {
 	// Now is the clock of login cookies and the login throttle; nil means
 	// time.Now.
 	Now func() time.Time
-	// BodyTimeout is how long a request body may take to arrive; zero
-	// means the config's default (a minute: a 32 MiB /v1 body, the
-	// gateway's limit, at 1 MiB/s, with room), negative no bound.
-	BodyTimeout time.Duration
 }
 
 // Guard is the access gate; Wrap puts it in front of a handler.
@@ -80,8 +75,7 @@ type Guard struct {
 	log     *slog.Logger
 	now     func() time.Time
 	// failures throttles wrong tokens per client address.
-	failures    *throttle
-	bodyTimeout time.Duration
+	failures *throttle
 }
 
 // New checks the options and builds the guard.
@@ -94,12 +88,6 @@ func New(o Options) (*Guard, error) {
 		g.now = time.Now
 	}
 	g.failures = newThrottle(g.now)
-	switch g.bodyTimeout = o.BodyTimeout; {
-	case g.bodyTimeout == 0:
-		g.bodyTimeout = time.Duration(config.DefaultHTTP().BodyTimeout)
-	case g.bodyTimeout < 0:
-		g.bodyTimeout = 0
-	}
 	for _, h := range o.AllowedHosts {
 		p, err := config.ParseHostPattern(h)
 		if err != nil {
@@ -126,7 +114,7 @@ const (
 
 // Wrap returns next behind the guard.
 func (g *Guard) Wrap(next http.Handler) http.Handler {
-	return bodyDeadline(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !g.hostAllowed(r) {
 			g.deny(w, r, http.StatusForbidden, errs.New(errs.PermissionDenied,
 				"Host %q is not allowed: aima answers loopback names and addresses and the allowed_hosts of its config (DNS rebinding protection)", r.Host))
@@ -172,7 +160,7 @@ func (g *Guard) Wrap(next http.Handler) http.Handler {
 			return
 		}
 		next.ServeHTTP(w, r)
-	}), g.bodyTimeout)
+	})
 }
 
 // isPublic: GET /health answers without the token, so a supervisor can
