@@ -145,9 +145,13 @@ func (w *watcher) initRequest(ctx context.Context, raw json.RawMessage) error {
 	return nil
 }
 
-// check refuses uris that are not aima resources or name no service or
-// model, and a set the limits have no room for.
+// check refuses a set of uris the limits have no room for (first: it
+// costs nothing), and uris that are not aima resources or name no service
+// or model.
 func (w *watcher) check(ctx context.Context, session server.ClientSession, uris []string) error {
+	if err := w.room(session, uris); err != nil {
+		return err
+	}
 	for _, uri := range uris {
 		ref, err := parseURI(uri)
 		if err != nil {
@@ -163,15 +167,20 @@ func (w *watcher) check(ctx context.Context, session server.ClientSession, uris 
 			return protocolError(err)
 		}
 	}
+	return nil
+}
+
+// room refuses uris when the session's new watches would not fit.
+func (w *watcher) room(session server.ClientSession, uris []string) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	n := 0
+	fresh := map[string]bool{}
 	for _, uri := range uris {
 		if _, ok := w.subs[watchKey{session, uri}]; !ok {
-			n++
+			fresh[uri] = true
 		}
 	}
-	return w.roomLocked(session, n)
+	return w.roomLocked(session, len(fresh))
 }
 
 // roomLocked refuses n more watches of session past the limits.
@@ -251,13 +260,6 @@ func (w *watcher) removeSession(session server.ClientSession) {
 			delete(w.subs, k)
 		}
 	}
-}
-
-// count is how many watches are live.
-func (w *watcher) count() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.subs)
 }
 
 // send delivers notifications/resources/updated for uri to the session.
