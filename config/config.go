@@ -78,6 +78,31 @@ type Config struct {
 	AllowedOrigins []string `yaml:"allowed_origins"`
 	// Gateway bounds the OpenAI-compatible gateway under /v1.
 	Gateway Gateway `yaml:"gateway"`
+	// HTTP bounds the daemon's HTTP server (every route).
+	HTTP HTTP `yaml:"http"`
+}
+
+// HTTP is the config file's http section: what one client, or all of
+// them, may hold of the daemon's HTTP server.
+type HTTP struct {
+	// IdleTimeout closes a keep-alive connection that sends no new request
+	// for this long.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// BodyTimeout is how long a request, body included, may take to
+	// arrive (answers, streams included, are not bounded by it).
+	BodyTimeout Duration `yaml:"body_timeout"`
+	// MaxConnections bounds the open connections in all; one more is
+	// answered 503 and closed at once.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxConnectionsPerClient bounds the open connections from one client
+	// address (an IPv6 client: its /64); one more is answered 503 and
+	// closed at once.
+	MaxConnectionsPerClient int `yaml:"max_connections_per_client"`
+}
+
+// DefaultHTTP are the http section's defaults.
+func DefaultHTTP() HTTP {
+	return HTTP{IdleTimeout: Duration(2 * time.Minute), BodyTimeout: Duration(time.Minute), MaxConnections: 2048, MaxConnectionsPerClient: 512}
 }
 
 // Gateway is the config file's gateway section.
@@ -128,6 +153,7 @@ func Default() Config {
 	gw := inference.DefaultOptions()
 	return Config{
 		Gateway:          Gateway{MaxQueue: gw.MaxQueue, MaxWait: Duration(gw.MaxWait), MaxBody: gw.MaxBody},
+		HTTP:             DefaultHTTP(),
 		Store:            "bolt",
 		BindHost:         d.BindHost,
 		PortRange:        fmt.Sprintf("%d-%d", d.PortLow, d.PortHigh),
@@ -210,6 +236,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Gateway.MaxQueue <= 0 || c.Gateway.MaxWait <= 0 || c.Gateway.MaxBody <= 0 {
 		return fmt.Errorf("gateway: max_queue, max_wait and max_body must be positive")
+	}
+	if c.HTTP.IdleTimeout <= 0 || c.HTTP.BodyTimeout <= 0 || c.HTTP.MaxConnections <= 0 || c.HTTP.MaxConnectionsPerClient <= 0 {
+		return fmt.Errorf("http: idle_timeout, body_timeout, max_connections and max_connections_per_client must be positive")
 	}
 	for _, d := range []Duration{c.StartTimeout, c.StopTimeout, c.HealthInterval, c.LivenessInterval, c.UnhealthyGrace, c.RestartBackoff} {
 		if time.Duration(d) <= 0 {

@@ -72,6 +72,8 @@ type Daemon struct {
 	handler http.Handler
 	// patterns are the routes handler serves (see Routes).
 	patterns []string
+	// conns bounds the connections Serve accepts (counted on /metrics).
+	conns *httpguard.ConnLimiter
 	// bg is the daemon's lifetime for front-end background work (MCP
 	// resource subscriptions); Close ends it.
 	bg       context.Context
@@ -142,10 +144,14 @@ func New(opts Options) (*Daemon, error) {
 	})
 	gw := inference.New(mgr, cfg.Gateway.Options())
 	scraper := enginemetrics.NewScraper(0)
-	mx.Bind(metrics.Sources{Services: mgr, Bus: bus, Engines: scraper, GPUs: gpus})
 	env := &tools.Env{Services: mgr, Inference: gw, Models: reg, Catalog: catalog, Runtime: rt, Version: Version, DataDir: opts.DataDir, ReadOnly: opts.ReadOnly,
 		EngineMetrics: scraper}
 	d := &Daemon{Env: env, Config: cfg, opts: opts, store: store, journal: journal, closeRT: closeRT, manager: mgr, log: log, metrics: mx}
+	d.conns = httpguard.NewConnLimiter(httpguard.ConnLimits{Max: cfg.HTTP.MaxConnections, PerClient: cfg.HTTP.MaxConnectionsPerClient}, log)
+	mx.Bind(metrics.Sources{Services: mgr, Bus: bus, Engines: scraper, GPUs: gpus, Connections: func() metrics.ConnStats {
+		s := d.conns.Stats()
+		return metrics.ConnStats{Open: s.Open, RefusedTotal: s.RefusedTotal, RefusedPerClient: s.RefusedPerClient}
+	}})
 	d.bg, d.cancelBG = context.WithCancel(context.Background())
 	if d.handler, err = d.routes(); err != nil {
 		d.Close()
@@ -200,6 +206,16 @@ var errShuttingDown = errs.New(errs.Unavailable, "the aima daemon is shutting do
 // ctx ends, then shuts down gracefully: no new requests, in-flight ones are
 // told why they end and get a bounded grace; containers keep running. Call
 // it once.
+//
+// What a client can hold is bounded (the config's http section): its
+// connections, in all and per client address (ConnLimiter); a request's
+// headers (10 s) and, with its body, the whole request (body_timeout:
+// ReadTimeout, whose read deadline net/http lifts once the body has been
+// read, when it starts watching for the client going away); a keep-alive
+// connection without a request (idle_timeout). Answers are not bounded in
+// time (no WriteTimeout): event streams, log follows, MCP streams and
+// streamed /v1 answers last as long as they have something to say and the
+// client listens.
 func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 	d.logGPUs(ctx)
 	if w := d.manager.PortRangeWarning(); w != "" {
@@ -217,10 +233,12 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 	// shutdown, so a client following a start learns why its stream ends.
 	reqCtx, cancelRequests := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer cancelRequests(nil)
-	hs := &http.Server{Handler: d.handler, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return reqCtx },
-		ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelDebug)}
+	hs := &http.Server{Handler: d.handler, ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: time.Duration(d.Config.HTTP.BodyTimeout), IdleTimeout: time.Duration(d.Config.HTTP.IdleTimeout),
+		BaseContext: func(net.Listener) context.Context { return reqCtx },
+		ErrorLog:    slog.NewLogLogger(d.log.Handler(), slog.LevelDebug)}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() { errc <- hs.Serve(d.conns.Listen(ln)) }()
 	d.log.Info("aima daemon serving", "addr", ln.Addr().String(), "data_dir", d.opts.DataDir, "version", Version)
 	select {
 	case err := <-errc:

@@ -191,3 +191,10 @@ func (sc *Scraper) Forget(serviceID string) {
 	delete(sc.last, serviceID)
 	sc.mu.Unlock()
 }
+
+// Tracked is how many services the scraper remembers samples of.
+func (sc *Scraper) Tracked() int {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return len(sc.last)
+}

@@ -39,20 +39,108 @@ const maxLoginBody = 8 << 10
 // Authorized reports whether r may use the daemon: no token is configured,
 // or r carries it (as a bearer token or a login cookie). Pages served
 // without the token (Options.Public) ask it whether to show a login form.
-func (g *Guard) Authorized(r *http.Request) bool { return g.token == "" || g.authorized(r) }
+// A bearer token checked here counts like anywhere else: a wrong one is a
+// failure of its address, and a locked-out address is never authorized,
+// so this is no way around the throttle.
+func (g *Guard) Authorized(r *http.Request) bool {
+	if g.token == "" || g.hasCookie(r) {
+		return true
+	}
+	v, _, _ := g.checkBearer(r)
+	return v == bearerOK
+}
 
 // TokenRequired reports whether the daemon has a token.
 func (g *Guard) TokenRequired() bool { return g.token != "" }
 
-// authorized reports whether r carries the token: as a bearer token, or as
-// a login cookie minted from it.
-func (g *Guard) authorized(r *http.Request) bool {
-	if scheme, cred, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " "); ok &&
-		strings.EqualFold(scheme, "Bearer") && g.token.equal(strings.TrimSpace(cred)) {
-		return true
+// bearer returns the credential of r's "Authorization: Bearer" header.
+func bearer(r *http.Request) (string, bool) {
+	scheme, cred, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
 	}
+	return strings.TrimSpace(cred), true
+}
+
+func (g *Guard) hasCookie(r *http.Request) bool {
 	c, err := r.Cookie(CookieName)
 	return err == nil && g.validCookie(c.Value)
+}
+
+// What checkBearer found.
+type bearerVerdict int
+
+const (
+	noBearer bearerVerdict = iota
+	bearerOK
+	bearerWrong
+	bearerLockedOut
+)
+
+// checkBearer checks r's bearer token, unless its client address is
+// locked out (then the token is not even compared: else the lockout would
+// slow the answers, not the guessing). A wrong token counts against the
+// address and is logged. It returns the address and, when locked out, for
+// how long still.
+func (g *Guard) checkBearer(r *http.Request) (bearerVerdict, ClientKey, time.Duration) {
+	cred, sent := bearer(r)
+	if !sent {
+		return noBearer, ClientKey{}, 0
+	}
+	key := clientKeyOf(r.RemoteAddr)
+	if left := g.failures.lockedOut(key); left > 0 {
+		return bearerLockedOut, key, left
+	}
+	if g.token.equal(cred) {
+		return bearerOK, key, 0
+	}
+	g.failed(r, key, "bearer token")
+	return bearerWrong, key, 0
+}
+
+// authenticate applies rule 5 to a request that needs the token, and
+// answers it when it fails. A valid login cookie passes (it cannot be
+// guessed: it is a MAC); a bearer token as checkBearer says.
+func (g *Guard) authenticate(w http.ResponseWriter, r *http.Request) bool {
+	if g.hasCookie(r) {
+		return true
+	}
+	switch v, key, left := g.checkBearer(r); v {
+	case bearerOK:
+		return true
+	case bearerLockedOut:
+		g.lockedOut(w, key, left)
+	case bearerWrong:
+		g.unauthorized(w, "wrong token")
+	default:
+		why := "missing token"
+		if _, err := r.Cookie(CookieName); err == nil {
+			why = "login cookie expired or not valid for this token, and no token"
+		}
+		g.unauthorized(w, why)
+	}
+	return false
+}
+
+// failed counts and logs one wrong token from key; how is "login" or
+// "bearer token". The token itself is never logged.
+func (g *Guard) failed(r *http.Request, key ClientKey, how string) {
+	n, lock := g.failures.fail(key)
+	attrs := []any{"client", key.String(), "remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path, "credential", how, "failures_in_a_row", n}
+	if lock > 0 {
+		attrs = append(attrs, "locked_out_for", lock.String())
+	}
+	g.log.Warn("authentication failed: wrong token", attrs...)
+}
+
+// lockedOut answers a request from a locked-out address: 429, kind
+// unavailable (asking again later cures it), Retry-After in seconds.
+func (g *Guard) lockedOut(w http.ResponseWriter, key ClientKey, left time.Duration) {
+	secs := int((left + time.Second - 1) / time.Second)
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	w.Header().Set("Connection", "close")
+	httpapi.WriteError(w, http.StatusTooManyRequests, errs.New(errs.Unavailable,
+		"too many wrong tokens from %s: every token from it is refused for %d s more; try again after that", key, secs))
 }
 
 // A login cookie is "v1.<expiry unix seconds>.<MAC>", MAC being
@@ -115,7 +203,13 @@ func (g *Guard) login(w http.ResponseWriter, r *http.Request) {
 		writeResult(w, LoginResult{Authenticated: true})
 		return
 	}
+	key := clientKeyOf(r.RemoteAddr)
+	if left := g.failures.lockedOut(key); left > 0 {
+		g.lockedOut(w, key, left)
+		return
+	}
 	if in.Token == "" || !g.token.equal(in.Token) {
+		g.failed(r, key, "login")
 		g.unauthorized(w, "wrong token")
 		return
 	}
@@ -127,7 +221,10 @@ func (g *Guard) login(w http.ResponseWriter, r *http.Request) {
 	writeResult(w, LoginResult{Authenticated: true, TokenRequired: true, ExpiresAt: &exp})
 }
 
-// logout is POST /auth/logout: it clears the login cookie.
+// logout is POST /auth/logout: it clears the login cookie in the browser
+// that sends it. The cookie is stateless (a MAC of its expiry), so a copy
+// taken before stays valid until it expires or the token changes; the
+// token itself is not revoked either.
 func (g *Guard) logout(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{
 		Name: CookieName, Value: "", Path: "/", MaxAge: -1,
@@ -136,8 +233,11 @@ func (g *Guard) logout(w http.ResponseWriter, r *http.Request) {
 	writeResult(w, LoginResult{TokenRequired: g.token != ""})
 }
 
+// unauthorized answers 401 and closes the connection, so a client without
+// the token holds no connection after its answer.
 func (g *Guard) unauthorized(w http.ResponseWriter, why string) {
 	w.Header().Set("WWW-Authenticate", `Bearer realm="aima"`)
+	w.Header().Set("Connection", "close")
 	httpapi.WriteError(w, 0, errs.New(errs.Unauthenticated,
 		"%s: send \"Authorization: Bearer <token>\" with the daemon's token (AIMA_TOKEN or AIMA_TOKEN_FILE), or log in with POST %s", why, LoginPath))
 }

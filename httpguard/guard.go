@@ -22,7 +22,13 @@
 //     session, has no body; browsers preflight DELETE anyway.)
 //  5. With a token, every route but GET /health, the login/logout routes
 //     and the static files Options.Public names needs it, as a bearer token
-//     or as the login cookie: 401 unauthenticated otherwise.
+//     or as the login cookie: 401 unauthenticated otherwise. Wrong tokens
+//     (a bearer token or a login) are logged and throttled per client
+//     address (throttle.go): past a few, the address is locked out for a
+//     growing time and answered 429 (unavailable) with Retry-After.
+//
+// Connections are bounded by a ConnLimiter (conns.go), which sits in
+// front of the listener.
 package httpguard
 
 import (
@@ -55,7 +61,8 @@ type Options struct {
 	Public func(path string) bool
 	// Logger receives refusals at debug level; nil means slog.Default().
 	Logger *slog.Logger
-	// Now is the clock of login cookies; nil means time.Now.
+	// Now is the clock of login cookies and the login throttle; nil means
+	// time.Now.
 	Now func() time.Time
 }
 
@@ -67,6 +74,8 @@ type Guard struct {
 	public  func(path string) bool
 	log     *slog.Logger
 	now     func() time.Time
+	// failures throttles wrong tokens per client address.
+	failures *throttle
 }
 
 // New checks the options and builds the guard.
@@ -78,6 +87,7 @@ func New(o Options) (*Guard, error) {
 	if g.now == nil {
 		g.now = time.Now
 	}
+	g.failures = newThrottle(g.now)
 	for _, h := range o.AllowedHosts {
 		p, err := config.ParseHostPattern(h)
 		if err != nil {
@@ -146,8 +156,7 @@ func (g *Guard) Wrap(next http.Handler) http.Handler {
 			}
 			return
 		}
-		if g.token != "" && !g.isPublic(r) && !g.authorized(r) {
-			g.unauthorized(w, "missing or wrong token")
+		if g.token != "" && !g.isPublic(r) && !g.authenticate(w, r) {
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -57,8 +57,10 @@ type HTTPOptions struct {
 //
 // No write timeout applies: a service_start with wait=true may stream
 // progress for minutes, and ends when the start ends or the client goes
-// away (request ctx), never on a transport timer. The daemon's http.Server
-// sets only ReadHeaderTimeout, which is what this needs.
+// away (request ctx), never on a transport timer. The daemon's deadlines
+// bound a request's headers and body and an idle connection, never an
+// answer, which is what this needs (net/http lifts the request's read
+// deadline once readBody has read the body to its end).
 func Handler(s *server.MCPServer, opts HTTPOptions) http.Handler {
 	logger := opts.Logger
 	if logger == nil {

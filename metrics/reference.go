@@ -102,6 +102,7 @@ func (m *Metrics) familyTypes() map[string]string {
 		dockerUpDesc: "gauge", busPublishedDesc: "counter", busDeliveredDesc: "counter", busSubscribersDesc: "gauge",
 		busServicesDesc: "gauge", busLagDesc: "histogram", busSocketDesc: "histogram",
 		gpuUpDesc: "gauge", gpuReadDesc: "gauge", gpuTotalDesc: "gauge", gpuUsedDesc: "gauge", gpuUtilDesc: "gauge",
+		connOpenDesc: "gauge", connRefusedDesc: "counter",
 	}
 	for d, typ := range constTypes {
 		if s, err := parseDesc(d); err == nil {

@@ -20,7 +20,10 @@ func (m *Manager) Damaged(ctx context.Context) ([]state.Damaged, error) {
 // deleteDamaged deletes the damaged record id: its containers (found by
 // label, as the record cannot say which), the record and its history.
 func (m *Manager) deleteDamaged(ctx context.Context, id string) (Service, error) {
-	unlock := m.lock(id)
+	unlock, err := m.lockFor(ctx, id)
+	if err != nil {
+		return Service{}, err
+	}
 	defer unlock()
 	m.cancelStart(id)
 	if err := m.removeContainers(ctx, id); err != nil {

@@ -120,9 +120,11 @@ type Manager struct {
 	cancel context.CancelCauseFunc
 	wg     sync.WaitGroup
 
-	mu    sync.Mutex
-	locks map[string]*sync.Mutex // per-service lifecycle serialization
-	jobs  map[string]*startJob   // starts in progress
+	mu sync.Mutex
+	// locks serialise the lifecycle operations of each service; groups
+	// the swaps of each swap group (see swap).
+	locks, groups *keyLocks
+	jobs          map[string]*startJob // starts in progress
 	// restarts holds the run whose failure a restart timer waits on, per
 	// service, so a reconcile does not schedule the same restart twice.
 	restarts map[string]int
@@ -189,7 +191,7 @@ func NewManager(store state.Store, rt runtime.Runtime, bus *events.Bus, catalog 
 		rt: rt, bus: bus, catalog: catalog, models: reg, opts: opts, log: opts.Logger,
 		http: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
 		now:  time.Now, ctx: ctx, cancel: cancel,
-		locks: map[string]*sync.Mutex{}, jobs: map[string]*startJob{}, restarts: map[string]int{},
+		locks: newKeyLocks(), groups: newKeyLocks(), jobs: map[string]*startJob{}, restarts: map[string]int{},
 		rewatchDelay: 500 * time.Millisecond, resubscribeDelay: time.Second, mutationGrace: 10 * time.Second,
 		gate: newGate(), ready: map[string]Service{}, ephemeralFile: kernelports.File,
 	}
@@ -217,23 +219,24 @@ func (m *Manager) Close() {
 	m.wg.Wait()
 }
 
-// lock serialises lifecycle operations of one service.
+// lock serialises lifecycle operations of one service, for the manager's
+// own work (the watcher, liveness, reconcile), which waits as long as the
+// holder takes. What holds it is bounded: a stop by the stop timeout and
+// the runtime, a sleep or wake by its engine call's 10 minutes.
 func (m *Manager) lock(id string) func() {
-	l := m.serviceLock(id)
-	l.Lock()
-	return l.Unlock
+	unlock, _ := m.locks.lock(context.Background(), id)
+	return unlock
 }
 
-// serviceLock is the lifecycle lock of one service.
-func (m *Manager) serviceLock(id string) *sync.Mutex {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	l, ok := m.locks[id]
-	if !ok {
-		l = &sync.Mutex{}
-		m.locks[id] = l
+// lockFor is lock for a caller's request: it gives up when ctx ends (the
+// client went away, its deadline passed), instead of holding the request's
+// goroutine until the service is free.
+func (m *Manager) lockFor(ctx context.Context, id string) (func(), error) {
+	unlock, err := m.locks.lock(ctx, id)
+	if err != nil {
+		return nil, errs.Wrap(errs.KindOf(err), err, "service %s is busy with another operation (a start, stop, sleep or wake)", id)
 	}
-	return l
+	return unlock, nil
 }
 
 // Get returns a service by ID or name.

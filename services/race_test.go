@@ -64,9 +64,8 @@ func (h *harness) deleteAsync(id string) <-chan error {
 func (h *harness) awaitLocked(id string) {
 	h.t.Helper()
 	h.awaitFact("a lifecycle call holding "+id, func() bool {
-		l := h.m.serviceLock(id)
-		if l.TryLock() {
-			l.Unlock()
+		if unlock, free := h.m.locks.tryLock(id); free {
+			unlock()
 			return false
 		}
 		return true

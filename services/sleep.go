@@ -40,7 +40,10 @@ func (m *Manager) Sleep(ctx context.Context, ref string) (Service, error) {
 
 // sleepDrained does the sleep once nothing is in flight.
 func (m *Manager) sleepDrained(ctx context.Context, id, reason string) (Service, error) {
-	unlock := m.lock(id)
+	unlock, err := m.lockFor(ctx, id)
+	if err != nil {
+		return Service{}, err
+	}
 	defer unlock()
 	s, err := m.col.Get(ctx, id)
 	if err != nil {
@@ -85,7 +88,10 @@ func (m *Manager) Wake(ctx context.Context, ref string) (Service, error) {
 		}
 		defer release()
 	}
-	unlock := m.lock(s.ID)
+	unlock, err := m.lockFor(ctx, s.ID)
+	if err != nil {
+		return s, err
+	}
 	defer unlock()
 	if s, err = m.col.Get(ctx, s.ID); err != nil || s.Status != StatusSleeping {
 		return s, err

@@ -60,7 +60,10 @@ func (m *Manager) StartWith(ctx context.Context, ref string, opts StartOptions) 
 			defer release()
 		}
 	}
-	unlock := m.lock(s.ID)
+	unlock, err := m.lockFor(ctx, s.ID)
+	if err != nil {
+		return StartResult{}, err
+	}
 	defer unlock()
 	if s, err = m.col.Get(ctx, s.ID); err != nil {
 		return StartResult{}, err

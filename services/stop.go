@@ -30,7 +30,10 @@ func (m *Manager) stop(ctx context.Context, ref, reason string) (StopResult, err
 	if err != nil {
 		return StopResult{}, err
 	}
-	unlock := m.lock(s.ID)
+	unlock, err := m.lockFor(ctx, s.ID)
+	if err != nil {
+		return StopResult{}, err
+	}
 	defer unlock()
 	m.cancelStart(s.ID)
 	if s, err = m.col.Get(ctx, s.ID); err != nil {
@@ -128,7 +131,10 @@ func (m *Manager) Delete(ctx context.Context, ref string) (Service, error) {
 	if err != nil {
 		return Service{}, err
 	}
-	unlock := m.lock(s.ID)
+	unlock, err := m.lockFor(ctx, s.ID)
+	if err != nil {
+		return Service{}, err
+	}
 	defer unlock()
 	m.cancelStart(s.ID)
 	if err := m.removeContainers(ctx, s.ID); err != nil {
@@ -202,15 +208,15 @@ func (m *Manager) Stranded(ctx context.Context) ([]Service, error) {
 		if s.Status != StatusCreating && s.Status != StatusStopping {
 			continue
 		}
-		l := m.serviceLock(s.ID)
-		if !l.TryLock() {
+		unlock, free := m.locks.tryLock(s.ID)
+		if !free {
 			continue
 		}
 		cur, err := m.col.Get(ctx, s.ID)
 		m.mu.Lock()
 		_, starting := m.jobs[s.ID]
 		m.mu.Unlock()
-		l.Unlock()
+		unlock()
 		if err == nil && (cur.Status == StatusStopping || (cur.Status == StatusCreating && !starting)) {
 			out = append(out, cur)
 		}

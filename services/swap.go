@@ -14,23 +14,42 @@ import (
 // caller starts or wakes s and then calls the returned function, so swaps
 // of one group never interleave. This is the one place a swap frees what
 // the next member needs.
+//
+// The group lock is held only while something is being done, never while
+// the swap waits for the active member's waiting requests: those requests
+// may themselves need the group lock to get through (one that saw its
+// service stopped calls Start, which swaps too, before it learns the
+// service already runs), so waiting for them under the lock was a
+// deadlock that held every request of the group until its client gave up.
+// Instead the swap takes the lock, releases every member that has nothing
+// waiting, and when a member still has waiters it lets go of the lock and
+// waits for a change (a request admitted or ended, a status change), then
+// starts over. The lock itself is a channel (keyLocks), so every wait for
+// it ends with ctx. Draining a member's requests in flight does happen
+// under the lock: an admitted request never needs the lock to end.
 func (m *Manager) swap(ctx context.Context, s Service) (func(), error) {
-	unlock := m.lock("swap-group/" + s.SwapGroup)
-	all, err := m.shared(ctx)
-	if err != nil {
-		unlock()
-		return nil, err
-	}
-	for _, p := range all {
-		if p.ID == s.ID || p.SwapGroup != s.SwapGroup {
-			continue
+	announced := map[string]bool{}
+	for {
+		changed := m.gate.waitCh()
+		unlock, err := m.groups.lock(ctx, s.SwapGroup)
+		if err != nil {
+			return nil, notReady("swap group %s is busy swapping; try again later", s.SwapGroup)
 		}
-		if err := m.swapOut(ctx, p.ID, s); err != nil {
+		busy, err := m.swapOutIdle(ctx, s, announced)
+		if err != nil {
 			unlock()
 			return nil, err
 		}
+		if busy == "" {
+			return unlock, nil
+		}
+		unlock()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil, notReady("service %s still has requests waiting; try again later", busy)
+		}
 	}
-	return unlock, nil
 }
 
 // up reports whether a swap-group member holds its GPUs.
@@ -38,37 +57,48 @@ func up(st Status) bool {
 	return st == StatusRunning || st == StatusUnhealthy || st == StatusCreating
 }
 
-// swapOut releases one member of s's group if it is up: once no request
-// waits for it (those are answered first) and none is in flight. A member
-// that goes down meanwhile (an idle release) needs nothing more.
-func (m *Manager) swapOut(ctx context.Context, id string, s Service) error {
-	announced := false
-	for {
-		changed := m.gate.waitCh()
-		p, err := m.col.Get(ctx, id)
-		if err != nil || !up(p.Status) {
-			return nil
+// swapOutIdle releases every member of s's group that is up and has no
+// request waiting for it, and returns the ID of one that is up and still
+// has waiters ("" when none is). Called with the group locked.
+func (m *Manager) swapOutIdle(ctx context.Context, s Service, announced map[string]bool) (string, error) {
+	all, err := m.shared(ctx)
+	if err != nil {
+		return "", err
+	}
+	busy := ""
+	for _, p := range all {
+		if p.ID == s.ID || p.SwapGroup != s.SwapGroup || !up(p.Status) {
+			continue
 		}
-		if !announced {
-			announced = true
+		if !announced[p.ID] {
+			announced[p.ID] = true
 			m.bus.Publish(events.Event{ServiceID: s.ID, Run: s.Run, Type: events.TypeMessage, Status: string(s.Status),
 				Message: fmt.Sprintf("swap group %s: waiting for %s to finish its requests, then releasing it", s.SwapGroup, p.ID)})
 		}
-		if m.gate.waiting(id) == 0 {
-			undo, err := m.drain(ctx, id)
-			if err != nil {
-				return err
-			}
-			defer undo()
-			if p, err = m.col.Get(ctx, id); err != nil || !up(p.Status) {
-				return err
-			}
-			return m.release(ctx, p, fmt.Sprintf("swapped out for %s", s.ID))
+		if m.gate.waiting(p.ID) > 0 {
+			busy = p.ID
+			continue
 		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return notReady("service %s still has requests waiting; try again later", id)
+		if err := m.swapOut(ctx, p.ID, s); err != nil {
+			return "", err
 		}
 	}
+	return busy, nil
+}
+
+// swapOut releases one member of s's group, which nothing waits for:
+// new requests are held off, those in flight end, then it sleeps or
+// stops. A member that went down meanwhile (an idle release) needs
+// nothing more.
+func (m *Manager) swapOut(ctx context.Context, id string, s Service) error {
+	undo, err := m.drain(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer undo()
+	p, err := m.col.Get(ctx, id)
+	if err != nil || !up(p.Status) {
+		return err
+	}
+	return m.release(ctx, p, fmt.Sprintf("swapped out for %s", s.ID))
 }

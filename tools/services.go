@@ -267,7 +267,12 @@ func serviceLifecycleOps() []Op {
 			Annotations: Annotations{Destructive: true},
 			Positional:  "service_id",
 			Run: func(ctx context.Context, env *Env, in ServiceRef, _ Reporter) (services.Service, error) {
-				return env.Services.Delete(ctx, in.ServiceID)
+				s, err := env.Services.Delete(ctx, in.ServiceID)
+				if err == nil && env.EngineMetrics != nil {
+					// Its engine's samples (kept for token rates) go too.
+					env.EngineMetrics.Forget(s.ID)
+				}
+				return s, err
 			},
 			Render: func(s services.Service) string { return "deleted " + s.ID },
 		}),

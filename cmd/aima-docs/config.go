@@ -17,13 +17,13 @@ import (
 // sections as dotted keys.
 func renderConfig(root string) (string, error) {
 	docs := map[string]map[string]string{}
-	for dir, types := range map[string][]string{"config": {"Config", "Gateway"}, "engines": {"Override"}} {
-		for _, typ := range types {
-			d, err := fieldDocs(filepath.Join(root, dir), typ)
-			if err != nil {
-				return "", err
-			}
-			docs[typ] = d
+	for _, dir := range []string{"config", "engines"} {
+		d, err := structFieldDocs(filepath.Join(root, dir))
+		if err != nil {
+			return "", err
+		}
+		for typ, fields := range d {
+			docs[typ] = fields
 		}
 	}
 	var b strings.Builder

@@ -60,25 +60,29 @@ func constDocs(dir, typeName string) (map[string]string, error) {
 	return out, nil
 }
 
-// fieldDocs maps each field of struct typeName in dir to its doc comment.
-func fieldDocs(dir, typeName string) (map[string]string, error) {
+// structFieldDocs maps each struct type declared in dir to its fields' doc
+// comments, so a section added to the config is documented without a list
+// here to keep in step.
+func structFieldDocs(dir string) (map[string]map[string]string, error) {
 	files, err := parseDir(dir)
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]string{}
+	out := map[string]map[string]string{}
 	for _, f := range files {
 		ast.Inspect(f, func(n ast.Node) bool {
 			ts, ok := n.(*ast.TypeSpec)
-			if !ok || ts.Name.Name != typeName {
+			if !ok {
 				return true
 			}
 			if st, ok := ts.Type.(*ast.StructType); ok {
+				fields := map[string]string{}
 				for _, fl := range st.Fields.List {
 					for _, name := range fl.Names {
-						out[name.Name] = docText(fl.Doc, fl.Comment, name.Name)
+						fields[name.Name] = docText(fl.Doc, fl.Comment, name.Name)
 					}
 				}
+				out[ts.Name.Name] = fields
 			}
 			return false
 		})
