@@ -23,6 +23,9 @@ type Profile struct {
 	MaxLenFlags   []string
 	DefaultMaxLen int // when neither a flag nor the model says (0: the model's)
 	KVDTypeFlags  []string
+	// GPULayersFlags set how many layers go to the GPU (llama.cpp's
+	// -ngl); the others stay in host memory.
+	GPULayersFlags []string
 	// Overhead is memory beyond weights and KV cache: activations at the
 	// profiling batch, CUDA graphs, the CUDA context.
 	Overhead int64
@@ -37,12 +40,19 @@ func ProfileFor(engineType string) Profile {
 			UtilFlags: []string{"--gpu-memory-utilization"}, DefaultUtil: 0.9,
 			MaxLenFlags: []string{"--max-model-len"}, KVDTypeFlags: []string{"--kv-cache-dtype"}, Overhead: 3 << 29}
 	case "sglang":
+		// --mem-fraction-static of the GPU's total holds the weights
+		// (split by TP) and the KV pool; activations and CUDA graphs
+		// live in the rest, so nothing else counts against the share.
 		return Profile{Engine: engineType, TPFlags: []string{"--tp-size", "--tp", "--tensor-parallel-size"},
 			UtilFlags: []string{"--mem-fraction-static"}, DefaultUtil: 0.88,
-			MaxLenFlags: []string{"--context-length"}, KVDTypeFlags: []string{"--kv-cache-dtype"}, Overhead: 3 << 29}
+			MaxLenFlags: []string{"--context-length"}, KVDTypeFlags: []string{"--kv-cache-dtype"}, Overhead: 0}
 	case "llamacpp":
+		// The GPU holds the weights of the -ngl offloaded layers (of
+		// n_layer + the output layer) and their share of the KV cache for
+		// -c cells (shared by the -np slots); the rest stays in host memory.
 		return Profile{Engine: engineType, MaxLenFlags: []string{"-c", "--ctx-size"}, DefaultMaxLen: 4096,
-			KVDTypeFlags: []string{"-ctk", "--cache-type-k"}, Overhead: 1 << 29}
+			KVDTypeFlags: []string{"-ctk", "--cache-type-k"}, GPULayersFlags: []string{"-ngl", "--n-gpu-layers", "--gpu-layers"},
+			Overhead: 1 << 29}
 	}
 	return Profile{Engine: engineType, Overhead: 1 << 29}
 }
@@ -53,13 +63,14 @@ type EngineArgs struct {
 	Util        float64 `json:"memory_utilization,omitempty" jsonschema:"declared share of each GPU's memory (0 when not declared)"`
 	MaxModelLen int     `json:"max_model_len,omitempty" jsonschema:"context length given in the args (0 when not given)"`
 	KVCacheType string  `json:"kv_cache_dtype,omitempty"`
+	GPULayers   int     `json:"gpu_layers" jsonschema:"layers offloaded to the GPU (llama.cpp -ngl); -1 = all (the default)"`
 }
 
 // Parse reads the profile's flags from args (later flags win), as
 // "--flag value" or "--flag=value". A malformed value is an
 // InvalidArgument error on field args.
 func (p Profile) Parse(args []string) (EngineArgs, error) {
-	ea := EngineArgs{TP: 1}
+	ea := EngineArgs{TP: 1, GPULayers: -1}
 	for i := 0; i < len(args); i++ {
 		name, val, ok := flagValue(args, i)
 		if !ok {
@@ -89,6 +100,16 @@ func (p Profile) Parse(args []string) (EngineArgs, error) {
 			ea.MaxModelLen = n
 		case contains(p.KVDTypeFlags, name):
 			ea.KVCacheType = val
+		case contains(p.GPULayersFlags, name):
+			if val == "auto" || val == "all" {
+				ea.GPULayers = -1
+				continue
+			}
+			n, err := strconv.Atoi(val)
+			if err != nil || n < -1 {
+				return ea, errs.Invalid("args", "%s %q: want a number of layers (or -1, auto, all)", name, val)
+			}
+			ea.GPULayers = n
 		}
 	}
 	return ea, nil

@@ -16,6 +16,8 @@ type GGUFOptions struct {
 	// TensorElements is the size of the one F32 tensor (default 4096), so
 	// the weights are 4 × TensorElements bytes.
 	TensorElements uint64
+	// Attention shape (defaults 2048, 32 heads, 4 KV heads: head dim 64).
+	Embedding, Heads, KVHeads uint32
 }
 
 // MakeGGUF writes a minimal GGUF v3 model file named name+".gguf" in a
@@ -44,6 +46,15 @@ func GGUFBytes(o GGUFOptions) []byte {
 	if o.TensorElements == 0 {
 		o.TensorElements = 4096
 	}
+	if o.Embedding == 0 {
+		o.Embedding = 2048
+	}
+	if o.Heads == 0 {
+		o.Heads = 32
+	}
+	if o.KVHeads == 0 {
+		o.KVHeads = 4
+	}
 	var b bytes.Buffer
 	w := func(v any) { _ = binary.Write(&b, binary.LittleEndian, v) }
 	str := func(s string) { w(uint64(len(s))); b.WriteString(s) }
@@ -57,8 +68,8 @@ func GGUFBytes(o GGUFOptions) []byte {
 	}{
 		{"general.architecture", a}, {"general.name", "tiny"},
 		{a + ".block_count", o.Layers}, {a + ".context_length", o.Context},
-		{a + ".embedding_length", uint32(2048)}, {a + ".attention.head_count", uint32(32)},
-		{a + ".attention.head_count_kv", uint32(4)}, {a + ".feed_forward_length", uint32(5632)},
+		{a + ".embedding_length", o.Embedding}, {a + ".attention.head_count", o.Heads},
+		{a + ".attention.head_count_kv", o.KVHeads}, {a + ".feed_forward_length", uint32(5632)},
 	}
 	w(uint64(len(kvs)))
 	for _, kv := range kvs {
