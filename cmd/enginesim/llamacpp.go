@@ -80,6 +80,13 @@ var llamaPersonality = &personality{
 			"srv    operator(): operator(): cleaning up before exit...",
 			"main: exiting due to model loading error",
 		}},
+		// A CUDA error while serving: ggml aborts (SIGABRT, exit 134).
+		"crash-after": {code: 134, lines: []string{
+			"CUDA error: an illegal memory access was encountered",
+			"  current device: 0, in function ggml_backend_cuda_synchronize at /app/ggml/src/ggml-cuda/ggml-cuda.cu:2628",
+			"  cudaStreamSynchronize(cuda_ctx->stream())",
+			"/app/ggml/src/ggml-cuda/ggml-cuda.cu:88: CUDA error",
+		}},
 		"port-in-use": {code: 1, lines: []string{
 			"srv          start: couldn't bind HTTP server socket, hostname: {host}, port: {port}",
 			"srv  llama_server: exiting due to HTTP server error",

@@ -2,8 +2,13 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
+	"time"
+
+	"aima/internal/testenv"
 )
 
 func TestChoosePersonality(t *testing.T) {
@@ -101,4 +106,87 @@ func TestParseLlamaArgs(t *testing.T) {
 			t.Errorf("%q: %v, want %q (exit 1)", tc.args, err, tc.want)
 		}
 	}
+}
+
+// SIGTERM (a cancelled context) while loading exits 0 at once, with the
+// port already open (llama-server) or not yet (SGLang); while serving, the
+// engine's own shutdown lines are printed.
+func TestPersonalitiesStopOnSignal(t *testing.T) {
+	t.Parallel()
+	gguf := testenv.MakeGGUF(t, "tiny", testenv.GGUFOptions{})
+	for _, tc := range []struct {
+		name, during, last string
+		args               []string
+	}{
+		{"sglang loading", "Load weight begin.", "", sglangArgs0(modelDir(t), freePort(t), "--sim-phase", "load=1000s")},
+		{"llama loading", "main: loading model", "", llamaArgs0(gguf, freePort(t), "--sim-phase", "load=1000s")},
+		{"sglang serving", "fired up and ready to roll", "INFO:     Finished server process [", sglangArgs0(modelDir(t), freePort(t))},
+		{"llama serving", "all slots are idle", "srv    operator(): operator(): cleaning up before exit...", llamaArgs0(gguf, freePort(t))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := startSim(t, nil, tc.args...)
+			if !r.err.waitFor(tc.during, 5*time.Second) {
+				t.Fatalf("never reached %q:\n%s", tc.during, r.err)
+			}
+			r.cancel()
+			if code := r.wait(t, 2*time.Second); code != 0 {
+				t.Errorf("exit %d after SIGTERM, want 0", code)
+			}
+			if tc.last != "" && !strings.Contains(r.err.String(), tc.last) {
+				t.Errorf("no shutdown line %q:\n%s", tc.last, r.err)
+			}
+		})
+	}
+}
+
+// crash-after takes SGLang (scheduler exception, exit 1) and llama-server
+// (ggml's CUDA abort, exit 134) down with their own lines; wedge-after
+// leaves the process up with SGLang's /health 503 and llama-server's still
+// 200 (its HTTP thread answers while generation hangs).
+func TestPersonalitiesAfterReady(t *testing.T) {
+	t.Parallel()
+	gguf := testenv.MakeGGUF(t, "tiny", testenv.GGUFOptions{})
+	for _, tc := range []struct {
+		name, line string
+		code       int
+		args       []string
+	}{
+		{"sglang", "RuntimeError: CUDA error: an illegal memory access was encountered", 1, sglangArgs0(modelDir(t), freePort(t), "--sim-fail", "crash-after", "--sim-fail-after", "1")},
+		{"llama", "/app/ggml/src/ggml-cuda/ggml-cuda.cu:88: CUDA error", 134, llamaArgs0(gguf, freePort(t), "--sim-fail", "crash-after", "--sim-fail-after", "1")},
+	} {
+		t.Run("crash "+tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := startSim(t, nil, tc.args...)
+			if code := r.wait(t, 5*time.Second); code != tc.code || !strings.Contains(r.err.String(), tc.line) {
+				t.Errorf("exit %d, want %d with %q:\n%s", code, tc.code, tc.line, r.err)
+			}
+		})
+	}
+	t.Run("wedge", func(t *testing.T) {
+		t.Parallel()
+		sp, lp := freePort(t), freePort(t)
+		sg := startSim(t, nil, sglangArgs0(modelDir(t), sp, "--sim-fail", "wedge-after", "--sim-fail-after", "0")...)
+		ll := startSim(t, nil, llamaArgs0(gguf, lp, "--sim-fail", "wedge-after", "--sim-fail-after", "0")...)
+		if !sg.err.waitFor("fired up", 5*time.Second) || !ll.err.waitFor("all slots are idle", 5*time.Second) {
+			t.Fatal("never ready")
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			resp, _ := get(t, fmt.Sprintf("http://127.0.0.1:%d/health", sp))
+			if resp.StatusCode == 503 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("SGLang's /health never turned 503 when wedged")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if resp, _ := get(t, fmt.Sprintf("http://127.0.0.1:%d/health", lp)); resp.StatusCode != 200 {
+			t.Errorf("llama-server /health when wedged = %d, want 200", resp.StatusCode)
+		}
+		if sg.exited() || ll.exited() {
+			t.Error("a wedged engine exited")
+		}
+	})
 }

@@ -78,6 +78,13 @@ var sglangPersonality = &personality{
 		"port-in-use": {who: uvicorn, code: 1, lines: []string{
 			"ERROR:    [Errno 98] error while attempting to bind on address ('{host}', {port}): address already in use",
 		}},
+		"crash-after": {who: tp0, code: 1, lines: []string{
+			"Scheduler hit an exception: Traceback (most recent call last):\n" +
+				`  File "` + sglangLib + `/srt/managers/scheduler.py", line 2762, in run_scheduler_process` + "\n" +
+				"    scheduler.event_loop_overlap()\n" +
+				"RuntimeError: CUDA error: an illegal memory access was encountered\n",
+			"MAIN|Received sigquit from a child process. It usually means the child failed.",
+		}},
 		"warmup": {who: mainProc, code: 1, lines: []string{
 			"Initialization failed. warmup error: Traceback (most recent call last):\nRuntimeError: the warmup request to /generate failed",
 		}},

@@ -143,6 +143,18 @@ func (s *sim) serveLoop(ctx context.Context, srv *http.Server, served <-chan err
 			s.shutdown(srv)
 			return 0
 		case <-failC:
+			if s.p != nil {
+				// SGLang and llama-server: a crash takes the process
+				// down at once, with the engine's own lines; a wedged
+				// engine keeps its HTTP server up.
+				if o.Fail == "crash-after" {
+					s.state.Store(stateDead)
+					_ = srv.Close()
+					return s.fail("crash-after", time.Now())
+				}
+				s.state.Store(stateWedged)
+				continue
+			}
 			if o.Fail == "crash-after" {
 				s.state.Store(stateDead)
 				s.logEngineDead()
