@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -19,22 +20,30 @@ type engineCase struct {
 	milestones []string
 	logLines   []string
 	series     string
+	// What /v1/embeddings answers (vLLM's generation model has none;
+	// llama-server needs --embeddings), and the engine's words for a
+	// request longer than its context.
+	embedCode          int
+	embedWant, tooLong string
 }
 
 var engineCases = []engineCase{
 	{"vllm", func(t *testing.T, name string) string { return testenv.MakeModel(t, name) },
 		[]string{"resolved architecture Qwen2ForCausalLM", "weights loaded in", "KV cache size", "application startup complete"},
-		[]string{"Resolved architecture", "Application startup complete."}, "vllm:num_requests_running"},
+		[]string{"Resolved architecture", "Application startup complete."}, "vllm:num_requests_running",
+		404, `"message":"Not Found"`, "maximum context length is 32768 tokens"},
 	{"sglang", func(t *testing.T, name string) string { return testenv.MakeModel(t, name) },
 		[]string{"loading weights", "weights loaded: Qwen2ForCausalLM", "KV cache allocated", "CUDA graphs captured in",
 			"HTTP server listening; warming up", "server fired up"},
-		[]string{"Load weight end.", "KV Cache is allocated.", "The server is fired up and ready to roll!"}, "sglang:num_running_reqs"},
+		[]string{"Load weight end.", "KV Cache is allocated.", "The server is fired up and ready to roll!"}, "sglang:num_running_reqs",
+		200, `"object":"embedding"`, "exceeds the model's maximum context length of 32768 tokens"},
 	{"llamacpp", func(t *testing.T, name string) string {
 		return testenv.MakeGGUF(t, name, testenv.GGUFOptions{Layers: 22, Context: 2048})
 	},
 		[]string{"HTTP server listening; loading the model", "GGUF header read: 8 keys, 1 tensors", "architecture llama",
 			"23/23 layers offloaded to the GPU", "KV cache", "model loaded"},
-		[]string{"load_tensors: offloaded 23/23 layers to GPU", "main: model loaded"}, "llamacpp:requests_processing"},
+		[]string{"load_tensors: offloaded 23/23 layers to GPU", "main: model loaded"}, "llamacpp:requests_processing",
+		501, `"type":"not_supported_error"`, "exceeds the available context size"},
 }
 
 type engineSvcJSON struct {
@@ -85,6 +94,28 @@ func TestEnginesScenario(t *testing.T) {
 				"messages": []map[string]string{{"role": "user", "content": "Hello from " + tc.engine}}})
 			if err != nil || code != 200 || !strings.Contains(string(body), "Hello from "+tc.engine) {
 				t.Fatalf("chat through /v1: %d %s %v", code, body, err)
+			}
+
+			// Streaming, embeddings and the engine's own errors, through /v1.
+			code, body, err = d.Post("/v1/chat/completions", map[string]any{"model": modelName, "stream": true,
+				"messages": []map[string]string{{"role": "user", "content": "stream it"}}})
+			if err != nil || code != 200 || !strings.Contains(string(body), `" it"`) || !strings.HasSuffix(string(body), "data: [DONE]\n\n") {
+				t.Errorf("streamed chat through /v1: %d %s %v", code, body, err)
+			}
+			code, body, err = d.Post("/v1/embeddings", map[string]any{"model": modelName, "input": "embed me"})
+			if err != nil || code != tc.embedCode || !strings.Contains(string(body), tc.embedWant) {
+				t.Errorf("embeddings through /v1: %d %s %v, want %d with %q", code, body, err, tc.embedCode, tc.embedWant)
+			}
+			code, body, err = d.Post("/v1/chat/completions", map[string]any{"model": modelName, "max_tokens": 1000000,
+				"messages": []map[string]string{{"role": "user", "content": "too long"}}})
+			var oe struct {
+				Error struct {
+					Message string `json:"message"`
+					Type    string `json:"type"`
+				} `json:"error"`
+			}
+			if err != nil || code != 400 || json.Unmarshal(body, &oe) != nil || !strings.Contains(oe.Error.Message, tc.tooLong) || oe.Error.Type == "" {
+				t.Errorf("the engine's context error through /v1: %d %s %v, want 400 OpenAI error with %q", code, body, err, tc.tooLong)
 			}
 
 			fig := decode[figuresJSON](t, d.MustCLI(t, "service", "metrics", svc.ID, "-o", "json").Stdout)

@@ -233,6 +233,7 @@ func (s *sim) listenScript() (*scriptServer, int) {
 // generation. Its access lines appear in the log, as in SGLang's.
 func (s *sim) warmup(ctx context.Context, addr string) bool {
 	client := &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: 20 * time.Second}
+	defer client.CloseIdleConnections()
 	get, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/get_model_info", nil)
 	if err != nil {
 		return false
