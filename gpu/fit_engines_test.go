@@ -90,3 +90,26 @@ func TestFitLlamaCppSuggestsLayers(t *testing.T) {
 		}
 	}
 }
+
+// model_fit's suggestion for SGLang names SGLang's flags.
+func TestFitSGLangSuggestsItsFlags(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := `{"num_hidden_layers":40,"num_attention_heads":32,"num_key_value_heads":8,"head_dim":128,"hidden_size":4096,"max_position_embeddings":131072}`
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// 20 GiB of weights (the index's total_size), 160 KiB of KV per token.
+	idx := `{"metadata":{"total_size":21474836480}}`
+	if err := os.WriteFile(filepath.Join(dir, "model.safetensors.index.json"), []byte(idx), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := gpu.ProfileFor("sglang")
+	ea, _ := p.Parse(nil)
+	e := gpu.EstimateModel(dir, "hf", p, ea)
+	// A 40 GiB GPU: 0.88 × 40 = 35.2 GiB for weights and a 131072-token pool (20 GiB) does not fit.
+	r := gpu.SuggestForTest(e, 40<<30, 2)
+	if !strings.Contains(r.Suggestion, "--context-length") || !strings.Contains(r.Suggestion, "--tp-size 2") || len(r.SuggestedArgs) == 0 || !strings.HasPrefix(r.SuggestedArgs[0], "--context-length=") {
+		t.Errorf("suggestion %q args %q", r.Suggestion, r.SuggestedArgs)
+	}
+}
