@@ -225,3 +225,23 @@ type figuresJSON struct {
 	KVCacheUsage    *float64 `json:"kv_cache_usage"`
 	GenTotal        *float64 `json:"generation_tokens_total"`
 }
+
+// TestSGLangRunningOnlyWhenWarm: an SGLang build whose /health answers 200
+// as soon as it listens (before its warmup generation) is running for aima
+// only once it printed its fired-up line.
+func TestSGLangRunningOnlyWhenWarm(t *testing.T) {
+	testenv.RequireDocker(t)
+	d := testenv.StartDaemon(t, testenv.DaemonOptions{Config: testenv.SimConfig(t, testenv.SimConfigOptions{})})
+	d.MustCLI(t, "model", "add", "--path", testenv.MakeModel(t, "warm-sglang"))
+	// The warmup takes 3 s (60 s at SIM_TIME_SCALE 0.05) with /health 200 throughout.
+	d.MustCLI(t, "service", "create", "--model-id", "warm-sglang", "--engine-type", "sglang", "--name", "warm",
+		"--env", "SIM_LEGACY_HEALTH=1", "--env", "SIM_PHASE=warmup=60s")
+	svc := decode[engineSvcJSON](t, d.MustCLI(t, "service", "status", "warm", "-o", "json").Stdout)
+	testenv.RemoveContainersWithLabel(t, "aima.service", svc.ID)
+	start := d.MustCLI(t, "service", "start", svc.ID, "--wait", "--timeout", "120")
+	logs := d.MustCLI(t, "service", "logs", svc.ID)
+	if !strings.Contains(logs.Stdout, "The server is fired up and ready to roll!") {
+		t.Errorf("running before SGLang's warmup ended (its /health said 200 early); start:\n%s\nlogs:\n%s", start.Stderr, logs.Stdout)
+	}
+	assertInOrderText(t, start.Stderr, []string{"server fired up", "==> health_check", "==> running"})
+}

@@ -37,6 +37,9 @@ type options struct {
 	Metrics    bool // SGLang --enable-metrics, llama-server --metrics (vLLM always serves /metrics)
 	Embeddings bool // llama-server --embeddings
 	NGL        int  // llama-server -ngl: layers on the GPU, -1 = all
+	// LegacyHealth: SGLang's older /health, 200 as soon as the server
+	// listens, warm or not (SIM_LEGACY_HEALTH=1).
+	LegacyHealth bool
 
 	// nonDefault feeds the `non-default args: {...}` log line, already in
 	// Python repr, in the order vLLM prints it.
@@ -176,6 +179,10 @@ var knownFlags = map[string]flagSpec{
 	"sim-gpu-mem":     {kindValue, "", gibSetter(func(o *options, g float64) { o.GPUMemGiB = g })},
 	"sim-ttft":        {kindValue, "", durSetter(func(o *options, d time.Duration) { o.TTFT = d })},
 	"sim-itl":         {kindValue, "", durSetter(func(o *options, d time.Duration) { o.ITL = d })},
+	"sim-legacy-health": {kindValue, "", func(o *options, v string) error {
+		o.LegacyHealth = v == "1" || v == "true" || v == "on"
+		return nil
+	}},
 }
 
 // simEnv maps each sim flag to the env var aima injects with `docker run --env`.
@@ -192,6 +199,7 @@ var simEnv = []struct{ flag, env string }{
 	{"sim-gpu-mem", "SIM_GPU_MEM"},
 	{"sim-ttft", "SIM_TTFT"},
 	{"sim-itl", "SIM_ITL"},
+	{"sim-legacy-health", "SIM_LEGACY_HEALTH"},
 }
 
 // shortFlags are argparse's single-dash aliases.

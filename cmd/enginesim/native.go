@@ -132,7 +132,7 @@ func (s *sim) handleSGLangHealth(w http.ResponseWriter, _ *http.Request) {
 		return
 	default:
 	}
-	if s.loading.Load() || s.state.Load() != stateReady {
+	if (s.loading.Load() && !s.o.LegacyHealth) || s.state.Load() != stateReady {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		return
 	}

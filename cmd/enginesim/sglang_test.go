@@ -178,3 +178,17 @@ func TestSGLangMemoryOccupation(t *testing.T) {
 		t.Errorf("/metrics without --enable-metrics = %d, want 404", resp.StatusCode)
 	}
 }
+
+// SIM_LEGACY_HEALTH=1 plays older SGLang builds: /health is 200 as soon
+// as the server listens, before the warmup is done.
+func TestSGLangLegacyHealth(t *testing.T) {
+	t.Parallel()
+	port := freePort(t)
+	r := startSim(t, map[string]string{"SIM_LEGACY_HEALTH": "1"}, sglangArgs0(modelDir(t), port, "--sim-phase", "warmup=1000s")...)
+	if !r.out.waitFor(`"POST /generate HTTP/1.1" 200 OK`, 10*time.Second) {
+		t.Fatalf("no warmup:\n%s", r.err)
+	}
+	if resp, _ := get(t, fmt.Sprintf("http://127.0.0.1:%d/health", port)); resp.StatusCode != 200 {
+		t.Errorf("legacy /health during warmup = %d, want 200", resp.StatusCode)
+	}
+}
