@@ -188,6 +188,7 @@ func TestEnginesFailedStarts(t *testing.T) {
 				t.Fatalf("a failing start exited 0:\n%s", res.Stderr)
 			}
 			st := decode[engineSvcJSON](t, d.MustCLI(t, "service", "status", svc.ID, "-o", "json").Stdout)
+			t.Logf("%s: failure %s: %s", name, st.Failure, st.Reason)
 			if st.Status != "failed" || st.Failure != tc.kind || st.ExitCode == nil || *st.ExitCode != 1 {
 				t.Errorf("status %s, failure %q, exit %v; want failed, %q, 1 (reason %q)", st.Status, st.Failure, st.ExitCode, tc.kind, st.Reason)
 			}
