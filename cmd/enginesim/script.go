@@ -10,10 +10,10 @@ import (
 	"time"
 )
 
-// SGLang's and llama-server's start-ups are scripts: tables of steps (a
-// log line at a point of a phase, or an action such as binding the port)
-// run by one interpreter, with the personality's phases, failure texts
-// and log format as data. vLLM's older start-up is code (phases.go).
+// Each personality's start-up is a script: a table of steps (a log line
+// at a point of a phase, or an action such as binding the port) run by one
+// interpreter, with the personality's phases, failure texts and log format
+// as data (vllm.go, sglang.go, llamacpp.go).
 
 // who says which process or logger a line comes from; the personality's
 // format turns it into the line's prefix.
@@ -24,15 +24,20 @@ const (
 	mainProc            // SGLang's main process: "[2026-01-02 15:04:05] "
 	tp0                 // SGLang's scheduler of TP rank 0: "[2026-01-02 15:04:05 TP0] "
 	uvicorn             // uvicorn under SGLang: "[2026-01-02 15:04:05] INFO:     "
+	vNone               // vLLM's logger before its process prefix: "INFO 01-02 15:04:05 [file.py:N] "
+	vAPI                // vLLM's API server: "(APIServer pid=1) INFO 01-02 15:04:05 [file.py:N] "
+	vEngine             // vLLM's engine core: "(EngineCore_DP0 pid=N) INFO ..."
 )
 
 // step is one entry of a start-up script.
 type step struct {
-	phase  string  // the phase whose clock places it
+	phase  string  // the phase whose clock places it ("" = right after the previous step)
 	at     float64 // fraction of the phase
 	who    who
+	src    string // vLLM's logger source, e.g. "api_server.py:1839"
 	text   string // the line, {name} placeholders filled from the sim's vars; "" for none
 	action string // what happens after the line (see runScript)
+	when   string // the step happens only if this holds (see holds); "" = always
 }
 
 // failScript is what the engine prints when a start-up fails one way,
@@ -51,6 +56,11 @@ type personality struct {
 	shutdown []step           // printed on SIGTERM
 	stream   func(w who) bool // true: the line goes to stdout
 	vars     func(s *sim) map[string]string
+	// failFuncs build failures whose text is code (vLLM's tracebacks);
+	// code holds steps that are code (progress bars, vLLM's late listen):
+	// they return the exit code and whether start-up goes on.
+	failFuncs map[string]func(*sim) int
+	code      map[string]func(*sim, context.Context) (int, bool)
 }
 
 func personalityOf(engine string) *personality {
@@ -60,12 +70,33 @@ func personalityOf(engine string) *personality {
 	case engineLlamaCpp:
 		return llamaPersonality
 	}
-	return nil
+	return vllmPersonality
+}
+
+// holds evaluates a step's condition: "eager" (--enforce-eager, SGLang's
+// --disable-cuda-graph), "fail:MODE" (--sim-fail says MODE), and "!" for
+// the opposite.
+func (s *sim) holds(when string) bool {
+	if when == "" {
+		return true
+	}
+	cond, neg := strings.CutPrefix(when, "!")
+	var v bool
+	switch {
+	case cond == "eager":
+		v = s.o.EnforceEager
+	case strings.HasPrefix(cond, "fail:"):
+		v = s.o.Fail == strings.TrimPrefix(cond, "fail:")
+	}
+	return v != neg
 }
 
 // phaseDur is the scaled duration of one of the personality's phases: a
 // --sim-phase override, else its weight of --sim-startup.
 func (s *sim) phaseDur(name string) time.Duration {
+	if s.o.Engine == engineVLLM {
+		return s.o.phaseDuration(name)
+	}
 	if d, ok := s.o.PhaseOverride[name]; ok {
 		return s.o.scale(d)
 	}
@@ -80,7 +111,7 @@ func (s *sim) phaseDur(name string) time.Duration {
 	return 0
 }
 
-var placeholder = regexp.MustCompile(`\{(\w+)\}`)
+var placeholder = regexp.MustCompile(`\{(\w+|since:\w+)\}`)
 
 // expand fills a line's placeholders; {elapsed} is the seconds since the
 // current phase began.
@@ -90,6 +121,9 @@ func (s *sim) expand(text string, phaseStart time.Time) string {
 		if k == "elapsed" {
 			return fmt.Sprintf("%.2f", time.Since(phaseStart).Seconds())
 		}
+		if mark, ok := strings.CutPrefix(k, "since:"); ok {
+			return fmt.Sprintf("%.2f", time.Since(s.marks[mark]).Seconds())
+		}
 		if v, ok := s.vars[k]; ok {
 			return v
 		}
@@ -98,7 +132,22 @@ func (s *sim) expand(text string, phaseStart time.Time) string {
 }
 
 // emit writes one line of the personality's log.
-func (s *sim) emit(w who, text string) {
+func (s *sim) emit(w who, text string) { s.emitFrom(w, "", text) }
+
+// emitFrom writes a line with vLLM's logger source (src), or the
+// personality's own prefix.
+func (s *sim) emitFrom(w who, src, text string) {
+	switch w {
+	case vNone:
+		s.log.log(procNone, "INFO", src, text)
+		return
+	case vAPI:
+		s.log.log(procAPI, "INFO", src, text)
+		return
+	case vEngine:
+		s.log.log(procEngine, "INFO", src, text)
+		return
+	}
 	now := s.log.now()
 	var prefix string
 	switch w {
@@ -122,6 +171,9 @@ func (s *sim) emit(w who, text string) {
 
 // fail prints the failure script of mode and returns its exit status.
 func (s *sim) fail(mode string, phaseStart time.Time) int {
+	if fn, ok := s.p.failFuncs[mode]; ok {
+		return fn(s)
+	}
 	f, ok := s.p.failures[mode]
 	if !ok {
 		return s.exitCode(1)
@@ -166,20 +218,31 @@ func (s *sim) runScript(ctx context.Context) int {
 		}
 	}
 	for _, st := range s.p.startup {
-		if st.phase != curPhase {
+		if !s.holds(st.when) {
+			continue
+		}
+		if st.phase != "" && st.phase != curPhase {
 			cur = clock{start: s.cursor, dur: s.phaseDur(st.phase)}
 			s.cursor = cur.start.Add(cur.dur)
 			curPhase = st.phase
 		}
-		if !cur.at(ctx, st.at) {
+		if st.phase != "" && !cur.at(ctx, st.at) {
 			stopServer()
 			return 0
 		}
 		if st.text != "" {
-			s.emit(st.who, s.expand(st.text, cur.start))
+			s.emitFrom(st.who, st.src, s.expand(st.text, cur.start))
 		}
 		mode, isFail := strings.CutPrefix(st.action, "fail:")
 		switch {
+		case strings.HasPrefix(st.action, "code:"):
+			curPhase = "" // code steps run their own phase clocks
+			if code, ok := s.p.code[strings.TrimPrefix(st.action, "code:")](s, ctx); !ok {
+				stopServer()
+				return code
+			}
+		case strings.HasPrefix(st.action, "mark:"):
+			s.marks[strings.TrimPrefix(st.action, "mark:")] = time.Now()
 		case isFail && (s.o.Fail == mode || s.modelProblem == mode):
 			switch mode {
 			case "hang":
@@ -207,7 +270,10 @@ func (s *sim) runScript(ctx context.Context) int {
 			s.created = time.Now().Unix()
 		}
 	}
-	if ss == nil {
+	switch {
+	case s.ln != nil: // vLLM: listening only now
+		return s.serve(ctx, s.ln)
+	case ss == nil:
 		return s.exitCode(1)
 	}
 	return s.serveLoop(ctx, ss.srv, ss.served)

@@ -42,13 +42,15 @@ type sim struct {
 	sleepMu    sync.Mutex   // one sleep or wake at a time
 	sleepLevel atomic.Int32 // awake, weightsOffloaded or discardAll
 
-	// The table-driven personalities (SGLang, llama-server); p is nil for vLLM.
+	// The personality's script and its state.
 	p            *personality
-	vars         map[string]string // the script's placeholders
-	loading      atomic.Bool       // listening but not ready: SGLang warming up, llama-server loading
-	modelProblem string            // failure mode the model itself causes ("" = none)
-	problemLine  string            // the engine's words for it
-	gguf         *ggufInfo         // llama-server: the GGUF header
+	marks        map[string]time.Time // named moments of the start-up, for {since:NAME}
+	ln           net.Listener         // vLLM: the listener its start-up opened last
+	vars         map[string]string    // the script's placeholders
+	loading      atomic.Bool          // listening but not ready: SGLang warming up, llama-server loading
+	modelProblem string               // failure mode the model itself causes ("" = none)
+	problemLine  string               // the engine's words for it
+	gguf         *ggufInfo            // llama-server: the GGUF header
 }
 
 // newSim resolves the model and precomputes the memory numbers the log
@@ -71,10 +73,9 @@ func newSim(o *options, getenv func(string) (string, bool), stdout, stderr io.Wr
 	tokens := int(s.kvGiB * gib / (s.model.kvBytesPerToken() / ranks))
 	s.kvTokens = max(tokens/16*16, 16)
 	s.metrics = newMetrics(o.servedNames()[0], s.kvTokens/blockSize, o.MaxNumSeqs)
-	if s.p = personalityOf(o.Engine); s.p != nil {
-		s.loading.Store(true)
-		s.vars = s.p.vars(s)
-	}
+	s.p, s.marks = personalityOf(o.Engine), map[string]time.Time{}
+	s.loading.Store(o.Engine != engineVLLM)
+	s.vars = s.p.vars(s)
 	return s
 }
 
@@ -92,14 +93,7 @@ func (s *sim) batchedTokens() int {
 
 // run is the whole process lifetime; it returns the exit code.
 func (s *sim) run(ctx context.Context) int {
-	if s.p != nil {
-		return s.runScript(ctx)
-	}
-	ln, code := s.startup(ctx)
-	if ln == nil {
-		return code
-	}
-	return s.serve(ctx, ln)
+	return s.runScript(ctx)
 }
 
 // serve answers HTTP until a signal, or until the crash-after watchdog stops
@@ -129,7 +123,7 @@ func (s *sim) serveLoop(ctx context.Context, srv *http.Server, served <-chan err
 		defer t.Stop()
 		failC = t.C
 	}
-	if d := o.scale(10 * time.Second); !o.DisableLogStats && d > 0 && s.p == nil {
+	if d := o.scale(10 * time.Second); !o.DisableLogStats && d > 0 && s.o.Engine == engineVLLM {
 		t := time.NewTicker(d)
 		defer t.Stop()
 		statsC = t.C
@@ -137,13 +131,13 @@ func (s *sim) serveLoop(ctx context.Context, srv *http.Server, served <-chan err
 	for {
 		select {
 		case <-ctx.Done():
-			if s.p == nil {
+			if s.o.Engine == engineVLLM {
 				s.log.api("INFO", "launcher.py:99", "Shutting down FastAPI HTTP server.")
 			}
 			s.shutdown(srv)
 			return 0
 		case <-failC:
-			if s.p != nil {
+			if s.o.Engine != engineVLLM {
 				// SGLang and llama-server: a crash takes the process
 				// down at once, with the engine's own lines; a wedged
 				// engine keeps its HTTP server up.
@@ -177,7 +171,7 @@ func (s *sim) serveLoop(ctx context.Context, srv *http.Server, served <-chan err
 		case <-statsC:
 			s.metrics.logStats(s.log, o.scale(10*time.Second))
 		case err := <-served:
-			if s.p == nil {
+			if s.o.Engine == engineVLLM {
 				s.log.uvicorn("ERROR", "%v", err)
 			}
 			return s.exitCode(1)
@@ -188,7 +182,7 @@ func (s *sim) serveLoop(ctx context.Context, srv *http.Server, served <-chan err
 // shutdown stops uvicorn: in-flight requests get up to 500 ms, so the
 // process exits well within docker stop's patience.
 func (s *sim) shutdown(srv *http.Server) {
-	if s.p == nil {
+	if s.o.Engine == engineVLLM {
 		s.log.uvicorn("INFO", "Shutting down")
 	}
 	s.stopOnce.Do(func() { close(s.stopping) })
@@ -197,7 +191,7 @@ func (s *sim) shutdown(srv *http.Server) {
 	if err := srv.Shutdown(ctx); err != nil {
 		_ = srv.Close()
 	}
-	if s.p != nil {
+	if s.o.Engine != engineVLLM {
 		for _, st := range s.p.shutdown {
 			s.emit(st.who, s.expand(st.text, time.Now()))
 		}
