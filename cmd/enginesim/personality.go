@@ -16,8 +16,9 @@ import (
 // The simulator image's ENTRYPOINT is ["/enginesim", "serve"], so each
 // engine's own command line, appended by `docker run IMAGE ...`, selects its
 // personality. What differs between the personalities is data: a flag table
-// (this file), a start-up script of log lines and a failure table
-// (sglang.go, llamacpp.go), a route table and metric names.
+// (this file; vLLM's argparse-like parser is flags.go), a start-up script of
+// log lines and a failure table (vllm.go, sglang.go, llamacpp.go), a route
+// table (native.go) and metric names (metrics.go).
 const (
 	engineVLLM     = "vllm"
 	engineSGLang   = "sglang"
