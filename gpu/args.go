@@ -22,7 +22,10 @@ type Profile struct {
 	// MaxLenFlags set the context length the KV cache must hold.
 	MaxLenFlags   []string
 	DefaultMaxLen int // when neither a flag nor the model says (0: the model's)
-	KVDTypeFlags  []string
+	// ZeroMaxLenIsModel: a context length of 0 asks for the model's own
+	// (llama.cpp's -c 0).
+	ZeroMaxLenIsModel bool
+	KVDTypeFlags      []string
 	// GPULayersFlags set how many layers go to the GPU (llama.cpp's
 	// -ngl); the others stay in host memory.
 	GPULayersFlags []string
@@ -50,7 +53,7 @@ func ProfileFor(engineType string) Profile {
 		// The GPU holds the weights of the -ngl offloaded layers (of
 		// n_layer + the output layer) and their share of the KV cache for
 		// -c cells (shared by the -np slots); the rest stays in host memory.
-		return Profile{Engine: engineType, MaxLenFlags: []string{"-c", "--ctx-size"}, DefaultMaxLen: 4096,
+		return Profile{Engine: engineType, MaxLenFlags: []string{"-c", "--ctx-size"}, DefaultMaxLen: 4096, ZeroMaxLenIsModel: true,
 			KVDTypeFlags: []string{"-ctk", "--cache-type-k"}, GPULayersFlags: []string{"-ngl", "--n-gpu-layers", "--gpu-layers"},
 			Overhead: 1 << 29}
 	}
@@ -61,7 +64,7 @@ func ProfileFor(engineType string) Profile {
 type EngineArgs struct {
 	TP          int     `json:"tensor_parallel_size" jsonschema:"GPUs per replica (1 when not given)"`
 	Util        float64 `json:"memory_utilization,omitempty" jsonschema:"declared share of each GPU's memory (0 when not declared)"`
-	MaxModelLen int     `json:"max_model_len,omitempty" jsonschema:"context length given in the args (0 when not given)"`
+	MaxModelLen int     `json:"max_model_len,omitempty" jsonschema:"context length given in the args (0 when not given; -1 when the args ask for the model's own, llama.cpp -c 0)"`
 	KVCacheType string  `json:"kv_cache_dtype,omitempty"`
 	GPULayers   int     `json:"gpu_layers" jsonschema:"layers offloaded to the GPU (llama.cpp -ngl); -1 = all (the default)"`
 }
@@ -93,6 +96,10 @@ func (p Profile) Parse(args []string) (EngineArgs, error) {
 			n, err := strconv.Atoi(strings.TrimSuffix(strings.ToLower(val), "k"))
 			if err == nil && strings.HasSuffix(strings.ToLower(val), "k") {
 				n *= 1024
+			}
+			if err == nil && n == 0 && p.ZeroMaxLenIsModel {
+				ea.MaxModelLen = -1
+				continue
 			}
 			if err != nil || n < 1 {
 				return ea, errs.Invalid("args", "%s %q: want a positive number of tokens", name, val)

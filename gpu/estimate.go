@@ -80,6 +80,8 @@ func EstimateModel(path, format string, p Profile, ea EngineArgs) Estimate {
 	switch {
 	case ea.MaxModelLen > 0:
 		e.MaxModelLen, e.MaxModelLenFrom = ea.MaxModelLen, "args"
+	case ea.MaxModelLen < 0 && shape.maxPos > 0: // the args ask for the model's own
+		e.MaxModelLen, e.MaxModelLenFrom = shape.maxPos, "model config"
 	case p.DefaultMaxLen > 0:
 		e.MaxModelLen, e.MaxModelLenFrom = p.DefaultMaxLen, "engine default"
 	case shape.maxPos > 0:

@@ -113,3 +113,22 @@ func TestFitSGLangSuggestsItsFlags(t *testing.T) {
 		t.Errorf("suggestion %q args %q", r.Suggestion, r.SuggestedArgs)
 	}
 }
+
+// llama.cpp's -c 0 asks for the model's own context: accepted, and the KV
+// cache counted for the GGUF's context_length.
+func TestFitLlamaCppContextZero(t *testing.T) {
+	t.Parallel()
+	path := testenv.MakeGGUF(t, "ctx0", testenv.GGUFOptions{Layers: 32, Context: 8192, Embedding: 4096, Heads: 32, KVHeads: 8})
+	p := gpu.ProfileFor("llamacpp")
+	ea, err := p.Parse([]string{"-c", "0"})
+	if err != nil {
+		t.Fatalf("-c 0 refused: %v", err)
+	}
+	e := gpu.EstimateModel(path, "gguf", p, ea)
+	if e.MaxModelLen != 8192 || e.MaxModelLenFrom != "model config" || e.KVBytes != 1024*mib {
+		t.Errorf("-c 0: ctx %d from %q, KV %d MiB; want 8192 from the model, 1024 MiB", e.MaxModelLen, e.MaxModelLenFrom, e.KVBytes/mib)
+	}
+	if _, err := gpu.ProfileFor("vllm").Parse([]string{"--max-model-len", "0"}); err == nil {
+		t.Error("vLLM's --max-model-len 0 accepted")
+	}
+}
