@@ -187,9 +187,13 @@ func modelTable(w io.Writer, items []models.Model) error {
 
 func engineTable(w io.Writer, items []engines.Engine) error {
 	t := newTable(w)
-	t.AppendHeader(table.Row{"TYPE", "IMAGE", "PORT", "HEALTH", "GPUS", "DESCRIPTION"})
+	t.AppendHeader(table.Row{"TYPE", "IMAGE", "PORT", "HEALTH", "GPUS", "IDLE", "DESCRIPTION"})
 	for _, e := range items {
-		t.AppendRow(table.Row{e.Type, e.Image, e.Port, e.HealthPath, e.GPUs, e.Description})
+		idle := "stop" // no sleep mode: an idle release stops it, the next request starts it
+		if e.CanSleep {
+			idle = "sleep"
+		}
+		t.AppendRow(table.Row{e.Type, e.Image, e.Port, e.HealthPath, e.GPUs, idle, e.Description})
 	}
 	t.Render()
 	return nil

@@ -44,18 +44,31 @@ type Engine struct {
 	// ReadyLine matches the log line the engine prints when it starts
 	// serving; aima then enters the health_check phase.
 	ReadyLine *regexp.Regexp `json:"-"`
+	// ReadyNeedsLine: a 200 from HealthPath counts only after ReadyLine
+	// was seen. SGLang needs it: older builds answer /health 200 while
+	// the server is still starting; only the fired-up line says its
+	// warmup generation is done.
+	ReadyNeedsLine bool `json:"-"`
+	// Failures recognise the engine's own failure lines, most specific
+	// first (Diagnose).
+	Failures []FailureRule `json:"-"`
 	// Sleep, when set, is how the engine frees its GPU memory without
 	// exiting, so a release costs seconds to undo instead of a cold start.
 	Sleep *SleepMode `json:"sleep,omitempty"`
+	// CanSleep says whether the engine has a sleep mode. One without
+	// (llama.cpp) is stopped when idle and started by the next request.
+	CanSleep bool `json:"can_sleep"`
 }
 
 // SleepMode describes an engine's sleep endpoints (vLLM: --enable-sleep-mode,
-// served only with VLLM_SERVER_DEV_MODE=1).
+// served only with VLLM_SERVER_DEV_MODE=1; SGLang: --enable-memory-saver
+// and its release/resume memory occupation endpoints).
 type SleepMode struct {
-	Args      []string          `json:"args"`       // added to the command line of services that may sleep
-	Env       map[string]string `json:"env"`        // added to their environment
-	SleepPath string            `json:"sleep_path"` // POST; level 1 offloads the weights to CPU memory and drops the KV cache
-	WakePath  string            `json:"wake_path"`  // POST
+	Args      []string          `json:"args"`           // added to the command line of services that may sleep
+	Env       map[string]string `json:"env"`            // added to their environment
+	SleepPath string            `json:"sleep_path"`     // POST; frees the GPU memory of the weights and the KV cache
+	WakePath  string            `json:"wake_path"`      // POST
+	Body      string            `json:"body,omitempty"` // JSON body of both POSTs ("" = none)
 }
 
 // MetricNames are an engine's Prometheus series for the figures aima shows
@@ -78,7 +91,7 @@ type Milestone struct {
 
 // Builtin returns the built-in catalog, keyed by engine type.
 func Builtin() map[string]Engine {
-	return map[string]Engine{
+	all := map[string]Engine{
 		"vllm": {
 			Type:        "vllm",
 			Description: "vLLM OpenAI-compatible server",
@@ -117,6 +130,7 @@ func Builtin() map[string]Engine {
 				{regexp.MustCompile(`Application startup complete`), "application startup complete"},
 			},
 			ReadyLine: regexp.MustCompile(`Application startup complete|Starting vLLM (?:API )?server`),
+			Failures:  vllmFailures,
 			Sleep: &SleepMode{
 				Args: []string{"--enable-sleep-mode"}, Env: map[string]string{"VLLM_SERVER_DEV_MODE": "1"},
 				SleepPath: "/sleep?level=1", WakePath: "/wake_up",
@@ -127,10 +141,14 @@ func Builtin() map[string]Engine {
 			Description: "SGLang server",
 			Image:       "lmsysorg/sglang:v0.5.5",
 			Port:        30000,
+			// /health is 503 until the warmup is done; the environment
+			// keeps it from running a generation on every probe (builds
+			// where it would), so it costs no GPU time.
 			HealthPath:  "/health",
 			GPUs:        "auto",
 			ShmSize:     1 << 30,
 			Args:        []string{"--enable-metrics"},
+			Env:         map[string]string{"SGLANG_ENABLE_HEALTH_ENDPOINT_GENERATION": "false"},
 			MetricsPath: "/metrics",
 			Metrics: MetricNames{
 				RequestsRunning:  []string{"sglang:num_running_reqs"},
@@ -148,17 +166,29 @@ func Builtin() map[string]Engine {
 			},
 			ManagedFlags: []string{"--model-path", "--model", "--served-model-name", "--host", "--port"},
 			Milestones: []Milestone{
+				{regexp.MustCompile(`Load weight begin\. avail mem=([\d.]+ GB)`), "loading weights ($1 free)"},
 				{regexp.MustCompile(`Load weight end\. elapsed=([\d.]+) s`), "weights loaded in $1 s"},
+				{regexp.MustCompile(`Load weight end\. type=([^,]+), .*mem usage=([\d.]+ GB)`), "weights loaded: $1, $2"},
+				{regexp.MustCompile(`KV Cache is allocated\. #tokens: (\d+)`), "KV cache allocated: $1 tokens"},
 				{regexp.MustCompile(`Capture cuda graph end\. Time elapsed: ([\d.]+) s`), "CUDA graphs captured in $1 s"},
+				{regexp.MustCompile(`Uvicorn running on`), "HTTP server listening; warming up"},
 				{regexp.MustCompile(`fired up and ready to roll`), "server fired up"},
 			},
-			ReadyLine: regexp.MustCompile(`fired up and ready to roll`),
+			ReadyLine:      regexp.MustCompile(`fired up and ready to roll`),
+			ReadyNeedsLine: true,
+			Failures:       sglangFailures,
+			Sleep: &SleepMode{
+				Args:      []string{"--enable-memory-saver"},
+				SleepPath: "/release_memory_occupation", WakePath: "/resume_memory_occupation", Body: "{}",
+			},
 		},
 		"llamacpp": {
 			Type:        "llamacpp",
 			Description: "llama.cpp llama-server (GGUF models)",
 			Image:       "ghcr.io/ggml-org/llama.cpp:server-b6900",
 			Port:        8080,
+			// /health answers 503 "Loading model" while loading (loading,
+			// not failure) and {"status":"ok"} after; it never generates.
 			HealthPath:  "/health",
 			GPUs:        "auto",
 			Args:        []string{"--metrics"},
@@ -177,14 +207,25 @@ func Builtin() map[string]Engine {
 				}
 				return append(args, "--host", "0.0.0.0", "--port", fmt.Sprint(port))
 			},
-			ManagedFlags: []string{"-m", "--model", "--alias", "--host", "--port"},
+			ManagedFlags: []string{"-m", "--model", "--alias", "-a", "--host", "--port"},
 			Milestones: []Milestone{
-				{regexp.MustCompile(`main: loading model`), "loading model"},
-				{regexp.MustCompile(`main: model loaded`), "model loaded"},
+				{regexp.MustCompile(`HTTP server is listening`), "HTTP server listening; loading the model"},
+				{regexp.MustCompile(`llama_model_loader: loaded meta data with (\d+) key-value pairs and (\d+) tensors`), "GGUF header read: $1 keys, $2 tensors"},
+				{regexp.MustCompile(`print_info: arch\s+= (\S+)`), "architecture $1"},
+				{regexp.MustCompile(`load_tensors: offloaded (\d+)/(\d+) layers to GPU`), "$1/$2 layers offloaded to the GPU"},
+				{regexp.MustCompile(`load_tensors:\s+CUDA\d+ model buffer size =\s+([\d.]+ MiB)`), "weights on the GPU: $1"},
+				{regexp.MustCompile(`llama_kv_cache: size =\s+([\d.]+ MiB) \(\s*(\d+) cells`), "KV cache $1 for $2 tokens"},
+				{regexp.MustCompile(`(?:main|llama_server): model loaded`), "model loaded"},
 			},
-			ReadyLine: regexp.MustCompile(`server is listening on|model loaded`),
+			ReadyLine: regexp.MustCompile(`server is listening on http|(?:main|llama_server): model loaded`),
+			Failures:  llamaFailures,
 		},
 	}
+	for k, e := range all {
+		e.CanSleep = e.Sleep != nil
+		all[k] = e
+	}
+	return all
 }
 
 // Override is the config file's per-engine section.

@@ -131,10 +131,15 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request) {
 	if started {
 		// The engine refused a stream after the wait comments went out.
 		b, _ := io.ReadAll(io.LimitReader(resp, 1<<20))
-		if !gjson.GetBytes(b, "error").Exists() {
-			b, _ = json.Marshal(errorBody{Error: apiError{Message: strings.TrimSpace(string(b)), Type: "server_error", Code: fmt.Sprint(resp.Code)}})
-		}
+		b, _ = json.Marshal(errorBody{Error: engineError(resp.Code, b)})
 		fmt.Fprintf(w, "data: %s\n\n", b)
+		return
+	}
+	if resp.Code >= http.StatusBadRequest {
+		// The engine's own error body, in any engine's dialect, as
+		// OpenAI's error object.
+		b, _ := io.ReadAll(io.LimitReader(resp, 1<<20))
+		writeOpenAIError(w, resp.Code, engineError(resp.Code, b))
 		return
 	}
 	if resp.ContentType != "" {

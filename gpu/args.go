@@ -22,7 +22,13 @@ type Profile struct {
 	// MaxLenFlags set the context length the KV cache must hold.
 	MaxLenFlags   []string
 	DefaultMaxLen int // when neither a flag nor the model says (0: the model's)
-	KVDTypeFlags  []string
+	// ZeroMaxLenIsModel: a context length of 0 asks for the model's own
+	// (llama.cpp's -c 0).
+	ZeroMaxLenIsModel bool
+	KVDTypeFlags      []string
+	// GPULayersFlags set how many layers go to the GPU (llama.cpp's
+	// -ngl); the others stay in host memory.
+	GPULayersFlags []string
 	// Overhead is memory beyond weights and KV cache: activations at the
 	// profiling batch, CUDA graphs, the CUDA context.
 	Overhead int64
@@ -37,12 +43,19 @@ func ProfileFor(engineType string) Profile {
 			UtilFlags: []string{"--gpu-memory-utilization"}, DefaultUtil: 0.9,
 			MaxLenFlags: []string{"--max-model-len"}, KVDTypeFlags: []string{"--kv-cache-dtype"}, Overhead: 3 << 29}
 	case "sglang":
+		// --mem-fraction-static of the GPU's total holds the weights
+		// (split by TP) and the KV pool; activations and CUDA graphs
+		// live in the rest, so nothing else counts against the share.
 		return Profile{Engine: engineType, TPFlags: []string{"--tp-size", "--tp", "--tensor-parallel-size"},
 			UtilFlags: []string{"--mem-fraction-static"}, DefaultUtil: 0.88,
-			MaxLenFlags: []string{"--context-length"}, KVDTypeFlags: []string{"--kv-cache-dtype"}, Overhead: 3 << 29}
+			MaxLenFlags: []string{"--context-length"}, KVDTypeFlags: []string{"--kv-cache-dtype"}, Overhead: 0}
 	case "llamacpp":
-		return Profile{Engine: engineType, MaxLenFlags: []string{"-c", "--ctx-size"}, DefaultMaxLen: 4096,
-			KVDTypeFlags: []string{"-ctk", "--cache-type-k"}, Overhead: 1 << 29}
+		// The GPU holds the weights of the -ngl offloaded layers (of
+		// n_layer + the output layer) and their share of the KV cache for
+		// -c cells (shared by the -np slots); the rest stays in host memory.
+		return Profile{Engine: engineType, MaxLenFlags: []string{"-c", "--ctx-size"}, DefaultMaxLen: 4096, ZeroMaxLenIsModel: true,
+			KVDTypeFlags: []string{"-ctk", "--cache-type-k"}, GPULayersFlags: []string{"-ngl", "--n-gpu-layers", "--gpu-layers"},
+			Overhead: 1 << 29}
 	}
 	return Profile{Engine: engineType, Overhead: 1 << 29}
 }
@@ -55,15 +68,16 @@ const MaxModelLen = 1 << 27
 type EngineArgs struct {
 	TP          int     `json:"tensor_parallel_size" jsonschema:"GPUs per replica (1 when not given)"`
 	Util        float64 `json:"memory_utilization,omitempty" jsonschema:"declared share of each GPU's memory (0 when not declared)"`
-	MaxModelLen int     `json:"max_model_len,omitempty" jsonschema:"context length given in the args (0 when not given)"`
+	MaxModelLen int     `json:"max_model_len,omitempty" jsonschema:"context length given in the args (0 when not given; -1 when the args ask for the model's own, llama.cpp -c 0)"`
 	KVCacheType string  `json:"kv_cache_dtype,omitempty"`
+	GPULayers   int     `json:"gpu_layers" jsonschema:"layers offloaded to the GPU (llama.cpp -ngl); -1 = all (the default)"`
 }
 
 // Parse reads the profile's flags from args (later flags win), as
 // "--flag value" or "--flag=value". A malformed value is an
 // InvalidArgument error on field args.
 func (p Profile) Parse(args []string) (EngineArgs, error) {
-	ea := EngineArgs{TP: 1}
+	ea := EngineArgs{TP: 1, GPULayers: -1}
 	for i := 0; i < len(args); i++ {
 		name, val, ok := flagValue(args, i)
 		if !ok {
@@ -89,12 +103,26 @@ func (p Profile) Parse(args []string) (EngineArgs, error) {
 			if err == nil && strings.HasSuffix(strings.ToLower(val), "k") {
 				n = max(min(n, MaxModelLen), 0) * 1024 // clamped first, so it never wraps
 			}
+			if err == nil && n == 0 && p.ZeroMaxLenIsModel {
+				ea.MaxModelLen = -1
+				continue
+			}
 			if err != nil || n < 1 || n > MaxModelLen {
 				return ea, errs.Invalid("args", "%s %q: want a positive number of tokens up to %d", name, val, MaxModelLen)
 			}
 			ea.MaxModelLen = n
 		case contains(p.KVDTypeFlags, name):
 			ea.KVCacheType = val
+		case contains(p.GPULayersFlags, name):
+			if val == "auto" || val == "all" {
+				ea.GPULayers = -1
+				continue
+			}
+			n, err := strconv.Atoi(val)
+			if err != nil || n < -1 {
+				return ea, errs.Invalid("args", "%s %q: want a number of layers (or -1, auto, all)", name, val)
+			}
+			ea.GPULayers = n
 		}
 	}
 	return ea, nil

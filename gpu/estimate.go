@@ -32,8 +32,15 @@ type Estimate struct {
 	PerGPUBytes     int64    `json:"per_gpu_bytes" jsonschema:"what each assigned GPU must hold: weights / TP + KV cache / TP + overhead"`
 	Notes           []string `json:"notes,omitempty" jsonschema:"what the estimate could not know"`
 
+	// Layers and GPULayers: llama.cpp's repeating layers and the layers
+	// (of Layers + the output layer) offloaded to the GPU by -ngl.
+	Layers    int `json:"layers,omitempty"`
+	GPULayers int `json:"gpu_layers,omitempty"`
+
 	// The engine's flag names, for suggestions.
-	utilFlag, maxLenFlag, tpFlag string
+	utilFlag, maxLenFlag, tpFlag, nglFlag string
+	// fullWeights and fullKV are the sizes with every layer on the GPU.
+	fullWeights, fullKV int64
 }
 
 // Text is a one-line summary: "~18.4 GiB per GPU (weights 14.96 GiB, KV cache 1.0 GiB for 8192 tokens, overhead 1.5 GiB)".
@@ -85,16 +92,44 @@ func EstimateModel(path, format string, p Profile, ea EngineArgs) (Estimate, err
 	switch {
 	case ea.MaxModelLen > 0:
 		e.MaxModelLen, e.MaxModelLenFrom = ea.MaxModelLen, "args"
+	case ea.MaxModelLen < 0 && shape.maxPos > 0: // the args ask for the model's own
+		e.MaxModelLen, e.MaxModelLenFrom = int(shape.maxPos), "model config"
 	case p.DefaultMaxLen > 0:
 		e.MaxModelLen, e.MaxModelLenFrom = p.DefaultMaxLen, "engine default"
 	case shape.maxPos > 0:
 		e.MaxModelLen, e.MaxModelLenFrom = int(shape.maxPos), "model config"
 	}
 	e.KVBytes = satMul(e.KVBytesPerToken, int64(e.MaxModelLen))
+	if len(p.GPULayersFlags) > 0 && shape.layers > 0 {
+		e.offload(int(shape.layers), ea.GPULayers, first(p.GPULayersFlags))
+	}
 	e.PerGPUBytes = satAdd(satAdd(ceilDiv(e.WeightsBytes, int64(e.TP)), ceilDiv(e.KVBytes, int64(e.TP))), e.OverheadBytes)
 	return e, nil
 }
 
+// offload keeps on the GPU only what llama.cpp puts there with -ngl:
+// of n repeating layers plus the output layer, ngl layers' share of the
+// weights, and the KV cache of the repeating layers among them. Each
+// product divides first, so it never overflows.
+func (e *Estimate) offload(n, ngl int, flag string) {
+	total := n + 1
+	off := total
+	if ngl >= 0 {
+		off = min(ngl, total)
+	}
+	e.Layers, e.GPULayers, e.nglFlag = n, off, flag
+	e.fullWeights, e.fullKV = e.WeightsBytes, e.KVBytes
+	if off == total {
+		return
+	}
+	host := e.WeightsBytes - e.WeightsBytes/int64(total)*int64(off)
+	e.WeightsBytes -= host
+	e.KVBytes = e.KVBytes / int64(n) * int64(min(off, n))
+	e.Notes = append(e.Notes, fmt.Sprintf("%s %d: %d of %d layers on the GPU, %s of weights in host memory", flag, off, off, total, units.GiB(host)))
+}
+
+// ceilDiv is a/b rounded up, for non-negative a and positive b, without
+// the overflow of (a+b-1)/b near math.MaxInt64.
 func ceilDiv(a, b int64) int64 { return a/b + min(a%b, 1) }
 
 // satMul and satAdd are products and sums of non-negative sizes that stop

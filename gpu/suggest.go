@@ -34,7 +34,7 @@ func suggestTooBig(r *Refusal, e Estimate, capacity int64, gpus int) {
 			l := room * int64(tp) / e.KVBytesPerToken / 256 * 256
 			if l >= 512 && l < int64(e.MaxModelLen) {
 				says = append(says, fmt.Sprintf("lower %s to %d or less", e.maxLenFlag, l))
-				r.SuggestedArgs = append(r.SuggestedArgs, fmt.Sprintf("%s=%d", e.maxLenFlag, l))
+				r.SuggestedArgs = append(r.SuggestedArgs, flagArgs(e.maxLenFlag, int(l))...)
 			}
 		}
 	}
@@ -47,6 +47,12 @@ func suggestTooBig(r *Refusal, e Estimate, capacity int64, gpus int) {
 				}
 				break
 			}
+		}
+	}
+	if k, need, ok := e.layersThatFit(budget); ok {
+		says = append(says, fmt.Sprintf("offload fewer layers with %s %d (~%s on the GPU, the rest in host memory, slower)", e.nglFlag, k, units.GiB(need)))
+		if len(r.SuggestedArgs) == 0 {
+			r.SuggestedArgs = flagArgs(e.nglFlag, k)
 		}
 	}
 	if e.Util > 0 && e.Util < 0.95 && e.perGPU(tp) <= int64(0.95*float64(capacity)) {
@@ -103,4 +109,30 @@ func processesText(ps []Process) string {
 		parts = append(parts, s)
 	}
 	return strings.Join(parts, "; ")
+}
+
+// layersThatFit is the most llama.cpp layers (-ngl) whose weights and KV
+// cache fit in budget, with what they need; false when the engine has no
+// such flag, or not even one layer fits, or all already do.
+func (e Estimate) layersThatFit(budget int64) (int, int64, bool) {
+	if e.nglFlag == "" || e.Layers <= 0 || e.fullWeights <= 0 {
+		return 0, 0, false
+	}
+	total := e.Layers + 1
+	for k := min(e.GPULayers, total) - 1; k >= 1; k-- {
+		need := e.fullWeights/int64(total)*int64(k) + e.fullKV/int64(e.Layers)*int64(min(k, e.Layers)) + e.OverheadBytes
+		if need <= budget {
+			return k, need, true
+		}
+	}
+	return 0, 0, false
+}
+
+// flagArgs spells a flag with its value the way the engine parses it:
+// "--flag=value" for long flags, "-c", "4096" for llama.cpp's short ones.
+func flagArgs(flag string, v int) []string {
+	if strings.HasPrefix(flag, "--") {
+		return []string{fmt.Sprintf("%s=%d", flag, v)}
+	}
+	return []string{flag, fmt.Sprint(v)}
 }

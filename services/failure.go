@@ -30,7 +30,9 @@ const (
 	// FailureInterrupted: a daemon restart cut the start before its
 	// container ran (not created yet, or created and never started).
 	FailureInterrupted FailureKind = "interrupted"
-	// FailurePortInUse: the service's host port is held by another process.
+	// FailurePortInUse: the service's host port is held by another
+	// process, or the engine could not bind its own port in the container
+	// (the reason has the engine's line).
 	FailurePortInUse FailureKind = "port_in_use"
 	// FailureImageUnavailable: the engine image is absent and could not be
 	// pulled (unknown image or tag, registry unreachable or refusing).

@@ -271,9 +271,16 @@ func withVisibleDevices(env []string, visible string) []string {
 
 // explainMemoryFailure adds, to a start that failed because the engine
 // ran out of GPU memory, the state of its GPUs read right after the
-// failure and a suggestion.
+// failure and the engine's suggestion (in its own flags). Another failure
+// the engine's rules know gets its suggestion alone.
 func (m *Manager) explainMemoryFailure(ctx context.Context, s Service, f *failure) {
-	if f == nil || f.engineLine == "" || !gpu.IsMemoryFailure(f.engineLine) {
+	if f == nil || f.rule == nil {
+		return
+	}
+	if !f.rule.Memory {
+		if f.rule.Suggestion != "" {
+			f.reason += "; suggestion: " + f.rule.Suggestion
+		}
 		return
 	}
 	snap, err := m.opts.GPUs.Refresh(ctx)
@@ -290,7 +297,7 @@ func (m *Manager) explainMemoryFailure(ctx context.Context, s Service, f *failur
 		}
 		state = "GPU state after the failure: " + gpu.StateText(snap, uuids)
 	}
-	f.reason += "; " + state + "; suggestion: " + gpu.MemorySuggestion(f.engineLine)
+	f.reason += "; " + state + "; suggestion: " + f.rule.Suggestion
 }
 
 // checkNamedGPUs refuses, at create, a device list that names one GPU

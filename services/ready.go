@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"aima/engines"
 	"aima/errs"
 	"aima/runtime"
 )
@@ -39,14 +40,21 @@ func (st *starter) waitReady(ctx context.Context) *failure {
 	probeCtx, stopProbe := context.WithCancel(ctx)
 	defer stopProbe()
 	url := "http://" + net.JoinHostPort(m.opts.BindHost, strconv.Itoa(s.Port)) + st.eng.HealthPath
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		defer st.containPart("probing the engine's health", crashed)
-		if m.probeUntilHealthy(probeCtx, url) {
-			close(healthy)
-		}
-	}()
+	startProbe := func() {
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			defer st.containPart("probing the engine's health", crashed)
+			if m.probeUntilHealthy(probeCtx, url) {
+				close(healthy)
+			}
+		}()
+	}
+	// An engine whose health endpoint may say 200 before it is warm
+	// (ReadyNeedsLine) is probed only once it printed its ready line.
+	if !st.eng.ReadyNeedsLine {
+		startProbe()
+	}
 	inHealthCheck := false
 	var rewatch <-chan time.Time
 	for {
@@ -74,6 +82,9 @@ func (st *starter) waitReady(ctx context.Context) *failure {
 			if !inHealthCheck {
 				inHealthCheck = true
 				_ = st.enter(ctx, PhaseHealthCheck, "engine reports ready; checking "+st.eng.HealthPath)
+				if st.eng.ReadyNeedsLine {
+					startProbe()
+				}
 			}
 		case <-healthy:
 			if !inHealthCheck {
@@ -178,8 +189,11 @@ func (st *starter) exitFailure(ex runtime.ExitStatus, oomEvent bool, followed *l
 		lines = m.failureLines(bg, st.containerID)
 	}
 	f.reason = fmt.Sprintf("container exited with code %d%s during %s", code, ExitDescription(code), st.phase)
-	f.explain(lines)
+	f.explain(lines, st.eng)
 	f.kind = exitKind(f.oom)
+	if f.rule != nil && f.rule.PortInUse && !f.oom {
+		f.kind = FailurePortInUse
+	}
 	return f
 }
 
@@ -197,10 +211,12 @@ func (m *Manager) failureLines(ctx context.Context, containerID string) []string
 // that points at it). The root cause can sit far above the last lines: vLLM
 // ends an engine failure with a ~40-line API-server traceback that only
 // says where to look, so the line is looked for in all of lines
-// (reasonScanLines), more than the record keeps.
-func (f *failure) explain(lines []string) {
+// (reasonScanLines), more than the record keeps. The engine's own failure
+// rules (engines.Engine.Failures) pick the line first; ReasonFromLogs is
+// the fallback for failures no rule knows.
+func (f *failure) explain(lines []string, eng engines.Engine) {
 	f.logTail = keptTail(lines)
-	f.engineLine = ReasonFromLogs(lines)
+	f.engineLine, f.rule = EngineFailureLine(eng, lines)
 	if f.oom {
 		f.reason += " (OOM killed)"
 	}
@@ -287,4 +303,11 @@ func (m *Manager) probe(ctx context.Context, url string) bool {
 	}
 	resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
+}
+
+// engineOf is the catalog's engine of a type (the zero Engine, which knows
+// no failure lines, for a type the catalog no longer has).
+func (m *Manager) engineOf(engineType string) engines.Engine {
+	eng, _ := m.catalog.Get(engineType)
+	return eng
 }

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"aima/engines"
 )
 
 func TestReasonFromLogs(t *testing.T) {
@@ -226,5 +228,51 @@ func engineDeadLines() []string {
 		api + `  File "/usr/local/lib/python3.12/dist-packages/vllm/v1/engine/core_client.py", line 846, in get_output_async`,
 		api + "    raise self._format_exception(outputs) from None",
 		api + "vllm.v1.engine.exceptions.EngineDeadError: EngineCore encountered an issue. See stack trace (above) for the root cause.",
+	}
+}
+
+// Each engine's failure line reaches the reason cleaned of its prefixes,
+// by the engine's own rules (the root cause, never the wrapper after it).
+func TestEngineFailureLine(t *testing.T) {
+	t.Parallel()
+	cat, err := engines.NewCatalog(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		engine string
+		lines  []string
+		want   string
+	}{
+		{"sglang", []string{
+			"[2025-01-01 10:00:05 TP0] Scheduler hit an exception: Traceback (most recent call last):",
+			"RuntimeError: Not enough memory. Please try to increase --mem-fraction-static.",
+			"[2025-01-01 10:00:05] Received sigquit from a child process. It usually means the child failed.",
+		}, "RuntimeError: Not enough memory. Please try to increase --mem-fraction-static."},
+		{"sglang", []string{
+			"[2025-01-01 10:00:14] ERROR:    [Errno 98] error while attempting to bind on address ('0.0.0.0', 30000): address already in use",
+		}, "ERROR:    [Errno 98] error while attempting to bind on address ('0.0.0.0', 30000): address already in use"},
+		{"llamacpp", []string{
+			"ggml_backend_cuda_buffer_type_alloc_buffer: allocating 144817.04 MiB on device 0: cudaMalloc failed: out of memory",
+			"llama_model_load: error loading model: unable to allocate CUDA0 buffer",
+			"srv    load_model: failed to load model, '/models/x.gguf'",
+			"main: exiting due to model loading error",
+		}, "llama_model_load: error loading model: unable to allocate CUDA0 buffer"},
+		{"llamacpp", []string{
+			"gguf_init_from_file: failed to open GGUF file '/models/foo.gguf' (No such file or directory)",
+			"main: exiting due to model loading error",
+		}, "gguf_init_from_file: failed to open GGUF file '/models/foo.gguf' (No such file or directory)"},
+		{"vllm", []string{
+			"(EngineCore_DP0 pid=7) ERROR 10-25 13:08:43 [core.py:708] ValueError: No available memory for the cache blocks. Try increasing `gpu_memory_utilization` when initializing the engine.",
+			"(APIServer pid=1) RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}",
+		}, "ValueError: No available memory for the cache blocks. Try increasing `gpu_memory_utilization` when initializing the engine."},
+		{"vllm", []string{"(APIServer pid=1) ValueError: Invalid repository ID or local directory specified: '/m'."},
+			"ValueError: Invalid repository ID or local directory specified: '/m'."},
+	}
+	for _, tc := range tests {
+		e, _ := cat.Get(tc.engine)
+		if got, _ := EngineFailureLine(e, tc.lines); got != tc.want {
+			t.Errorf("%s:\n got %q\nwant %q", tc.engine, got, tc.want)
+		}
 	}
 }

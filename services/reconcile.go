@@ -72,7 +72,7 @@ func (m *Manager) reconcileOne(ctx context.Context, s Service, c runtime.Contain
 			if info, err := m.rt.InspectContainer(ctx, c.ID); err == nil && info.OOMKilled {
 				f.kind, f.oom = FailureOOM, true
 			}
-			f.explain(m.failureLines(ctx, c.ID))
+			f.explain(m.failureLines(ctx, c.ID), m.engineOf(s.EngineType))
 			x := c.ExitCode
 			f.exitCode = &x
 		}
@@ -101,7 +101,7 @@ func (m *Manager) reconcileOne(ctx context.Context, s Service, c runtime.Contain
 			if info, err := m.rt.InspectContainer(ctx, c.ID); err == nil && info.OOMKilled {
 				f.kind, f.oom = FailureOOM, true
 			}
-			f.explain(m.failureLines(ctx, c.ID))
+			f.explain(m.failureLines(ctx, c.ID), m.engineOf(s.EngineType))
 		}
 		m.failRunning(ctx, s, f)
 		return nil

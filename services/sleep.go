@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"aima/errs"
@@ -64,7 +65,7 @@ func (m *Manager) sleepDrained(ctx context.Context, id, reason string) (Service,
 	}
 	m.bus.Publish(events.Event{ServiceID: s.ID, Run: s.Run, Type: events.TypeMessage, Status: string(s.Status), Message: "putting the engine to sleep: " + reason})
 	began := m.now()
-	if err := m.engineCall(ctx, s, eng.Sleep.SleepPath); err != nil {
+	if err := m.engineCall(ctx, s, eng.Sleep.SleepPath, eng.Sleep.Body); err != nil {
 		return s, errs.Wrap(errs.Unavailable, err, "put service %s to sleep", s.ID)
 	}
 	took := m.now().Sub(began)
@@ -111,7 +112,7 @@ func (m *Manager) Wake(ctx context.Context, ref string) (Service, error) {
 	}
 	m.bus.Publish(events.Event{ServiceID: s.ID, Run: s.Run, Type: events.TypeMessage, Status: string(s.Status), Message: "waking the engine up"})
 	began := m.now()
-	if err := m.engineCall(ctx, s, eng.Sleep.WakePath); err != nil {
+	if err := m.engineCall(ctx, s, eng.Sleep.WakePath, eng.Sleep.Body); err != nil {
 		return s, errs.Wrap(errs.Unavailable, err, "wake service %s", s.ID)
 	}
 	took := m.now().Sub(began)
@@ -134,22 +135,29 @@ func (m *Manager) release(ctx context.Context, s Service, reason string) error {
 
 // engineCall POSTs to one of the engine's own endpoints (sleep, wake).
 // Sleep offloads gigabytes, so it gets minutes, not the probe's seconds.
-func (m *Manager) engineCall(ctx context.Context, s Service, path string) error {
+func (m *Manager) engineCall(ctx context.Context, s Service, path, body string) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	url := "http://" + net.JoinHostPort(m.opts.BindHost, strconv.Itoa(s.Port)) + path
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, rd)
 	if err != nil {
 		return err
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := m.http.Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("POST %s: HTTP %d %s", path, resp.StatusCode, truncate(string(body), 200))
+		return fmt.Errorf("POST %s: HTTP %d %s", path, resp.StatusCode, truncate(string(answer), 200))
 	}
 	return nil
 }

@@ -157,7 +157,8 @@ var errStartTimeout = errors.New("start deadline exceeded")
 type failure struct {
 	kind       FailureKind
 	reason     string
-	engineLine string // the engine's own error line, if found
+	engineLine string               // the engine's own error line, if found
+	rule       *engines.FailureRule // the engine's rule that recognised it, if any
 	exitCode   *int
 	oom        bool
 	logTail    []string

@@ -243,7 +243,7 @@ func (m *Manager) containerEndedLocked(ctx context.Context, s Service, container
 	if s.Status == StatusSleeping {
 		f.reason = what + " while sleeping"
 	}
-	f.explain(lines)
+	f.explain(lines, m.engineOf(s.EngineType))
 	m.failRunning(ctx, s, f)
 }
 

@@ -11,7 +11,7 @@ func engineOps() []Op {
 	return []Op{
 		Declare(Spec[Empty, List[engines.Engine]]{
 			Name:        "engine_list",
-			Description: "List the inference engines aima can run (vllm, sglang, llamacpp) with the container image, port, health endpoint and default GPU assignment each uses, after the daemon's config overrides. Use an engine's type as engine_type when creating a service.",
+			Description: "List the inference engines aima can run (vllm, sglang, llamacpp) with the container image, port, health endpoint and default GPU assignment each uses, after the daemon's config overrides, and whether each can sleep (can_sleep: vllm and sglang free their GPU memory and stay up when idle; llamacpp has no sleep mode, so an idle release stops it and the next request starts it). Use an engine's type as engine_type when creating a service.",
 			Annotations: Annotations{ReadOnly: true, Idempotent: true},
 			Run: func(_ context.Context, env *Env, _ Empty, _ Reporter) (List[engines.Engine], error) {
 				return listOf(env.Catalog.List()), nil

@@ -20,7 +20,7 @@ type GPUListOutput struct {
 type ModelFitInput struct {
 	ModelID    string   `json:"model_id" jsonschema:"a registered model's id or name (its files are read for the estimate), or a remote reference (only the overhead is known)"`
 	EngineType string   `json:"engine_type,omitempty" jsonschema:"engine type from engine_list (default vllm)"`
-	Args       []string `json:"args,omitempty" jsonschema:"engine args as they would be given to service_create, e.g. --max-model-len=8192 --tensor-parallel-size=2 --gpu-memory-utilization=0.45"`
+	Args       []string `json:"args,omitempty" jsonschema:"engine args as they would be given to service_create, e.g. --max-model-len=8192 --tensor-parallel-size=2 --gpu-memory-utilization=0.45 (vllm), --context-length=8192 --mem-fraction-static=0.8 (sglang), -ngl 20 -c 8192 (llamacpp)"`
 	GPUs       string   `json:"gpus,omitempty" jsonschema:"GPU request as for service_create: auto (default: the tensor-parallel size), all, N, or device=ID[,ID...]"`
 }
 
@@ -73,7 +73,7 @@ func gpuOps() []Op {
 		}),
 		Declare(Spec[ModelFitInput, services.FitResult]{
 			Name:        "model_fit",
-			Description: "Check whether a model would fit on this host's GPUs now, without starting anything: estimates the memory it needs from its files (weights from model.safetensors.index.json or the weight files or the GGUF header, KV cache per token from config.json, the engine args --tensor-parallel-size, --gpu-memory-utilization, --max-model-len), applies the engine's rule against the GPUs' free memory and the leases of running services, and says which GPUs a start would get, or why not (both figures in GiB) with suggested args that would fit. service_start runs the same check in its schedule phase.",
+			Description: "Check whether a model would fit on this host's GPUs now, without starting anything: estimates the memory it needs from its files (weights from model.safetensors.index.json or the weight files or the GGUF header, KV cache per token from config.json or the GGUF header, and the engine's args: vLLM's --tensor-parallel-size, --gpu-memory-utilization, --max-model-len; SGLang's --tp-size, --mem-fraction-static (which holds weights and KV pool), --context-length; llama.cpp's -ngl (only the offloaded layers and their KV share on the GPU), -c), applies the engine's rule against the GPUs' free memory and the leases of running services, and says which GPUs a start would get, or why not (both figures in GiB) with suggested args that would fit. service_start runs the same check in its schedule phase.",
 			Annotations: Annotations{ReadOnly: true, Idempotent: true},
 			Positional:  "model_id",
 			Run: func(ctx context.Context, env *Env, in ModelFitInput, _ Reporter) (services.FitResult, error) {

@@ -253,7 +253,7 @@ func serviceLifecycleOps() []Op {
 		}),
 		Declare(Spec[ServiceRef, services.Service]{
 			Name:        "service_sleep",
-			Description: "Put a running service to sleep: the engine frees its GPU memory but keeps running (vLLM's sleep mode: weights offloaded to CPU memory), so the next inference request, or service_start, wakes it in seconds instead of a cold start. Requests in flight finish first. Only services created with on_demand, idle_timeout or swap_group on an engine that can sleep have sleep mode; sleeping a sleeping service is a no-op.",
+			Description: "Put a running service to sleep: the engine frees its GPU memory but keeps running (vLLM's sleep mode: weights offloaded to CPU memory; SGLang's memory release with --enable-memory-saver), so the next inference request, or service_start, wakes it in seconds instead of a cold start. Requests in flight finish first. Only services created with on_demand, idle_timeout or swap_group on an engine that can sleep (engine_list can_sleep: vllm, sglang; not llamacpp) have sleep mode; sleeping a sleeping service is a no-op.",
 			Annotations: Annotations{Idempotent: true},
 			Positional:  "service_id",
 			Run: func(ctx context.Context, env *Env, in ServiceRef, _ Reporter) (services.Service, error) {

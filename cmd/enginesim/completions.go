@@ -55,21 +55,38 @@ type generation struct {
 func (s *sim) admit(w http.ResponseWriter, r *http.Request, model *string, prompt int, maxTokens *int) bool {
 	switch s.state.Load() {
 	case stateDead:
-		apiError(w, http.StatusInternalServerError, "InternalServerError", engineDeadMsg)
+		s.apiError(w, http.StatusInternalServerError, "InternalServerError", engineDeadMsg)
 		return false
 	case stateWedged: // the engine never answers: hold the request until the client or the server gives up
 		select {
 		case <-r.Context().Done():
 		case <-s.stopping:
 		}
-		apiError(w, http.StatusInternalServerError, "InternalServerError", engineDeadMsg)
+		s.apiError(w, http.StatusInternalServerError, "InternalServerError", engineDeadMsg)
 		return false
 	}
 	if s.sleepLevel.Load() != awake {
 		// The simulator's choice: real vLLM gives no defined answer while
-		// its weights are offloaded. Clients must POST /wake_up first.
-		apiError(w, http.StatusServiceUnavailable, "ServiceUnavailableError", "The engine is sleeping; wake it with POST /wake_up.")
+		// its weights are offloaded. Clients must POST /wake_up first
+		// (SGLang: /resume_memory_occupation).
+		msg := "The engine is sleeping; wake it with POST /wake_up."
+		if s.o.Engine == engineSGLang {
+			msg = "GPU memory is released; resume it with POST /resume_memory_occupation."
+		}
+		s.apiError(w, http.StatusServiceUnavailable, "ServiceUnavailableError", msg)
 		return false
+	}
+	if s.o.Engine == engineLlamaCpp {
+		// llama-server serves its one model under any name, and counts
+		// the context per slot.
+		if prompt+derefOr(maxTokens, 0) > s.maxLen {
+			s.apiError(w, http.StatusBadRequest, "exceed_context_size_error", fmt.Sprintf("the request exceeds the available context size (%d tokens), try increasing it", s.maxLen))
+			return false
+		}
+		if *model == "" {
+			*model = s.o.servedNames()[0]
+		}
+		return true
 	}
 	names := s.o.servedNames()
 	if *model == "" {
@@ -80,15 +97,25 @@ func (s *sim) admit(w http.ResponseWriter, r *http.Request, model *string, promp
 		found = found || n == *model
 	}
 	if !found {
-		apiError(w, http.StatusNotFound, "NotFoundError", fmt.Sprintf("The model `%s` does not exist.", *model))
+		if s.o.Engine == engineSGLang {
+			writeJSON(w, http.StatusNotFound, map[string]any{"error": map[string]any{
+				"message": fmt.Sprintf("The model '%s' does not exist", *model), "type": "invalid_request_error",
+				"param": "model", "code": "model_not_found"}})
+			return false
+		}
+		s.apiError(w, http.StatusNotFound, "NotFoundError", fmt.Sprintf("The model `%s` does not exist.", *model))
+		return false
+	}
+	if s.o.Engine == engineSGLang && prompt+derefOr(maxTokens, 0) > s.maxLen {
+		s.apiError(w, http.StatusBadRequest, "BadRequestError", fmt.Sprintf("Requested token count exceeds the model's maximum context length of %d tokens. You requested a total of %d tokens: %d tokens from the input messages and %d tokens for the completion. Please reduce the number of tokens in the input messages or the completion to fit within the limit.", s.maxLen, prompt+derefOr(maxTokens, 0), prompt, derefOr(maxTokens, 0)))
 		return false
 	}
 	if prompt > s.maxLen {
-		apiError(w, http.StatusBadRequest, "BadRequestError", fmt.Sprintf("This model's maximum context length is %d tokens. However, your request has %d input tokens. Please reduce the length of the input messages.", s.maxLen, prompt))
+		s.apiError(w, http.StatusBadRequest, "BadRequestError", fmt.Sprintf("This model's maximum context length is %d tokens. However, your request has %d input tokens. Please reduce the length of the input messages.", s.maxLen, prompt))
 		return false
 	}
 	if maxTokens != nil && prompt+*maxTokens > s.maxLen {
-		apiError(w, http.StatusBadRequest, "BadRequestError", fmt.Sprintf("'max_tokens' or 'max_completion_tokens' is too large: %d. This model's maximum context length is %d tokens and your request has %d input tokens (%d > %d - %d).", *maxTokens, s.maxLen, prompt, *maxTokens, s.maxLen, prompt))
+		s.apiError(w, http.StatusBadRequest, "BadRequestError", fmt.Sprintf("'max_tokens' or 'max_completion_tokens' is too large: %d. This model's maximum context length is %d tokens and your request has %d input tokens (%d > %d - %d).", *maxTokens, s.maxLen, prompt, *maxTokens, s.maxLen, prompt))
 		return false
 	}
 	return true
@@ -97,11 +124,11 @@ func (s *sim) admit(w http.ResponseWriter, r *http.Request, model *string, promp
 func (s *sim) handleChat(w http.ResponseWriter, r *http.Request) {
 	var req chatRequest
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-		apiError(w, http.StatusBadRequest, "BadRequestError", "Invalid JSON body: "+err.Error())
+		s.apiError(w, http.StatusBadRequest, "BadRequestError", "Invalid JSON body: "+err.Error())
 		return
 	}
 	if len(req.Messages) == 0 {
-		apiError(w, http.StatusBadRequest, "BadRequestError", "messages: Field required")
+		s.apiError(w, http.StatusBadRequest, "BadRequestError", "messages: Field required")
 		return
 	}
 	prompt, reply := 2, ""
@@ -129,12 +156,12 @@ func (s *sim) handleChat(w http.ResponseWriter, r *http.Request) {
 func (s *sim) handleCompletions(w http.ResponseWriter, r *http.Request) {
 	var req completionRequest
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-		apiError(w, http.StatusBadRequest, "BadRequestError", "Invalid JSON body: "+err.Error())
+		s.apiError(w, http.StatusBadRequest, "BadRequestError", "Invalid JSON body: "+err.Error())
 		return
 	}
 	prompts, ok := promptTexts(req.Prompt)
 	if !ok {
-		apiError(w, http.StatusBadRequest, "BadRequestError", "prompt: Field required (a string, a list of strings, or token ids)")
+		s.apiError(w, http.StatusBadRequest, "BadRequestError", "prompt: Field required (a string, a list of strings, or token ids)")
 		return
 	}
 	prompt := 0
@@ -379,4 +406,11 @@ func promptTexts(raw json.RawMessage) ([]string, bool) {
 		return out, true
 	}
 	return nil, false
+}
+
+func derefOr(p *int, def int) int {
+	if p == nil {
+		return def
+	}
+	return *p
 }

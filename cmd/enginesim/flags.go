@@ -28,8 +28,18 @@ type options struct {
 	EnforceEager     bool
 	DisableAccessLog bool
 	DisableLogStats  bool
-	EnableSleepMode  bool // --enable-sleep-mode
+	EnableSleepMode  bool // --enable-sleep-mode (vLLM), --enable-memory-saver (SGLang)
 	DevMode          bool // VLLM_SERVER_DEV_MODE=1: serves /sleep, /wake_up, /is_sleeping
+
+	// Engine is the personality: engineVLLM, engineSGLang or engineLlamaCpp.
+	Engine string
+	// SGLang and llama-server flags without a vLLM counterpart.
+	Metrics    bool // SGLang --enable-metrics, llama-server --metrics (vLLM always serves /metrics)
+	Embeddings bool // llama-server --embeddings
+	NGL        int  // llama-server -ngl: layers on the GPU, -1 = all
+	// LegacyHealth: SGLang's older /health, 200 as soon as the server
+	// listens, warm or not (SIM_LEGACY_HEALTH=1).
+	LegacyHealth bool
 
 	// nonDefault feeds the `non-default args: {...}` log line, already in
 	// Python repr, in the order vLLM prints it.
@@ -56,7 +66,7 @@ type pyArg struct{ key, repr string }
 // failModes lists the accepted --sim-fail values; "" and "none" mean no failure.
 var failModes = []string{
 	"model-missing", "oom-load", "kv-none", "hang", "crash-after", "wedge-after",
-	"exit", "no-gpu", "port-in-use",
+	"exit", "no-gpu", "port-in-use", "bad-magic", "unknown-arch",
 }
 
 // argError is an argparse-style usage error: it is printed as `<prog>: error:
@@ -66,14 +76,34 @@ type argError struct {
 	msg  string
 }
 
-func (e *argError) Error() string { return e.prog + ": error: " + e.msg }
+func (e *argError) Error() string {
+	if e.prog == "llama-server" { // common_params_parse prints only "error: ..."
+		return "error: " + e.msg
+	}
+	return e.prog + ": error: " + e.msg
+}
 
-// usage returns the argparse usage line that precedes the error.
+// usage returns the argparse usage line that precedes the error ("" when
+// the engine prints none).
 func (e *argError) usage() string {
-	if e.prog == "vllm" {
+	switch e.prog {
+	case "vllm":
 		return "usage: vllm [-h] [-v] {chat,complete,serve,bench,collect-env,run-batch} ..."
+	case "launch_server.py":
+		return "usage: launch_server.py [-h] --model-path MODEL_PATH [--tokenizer-path TOKENIZER_PATH] [--host HOST] [--port PORT] ..."
+	case "llama-server":
+		return ""
 	}
 	return "usage: vllm serve [model_tag] [options]"
+}
+
+// exitCode is the engine's exit status for a usage error: argparse exits
+// 2, llama-server 1.
+func (e *argError) exitCode() int {
+	if e.prog == "llama-server" {
+		return 1
+	}
+	return 2
 }
 
 // flagKind says how many values a known flag consumes.
@@ -149,6 +179,10 @@ var knownFlags = map[string]flagSpec{
 	"sim-gpu-mem":     {kindValue, "", gibSetter(func(o *options, g float64) { o.GPUMemGiB = g })},
 	"sim-ttft":        {kindValue, "", durSetter(func(o *options, d time.Duration) { o.TTFT = d })},
 	"sim-itl":         {kindValue, "", durSetter(func(o *options, d time.Duration) { o.ITL = d })},
+	"sim-legacy-health": {kindValue, "", func(o *options, v string) error {
+		o.LegacyHealth = v == "1" || v == "true" || v == "on"
+		return nil
+	}},
 }
 
 // simEnv maps each sim flag to the env var aima injects with `docker run --env`.
@@ -165,6 +199,7 @@ var simEnv = []struct{ flag, env string }{
 	{"sim-gpu-mem", "SIM_GPU_MEM"},
 	{"sim-ttft", "SIM_TTFT"},
 	{"sim-itl", "SIM_ITL"},
+	{"sim-legacy-health", "SIM_LEGACY_HEALTH"},
 }
 
 // shortFlags are argparse's single-dash aliases.
@@ -184,7 +219,7 @@ func defaultOptions() *options {
 	return &options{
 		Model: "Qwen/Qwen3-0.6B", Port: 8000, TP: 1, PP: 1, GPUMemUtil: 0.9, Dtype: "auto",
 		MaxNumSeqs: 256, Startup: 20 * time.Second, FailAfter: 30 * time.Second,
-		TimeScale: 1, ExitCode: -1, ModelCheck: true, GPUMemGiB: 80,
+		TimeScale: 1, ExitCode: -1, ModelCheck: true, GPUMemGiB: 80, Engine: engineVLLM, NGL: -1,
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -169,8 +170,15 @@ func (o *options) setPhases(v string) error {
 	}
 	for _, part := range strings.Split(v, ",") {
 		name, val, ok := strings.Cut(strings.TrimSpace(part), "=")
-		if !ok || phaseIndex(name) < 0 {
-			return fmt.Errorf("invalid phase override: '%s' (want NAME=DURATION, NAME one of %s)", part, strings.Join(phaseNames(), ", "))
+		names := phaseNames()
+		if p := personalityOf(o.Engine); p != nil {
+			names = names[:0:0]
+			for _, ph := range p.phases {
+				names = append(names, ph.name)
+			}
+		}
+		if !ok || !slices.Contains(names, name) {
+			return fmt.Errorf("invalid phase override: '%s' (want NAME=DURATION, NAME one of %s)", part, strings.Join(names, ", "))
 		}
 		d, err := parseDuration(val)
 		if err != nil {

@@ -1,14 +1,18 @@
-// Command enginesim stands in for vLLM's OpenAI server image
-// (vllm/vllm-openai) in aima's tests: same CLI, start-up log text and order,
-// late port, endpoints, failure texts and exit codes (see
-// /work/shared/reference/engines.md §1–3 and §7), with no GPU and no weights.
+// Command enginesim stands in for the engine images aima runs in its tests:
+// vLLM's OpenAI server (vllm/vllm-openai), SGLang (lmsysorg/sglang) and
+// llama.cpp's llama-server, with each one's CLI, start-up log text and order,
+// port behaviour, endpoints, metrics, failure texts and exit codes (see
+// /work/shared/reference/engines.md §1–4 and §7), with no GPU and no weights.
 // It is a static binary in a FROM scratch image whose ENTRYPOINT is
 // ["/enginesim", "serve"], so `docker run IMAGE --model /models/x` works
-// exactly like `docker run vllm/vllm-openai --model /models/x`.
+// exactly like `docker run vllm/vllm-openai --model /models/x`, `docker run
+// IMAGE python3 -m sglang.launch_server --model-path /models/x` like SGLang's
+// image and `docker run IMAGE -m /models/x.gguf` like llama.cpp's
+// (personality.go says how it tells them apart).
 //
 // Subcommands:
 //
-//	enginesim serve [vllm args] [--sim-* flags]   simulate `vllm serve` (default)
+//	enginesim serve [engine args] [--sim-* flags] simulate the engine (default)
 //	enginesim probe [--url URL] [--timeout 2s]     exit 0 if URL answers 200 (HEALTHCHECK)
 //	enginesim version                              print the simulated vLLM version
 //
@@ -33,15 +37,21 @@ func main() {
 	// kernel ignores SIGTERM and docker stop would wait 10 s, then SIGKILL.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	code := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr)
+	code := runAs(ctx, os.Args[0], os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
 
-// run dispatches subcommands. Anything that is not a subcommand (flags, or
-// a model as first word) means serve, so `enginesim /models/x --port 9000`
-// behaves like `vllm serve /models/x --port 9000`.
+// run is runAs for the binary under its own name.
 func run(ctx context.Context, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) int {
+	return runAs(ctx, "enginesim", args, getenv, stdout, stderr)
+}
+
+// runAs dispatches subcommands. Anything that is not a subcommand (flags, or
+// a model as first word) means serve, so `enginesim /models/x --port 9000`
+// behaves like `vllm serve /models/x --port 9000`. argv0 is the name the
+// binary was started as (llama-server picks that personality).
+func runAs(ctx context.Context, argv0 string, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) int {
 	cmd := "serve"
 	if len(args) > 0 {
 		switch args[0] {
@@ -63,16 +73,18 @@ func run(ctx context.Context, args []string, getenv func(string) (string, bool),
 		fmt.Fprintln(stdout, vllmVersion)
 		return 0
 	}
-	return runServe(ctx, args, getenv, stdout, stderr)
+	return runServe(ctx, argv0, args, getenv, stdout, stderr)
 }
 
-const usageText = `usage: enginesim [serve] [MODEL] [--model MODEL] [vllm flags] [--sim-* flags]
+const usageText = `usage: enginesim [serve] [MODEL] [--model MODEL] [vllm flags] [--sim-* flags]            (vLLM)
+       enginesim [serve] python3 -m sglang.launch_server --model-path M [sglang flags]   (SGLang)
+       enginesim [serve] -m M.gguf [llama-server flags]                                 (llama-server)
        enginesim probe [--url http://127.0.0.1:8000/health] [--timeout 2s]
        enginesim version
 
 Simulator flags (env var in brackets; the flag wins):
   --sim-fail MODE          [SIM_FAIL] none, model-missing, oom-load, kv-none, hang, crash-after,
-                           wedge-after, exit, no-gpu, port-in-use
+                           wedge-after, exit, no-gpu, port-in-use, bad-magic, unknown-arch
   --sim-startup DUR        [SIM_STARTUP] total start-up, default 20s, split over phases
                            platform,config,engine_spawn,load,compile,profile,kv,graphs,post
   --sim-phase N=DUR,...    [SIM_PHASE] override single phases (before scaling)
@@ -85,17 +97,28 @@ Simulator flags (env var in brackets; the flag wins):
   --sim-gpu-mem SIZE       [SIM_GPU_MEM] simulated GPU memory, default 80GiB
 `
 
-// runServe parses vLLM's arguments and runs the simulated server.
-func runServe(ctx context.Context, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) int {
-	o, err := parseServe(args, getenv)
+// runServe picks the personality from the command line, parses the
+// engine's arguments and runs the simulated server.
+func runServe(ctx context.Context, argv0 string, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) int {
+	engine, rest := choosePersonality(argv0, args)
+	var o *options
+	var err error
+	if engine == engineVLLM {
+		o, err = parseServe(rest, getenv)
+	} else {
+		o, err = parseEngineArgs(engine, rest, getenv)
+	}
 	if errors.Is(err, errHelp) {
 		fmt.Fprint(stdout, usageText)
 		return 0
 	}
 	var ae *argError
 	if errors.As(err, &ae) {
-		fmt.Fprintf(stderr, "%s\n%s\n", ae.usage(), ae.Error())
-		return 2
+		if u := ae.usage(); u != "" {
+			fmt.Fprintln(stderr, u)
+		}
+		fmt.Fprintln(stderr, ae.Error())
+		return ae.exitCode()
 	}
 	return newSim(o, getenv, stdout, stderr, os.Getpid()).run(ctx)
 }

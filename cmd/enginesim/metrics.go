@@ -231,3 +231,67 @@ func pyFloat(v float64) string {
 	}
 	return strconv.FormatFloat(v, 'g', -1, 64)
 }
+
+// genRate is the average generation rate over the requests' time (tokens/s).
+func (m *metrics) genRate() float64 {
+	if m.e2e.sum <= 0 {
+		return 0
+	}
+	return float64(m.genTokens) / m.e2e.sum
+}
+
+// renderSGLang writes SGLang's series (--enable-metrics): labelled by
+// model_name, from the same counts as vLLM's.
+func (m *metrics) renderSGLang(w io.Writer) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	lbl := fmt.Sprintf(`model_name=%q`, m.model)
+	var b strings.Builder
+	one := func(name, typ, help string, v float64) {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n%s{%s} %s\n", name, help, name, typ, name, lbl, pyFloat(v))
+	}
+	one("sglang:num_running_reqs", "gauge", "The number of running requests.", float64(m.running))
+	one("sglang:num_used_tokens", "gauge", "The number of used tokens.", float64(m.heldBlocks*blockSize))
+	one("sglang:token_usage", "gauge", "The token usage.", m.kvUsage())
+	one("sglang:gen_throughput", "gauge", "The generation throughput (token/s).", m.genRate())
+	one("sglang:num_queue_reqs", "gauge", "The number of requests in the waiting queue.", float64(m.waiting))
+	one("sglang:cache_hit_rate", "gauge", "The prefix cache hit rate.", 0)
+	one("sglang:spec_accept_length", "gauge", "The average acceptance length of speculative decoding.", 0)
+	one("sglang:prompt_tokens_total", "counter", "Number of prefill tokens processed.", float64(m.promptTokens))
+	one("sglang:generation_tokens_total", "counter", "Number of generation tokens processed.", float64(m.genTokens))
+	one("sglang:num_requests_total", "counter", "Number of requests processed.", float64(m.e2e.n))
+	m.ttft.render(&b, "sglang:time_to_first_token_seconds", "Histogram of time to first token in seconds.", lbl)
+	m.e2e.render(&b, "sglang:e2e_request_latency_seconds", "Histogram of End-to-end request latency in seconds", lbl)
+	_, _ = io.WriteString(w, b.String())
+}
+
+// renderLlama writes llama-server's series (--metrics): no labels, values
+// as llama-server prints them.
+func (m *metrics) renderLlama(w io.Writer) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var b strings.Builder
+	one := func(name, typ, help string, v float64) {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n%s %s\n", name, help, name, typ, name, strconv.FormatFloat(v, 'g', -1, 64))
+	}
+	promptSecs := m.ttft.sum
+	genSecs := math.Max(m.e2e.sum-m.ttft.sum, 0)
+	rate := func(tokens int, secs float64) float64 {
+		if secs <= 0 {
+			return 0
+		}
+		return float64(tokens) / secs
+	}
+	one("llamacpp:prompt_tokens_total", "counter", "Number of prompt tokens processed.", float64(m.promptTokens))
+	one("llamacpp:prompt_seconds_total", "counter", "Prompt process time", promptSecs)
+	one("llamacpp:tokens_predicted_total", "counter", "Number of generation tokens processed.", float64(m.genTokens))
+	one("llamacpp:tokens_predicted_seconds_total", "counter", "Predict process time", genSecs)
+	one("llamacpp:n_decode_total", "counter", "Total number of llama_decode() calls", float64(m.genTokens))
+	one("llamacpp:prompt_tokens_seconds", "gauge", "Average prompt throughput in tokens/s.", rate(m.promptTokens, promptSecs))
+	one("llamacpp:predicted_tokens_seconds", "gauge", "Average generation throughput in tokens/s.", rate(m.genTokens, genSecs))
+	one("llamacpp:kv_cache_usage_ratio", "gauge", "KV-cache usage. 1 means 100 percent usage.", m.kvUsage())
+	one("llamacpp:kv_cache_tokens", "gauge", "KV-cache tokens.", float64(m.heldBlocks*blockSize))
+	one("llamacpp:requests_processing", "gauge", "Number of requests processing.", float64(m.running))
+	one("llamacpp:requests_deferred", "gauge", "Number of requests deferred.", float64(m.waiting))
+	_, _ = io.WriteString(w, b.String())
+}

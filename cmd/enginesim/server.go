@@ -17,27 +17,18 @@ import (
 // Found"}` for unknown paths, 405 for a wrong method, the API-key check on
 // /v1/* only, and a uvicorn access-log line per request.
 func (s *sim) handler() http.Handler {
-	routes := map[string]map[string]http.HandlerFunc{
-		"/health":              {"GET": s.handleHealth},
-		"/ping":                {"GET": s.handleHealth, "POST": s.handleHealth},
-		"/version":             {"GET": s.handleVersion},
-		"/load":                {"GET": s.handleLoad},
-		"/v1/models":           {"GET": s.handleModels},
-		"/v1/chat/completions": {"POST": s.handleChat},
-		"/v1/completions":      {"POST": s.handleCompletions},
-		"/metrics":             {"GET": s.handleMetrics},
-	}
-	if s.o.DevMode {
-		routes["/sleep"] = map[string]http.HandlerFunc{"POST": s.handleSleep}
-		routes["/wake_up"] = map[string]http.HandlerFunc{"POST": s.handleWakeUp}
-		routes["/is_sleeping"] = map[string]http.HandlerFunc{"GET": s.handleIsSleeping}
-	}
+	routes := s.routes()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &recorder{ResponseWriter: w, s: s, r: r}
 		defer rec.finish()
+		if s.o.Engine == engineLlamaCpp && s.loading.Load() {
+			// llama-server answers every route this way until the model is loaded.
+			s.apiError(rec, http.StatusServiceUnavailable, "unavailable_error", "Loading model")
+			return
+		}
 		methods, ok := routes[r.URL.Path]
 		if !ok {
-			writeJSON(rec, http.StatusNotFound, map[string]string{"detail": "Not Found"})
+			s.notFound(rec)
 			return
 		}
 		h, ok := methods[r.Method]
@@ -46,6 +37,10 @@ func (s *sim) handler() http.Handler {
 			return
 		}
 		if s.o.APIKey != "" && strings.HasPrefix(r.URL.Path, "/v1") && !s.authorized(r) {
+			if s.o.Engine == engineLlamaCpp {
+				s.apiError(rec, http.StatusUnauthorized, "authentication_error", "Invalid API Key")
+				return
+			}
 			writeJSON(rec, http.StatusUnauthorized, map[string]string{"error": "Unauthorized"})
 			return
 		}
@@ -83,8 +78,20 @@ func (s *sim) handleLoad(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *sim) handleMetrics(w http.ResponseWriter, _ *http.Request) {
+	if s.o.Engine == engineLlamaCpp && !s.o.Metrics {
+		s.apiError(w, http.StatusNotImplemented, "not_supported_error", "This server does not support metrics endpoint. Start it with `--metrics`")
+		return
+	}
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
+	switch s.o.Engine {
+	case engineSGLang:
+		s.metrics.renderSGLang(w)
+		return
+	case engineLlamaCpp:
+		s.metrics.renderLlama(w)
+		return
+	}
 	s.metrics.render(w)
 	if s.o.EnableSleepMode {
 		_, _ = io.WriteString(w, s.sleepStateMetric())
@@ -119,6 +126,16 @@ type modelPermission struct {
 }
 
 func (s *sim) handleModels(w http.ResponseWriter, _ *http.Request) {
+	if s.o.Engine != engineVLLM {
+		owner := map[string]string{engineSGLang: "sglang", engineLlamaCpp: "llamacpp"}[s.o.Engine]
+		var data []map[string]any
+		for _, name := range s.o.servedNames() {
+			data = append(data, map[string]any{"id": name, "object": "model", "created": s.created, "owned_by": owner,
+				"root": s.o.Model, "max_model_len": s.maxLen})
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
+		return
+	}
 	var cards []modelCard
 	for _, name := range s.o.servedNames() {
 		cards = append(cards, modelCard{
@@ -205,9 +222,5 @@ func (s *sim) accessLog(r *http.Request, code int) {
 	if s.o.DisableAccessLog {
 		return
 	}
-	client := r.RemoteAddr
-	if host, port, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		client = host + ":" + port
-	}
-	s.log.uvicorn("INFO", "%s - \"%s %s %s\" %d %s", client, r.Method, r.URL.RequestURI(), r.Proto, code, http.StatusText(code))
+	s.accessLogFor(r, code)
 }

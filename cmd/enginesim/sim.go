@@ -41,6 +41,16 @@ type sim struct {
 
 	sleepMu    sync.Mutex   // one sleep or wake at a time
 	sleepLevel atomic.Int32 // awake, weightsOffloaded or discardAll
+
+	// The personality's script and its state.
+	p            *personality
+	marks        map[string]time.Time // named moments of the start-up, for {since:NAME}
+	ln           net.Listener         // vLLM: the listener its start-up opened last
+	vars         map[string]string    // the script's placeholders
+	loading      atomic.Bool          // listening but not ready: SGLang warming up, llama-server loading
+	modelProblem string               // failure mode the model itself causes ("" = none)
+	problemLine  string               // the engine's words for it
+	gguf         *ggufInfo            // llama-server: the GGUF header
 }
 
 // newSim resolves the model and precomputes the memory numbers the log
@@ -48,7 +58,11 @@ type sim struct {
 // --sim-fail does, so a test's outcome never depends on arithmetic.
 func newSim(o *options, getenv func(string) (string, bool), stdout, stderr io.Writer, pid int) *sim {
 	s := &sim{o: o, log: newLogger(stdout, stderr, pid), stopping: make(chan struct{})}
-	s.model, s.modelOK = resolveModel(o, getenv)
+	if o.Engine == engineLlamaCpp {
+		s.resolveGGUF()
+	} else {
+		s.model, s.modelOK = resolveModel(o, getenv)
+	}
 	s.maxLen = o.MaxModelLen
 	if s.maxLen <= 0 {
 		s.maxLen = s.model.MaxPos
@@ -59,6 +73,9 @@ func newSim(o *options, getenv func(string) (string, bool), stdout, stderr io.Wr
 	tokens := int(s.kvGiB * gib / (s.model.kvBytesPerToken() / ranks))
 	s.kvTokens = max(tokens/16*16, 16)
 	s.metrics = newMetrics(o.servedNames()[0], s.kvTokens/blockSize, o.MaxNumSeqs)
+	s.p, s.marks = personalityOf(o.Engine), map[string]time.Time{}
+	s.loading.Store(o.Engine != engineVLLM)
+	s.vars = s.p.vars(s)
 	return s
 }
 
@@ -76,11 +93,7 @@ func (s *sim) batchedTokens() int {
 
 // run is the whole process lifetime; it returns the exit code.
 func (s *sim) run(ctx context.Context) int {
-	ln, code := s.startup(ctx)
-	if ln == nil {
-		return code
-	}
-	return s.serve(ctx, ln)
+	return s.runScript(ctx)
 }
 
 // serve answers HTTP until a signal, or until the crash-after watchdog stops
@@ -88,23 +101,29 @@ func (s *sim) run(ctx context.Context) int {
 // watchdog (every 5 s) stops uvicorn and the process exits 0. wedge-after
 // turns /health 503 and stays up.
 func (s *sim) serve(ctx context.Context, ln net.Listener) int {
-	o := s.o
 	s.created = time.Now().Unix()
 	srv := &http.Server{
 		Handler:           s.handler(),
 		ReadHeaderTimeout: 30 * time.Second,
-		ErrorLog:          log.New(io.Discard, "", 0),
+		ErrorLog:          discardLog,
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	return s.serveLoop(ctx, srv, served)
+}
 
+var discardLog = log.New(io.Discard, "", 0)
+
+// serveLoop runs a serving engine until a signal or its scripted death.
+func (s *sim) serveLoop(ctx context.Context, srv *http.Server, served <-chan error) int {
+	o := s.o
 	var failC, watchdogC, statsC, wedgeC <-chan time.Time
 	if o.Fail == "crash-after" || o.Fail == "wedge-after" {
 		t := time.NewTimer(o.scale(o.FailAfter))
 		defer t.Stop()
 		failC = t.C
 	}
-	if d := o.scale(10 * time.Second); !o.DisableLogStats && d > 0 {
+	if d := o.scale(10 * time.Second); !o.DisableLogStats && d > 0 && s.o.Engine == engineVLLM {
 		t := time.NewTicker(d)
 		defer t.Stop()
 		statsC = t.C
@@ -112,10 +131,24 @@ func (s *sim) serve(ctx context.Context, ln net.Listener) int {
 	for {
 		select {
 		case <-ctx.Done():
-			s.log.api("INFO", "launcher.py:99", "Shutting down FastAPI HTTP server.")
+			if s.o.Engine == engineVLLM {
+				s.log.api("INFO", "launcher.py:99", "Shutting down FastAPI HTTP server.")
+			}
 			s.shutdown(srv)
 			return 0
 		case <-failC:
+			if s.o.Engine != engineVLLM {
+				// SGLang and llama-server: a crash takes the process
+				// down at once, with the engine's own lines; a wedged
+				// engine keeps its HTTP server up.
+				if o.Fail == "crash-after" {
+					s.state.Store(stateDead)
+					_ = srv.Close()
+					return s.fail("crash-after", time.Now())
+				}
+				s.state.Store(stateWedged)
+				continue
+			}
 			if o.Fail == "crash-after" {
 				s.state.Store(stateDead)
 				s.logEngineDead()
@@ -138,7 +171,9 @@ func (s *sim) serve(ctx context.Context, ln net.Listener) int {
 		case <-statsC:
 			s.metrics.logStats(s.log, o.scale(10*time.Second))
 		case err := <-served:
-			s.log.uvicorn("ERROR", "%v", err)
+			if s.o.Engine == engineVLLM {
+				s.log.uvicorn("ERROR", "%v", err)
+			}
 			return s.exitCode(1)
 		}
 	}
@@ -147,12 +182,20 @@ func (s *sim) serve(ctx context.Context, ln net.Listener) int {
 // shutdown stops uvicorn: in-flight requests get up to 500 ms, so the
 // process exits well within docker stop's patience.
 func (s *sim) shutdown(srv *http.Server) {
-	s.log.uvicorn("INFO", "Shutting down")
+	if s.o.Engine == engineVLLM {
+		s.log.uvicorn("INFO", "Shutting down")
+	}
 	s.stopOnce.Do(func() { close(s.stopping) })
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
 		_ = srv.Close()
+	}
+	if s.o.Engine != engineVLLM {
+		for _, st := range s.p.shutdown {
+			s.emit(st.who, s.expand(st.text, time.Now()))
+		}
+		return
 	}
 	s.log.uvicorn("INFO", "Waiting for application shutdown.")
 	s.log.uvicorn("INFO", "Application shutdown complete.")

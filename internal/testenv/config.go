@@ -37,8 +37,9 @@ type SimConfigOptions struct {
 }
 
 // SimConfig writes a daemon config (aima.yaml in a temporary directory) in
-// which vllm is the engine simulator without GPUs, with a private port
-// range, and returns its path.
+// which vllm, sglang and llamacpp are the engine simulator without GPUs
+// (Image, GPUs and Env apply to all three), with a private port range, and
+// returns its path.
 func SimConfig(t testing.TB, opts SimConfigOptions) string {
 	t.Helper()
 	image := opts.Image
@@ -50,8 +51,14 @@ func SimConfig(t testing.TB, opts SimConfigOptions) string {
 		gpus = "none"
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "engines:\n  vllm:\n    image: %s\n    gpus: %s\n", image, gpus)
-	if !opts.NoEngineEnv {
+	b.WriteString("engines:\n")
+	// All three engines run the simulator, which plays each one by the
+	// command line aima gives it.
+	for _, engine := range []string{"vllm", "sglang", "llamacpp"} {
+		fmt.Fprintf(&b, "  %s:\n    image: %s\n    gpus: %s\n", engine, image, gpus)
+		if opts.NoEngineEnv {
+			continue
+		}
 		env := map[string]string{"SIM_TIME_SCALE": SimTimeScale}
 		for k, v := range opts.Env {
 			env[k] = v

@@ -58,8 +58,9 @@ export function enginesView(main) {
   const box = h('div', {}, h('p', {class: 'muted'}, 'Loading…'));
   fill(main, panel('Engines', box));
   call('engine_list', {}).then(l => {
-    fill(box, table('engines', ['Type', 'Image', 'Port', 'Health', 'GPUs', 'Args', 'Description'], l.items.map(e => [
-      h('b', {}, e.type), h('code', {}, e.image), String(e.port), h('code', {}, e.health_path), e.gpus, (e.args || []).join(' '), e.description || '',
+    fill(box, table('engines', ['Type', 'Image', 'Port', 'Health', 'GPUs', 'When idle', 'Args', 'Description'], l.items.map(e => [
+      h('b', {}, e.type), h('code', {}, e.image), String(e.port), h('code', {}, e.health_path), e.gpus,
+      e.can_sleep ? 'sleeps (wakes in seconds)' : 'stops (next request starts it)', (e.args || []).join(' '), e.description || '',
     ])));
   }).catch(e => failed(box, e));
   return {close() {}};
