@@ -122,7 +122,8 @@ func New(opts Options) (*Daemon, error) {
 	mx := metrics.New(Version)
 	journalErr := func(err error) { log.Warn("event journal", "err", err) }
 	journal := services.NewJournal(store, journalErr)
-	bus := events.NewBus(events.WithJournal(journal), events.WithErrorHandler(journalErr), events.WithObserver(mx.Observe))
+	busErr := func(err error) { log.Warn("event bus", "err", err) } // the journal's errors and an observer's panic
+	bus := events.NewBus(events.WithJournal(journal), events.WithErrorHandler(busErr), events.WithObserver(mx.Observe))
 	journal.AwaitFanout(bus.AwaitFanout)
 	reg := models.NewRegistry(store)
 	lo, hi, _ := cfg.Ports()
