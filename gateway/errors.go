@@ -37,6 +37,10 @@ func mapError(err error) (int, apiError) {
 		p := "model"
 		return http.StatusNotFound, apiError{Message: nf.Error(), Type: "invalid_request_error", Param: &p, Code: "model_not_found", Available: nf.Available}
 	}
+	var se *inference.StreamError
+	if errors.As(err, &se) {
+		return http.StatusBadGateway, apiError{Message: se.Error(), Type: "server_error", Code: string(se.Reason)}
+	}
 	e := apiError{Message: err.Error()}
 	if f := errs.FieldOf(err); f != "" {
 		e.Param = &f

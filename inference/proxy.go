@@ -43,6 +43,7 @@ type Response struct {
 	Stream bool
 
 	g         *Gateway
+	ctx       context.Context // the client's
 	adm       *services.Admission
 	body      io.ReadCloser
 	br        *bufio.Reader
@@ -57,6 +58,8 @@ type Response struct {
 	tokensIn  int
 	tokensOut int
 	usageSeen bool
+	done      bool   // the stream's [DONE] arrived
+	note      string // what aima did not take from the engine's answer, and why
 	tail      []byte // last bytes of a non-stream body, where usage is
 	failed    error
 	once      sync.Once
@@ -91,7 +94,7 @@ func (g *Gateway) Do(ctx context.Context, req Request) (*Response, error) {
 		return nil, err
 	}
 	s = adm.Service
-	r := &Response{Service: s, g: g, adm: adm, began: began, model: model, endpoint: req.Endpoint,
+	r := &Response{Service: s, g: g, ctx: ctx, adm: adm, began: began, model: model, endpoint: req.Endpoint,
 		Stream: fields[1].Bool(), wantUsage: fields[2].Bool()}
 	body := req.Body
 	if s.ServedModel != "" && s.ServedModel != model {
@@ -141,13 +144,20 @@ func (r *Response) fail(err error) {
 
 // Next returns the next Server-Sent Event of a stream, blank line
 // included, exactly as the engine sent it; the slice is valid until the
-// next call. It returns io.EOF after the last event.
+// next call. It returns io.EOF after the last event, and a *StreamError
+// when the stream did not end as an answer ends: the engine's connection
+// broke (it died mid-answer), an event exceeded maxEvent, or a chat or
+// completions stream ended without its [DONE].
 func (r *Response) Next() ([]byte, error) {
 	for {
 		ev, err := r.readEvent()
+		if errors.Is(err, io.EOF) && !r.done && usageOption[r.endpoint] {
+			err = &StreamError{Service: r.Service.ID, Reason: StreamUnfinished}
+		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
-				r.failed = err
+				r.failed = r.streamError(err)
+				err = r.failed
 			}
 			return nil, err
 		}
@@ -161,12 +171,25 @@ func (r *Response) Next() ([]byte, error) {
 // writer can hold its flush until it has passed on all that is there.
 func (r *Response) Buffered() bool { return r.br != nil && r.br.Buffered() > 0 }
 
-// readEvent reads up to and including the blank line that ends an event.
+// maxEvent bounds one Server-Sent Event from an engine. A real event is a
+// few hundred bytes (a token's chunk) to tens of KiB (a chunk with
+// logprobs); an engine that sends more without ending the event would
+// otherwise have the gateway buffer all of it.
+const maxEvent = 8 << 20
+
+// readEvent reads up to and including the blank line that ends an event,
+// at most maxEvent bytes of it.
 func (r *Response) readEvent() ([]byte, error) {
+	if cap(r.buf) > 256<<10 {
+		r.buf = nil // one big event does not pin its buffer for the rest of the stream
+	}
 	r.buf = r.buf[:0]
 	for {
 		line, err := r.br.ReadSlice('\n')
 		r.buf = append(r.buf, line...)
+		if len(r.buf) > maxEvent {
+			return nil, &StreamError{Service: r.Service.ID, Reason: StreamEventTooLarge}
+		}
 		if errors.Is(err, bufio.ErrBufferFull) {
 			continue
 		}
@@ -200,6 +223,7 @@ func (r *Response) account(ev []byte) bool {
 	}
 	data := ev[i+len(dataPrefix):]
 	if bytes.HasPrefix(data, []byte("[DONE]")) {
+		r.done = true
 		return true
 	}
 	if r.firstAt.IsZero() {
@@ -213,9 +237,60 @@ func (r *Response) account(ev []byte) bool {
 	if !u[0].Exists() {
 		return true
 	}
-	r.usageSeen = true
-	r.tokensIn, r.tokensOut = int(u[0].Int()), int(u[1].Int())
+	r.takeUsage(rawNumber(u[0]), rawNumber(u[1]))
 	return r.wantUsage || u[2].Int() > 0
+}
+
+// rawNumber is a usage field's JSON text when it is a number, else "".
+func rawNumber(v gjson.Result) string {
+	if v.Type != gjson.Number {
+		return ""
+	}
+	return v.Raw
+}
+
+// maxReportedTokens bounds a token count taken from an engine: no model's
+// context comes within a thousandth of it, and the daemon's sums of such
+// counts (the service's figures, the metrics) cannot overflow.
+const maxReportedTokens = 1 << 32
+
+// tokenCount reads a token count an engine reported: a whole number from 0
+// to maxReportedTokens.
+func tokenCount(raw string) (int, bool) {
+	n, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || n < 0 || n > maxReportedTokens {
+		return 0, false
+	}
+	return int(n), true
+}
+
+// takeUsage records the engine's own counts, or, when either is not a
+// token count (negative, fractional, absurd, not a number), ignores both
+// and notes why: an engine's numbers reach the service's figures, the
+// metrics and the event bus, and none of them may be corrupted (or, as a
+// negative count once did, make a Prometheus counter panic) by what an
+// engine sends.
+func (r *Response) takeUsage(in, out string) {
+	ti, okIn := tokenCount(in)
+	to, okOut := tokenCount(out)
+	if !okIn || !okOut {
+		r.note = fmt.Sprintf("usage ignored: the engine reported prompt_tokens %s and completion_tokens %s, and a token count is a whole number from 0 to %d",
+			shortRaw(in), shortRaw(out), maxReportedTokens)
+		return
+	}
+	r.usageSeen = true
+	r.tokensIn, r.tokensOut = ti, to
+}
+
+// shortRaw quotes a reported value for a note, cut short.
+func shortRaw(raw string) string {
+	if raw == "" {
+		return "(not a number)"
+	}
+	if len(raw) > 24 {
+		return raw[:24] + "…"
+	}
+	return raw
 }
 
 // Read reads a body that is not a stream.
@@ -231,14 +306,15 @@ func (r *Response) Read(p []byte) (int, error) {
 		}
 	}
 	if err != nil && !errors.Is(err, io.EOF) {
-		r.failed = err
+		r.failed = r.streamError(err)
+		err = r.failed
 	}
 	return n, err
 }
 
 var (
-	promptTokensRE     = regexp.MustCompile(`"prompt_tokens"\s*:\s*(\d+)`)
-	completionTokensRE = regexp.MustCompile(`"completion_tokens"\s*:\s*(\d+)`)
+	promptTokensRE     = regexp.MustCompile(`"prompt_tokens"\s*:\s*(-?[0-9][0-9.eE+-]*)`)
+	completionTokensRE = regexp.MustCompile(`"completion_tokens"\s*:\s*(-?[0-9][0-9.eE+-]*)`)
 )
 
 // Close ends the request: the engine's body is closed (cancelling it if
@@ -250,11 +326,12 @@ func (r *Response) Close() {
 			_ = r.body.Close()
 		}
 		if !r.Stream && !r.usageSeen {
-			if m := promptTokensRE.FindSubmatch(r.tail); m != nil {
-				r.tokensIn, _ = strconv.Atoi(string(m[1]))
-			}
-			if m := completionTokensRE.FindSubmatch(r.tail); m != nil {
-				r.tokensOut, _ = strconv.Atoi(string(m[1]))
+			if in := promptTokensRE.FindSubmatch(r.tail); in != nil {
+				out := []byte("0") // an embedding's usage has no completion_tokens
+				if m := completionTokensRE.FindSubmatch(r.tail); m != nil {
+					out = m[1]
+				}
+				r.takeUsage(string(in[1]), string(out))
 			}
 		}
 		if r.Stream && !r.usageSeen {
@@ -274,9 +351,13 @@ func (r *Response) Close() {
 		if r.failed != nil {
 			rec.Error = r.failed.Error()
 		}
+		rec.Note = r.note
 		msg := fmt.Sprintf("%s %s → %d, %d→%d tokens, %.0f ms", r.endpoint, r.model, r.Code, rec.TokensIn, rec.TokensOut, rec.DurationMs)
 		if rec.Error != "" {
 			msg += ": " + rec.Error
+		}
+		if rec.Note != "" {
+			msg += " (" + rec.Note + ")"
 		}
 		r.g.m.Bus().Publish(events.Event{ServiceID: r.Service.ID, Run: r.Service.Run, Type: events.TypeRequest,
 			Status: string(r.Service.Status), Message: msg, Request: rec})
