@@ -138,7 +138,9 @@ func New(opts Options) (*Daemon, error) {
 		RestartBackoff: time.Duration(cfg.RestartBackoff), AllowPrivilegedArgs: cfg.AllowPrivilegedArgs, Journal: journal,
 		GPUs: gpus, GPUAttach: attach, GPUPolicy: policy,
 	})
-	gw := inference.New(mgr, cfg.Gateway.Options())
+	gwOpts := cfg.Gateway.Options()
+	gwOpts.ReadOnly = opts.ReadOnly // /v1 serves what runs; it starts nothing
+	gw := inference.New(mgr, gwOpts)
 	scraper := enginemetrics.NewScraper(0)
 	mx.Bind(metrics.Sources{Services: mgr, Bus: bus, Engines: scraper, GPUs: gpus})
 	env := &tools.Env{Services: mgr, Inference: gw, Models: reg, Catalog: catalog, Runtime: rt, Version: Version, DataDir: opts.DataDir, ReadOnly: opts.ReadOnly,

@@ -29,6 +29,9 @@ type Options struct {
 	MaxWait time.Duration
 	// MaxBody caps a request body (413 beyond).
 	MaxBody int64
+	// ReadOnly serves only services that run: a request that would
+	// start, wake or swap one in is refused (the daemon's --read-only).
+	ReadOnly bool
 }
 
 // DefaultOptions are the settings an unset field takes.

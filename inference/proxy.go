@@ -84,7 +84,7 @@ func (g *Gateway) Do(ctx context.Context, req Request) (*Response, error) {
 		return nil, err
 	}
 	wctx, cancel := context.WithTimeout(ctx, g.opts.MaxWait)
-	opts := services.AdmitOptions{MaxQueue: g.opts.MaxQueue}
+	opts := services.AdmitOptions{MaxQueue: g.opts.MaxQueue, ReadOnly: g.opts.ReadOnly}
 	if req.OnWait != nil {
 		opts.OnWait = func(_ services.Service, what string) { req.OnWait(what) }
 	}
