@@ -33,6 +33,11 @@ func TestErrorsInOpenAIFormat(t *testing.T) {
 	}{
 		{"not JSON", "POST", "/v1/chat/completions", `{"model":`, 400, "invalid_argument", "body"},
 		{"no model", "POST", "/v1/chat/completions", `{"messages":[]}`, 400, "invalid_argument", "model"},
+		{"not an object", "POST", "/v1/chat/completions", `["model"]`, 400, "invalid_argument", "body"},
+		{"model twice", "POST", "/v1/chat/completions", `{"model":"qb","messages":[],"model":"x"}`, 400, "invalid_argument", "model"},
+		{"model twice, once escaped", "POST", "/v1/chat/completions", `{"model":"qb","\u006dodel":"x"}`, 400, "invalid_argument", "model"},
+		{"stream twice", "POST", "/v1/completions", `{"stream":false,"model":"x","stream":true}`, 400, "invalid_argument", "stream"},
+		{"include_usage twice", "POST", "/v1/completions", `{"model":"x","stream_options":{"include_usage":false,"include_usage":true}}`, 400, "invalid_argument", "stream_options.include_usage"},
 		{"unknown model", "POST", "/v1/completions", `{"model":"x","prompt":"hi"}`, 404, "model_not_found", "model"},
 		{"too large", "POST", "/v1/embeddings", `{"model":"x","input":"` + strings.Repeat("a", 2000) + `"}`, 413, "request_too_large", ""},
 		{"unknown route", "POST", "/v1/images/generations", `{}`, 404, "not_found", ""},

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -74,6 +75,9 @@ func (g *Gateway) Do(ctx context.Context, req Request) (*Response, error) {
 	if !gjson.ValidBytes(req.Body) {
 		return nil, errs.Invalid("body", "the request body is not valid JSON")
 	}
+	if err := checkKeys(req.Body); err != nil {
+		return nil, err
+	}
 	fields := gjson.GetManyBytes(req.Body, "model", "stream", "stream_options.include_usage")
 	if fields[0].Type != gjson.String {
 		return nil, errs.Invalid("model", "model is required (a string)")
@@ -134,6 +138,43 @@ func (g *Gateway) Do(ctx context.Context, req Request) (*Response, error) {
 		r.br = bufio.NewReaderSize(resp.Body, 16<<10)
 	}
 	return r, nil
+}
+
+// checkKeys refuses a body that is not a JSON object, or that names a key
+// twice at its top level (or in stream_options, which aima reads too):
+// aima reads the first "model" and "stream", engines' parsers the last, so
+// {"model":"a","model":"b"} would be routed to a's service and answered as
+// b. No reading of such a body is the right one: it is refused.
+func checkKeys(body []byte) error {
+	root := gjson.ParseBytes(body)
+	if !root.IsObject() {
+		return errs.Invalid("body", "the request body must be a JSON object")
+	}
+	if k := duplicateKey(root); k != "" {
+		return errs.Invalid(k, "the request body has the key %q more than once; send each key once", k)
+	}
+	if so := root.Get("stream_options"); so.IsObject() {
+		if k := duplicateKey(so); k != "" {
+			return errs.Invalid("stream_options."+k, "stream_options has the key %q more than once; send each key once", k)
+		}
+	}
+	return nil
+}
+
+// duplicateKey is the first key the object holds twice ("" if none), as
+// decoded (so "model" and "\u006dodel" are the same key).
+func duplicateKey(obj gjson.Result) string {
+	var seen []string // a request has a dozen keys: a scan beats a map
+	dup := ""
+	obj.ForEach(func(k, _ gjson.Result) bool {
+		if slices.Contains(seen, k.Str) {
+			dup = k.Str
+			return false
+		}
+		seen = append(seen, k.Str)
+		return true
+	})
+	return dup
 }
 
 // fail ends a request that never reached the engine.
