@@ -201,28 +201,15 @@ func (h *Handler) models(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	data := make([]modelObject, len(list))
-	for i, m := range list {
-		data[i] = toObject(m)
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
+	writeModelList(w, list)
 }
 
 // model is GET /v1/models/{model}.
 func (h *Handler) model(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("model")
-	list, err := h.gw.Models(r.Context())
+	m, err := h.gw.Model(r.Context(), r.PathValue("model"))
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	var names []string
-	for _, m := range list {
-		if m.ID == name {
-			writeJSON(w, http.StatusOK, toObject(m))
-			return
-		}
-		names = append(names, m.ID)
-	}
-	writeError(w, &inference.ModelNotFoundError{Model: name, Available: names})
+	writeJSON(w, http.StatusOK, toObject(m))
 }

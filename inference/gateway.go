@@ -14,6 +14,7 @@ package inference
 import (
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"aima/services"
@@ -58,6 +59,7 @@ type Gateway struct {
 	m      *services.Manager
 	opts   Options
 	client *http.Client
+	names  atomic.Pointer[nameIndex] // of the records last seen (see index)
 }
 
 // New builds a gateway over the service manager.
