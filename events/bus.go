@@ -122,11 +122,18 @@ func (b *Bus) log(serviceID string) *serviceLog {
 	loaded := l.loaded
 	l.mu.RUnlock()
 	if !loaded {
-		l.mu.Lock()
-		l.load(serviceID, b.onError)
-		l.mu.Unlock()
+		l.lockedLoad(serviceID, b.onError)
 	}
 	return l
+}
+
+// lockedLoad is load under the log's lock, released however load ends:
+// it calls the journal and the error handler, and neither may leave the
+// log locked.
+func (l *serviceLog) lockedLoad(serviceID string, onError func(error)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.load(serviceID, onError)
 }
 
 // Forget drops the service's in-memory log (the service was deleted; its

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"aima/events"
 )
@@ -80,5 +81,39 @@ func TestObserversSeeEventsInSeqOrder(t *testing.T) {
 	wg.Wait()
 	if bad || count != 1600 || last != 1600 {
 		t.Fatalf("observer saw %d events, last Seq %d, out of order: %v", count, last, bad)
+	}
+}
+
+// panickyJournal fails its first Load with a panic (a damaged store).
+type panickyJournal struct{ loads int }
+
+func (j *panickyJournal) Load(string) ([]events.Event, error) {
+	j.loads++
+	if j.loads == 1 {
+		panic("damaged journal")
+	}
+	return nil, nil
+}
+
+func (j *panickyJournal) Append(events.Event) error { return nil }
+
+// A journal that panics while the log loads does not leave the log
+// locked: the panic reaches the caller, and the next reader goes on.
+func TestPanickingJournalLoadLeavesTheLogUsable(t *testing.T) {
+	t.Parallel()
+	b := events.NewBus(events.WithJournal(&panickyJournal{}))
+	func() {
+		defer func() { _ = recover() }()
+		b.Publish(events.Event{ServiceID: "s", Type: events.TypeMessage})
+	}()
+	done := make(chan uint64, 1)
+	go func() { done <- b.LastSeq("s") }()
+	select {
+	case <-done:
+	case <-time.After(time.Minute): // a deadlock has no other symptom than time
+		t.Fatal("the log stayed locked after the journal's panic")
+	}
+	if ev := b.Publish(events.Event{ServiceID: "s", Type: events.TypeMessage}); ev.Seq != 1 {
+		t.Fatalf("published Seq %d", ev.Seq)
 	}
 }
