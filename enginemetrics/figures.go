@@ -2,6 +2,7 @@ package enginemetrics
 
 import (
 	"context"
+	"math"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
@@ -158,13 +159,23 @@ func value(fams map[string]*dto.MetricFamily, names []string, combine func(a, b 
 			continue
 		}
 		var v float64
-		for i, m := range mf.GetMetric() {
+		seen := false
+		for _, m := range mf.GetMetric() {
 			x := sampleValue(m)
-			if i == 0 {
-				v = x
+			if math.IsNaN(x) || math.IsInf(x, 0) || x < 0 {
+				// Every figure here is a count or a share: an engine's NaN,
+				// infinity or negative value is not one, and NaN or
+				// infinity cannot even be encoded in a JSON answer.
+				continue
+			}
+			if !seen {
+				v, seen = x, true
 			} else {
 				v = combine(v, x)
 			}
+		}
+		if !seen || math.IsInf(v, 0) {
+			return nil // unknown, not wrong
 		}
 		return &v
 	}
