@@ -51,18 +51,26 @@ func (g *gw) script(t *testing.T, script string, stream bool) (int, string, erro
 	return resp.StatusCode, string(b), err
 }
 
-// lastRequest is the service's newest request record.
-func (g *gw) lastRequest(t *testing.T, id string) events.Request {
+// mark is where the service's events stand, for requestAfter.
+func (g *gw) mark(id string) uint64 { return g.Env.Services.Bus().LastSeq(id) }
+
+// requestAfter waits for the service's first request record after mark:
+// a request leaves the in-flight count a moment before its record is
+// published.
+func (g *gw) requestAfter(t *testing.T, id string, mark uint64) events.Request {
 	t.Helper()
-	g.settled(t, id)
-	h := g.Env.Services.Bus().History(id, 0)
-	for i := len(h) - 1; i >= 0; i-- {
-		if h[i].Type == events.TypeRequest && h[i].Request != nil {
-			return *h[i].Request
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	sub := g.Env.Services.Bus().Subscribe(id, mark)
+	for {
+		ev, err := sub.Next(ctx)
+		if err != nil {
+			t.Fatalf("no request event for %s: %v", id, err)
+		}
+		if ev.Type == events.TypeRequest && ev.Request != nil {
+			return *ev.Request
 		}
 	}
-	t.Fatalf("no request event for %s", id)
-	return events.Request{}
 }
 
 // TestHostileEngine: what a hostile engine sends cannot wedge a service,
@@ -72,10 +80,11 @@ func TestHostileEngine(t *testing.T) {
 
 	t.Run("impossible usage is ignored and noted, and the service stays controllable", func(t *testing.T) {
 		for _, usage := range []string{"usage:9223372036854775807:-5", "usage:1e300:2", "usage:3.5:2", `usage:\"x\":1`} {
+			mark := g.mark(s.ID)
 			if code, body, err := g.script(t, "chunks:3 "+usage+" done", true); code != 200 || err != nil || !strings.Contains(body, "[DONE]") {
 				t.Fatalf("%s: HTTP %d, %v: %.200s", usage, code, err, body)
 			}
-			r := g.lastRequest(t, s.ID)
+			r := g.requestAfter(t, s.ID, mark)
 			if r.TokensIn != 0 || r.TokensOut != 3 || !strings.Contains(r.Note, "usage ignored") {
 				t.Fatalf("%s: recorded %d→%d tokens, note %q; want the engine's counts ignored (0 in, 3 chunks out) and noted", usage, r.TokensIn, r.TokensOut, r.Note)
 			}
@@ -86,20 +95,22 @@ func TestHostileEngine(t *testing.T) {
 		// The wedge this once caused: the next request, a stop and a
 		// delete hung for good. A deadlock has no other symptom than
 		// time, hence the (generous) bound.
+		mark := g.mark(s.ID)
 		if code, _, err := g.script(t, "chunks:1 usage:2:1 done", true); code != 200 || err != nil {
 			t.Fatalf("the next request: HTTP %d, %v", code, err)
 		}
-		if r := g.lastRequest(t, s.ID); r.TokensIn != 2 || r.TokensOut != 1 || r.Note != "" {
+		if r := g.requestAfter(t, s.ID, mark); r.TokensIn != 2 || r.TokensOut != 1 || r.Note != "" {
 			t.Fatalf("valid usage recorded as %+v", r)
 		}
 	})
 
 	t.Run("an event without end is cut with a reason", func(t *testing.T) {
+		mark := g.mark(s.ID)
 		code, body, err := g.script(t, "chunks:2 noline:9437184 done", true)
 		if code != 200 || err == nil || !strings.Contains(body, `"engine_event_too_large"`) || len(body) > 1<<20 {
 			t.Fatalf("HTTP %d, read error %v, %d bytes (%.300s); want the error event and a cut connection, never the 9 MiB", code, err, len(body), body)
 		}
-		if r := g.lastRequest(t, s.ID); !strings.Contains(r.Error, "MiB without ending it") {
+		if r := g.requestAfter(t, s.ID, mark); !strings.Contains(r.Error, "MiB without ending it") {
 			t.Fatalf("request recorded with error %q", r.Error)
 		}
 	})
@@ -153,4 +164,35 @@ func TestHostileEngine(t *testing.T) {
 			t.Fatal("service stop hangs: the service is wedged")
 		}
 	})
+}
+
+// TestSimulatorCrashMidStream is the reproduction with the simulator
+// itself: vLLM's engine dies (SIM_FAIL=crash-after, ten seconds after the
+// service is ready) while a 300-token stream (30 s at 100 ms a token) is
+// under way. The official SDK's stream must end with an error, not as a
+// finished answer.
+func TestSimulatorCrashMidStream(t *testing.T) {
+	g := newGW(t, "")
+	s := g.service(t, services.CreateSpec{ModelID: g.model(t, "qcrash"),
+		Env: []string{"SIM_FAIL=crash-after", "SIM_FAIL_AFTER=200", "SIM_ITL=2s"}})
+	g.start(t, s.ID)
+	mark := g.mark(s.ID)
+	prompt := strings.TrimSpace(strings.Repeat("word ", 300))
+	stream := g.ai.Chat.Completions.NewStreaming(t.Context(), openai.ChatCompletionNewParams{
+		Model: "qcrash", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage(prompt)},
+	})
+	chunks := 0
+	for stream.Next() {
+		chunks++
+	}
+	err := stream.Err()
+	if chunks >= 300 {
+		t.Fatalf("the whole answer (%d chunks) came before the engine died: the crash was not mid-stream", chunks)
+	}
+	if err == nil || !strings.Contains(err.Error(), "engine_") {
+		t.Fatalf("after %d chunks the stream ended with %v; want the engine's death as an error", chunks, err)
+	}
+	if r := g.requestAfter(t, s.ID, mark); r.Error == "" {
+		t.Fatalf("the request was recorded as %+v, want failed", r)
+	}
 }
