@@ -79,3 +79,37 @@ func TestErrorsInOpenAIFormat(t *testing.T) {
 		t.Errorf("empty model list: %+v %v", list, err)
 	}
 }
+
+// A body nested millions deep (under max_body) is refused: gjson's
+// validation recursed once per level and overflowed the goroutine stack, a
+// fatal error that took the whole daemon (here, the test process) down.
+func TestDeeplyNestedBodyIsRefused(t *testing.T) {
+	t.Parallel()
+	store := state.NewMemory()
+	cat, _ := engines.NewCatalog(nil)
+	m := services.NewManager(store, nil, events.NewBus(), cat, models.NewRegistry(store), services.Options{})
+	t.Cleanup(m.Close)
+	srv := httptest.NewServer(gateway.New(inference.New(m, inference.Options{}), nil))
+	t.Cleanup(srv.Close)
+	for _, tc := range []struct {
+		name, body string
+		status     int
+	}{
+		{"30 MB of nesting", `{"model":"x","a":` + strings.Repeat("[", 15<<20) + strings.Repeat("]", 15<<20) + `}`, 400},
+		{"513 levels", `{"model":"x","a":` + strings.Repeat("[", 512) + strings.Repeat("]", 512) + `}`, 400},
+		{"512 levels, brackets in strings not counted", `{"model":"x","s":"[[[\\\"[[","a":` + strings.Repeat("[", 511) + strings.Repeat("]", 511) + `}`, 404},
+	} {
+		resp, err := http.Post(srv.URL+"/v1/chat/completions", "application/json", strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct {
+			Error struct{ Message, Code string }
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status {
+			t.Errorf("%s: HTTP %d %+v, want %d", tc.name, resp.StatusCode, body.Error, tc.status)
+		}
+	}
+}

@@ -72,6 +72,9 @@ type Response struct {
 // the client's: when it ends, the engine's request is cancelled at once.
 func (g *Gateway) Do(ctx context.Context, req Request) (*Response, error) {
 	began := time.Now()
+	if d := nesting(req.Body); d > maxNesting {
+		return nil, errs.Invalid("body", "the request body nests arrays and objects more than %d deep", maxNesting)
+	}
 	if !gjson.ValidBytes(req.Body) {
 		return nil, errs.Invalid("body", "the request body is not valid JSON")
 	}
@@ -138,6 +141,43 @@ func (g *Gateway) Do(ctx context.Context, req Request) (*Response, error) {
 		r.br = bufio.NewReaderSize(resp.Body, 16<<10)
 	}
 	return r, nil
+}
+
+// maxNesting bounds how deep a request body may nest arrays and objects.
+// gjson's validation recurses once per level, and a 30 MB body of "[" (under
+// max_body) overflowed the goroutine stack: a fatal error no recover
+// catches, which took the daemon down. Real requests nest a dozen levels
+// (a tool's JSON schema perhaps a few dozen).
+const maxNesting = 512
+
+// nesting is the deepest nesting of arrays and objects in body, counted
+// outside strings, stopping once it passes maxNesting.
+func nesting(body []byte) int {
+	depth, deepest, inString := 0, 0, false
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		switch {
+		case inString:
+			if c == '\\' {
+				i++ // skip the escaped byte
+			} else if c == '"' {
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '[' || c == '{':
+			depth++
+			if depth > deepest {
+				deepest = depth
+				if deepest > maxNesting {
+					return deepest
+				}
+			}
+		case c == ']' || c == '}':
+			depth--
+		}
+	}
+	return deepest
 }
 
 // checkKeys refuses a body that is not a JSON object, or that names a key
