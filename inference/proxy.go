@@ -8,9 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"regexp"
-	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -143,80 +140,6 @@ func (g *Gateway) Do(ctx context.Context, req Request) (*Response, error) {
 	return r, nil
 }
 
-// maxNesting bounds how deep a request body may nest arrays and objects.
-// gjson's validation recurses once per level, and a 30 MB body of "[" (under
-// max_body) overflowed the goroutine stack: a fatal error no recover
-// catches, which took the daemon down. Real requests nest a dozen levels
-// (a tool's JSON schema perhaps a few dozen).
-const maxNesting = 512
-
-// nesting is the deepest nesting of arrays and objects in body, counted
-// outside strings, stopping once it passes maxNesting.
-func nesting(body []byte) int {
-	depth, deepest, inString := 0, 0, false
-	for i := 0; i < len(body); i++ {
-		c := body[i]
-		switch {
-		case inString:
-			if c == '\\' {
-				i++ // skip the escaped byte
-			} else if c == '"' {
-				inString = false
-			}
-		case c == '"':
-			inString = true
-		case c == '[' || c == '{':
-			depth++
-			if depth > deepest {
-				deepest = depth
-				if deepest > maxNesting {
-					return deepest
-				}
-			}
-		case c == ']' || c == '}':
-			depth--
-		}
-	}
-	return deepest
-}
-
-// checkKeys refuses a body that is not a JSON object, or that names a key
-// twice at its top level (or in stream_options, which aima reads too):
-// aima reads the first "model" and "stream", engines' parsers the last, so
-// {"model":"a","model":"b"} would be routed to a's service and answered as
-// b. No reading of such a body is the right one: it is refused.
-func checkKeys(body []byte) error {
-	root := gjson.ParseBytes(body)
-	if !root.IsObject() {
-		return errs.Invalid("body", "the request body must be a JSON object")
-	}
-	if k := duplicateKey(root); k != "" {
-		return errs.Invalid(k, "the request body has the key %q more than once; send each key once", k)
-	}
-	if so := root.Get("stream_options"); so.IsObject() {
-		if k := duplicateKey(so); k != "" {
-			return errs.Invalid("stream_options."+k, "stream_options has the key %q more than once; send each key once", k)
-		}
-	}
-	return nil
-}
-
-// duplicateKey is the first key the object holds twice ("" if none), as
-// decoded (so "model" and "\u006dodel" are the same key).
-func duplicateKey(obj gjson.Result) string {
-	var seen []string // a request has a dozen keys: a scan beats a map
-	dup := ""
-	obj.ForEach(func(k, _ gjson.Result) bool {
-		if slices.Contains(seen, k.Str) {
-			dup = k.Str
-			return false
-		}
-		seen = append(seen, k.Str)
-		return true
-	})
-	return dup
-}
-
 // fail ends a request that never reached the engine.
 func (r *Response) fail(err error) {
 	r.failed = err
@@ -322,58 +245,6 @@ func (r *Response) account(ev []byte) bool {
 	return r.wantUsage || u[2].Int() > 0
 }
 
-// rawNumber is a usage field's JSON text when it is a number, else "".
-func rawNumber(v gjson.Result) string {
-	if v.Type != gjson.Number {
-		return ""
-	}
-	return v.Raw
-}
-
-// maxReportedTokens bounds a token count taken from an engine: no model's
-// context comes within a thousandth of it, and the daemon's sums of such
-// counts (the service's figures, the metrics) cannot overflow.
-const maxReportedTokens = 1 << 32
-
-// tokenCount reads a token count an engine reported: a whole number from 0
-// to maxReportedTokens.
-func tokenCount(raw string) (int, bool) {
-	n, err := strconv.ParseInt(raw, 10, 64)
-	if err != nil || n < 0 || n > maxReportedTokens {
-		return 0, false
-	}
-	return int(n), true
-}
-
-// takeUsage records the engine's own counts, or, when either is not a
-// token count (negative, fractional, absurd, not a number), ignores both
-// and notes why: an engine's numbers reach the service's figures, the
-// metrics and the event bus, and none of them may be corrupted (or, as a
-// negative count once did, make a Prometheus counter panic) by what an
-// engine sends.
-func (r *Response) takeUsage(in, out string) {
-	ti, okIn := tokenCount(in)
-	to, okOut := tokenCount(out)
-	if !okIn || !okOut {
-		r.note = fmt.Sprintf("usage ignored: the engine reported prompt_tokens %s and completion_tokens %s, and a token count is a whole number from 0 to %d",
-			shortRaw(in), shortRaw(out), maxReportedTokens)
-		return
-	}
-	r.usageSeen = true
-	r.tokensIn, r.tokensOut = ti, to
-}
-
-// shortRaw quotes a reported value for a note, cut short.
-func shortRaw(raw string) string {
-	if raw == "" {
-		return "(not a number)"
-	}
-	if len(raw) > 24 {
-		return raw[:24] + "…"
-	}
-	return raw
-}
-
 // Read reads a body that is not a stream.
 func (r *Response) Read(p []byte) (int, error) {
 	n, err := r.body.Read(p)
@@ -392,11 +263,6 @@ func (r *Response) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
-
-var (
-	promptTokensRE     = regexp.MustCompile(`"prompt_tokens"\s*:\s*(-?[0-9][0-9.eE+-]*)`)
-	completionTokensRE = regexp.MustCompile(`"completion_tokens"\s*:\s*(-?[0-9][0-9.eE+-]*)`)
-)
 
 // Close ends the request: the engine's body is closed (cancelling it if
 // unfinished), the request leaves the in-flight count and its record goes
