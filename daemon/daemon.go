@@ -127,7 +127,8 @@ func New(opts Options) (*Daemon, error) {
 	mx := metrics.New(Version)
 	journalErr := func(err error) { log.Warn("event journal", "err", err) }
 	journal := services.NewJournal(store, journalErr)
-	bus := events.NewBus(events.WithJournal(journal), events.WithErrorHandler(journalErr), events.WithObserver(mx.Observe))
+	busErr := func(err error) { log.Warn("event bus", "err", err) } // the journal's errors and an observer's panic
+	bus := events.NewBus(events.WithJournal(journal), events.WithErrorHandler(busErr), events.WithObserver(mx.Observe))
 	journal.AwaitFanout(bus.AwaitFanout)
 	reg := models.NewRegistry(store)
 	lo, hi, _ := cfg.Ports()
@@ -142,7 +143,9 @@ func New(opts Options) (*Daemon, error) {
 		RestartBackoff: time.Duration(cfg.RestartBackoff), AllowPrivilegedArgs: cfg.AllowPrivilegedArgs, Journal: journal,
 		GPUs: gpus, GPUAttach: attach, GPUPolicy: policy,
 	})
-	gw := inference.New(mgr, cfg.Gateway.Options())
+	gwOpts := cfg.Gateway.Options()
+	gwOpts.ReadOnly = opts.ReadOnly // /v1 serves what runs; it starts nothing
+	gw := inference.New(mgr, gwOpts)
 	scraper := enginemetrics.NewScraper(0)
 	env := &tools.Env{Services: mgr, Inference: gw, Models: reg, Catalog: catalog, Runtime: rt, Version: Version, DataDir: opts.DataDir, ReadOnly: opts.ReadOnly,
 		EngineMetrics: scraper}

@@ -162,8 +162,11 @@ func value(fams map[string]*dto.MetricFamily, names []string, combine func(a, b 
 		n := 0
 		for _, m := range mf.GetMetric() {
 			x := sampleValue(m)
-			if math.IsNaN(x) || math.IsInf(x, 0) {
-				continue // the exposition format allows them; JSON does not, and no figure is one
+			if math.IsNaN(x) || math.IsInf(x, 0) || x < 0 {
+				// Every figure here is a count or a share: an engine's NaN,
+				// infinity or negative value is not one, and NaN or
+				// infinity cannot even be encoded in a JSON answer.
+				continue
 			}
 			if n == 0 {
 				v = x
@@ -172,7 +175,7 @@ func value(fams map[string]*dto.MetricFamily, names []string, combine func(a, b 
 			}
 			n++
 		}
-		if n == 0 || math.IsInf(v, 0) { // none, or a sum past the float range
+		if n == 0 || math.IsInf(v, 0) { // none, or a sum past the float range: unknown, not wrong
 			return nil
 		}
 		return &v

@@ -152,6 +152,13 @@ func (sc *Scraper) ScrapeAll(ctx context.Context, ts []Target) []Scrape {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
+			defer func() {
+				// A scrape serves a /metrics request: whatever goes wrong
+				// in one costs that engine's figures, never the daemon.
+				if v := recover(); v != nil {
+					out[i] = Scrape{Target: t, Time: sc.now(), Err: fmt.Errorf("scrape %s: panic: %v", t.URL, v)}
+				}
+			}()
 			out[i] = sc.Scrape(ctx, t)
 		}()
 	}
@@ -177,12 +184,24 @@ func (sc *Scraper) fetch(ctx context.Context, url string) (map[string]*dto.Metri
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 		return nil, fmt.Errorf("scrape %s: HTTP %d (is the engine's metrics endpoint enabled?)", url, resp.StatusCode)
 	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(io.LimitReader(resp.Body, maxBody))
+	fams, err := parse(io.LimitReader(resp.Body, maxBody))
 	if err != nil {
 		return nil, fmt.Errorf("scrape %s: parse: %w", url, err)
 	}
 	return fams, nil
+}
+
+// parse reads an engine's text exposition. The parser is another
+// project's code reading another program's output: a panic in it is that
+// engine's parse error.
+func parse(r io.Reader) (fams map[string]*dto.MetricFamily, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			fams, err = nil, fmt.Errorf("the parser panicked: %v", v)
+		}
+	}()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	return p.TextToMetricFamilies(r)
 }
 
 // Forget drops what the scraper remembers of a service (it was deleted).

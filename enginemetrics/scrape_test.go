@@ -123,31 +123,32 @@ func TestCatalogMetricsForEveryEngine(t *testing.T) {
 	}
 }
 
-// The exposition format allows NaN and infinities, an engine may send
-// them (or sums past the float range), and JSON cannot carry them: such
-// figures are unknown, so service_metrics always encodes.
-func TestFiguresFromNonFiniteSamples(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// An engine's NaN, infinite or negative samples are not figures: they are
+// left out (a figure of only such samples is unknown), so a service's
+// metrics always encode as JSON.
+func TestFiguresIgnoreImpossibleSamples(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprint(w, `# TYPE vllm:num_requests_running gauge
 vllm:num_requests_running{engine="0"} NaN
+vllm:num_requests_running{engine="1"} 2
 # TYPE vllm:num_requests_waiting gauge
-vllm:num_requests_waiting{engine="0"} +Inf
-vllm:num_requests_waiting{engine="1"} 3
+vllm:num_requests_waiting{engine="0"} -3
 # TYPE vllm:kv_cache_usage_perc gauge
-vllm:kv_cache_usage_perc{engine="0"} -Inf
+vllm:kv_cache_usage_perc{engine="0"} +Inf
 # TYPE vllm:prompt_tokens_total counter
-vllm:prompt_tokens_total{engine="0"} 1.7e308
-vllm:prompt_tokens_total{engine="1"} 1.7e308
+vllm:prompt_tokens_total{engine="0"} 1.7976931348623157e308
+vllm:prompt_tokens_total{engine="1"} 1.7976931348623157e308
 `)
 	}))
 	defer srv.Close()
 	sc := NewScraper(time.Second)
 	defer sc.Close()
 	f := sc.Figures(context.Background(), running(srv.URL), catalog(t))
-	if f.RequestsRunning != nil || f.KVCacheUsage != nil || f.PromptTokensTotal != nil || f.RequestsWaiting == nil || *f.RequestsWaiting != 3 {
-		t.Errorf("figures %+v", f)
+	if f.RequestsRunning == nil || *f.RequestsRunning != 2 || f.RequestsWaiting != nil || f.KVCacheUsage != nil || f.PromptTokensTotal != nil {
+		t.Fatalf("figures %+v", f)
 	}
 	if _, err := json.Marshal(f); err != nil {
-		t.Error(err)
+		t.Fatalf("the figures do not encode: %v", err)
 	}
 }

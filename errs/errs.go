@@ -71,6 +71,14 @@ func Invalid(field, format string, args ...any) *Error {
 	return &Error{Kind: InvalidArgument, Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
+// ReadOnly is a read-only daemon's refusal of what would change something
+// (an operation, or starting, waking or swapping in a service for an
+// inference request); what names it. One kind and one wording on every
+// front-end.
+func ReadOnly(what string) *Error {
+	return New(InvalidArgument, "%s is disabled: aima runs in read-only mode", what)
+}
+
 // NotFoundf reports an unknown ID or name.
 func NotFoundf(format string, args ...any) *Error { return New(NotFound, format, args...) }
 

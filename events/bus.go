@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -21,7 +22,8 @@ const DefaultLogLimit = 4096
 // usable; call NewBus.
 //
 // Locking: a service's log has a read-write lock. Publish holds it (for
-// writing) only to number the event and append it; it wakes the
+// writing) only to number the event and to append it, never while an
+// observer runs (a second, publication lock orders the observers); it wakes the
 // subscribers once it has released it, and writes the journal after that. Subscribers hold it (for
 // reading) only to copy the events after their cursor, all at once and in
 // parallel; a subscriber that fell behind the in-memory window reads the
@@ -43,6 +45,11 @@ type Bus struct {
 }
 
 type serviceLog struct {
+	// omu orders the service's publications: held (with a deferred
+	// unlock) for the whole of a Publish, so observers see the events in
+	// Seq order without running under mu, where a stuck or panicking
+	// observer would lock every subscriber and publisher out.
+	omu      sync.Mutex
 	mu       sync.RWMutex
 	jmu      sync.Mutex // held while appending to the journal, taken under mu
 	loaded   bool
@@ -84,7 +91,8 @@ func WithFeedLimit(n int) Option { return func(b *Bus) { b.feedLen = n } }
 // WithClock sets the time source (tests).
 func WithClock(now func() time.Time) Option { return func(b *Bus) { b.now = now } }
 
-// WithErrorHandler receives journal errors (which never stop publication).
+// WithErrorHandler receives journal errors and observers' panics (neither
+// ever stops publication).
 func WithErrorHandler(f func(error)) Option { return func(b *Bus) { b.onError = f } }
 
 // NewBus returns an empty bus.
@@ -114,11 +122,18 @@ func (b *Bus) log(serviceID string) *serviceLog {
 	loaded := l.loaded
 	l.mu.RUnlock()
 	if !loaded {
-		l.mu.Lock()
-		l.load(serviceID, b.onError)
-		l.mu.Unlock()
+		l.lockedLoad(serviceID, b.onError)
 	}
 	return l
+}
+
+// lockedLoad is load under the log's lock, released however load ends:
+// it calls the journal and the error handler, and neither may leave the
+// log locked.
+func (l *serviceLog) lockedLoad(serviceID string, onError func(error)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.load(serviceID, onError)
 }
 
 // Forget drops the service's in-memory log (the service was deleted; its
@@ -176,27 +191,28 @@ func (l *serviceLog) load(serviceID string, onError func(error)) {
 	}
 }
 
-// Publish assigns the event its Seq (and Time, if unset), records it and
-// wakes subscribers. It returns the event as recorded. It never waits for a
-// subscriber; a durable event is appended to the journal after the
-// subscribers were woken, before Publish returns.
+// Publish assigns the event its Seq (and Time, if unset), shows it to the
+// observers, records it and wakes subscribers. It returns the event as
+// recorded. It never waits for a subscriber; a durable event is appended
+// to the journal after the subscribers were woken, before Publish returns.
+// No observer runs under the log's lock, and an observer's panic is
+// recovered and reported to the error handler, so an observer can never
+// leave the service's log locked.
 func (b *Bus) Publish(ev Event) Event {
 	l := b.log(ev.ServiceID)
-	l.mu.Lock()
-	ev.Seq = l.nextSeq
-	l.nextSeq++
-	if ev.Time.IsZero() {
-		ev.Time = b.now()
+	l.omu.Lock()
+	defer l.omu.Unlock()
+	ev = l.number(ev, b.now)
+	for _, f := range b.observers {
+		b.observe(f, ev)
 	}
+	l.mu.Lock()
 	l.events = append(l.events, ev)
 	// Trim in halves of the window so the copy is amortised O(1) per event.
 	if len(l.events) >= 2*l.limit {
 		drop := len(l.events) - l.limit
 		l.events = append(l.events[:0:0], l.events[drop:]...)
 		l.firstMem = l.events[0].Seq
-	}
-	for _, f := range b.observers {
-		f(ev)
 	}
 	b.stats.published.Add(1)
 	// The waiters are woken once the lock is released, so none of them
@@ -223,6 +239,32 @@ func (b *Bus) Publish(ev Event) Event {
 		b.onError(err)
 	}
 	return ev
+}
+
+// number gives the event the service's next Seq (and the time, if unset).
+// Called with omu held, which orders the numbers with the publications.
+func (l *serviceLog) number(ev Event, now func() time.Time) Event {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ev.Seq = l.nextSeq
+	l.nextSeq++
+	if ev.Time.IsZero() {
+		ev.Time = now()
+	}
+	return ev
+}
+
+// observe shows ev to one observer. A panic is recovered and reported to
+// the error handler: an observer's fault (a metric fed a value it refuses)
+// must cost its own figure, not the publisher, which may hold a service's
+// lifecycle lock or be a manager goroutine the whole daemon depends on.
+func (b *Bus) observe(f func(Event), ev Event) {
+	defer func() {
+		if v := recover(); v != nil {
+			b.onError(fmt.Errorf("event observer panicked on the %s event %d of service %s: %v", ev.Type, ev.Seq, ev.ServiceID, v))
+		}
+	}()
+	f(ev)
 }
 
 // History returns the service's known events with Seq > after: durable ones

@@ -63,6 +63,9 @@ type Request struct {
 	TTFTMs     float64 `json:"ttft_ms,omitempty"` // from arrival to the first token, start or wake included
 	DurationMs float64 `json:"duration_ms"`
 	Error      string  `json:"error,omitempty"`
+	// Note says what the gateway did not take from the engine's answer
+	// and why (usage counts that cannot be token counts).
+	Note string `json:"note,omitempty"`
 }
 
 // Persistent reports whether the event belongs in the durable history. Byte

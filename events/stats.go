@@ -110,7 +110,9 @@ func (b *Bus) Stats() Stats {
 
 // WithObserver calls f with every event as it is published, in each
 // service's order, before subscribers wake. f runs on the publisher's
-// goroutine with the service's log locked: it must be quick and must not
-// publish or read the bus. The daemon's metrics use it to count phases and
-// outcomes from the events themselves.
+// goroutine, not under the log's lock (subscribers read on while it runs),
+// but the service's next Publish waits for it: it must be quick and must
+// not publish to the same service. A panic in f is recovered and reported
+// to the error handler (WithErrorHandler). The daemon's metrics use it to
+// count phases and outcomes from the events themselves.
 func WithObserver(f func(Event)) Option { return func(b *Bus) { b.observers = append(b.observers, f) } }

@@ -22,8 +22,9 @@ type apiError struct {
 	Type    string  `json:"type"`
 	Param   *string `json:"param"`
 	Code    any     `json:"code"`
-	// Available lists the model names that exist (model_not_found only).
-	Available []string `json:"available_models,omitempty"`
+	// Similar lists a few model names that look like the one asked for
+	// (model_not_found only); GET /v1/models lists them all.
+	Similar []string `json:"similar_models,omitempty"`
 }
 
 // retryAfterSeconds is what a 503 for a model that cannot be reached yet
@@ -36,7 +37,11 @@ func mapError(err error) (int, apiError) {
 	var nf *inference.ModelNotFoundError
 	if errors.As(err, &nf) {
 		p := "model"
-		return http.StatusNotFound, apiError{Message: nf.Error(), Type: "invalid_request_error", Param: &p, Code: "model_not_found", Available: nf.Available}
+		return http.StatusNotFound, apiError{Message: nf.Error(), Type: "invalid_request_error", Param: &p, Code: "model_not_found", Similar: nf.Similar}
+	}
+	var se *inference.StreamError
+	if errors.As(err, &se) {
+		return http.StatusBadGateway, apiError{Message: se.Error(), Type: "server_error", Code: string(se.Reason)}
 	}
 	e := apiError{Message: err.Error()}
 	if f := errs.FieldOf(err); f != "" {

@@ -114,8 +114,12 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request) {
 		}
 		for {
 			ev, err := resp.Next()
+			if errors.Is(err, io.EOF) {
+				return
+			}
 			if err != nil {
-				return // io.EOF, or the client or the engine went away
+				abortStream(w, f, err)
+				return // the client went away
 			}
 			if _, err := w.Write(ev); err != nil {
 				return
@@ -146,7 +150,39 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", resp.ContentType)
 	}
 	w.WriteHeader(resp.Code)
-	_, _ = io.Copy(w, resp)
+	if _, err := io.Copy(w, resp); err != nil {
+		abortBody(err)
+	}
+}
+
+// abortStream ends a stream the engine did not finish (see
+// inference.StreamError): the error goes to the client as an OpenAI error
+// event, which the SDKs raise, and the connection is cut without the
+// chunked body's end, so even a client that ignores the event sees a
+// truncated transfer, never a whole answer. Any other error (the client
+// went away) leaves nobody to tell.
+func abortStream(w http.ResponseWriter, f http.Flusher, err error) {
+	var se *inference.StreamError
+	if !errors.As(err, &se) {
+		return
+	}
+	_, e := mapError(err)
+	b, _ := json.Marshal(errorBody{Error: e})
+	fmt.Fprintf(w, "data: %s\n\n", b)
+	if f != nil {
+		f.Flush()
+	}
+	panic(http.ErrAbortHandler)
+}
+
+// abortBody cuts the connection under a body the engine broke off: its
+// status line went out already, so a cut is the one way left to tell the
+// client the body is not whole.
+func abortBody(err error) {
+	var se *inference.StreamError
+	if errors.As(err, &se) {
+		panic(http.ErrAbortHandler)
+	}
 }
 
 // modelObject is OpenAI's model object with aima's extension.
@@ -170,28 +206,15 @@ func (h *Handler) models(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	data := make([]modelObject, len(list))
-	for i, m := range list {
-		data[i] = toObject(m)
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
+	writeModelList(w, list)
 }
 
 // model is GET /v1/models/{model}.
 func (h *Handler) model(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("model")
-	list, err := h.gw.Models(r.Context())
+	m, err := h.gw.Model(r.Context(), r.PathValue("model"))
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	var names []string
-	for _, m := range list {
-		if m.ID == name {
-			writeJSON(w, http.StatusOK, toObject(m))
-			return
-		}
-		names = append(names, m.ID)
-	}
-	writeError(w, &inference.ModelNotFoundError{Model: name, Available: names})
+	writeJSON(w, http.StatusOK, toObject(m))
 }

@@ -90,11 +90,12 @@ func TestRoutingStreamingAndErrors(t *testing.T) {
 		t.Errorf("beta's figures after the stream: %+v (want the engine's token count and a TTFT)", tr)
 	}
 
-	// Unknown model: 404 in OpenAI's format, listing what exists.
-	_, err := g.chat(t.Context(), "no-such-model", "x")
+	// Unknown model: 404 in OpenAI's format, naming the similar models
+	// (not every model: GET /v1/models lists those).
+	_, err := g.chat(t.Context(), "qwen-c", "x")
 	var apiErr *openai.Error
 	if !errors.As(err, &apiErr) || apiErr.StatusCode != 404 || apiErr.Code != "model_not_found" || apiErr.Param != "model" ||
-		!strings.Contains(apiErr.Message, "qwen-a") || !strings.Contains(apiErr.Message, "gpt-alpha") {
+		!strings.Contains(apiErr.Message, "qwen-a") || !strings.Contains(apiErr.Message, "qwen-b") || strings.Contains(apiErr.Message, "gpt-alpha") {
 		t.Errorf("unknown model: %v", err)
 	}
 

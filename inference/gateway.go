@@ -14,6 +14,7 @@ package inference
 import (
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"aima/services"
@@ -29,6 +30,9 @@ type Options struct {
 	MaxWait time.Duration
 	// MaxBody caps a request body (413 beyond).
 	MaxBody int64
+	// ReadOnly serves only services that run: a request that would
+	// start, wake or swap one in is refused (the daemon's --read-only).
+	ReadOnly bool
 }
 
 // DefaultOptions are the settings an unset field takes.
@@ -55,6 +59,7 @@ type Gateway struct {
 	m      *services.Manager
 	opts   Options
 	client *http.Client
+	names  atomic.Pointer[nameIndex] // of the records last seen (see index)
 }
 
 // New builds a gateway over the service manager.

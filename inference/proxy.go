@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"regexp"
-	"strconv"
 	"sync"
 	"time"
 
@@ -43,6 +41,7 @@ type Response struct {
 	Stream bool
 
 	g         *Gateway
+	ctx       context.Context // the client's
 	adm       *services.Admission
 	body      io.ReadCloser
 	br        *bufio.Reader
@@ -57,6 +56,8 @@ type Response struct {
 	tokensIn  int
 	tokensOut int
 	usageSeen bool
+	done      bool   // the stream's [DONE] arrived
+	note      string // what aima did not take from the engine's answer, and why
 	tail      []byte // last bytes of a non-stream body, where usage is
 	failed    error
 	once      sync.Once
@@ -68,8 +69,14 @@ type Response struct {
 // the client's: when it ends, the engine's request is cancelled at once.
 func (g *Gateway) Do(ctx context.Context, req Request) (*Response, error) {
 	began := time.Now()
+	if d := nesting(req.Body); d > maxNesting {
+		return nil, errs.Invalid("body", "the request body nests arrays and objects more than %d deep", maxNesting)
+	}
 	if !gjson.ValidBytes(req.Body) {
 		return nil, errs.Invalid("body", "the request body is not valid JSON")
+	}
+	if err := checkKeys(req.Body); err != nil {
+		return nil, err
 	}
 	fields := gjson.GetManyBytes(req.Body, "model", "stream", "stream_options.include_usage")
 	if fields[0].Type != gjson.String {
@@ -81,7 +88,7 @@ func (g *Gateway) Do(ctx context.Context, req Request) (*Response, error) {
 		return nil, err
 	}
 	wctx, cancel := context.WithTimeout(ctx, g.opts.MaxWait)
-	opts := services.AdmitOptions{MaxQueue: g.opts.MaxQueue}
+	opts := services.AdmitOptions{MaxQueue: g.opts.MaxQueue, ReadOnly: g.opts.ReadOnly}
 	if req.OnWait != nil {
 		opts.OnWait = func(_ services.Service, what string) { req.OnWait(what) }
 	}
@@ -91,7 +98,7 @@ func (g *Gateway) Do(ctx context.Context, req Request) (*Response, error) {
 		return nil, err
 	}
 	s = adm.Service
-	r := &Response{Service: s, g: g, adm: adm, began: began, model: model, endpoint: req.Endpoint,
+	r := &Response{Service: s, g: g, ctx: ctx, adm: adm, began: began, model: model, endpoint: req.Endpoint,
 		Stream: fields[1].Bool(), wantUsage: fields[2].Bool()}
 	body := req.Body
 	if s.ServedModel != "" && s.ServedModel != model {
@@ -141,13 +148,20 @@ func (r *Response) fail(err error) {
 
 // Next returns the next Server-Sent Event of a stream, blank line
 // included, exactly as the engine sent it; the slice is valid until the
-// next call. It returns io.EOF after the last event.
+// next call. It returns io.EOF after the last event, and a *StreamError
+// when the stream did not end as an answer ends: the engine's connection
+// broke (it died mid-answer), an event exceeded maxEvent, or a chat or
+// completions stream ended without its [DONE].
 func (r *Response) Next() ([]byte, error) {
 	for {
 		ev, err := r.readEvent()
+		if errors.Is(err, io.EOF) && !r.done && usageOption[r.endpoint] {
+			err = &StreamError{Service: r.Service.ID, Reason: StreamUnfinished}
+		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
-				r.failed = err
+				r.failed = r.streamError(err)
+				err = r.failed
 			}
 			return nil, err
 		}
@@ -161,12 +175,25 @@ func (r *Response) Next() ([]byte, error) {
 // writer can hold its flush until it has passed on all that is there.
 func (r *Response) Buffered() bool { return r.br != nil && r.br.Buffered() > 0 }
 
-// readEvent reads up to and including the blank line that ends an event.
+// maxEvent bounds one Server-Sent Event from an engine. A real event is a
+// few hundred bytes (a token's chunk) to tens of KiB (a chunk with
+// logprobs); an engine that sends more without ending the event would
+// otherwise have the gateway buffer all of it.
+const maxEvent = 8 << 20
+
+// readEvent reads up to and including the blank line that ends an event,
+// at most maxEvent bytes of it.
 func (r *Response) readEvent() ([]byte, error) {
+	if cap(r.buf) > 256<<10 {
+		r.buf = nil // one big event does not pin its buffer for the rest of the stream
+	}
 	r.buf = r.buf[:0]
 	for {
 		line, err := r.br.ReadSlice('\n')
 		r.buf = append(r.buf, line...)
+		if len(r.buf) > maxEvent {
+			return nil, &StreamError{Service: r.Service.ID, Reason: StreamEventTooLarge}
+		}
 		if errors.Is(err, bufio.ErrBufferFull) {
 			continue
 		}
@@ -200,6 +227,7 @@ func (r *Response) account(ev []byte) bool {
 	}
 	data := ev[i+len(dataPrefix):]
 	if bytes.HasPrefix(data, []byte("[DONE]")) {
+		r.done = true
 		return true
 	}
 	if r.firstAt.IsZero() {
@@ -213,8 +241,7 @@ func (r *Response) account(ev []byte) bool {
 	if !u[0].Exists() {
 		return true
 	}
-	r.usageSeen = true
-	r.tokensIn, r.tokensOut = int(u[0].Int()), int(u[1].Int())
+	r.takeUsage(rawNumber(u[0]), rawNumber(u[1]))
 	return r.wantUsage || u[2].Int() > 0
 }
 
@@ -231,15 +258,11 @@ func (r *Response) Read(p []byte) (int, error) {
 		}
 	}
 	if err != nil && !errors.Is(err, io.EOF) {
-		r.failed = err
+		r.failed = r.streamError(err)
+		err = r.failed
 	}
 	return n, err
 }
-
-var (
-	promptTokensRE     = regexp.MustCompile(`"prompt_tokens"\s*:\s*(\d+)`)
-	completionTokensRE = regexp.MustCompile(`"completion_tokens"\s*:\s*(\d+)`)
-)
 
 // Close ends the request: the engine's body is closed (cancelling it if
 // unfinished), the request leaves the in-flight count and its record goes
@@ -250,11 +273,12 @@ func (r *Response) Close() {
 			_ = r.body.Close()
 		}
 		if !r.Stream && !r.usageSeen {
-			if m := promptTokensRE.FindSubmatch(r.tail); m != nil {
-				r.tokensIn, _ = strconv.Atoi(string(m[1]))
-			}
-			if m := completionTokensRE.FindSubmatch(r.tail); m != nil {
-				r.tokensOut, _ = strconv.Atoi(string(m[1]))
+			if in := promptTokensRE.FindSubmatch(r.tail); in != nil {
+				out := []byte("0") // an embedding's usage has no completion_tokens
+				if m := completionTokensRE.FindSubmatch(r.tail); m != nil {
+					out = m[1]
+				}
+				r.takeUsage(string(in[1]), string(out))
 			}
 		}
 		if r.Stream && !r.usageSeen {
@@ -274,9 +298,13 @@ func (r *Response) Close() {
 		if r.failed != nil {
 			rec.Error = r.failed.Error()
 		}
+		rec.Note = r.note
 		msg := fmt.Sprintf("%s %s → %d, %d→%d tokens, %.0f ms", r.endpoint, r.model, r.Code, rec.TokensIn, rec.TokensOut, rec.DurationMs)
 		if rec.Error != "" {
 			msg += ": " + rec.Error
+		}
+		if rec.Note != "" {
+			msg += " (" + rec.Note + ")"
 		}
 		r.g.m.Bus().Publish(events.Event{ServiceID: r.Service.ID, Run: r.Service.Run, Type: events.TypeRequest,
 			Status: string(r.Service.Status), Message: msg, Request: rec})

@@ -2,42 +2,40 @@ package inference
 
 import (
 	"context"
+	"fmt"
 	"slices"
-	"sort"
 	"strings"
 
 	"aima/errs"
 	"aima/services"
 )
 
-// ModelNotFoundError says no service answers to the requested model name;
-// Available lists the names that do, so a client can correct itself.
+// ModelNotFoundError says no service answers to the requested model name.
+// Similar holds a few of the names that do and look like it (a typo, a
+// different case), so a client can correct itself; Total is how many model
+// names there are (GET /v1/models lists them).
 type ModelNotFoundError struct {
-	Model     string
-	Available []string
+	Model   string
+	Similar []string
+	Total   int
 }
 
 func (e *ModelNotFoundError) Error() string {
 	msg := "The model `" + e.Model + "` does not exist."
-	if len(e.Available) == 0 {
+	switch {
+	case e.Total == 0:
 		return msg + " No models are available: create a service first."
+	case len(e.Similar) > 0:
+		return msg + " Did you mean " + strings.Join(e.Similar, ", ") + fmt.Sprintf("? (%d models in all: GET /v1/models lists them.)", e.Total)
 	}
-	return msg + " Available models: " + strings.Join(e.Available, ", ") + "."
+	return msg + fmt.Sprintf(" %d models are available: GET /v1/models lists them.", e.Total)
 }
 
 // Unwrap gives the error its kind.
 func (e *ModelNotFoundError) Unwrap() error { return errs.NotFoundf("model %s not found", e.Model) }
 
-// answersTo reports whether a request for model goes to the service: model
-// is its served model name, one of its aliases, its name or id, or its
-// registered model's id. (No allocation: Route asks it of every record.)
-func answersTo(s *services.Service, model string) bool {
-	return (s.ServedModel != "" && s.ServedModel == model) || slices.Contains(s.Aliases, model) ||
-		s.Name == model || s.ID == model || (s.ModelPath != "" && s.ModelID == model)
-}
-
 // readiness ranks how soon a service can answer: lower is sooner.
-func readiness(s services.Service) int {
+func readiness(s *services.Service) int {
 	switch s.Status {
 	case services.StatusRunning:
 		return 0
@@ -54,95 +52,63 @@ func readiness(s services.Service) int {
 	return 5
 }
 
-// pick chooses the service for model among candidates (oldest first): the
-// soonest ready, and among equally ready ones the one with the fewest
-// requests in flight (then the oldest, for a stable choice). all is every
-// service, for the names a not-found error lists.
-func pick(candidates []services.Service, model string, all []*services.Service) (services.Service, error) {
-	var best *services.Service
-	for i := range candidates {
-		s := &candidates[i]
-		if !answersTo(s, model) {
-			continue
+// pick chooses among the services that answer to a name (oldest first):
+// the soonest ready, and among equally ready ones the one with the fewest
+// requests in flight (then the oldest, for a stable choice). traffic gives
+// a service's figures; it is asked only when there is a choice to make, so
+// listing 20,000 names of one service each reads no figures and copies no
+// record.
+func pick(cands []*services.Service, traffic func(id string) *services.Traffic) *services.Service {
+	if len(cands) < 2 {
+		if len(cands) == 0 {
+			return nil
 		}
-		if best == nil || better(*s, *best) {
-			best = s
+		return cands[0]
+	}
+	best, bestTr := cands[0], traffic(cands[0].ID)
+	for _, s := range cands[1:] {
+		tr := traffic(s.ID)
+		if better(s, tr, best, bestTr) {
+			best, bestTr = s, tr
 		}
 	}
-	if best == nil {
-		return services.Service{}, &ModelNotFoundError{Model: model, Available: available(all)}
-	}
-	return *best, nil
+	return best
 }
 
-func better(a, b services.Service) bool {
+func better(a *services.Service, ta *services.Traffic, b *services.Service, tb *services.Traffic) bool {
 	ra, rb := readiness(a), readiness(b)
 	if ra != rb {
 		return ra < rb
 	}
-	return inFlight(a) < inFlight(b)
+	return inFlight(ta) < inFlight(tb)
 }
 
-func inFlight(s services.Service) int {
-	if s.Traffic == nil {
+func inFlight(t *services.Traffic) int {
+	if t == nil {
 		return 0
 	}
-	return s.Traffic.InFlight + s.Traffic.Waiting
+	return t.InFlight + t.Waiting
 }
 
-// available lists the model names requests may use, sorted, without
-// the service ids and names (which also work but are not models).
-func available(all []*services.Service) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, s := range all {
-		for _, n := range modelNames(s) {
-			if !seen[n] {
-				seen[n] = true
-				out = append(out, n)
-			}
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
-// modelNames are the served model name and the aliases.
-func modelNames(s *services.Service) []string {
-	out := append([]string{}, s.Aliases...)
-	if s.ServedModel != "" {
-		out = append([]string{s.ServedModel}, out...)
-	}
-	return out
-}
-
-// Route returns the service a request for model goes to. It reads the
-// record cache's shared records and copies only the services that answer
-// to model, so a request costs the same with 10 records as with 10,000.
+// Route returns the service a request for model goes to: one that
+// answers to it as its served model name, an alias, its name or id, or its
+// registered model's id (see nameIndex). A look-up in the index of names,
+// so a request costs the same with 10 services as with 10,000.
 func (g *Gateway) Route(ctx context.Context, model string) (services.Service, error) {
 	if model == "" {
 		return services.Service{}, errs.Invalid("model", "model is required")
 	}
-	all, err := g.m.ListShared(ctx)
+	ix, err := g.index(ctx)
 	if err != nil {
 		return services.Service{}, err
 	}
-	return pick(g.candidates(all, func(s *services.Service) bool { return answersTo(s, model) }), model, all)
-}
-
-// candidates copies the shared records that match, oldest first, with
-// their traffic figures (which pick weighs).
-func (g *Gateway) candidates(all []*services.Service, match func(*services.Service) bool) []services.Service {
-	var out []services.Service
-	for _, p := range all {
-		if match(p) {
-			s := *p
-			s.Traffic = g.m.Traffic(s.ID)
-			out = append(out, s)
-		}
+	p := pick(ix.byName[model], g.m.Traffic)
+	if p == nil {
+		return services.Service{}, ix.notFound(model)
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
-	return out
+	s := *p // the cache's record is shared: the caller gets a copy
+	s.Traffic = g.m.Traffic(s.ID)
+	return s, nil
 }
 
 // Model is one entry of the model list: a name requests may use and the
@@ -158,23 +124,38 @@ type Model struct {
 	Created   int64           `json:"created" jsonschema:"when the service was created, unix seconds"`
 }
 
-// Models lists every model name a request may use, with the service that
-// would answer it (the one Route picks).
+func modelOf(name string, s *services.Service) Model {
+	return Model{ID: name, ServiceID: s.ID, Status: s.Status, Phase: s.Phase, OnDemand: s.OnDemand,
+		SwapGroup: s.SwapGroup, Alias: name != s.ServedModel, Created: s.CreatedAt.Unix()}
+}
+
+// Models lists every model name a request may use (served model names and
+// aliases, sorted), each with the service that would answer it (the one
+// Route picks).
 func (g *Gateway) Models(ctx context.Context) ([]Model, error) {
-	all, err := g.m.ListShared(ctx)
+	ix, err := g.index(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := []Model{}
-	for _, n := range available(all) {
-		s, err := pick(g.candidates(all, func(s *services.Service) bool { return answersTo(s, n) }), n, all)
-		if err != nil {
-			continue
-		}
-		out = append(out, Model{
-			ID: n, ServiceID: s.ID, Status: s.Status, Phase: s.Phase, OnDemand: s.OnDemand,
-			SwapGroup: s.SwapGroup, Alias: n != s.ServedModel, Created: s.CreatedAt.Unix(),
-		})
+	out := slices.Clone(ix.list)
+	for _, i := range ix.multi {
+		n := ix.models[i]
+		out[i] = modelOf(n, pick(ix.byName[n], g.m.Traffic))
 	}
 	return out, nil
+}
+
+// Model is the entry of Models for one model name, or a
+// *ModelNotFoundError naming a few similar names.
+func (g *Gateway) Model(ctx context.Context, name string) (Model, error) {
+	ix, err := g.index(ctx)
+	if err != nil {
+		return Model{}, err
+	}
+	if ix.isModel(name) {
+		if s := pick(ix.byName[name], g.m.Traffic); s != nil {
+			return modelOf(name, s), nil
+		}
+	}
+	return Model{}, ix.notFound(name)
 }

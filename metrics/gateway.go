@@ -66,8 +66,11 @@ func (g *gateway) Collect(ch chan<- prometheus.Metric) {
 func (g *gateway) request(ev events.Event, engine string) {
 	r := ev.Request
 	g.requests.WithLabelValues(ev.ServiceID, engine, r.Endpoint, strconv.Itoa(r.Code)).Inc()
-	g.tokens.WithLabelValues(ev.ServiceID, engine, "in").Add(float64(r.TokensIn))
-	g.tokens.WithLabelValues(ev.ServiceID, engine, "out").Add(float64(r.TokensOut))
+	// A counter panics on a negative value. The gateway keeps an engine's
+	// impossible counts out of the record, but the record is data from
+	// another package: count only what can be counted.
+	g.tokens.WithLabelValues(ev.ServiceID, engine, "in").Add(float64(max(r.TokensIn, 0)))
+	g.tokens.WithLabelValues(ev.ServiceID, engine, "out").Add(float64(max(r.TokensOut, 0)))
 	g.duration.WithLabelValues(r.Endpoint).Observe(r.DurationMs / 1000)
 	if r.TTFTMs > 0 {
 		g.ttft.WithLabelValues(r.Endpoint).Observe(r.TTFTMs / 1000)

@@ -18,6 +18,11 @@ type AdmitOptions struct {
 	// it waits for changes, with a short description ("starting, phase
 	// pull", "waking", "swapping out svc-x").
 	OnWait func(s Service, what string)
+	// ReadOnly admits only to a service that runs (or is already
+	// starting): one that would have to be started, woken or swapped in
+	// is refused with errs.ReadOnly, since a read-only daemon changes
+	// nothing.
+	ReadOnly bool
 }
 
 // NotReadyError is a refusal that asking again later may cure: the wait
@@ -119,7 +124,7 @@ func (m *Manager) Admit(ctx context.Context, id string, opts AdmitOptions) (*Adm
 			}
 			g.mu.Unlock()
 		}
-		what, err := m.activate(ctx, s, &sawStart)
+		what, err := m.activate(ctx, s, &sawStart, opts.ReadOnly)
 		if err != nil {
 			return nil, err
 		}
@@ -145,7 +150,9 @@ func (m *Manager) Admit(ctx context.Context, id string, opts AdmitOptions) (*Adm
 // activate does what the service needs to become ready for a waiting
 // request and says what the request now waits for. It never blocks for
 // long: a start runs in the background; a wake and a swap take seconds.
-func (m *Manager) activate(ctx context.Context, s Service, sawStart *bool) (string, error) {
+// readOnly refuses to start, wake or swap in (errs.ReadOnly); waiting for
+// what is under way is still allowed.
+func (m *Manager) activate(ctx context.Context, s Service, sawStart *bool, readOnly bool) (string, error) {
 	switch s.Status {
 	case StatusRunning, StatusUnhealthy:
 		return "waiting for a release of " + s.ID + " to finish", nil // draining: a swap or an idle release is under way
@@ -155,6 +162,9 @@ func (m *Manager) activate(ctx context.Context, s Service, sawStart *bool) (stri
 	case StatusStopping:
 		return "stopping", nil
 	case StatusSleeping:
+		if readOnly {
+			return "", errs.ReadOnly("waking service " + s.ID + " for an inference request")
+		}
 		if _, err := m.Wake(ctx, s.ID); err != nil {
 			return "", err
 		}
@@ -166,6 +176,13 @@ func (m *Manager) activate(ctx context.Context, s Service, sawStart *bool) (stri
 	}
 	if !s.OnDemand {
 		return "", errs.New(errs.Unavailable, "service %s is %s and not on demand; start it with service_start (or create it with on_demand)", s.ID, s.Status)
+	}
+	if readOnly {
+		verb := "starting"
+		if s.SwapGroup != "" {
+			verb = "swapping in"
+		}
+		return "", errs.ReadOnly(verb + " service " + s.ID + " for an inference request")
 	}
 	res, err := m.Start(ctx, s.ID, 0)
 	if err != nil {

@@ -208,19 +208,26 @@ func (m *Manager) Stranded(ctx context.Context) ([]Service, error) {
 		if s.Status != StatusCreating && s.Status != StatusStopping {
 			continue
 		}
-		unlock, free := m.locks.tryLock(s.ID)
-		if !free {
-			continue
-		}
-		cur, err := m.col.Get(ctx, s.ID)
-		m.mu.Lock()
-		_, starting := m.jobs[s.ID]
-		m.mu.Unlock()
-		unlock()
-		if err == nil && (cur.Status == StatusStopping || (cur.Status == StatusCreating && !starting)) {
+		if cur, ok := m.strandedNow(ctx, s.ID); ok {
 			out = append(out, cur)
 		}
 	}
 	sort.Stable(byCreated(out))
 	return out, nil
+}
+
+// strandedNow reads the service's record under its lifecycle lock, if the
+// lock is free, and says whether it is stranded. The lock is released by a
+// defer: the store read must not be able to leave it held.
+func (m *Manager) strandedNow(ctx context.Context, id string) (Service, bool) {
+	unlock, free := m.locks.tryLock(id)
+	if !free {
+		return Service{}, false // being driven
+	}
+	defer unlock()
+	cur, err := m.col.Get(ctx, id)
+	m.mu.Lock()
+	_, starting := m.jobs[id]
+	m.mu.Unlock()
+	return cur, err == nil && (cur.Status == StatusStopping || (cur.Status == StatusCreating && !starting))
 }

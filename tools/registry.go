@@ -161,7 +161,7 @@ func (o *typedOp[In, Out]) Call(ctx context.Context, env *Env, raw json.RawMessa
 		rep = NopReporter{}
 	}
 	if env.ReadOnly && !o.spec.ReadOnly {
-		return nil, errs.New(errs.InvalidArgument, "%s is disabled: aima runs in read-only mode", o.spec.Name)
+		return nil, errs.ReadOnly(o.spec.Name)
 	}
 	return o.spec.Run(ctx, env, in, rep)
 }

@@ -15,6 +15,7 @@ type DoctorOutput struct {
 	Services int               `json:"services" jsonschema:"number of service records"`
 	Failed   []string          `json:"failed" jsonschema:"services in status failed, with their reasons"`
 	Stranded []string          `json:"stranded" jsonschema:"services creating or stopping with no start or stop in progress, which would never settle (never expected; service_stop settles them)"`
+	Stuck    []services.Stuck  `json:"stuck" jsonschema:"services that cannot make progress: creating or stopping past the time that status must end by while an operation still holds them (something in aima is blocked); a daemon restart clears them"`
 	Orphans  []services.Orphan `json:"orphans" jsonschema:"containers labelled as aima's with no service record; remove with service_prune"`
 	Store    state.Info        `json:"store" jsonschema:"the state store: its file, and its backup copy"`
 	Damaged  []state.Damaged   `json:"damaged" jsonschema:"service and model records the state store cannot read: left out of lists, reconcile and liveness; delete them with service_delete or model_remove"`
@@ -90,10 +91,10 @@ func systemOps() []Op {
 		systemInfoOp(),
 		Declare(Spec[Empty, DoctorOutput]{
 			Name:        "system_doctor",
-			Description: "Diagnose aima's host: Docker engine reachability, the GPU state (driver, memory, leases), failed services and their reasons, services stranded in creating or stopping, orphan containers (labelled as aima's but with no service record, e.g. after a lost data dir), the state store and its backup, records the store cannot read, and warnings with what to do. Changes nothing; service_prune removes orphans. When the daemon does not start because its store is damaged, `aima store check` inspects the store file without a daemon.",
+			Description: "Diagnose aima's host: Docker engine reachability, the GPU state (driver, memory, leases), failed services and their reasons, services stranded in creating or stopping, services stuck (creating or stopping past their deadline while an operation still holds them), orphan containers (labelled as aima's but with no service record, e.g. after a lost data dir), the state store and its backup, records the store cannot read, and warnings with what to do. Changes nothing; service_prune removes orphans. When the daemon does not start because its store is damaged, `aima store check` inspects the store file without a daemon.",
 			Annotations: Annotations{ReadOnly: true, Idempotent: true},
 			Run: func(ctx context.Context, env *Env, _ Empty, _ Reporter) (DoctorOutput, error) {
-				out := DoctorOutput{Docker: "ok", Failed: []string{}, Stranded: []string{}, Orphans: []services.Orphan{}, GPUs: []string{}}
+				out := DoctorOutput{Docker: "ok", Failed: []string{}, Stranded: []string{}, Stuck: []services.Stuck{}, Orphans: []services.Orphan{}, GPUs: []string{}}
 				out.GPU, out.GPUs = gpuDoctor(ctx, env)
 				if err := env.Runtime.Ping(ctx); err != nil {
 					out.Docker = err.Error()
@@ -115,6 +116,11 @@ func systemOps() []Op {
 				for _, s := range stranded {
 					out.Stranded = append(out.Stranded, fmt.Sprintf("%s: %s (phase %s) with no start or stop in progress", s.ID, s.Status, s.Phase))
 				}
+				stuck, err := env.Services.Stuck(ctx)
+				if err != nil {
+					return out, err
+				}
+				out.Stuck = append(out.Stuck, stuck...)
 				var orphans []services.Orphan
 				if out.Docker == "ok" {
 					if orphans, err = env.Services.Orphans(ctx); err != nil {
@@ -149,6 +155,14 @@ func systemOps() []Op {
 				}
 				for _, f := range o.Stranded {
 					fmt.Fprintf(&b, "stranded: %s; `aima service stop` settles it\n", f)
+				}
+				for _, s := range o.Stuck {
+					held := "its start still runs"
+					if s.LockHeld {
+						held = "an operation on it has not returned"
+					}
+					fmt.Fprintf(&b, "stuck: %s %s since %s, past %s, and %s; restart the daemon to clear it\n",
+						s.ServiceID, s.Status, s.Since.Local().Format("2006-01-02 15:04:05"), s.Deadline.Local().Format("15:04:05"), held)
 				}
 				if len(o.Orphans) == 0 {
 					b.WriteString("orphan containers: none\n")

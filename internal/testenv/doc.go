@@ -1,6 +1,6 @@
 // Package testenv holds the shared helpers for aima's integration tests: a
 // reachable Docker engine (or a clear failure), images built from this
-// repository (the engine simulator, a tiny test program), a loopback OCI
+// repository (the engine simulator, a tiny test program, a hostile engine), a loopback OCI
 // registry to pull from, the aima binary, free ports and cleanup of
 // containers by label; and the pieces of the end-to-end harnesses: a daemon
 // config with the simulator as vllm (SimConfig), a model directory

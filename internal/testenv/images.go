@@ -30,6 +30,7 @@ import (
 var (
 	EngineSimRef = "aima-enginesim:" + imageTag()
 	TestProgRef  = "aima-testprog:" + imageTag()
+	HostileRef   = "aima-hostile:" + imageTag()
 )
 
 // ShaLabel holds the sha256 of the image's binary plus Dockerfile, so an
@@ -76,6 +77,19 @@ func TestProgImage(t testing.TB) string {
 	return ensureImage(t, goImage{pkg: "aima/internal/testenv/testprog", bin: "testprog", ref: TestProgRef,
 		dockerfile: func(string) ([]byte, error) {
 			return []byte("FROM scratch\nCOPY testprog /testprog\nENTRYPOINT [\"/testprog\"]\n"), nil
+		}})
+}
+
+// HostileEngineImage is like EngineSimImage for internal/testenv/hostile,
+// an engine that answers each request with what the request's script says
+// (negative usage, an event without end, a death mid-answer: see that
+// package's doc), for the gateway's tests against a hostile engine. Make it
+// an engine's image with SimConfigOptions.Image.
+func HostileEngineImage(t testing.TB) string {
+	t.Helper()
+	return ensureImage(t, goImage{pkg: "aima/internal/testenv/hostile", bin: "hostile", ref: HostileRef,
+		dockerfile: func(string) ([]byte, error) {
+			return []byte("FROM scratch\nCOPY hostile /hostile\nENTRYPOINT [\"/hostile\"]\n"), nil
 		}})
 }
 

@@ -102,6 +102,8 @@ export function healthView(main) {
         ['last backup', doc.store && doc.store.backup_at ? fmtDateTime(doc.store.backup_at) : ''],
         ['services', doc.services !== undefined ? String(doc.services) : ''],
         ['failed', (doc.failed || []).join('\n')],
+        ['stranded', (doc.stranded || []).join('\n')],
+        ['stuck', (doc.stuck || []).map(x => `${x.service_id}: ${x.status} since ${fmtDateTime(x.since)} (an operation on it has not returned; restart the daemon)`).join('\n')],
         ['orphan containers', (doc.orphans || []).map(o => o.name).join(', ')],
         ['warnings', (doc.warnings || []).join('\n')],
         ['doctor', doc.error || ''],
