@@ -17,11 +17,11 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
+
+	"aima/internal/modroot"
 )
 
 func main() {
@@ -31,7 +31,7 @@ func main() {
 	dir := *root
 	if dir == "" {
 		var err error
-		if dir, err = moduleRoot(); err != nil {
+		if dir, err = modroot.Find(); err != nil {
 			fmt.Fprintln(os.Stderr, "aima-docs:", err)
 			os.Exit(1)
 		}
@@ -50,23 +50,5 @@ func main() {
 	}
 	if *check && len(stale) > 0 {
 		os.Exit(1)
-	}
-}
-
-// moduleRoot is the nearest directory up from the working one with a go.mod.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory; pass -root")
-		}
-		dir = parent
 	}
 }

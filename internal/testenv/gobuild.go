@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"aima/internal/modroot"
 )
 
 // buildTimeout bounds one `go build` or image build.
@@ -23,34 +24,17 @@ const buildTimeout = 5 * time.Minute
 // from the working directory (go test runs each test in its package dir).
 func ModuleRoot(t testing.TB) string {
 	t.Helper()
-	root, err := moduleRoot()
+	root, err := modroot.Find()
 	if err != nil {
 		t.Fatal(err)
 	}
 	return root
 }
 
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("testenv: go.mod not found above the working directory")
-		}
-		dir = parent
-	}
-}
-
 // goBuild builds package pkg (an import path such as "aima/cmd/aima") as a
 // static binary at out, from the module root.
 func goBuild(pkg, out string) error {
-	root, err := moduleRoot()
+	root, err := modroot.Find()
 	if err != nil {
 		return err
 	}
@@ -97,7 +81,7 @@ func BuildBinary(t testing.TB, pkg string) string {
 }
 
 func buildShared(pkg string) (string, error) {
-	root, err := moduleRoot()
+	root, err := modroot.Find()
 	if err != nil {
 		return "", err
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"aima/internal/filelock"
+	"aima/internal/modroot"
 )
 
 // Image refs and the label that records which binary an image holds. The
@@ -110,7 +111,7 @@ func ensureImage(t testing.TB, gi goImage) string {
 }
 
 func buildGoImage(gi goImage) error {
-	root, err := moduleRoot()
+	root, err := modroot.Find()
 	if err != nil {
 		return err
 	}
