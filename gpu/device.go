@@ -34,6 +34,7 @@ type Device struct {
 	MIGMode   string    `json:"mig_mode,omitempty" jsonschema:"enabled or disabled (absent on GPUs without MIG); aima does not choose MIG-enabled GPUs on its own"`
 	Processes []Process `json:"processes,omitempty" jsonschema:"compute processes on the GPU (any owner)"`
 	HeldBy    []Holder  `json:"held_by,omitempty" jsonschema:"aima services holding a lease on this GPU"`
+	Cordon    *Cordon   `json:"cordon,omitempty" jsonschema:"set while the GPU is cordoned: it takes no new lease (gpu_cordon, gpu_drain)"`
 }
 
 // Process is a compute process on a GPU.

@@ -74,7 +74,7 @@ func New(version string) *Metrics {
 			Name: "aima_build_info", Help: "aima's build: always 1, with the version and Go version as labels.",
 			ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()},
 		}, func() float64 { return 1 }),
-		m.lifecycle, m.ops, &recordCollector{m: m}, &busCollector{m: m}, &gpuCollector{m: m},
+		m.lifecycle, m.ops, &recordCollector{m: m}, &busCollector{m: m}, &gpuCollector{m: m}, &gpuCordonCollector{m: m},
 	}
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.reg.MustRegister(m.own...)

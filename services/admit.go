@@ -146,6 +146,9 @@ func (m *Manager) Admit(ctx context.Context, id string, opts AdmitOptions) (*Adm
 // request and says what the request now waits for. It never blocks for
 // long: a start runs in the background; a wake and a swap take seconds.
 func (m *Manager) activate(ctx context.Context, s Service, sawStart *bool) (string, error) {
+	if m.gate.isMoving(s.ID) && !up(s.Status) {
+		return "moving to another GPU", nil // the drain starts it again
+	}
 	switch s.Status {
 	case StatusRunning, StatusUnhealthy:
 		return "waiting for a release of " + s.ID + " to finish", nil // draining: a swap or an idle release is under way

@@ -36,6 +36,7 @@ type CreateSpec struct {
 	OnDemand    bool          // the first request starts (or wakes) it
 	IdleTimeout time.Duration // released after this long without requests; 0 = never
 	SwapGroup   string        // members never run at the same time
+	Evictable   bool          // may be released, while idle, to make room for another start
 }
 
 // aliasRE accepts model names as clients write them: "qwen", "gpt-4o",
@@ -190,14 +191,14 @@ func (m *Manager) Create(ctx context.Context, spec CreateSpec) (Service, error) 
 	s := Service{
 		ID: newID(), EngineType: eng.Type, GPUs: gpus, Args: spec.Args, Env: spec.Env,
 		Status: StatusCreated, CreatedAt: now, UpdatedAt: now, RestartPolicy: policy,
-		Aliases: spec.Aliases, OnDemand: spec.OnDemand, SwapGroup: spec.SwapGroup,
+		Aliases: spec.Aliases, OnDemand: spec.OnDemand, SwapGroup: spec.SwapGroup, Evictable: spec.Evictable,
 	}
 	if spec.IdleTimeout > 0 {
 		s.IdleTimeout = spec.IdleTimeout.String()
 	}
 	// A service aima may release sleeps instead of stopping where the
 	// engine can.
-	s.SleepMode = eng.Sleep != nil && (s.OnDemand || s.IdleTimeout != "" || s.SwapGroup != "")
+	s.SleepMode = eng.Sleep != nil && (s.OnDemand || s.IdleTimeout != "" || s.SwapGroup != "" || s.Evictable)
 	model, err := m.models.Get(ctx, spec.ModelID)
 	switch {
 	case err == nil:

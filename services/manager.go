@@ -131,6 +131,9 @@ type Manager struct {
 	// services and recording a new one happen under it, so two starts
 	// never take the same GPU.
 	placeMu sync.Mutex
+	// evictMu serialises evictions (evict.go), so two starts never both
+	// evict for the same room.
+	evictMu sync.Mutex
 
 	dockerDown atomic.Bool // the watcher lost the engine
 

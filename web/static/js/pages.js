@@ -72,12 +72,13 @@ export function gpusView(main) {
   call('gpu_list', {}).then(l => {
     fill(box,
       l.note ? h('p', {class: 'muted'}, l.note) : null,
-      l.items.length ? table('gpus', ['#', 'Name', 'Memory', '', 'Utilization', 'Temperature', 'Held by'], l.items.map(d => [
+      l.items.length ? table('gpus', ['#', 'Name', 'Memory', '', 'Utilization', 'Temperature', 'Held by', 'Cordon'], l.items.map(d => [
         String(d.index), d.name, mem(d),
         d.memory_total_bytes ? h('progress', {max: d.memory_total_bytes, value: d.memory_used_bytes || 0}) : '',
         d.utilization_percent !== undefined ? `${d.utilization_percent}%` : '',
         d.temperature_c !== undefined ? `${d.temperature_c} °C` : '',
         (d.held_by || []).map(x => x.service_id).join(', '),
+        d.cordon ? h('span', {class: 'cordoned', title: d.cordon.at}, d.cordon.reason ? `cordoned: ${d.cordon.reason}` : 'cordoned') : '',
       ])) : null);
   }).catch(e => failed(box, e));
   return {close() {}};

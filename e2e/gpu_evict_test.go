@@ -1,0 +1,185 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"aima/client"
+	"aima/events"
+	"aima/gpu"
+	"aima/internal/testenv"
+	"aima/services"
+	"aima/tools"
+)
+
+// Cordon, drain and eviction on the real Docker engine with the simulator
+// and the fake nvidia-smi's two 80 GiB GPUs: a vllm service declares 0.9 of
+// a GPU, so two run at a time, one per GPU.
+
+// chat sends one chat request through the gateway and returns its HTTP
+// status and body.
+func chat(t testing.TB, url, model, prompt string) (int, string) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"model": model, "messages": []map[string]string{{"role": "user", "content": prompt}}})
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, url+"/v1/chat/completions", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := (&http.Client{Timeout: callTimeout}).Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	return resp.StatusCode, string(raw)
+}
+
+// eventMessages are the messages of the service's history.
+func eventMessages(t testing.TB, p *inproc, id string) []string {
+	t.Helper()
+	var hist tools.EventsOutput
+	p.call(t, "service_events", tools.ServiceEventsInput{ServiceID: id}, &hist)
+	var out []string
+	for _, h := range hist.Items {
+		out = append(out, h.Event.Message)
+	}
+	return out
+}
+
+func hasMessage(msgs []string, parts ...string) bool {
+	return slices.ContainsFunc(msgs, func(m string) bool {
+		for _, p := range parts {
+			if !strings.Contains(m, p) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// TestGPUCordonAndDrain: a cordoned GPU takes no new service (a start
+// naming it is refused in schedule, model_fit says why, gpu_list and
+// /metrics show it); a drain moves a running service to the other GPU while
+// a client keeps sending requests, none of which fails.
+func TestGPUCordonAndDrain(t *testing.T) {
+	p := newInprocGPUs(t, testenv.TwoGPUs())
+
+	var c gpu.Cordon
+	p.call(t, "gpu_cordon", tools.GPUCordonInput{GPU: "1", Reason: "fan failing"}, &c)
+	if c.UUID == "" || c.Index != 1 || c.Reason != "fan failing" {
+		t.Fatalf("cordon %+v", c)
+	}
+	var fit services.FitResult
+	p.call(t, "model_fit", tools.ModelFitInput{ModelID: p.modelID, GPUs: "device=1"}, &fit)
+	if fit.Fits || !strings.Contains(fit.Reason, "is cordoned (fan failing)") {
+		t.Errorf("model_fit on the cordoned GPU: fits %v reason %q", fit.Fits, fit.Reason)
+	}
+	p.call(t, "model_fit", tools.ModelFitInput{ModelID: p.modelID}, &fit)
+	if !fit.Fits || !slices.Equal(fit.FitsOn, []int{0}) {
+		t.Errorf("model_fit: fits %v on %v, want GPU 0 only", fit.Fits, fit.FitsOn)
+	}
+	var inv tools.GPUListOutput
+	p.call(t, "gpu_list", struct{}{}, &inv)
+	if inv.Items[1].Cordon == nil || inv.Items[0].Cordon != nil {
+		t.Errorf("gpu_list cordons: %+v / %+v", inv.Items[0].Cordon, inv.Items[1].Cordon)
+	}
+	resp, err := http.Get(p.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := fmt.Sprintf("aima_gpu_cordoned{gpu=\"1\",uuid=%q} 1", c.UUID); !strings.Contains(string(metrics), want) {
+		t.Errorf("/metrics lacks %s", want)
+	}
+
+	pinned := p.createService(t, tools.ServiceCreateInput{Name: "pinned", GPUs: "device=1"})
+	if _, _, err := p.startWait(t, pinned.ID, 60); err == nil {
+		t.Error("a start pinned to the cordoned GPU ran")
+	}
+	assertRefusedInSchedule(t, p.status(t, pinned.ID), nil, "cordoned (fan failing)")
+
+	// Slow answers (40 tokens, 50 ms each at the tests' time scale) so
+	// requests are in flight when the drain begins.
+	svc := p.createService(t, tools.ServiceCreateInput{Name: "mover", Env: []string{"SIM_ITL=1s"}})
+	if _, _, err := p.startWait(t, svc.ID, 120); err != nil {
+		t.Fatal(err)
+	}
+	if s := p.status(t, svc.ID); s.GPULease == nil || s.GPULease.Indexes() != "0" {
+		t.Fatalf("lease %+v, want GPU 0 (GPU 1 is cordoned)", s.GPULease)
+	}
+	p.call(t, "gpu_uncordon", tools.GPURef{GPU: "1"}, nil)
+
+	prompt := strings.TrimSpace(strings.Repeat("word ", 40))
+	var sent, failed atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				code, body := chat(t, p.URL, "qwen-tiny", prompt)
+				sent.Add(1)
+				if code != 200 {
+					failed.Add(1)
+					t.Errorf("request during the drain: HTTP %d %s", code, body)
+				}
+			}
+		}()
+	}
+	p.waitFor(t, svc.ID, time.Minute, "serving a request", func(s services.Service) bool { return s.Traffic != nil && s.Traffic.InFlight > 0 })
+
+	var progress []events.Event
+	var res services.DrainResult
+	err = p.try(t, "gpu_drain", tools.GPUDrainInput{GPU: "0", Reason: "driver update"}, &res,
+		&client.Stream{OnEvent: func(ev events.Event) { progress = append(progress, ev) }})
+	if err != nil {
+		t.Fatalf("drain: %v", err)
+	}
+	// A few more requests on the new GPU, then stop the clients.
+	base := sent.Load()
+	for sent.Load() < base+2 && failed.Load() == 0 {
+		p.waitFor(t, svc.ID, time.Minute, "answering", func(s services.Service) bool { return sent.Load() >= base+2 })
+	}
+	close(stop)
+	wg.Wait()
+
+	if len(res.Moves) != 1 || res.Moves[0].Outcome != services.DrainMoved || res.Moves[0].To != "1" {
+		t.Fatalf("drain result %+v, want the service moved to GPU 1", res)
+	}
+	if s := p.status(t, svc.ID); s.Status != services.StatusRunning || s.GPULease == nil || s.GPULease.Indexes() != "1" {
+		t.Errorf("after the drain: %s on %+v", s.Status, s.GPULease)
+	}
+	if failed.Load() != 0 || sent.Load() < 3 {
+		t.Errorf("%d of %d requests failed", failed.Load(), sent.Load())
+	}
+	var progressText []string
+	for _, ev := range progress {
+		progressText = append(progressText, ev.Message)
+	}
+	msgs := eventMessages(t, p, svc.ID)
+	for _, want := range [][]string{{"GPU 0 is being drained", "request(s) in flight finish"}, {"stopping this service to start it again on GPU 1"}, {"moved off drained GPU 0: running on GPU 1"}} {
+		if !hasMessage(msgs, want...) {
+			t.Errorf("events lack %q:\n%s", want, strings.Join(msgs, "\n"))
+		}
+		if !hasMessage(progressText, want...) {
+			t.Errorf("drain progress lacks %q", want)
+		}
+	}
+}
