@@ -183,3 +183,66 @@ func TestGPUCordonAndDrain(t *testing.T) {
 		}
 	}
 }
+
+// TestEvictionLRU: four on-demand evictable services on two GPUs, two at
+// a time. Requests going round all four through /v1 are all answered: each
+// that finds no room evicts exactly the least recently used idle service
+// (put to sleep; it comes back on its next request, evicting in turn).
+// Then, with the least recently used one busy, a fifth service evicts the
+// idle one instead and the busy one's request completes.
+func TestEvictionLRU(t *testing.T) {
+	p := newInprocGPUs(t, testenv.TwoGPUs())
+	names := []string{"m1", "m2", "m3", "m4", "m5"}
+	svc := map[string]services.Service{}
+	for _, n := range names {
+		model := p.addModel(t, testenv.MakeModel(t, n))
+		svc[n] = p.createService(t, tools.ServiceCreateInput{ModelID: model, Name: "evict-" + n, OnDemand: true, Evictable: true,
+			Env: []string{"SIM_ITL=1s"}})
+	}
+	order := []string{"m1", "m2", "m3", "m4", "m1", "m2", "m3", "m4"}
+	for i, n := range order {
+		if code, body := chat(t, p.URL, n, "hello "+n); code != 200 {
+			t.Fatalf("request %d (%s): HTTP %d %s", i, n, code, body)
+		}
+		if i < 2 {
+			continue
+		}
+		// The least recently used is the one asked two requests before.
+		lru := order[i-2]
+		victim := p.status(t, svc[lru].ID)
+		if victim.Status != services.StatusSleeping || victim.LastEviction == nil || victim.LastEviction.By != svc[n].ID {
+			t.Fatalf("request %d (%s): %s is %s, last eviction %+v; want it evicted (asleep) by %s", i, n, lru, victim.Status, victim.LastEviction, svc[n].ID)
+		}
+		if !hasMessage(eventMessages(t, p, svc[n].ID), "made room on GPU", "service "+victim.ID, "least recently used") {
+			t.Errorf("%s's events do not name %s as evicted", n, lru)
+		}
+		if !hasMessage(eventMessages(t, p, victim.ID), "evicted: service "+svc[n].ID) {
+			t.Errorf("%s's events do not name %s as taking its GPU", lru, n)
+		}
+		for _, other := range names {
+			if s := p.status(t, svc[other].ID); s.Failure != "" || (s.Traffic != nil && s.Traffic.Failed > 0) {
+				t.Errorf("%s: failure %q, traffic %+v", other, s.Failure, s.Traffic)
+			}
+		}
+	}
+
+	// m3 and m4 run; m3 is the least recently used. Keep m3 busy.
+	busyDone := make(chan int, 1)
+	go func() {
+		code, _ := chat(t, p.URL, "m3", strings.TrimSpace(strings.Repeat("busy ", 60)))
+		busyDone <- code
+	}()
+	p.waitFor(t, svc["m3"].ID, time.Minute, "busy", func(s services.Service) bool { return s.Traffic != nil && s.Traffic.InFlight > 0 })
+	if code, body := chat(t, p.URL, "m5", "hello m5"); code != 200 {
+		t.Fatalf("m5: HTTP %d %s", code, body)
+	}
+	if code := <-busyDone; code != 200 {
+		t.Errorf("the busy service's request: HTTP %d", code)
+	}
+	if s := p.status(t, svc["m3"].ID); s.Status != services.StatusRunning || (s.LastEviction != nil && s.LastEviction.By == svc["m5"].ID) {
+		t.Errorf("busy m3: %s, last eviction %+v; want it left running", s.Status, s.LastEviction)
+	}
+	if s := p.status(t, svc["m4"].ID); s.LastEviction == nil || s.LastEviction.By != svc["m5"].ID {
+		t.Errorf("idle m4: last eviction %+v, want by m5", s.LastEviction)
+	}
+}
