@@ -37,6 +37,7 @@ type CreateSpec struct {
 	IdleTimeout time.Duration // released after this long without requests; 0 = never
 	SwapGroup   string        // members never run at the same time
 	Evictable   bool          // may be released, while idle, to make room for another start
+	OnOOM       string        // "" or retune (retune.go)
 }
 
 // aliasRE accepts model names as clients write them: "qwen", "gpt-4o",
@@ -187,11 +188,14 @@ func (m *Manager) Create(ctx context.Context, spec CreateSpec) (Service, error) 
 	if err := validateServing(spec); err != nil {
 		return Service{}, err
 	}
+	if err := checkOnOOM(spec.OnOOM); err != nil {
+		return Service{}, err
+	}
 	now := m.now().UTC()
 	s := Service{
 		ID: newID(), EngineType: eng.Type, GPUs: gpus, Args: spec.Args, Env: spec.Env,
 		Status: StatusCreated, CreatedAt: now, UpdatedAt: now, RestartPolicy: policy,
-		Aliases: spec.Aliases, OnDemand: spec.OnDemand, SwapGroup: spec.SwapGroup, Evictable: spec.Evictable,
+		Aliases: spec.Aliases, OnDemand: spec.OnDemand, SwapGroup: spec.SwapGroup, Evictable: spec.Evictable, OnOOM: spec.OnOOM,
 	}
 	if spec.IdleTimeout > 0 {
 		s.IdleTimeout = spec.IdleTimeout.String()
