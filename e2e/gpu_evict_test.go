@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"aima/cli"
 	"aima/client"
 	"aima/events"
 	"aima/gpu"
@@ -181,6 +182,24 @@ func TestGPUCordonAndDrain(t *testing.T) {
 		if !hasMessage(progressText, want...) {
 			t.Errorf("drain progress lacks %q", want)
 		}
+	}
+
+	// The CLI: uncordon GPU 0, then drain GPU 1; the steps print as a
+	// start --wait's do, and the service moves back to GPU 0.
+	if code := cli.Run(t.Context(), []string{"aima", "--addr", p.URL, "gpu", "uncordon", "0"}, cli.IO{Stdout: io.Discard, Stderr: io.Discard}); code != 0 {
+		t.Fatalf("gpu uncordon: exit %d", code)
+	}
+	var out, errOut strings.Builder
+	if code := cli.Run(t.Context(), []string{"aima", "--addr", p.URL, "gpu", "drain", "1", "--reason", "reseat"}, cli.IO{Stdout: &out, Stderr: &errOut}); code != 0 {
+		t.Fatalf("gpu drain: exit %d\n%s\n%s", code, out.String(), errOut.String())
+	}
+	for _, want := range []string{"==> stopping", "==> schedule", "==> running", "moved off drained GPU 1: running on GPU 0"} {
+		if !strings.Contains(errOut.String(), want) {
+			t.Errorf("gpu drain progress lacks %q:\n%s", want, errOut.String())
+		}
+	}
+	if !strings.Contains(out.String(), "cordoned (reseat)") || !strings.Contains(out.String(), "moved to GPU 0") {
+		t.Errorf("gpu drain output:\n%s", out.String())
 	}
 }
 
