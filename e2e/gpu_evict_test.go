@@ -261,7 +261,33 @@ func TestEvictionLRU(t *testing.T) {
 	if s := p.status(t, svc["m3"].ID); s.Status != services.StatusRunning || (s.LastEviction != nil && s.LastEviction.By == svc["m5"].ID) {
 		t.Errorf("busy m3: %s, last eviction %+v; want it left running", s.Status, s.LastEviction)
 	}
-	if s := p.status(t, svc["m4"].ID); s.LastEviction == nil || s.LastEviction.By != svc["m5"].ID {
-		t.Errorf("idle m4: last eviction %+v, want by m5", s.LastEviction)
+	m4 := p.status(t, svc["m4"].ID)
+	if m4.LastEviction == nil || m4.LastEviction.By != svc["m5"].ID {
+		t.Errorf("idle m4: last eviction %+v, want by m5", m4.LastEviction)
+	}
+
+	// m4 sleeps bound to m5's GPU; m3 (on the other) is idle now. Keep m5
+	// busy: m4's request cannot wake it where its engine is, so it is
+	// started cold on the other GPU, evicting m3, and is answered.
+	go func() {
+		code, _ := chat(t, p.URL, "m5", strings.TrimSpace(strings.Repeat("busy ", 60)))
+		busyDone <- code
+	}()
+	p.waitFor(t, svc["m5"].ID, time.Minute, "busy", func(s services.Service) bool { return s.Traffic != nil && s.Traffic.InFlight > 0 })
+	if code, body := chat(t, p.URL, "m4", "hello again m4"); code != 200 {
+		t.Fatalf("m4 whose GPU a busy service holds: HTTP %d %s", code, body)
+	}
+	if code := <-busyDone; code != 200 {
+		t.Errorf("the busy m5's request: HTTP %d", code)
+	}
+	m4 = p.status(t, svc["m4"].ID)
+	if m4.Status != services.StatusRunning || m4.GPULease == nil || m4.GPULease.Indexes() == p.status(t, svc["m5"].ID).GPULease.Indexes() {
+		t.Errorf("m4: %s on %+v, want running on the GPU m5 does not hold", m4.Status, m4.GPULease)
+	}
+	if s := p.status(t, svc["m3"].ID); s.LastEviction == nil || s.LastEviction.By != svc["m4"].ID {
+		t.Errorf("m3: last eviction %+v, want by m4", s.LastEviction)
+	}
+	if !hasMessage(eventMessages(t, p, svc["m4"].ID), "could not wake on GPU") {
+		t.Errorf("m4's events do not say why it started cold")
 	}
 }

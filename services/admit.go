@@ -159,7 +159,7 @@ func (m *Manager) activate(ctx context.Context, s Service, sawStart *bool) (stri
 		return "stopping", nil
 	case StatusSleeping:
 		if _, err := m.Wake(ctx, s.ID); err != nil {
-			return "", err
+			return m.wakeElsewhere(ctx, s, err, sawStart)
 		}
 		return "waking", nil
 	}

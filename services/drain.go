@@ -146,7 +146,7 @@ func (m *Manager) drainOne(ctx context.Context, id string, c gpu.Cordon, opts Dr
 	case why != "":
 		reason += "; no other GPU can take it: " + why
 	default:
-		say(fmt.Sprintf("%s: stopping this service to start it again on GPU %s", gpuText, elsewhere))
+		say(fmt.Sprintf("%s: stopping this service to start it again on %s", gpuText, elsewhere))
 	}
 	if _, err := m.stop(ctx, id, reason); err != nil {
 		return mv, err
@@ -182,12 +182,15 @@ func (m *Manager) drainOne(ctx context.Context, id string, c gpu.Cordon, opts Dr
 func (m *Manager) dryPlace(ctx context.Context, s Service) (where, why string) {
 	req, snap, note, err := m.placementRequest(ctx, s, false, true)
 	if err == nil && note != "" {
-		return "as requested (" + s.GPUs + ")", ""
+		return "the GPUs it asks for (" + s.GPUs + "; no inventory to check)", ""
 	}
 	if err == nil {
 		var d gpu.Decision
 		if d, err = m.place(ctx, snap, req, ""); err == nil {
-			return d.Lease.Indexes(), ""
+			return "GPU " + d.Lease.Indexes(), ""
+		}
+		if victims, _ := m.chooseVictims(ctx, s, snap, req); len(victims) > 0 {
+			return "a GPU that idle evictable services give up", "" // the start evicts them
 		}
 	}
 	var r *gpu.Refusal

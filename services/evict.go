@@ -235,3 +235,29 @@ func (m *Manager) evict(ctx context.Context, v evictCandidate, s Service, tell f
 	tell(fmt.Sprintf("made room on GPU %s: %s service %s (%s), the least recently used idle evictable service (%s)", gpus, how, cur.ID, cur.Name, idle))
 	return true
 }
+
+// wakeElsewhere is what a request for a sleeping on-demand service does
+// when its wake is refused: its engine is bound to GPUs that others now
+// hold and cannot give up (busy, or not evictable). Rather than failing
+// the request, the sleeping engine is stopped and the service started
+// cold where there is room (which may evict in turn). Other errors, and
+// services that are not on demand, fail as before.
+func (m *Manager) wakeElsewhere(ctx context.Context, s Service, wakeErr error, sawStart *bool) (string, error) {
+	var r *gpu.Refusal
+	if !s.OnDemand || !errors.As(wakeErr, &r) {
+		return "", wakeErr
+	}
+	where := "its GPUs"
+	if s.GPULease != nil {
+		where = "GPU " + s.GPULease.Indexes()
+	}
+	if _, err := m.stop(ctx, s.ID, fmt.Sprintf("could not wake on %s (%s): starting it again where there is room", where, r.Message)); err != nil {
+		return "", err
+	}
+	res, err := m.Start(ctx, s.ID, 0)
+	if err != nil {
+		return "", err
+	}
+	*sawStart = true
+	return fmt.Sprintf("starting, phase %s (its GPUs were taken while it slept)", res.Service.Phase), nil
+}
