@@ -138,7 +138,7 @@ func New(opts Options) (*Daemon, error) {
 		HealthInterval: time.Duration(cfg.HealthInterval), Logger: log,
 		LivenessInterval: time.Duration(cfg.LivenessInterval), UnhealthyGrace: time.Duration(cfg.UnhealthyGrace),
 		RestartBackoff: time.Duration(cfg.RestartBackoff), AllowPrivilegedArgs: cfg.AllowPrivilegedArgs, Journal: journal,
-		GPUs: gpus, GPUAttach: attach, GPUPolicy: policy,
+		GPUs: gpus, GPUAttach: attach, GPUPolicy: policy, OnOOM: cfg.OnOOM,
 	})
 	gw := inference.New(mgr, cfg.Gateway.Options())
 	scraper := enginemetrics.NewScraper(0)

@@ -37,7 +37,7 @@ type CreateSpec struct {
 	IdleTimeout time.Duration // released after this long without requests; 0 = never
 	SwapGroup   string        // members never run at the same time
 	Evictable   bool          // may be released, while idle, to make room for another start
-	OnOOM       string        // "" or retune (retune.go)
+	OnOOM       string        // fail or retune (retune.go); "": the config's on_oom
 }
 
 // aliasRE accepts model names as clients write them: "qwen", "gpt-4o",
@@ -188,7 +188,10 @@ func (m *Manager) Create(ctx context.Context, spec CreateSpec) (Service, error) 
 	if err := validateServing(spec); err != nil {
 		return Service{}, err
 	}
-	if err := checkOnOOM(spec.OnOOM); err != nil {
+	if spec.OnOOM == "" {
+		spec.OnOOM = m.opts.OnOOM // the config's on_oom
+	}
+	if spec.OnOOM, err = ParseOnOOM(spec.OnOOM); err != nil {
 		return Service{}, err
 	}
 	now := m.now().UTC()

@@ -56,6 +56,8 @@ type Options struct {
 	GPUAttach string
 	// GPUPolicy is how N GPUs are picked (pack or spread).
 	GPUPolicy gpu.Policy
+	// OnOOM is the on_oom of services created without one (retune.go).
+	OnOOM string
 }
 
 // DefaultOptions are the settings a zero Options field takes; the config

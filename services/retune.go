@@ -19,11 +19,24 @@ import (
 // the tuned args replace the service's, so `service status` shows what
 // runs. Anything else fails as before.
 
-// OnOOM policies.
+// OnOOM policies as a service records them; "fail" is accepted as the
+// explicit spelling of the default.
 const (
 	OnOOMFail   = ""       // a memory failure fails the start (default)
 	OnOOMRetune = "retune" // retried with adjusted args, at most maxRetunes times
 )
+
+// ParseOnOOM validates an on_oom value: "" or fail (the start fails), or
+// retune. It returns the value a record keeps.
+func ParseOnOOM(v string) (string, error) {
+	switch v {
+	case "", "fail":
+		return OnOOMFail, nil
+	case OnOOMRetune:
+		return OnOOMRetune, nil
+	}
+	return "", errs.Invalid("on_oom", "on_oom %q: want fail or retune", truncate(v, 40))
+}
 
 // maxRetunes bounds the retries of one start.
 const maxRetunes = 2
@@ -33,14 +46,6 @@ type Retune struct {
 	gpu.Adjustment
 	Run int       `json:"run" jsonschema:"the run that failed and was retuned"`
 	At  time.Time `json:"at"`
-}
-
-// checkOnOOM validates the policy at create.
-func checkOnOOM(v string) error {
-	if v != OnOOMFail && v != OnOOMRetune {
-		return errs.Invalid("on_oom", "on_oom %q: want retune or nothing", truncate(v, 40))
-	}
-	return nil
 }
 
 // retune decides whether a failed attempt of a start is tried again and,

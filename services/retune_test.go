@@ -68,3 +68,19 @@ func TestRetuneLimits(t *testing.T) {
 		t.Errorf("retunes %+v run %d, want two retunes then the failure", got.Retunes, got.Run)
 	}
 }
+
+// The config's on_oom is the default of services created without one;
+// fail opts out of it, and anything else is refused.
+func TestOnOOMDefault(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, func(o *Options) { o.OnOOM = OnOOMRetune })
+	if s := h.create(serving(), nil); s.OnOOM != OnOOMRetune {
+		t.Errorf("default on_oom %q, want retune", s.OnOOM)
+	}
+	if s := h.create(serving(), func(c *CreateSpec) { c.OnOOM = "fail" }); s.OnOOM != OnOOMFail {
+		t.Errorf("on_oom fail recorded as %q", s.OnOOM)
+	}
+	if _, err := h.m.Create(h.ctx(), CreateSpec{ModelID: "org/tiny", EngineType: "vllm", OnOOM: "retry"}); err == nil {
+		t.Error("on_oom retry accepted")
+	}
+}
