@@ -69,7 +69,14 @@ type DrainResult struct {
 const defaultDrainGrace = time.Minute
 
 // Drain cordons the GPU (index or UUID) and moves every service off it.
+// A caller that goes away does not cut a move in half (a service stopped
+// and never started again): the drain runs to its end, each step bounded
+// by the grace, the stop timeout and the start's deadline; only the
+// daemon's shutdown ends it early.
 func (m *Manager) Drain(ctx context.Context, id string, opts DrainOptions) (DrainResult, error) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	defer context.AfterFunc(m.ctx, cancel)()
 	if opts.Grace <= 0 {
 		opts.Grace = defaultDrainGrace
 	}
