@@ -13,6 +13,7 @@ import (
 
 	"aima/client"
 	"aima/errs"
+	"aima/services"
 	"aima/tools"
 )
 
@@ -177,6 +178,9 @@ func invoke(ctx context.Context, std IO, c *ucli.Command, op tools.Op, input map
 	var prog *progress
 	follow, _ := input["follow"].(bool)
 	wait, _ := input["wait"].(bool)
+	if _, drain := op.NewOutput().(*services.DrainResult); drain {
+		wait = true // a drain always runs to its end: show its steps as start --wait does
+	}
 	if _, log := op.NewOutput().(*tools.LogsOutput); log {
 		return printLog(ctx, std, cl, op, input, format)
 	}

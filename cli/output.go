@@ -155,7 +155,7 @@ func gpuTable(w, errw io.Writer, l tools.GPUListOutput) error {
 		return nil
 	}
 	t := newTable(w)
-	t.AppendHeader(table.Row{"GPU", "UUID", "NAME", "MEMORY USED", "FREE", "TOTAL", "UTIL", "TEMP", "MIG", "HELD BY"})
+	t.AppendHeader(table.Row{"GPU", "UUID", "NAME", "MEMORY USED", "FREE", "TOTAL", "UTIL", "TEMP", "MIG", "HELD BY", "CORDON"})
 	for _, d := range l.Items {
 		used, free, total := gpu.BytesText(d.MemoryUsedBytes), gpu.BytesText(d.MemoryFreeBytes), gpu.BytesText(d.MemoryTotalBytes)
 		util, temp := "n/a", "n/a"
@@ -169,7 +169,11 @@ func gpuTable(w, errw io.Writer, l tools.GPUListOutput) error {
 		for _, h := range d.HeldBy {
 			held = append(held, fmt.Sprintf("%s (%.2f)", h.ServiceID, h.Fraction))
 		}
-		t.AppendRow(table.Row{d.Index, d.UUID, d.Name, used, free, total, util, temp, d.MIGMode, strings.Join(held, ", ")})
+		cordon := ""
+		if d.Cordon != nil {
+			cordon = d.Cordon.Text()
+		}
+		t.AppendRow(table.Row{d.Index, d.UUID, d.Name, used, free, total, util, temp, d.MIGMode, strings.Join(held, ", "), cordon})
 	}
 	t.Render()
 	return nil

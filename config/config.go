@@ -65,6 +65,9 @@ type Config struct {
 	GPUAttach string `yaml:"gpu_attach"`
 	// GPUPolicy is how N GPUs are picked: pack (default) or spread.
 	GPUPolicy string `yaml:"gpu_policy"`
+	// OnOOM is the on_oom of services created without one: fail (default)
+	// or retune (see docs/reference/gpus.md).
+	OnOOM string `yaml:"on_oom"`
 	// NvidiaSMI is the nvidia-smi binary the inventory runs (default:
 	// nvidia-smi on PATH; "off" disables the GPU inventory).
 	NvidiaSMI string `yaml:"nvidia_smi"`
@@ -226,6 +229,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if _, err := gpu.ParsePolicy(c.GPUPolicy); err != nil {
+		return err
+	}
+	if _, err := services.ParseOnOOM(c.OnOOM); err != nil {
 		return err
 	}
 	if err := validateHosts(c.AllowedHosts); err != nil {

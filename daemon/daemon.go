@@ -141,7 +141,7 @@ func New(opts Options) (*Daemon, error) {
 		HealthInterval: time.Duration(cfg.HealthInterval), Logger: log,
 		LivenessInterval: time.Duration(cfg.LivenessInterval), UnhealthyGrace: time.Duration(cfg.UnhealthyGrace),
 		RestartBackoff: time.Duration(cfg.RestartBackoff), AllowPrivilegedArgs: cfg.AllowPrivilegedArgs, Journal: journal,
-		GPUs: gpus, GPUAttach: attach, GPUPolicy: policy,
+		GPUs: gpus, GPUAttach: attach, GPUPolicy: policy, OnOOM: cfg.OnOOM,
 	})
 	gwOpts := cfg.Gateway.Options()
 	gwOpts.ReadOnly = opts.ReadOnly // /v1 serves what runs; it starts nothing

@@ -38,6 +38,7 @@ type Device struct {
 	// unknown.
 	InvalidFields []string `json:"invalid_fields,omitempty" jsonschema:"figures the driver reported with an impossible value (not finite, out of range, used or free above total), e.g. power.draw=\"NaN\"; they are treated as not reported"`
 	HeldBy        []Holder `json:"held_by,omitempty" jsonschema:"aima services holding a lease on this GPU"`
+	Cordon        *Cordon  `json:"cordon,omitempty" jsonschema:"set while the GPU is cordoned: it takes no new lease (gpu_cordon, gpu_drain)"`
 }
 
 // Process is a compute process on a GPU.

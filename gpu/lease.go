@@ -105,7 +105,9 @@ type Refusal struct {
 	// Live is set when the refusal rests on free memory as last read, so
 	// a fresh read of the inventory could change it; a refusal for leases
 	// or total capacity stands without one.
-	Live       bool
+	Live bool
+	// Cordoned is set when the GPU is cordoned (see Cordon).
+	Cordoned   bool
 	NeedBytes  int64
 	HaveBytes  int64
 	Message    string

@@ -26,7 +26,10 @@ type Request struct {
 	// (waking from sleep): only the sharing rule is checked, since its own
 	// engine still holds some of the memory.
 	Resume bool
-	Now    time.Time
+	// Cordoned are the GPUs that take no new lease, by UUID. A resume
+	// keeps its devices: cordoning leaves what already holds a GPU alone.
+	Cordoned map[string]Cordon
+	Now      time.Time
 }
 
 // Decision is a placement: the lease to record and the line to show.
@@ -99,7 +102,7 @@ func Place(snap Snapshot, held []Held, req Request, policy Policy) (Decision, er
 	if named != nil {
 		for _, d := range named {
 			f := judge(d)
-			if f.bad != nil && !req.Force {
+			if f.bad != nil && (!req.Force || f.bad.Cordoned) { // force never overrides a cordon
 				return Decision{}, refuse(f.bad)
 			}
 			chosen = append(chosen, f)
@@ -111,7 +114,7 @@ func Place(snap Snapshot, held []Held, req Request, policy Policy) (Decision, er
 			switch {
 			case d.MIG():
 				bad = append(bad, fit{dev: d, avail: f.avail, bad: &Refusal{Message: d.Label() + " has MIG enabled (aima does not choose MIG GPUs; name it with device=)"}})
-			case f.bad == nil || req.Force:
+			case f.bad == nil || (req.Force && !f.bad.Cordoned):
 				ok = append(ok, f)
 			default:
 				bad = append(bad, f)
@@ -171,6 +174,10 @@ func ResolveDevices(snap Snapshot, sel Selection) ([]Device, error) {
 func judgeDevice(d Device, u *usage, req Request, gpus int) fit {
 	e := req.Estimate
 	f := fit{dev: d, avail: -1}
+	if c, ok := req.Cordoned[d.UUID]; ok && !req.Resume {
+		f.bad = cordonRefusal(d, c)
+		return f
+	}
 	reserved := 0.0
 	if u != nil {
 		reserved = u.fraction

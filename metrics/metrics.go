@@ -76,7 +76,7 @@ func New(version string) *Metrics {
 			Name: "aima_build_info", Help: "aima's build: always 1, with the version and Go version as labels.",
 			ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()},
 		}, func() float64 { return 1 }),
-		m.lifecycle, m.ops, &recordCollector{m: m}, &busCollector{m: m}, &gpuCollector{m: m}, &connCollector{m: m},
+		m.lifecycle, m.ops, &recordCollector{m: m}, &busCollector{m: m}, &gpuCollector{m: m}, &gpuCordonCollector{m: m}, &connCollector{m: m},
 	}
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.reg.MustRegister(m.own...)

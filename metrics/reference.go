@@ -101,7 +101,7 @@ func (m *Metrics) familyTypes() map[string]string {
 	constTypes := map[*prometheus.Desc]string{
 		dockerUpDesc: "gauge", busPublishedDesc: "counter", busDeliveredDesc: "counter", busSubscribersDesc: "gauge",
 		busServicesDesc: "gauge", busLagDesc: "histogram", busSocketDesc: "histogram",
-		gpuUpDesc: "gauge", gpuReadDesc: "gauge", gpuTotalDesc: "gauge", gpuUsedDesc: "gauge", gpuUtilDesc: "gauge",
+		gpuUpDesc: "gauge", gpuReadDesc: "gauge", gpuTotalDesc: "gauge", gpuUsedDesc: "gauge", gpuUtilDesc: "gauge", gpuCordonedDesc: "gauge",
 		connOpenDesc: "gauge", connRefusedDesc: "counter",
 	}
 	for d, typ := range constTypes {

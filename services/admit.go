@@ -153,6 +153,9 @@ func (m *Manager) Admit(ctx context.Context, id string, opts AdmitOptions) (*Adm
 // readOnly refuses to start, wake or swap in (errs.ReadOnly); waiting for
 // what is under way is still allowed.
 func (m *Manager) activate(ctx context.Context, s Service, sawStart *bool, readOnly bool) (string, error) {
+	if m.gate.isMoving(s.ID) && !up(s.Status) {
+		return "moving to another GPU", nil // the drain starts it again
+	}
 	switch s.Status {
 	case StatusRunning, StatusUnhealthy:
 		return "waiting for a release of " + s.ID + " to finish", nil // draining: a swap or an idle release is under way
@@ -166,7 +169,7 @@ func (m *Manager) activate(ctx context.Context, s Service, sawStart *bool, readO
 			return "", errs.ReadOnly("waking service " + s.ID + " for an inference request")
 		}
 		if _, err := m.Wake(ctx, s.ID); err != nil {
-			return "", err
+			return m.wakeElsewhere(ctx, s, err, sawStart)
 		}
 		return "waking", nil
 	}

@@ -36,6 +36,8 @@ type CreateSpec struct {
 	OnDemand    bool          // the first request starts (or wakes) it
 	IdleTimeout time.Duration // released after this long without requests; 0 = never
 	SwapGroup   string        // members never run at the same time
+	Evictable   bool          // may be released, while idle, to make room for another start
+	OnOOM       string        // fail or retune (retune.go); "": the config's on_oom
 }
 
 // aliasRE accepts model names as clients write them: "qwen", "gpt-4o",
@@ -189,18 +191,24 @@ func (m *Manager) Create(ctx context.Context, spec CreateSpec) (Service, error) 
 	if err := validateServing(spec); err != nil {
 		return Service{}, err
 	}
+	if spec.OnOOM == "" {
+		spec.OnOOM = m.opts.OnOOM // the config's on_oom
+	}
+	if spec.OnOOM, err = ParseOnOOM(spec.OnOOM); err != nil {
+		return Service{}, err
+	}
 	now := m.now().UTC()
 	s := Service{
 		ID: newID(), EngineType: eng.Type, GPUs: gpus, Args: spec.Args, Env: spec.Env,
 		Status: StatusCreated, CreatedAt: now, UpdatedAt: now, RestartPolicy: policy,
-		Aliases: spec.Aliases, OnDemand: spec.OnDemand, SwapGroup: spec.SwapGroup,
+		Aliases: spec.Aliases, OnDemand: spec.OnDemand, SwapGroup: spec.SwapGroup, Evictable: spec.Evictable, OnOOM: spec.OnOOM,
 	}
 	if spec.IdleTimeout > 0 {
 		s.IdleTimeout = spec.IdleTimeout.String()
 	}
 	// A service aima may release sleeps instead of stopping where the
 	// engine can.
-	s.SleepMode = eng.Sleep != nil && (s.OnDemand || s.IdleTimeout != "" || s.SwapGroup != "")
+	s.SleepMode = eng.Sleep != nil && (s.OnDemand || s.IdleTimeout != "" || s.SwapGroup != "" || s.Evictable)
 	model, err := m.models.Get(ctx, spec.ModelID)
 	switch {
 	case err == nil:

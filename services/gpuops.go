@@ -21,10 +21,17 @@ func (m *Manager) GPUList(ctx context.Context) (gpu.Snapshot, error) {
 	if err != nil {
 		return gpu.Snapshot{}, err
 	}
+	cordoned, err := m.Cordons(ctx)
+	if err != nil {
+		return gpu.Snapshot{}, err
+	}
 	snap.Devices = slices.Clone(snap.Devices)
 	for i := range snap.Devices {
 		d := &snap.Devices[i]
-		d.HeldBy = nil
+		d.HeldBy, d.Cordon = nil, nil
+		if c, ok := cordoned[d.UUID]; ok {
+			d.Cordon = &c
+		}
 		for _, h := range held {
 			if slices.ContainsFunc(h.Lease.Devices, func(l gpu.LeasedDevice) bool { return l.UUID == d.UUID }) {
 				d.HeldBy = append(d.HeldBy, gpu.Holder{ServiceID: h.ServiceID, Name: h.Name, Fraction: h.Lease.Fraction, Sleeping: h.Dormant})

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"aima/errs"
+	"aima/events"
 	"aima/gpu"
 	"aima/runtime"
 )
@@ -80,7 +81,7 @@ func scheduleFailure(err error) FailureKind {
 func (m *Manager) placeService(ctx context.Context, s Service, force bool) (*gpu.Decision, string, error) {
 	if !force {
 		if req, snap, note, err := m.placementRequest(ctx, s, false, false); err == nil && note == "" {
-			if _, err := m.place(ctx, snap, req, ""); isFinalRefusal(err) {
+			if _, err := m.place(ctx, snap, req, ""); isFinalRefusal(err) && !m.mayEvictFor(ctx, s.ID) {
 				return nil, "", err
 			}
 		}
@@ -89,7 +90,7 @@ func (m *Manager) placeService(ctx context.Context, s Service, force bool) (*gpu
 	if err != nil || note != "" {
 		return nil, note, err
 	}
-	d, err := m.place(ctx, snap, req, s.ID)
+	d, err := m.placeEvicting(ctx, s, snap, req, func(msg string) { m.message(s.ID, s.Run, PhaseSchedule, msg) })
 	if err != nil {
 		return nil, "", err
 	}
@@ -104,6 +105,9 @@ func (m *Manager) place(ctx context.Context, snap gpu.Snapshot, req gpu.Request,
 	defer m.placeMu.Unlock()
 	held, err := m.heldLeases(ctx)
 	if err != nil {
+		return gpu.Decision{}, err
+	}
+	if req.Cordoned, err = m.Cordons(ctx); err != nil { // read under the lock Cordon takes
 		return gpu.Decision{}, err
 	}
 	d, err := gpu.Place(snap, held, req, m.opts.GPUPolicy)
@@ -153,7 +157,11 @@ func (m *Manager) placementRequest(ctx context.Context, s Service, force, fresh 
 	if err != nil {
 		return gpu.Request{}, snap, "", err
 	}
-	return gpu.Request{ServiceID: s.ID, Run: s.Run, Selection: sel, Estimate: est, Force: force, Now: m.now()}, snap, "", nil
+	cordoned, err := m.Cordons(ctx)
+	if err != nil {
+		return gpu.Request{}, snap, "", err
+	}
+	return gpu.Request{ServiceID: s.ID, Run: s.Run, Selection: sel, Estimate: est, Force: force, Cordoned: cordoned, Now: m.now()}, snap, "", nil
 }
 
 // estimate estimates a model's memory under an engine's args (the
@@ -223,7 +231,10 @@ func (m *Manager) AcquireGPUs(ctx context.Context, ref string, force bool) (Serv
 		req.Resume = true
 	}
 	req.Run = 0 // not a start: the status does not matter
-	if _, err := m.place(ctx, snap, req, s.ID); err != nil {
+	tell := func(msg string) {
+		m.bus.Publish(events.Event{ServiceID: s.ID, Run: s.Run, Type: events.TypeMessage, Status: string(s.Status), Message: msg})
+	}
+	if _, err := m.placeEvicting(ctx, s, snap, req, tell); err != nil {
 		return Service{}, err
 	}
 	return m.Get(ctx, s.ID)

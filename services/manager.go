@@ -56,6 +56,8 @@ type Options struct {
 	GPUAttach string
 	// GPUPolicy is how N GPUs are picked (pack or spread).
 	GPUPolicy gpu.Policy
+	// OnOOM is the on_oom of services created without one (retune.go).
+	OnOOM string
 }
 
 // DefaultOptions are the settings a zero Options field takes; the config
@@ -133,6 +135,9 @@ type Manager struct {
 	// services and recording a new one happen under it, so two starts
 	// never take the same GPU.
 	placeMu sync.Mutex
+	// evictMu serialises evictions (evict.go), so two starts never both
+	// evict for the same room.
+	evictMu sync.Mutex
 
 	dockerDown atomic.Bool // the watcher lost the engine
 

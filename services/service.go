@@ -51,6 +51,12 @@ type Service struct {
 	IdleTimeout string   `json:"idle_timeout,omitempty" jsonschema:"released (put to sleep, or stopped) after this long with no request in flight, e.g. 10m0s"`
 	SwapGroup   string   `json:"swap_group,omitempty" jsonschema:"services of one swap group never run at the same time"`
 	SleepMode   bool     `json:"sleep_mode,omitempty" jsonschema:"the engine runs with its sleep mode, so a release puts it to sleep instead of stopping it"`
+	// Evictable services may be released to make room (evict.go).
+	Evictable    bool      `json:"evictable,omitempty" jsonschema:"a start or wake that does not fit may put this service to sleep (or stop it) while it is idle, least recently used first"`
+	LastEviction *Eviction `json:"last_eviction,omitempty" jsonschema:"the last time it was evicted to make room: by which service, from which GPUs"`
+	// OnOOM retune retries a start that ran out of memory (retune.go).
+	OnOOM   string   `json:"on_oom,omitempty" jsonschema:"retune: a start that runs out of memory for a cause the engine names with its figures is tried again, at most twice, with adjusted args (empty: it fails)"`
+	Retunes []Retune `json:"retunes,omitempty" jsonschema:"every adjustment a retune made: the flag, its value before and after, and why"`
 
 	// Traffic is filled on reads from the daemon's in-memory figures.
 	Traffic *Traffic `json:"traffic,omitempty" jsonschema:"inference requests through the gateway since the daemon started"`

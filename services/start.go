@@ -117,7 +117,16 @@ func (m *Manager) startSeq(s Service) uint64 {
 func (m *Manager) launch(s Service, eng engines.Engine, deadline time.Time, force bool) {
 	m.runJob(s.ID, deadline, func(ctx context.Context) {
 		st := &starter{m: m, s: s, eng: eng, phase: PhaseCleanup, force: force}
-		m.finishStart(ctx, st, st.guarded(ctx, st.run))
+		f := st.guarded(ctx, st.run)
+		for f != nil && ctx.Err() == nil { // on_oom retune (retune.go)
+			next, again := m.retune(ctx, st.s, f, s.Run)
+			if !again {
+				break
+			}
+			st = &starter{m: m, s: next, eng: eng, phase: PhaseCleanup, force: force}
+			f = st.guarded(ctx, st.run)
+		}
+		m.finishStart(ctx, st, f)
 	})
 }
 

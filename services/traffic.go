@@ -33,6 +33,7 @@ type flow struct {
 	ttftSum  time.Duration
 	ttftN    int64
 	draining bool // a release or swap waits for the requests in flight: admit no new ones
+	moving   bool // a drain is moving it to other GPUs: waiters wait for that (holds.go)
 	// idle release: the service is released at lastActivity+idle while
 	// nothing is in flight or waiting (idle == 0: never).
 	idle         time.Duration

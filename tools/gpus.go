@@ -66,6 +66,9 @@ func gpuOps() []Op {
 					if h := holders(d); h != "" {
 						b.WriteString("  held by " + h)
 					}
+					if d.Cordon != nil {
+						b.WriteString("  " + d.Cordon.Text())
+					}
 					b.WriteString("\n")
 				}
 				return strings.TrimRight(b.String(), "\n")

@@ -205,6 +205,7 @@ func build() []Op {
 	ops = append(ops, inferenceOps()...)
 	ops = append(ops, systemOps()...)
 	ops = append(ops, gpuOps()...)
+	ops = append(ops, gpuCordonOps()...)
 	ops = append(ops, healthOp())
 	sort.Slice(ops, func(i, j int) bool { return ops[i].Name() < ops[j].Name() })
 	return ops

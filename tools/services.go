@@ -30,6 +30,8 @@ type ServiceCreateInput struct {
 	OnDemand      bool     `json:"on_demand,omitempty" jsonschema:"start the service on the first inference request for its model instead of by service_start; requests wait for the start"`
 	IdleTimeout   string   `json:"idle_timeout,omitempty" jsonschema:"release the service (sleep where the engine can, else stop) after this long with no inference request in flight, e.g. 10m; never during an open stream"`
 	SwapGroup     string   `json:"swap_group,omitempty" jsonschema:"services of one swap group never run at the same time: a request for a sleeping or stopped member puts the active one to sleep (or stops it) once its requests finish, then wakes or starts the requested one"`
+	OnOOM         string   `json:"on_oom,omitempty" jsonschema:"fail or retune: with retune a start that runs out of GPU memory for a cause the engine names with its own figures (the KV cache cannot hold the context length, the KV pool does not fit the memory share, less is free than the share) is tried again, at most twice, with adjusted args, each adjustment recorded on the service; weights that do not fit are never retried. Default: the config's on_oom (fail unless set)"`
+	Evictable     bool     `json:"evictable,omitempty" jsonschema:"another service's start or wake that does not fit may put this one to sleep (or stop it) to take its GPUs, while it has no request in flight or waiting, least recently used first; with on_demand it comes back on its next request"`
 }
 
 // ServiceStartInput starts a service.
@@ -194,7 +196,7 @@ func serviceLifecycleOps() []Op {
 					return services.Service{}, err
 				}
 				return env.Services.Create(ctx, services.CreateSpec{ModelID: in.ModelID, EngineType: in.EngineType, Name: in.Name, Port: in.Port, GPUs: in.GPUs, Args: in.Args, Env: in.Env, RestartPolicy: in.RestartPolicy,
-					Aliases: in.Aliases, OnDemand: in.OnDemand, IdleTimeout: idle, SwapGroup: in.SwapGroup})
+					Aliases: in.Aliases, OnDemand: in.OnDemand, IdleTimeout: idle, SwapGroup: in.SwapGroup, Evictable: in.Evictable, OnOOM: in.OnOOM})
 			},
 			Render: renderService,
 		}),

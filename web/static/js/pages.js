@@ -1,5 +1,5 @@
 // The other sections: models (add, remove), engines, GPUs (when the daemon
-// serves gpu_list) and the daemon's health.
+// serves gpu_list; cordon, uncordon, drain) and the daemon's health.
 
 import {call} from './api.js';
 import {h, fill, fmtBytes, fmtDateTime, kv, toast, confirmDialog} from './dom.js';
@@ -70,17 +70,48 @@ export function gpusView(main) {
   const box = h('div', {}, h('p', {class: 'muted'}, 'Loading…'));
   fill(main, panel('GPUs', box));
   const mem = d => (d.memory_total_bytes ? `${fmtBytes(d.memory_used_bytes)} / ${fmtBytes(d.memory_total_bytes)}` : 'not reported');
-  call('gpu_list', {}).then(l => {
-    fill(box,
-      l.note ? h('p', {class: 'muted'}, l.note) : null,
-      l.items.length ? table('gpus', ['#', 'Name', 'Memory', '', 'Utilization', 'Temperature', 'Held by'], l.items.map(d => [
-        String(d.index), d.name, mem(d),
-        d.memory_total_bytes ? h('progress', {max: d.memory_total_bytes, value: d.memory_used_bytes || 0}) : '',
-        d.utilization_percent !== undefined ? `${d.utilization_percent}%` : '',
-        d.temperature_c !== undefined ? `${d.temperature_c} °C` : '',
-        (d.held_by || []).map(x => x.service_id).join(', '),
-      ])) : null);
-  }).catch(e => failed(box, e));
+  // Cordon, uncordon and drain: the same operations as `aima gpu ...`.
+  const act = async (op, input, done) => {
+    try { await call(op, input); toast(done, 'ok'); load(); } catch (e) { toast(e.message, 'error'); load(); }
+  };
+  const buttons = d => {
+    const out = [];
+    if (!d.cordon && can('gpu_cordon')) {
+      out.push(h('button', {type: 'button', onclick: async () => {
+        const reason = window.prompt(`Cordon GPU ${d.index}: no new service will be placed on it. Reason (optional):`, '');
+        if (reason === null) return;
+        act('gpu_cordon', {gpu: d.uuid, reason}, `GPU ${d.index} cordoned`);
+      }}, 'Cordon'));
+    }
+    if (d.cordon && can('gpu_uncordon')) {
+      out.push(h('button', {type: 'button', onclick: () => act('gpu_uncordon', {gpu: d.uuid}, `GPU ${d.index} uncordoned`)}, 'Uncordon'));
+    }
+    if (can('gpu_drain') && (d.held_by || []).length) {
+      out.push(h('button', {type: 'button', class: 'danger', onclick: async () => {
+        if (!(await confirmDialog(`Drain GPU ${d.index}? It is cordoned, and each service on it is stopped once its requests finish and started on another GPU where one fits.`, 'Drain'))) return;
+        toast(`draining GPU ${d.index}…`, 'ok');
+        act('gpu_drain', {gpu: d.uuid}, `GPU ${d.index} drained`);
+      }}, 'Drain'));
+    }
+    return out.length ? h('span', {class: 'gpu-actions'}, ...out) : '';
+  };
+  async function load() {
+    try {
+      const l = await call('gpu_list', {});
+      fill(box,
+        l.note ? h('p', {class: 'muted'}, l.note) : null,
+        l.items.length ? table('gpus', ['#', 'Name', 'Memory', '', 'Utilization', 'Temperature', 'Held by', 'Cordon', ''], l.items.map(d => [
+          String(d.index), d.name, mem(d),
+          d.memory_total_bytes ? h('progress', {max: d.memory_total_bytes, value: d.memory_used_bytes || 0}) : '',
+          d.utilization_percent !== undefined ? `${d.utilization_percent}%` : '',
+          d.temperature_c !== undefined ? `${d.temperature_c} °C` : '',
+          (d.held_by || []).map(x => x.service_id).join(', '),
+          d.cordon ? h('span', {class: 'cordoned', title: d.cordon.at}, d.cordon.reason ? `cordoned: ${d.cordon.reason}` : 'cordoned') : '',
+          buttons(d),
+        ])) : null);
+    } catch (e) { failed(box, e); }
+  }
+  load();
   return {close() {}};
 }
 

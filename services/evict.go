@@ -1,0 +1,263 @@
+package services
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"aima/gpu"
+)
+
+// Making room by eviction: a start or a wake whose placement is refused
+// may free GPUs by releasing idle services created with evictable (sleep
+// where the engine can, else stop), least recently used first. Only
+// running services with nothing in flight, waiting or held are taken
+// (gate.claimIdle decides atomically), and only as many as the placement
+// needs: the choice is simulated on the inventory and the leases with
+// gpu.Place before anything is released. Each side's events say what
+// happened: the starter names who it evicted and why, the evicted names
+// who took its GPU. See docs/decisions.md ("Eviction").
+
+// Eviction is the last time a service was evicted, kept on its record.
+type Eviction struct {
+	By   string    `json:"by" jsonschema:"the service that took its GPUs"`
+	GPUs string    `json:"gpus" jsonschema:"indexes of the GPUs it gave up"`
+	At   time.Time `json:"at" jsonschema:"when it was evicted"`
+}
+
+// evictCandidate is a service that could be evicted.
+type evictCandidate struct {
+	s        Service
+	lastUsed int64 // UnixNano of its last request's end, or when it became ready
+}
+
+// placeEvicting places the service like place, and on a refusal that
+// evicting idle services would cure, evicts them and places again. tell
+// publishes a line in the placed service's events.
+func (m *Manager) placeEvicting(ctx context.Context, s Service, snap gpu.Snapshot, req gpu.Request, tell func(string)) (gpu.Decision, error) {
+	d, err := m.place(ctx, snap, req, s.ID)
+	var r *gpu.Refusal
+	if err == nil || req.Force || !errors.As(err, &r) {
+		return d, err
+	}
+	m.evictMu.Lock()
+	defer m.evictMu.Unlock()
+	// Another eviction may have made room meanwhile.
+	if d, err = m.place(ctx, snap, req, s.ID); err == nil || !errors.As(err, &r) {
+		return d, err
+	}
+	victims, busy := m.chooseVictims(ctx, s, snap, req)
+	if len(victims) == 0 {
+		if len(busy) > 0 {
+			tell(fmt.Sprintf("no room, and no idle service to evict: evictable %s busy with requests", strings.Join(busy, ", ")))
+		}
+		return d, err
+	}
+	evicted := 0
+	for _, v := range victims {
+		if m.evict(ctx, v, s, tell) {
+			evicted++
+		}
+	}
+	if evicted == 0 {
+		return d, err
+	}
+	if fresh, ferr := m.opts.GPUs.Refresh(ctx); ferr == nil {
+		snap = fresh
+	}
+	return m.place(ctx, snap, req, s.ID)
+}
+
+// mayEvictFor reports whether some other service could be evicted now, so
+// a refusal on the inventory as last read is not yet final.
+func (m *Manager) mayEvictFor(ctx context.Context, id string) bool {
+	return len(m.evictCandidates(ctx, id)) > 0
+}
+
+// evictCandidates are the idle evictable running services other than id,
+// least recently used first.
+func (m *Manager) evictCandidates(ctx context.Context, id string) []evictCandidate {
+	all, err := m.shared(ctx)
+	if err != nil {
+		return nil
+	}
+	var out []evictCandidate
+	for _, p := range all {
+		if p.ID == id || !p.Evictable || p.GPULease == nil || p.Status != StatusRunning || !m.gate.idleNow(p.ID) {
+			continue
+		}
+		c := evictCandidate{s: *p, lastUsed: m.gate.lastUsed(p.ID)}
+		if c.lastUsed == 0 && p.ReadyAt != nil {
+			c.lastUsed = p.ReadyAt.UnixNano()
+		}
+		out = append(out, c)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].lastUsed != out[j].lastUsed {
+			return out[i].lastUsed < out[j].lastUsed
+		}
+		return out[i].s.ID < out[j].s.ID
+	})
+	return out
+}
+
+// chooseVictims picks the fewest least recently used candidates whose
+// release lets req be placed, simulated with gpu.Place; none when even all
+// of them would not do. busy names the evictable services that hold GPUs
+// but have requests (they are never taken).
+func (m *Manager) chooseVictims(ctx context.Context, s Service, snap gpu.Snapshot, req gpu.Request) (victims []evictCandidate, busy []string) {
+	all, err := m.shared(ctx)
+	if err == nil {
+		for _, p := range all {
+			if p.ID != s.ID && p.Evictable && p.GPULease != nil && up(p.Status) && !m.gate.idleNow(p.ID) {
+				busy = append(busy, p.ID)
+			}
+		}
+	}
+	cands := m.evictCandidates(ctx, s.ID)
+	if len(cands) == 0 {
+		return nil, busy
+	}
+	held, err := m.heldLeases(ctx)
+	if err != nil {
+		return nil, busy
+	}
+	if req.Cordoned, err = m.Cordons(ctx); err != nil {
+		return nil, busy
+	}
+	fits := func(set []evictCandidate) bool {
+		_, err := gpu.Place(withReleased(snap, set), dormant(held, set), req, m.opts.GPUPolicy)
+		return err == nil
+	}
+	if !fits(cands) {
+		return nil, busy
+	}
+	var chosen []evictCandidate
+	for _, c := range cands {
+		chosen = append(chosen, c)
+		if fits(chosen) {
+			break
+		}
+	}
+	// Never more than needed: give back the most recently used ones the
+	// placement does not need after all.
+	for i := len(chosen) - 1; i >= 0 && len(chosen) > 1; i-- {
+		without := append(append([]evictCandidate(nil), chosen[:i]...), chosen[i+1:]...)
+		if fits(without) {
+			chosen = without
+		}
+	}
+	return chosen, busy
+}
+
+// dormant marks the leases of set as released.
+func dormant(held []gpu.Held, set []evictCandidate) []gpu.Held {
+	out := make([]gpu.Held, len(held))
+	copy(out, held)
+	for i := range out {
+		for _, c := range set {
+			if out[i].ServiceID == c.s.ID {
+				out[i].Dormant = true
+			}
+		}
+	}
+	return out
+}
+
+// withReleased is the inventory as it would read once set has freed its
+// GPU memory: each lease's declared share (or its estimate) comes back as
+// free memory.
+func withReleased(snap gpu.Snapshot, set []evictCandidate) gpu.Snapshot {
+	out := snap
+	out.Devices = make([]gpu.Device, len(snap.Devices))
+	copy(out.Devices, snap.Devices)
+	for i := range out.Devices {
+		d := &out.Devices[i]
+		if !d.MemoryKnown() {
+			continue
+		}
+		free := *d.MemoryFreeBytes
+		for _, c := range set {
+			for _, ld := range c.s.GPULease.Devices {
+				if ld.UUID != d.UUID {
+					continue
+				}
+				back := c.s.GPULease.PerGPUBytes
+				if f := c.s.GPULease.Fraction; f > 0 && f < 1 {
+					back = max(back, int64(f*float64(*d.MemoryTotalBytes)))
+				}
+				free += back
+			}
+		}
+		free = min(free, *d.MemoryTotalBytes)
+		d.MemoryFreeBytes = &free
+	}
+	return out
+}
+
+// evict releases one victim for s if it is still idle, and says so on
+// both sides. It reports whether the victim was released.
+func (m *Manager) evict(ctx context.Context, v evictCandidate, s Service, tell func(string)) bool {
+	undo, ok := m.gate.claimIdle(v.s.ID)
+	if !ok {
+		return false // a request arrived meanwhile: a busy service is never evicted
+	}
+	defer undo()
+	cur, err := m.col.Get(ctx, v.s.ID)
+	if err != nil || cur.Status != StatusRunning || cur.GPULease == nil {
+		return false
+	}
+	idle := "never used since the daemon started"
+	if v.lastUsed > 0 {
+		idle = "idle for " + m.now().Sub(time.Unix(0, v.lastUsed)).Round(time.Second).String()
+	}
+	gpus := cur.GPULease.Indexes()
+	how := "stopped"
+	if cur.SleepMode {
+		how = "put to sleep"
+	}
+	reason := fmt.Sprintf("evicted: service %s (%s) needed GPU %s and this was the least recently used idle evictable service (%s)", s.ID, s.Name, gpus, idle)
+	if err := m.release(ctx, cur, reason); err != nil {
+		m.log.Warn("evict", "service", v.s.ID, "for", s.ID, "err", err)
+		return false
+	}
+	at := m.now().UTC()
+	after, err := m.col.Update(ctx, v.s.ID, func(x *Service) error {
+		x.LastEviction = &Eviction{By: s.ID, GPUs: gpus, At: at}
+		return nil
+	})
+	if err == nil && after.Status == StatusStopped {
+		how = "stopped"
+	}
+	tell(fmt.Sprintf("made room on GPU %s: %s service %s (%s), the least recently used idle evictable service (%s)", gpus, how, cur.ID, cur.Name, idle))
+	return true
+}
+
+// wakeElsewhere is what a request for a sleeping on-demand service does
+// when its wake is refused: its engine is bound to GPUs that others now
+// hold and cannot give up (busy, or not evictable). Rather than failing
+// the request, the sleeping engine is stopped and the service started
+// cold where there is room (which may evict in turn). Other errors, and
+// services that are not on demand, fail as before.
+func (m *Manager) wakeElsewhere(ctx context.Context, s Service, wakeErr error, sawStart *bool) (string, error) {
+	var r *gpu.Refusal
+	if !s.OnDemand || !errors.As(wakeErr, &r) {
+		return "", wakeErr
+	}
+	where := "its GPUs"
+	if s.GPULease != nil {
+		where = "GPU " + s.GPULease.Indexes()
+	}
+	if _, err := m.stop(ctx, s.ID, fmt.Sprintf("could not wake on %s (%s): starting it again where there is room", where, r.Message)); err != nil {
+		return "", err
+	}
+	res, err := m.Start(ctx, s.ID, 0)
+	if err != nil {
+		return "", err
+	}
+	*sawStart = true
+	return fmt.Sprintf("starting, phase %s (its GPUs were taken while it slept)", res.Service.Phase), nil
+}

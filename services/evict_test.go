@@ -1,0 +1,66 @@
+package services
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"aima/gpu"
+)
+
+// chooseVictims takes the fewest least recently used idle evictable
+// services whose release lets the start fit, never a busy one, never one
+// that is not evictable.
+func TestChooseVictims(t *testing.T) {
+	snap := twoGPUs()
+	m := gpuManager(t, gpu.AttachEnv, snap)
+	ctx := t.Context()
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	held := func(id string, idx int, fraction float64, used time.Time, evictable bool) {
+		t.Helper()
+		s := Service{ID: id, Name: id, EngineType: "vllm", ModelID: "org/tiny", GPUs: "auto", Status: StatusRunning, Evictable: evictable, ReadyAt: &used,
+			GPULease: &gpu.Lease{Devices: []gpu.LeasedDevice{{Index: idx, UUID: snap.Devices[idx].UUID}}, Fraction: fraction}}
+		if err := m.col.Create(ctx, id, s); err != nil {
+			t.Fatal(err)
+		}
+		m.gate.arm(id, 0, used)
+	}
+	held("a", 0, 0.45, base, true)                    // least recently used
+	held("b", 1, 0.9, base.Add(time.Minute), true)    //
+	held("c", 0, 0.45, base.Add(2*time.Minute), true) // most recently used
+	held("pinned", 1, 0.05, base, false)              // not evictable, and small enough not to matter
+	s := Service{ID: "new", Name: "new", EngineType: "vllm", ModelID: "org/tiny", GPUs: "auto", Args: []string{"--gpu-memory-utilization=0.9"}}
+	req, snapNow, note, err := m.placementRequest(ctx, s, false, true)
+	if err != nil || note != "" {
+		t.Fatalf("request: %v %s", err, note)
+	}
+	ids := func(cs []evictCandidate) []string {
+		var out []string
+		for _, c := range cs {
+			out = append(out, c.s.ID)
+		}
+		return out
+	}
+	// a alone frees nothing whole (c stays on GPU 0); b alone frees GPU 1
+	// (the pinned 0.05 leaves room for 0.9): only b goes, though a is
+	// older.
+	v, busy := m.chooseVictims(ctx, s, snapNow, req)
+	if got := ids(v); !slices.Equal(got, []string{"b"}) || len(busy) != 0 {
+		t.Errorf("victims %v busy %v, want [b]", got, busy)
+	}
+	// With b busy, GPU 0 must be emptied: a and c, and b is named busy.
+	m.gate.mu.Lock()
+	m.gate.flowLocked("b").InFlight = 1
+	m.gate.mu.Unlock()
+	v, busy = m.chooseVictims(ctx, s, snapNow, req)
+	if got := ids(v); !slices.Equal(got, []string{"a", "c"}) || !slices.Equal(busy, []string{"b"}) {
+		t.Errorf("victims %v busy %v, want [a c] with b busy", got, busy)
+	}
+	// With c busy too, nothing can make room: no victim at all.
+	m.gate.mu.Lock()
+	m.gate.flowLocked("c").InFlight = 1
+	m.gate.mu.Unlock()
+	if v, _ = m.chooseVictims(ctx, s, snapNow, req); len(v) != 0 {
+		t.Errorf("victims %v, want none when releasing every idle one would not do", ids(v))
+	}
+}
