@@ -132,7 +132,9 @@ func (k *Kube) onPodDeleted(obj any) {
 	m := k.seen[p.Name]
 	delete(k.seen, p.Name)
 	e := runtime.Event{ContainerID: p.Name, Action: runtime.ActionDestroy, Labels: labelsOf(p), Time: time.Now()}
-	if !m.ended && !ended(p) {
+	own := k.deleting[string(p.UID)]
+	delete(k.deleting, string(p.UID))
+	if !own && !m.ended && !ended(p) {
 		e.Reason, e.Message = deleteReason(p)
 	}
 	k.emitLocked(e)

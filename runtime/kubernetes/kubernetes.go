@@ -98,7 +98,9 @@ type Kube struct {
 	recent  []runtime.Event          // the last replayLen events, for Events with Since
 	changed map[string]chan struct{} // per Pod name: closed when the Pod changes
 	seen    map[string]podMemo       // what was last reported per Pod
-	pub     *publisher
+	// deleting holds the UIDs of Pods aima itself deletes (stop, remove).
+	deleting map[string]bool
+	pub      *publisher
 }
 
 var _ runtime.Runtime = (*Kube)(nil)
@@ -161,9 +163,10 @@ func newWith(cs k8s.Interface, cfg *rest.Config, opts Options) (*Kube, error) {
 	k := &Kube{
 		cs: cs, rest: cfg, ns: opts.Namespace, opts: opts, endpoint: endpoint, log: opts.Log,
 		ctx: ctx, cancel: cancel,
-		subs:    map[*subscriber]struct{}{},
-		changed: map[string]chan struct{}{},
-		seen:    map[string]podMemo{},
+		subs:     map[*subscriber]struct{}{},
+		changed:  map[string]chan struct{}{},
+		seen:     map[string]podMemo{},
+		deleting: map[string]bool{},
 	}
 	k.pub = newPublisher(k)
 	return k, nil

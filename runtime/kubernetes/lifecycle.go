@@ -173,14 +173,24 @@ func (k *Kube) RemoveContainer(ctx context.Context, id string, opts runtime.Remo
 }
 
 func (k *Kube) deleteAndWait(ctx context.Context, p *corev1.Pod, grace int64, what string) error {
+	// A destroy event of this Pod is aima's own doing, not a deletion
+	// behind its back.
+	k.mu.Lock()
+	k.deleting[string(p.UID)] = true
+	k.mu.Unlock()
 	// The UID precondition keeps a delete from hitting a later Pod of the
 	// same name.
 	err := k.cs.CoreV1().Pods(k.ns).Delete(ctx, p.Name, metav1.DeleteOptions{
 		GracePeriodSeconds: &grace,
 		Preconditions:      &metav1.Preconditions{UID: &p.UID},
 	})
-	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-		return classify(err, what)
+	if err != nil {
+		k.mu.Lock()
+		delete(k.deleting, string(p.UID))
+		k.mu.Unlock()
+		if !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return classify(err, what)
+		}
 	}
 	return k.waitPod(ctx, p.Name, func(cur *corev1.Pod) (bool, error) {
 		return cur == nil || cur.UID != p.UID, nil
