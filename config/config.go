@@ -77,6 +77,10 @@ type Config struct {
 	AllowedOrigins []string `yaml:"allowed_origins"`
 	// Gateway bounds the OpenAI-compatible gateway under /v1.
 	Gateway Gateway `yaml:"gateway"`
+	// Runtime runs the engines: docker (default) or kubernetes (one Pod
+	// per start on the cluster of the kubernetes section).
+	Runtime    string     `yaml:"runtime"`
+	Kubernetes Kubernetes `yaml:"kubernetes"`
 }
 
 // Gateway is the config file's gateway section.
@@ -133,6 +137,8 @@ func Default() Config {
 		RestartBackoff:   Duration(d.RestartBackoff),
 		GPUAttach:        d.GPUAttach,
 		GPUPolicy:        string(d.GPUPolicy),
+		Runtime:          RuntimeDocker,
+		Kubernetes:       defaultKubernetes(),
 	}
 }
 
@@ -194,6 +200,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if _, err := gpu.ParsePolicy(c.GPUPolicy); err != nil {
+		return err
+	}
+	if err := c.validateRuntime(); err != nil {
 		return err
 	}
 	if err := validateHosts(c.AllowedHosts); err != nil {

@@ -279,3 +279,22 @@ type Runtime interface {
 	// then both channels are closed.
 	Events(ctx context.Context, opts EventOptions) (<-chan Event, <-chan error)
 }
+
+// ClusterReport is what a runtime that runs engines on a cluster reports
+// to `aima doctor` besides Ping: where the cluster is, whether it answers,
+// its version, the namespace, and the permissions aima needs but lacks.
+type ClusterReport struct {
+	Runtime   string   `json:"runtime" jsonschema:"the runtime, e.g. kubernetes"`
+	Server    string   `json:"server" jsonschema:"the API server's URL"`
+	Reachable bool     `json:"reachable" jsonschema:"the API server answered"`
+	Version   string   `json:"version,omitempty" jsonschema:"the API server's version"`
+	Namespace string   `json:"namespace" jsonschema:"the namespace engine Pods run in"`
+	Endpoint  string   `json:"endpoint" jsonschema:"how aima reaches engines: pod_ip or proxy (the API server's Pod proxy)"`
+	Missing   []string `json:"missing" jsonschema:"permissions aima needs in the namespace and lacks, as 'verb resource'"`
+	Error     string   `json:"error,omitempty" jsonschema:"why the cluster could not be checked"`
+}
+
+// Diagnoser is implemented by runtimes with more to report than Ping.
+type Diagnoser interface {
+	Diagnose(ctx context.Context) ClusterReport
+}
