@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -412,5 +413,44 @@ func TestAdoptByLabelAfterRestartAndLeaveOtherStores(t *testing.T) {
 	}
 	if _, err := k.InspectContainer(ctx, otherID); err != nil {
 		t.Errorf("another store's pod was touched: %v", err)
+	}
+}
+
+func TestDiagnoseReportsTheClusterAndMissingPermissions(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxFor(t, time.Minute)
+	r := e.runtime(t, "store-a").Diagnose(ctx)
+	if !r.Reachable || !strings.HasPrefix(r.Version, "v1.") || r.Namespace != e.ns || len(r.Missing) != 0 || r.Endpoint != kubernetes.EndpointProxy {
+		t.Errorf("admin: %+v; want reachable, a version, the namespace, nothing missing, proxy", r)
+	}
+	// A user RBAC grants nothing.
+	path := t.TempDir() + "/kubeconfig"
+	if err := os.WriteFile(path, []byte(kube.Kubeconfig(e.c.Host, kube.LimitedToken)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	k, err := kubernetes.New(kubernetes.Options{Kubeconfig: path, Namespace: e.ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	r = k.Diagnose(ctx)
+	if !r.Reachable || !slices.Contains(r.Missing, "create pods") || !slices.Contains(r.Missing, "get pods/log") || !slices.Contains(r.Missing, "get pods/proxy") {
+		t.Errorf("nobody: %+v; want reachable with create pods, get pods/log and get pods/proxy missing", r)
+	}
+	// An API server that is not there.
+	path = t.TempDir() + "/kubeconfig"
+	if err := os.WriteFile(path, []byte(kube.Kubeconfig("https://127.0.0.1:"+strconv.Itoa(freePort()), kube.Token)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	k2, err := kubernetes.New(kubernetes.Options{Kubeconfig: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k2.Close()
+	if err := k2.Ping(ctx); !errs.Is(err, errs.Unavailable) {
+		t.Errorf("ping of no API server: %v; want unavailable", err)
+	}
+	if r := k2.Diagnose(ctx); r.Reachable || r.Error == "" {
+		t.Errorf("no API server: %+v; want unreachable with the error", r)
 	}
 }
