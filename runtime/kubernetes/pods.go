@@ -60,7 +60,10 @@ func (k *Kube) podFor(spec runtime.ContainerSpec) (*corev1.Pod, error) {
 	gpus := 0
 	switch g := spec.GPUs; {
 	case g.All:
-		return nil, errs.Invalid("gpus", "gpus: all has no meaning on a cluster; ask for a number of GPUs")
+		// "All GPUs of the host" has no meaning on a cluster, and all
+		// of a node is rarely what an engine's default (gpus: auto)
+		// wants: one GPU, unless the engine's config asks for N.
+		gpus = 1
 	case len(g.DeviceIDs) > 0:
 		gpus = len(g.DeviceIDs) // the node's device plugin picks which
 	default:
