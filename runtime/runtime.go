@@ -60,6 +60,13 @@ const (
 	ActionProgress = "progress"
 )
 
+// StepReporter is implemented by runtimes that report ActionProgress
+// steps while StartContainer runs, so a caller subscribes only where
+// there is something to follow.
+type StepReporter interface {
+	ReportsSteps() bool
+}
+
 // Step is what an ActionProgress event reports.
 type Step string
 

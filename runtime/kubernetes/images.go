@@ -16,3 +16,7 @@ func (k *Kube) ImageExists(ctx context.Context, ref string) (bool, error) { retu
 func (k *Kube) PullImage(ctx context.Context, ref string, opts runtime.PullOptions) error {
 	return nil
 }
+
+// ReportsSteps: the scheduler's and kubelet's steps arrive as
+// ActionProgress events while StartContainer waits.
+func (k *Kube) ReportsSteps() bool { return true }
