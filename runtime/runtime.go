@@ -15,6 +15,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -59,6 +60,11 @@ const (
 	// the cluster's own words. Docker reports none.
 	ActionProgress = "progress"
 )
+
+// ErrImagePull is in the chain of a StartContainer error when the node
+// that was to run the container cannot get its image (a runtime that
+// pulls at start, as Kubernetes' kubelet does).
+var ErrImagePull = errors.New("image pull failed")
 
 // StepReporter is implemented by runtimes that report ActionProgress
 // steps while StartContainer runs, so a caller subscribes only where

@@ -287,6 +287,9 @@ func (st *starter) run(ctx context.Context) *failure {
 		if errs.Is(err, errs.Conflict) {
 			kind = FailurePortInUse // the runtime's word for a host port someone else publishes
 		}
+		if errors.Is(err, runtime.ErrImagePull) {
+			kind = FailureImageUnavailable // the node pulls at start (Kubernetes)
+		}
 		return fail(kind, "start container: %v", err)
 	}
 	if err := st.enter(ctx, PhaseLoading, "engine is loading the model"); err != nil {

@@ -44,7 +44,7 @@ func (k *Kube) StartContainer(ctx context.Context, id string) error {
 			return true, errs.New(errs.NotFound, "start pod %s: the pod was deleted", id)
 		}
 		if reason, msg, ok := pullFailure(p); ok {
-			return true, errs.New(errs.NotFound, "pull image %s on node %s: %s: %s", p.Spec.Containers[0].Image, p.Spec.NodeName, reason, msg)
+			return true, errs.Wrap(errs.NotFound, runtime.ErrImagePull, "pull image %s on node %s: %s: %s", p.Spec.Containers[0].Image, p.Spec.NodeName, reason, msg)
 		}
 		if cs := engineStatus(p); ended(p) || (cs != nil && cs.State.Running != nil) {
 			return true, nil
