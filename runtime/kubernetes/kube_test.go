@@ -2,6 +2,7 @@ package kubernetes_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -452,5 +453,43 @@ func TestDiagnoseReportsTheClusterAndMissingPermissions(t *testing.T) {
 	}
 	if r := k2.Diagnose(ctx); r.Reachable || r.Error == "" {
 		t.Errorf("no API server: %+v; want unreachable with the error", r)
+	}
+}
+
+func TestLogsFromPodsLog(t *testing.T) {
+	e := newEnv(t)
+	e.node(t, 8)
+	k := e.runtime(t, "store-a")
+	ctx := ctxFor(t, time.Minute)
+	// Nothing to read before the engine ran.
+	id, err := k.CreateContainer(ctx, spec("logs", "store-a", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []runtime.LogLine
+	each := func(l runtime.LogLine) error { lines = append(lines, l); return nil }
+	if err := k.Logs(ctx, id, runtime.LogOptions{Tail: -1}, each); err != nil || len(lines) != 0 {
+		t.Fatalf("logs of a pod not started: %v, %v; want an empty log", lines, err)
+	}
+	if err := k.StartContainer(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	if err := kube.WriteCRILog(e.c.EngineLog(), t0, "INFO loading weights", "ERROR CUDA out of memory", "INFO serving on :8000"); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Logs(ctx, id, runtime.LogOptions{Tail: -1}, each); err != nil {
+		t.Fatalf("logs: %v", err)
+	}
+	if len(lines) != 3 || lines[1].Text != "ERROR CUDA out of memory" || !lines[0].Time.Equal(t0) || lines[2].Stream != "stdout" {
+		t.Fatalf("logs: %+v; want the three lines with the kubelet's times", lines)
+	}
+	lines = nil
+	if err := k.Logs(ctx, id, runtime.LogOptions{Tail: 1, NoTimes: true}, each); err != nil || len(lines) != 1 || lines[0].Text != "INFO serving on :8000" {
+		t.Fatalf("tail 1: %+v, %v", lines, err)
+	}
+	stop := errors.New("enough")
+	if err := k.Logs(ctx, id, runtime.LogOptions{Tail: -1}, func(runtime.LogLine) error { return stop }); !errors.Is(err, stop) {
+		t.Errorf("each's error: %v; want it back unchanged", err)
 	}
 }

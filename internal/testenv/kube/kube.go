@@ -164,8 +164,14 @@ func (c *Cluster) start(ctx context.Context, bin string) error {
 	if err != nil {
 		return err
 	}
+	// kwok serves pods/log of fake Pods from EngineLog (through the API
+	// server, which reaches it as the fake nodes' kubelet).
+	if err := WriteCRILog(c.EngineLog(), time.Now(), "engine log line 1", "engine log line 2", "engine log line 3"); err != nil {
+		return err
+	}
 	return c.run(bin, "kwok", kc, "--manage-nodes-with-annotation-selector="+FakeNodeAnnotation+"=fake",
 		"--config="+stages, "--cidr=10.89.0.0/16", "--node-lease-duration-seconds=40",
+		"--node-ip=127.0.0.1", "--node-port="+strconv.Itoa(ports[3]),
 		"--server-address=127.0.0.1:"+strconv.Itoa(ports[3]))
 }
 
@@ -277,6 +283,20 @@ func (c *Cluster) Stop() {
 	if os.Getenv("AIMA_KUBE_KEEP") == "" {
 		_ = os.RemoveAll(c.Dir)
 	}
+}
+
+// EngineLog is the file kwok serves as the log of every fake Pod's engine
+// container, in the CRI log format (WriteCRILog).
+func (c *Cluster) EngineLog() string { return filepath.Join(c.Dir, "engine.log") }
+
+// WriteCRILog writes lines to path in the kubelet's CRI log format, one
+// stdout line per entry, a millisecond apart from t.
+func WriteCRILog(path string, t time.Time, lines ...string) error {
+	var b strings.Builder
+	for i, l := range lines {
+		fmt.Fprintf(&b, "%s stdout F %s\n", t.Add(time.Duration(i)*time.Millisecond).UTC().Format(time.RFC3339Nano), l)
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
 
 // Logs returns the last lines of a component's log (for failure messages).

@@ -151,6 +151,8 @@ func (c *Cluster) writeStages(bin string) (string, error) {
 		b.WriteString("\n")
 	}
 	b.WriteString(podStages)
+	fmt.Fprintf(&b, "---\nkind: ClusterLogs\napiVersion: kwok.x-k8s.io/v1alpha1\nmetadata: {name: aima-engine}\n"+
+		"spec:\n  logs:\n  - containers: [engine]\n    logsFile: %q\n    follow: false\n", c.EngineLog())
 	path := filepath.Join(c.Dir, "kwok-stages.yaml")
 	return path, os.WriteFile(path, []byte(b.String()), 0o600)
 }
