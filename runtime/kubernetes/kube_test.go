@@ -493,3 +493,30 @@ func TestLogsFromPodsLog(t *testing.T) {
 		t.Errorf("each's error: %v; want it back unchanged", err)
 	}
 }
+
+func TestEvictedIsATypedEnd(t *testing.T) {
+	e := newEnv(t)
+	e.node(t, 8)
+	k := e.runtime(t, "store-a")
+	ctx := ctxFor(t, time.Minute)
+	id := running(t, ctx, k, "evicted")
+	exited := k.WaitExit(ctx, id)
+	// What the kubelet writes when it evicts a Pod under memory pressure.
+	pod, err := e.c.Client.CoreV1().Pods(e.ns).Get(ctx, id, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod.Status.Phase, pod.Status.Reason = corev1.PodFailed, "Evicted"
+	pod.Status.Message = "The node was low on resource: memory."
+	if _, err := e.c.Client.CoreV1().Pods(e.ns).UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ex := <-exited
+	if ex.Err != nil || ex.Reason != runtime.ReasonEvicted || !strings.Contains(ex.Message, "low on resource") {
+		t.Fatalf("wait: %+v; want reason evicted with the kubelet's message", ex)
+	}
+	st, err := k.InspectContainer(ctx, id)
+	if err != nil || st.Running || st.Reason != runtime.ReasonEvicted {
+		t.Errorf("inspect: %+v, %v", st, err)
+	}
+}
