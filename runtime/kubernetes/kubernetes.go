@@ -259,7 +259,7 @@ func (k *Kube) startInformers() {
 	cs := k.cs.CoreV1().RESTClient()
 	managed := labels.SelectorFromSet(labels.Set{runtime.LabelManaged: "true"}).String()
 	podLW := cache.NewFilteredListWatchFromClient(cs, "pods", k.ns, func(o *metav1.ListOptions) { o.LabelSelector = managed })
-	k.pods = cache.NewSharedIndexInformer(podLW, &corev1.Pod{}, 0, cache.Indexers{})
+	k.pods = cache.NewSharedIndexInformer(podLW, &corev1.Pod{}, 0, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
 	_ = k.pods.SetTransform(stripManagedFields)
 	k.podLister = listersv1.NewPodLister(k.pods.GetIndexer())
 	_, _ = k.pods.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{

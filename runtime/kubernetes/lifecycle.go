@@ -52,6 +52,12 @@ func (k *Kube) StartContainer(ctx context.Context, id string) error {
 		waiting, _ = unschedulable(p)
 		return false, nil
 	})
+	if err != nil && ctx.Err() != nil && waiting == "" {
+		// The scheduler's event may have come before its status update.
+		k.mu.Lock()
+		waiting = k.seen[id].unschedulable
+		k.mu.Unlock()
+	}
 	if err != nil && ctx.Err() != nil && waiting != "" {
 		return fmt.Errorf("start pod %s: %w (no node fits: %s)", id, err, waiting)
 	}

@@ -41,9 +41,20 @@ func (k *Kube) CreateContainer(ctx context.Context, spec runtime.ContainerSpec) 
 	if err != nil {
 		return "", err
 	}
+	if err := k.watch(ctx); err != nil {
+		return "", err
+	}
 	created, err := k.cs.CoreV1().Pods(k.ns).Create(ctx, pod, metav1.CreateOptions{})
 	if err != nil {
 		return "", classify(err, fmt.Sprintf("create pod %s from image %s", spec.Name, spec.Image))
+	}
+	// Every later call reads the watch's cache: return once it holds the
+	// Pod, so the caller reads its own write.
+	err = k.waitPod(ctx, created.Name, func(p *corev1.Pod) (bool, error) {
+		return p != nil && p.UID == created.UID, nil
+	})
+	if err != nil {
+		return "", err
 	}
 	return created.Name, nil
 }

@@ -31,8 +31,9 @@ type publisher struct {
 	k     *Kube
 	kickc chan struct{}
 
-	mu   sync.Mutex
-	open map[string]*published // by Pod name
+	mu     sync.Mutex
+	open   map[string]*published // by Pod name
+	closed bool                  // closeAll ran: publish nothing more
 }
 
 type published struct {
@@ -94,6 +95,9 @@ func (p *publisher) sync() (failed bool) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
 	for name, pub := range p.open {
 		if pod, ok := want[name]; !ok || string(pod.UID) != pub.uid {
 			pub.close()
@@ -249,6 +253,7 @@ func (pub *published) close() {
 func (p *publisher) closeAll() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.closed = true
 	for name, pub := range p.open {
 		pub.close()
 		delete(p.open, name)
