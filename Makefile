@@ -4,7 +4,7 @@ BIN       ?= bin
 SIM_IMAGE ?= aima-enginesim:$(or $(AIMA_IMAGE_TAG),dev)
 ADDR      ?= 127.0.0.1:9090
 
-.PHONY: setup build enginesim run demo test test-short fuzz bench schemas docs fmt vet
+.PHONY: setup build enginesim kube-build run demo test test-short fuzz bench schemas docs fmt vet
 
 # Installs (Debian docker.io) and starts the Docker engine when none answers.
 setup:
@@ -30,8 +30,16 @@ run: build
 demo: setup build enginesim
 	$(BIN)/aima start --addr $(ADDR) --config examples/sim.yaml
 
-# Full suite: unit tests plus integration tests on the real Docker engine.
-test: setup build enginesim
+# The local Kubernetes control plane the runtime/kubernetes tests start:
+# etcd, kube-apiserver, kube-scheduler, kube-controller-manager and kwok,
+# built from the Go module proxy once per version (minutes cold; cached
+# under ~/.cache/aima-kube).
+kube-build:
+	bash scripts/kube-build.sh >/dev/null
+
+# Full suite: unit tests plus integration tests on the real Docker engine
+# and on the local Kubernetes control plane.
+test: setup build enginesim kube-build
 	$(GO) test -race -count=1 -timeout 60m ./...
 	$(MAKE) fuzz
 

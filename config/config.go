@@ -83,6 +83,11 @@ type Config struct {
 	Gateway Gateway `yaml:"gateway"`
 	// HTTP bounds the daemon's HTTP server (every route).
 	HTTP HTTP `yaml:"http"`
+	// Runtime runs the engines: docker (default) or kubernetes (one Pod
+	// per start on the cluster of the kubernetes section).
+	Runtime string `yaml:"runtime"`
+	// Kubernetes is where and how the kubernetes runtime runs engine Pods.
+	Kubernetes Kubernetes `yaml:"kubernetes"`
 }
 
 // HTTP is the config file's http section: what one client, or all of
@@ -168,6 +173,8 @@ func Default() Config {
 		RestartBackoff:   Duration(d.RestartBackoff),
 		GPUAttach:        d.GPUAttach,
 		GPUPolicy:        string(d.GPUPolicy),
+		Runtime:          RuntimeDocker,
+		Kubernetes:       defaultKubernetes(),
 	}
 }
 
@@ -232,6 +239,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if _, err := services.ParseOnOOM(c.OnOOM); err != nil {
+		return err
+	}
+	if err := c.validateRuntime(); err != nil {
 		return err
 	}
 	if err := validateHosts(c.AllowedHosts); err != nil {

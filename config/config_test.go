@@ -63,6 +63,24 @@ func TestParse(t *testing.T) {
 		{name: "empty", yaml: ""},
 		{name: "comments only", yaml: "# nothing\n"},
 		{
+			name: "kubernetes runtime",
+			yaml: "runtime: kubernetes\nkubernetes:\n  kubeconfig: /k/config\n  context: lab\n  namespace: inference\n" +
+				"  node_selector: {pool: gpu}\n  tolerations: [{key: dedicated, operator: Equal, value: ml, effect: NoSchedule}]\n" +
+				"  service_account: aima-engine\n  models: {kind: pvc, claim: models}\n  endpoint: proxy\n",
+			check: func(t *testing.T, c config.Config) {
+				k := c.Kubernetes
+				if c.Runtime != "kubernetes" || k.Kubeconfig != "/k/config" || k.Context != "lab" || k.Namespace != "inference" ||
+					k.NodeSelector["pool"] != "gpu" || len(k.Tolerations) != 1 || k.Tolerations[0].Value != "ml" ||
+					k.ServiceAccount != "aima-engine" || k.Models.Kind != "pvc" || k.Models.Claim != "models" || k.Models.MountPath != "/models" || k.Endpoint != "proxy" {
+					t.Errorf("kubernetes = %q %+v", c.Runtime, k)
+				}
+			},
+		},
+		{name: "runtime unknown", yaml: "runtime: podman\n", wantErr: "want docker or kubernetes"},
+		{name: "kubernetes pvc without claim", yaml: "runtime: kubernetes\nkubernetes: {models: {kind: pvc}}\n", wantErr: "needs claim"},
+		{name: "kubernetes bad namespace", yaml: "runtime: kubernetes\nkubernetes: {namespace: Not_A_Name}\n", wantErr: "kubernetes.namespace"},
+		{name: "kubernetes bad endpoint", yaml: "runtime: kubernetes\nkubernetes: {endpoint: nodeport}\n", wantErr: "want auto, pod_ip or proxy"},
+		{
 			name: "durations",
 			yaml: "start_timeout: 90s\nstop_timeout: 5m\nhealth_interval: 250ms\n",
 			check: func(t *testing.T, c config.Config) {

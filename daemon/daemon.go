@@ -29,7 +29,6 @@ import (
 	"aima/metrics"
 	"aima/models"
 	"aima/runtime"
-	"aima/runtime/docker"
 	"aima/services"
 	"aima/state"
 	"aima/tools"
@@ -111,16 +110,10 @@ func New(opts Options) (*Daemon, error) {
 	}
 	rt, closeRT := opts.Runtime, func() error { return nil }
 	if rt == nil {
-		var dopts []docker.Option
-		if opts.DockerHost != "" {
-			dopts = append(dopts, docker.WithHost(opts.DockerHost))
-		}
-		d, err := docker.New(dopts...)
-		if err != nil {
+		if rt, closeRT, err = newRuntime(cfg, opts, store, log); err != nil {
 			store.Close()
-			return nil, errs.Wrap(errs.Unavailable, err, "docker client")
+			return nil, err
 		}
-		rt, closeRT = d, d.Close
 	}
 	// The metrics observe every event as it is published, so they exist
 	// before the bus; their sources are bound once the manager exists.
@@ -135,6 +128,11 @@ func New(opts Options) (*Daemon, error) {
 	attach, _ := gpu.ParseAttach(cfg.GPUAttach)
 	policy, _ := gpu.ParsePolicy(cfg.GPUPolicy)
 	gpus := gpuInventory(cfg.NvidiaSMI)
+	if cfg.Runtime == config.RuntimeKubernetes {
+		// The daemon's host is not where engines run: its nvidia-smi says
+		// nothing about the cluster's GPUs (the Pods ask for a count).
+		gpus = gpu.NewInventory(nil)
+	}
 	mgr := services.NewManager(store, rt, bus, catalog, reg, services.Options{
 		BindHost: cfg.BindHost, PortLow: lo, PortHigh: hi,
 		StartTimeout: time.Duration(cfg.StartTimeout), StopTimeout: time.Duration(cfg.StopTimeout),

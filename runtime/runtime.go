@@ -1,7 +1,8 @@
 // Package runtime is aima's view of a container engine: the few operations a
 // service start, stop and watch need, with no engine types leaking out. The
 // Docker implementation lives in runtime/docker; runtime/fakeruntime is a
-// scripted in-memory one for unit tests.
+// scripted in-memory one for unit tests; runtime/kubernetes runs each
+// container as a Pod on a cluster.
 //
 // The interface follows docker/compose's service API: an identifier plus an
 // options struct per call, so a new option is a new field rather than a new
@@ -14,6 +15,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -52,6 +54,51 @@ const (
 	ActionOOM     = "oom"     // the kernel killed a process in it for memory (before its die)
 	ActionDie     = "die"     // its process ended; Event.ExitCode is set
 	ActionDestroy = "destroy" // the container was removed
+	// ActionProgress is a step of a start that a runtime with its own
+	// scheduler and image puller reports (Kubernetes: the scheduler's and
+	// the kubelet's events). Event.Step says which, Event.Message carries
+	// the cluster's own words. Docker reports none.
+	ActionProgress = "progress"
+)
+
+// ErrImagePull is in the chain of a StartContainer error when the node
+// that was to run the container cannot get its image (a runtime that
+// pulls at start, as Kubernetes' kubelet does).
+var ErrImagePull = errors.New("image pull failed")
+
+// StepReporter is implemented by runtimes that report ActionProgress
+// steps while StartContainer runs, so a caller subscribes only where
+// there is something to follow.
+type StepReporter interface {
+	ReportsSteps() bool
+}
+
+// Step is what an ActionProgress event reports.
+type Step string
+
+// Steps of a start on a runtime that schedules and pulls by itself.
+const (
+	StepScheduled     Step = "scheduled"     // placed on a node (Message names it)
+	StepUnschedulable Step = "unschedulable" // no node fits yet; Message is the scheduler's, e.g. "0/3 nodes are available: ..."
+	StepPulling       Step = "pulling"       // the node pulls the image
+	StepPulled        Step = "pulled"        // the image is on the node
+	StepPullFailed    Step = "pull_failed"   // the node cannot get the image (ErrImagePull, ImagePullBackOff, InvalidImageName)
+	StepCreated       Step = "created"       // the container was created on the node
+	StepStarted       Step = "started"       // its process started
+)
+
+// Reason says why a container ended when the runtime knows more than an
+// exit code (ContainerState.Reason, ExitStatus.Reason, Event.Reason).
+// Docker leaves it empty (its OOMKilled flag says the one thing it knows).
+type Reason string
+
+// Why a container ended.
+const (
+	ReasonOOMKilled Reason = "oom_killed" // the kernel killed it for memory
+	ReasonEvicted   Reason = "evicted"    // the node evicted it (memory or disk pressure)
+	ReasonDeleted   Reason = "deleted"    // removed by someone else than aima
+	ReasonNodeLost  Reason = "node_lost"  // its node went away or stopped answering
+	ReasonPullError Reason = "pull_error" // its image could not be pulled (it never ran)
 )
 
 // Mount is a bind mount from the host into the container.
@@ -111,6 +158,10 @@ type ContainerState struct {
 	StartedAt  time.Time
 	FinishedAt time.Time
 	HostPort   int // published host port of the spec's ContainerPort, 0 if none
+	// Reason and Message say why it ended or cannot run, when the runtime
+	// knows (Message is the runtime's own words, e.g. the kubelet's).
+	Reason  Reason
+	Message string
 	// CreatedAt may be coarse (Docker's list API has one-second precision):
 	// order a service's containers by LabelRun, not by this.
 	CreatedAt time.Time
@@ -152,6 +203,10 @@ type RemoveOptions struct {
 type ExitStatus struct {
 	ExitCode int
 	Err      error // the wait itself failed (engine gone, ctx done)
+	// Reason and Message: why it ended, when the runtime knows more than
+	// the exit code (see ContainerState).
+	Reason  Reason
+	Message string
 }
 
 // LogOptions select a slice of a container's output.
@@ -191,6 +246,11 @@ type Event struct {
 	ExitCode    int    // for ActionDie
 	Labels      map[string]string
 	Time        time.Time
+	// Step and Message describe an ActionProgress event; Reason (with
+	// Message) an ActionDie or ActionDestroy the runtime can explain.
+	Step    Step
+	Reason  Reason
+	Message string
 }
 
 // Runtime is the container engine. Errors carry errs kinds: a missing
@@ -231,4 +291,23 @@ type Runtime interface {
 	// engine went away: resubscribe with Since = the last event's time),
 	// then both channels are closed.
 	Events(ctx context.Context, opts EventOptions) (<-chan Event, <-chan error)
+}
+
+// ClusterReport is what a runtime that runs engines on a cluster reports
+// to `aima doctor` besides Ping: where the cluster is, whether it answers,
+// its version, the namespace, and the permissions aima needs but lacks.
+type ClusterReport struct {
+	Runtime   string   `json:"runtime" jsonschema:"the runtime, e.g. kubernetes"`
+	Server    string   `json:"server" jsonschema:"the API server's URL"`
+	Reachable bool     `json:"reachable" jsonschema:"the API server answered"`
+	Version   string   `json:"version,omitempty" jsonschema:"the API server's version"`
+	Namespace string   `json:"namespace" jsonschema:"the namespace engine Pods run in"`
+	Endpoint  string   `json:"endpoint" jsonschema:"how aima reaches engines: pod_ip or proxy (the API server's Pod proxy)"`
+	Missing   []string `json:"missing" jsonschema:"permissions aima needs in the namespace and lacks, as 'verb resource'"`
+	Error     string   `json:"error,omitempty" jsonschema:"why the cluster could not be checked"`
+}
+
+// Diagnoser is implemented by runtimes with more to report than Ping.
+type Diagnoser interface {
+	Diagnose(ctx context.Context) ClusterReport
 }

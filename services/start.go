@@ -297,10 +297,16 @@ func (st *starter) run(ctx context.Context) *failure {
 	if err := st.enter(ctx, PhaseStart, "starting container "+shortID(id)); err != nil {
 		return fail(FailureInternal, "%v", err)
 	}
-	if err := m.mutate(ctx, func(ctx context.Context) error { return m.rt.StartContainer(ctx, id) }); err != nil {
+	stopSteps := st.followSteps(ctx, id)
+	err = m.mutate(ctx, func(ctx context.Context) error { return m.rt.StartContainer(ctx, id) })
+	stopSteps()
+	if err != nil {
 		kind := runtimeFailure(err)
 		if errs.Is(err, errs.Conflict) {
 			kind = FailurePortInUse // the runtime's word for a host port someone else publishes
+		}
+		if errors.Is(err, runtime.ErrImagePull) {
+			kind = FailureImageUnavailable // the node pulls at start (Kubernetes)
 		}
 		return fail(kind, "start container: %v", err)
 	}

@@ -5,13 +5,14 @@ import (
 	"fmt"
 	"strings"
 
+	"aima/runtime"
 	"aima/services"
 	"aima/state"
 )
 
 // DoctorOutput is a health report of the daemon's world.
 type DoctorOutput struct {
-	Docker   string            `json:"docker" jsonschema:"ok, or why the Docker engine is unreachable"`
+	Docker   string            `json:"docker" jsonschema:"ok, or why the runtime is unreachable: the Docker engine, or the Kubernetes API server with runtime kubernetes (named docker for compatibility)"`
 	Services int               `json:"services" jsonschema:"number of service records"`
 	Failed   []string          `json:"failed" jsonschema:"services in status failed, with their reasons"`
 	Stranded []string          `json:"stranded" jsonschema:"services creating or stopping with no start or stop in progress, which would never settle (never expected; service_stop settles them)"`
@@ -22,6 +23,8 @@ type DoctorOutput struct {
 	Warnings []string          `json:"warnings" jsonschema:"what needs attention, with what to do: damaged records, containers of another (possibly lost) state store, a failed backup, a port_range among the kernel's ephemeral ports"`
 	GPU      string            `json:"gpu" jsonschema:"GPU state: the number of GPUs and the driver, why there are none, or why the driver cannot be read"`
 	GPUs     []string          `json:"gpus" jsonschema:"one line per GPU: memory and the services holding it"`
+	// Cluster is set when engines run on a cluster (runtime: kubernetes).
+	Cluster *runtime.ClusterReport `json:"cluster,omitempty" jsonschema:"the cluster engines run on (runtime kubernetes): API server reachable, version, namespace, permissions missing"`
 }
 
 // PruneInput asks to remove orphan containers.
@@ -99,6 +102,10 @@ func systemOps() []Op {
 				if err := env.Runtime.Ping(ctx); err != nil {
 					out.Docker = err.Error()
 				}
+				if d, ok := env.Runtime.(runtime.Diagnoser); ok {
+					r := d.Diagnose(ctx)
+					out.Cluster = &r
+				}
 				all, err := env.Services.List(ctx, "")
 				if err != nil {
 					return out, err
@@ -137,7 +144,22 @@ func systemOps() []Op {
 			},
 			Render: func(o DoctorOutput) string {
 				var b strings.Builder
-				fmt.Fprintf(&b, "docker: %s\ngpu: %s\n", o.Docker, o.GPU)
+				if c := o.Cluster; c != nil {
+					fmt.Fprintf(&b, "%s: %s", c.Runtime, o.Docker)
+					if c.Reachable {
+						fmt.Fprintf(&b, " (%s %s, namespace %s, engines reached by %s)", c.Server, c.Version, c.Namespace, c.Endpoint)
+					}
+					b.WriteString("\n")
+					if c.Error != "" {
+						fmt.Fprintf(&b, "  cannot check the cluster: %s\n", c.Error)
+					}
+					if len(c.Missing) > 0 {
+						fmt.Fprintf(&b, "  permissions missing in namespace %s: %s\n", c.Namespace, strings.Join(c.Missing, ", "))
+					}
+				} else {
+					fmt.Fprintf(&b, "docker: %s\n", o.Docker)
+				}
+				fmt.Fprintf(&b, "gpu: %s\n", o.GPU)
 				for _, g := range o.GPUs {
 					fmt.Fprintf(&b, "  %s\n", g)
 				}

@@ -3,7 +3,7 @@
 // (services, inference, enginemetrics, runtime, state, events, models,
 // engines, config, errs, gpu). Domain code never imports a transport or the
 // operation layer, tools imports no transport, and only the daemon picks a
-// runtime implementation (runtime/docker; tests use runtime/fakeruntime).
+// runtime implementation (runtime/docker or runtime/kubernetes; tests use runtime/fakeruntime).
 package archtest
 
 import (
@@ -17,10 +17,10 @@ import (
 var (
 	frontEnds = []string{"aima/cli", "aima/client", "aima/httpapi", "aima/httpguard", "aima/mcp", "aima/jsonrpc", "aima/gateway", "aima/metrics", "aima/web", "aima/daemon"}
 	transport = []string{"github.com/mark3labs/mcp-go", "github.com/urfave/cli", "github.com/modelcontextprotocol/go-sdk"}
-	domain    = []string{"services", "inference", "enginemetrics", "runtime", "runtime/docker", "runtime/fakeruntime", "state", "events", "models", "engines", "config", "errs", "gpu"}
+	domain    = []string{"services", "inference", "enginemetrics", "runtime", "runtime/docker", "runtime/kubernetes", "runtime/fakeruntime", "state", "events", "models", "engines", "config", "errs", "gpu"}
 	// runtimeImpls implement runtime.Runtime; only the daemon (and tests)
 	// choose one, so the domain stays runtime-neutral.
-	runtimeImpls = []string{"aima/runtime/docker", "aima/runtime/fakeruntime"}
+	runtimeImpls = []string{"aima/runtime/docker", "aima/runtime/kubernetes", "aima/runtime/fakeruntime"}
 )
 
 func moduleRoot(t *testing.T) string {

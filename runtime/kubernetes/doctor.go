@@ -1,0 +1,59 @@
+package kubernetes
+
+import (
+	"context"
+
+	authv1 "k8s.io/api/authorization/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"aima/runtime"
+)
+
+// needed are the permissions the runtime uses in its namespace.
+var needed = []authv1.ResourceAttributes{
+	{Verb: "create", Resource: "pods"},
+	{Verb: "delete", Resource: "pods"},
+	{Verb: "get", Resource: "pods"},
+	{Verb: "list", Resource: "pods"},
+	{Verb: "watch", Resource: "pods"},
+	{Verb: "patch", Resource: "pods"},
+	{Verb: "get", Resource: "pods", Subresource: "log"},
+	{Verb: "list", Resource: "events"},
+	{Verb: "watch", Resource: "events"},
+}
+
+var _ runtime.Diagnoser = (*Kube)(nil)
+
+// Diagnose reports the cluster for `aima doctor`: reachable, version,
+// namespace, and the permissions aima lacks there (asked of the API server
+// with SelfSubjectAccessReviews, so RBAC, webhooks and all count).
+func (k *Kube) Diagnose(ctx context.Context) runtime.ClusterReport {
+	r := runtime.ClusterReport{Runtime: "kubernetes", Server: k.rest.Host, Namespace: k.ns, Endpoint: k.endpoint, Missing: []string{}}
+	v, err := k.ServerVersion(ctx)
+	if err != nil {
+		r.Error = err.Error()
+		return r
+	}
+	r.Reachable, r.Version = true, v
+	attrs := needed
+	if k.endpoint == EndpointProxy {
+		attrs = append(attrs[:len(attrs):len(attrs)], authv1.ResourceAttributes{Verb: "get", Resource: "pods", Subresource: "proxy"})
+	}
+	for _, a := range attrs {
+		a.Namespace = k.ns
+		review := &authv1.SelfSubjectAccessReview{Spec: authv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &a}}
+		res, err := k.cs.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
+		if err != nil {
+			r.Error = classify(err, "check permissions").Error()
+			return r
+		}
+		if !res.Status.Allowed {
+			name := a.Resource
+			if a.Subresource != "" {
+				name += "/" + a.Subresource
+			}
+			r.Missing = append(r.Missing, a.Verb+" "+name)
+		}
+	}
+	return r
+}

@@ -1,0 +1,246 @@
+package kubernetes
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"aima/errs"
+	"aima/runtime"
+)
+
+// StartContainer lifts the start gate, so the scheduler places the Pod and
+// the node pulls the image and starts the engine, and returns once the
+// engine's process started (or already ended: its exit is WaitExit's to
+// report), as Docker's start does. An image the node cannot pull fails it
+// at once with the kubelet's own message (kind NotFound); while no node
+// fits, it waits (the scheduler's message arrives as an ActionProgress
+// event) until ctx ends.
+func (k *Kube) StartContainer(ctx context.Context, id string) error {
+	if err := k.watch(ctx); err != nil {
+		return err
+	}
+	pod, err := k.pod(id)
+	if err != nil {
+		return classify(err, "start pod "+id)
+	}
+	if gated(pod) {
+		patch := []byte(`[{"op":"test","path":"/spec/schedulingGates","value":[{"name":"` + startGate + `"}]},{"op":"remove","path":"/spec/schedulingGates"}]`)
+		_, err := k.cs.CoreV1().Pods(k.ns).Patch(ctx, id, types.JSONPatchType, patch, metav1.PatchOptions{})
+		if err != nil && !apierrors.IsInvalid(err) { // Invalid: the test failed, someone lifted it already
+			return classify(err, "start pod "+id)
+		}
+	}
+	var waiting string
+	err = k.waitPod(ctx, id, func(p *corev1.Pod) (bool, error) {
+		if p == nil {
+			return true, errs.New(errs.NotFound, "start pod %s: the pod was deleted", id)
+		}
+		if reason, msg, ok := pullFailure(p); ok {
+			return true, errs.Wrap(errs.NotFound, runtime.ErrImagePull, "pull image %s on node %s: %s: %s", p.Spec.Containers[0].Image, p.Spec.NodeName, reason, msg)
+		}
+		if cs := engineStatus(p); ended(p) || (cs != nil && cs.State.Running != nil) {
+			return true, nil
+		}
+		waiting, _ = unschedulable(p)
+		return false, nil
+	})
+	if err != nil && ctx.Err() != nil && waiting == "" {
+		// The scheduler's event may have come before its status update.
+		k.mu.Lock()
+		waiting = k.seen[id].unschedulable
+		k.mu.Unlock()
+	}
+	if err != nil && ctx.Err() != nil && waiting != "" {
+		return fmt.Errorf("start pod %s: %w (no node fits: %s)", id, err, waiting)
+	}
+	return err
+}
+
+// pod reads a Pod from the watch's cache.
+func (k *Kube) pod(name string) (*corev1.Pod, error) {
+	p, err := k.podLister.Pods(k.ns).Get(name)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// waitPod calls done with the Pod (nil once it is gone) now and after each
+// change the watch sees, until done says so or ctx ends.
+func (k *Kube) waitPod(ctx context.Context, name string, done func(*corev1.Pod) (bool, error)) error {
+	for {
+		changed := k.changes(name)
+		p, err := k.pod(name)
+		if err != nil && !apierrors.IsNotFound(err) {
+			return classify(err, "pod "+name)
+		}
+		if ok, err := done(p); ok {
+			return err
+		}
+		t := time.NewTimer(pollFallback)
+		select {
+		case <-changed:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("pod %s: %w", name, context.Cause(ctx))
+		case <-k.ctx.Done():
+			t.Stop()
+			return errs.New(errs.Unavailable, "kubernetes runtime closed")
+		}
+		t.Stop()
+	}
+}
+
+// InspectContainer reports the Pod's state from the watch's cache.
+func (k *Kube) InspectContainer(ctx context.Context, id string) (runtime.ContainerState, error) {
+	if err := k.watch(ctx); err != nil {
+		return runtime.ContainerState{}, err
+	}
+	p, err := k.pod(id)
+	if err != nil {
+		return runtime.ContainerState{}, classify(err, "inspect pod "+id)
+	}
+	return stateOf(p), nil
+}
+
+// ListContainers returns aima's Pods carrying all of opts.Labels, from the
+// watch's cache (no API request).
+func (k *Kube) ListContainers(ctx context.Context, opts runtime.ListOptions) ([]runtime.ContainerState, error) {
+	if err := k.watch(ctx); err != nil {
+		return nil, err
+	}
+	sel := labels.Set{}
+	for key, v := range opts.Labels {
+		if len(validation.IsValidLabelValue(v)) == 0 {
+			sel[key] = v // the rest are compared from the annotations below
+		}
+	}
+	pods, err := k.podLister.Pods(k.ns).List(labels.SelectorFromSet(sel))
+	if err != nil {
+		return nil, classify(err, "list pods")
+	}
+	out := make([]runtime.ContainerState, 0, len(pods))
+next:
+	for _, p := range pods {
+		l := labelsOf(p)
+		for key, v := range opts.Labels {
+			if l[key] != v {
+				continue next
+			}
+		}
+		out = append(out, stateOf(p))
+	}
+	return out, nil
+}
+
+// StopContainer deletes a Pod whose engine runs, with opts.Timeout as the
+// grace period (Kubernetes cannot stop a container and keep its Pod), and
+// waits until it is gone. A Pod that already ended is kept, like an exited
+// container, so its log stays readable until the next start removes it.
+func (k *Kube) StopContainer(ctx context.Context, id string, opts runtime.StopOptions) error {
+	if err := k.watch(ctx); err != nil {
+		return err
+	}
+	p, err := k.pod(id)
+	if err != nil {
+		return classify(err, "stop pod "+id)
+	}
+	if ended(p) {
+		return nil
+	}
+	secs := max(int64((opts.Timeout+time.Second-1)/time.Second), 1)
+	return k.deleteAndWait(ctx, p, secs, "stop pod "+id)
+}
+
+// RemoveContainer deletes the Pod (at once with Force) and waits until it
+// is gone. A deletion already in progress is waited for.
+func (k *Kube) RemoveContainer(ctx context.Context, id string, opts runtime.RemoveOptions) error {
+	if err := k.watch(ctx); err != nil {
+		return err
+	}
+	p, err := k.pod(id)
+	if err != nil {
+		return classify(err, "remove pod "+id)
+	}
+	var grace int64 = 30
+	if opts.Force {
+		grace = 0
+	}
+	return k.deleteAndWait(ctx, p, grace, "remove pod "+id)
+}
+
+func (k *Kube) deleteAndWait(ctx context.Context, p *corev1.Pod, grace int64, what string) error {
+	// A destroy event of this Pod is aima's own doing, not a deletion
+	// behind its back.
+	k.mu.Lock()
+	k.deleting[string(p.UID)] = true
+	k.mu.Unlock()
+	// The UID precondition keeps a delete from hitting a later Pod of the
+	// same name.
+	err := k.cs.CoreV1().Pods(k.ns).Delete(ctx, p.Name, metav1.DeleteOptions{
+		GracePeriodSeconds: &grace,
+		Preconditions:      &metav1.Preconditions{UID: &p.UID},
+	})
+	if err != nil {
+		k.mu.Lock()
+		delete(k.deleting, string(p.UID))
+		k.mu.Unlock()
+		if !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return classify(err, what)
+		}
+	}
+	return k.waitPod(ctx, p.Name, func(cur *corev1.Pod) (bool, error) {
+		return cur == nil || cur.UID != p.UID, nil
+	})
+}
+
+// WaitExit delivers the engine's end once the Pod ended: its exit code,
+// with Reason and Message when the cluster says more (OOMKilled, evicted,
+// node lost). A Pod deleted before it ended comes back as Err (NotFound)
+// with its Reason. A Pod never started (still gated) is reported at once
+// with code 0.
+func (k *Kube) WaitExit(ctx context.Context, id string) <-chan runtime.ExitStatus {
+	out := make(chan runtime.ExitStatus, 1)
+	k.wg.Add(1)
+	go func() {
+		defer k.wg.Done()
+		defer close(out)
+		if err := k.watch(ctx); err != nil {
+			out <- runtime.ExitStatus{Err: err}
+			return
+		}
+		var last *corev1.Pod
+		var st runtime.ExitStatus
+		err := k.waitPod(ctx, id, func(p *corev1.Pod) (bool, error) {
+			switch {
+			case p == nil && last == nil:
+				st.Err = errs.New(errs.NotFound, "wait pod %s: no such pod", id)
+			case p == nil:
+				st.Reason, st.Message = deleteReason(last)
+				st.Err = errs.New(errs.NotFound, "wait pod %s: %s", id, st.Message)
+			case gated(p):
+			case ended(p):
+				s := stateOf(p)
+				st.ExitCode, st.Reason, st.Message = s.ExitCode, s.Reason, s.Message
+			default:
+				last = p
+				return false, nil
+			}
+			return true, nil
+		})
+		if err != nil {
+			st = runtime.ExitStatus{Err: err}
+		}
+		out <- st
+	}()
+	return out
+}

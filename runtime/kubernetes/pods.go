@@ -1,0 +1,323 @@
+package kubernetes
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"aima/errs"
+	"aima/runtime"
+)
+
+// Annotations aima puts on its Pods besides the labels.
+const (
+	annHostIP        = "aima.host-ip"        // where the engine port is published on the daemon's host
+	annHostPort      = "aima.host-port"      // the published port
+	annContainerPort = "aima.container-port" // the engine's port in the Pod
+	// annLabelPrefix marks aima's labels kept as annotations: a label value
+	// may not hold every value aima labels with (a model reference such as
+	// "org/name" has a slash), an annotation may.
+	annLabelPrefix = "aima.label/"
+)
+
+// startGate holds a created Pod back from the scheduler until StartContainer:
+// a Pod has no "created, not started" state of its own, and a scheduling
+// gate gives it one that the API server keeps (so a daemon restart between
+// the two calls finds the Pod created, as Docker's created container).
+const startGate = "aima/start"
+
+// ResourceGPU is the extended resource the NVIDIA device plugin advertises.
+const ResourceGPU corev1.ResourceName = "nvidia.com/gpu"
+
+// CreateContainer creates the Pod of one run, held back by the start gate.
+func (k *Kube) CreateContainer(ctx context.Context, spec runtime.ContainerSpec) (string, error) {
+	pod, err := k.podFor(spec)
+	if err != nil {
+		return "", err
+	}
+	if err := k.watch(ctx); err != nil {
+		return "", err
+	}
+	created, err := k.cs.CoreV1().Pods(k.ns).Create(ctx, pod, metav1.CreateOptions{})
+	if err != nil {
+		return "", classify(err, fmt.Sprintf("create pod %s from image %s", spec.Name, spec.Image))
+	}
+	// Every later call reads the watch's cache: return once it holds the
+	// Pod, so the caller reads its own write.
+	err = k.waitPod(ctx, created.Name, func(p *corev1.Pod) (bool, error) {
+		return p != nil && p.UID == created.UID, nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return created.Name, nil
+}
+
+// podFor maps a container spec onto a Pod: restartPolicy Never (aima's
+// back-off is the one restart mechanism), the spec's labels, image, args
+// (appended to the image's entrypoint, as Docker's Cmd), env and port,
+// /dev/shm as memory, GPUs as an nvidia.com/gpu limit with the usual
+// toleration, and the configured placement and model volume.
+func (k *Kube) podFor(spec runtime.ContainerSpec) (*corev1.Pod, error) {
+	if msgs := validation.IsDNS1123Subdomain(spec.Name); len(msgs) > 0 {
+		return nil, errs.Invalid("name", "pod name %q: %s", spec.Name, strings.Join(msgs, "; "))
+	}
+	gpus := 0
+	switch g := spec.GPUs; {
+	case g.All:
+		// "All GPUs of the host" has no meaning on a cluster, and all
+		// of a node is rarely what an engine's default (gpus: auto)
+		// wants: one GPU, unless the engine's config asks for N.
+		gpus = 1
+	case len(g.DeviceIDs) > 0:
+		gpus = len(g.DeviceIDs) // the node's device plugin picks which
+	default:
+		gpus = g.Count
+	}
+	hostIP := spec.HostIP
+	if hostIP == "" {
+		hostIP = "127.0.0.1"
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: spec.Name, Namespace: k.ns,
+			Labels: map[string]string{},
+			Annotations: map[string]string{
+				annHostIP: hostIP, annHostPort: strconv.Itoa(spec.HostPort), annContainerPort: strconv.Itoa(spec.ContainerPort),
+			},
+		},
+		Spec: corev1.PodSpec{
+			RestartPolicy:      corev1.RestartPolicyNever,
+			SchedulingGates:    []corev1.PodSchedulingGate{{Name: startGate}},
+			EnableServiceLinks: new(false),
+			NodeSelector:       k.opts.NodeSelector,
+			ServiceAccountName: k.opts.ServiceAccount,
+			// An engine needs no API credentials unless a service account
+			// was configured on purpose.
+			AutomountServiceAccountToken: new(k.opts.ServiceAccount != ""),
+		},
+	}
+	for key, v := range spec.Labels {
+		pod.Annotations[annLabelPrefix+key] = v
+		if len(validation.IsValidLabelValue(v)) == 0 {
+			pod.Labels[key] = v
+		}
+	}
+	c := corev1.Container{
+		Name:            containerName,
+		Image:           spec.Image,
+		Args:            spec.Args,
+		ImagePullPolicy: corev1.PullIfNotPresent,
+	}
+	for _, kv := range spec.Env {
+		name, val, _ := strings.Cut(kv, "=")
+		if gpus > 0 && name == "NVIDIA_VISIBLE_DEVICES" {
+			continue // the device plugin sets it to the GPUs it allocated on the node
+		}
+		c.Env = append(c.Env, corev1.EnvVar{Name: name, Value: val})
+	}
+	if spec.ContainerPort > 0 {
+		c.Ports = []corev1.ContainerPort{{Name: "http", ContainerPort: int32(spec.ContainerPort), Protocol: corev1.ProtocolTCP}}
+	}
+	shm := &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}
+	if spec.ShmSize > 0 {
+		shm.SizeLimit = resource.NewQuantity(spec.ShmSize, resource.BinarySI)
+	}
+	pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: "dshm", VolumeSource: corev1.VolumeSource{EmptyDir: shm}})
+	c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: "dshm", MountPath: "/dev/shm"})
+	k.modelVolumes(pod, &c, spec.Mounts)
+	if gpus > 0 {
+		q := *resource.NewQuantity(int64(gpus), resource.DecimalSI)
+		c.Resources.Limits = corev1.ResourceList{ResourceGPU: q}
+		pod.Spec.Tolerations = append(pod.Spec.Tolerations, corev1.Toleration{Key: string(ResourceGPU), Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule})
+	}
+	for _, t := range k.opts.Tolerations {
+		op := corev1.TolerationOpEqual
+		if t.Operator == string(corev1.TolerationOpExists) {
+			op = corev1.TolerationOpExists
+		}
+		pod.Spec.Tolerations = append(pod.Spec.Tolerations, corev1.Toleration{Key: t.Key, Operator: op, Value: t.Value, Effect: corev1.TaintEffect(t.Effect)})
+	}
+	pod.Spec.Containers = []corev1.Container{c}
+	return pod, nil
+}
+
+// modelVolumes mounts the model files: each bind mount of the spec as a
+// read-only hostPath of the same path on the node, or the configured claim
+// (one directory per model ID) at its mount path.
+func (k *Kube) modelVolumes(pod *corev1.Pod, c *corev1.Container, mounts []runtime.Mount) {
+	if len(mounts) == 0 {
+		return
+	}
+	if k.opts.ModelVolume == ModelPVC {
+		pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: "models", VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: k.opts.ModelClaim, ReadOnly: true},
+		}})
+		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: "models", MountPath: k.opts.ModelMountPath, ReadOnly: true})
+		return
+	}
+	for i, m := range mounts {
+		name := fmt.Sprintf("model-%d", i)
+		pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{
+			HostPath: &corev1.HostPathVolumeSource{Path: m.Source},
+		}})
+		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: name, MountPath: m.Target, ReadOnly: true})
+	}
+}
+
+// labelsOf returns aima's labels of a Pod: its labels, completed by the
+// annotations that keep values a label cannot hold.
+func labelsOf(p *corev1.Pod) map[string]string {
+	out := make(map[string]string, len(p.Labels))
+	for key, v := range p.Labels {
+		out[key] = v
+	}
+	for key, v := range p.Annotations {
+		if name, ok := strings.CutPrefix(key, annLabelPrefix); ok {
+			out[name] = v
+		}
+	}
+	return out
+}
+
+// engineStatus is the status of the engine container, nil before the
+// kubelet reported one.
+func engineStatus(p *corev1.Pod) *corev1.ContainerStatus {
+	for i := range p.Status.ContainerStatuses {
+		if p.Status.ContainerStatuses[i].Name == containerName {
+			return &p.Status.ContainerStatuses[i]
+		}
+	}
+	return nil
+}
+
+// gated reports a Pod still held back by the start gate.
+func gated(p *corev1.Pod) bool {
+	for _, g := range p.Spec.SchedulingGates {
+		if g.Name == startGate {
+			return true
+		}
+	}
+	return false
+}
+
+// pullFailure returns the kubelet's reason and message when the node
+// cannot get the image: these never resolve by waiting long enough to be
+// worth a silent wait.
+func pullFailure(p *corev1.Pod) (reason, msg string, ok bool) {
+	cs := engineStatus(p)
+	if cs == nil || cs.State.Waiting == nil {
+		return "", "", false
+	}
+	switch w := cs.State.Waiting; w.Reason {
+	case "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull", "RegistryUnavailable":
+		return w.Reason, w.Message, true
+	}
+	return "", "", false
+}
+
+// unschedulable returns the scheduler's message while it cannot place
+// the Pod.
+func unschedulable(p *corev1.Pod) (string, bool) {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
+			return c.Message, true
+		}
+	}
+	return "", false
+}
+
+// ended reports a Pod whose engine will not run (again): its container
+// terminated, or the Pod failed or succeeded as a whole (evicted, its node
+// lost).
+func ended(p *corev1.Pod) bool {
+	if cs := engineStatus(p); cs != nil && cs.State.Terminated != nil {
+		return true
+	}
+	return p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded
+}
+
+// endReason explains how a Pod ended or why it cannot run, as a typed reason
+// and the cluster's words.
+func endReason(p *corev1.Pod) (runtime.Reason, string) {
+	cs := engineStatus(p)
+	if cs != nil && cs.State.Terminated != nil && cs.State.Terminated.Reason == "OOMKilled" {
+		return runtime.ReasonOOMKilled, cs.State.Terminated.Message
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type != corev1.DisruptionTarget || c.Status != corev1.ConditionTrue {
+			continue
+		}
+		switch c.Reason {
+		case "DeletionByPodGC", "DeletionByTaintManager":
+			return runtime.ReasonNodeLost, c.Message
+		case "TerminationByKubelet", "EvictionByEvictionAPI":
+			return runtime.ReasonEvicted, c.Message
+		}
+	}
+	if p.Status.Reason == "Evicted" {
+		return runtime.ReasonEvicted, p.Status.Message
+	}
+	if p.Status.Reason == "NodeLost" || p.Status.Reason == "UnexpectedAdmissionError" {
+		return runtime.ReasonNodeLost, p.Status.Message
+	}
+	if reason, msg, ok := pullFailure(p); ok {
+		return runtime.ReasonPullError, reason + ": " + msg
+	}
+	if cs != nil && cs.State.Terminated != nil {
+		return "", cs.State.Terminated.Message
+	}
+	return "", p.Status.Message
+}
+
+// deleteReason says why a Pod that had not ended was deleted: its node was
+// lost (the Pod garbage collector or the taint manager), it was evicted,
+// or someone deleted it.
+func deleteReason(p *corev1.Pod) (runtime.Reason, string) {
+	if r, msg := endReason(p); r == runtime.ReasonNodeLost || r == runtime.ReasonEvicted {
+		return r, msg
+	}
+	return runtime.ReasonDeleted, "pod " + p.Name + " was deleted"
+}
+
+// stateOf maps a Pod onto aima's container state.
+func stateOf(p *corev1.Pod) runtime.ContainerState {
+	st := runtime.ContainerState{
+		ID: p.Name, Name: p.Name, Labels: labelsOf(p),
+		Status:    runtime.StateCreated,
+		CreatedAt: p.CreationTimestamp.Time,
+	}
+	if len(p.Spec.Containers) > 0 {
+		st.Image = p.Spec.Containers[0].Image
+	}
+	st.HostPort, _ = strconv.Atoi(p.Annotations[annHostPort])
+	cs := engineStatus(p)
+	switch {
+	case cs != nil && cs.State.Terminated != nil:
+		t := cs.State.Terminated
+		st.Status, st.ExitCode = runtime.StateExited, int(t.ExitCode)
+		st.StartedAt, st.FinishedAt = t.StartedAt.Time, t.FinishedAt.Time
+	case ended(p):
+		st.Status = runtime.StateExited
+	case p.DeletionTimestamp != nil:
+		st.Status = runtime.StateRemoving
+		st.Running = cs != nil && cs.State.Running != nil
+	case cs != nil && cs.State.Running != nil:
+		st.Status, st.Running = runtime.StateRunning, true
+		st.StartedAt = cs.State.Running.StartedAt.Time
+	}
+	if st.Status == runtime.StateExited || !st.Running {
+		st.Reason, st.Message = endReason(p)
+		st.OOMKilled = st.Reason == runtime.ReasonOOMKilled
+		if st.Reason != "" {
+			st.Error = st.Message
+		}
+	}
+	return st
+}
