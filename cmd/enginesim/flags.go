@@ -56,8 +56,11 @@ type options struct {
 	HFCache       string  // "" = $HF_HUB_CACHE, $HF_HOME/hub, /root/.cache/huggingface/hub
 	ModelSizeGiB  float64 // 0 = derive from the weight files / config.json
 	GPUMemGiB     float64
-	TTFT          time.Duration // prefill time before the first token (default 0)
-	ITL           time.Duration // time between generated tokens (default 0)
+	// GPUFreeGiB is the memory free on the GPU when the engine starts (0 =
+	// all of GPUMemGiB): less means another process holds the rest.
+	GPUFreeGiB float64
+	TTFT       time.Duration // prefill time before the first token (default 0)
+	ITL        time.Duration // time between generated tokens (default 0)
 }
 
 // pyArg is one entry of vLLM's non-default args dict.
@@ -66,7 +69,7 @@ type pyArg struct{ key, repr string }
 // failModes lists the accepted --sim-fail values; "" and "none" mean no failure.
 var failModes = []string{
 	"model-missing", "oom-load", "kv-none", "hang", "crash-after", "wedge-after",
-	"exit", "no-gpu", "port-in-use", "bad-magic", "unknown-arch",
+	"exit", "no-gpu", "port-in-use", "bad-magic", "unknown-arch", "kv-max-len", "free-mem",
 }
 
 // argError is an argparse-style usage error: it is printed as `<prog>: error:
@@ -177,6 +180,7 @@ var knownFlags = map[string]flagSpec{
 	"sim-hf-cache":    {kindValue, "", func(o *options, v string) error { o.HFCache = v; return nil }},
 	"sim-model-size":  {kindValue, "", gibSetter(func(o *options, g float64) { o.ModelSizeGiB = g })},
 	"sim-gpu-mem":     {kindValue, "", gibSetter(func(o *options, g float64) { o.GPUMemGiB = g })},
+	"sim-gpu-free":    {kindValue, "", gibSetter(func(o *options, g float64) { o.GPUFreeGiB = g })},
 	"sim-ttft":        {kindValue, "", durSetter(func(o *options, d time.Duration) { o.TTFT = d })},
 	"sim-itl":         {kindValue, "", durSetter(func(o *options, d time.Duration) { o.ITL = d })},
 	"sim-legacy-health": {kindValue, "", func(o *options, v string) error {
@@ -197,6 +201,7 @@ var simEnv = []struct{ flag, env string }{
 	{"sim-hf-cache", "SIM_HF_CACHE"},
 	{"sim-model-size", "SIM_MODEL_SIZE"},
 	{"sim-gpu-mem", "SIM_GPU_MEM"},
+	{"sim-gpu-free", "SIM_GPU_FREE"},
 	{"sim-ttft", "SIM_TTFT"},
 	{"sim-itl", "SIM_ITL"},
 	{"sim-legacy-health", "SIM_LEGACY_HEALTH"},

@@ -169,9 +169,11 @@ func llamaVars(s *sim) map[string]string {
 	s.kvTokens = nctx
 	s.metrics.numBlocks = max(nctx/blockSize, 1)
 	mib := func(b int64) string { return fmt.Sprintf("%.2f", float64(b)/(1<<20)) }
+	freeMiB := mibOf(s.gpuFree() / 0.9899 * 0.985)
+	s.memoryProblem(llamaMemory(float64(freeMiB), float64(gpuBytes)/(1<<20), float64(kvGPU)/(1<<20)))
 	v := map[string]string{
 		"model": o.Model, "host": o.Host, "port": fmt.Sprint(o.Port), "arch": mi.Arch,
-		"free_mib": fmt.Sprint(int(o.GPUMemGiB * 1024 * 0.985)), "kv_count": "36", "tensor_count": "197", "gguf_version": "3",
+		"free_mib": fmt.Sprint(freeMiB), "kv_count": "36", "tensor_count": "197", "gguf_version": "3",
 		"file_type": "Q4_K - Medium", "ctx_train": fmt.Sprint(mi.MaxPos), "layers": fmt.Sprint(n),
 		"layers_total": fmt.Sprint(n + 1), "offloaded": fmt.Sprint(off), "repeating": fmt.Sprint(repeating),
 		"gpu_mib": mib(gpuBytes), "gpu_bytes": fmt.Sprint(gpuBytes), "cpu_mib": mib(weights - gpuBytes),

@@ -84,7 +84,9 @@ const usageText = `usage: enginesim [serve] [MODEL] [--model MODEL] [vllm flags]
 
 Simulator flags (env var in brackets; the flag wins):
   --sim-fail MODE          [SIM_FAIL] none, model-missing, oom-load, kv-none, hang, crash-after,
-                           wedge-after, exit, no-gpu, port-in-use, bad-magic, unknown-arch
+                           wedge-after, exit, no-gpu, port-in-use, bad-magic, unknown-arch,
+                           kv-max-len, free-mem (these and oom-load, kv-none also follow on
+                           their own from the flags, --sim-model-size, --sim-gpu-mem, --sim-gpu-free)
   --sim-startup DUR        [SIM_STARTUP] total start-up, default 20s, split over phases
                            platform,config,engine_spawn,load,compile,profile,kv,graphs,post
   --sim-phase N=DUR,...    [SIM_PHASE] override single phases (before scaling)
@@ -95,6 +97,7 @@ Simulator flags (env var in brackets; the flag wins):
   --sim-hf-cache DIR       [SIM_HF_CACHE] HF hub cache for org/name ids
   --sim-model-size SIZE    [SIM_MODEL_SIZE] weight size, e.g. 16GiB (default from files/config)
   --sim-gpu-mem SIZE       [SIM_GPU_MEM] simulated GPU memory, default 80GiB
+  --sim-gpu-free SIZE      [SIM_GPU_FREE] memory free at start (another process holds the rest), default all
 `
 
 // runServe picks the personality from the command line, parses the

@@ -117,6 +117,12 @@ func (s *sim) loadPhase(ctx context.Context) (code int, ok bool) {
 	L.stderr(procEngine, vllmShardBar(0, mi.Shards, 0))
 	for i := 1; i <= mi.Shards; i++ {
 		frac := 0.15 + 0.75*float64(i)/float64(mi.Shards)
+		if s.modelProblem == "oom-load" && frac > 0.5 {
+			if !c.at(ctx, 0.5) {
+				return 0, false
+			}
+			return s.failOOMLoad(), false
+		}
 		if o.Fail != "" && frac > 0.5 && (o.Fail == "oom-load" || o.Fail == "hang" || o.Fail == "exit") {
 			if !c.at(ctx, 0.5) {
 				return 0, false

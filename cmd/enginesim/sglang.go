@@ -123,11 +123,13 @@ func sglangVars(s *sim) map[string]string {
 		s.modelProblem = "model-missing"
 	}
 	tp := float64(o.TP)
-	total := o.GPUMemGiB * 0.9899
-	availStart := total - 0.62
+	total := s.gpuTotal()
+	availStart := s.gpuFree() - 0.62
 	weights := mi.SizeGiB / tp
 	availLoaded := availStart - weights
-	kv := max(availLoaded-total*(1-o.GPUMemUtil), 0.25)
+	kvRaw := availLoaded - total*(1-o.GPUMemUtil)
+	s.memoryProblem(sglangMemory(weights, availStart, kvRaw))
+	kv := max(kvRaw, 0.25)
 	tokens := int(kv * gib / (mi.kvBytesPerToken() / tp))
 	poolEnd := availLoaded - kv
 	s.kvGiB, s.kvTokens = kv, tokens

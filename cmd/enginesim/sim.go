@@ -32,6 +32,8 @@ type sim struct {
 	maxLen   int
 	kvGiB    float64
 	kvTokens int
+	// estMaxLen is vLLM's estimated maximum model length for the KV cache.
+	estMaxLen int
 
 	created  int64 // unix time the server became ready (ModelCard.created)
 	state    atomic.Int32
@@ -54,8 +56,9 @@ type sim struct {
 }
 
 // newSim resolves the model and precomputes the memory numbers the log
-// prints. Numbers are realistic but never cause failures on their own: only
-// --sim-fail does, so a test's outcome never depends on arithmetic.
+// prints. They cause the engine's own out-of-memory failures when the
+// flags and the memory knobs ask for more than the GPU has (memcheck.go);
+// the defaults never do.
 func newSim(o *options, getenv func(string) (string, bool), stdout, stderr io.Writer, pid int) *sim {
 	s := &sim{o: o, log: newLogger(stdout, stderr, pid), stopping: make(chan struct{})}
 	if o.Engine == engineLlamaCpp {
@@ -72,6 +75,9 @@ func newSim(o *options, getenv func(string) (string, bool), stdout, stderr io.Wr
 	s.kvGiB = max(budget-s.model.SizeGiB/ranks-2.17, 0.25)
 	tokens := int(s.kvGiB * gib / (s.model.kvBytesPerToken() / ranks))
 	s.kvTokens = max(tokens/16*16, 16)
+	if o.Engine == engineVLLM {
+		s.memoryProblem(s.vllmMemory(ranks))
+	}
 	s.metrics = newMetrics(o.servedNames()[0], s.kvTokens/blockSize, o.MaxNumSeqs)
 	s.p, s.marks = personalityOf(o.Engine), map[string]time.Time{}
 	s.loading.Store(o.Engine != engineVLLM)

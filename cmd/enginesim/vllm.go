@@ -31,6 +31,7 @@ var vllmPersonality = &personality{
 		{phase: "engine_spawn", at: 0.6, who: vEngine, src: "core.py:644", text: "Waiting for init message from front-end."},
 		{phase: "engine_spawn", at: 0.6, who: vEngine, src: "core.py:77", text: "Initializing a V1 LLM engine (v{version}) with config: {engine_config}"},
 		{phase: "engine_spawn", at: 0.8, who: vEngine, src: "parallel_state.py:1208", text: "rank 0 in world size {world} is assigned as DP rank 0, PP rank 0, TP rank 0, EP rank 0"},
+		{phase: "engine_spawn", at: 0.9, action: "fail:free-mem"}, // init_device
 		{phase: "engine_spawn", at: 1, who: vEngine, src: "gpu_model_runner.py:2602", text: "Starting to load model {model}..."},
 		{action: "code:load"}, // weights, with the shard bars; oom-load, hang and exit fire half way
 		{phase: "compile", at: 0, who: vEngine, src: "backends.py:548", text: "Using cache directory: /root/.cache/vllm/torch_compile_cache/{compile_hash}/rank_0_0/backbone for vLLM's torch.compile", when: "!eager"},
@@ -40,6 +41,7 @@ var vllmPersonality = &personality{
 		{phase: "profile", at: 0, action: "mark:init"},
 		{phase: "profile", at: 1, who: vEngine, src: "gpu_worker.py:298", text: "Available KV cache memory: -1.37 GiB", when: "fail:kv-none", action: "fail:kv-none"},
 		{phase: "profile", at: 1, who: vEngine, src: "gpu_worker.py:298", text: "Available KV cache memory: {kv_gib} GiB"},
+		{phase: "kv", at: 0.2, action: "fail:kv-max-len"},
 		{phase: "kv", at: 0.5, who: vEngine, src: "kv_cache_utils.py:1087", text: "GPU KV cache size: {kv_tokens} tokens"},
 		{phase: "kv", at: 0.5, who: vEngine, src: "kv_cache_utils.py:1091", text: "Maximum concurrency for {max_len_commas} tokens per request: {concurrency}x"},
 		{phase: "kv", at: 1},
@@ -51,6 +53,8 @@ var vllmPersonality = &personality{
 		"no-gpu":        (*sim).failNoGPU,
 		"model-missing": (*sim).failModelMissing,
 		"kv-none":       (*sim).failKVNone,
+		"kv-max-len":    (*sim).failKVMaxLen,
+		"free-mem":      (*sim).failFreeMem,
 		"port-in-use":   (*sim).failPortInUse,
 	},
 	code: map[string]func(*sim, context.Context) (int, bool){
@@ -80,11 +84,13 @@ func vllmVars(s *sim) map[string]string {
 	if !s.modelOK {
 		s.modelProblem = "model-missing"
 	}
-	return map[string]string{
+	v := map[string]string{
 		"version": vllmVersion, "non_default": pyDict(o.nonDefault), "arch": s.model.Arch,
 		"max_len": fmt.Sprint(s.maxLen), "batched": fmt.Sprint(s.batchedTokens()), "engine_config": s.engineConfig(),
 		"world": fmt.Sprint(o.TP * o.PP), "model": o.Model, "compile_hash": s.compileHash(),
 		"kv_gib": fmt.Sprintf("%.2f", s.kvGiB), "kv_tokens": commas(s.kvTokens), "max_len_commas": commas(s.maxLen),
 		"concurrency": fmt.Sprintf("%.2f", float64(s.kvTokens)/float64(s.maxLen)),
 	}
+	s.vllmMemoryVars(v)
+	return v
 }
