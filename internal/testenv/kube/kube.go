@@ -22,7 +22,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -38,6 +37,8 @@ import (
 
 	k8s "k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"aima/internal/modroot"
 )
 
 // Token is the static bearer token of the cluster's admin (system:masters).
@@ -69,7 +70,7 @@ type proc struct {
 // Binaries returns the directory holding the cluster's binaries, building
 // them first (minutes, once per machine) with scripts/kube-build.sh.
 func Binaries(ctx context.Context) (string, error) {
-	root, err := moduleRoot()
+	root, err := modroot.Find()
 	if err != nil {
 		return "", err
 	}
@@ -352,23 +353,6 @@ func tailFile(path string, n int) string {
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
-}
-
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("kube: go.mod not found above the working directory")
-		}
-		dir = parent
-	}
 }
 
 var (
