@@ -84,6 +84,14 @@ func (c *Cluster) AddGPUNode(t testing.TB, n GPUNode) *corev1.Node {
 		if err != nil {
 			return false, nil
 		}
+		// Ready, and the not-ready taint that admission puts on every new
+		// node lifted by the node lifecycle controller: until then the
+		// scheduler reports the taint instead of what a test asks about.
+		for _, taint := range got.Spec.Taints {
+			if taint.Key == corev1.TaintNodeNotReady || taint.Key == corev1.TaintNodeUnreachable {
+				return false, nil
+			}
+		}
 		for _, cond := range got.Status.Conditions {
 			if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
 				created = got
