@@ -17,6 +17,7 @@ import (
 
 	"aima/errs"
 	"aima/httpapi"
+	"aima/httperr"
 	"aima/jsonrpc"
 	"aima/mcp"
 	"aima/tools"
@@ -52,7 +53,7 @@ func TestEveryOperationOnEveryFrontEnd(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var body httpapi.ErrorBody
+			var body httperr.Body
 			_ = json.NewDecoder(resp.Body).Decode(&body)
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusBadRequest || body.Error.Field != "no_such_field" {
@@ -151,7 +152,7 @@ func TestBadInputOnEveryFrontEnd(t *testing.T) {
 					t.Errorf("%s: code %d kind %q field %q message %q; want %d invalid_argument on %q saying %q", front, code, kind, field, msg, wantCode, tc.field, tc.msg)
 				}
 			}
-			var body httpapi.ErrorBody
+			var body httperr.Body
 			posted, err := http.Post(fe.api.URL+"/api/"+op.Group()+"/"+op.Verb(), "application/json", bytes.NewReader(raw))
 			if err != nil {
 				t.Fatal(err)
@@ -168,7 +169,7 @@ func TestBadInputOnEveryFrontEnd(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				body = httpapi.ErrorBody{}
+				body = httperr.Body{}
 				_ = json.NewDecoder(got.Body).Decode(&body)
 				got.Body.Close()
 				check("HTTP GET", got.StatusCode, 400, string(body.Error.Code), body.Error.Field, body.Error.Message)

@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"aima/errs"
+	"aima/httperr"
 	"aima/inference"
 	"aima/services"
 )
@@ -31,8 +32,8 @@ type apiError struct {
 // tells clients to wait before trying again.
 const retryAfterSeconds = 5
 
-// mapError turns an error into its HTTP status and OpenAI error object.
-// This is the one place the gateway maps error kinds.
+// mapError turns an error into its HTTP status (httperr.Status) and
+// OpenAI error object. This is the one place the gateway names error kinds.
 func mapError(err error) (int, apiError) {
 	var nf *inference.ModelNotFoundError
 	if errors.As(err, &nf) {
@@ -47,28 +48,28 @@ func mapError(err error) (int, apiError) {
 	if f := errs.FieldOf(err); f != "" {
 		e.Param = &f
 	}
-	switch errs.KindOf(err) {
-	case errs.InvalidArgument:
-		e.Type, e.Code = "invalid_request_error", "invalid_argument"
-		return http.StatusBadRequest, e
-	case errs.NotFound:
-		e.Type, e.Code = "invalid_request_error", "not_found"
-		return http.StatusNotFound, e
-	case errs.Conflict:
-		e.Type, e.Code = "invalid_request_error", "conflict"
-		return http.StatusConflict, e
-	case errs.Unavailable:
-		e.Type, e.Code = "server_error", "service_unavailable"
-		return http.StatusServiceUnavailable, e
-	case errs.DeadlineExceeded:
-		e.Type, e.Code = "server_error", "timeout"
-		return http.StatusGatewayTimeout, e
-	case errs.Canceled:
-		e.Type, e.Code = "invalid_request_error", "canceled"
-		return 499, e
+	k := errs.KindOf(err)
+	v, ok := openAIVocabulary[k]
+	if !ok {
+		k, v = errs.Internal, openAIVocabulary[errs.Internal]
 	}
-	e.Type, e.Code = "server_error", "internal_error"
-	return http.StatusInternalServerError, e
+	e.Type, e.Code = v.typ, v.code
+	return httperr.Status(k), e
+}
+
+// openAIVocabulary names each error kind in OpenAI's terms (its error
+// "type" and "code"); the HTTP status comes from httperr's table, the one
+// every HTTP layer of aima uses.
+var openAIVocabulary = map[errs.Kind]struct{ typ, code string }{
+	errs.InvalidArgument:  {"invalid_request_error", "invalid_argument"},
+	errs.NotFound:         {"invalid_request_error", "not_found"},
+	errs.Conflict:         {"invalid_request_error", "conflict"},
+	errs.Unavailable:      {"server_error", "service_unavailable"},
+	errs.DeadlineExceeded: {"server_error", "timeout"},
+	errs.Canceled:         {"invalid_request_error", "canceled"},
+	errs.Unauthenticated:  {"invalid_request_error", "unauthenticated"},
+	errs.PermissionDenied: {"invalid_request_error", "permission_denied"},
+	errs.Internal:         {"server_error", "internal_error"},
 }
 
 // writeError answers with the error's status and OpenAI error JSON; a

@@ -1,10 +1,7 @@
 package httpapi_test
 
 import (
-	"context"
 	"encoding/json"
-	"fmt"
-	"net/http"
 	"net/url"
 	"testing"
 
@@ -12,56 +9,6 @@ import (
 	"aima/httpapi"
 	"aima/tools"
 )
-
-func TestStatusFor(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		kind errs.Kind
-		want int
-	}{
-		{errs.InvalidArgument, http.StatusBadRequest},
-		{errs.NotFound, http.StatusNotFound},
-		{errs.Conflict, http.StatusConflict},
-		{errs.Unavailable, http.StatusServiceUnavailable},
-		{errs.DeadlineExceeded, http.StatusGatewayTimeout},
-		{errs.Canceled, 499},
-		{errs.Internal, http.StatusInternalServerError},
-		{"", http.StatusInternalServerError},
-		{"something_new", http.StatusInternalServerError},
-	}
-	for _, tc := range tests {
-		if got := httpapi.StatusFor(tc.kind); got != tc.want {
-			t.Errorf("StatusFor(%q) = %d, want %d", tc.kind, got, tc.want)
-		}
-	}
-}
-
-func TestDetail(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		err  error
-		want httpapi.ErrorDetail
-	}{
-		{errs.Invalid("port", "bad port"), httpapi.ErrorDetail{Code: errs.InvalidArgument, Message: "bad port", Field: "port"}},
-		{fmt.Errorf("create: %w", errs.NotFoundf("no model")), httpapi.ErrorDetail{Code: errs.NotFound, Message: "create: no model"}},
-		{context.DeadlineExceeded, httpapi.ErrorDetail{Code: errs.DeadlineExceeded, Message: "context deadline exceeded"}},
-		{fmt.Errorf("boom"), httpapi.ErrorDetail{Code: errs.Internal, Message: "boom"}},
-	}
-	for _, tc := range tests {
-		if got := httpapi.Detail(tc.err); got != tc.want {
-			t.Errorf("Detail(%v) = %+v, want %+v", tc.err, got, tc.want)
-		}
-	}
-	// The JSON shape other clients parse.
-	b, err := json.Marshal(httpapi.ErrorBody{Error: httpapi.Detail(errs.Invalid("port", "bad"))})
-	if err != nil || string(b) != `{"error":{"code":"invalid_argument","message":"bad","field":"port"}}` {
-		t.Errorf("ErrorBody JSON = %s, %v", b, err)
-	}
-	b, _ = json.Marshal(httpapi.ErrorBody{Error: httpapi.Detail(errs.NotFoundf("x"))})
-	if string(b) != `{"error":{"code":"not_found","message":"x"}}` {
-		t.Errorf("ErrorBody JSON without field = %s", b)
-	}
-}
 
 func schemaOf(t *testing.T, name string) tools.Op {
 	t.Helper()

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"aima/httperr"
 	"bufio"
 	"bytes"
 	"encoding/json"
@@ -180,7 +181,7 @@ func (lr *lineResponse) finish(r *http.Request, out any, err error) {
 	}
 	var body []byte
 	if err != nil {
-		body, _ = json.Marshal(ErrorBody{Error: Detail(CauseOf(r.Context(), err))})
+		body, _ = json.Marshal(httperr.Body{Error: httperr.DetailOf(CauseOf(r.Context(), err))})
 	}
 	if !lr.text {
 		total := lr.n

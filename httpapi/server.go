@@ -22,6 +22,7 @@ import (
 
 	"aima/errs"
 	"aima/events"
+	"aima/httperr"
 	"aima/runtime"
 	"aima/tools"
 )
@@ -60,7 +61,7 @@ func New(env *tools.Env, caller tools.Caller, log *slog.Logger) *Server {
 	for _, p := range []string{"/health", "/api/events"} {
 		s.Handle(p, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", "GET")
-			writeJSON(w, http.StatusMethodNotAllowed, ErrorBody{Error: ErrorDetail{Code: errs.InvalidArgument, Message: "method " + r.Method + " not allowed; use GET"}})
+			writeJSON(w, http.StatusMethodNotAllowed, httperr.Body{Error: httperr.Detail{Code: errs.InvalidArgument, Message: "method " + r.Method + " not allowed; use GET"}})
 		}))
 	}
 	s.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -103,7 +104,7 @@ func (s *Server) opHandler(op tools.Op) http.Handler {
 		case http.MethodGet:
 			if !op.Annotations().ReadOnly {
 				w.Header().Set("Allow", "POST")
-				writeJSON(w, http.StatusMethodNotAllowed, ErrorBody{Error: ErrorDetail{Code: errs.InvalidArgument, Message: op.Name() + " changes state: use POST with a JSON body"}})
+				writeJSON(w, http.StatusMethodNotAllowed, httperr.Body{Error: httperr.Detail{Code: errs.InvalidArgument, Message: op.Name() + " changes state: use POST with a JSON body"}})
 				return
 			}
 			var err error
@@ -116,7 +117,7 @@ func (s *Server) opHandler(op tools.Op) http.Handler {
 			if err != nil {
 				var mbe *http.MaxBytesError
 				if errors.As(err, &mbe) {
-					writeJSON(w, http.StatusRequestEntityTooLarge, ErrorBody{Error: ErrorDetail{Code: errs.InvalidArgument, Message: fmt.Sprintf("request body exceeds %d bytes", MaxBodyBytes)}})
+					writeJSON(w, http.StatusRequestEntityTooLarge, httperr.Body{Error: httperr.Detail{Code: errs.InvalidArgument, Message: fmt.Sprintf("request body exceeds %d bytes", MaxBodyBytes)}})
 					return
 				}
 				writeError(w, errs.Invalid("", "reading body: %v", err))
@@ -131,7 +132,7 @@ func (s *Server) opHandler(op tools.Op) http.Handler {
 			}
 		default:
 			w.Header().Set("Allow", "GET, POST")
-			writeJSON(w, http.StatusMethodNotAllowed, ErrorBody{Error: ErrorDetail{Code: errs.InvalidArgument, Message: "method " + r.Method + " not allowed"}})
+			writeJSON(w, http.StatusMethodNotAllowed, httperr.Body{Error: httperr.Detail{Code: errs.InvalidArgument, Message: "method " + r.Method + " not allowed"}})
 			return
 		}
 		if wantsStream(r, op, raw) {
@@ -269,7 +270,7 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, op tools.Op
 	rep := s.startSSE(w)
 	out, err := s.caller.Call(r.Context(), op, raw, rep)
 	if err != nil {
-		rep.send("error", ErrorBody{Error: Detail(CauseOf(r.Context(), err))})
+		rep.send("error", httperr.Body{Error: httperr.DetailOf(CauseOf(r.Context(), err))})
 		return
 	}
 	rep.send("result", out)

@@ -13,6 +13,7 @@ import (
 
 	"aima/errs"
 	"aima/httpapi"
+	"aima/httperr"
 	"aima/tools"
 )
 
@@ -178,7 +179,7 @@ func TestStreamedErrorIsAnSSEEvent(t *testing.T) {
 		t.Fatalf("no error event in %q", raw)
 	}
 	line, _, _ := strings.Cut(string(raw[i+len(prefix):]), "\n")
-	var eb httpapi.ErrorBody
+	var eb httperr.Body
 	if err := json.Unmarshal([]byte(line), &eb); err != nil || eb.Error.Code != errs.InvalidArgument || eb.Error.Field != "port" {
 		t.Fatalf("error event %q: %+v, %v", line, eb, err)
 	}

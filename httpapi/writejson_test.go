@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"aima/httperr"
+
 	"aima/errs"
 )
 
@@ -48,7 +50,7 @@ func TestWriteJSONEncodeFailureIsNeverSuccess(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var body ErrorBody
+		var body httperr.Body
 		err = json.NewDecoder(resp.Body).Decode(&body)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusInternalServerError || err != nil || body.Error.Code != errs.Internal || !strings.Contains(body.Error.Message, "encoding the response") {

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"aima/errs"
-	"aima/httpapi"
+	"aima/httperr"
 )
 
 // Routes the guard serves itself: the login that turns the token into a
@@ -139,7 +139,7 @@ func (g *Guard) lockedOut(w http.ResponseWriter, key ClientKey, left time.Durati
 	secs := int((left + time.Second - 1) / time.Second)
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
 	w.Header().Set("Connection", "close")
-	httpapi.WriteError(w, http.StatusTooManyRequests, errs.New(errs.Unavailable,
+	httperr.Write(w, http.StatusTooManyRequests, errs.New(errs.Unavailable,
 		"too many wrong tokens from %s: every token from it is refused for %d s more; try again after that", key, secs))
 }
 
@@ -190,13 +190,13 @@ func (g *Guard) login(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxLoginBody))
 	if err != nil {
-		httpapi.WriteError(w, http.StatusRequestEntityTooLarge, errs.Invalid("", "login body exceeds %d bytes", maxLoginBody))
+		httperr.Write(w, http.StatusRequestEntityTooLarge, errs.Invalid("", "login body exceeds %d bytes", maxLoginBody))
 		return
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&in); err != nil || dec.More() {
-		httpapi.WriteError(w, 0, errs.Invalid("token", `login body: want {"token": "<the daemon's token>"}`))
+		httperr.Write(w, 0, errs.Invalid("token", `login body: want {"token": "<the daemon's token>"}`))
 		return
 	}
 	if g.token == "" {
@@ -238,7 +238,7 @@ func (g *Guard) logout(w http.ResponseWriter, r *http.Request) {
 func (g *Guard) unauthorized(w http.ResponseWriter, why string) {
 	w.Header().Set("WWW-Authenticate", `Bearer realm="aima"`)
 	w.Header().Set("Connection", "close")
-	httpapi.WriteError(w, 0, errs.New(errs.Unauthenticated,
+	httperr.Write(w, 0, errs.New(errs.Unauthenticated,
 		"%s: send \"Authorization: Bearer <token>\" with the daemon's token (AIMA_TOKEN or AIMA_TOKEN_FILE), or log in with POST %s", why, LoginPath))
 }
 

@@ -43,7 +43,7 @@ import (
 
 	"aima/config"
 	"aima/errs"
-	"aima/httpapi"
+	"aima/httperr"
 )
 
 // Options configure New.
@@ -146,7 +146,7 @@ func (g *Guard) Wrap(next http.Handler) http.Handler {
 		case LoginPath, LogoutPath:
 			if r.Method != http.MethodPost {
 				w.Header().Set("Allow", http.MethodPost)
-				httpapi.WriteError(w, http.StatusMethodNotAllowed, errs.Invalid("", "method %s not allowed; use POST with a JSON body", r.Method))
+				httperr.Write(w, http.StatusMethodNotAllowed, errs.Invalid("", "method %s not allowed; use POST with a JSON body", r.Method))
 				return
 			}
 			if r.URL.Path == LoginPath {
@@ -175,7 +175,7 @@ func (g *Guard) isPublic(r *http.Request) bool {
 func (g *Guard) deny(w http.ResponseWriter, r *http.Request, status int, err error) {
 	g.log.Debug("request refused", "method", r.Method, "path", r.URL.Path, "host", r.Host,
 		"origin", r.Header.Get("Origin"), "status", status, "err", err)
-	httpapi.WriteError(w, status, err)
+	httperr.Write(w, status, err)
 }
 
 // options answers OPTIONS: a preflight from a configured origin gets its

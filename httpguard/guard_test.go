@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"aima/errs"
-	"aima/httpapi"
+	"aima/httperr"
 )
 
 // reached is the stub behind the guard: 200 "reached".
@@ -73,7 +73,7 @@ func errCode(t *testing.T, rec *httptest.ResponseRecorder) errs.Kind {
 	if rec.Code < 400 {
 		return ""
 	}
-	var b httpapi.ErrorBody
+	var b httperr.Body
 	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
 		t.Errorf("status %d with Content-Type %q, want the JSON error body", rec.Code, ct)
 	}

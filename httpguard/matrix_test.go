@@ -1,6 +1,7 @@
 package httpguard_test
 
 import (
+	"aima/httperr"
 	"context"
 	"encoding/json"
 	"io"
@@ -14,7 +15,6 @@ import (
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"aima/httpapi"
 	"aima/httpguard"
 	"aima/internal/testenv"
 )
@@ -164,7 +164,7 @@ func TestBrowserMatrix(t *testing.T) {
 		for _, c := range refused {
 			t.Run(f.name+"/"+c.name, func(t *testing.T) {
 				resp, raw := send(t, base, f, c.s)
-				var eb httpapi.ErrorBody
+				var eb httperr.Body
 				if resp.StatusCode != c.status || json.Unmarshal(raw, &eb) != nil || string(eb.Error.Code) != c.code {
 					t.Fatalf("status %d %s, want %d %s", resp.StatusCode, raw, c.status, c.code)
 				}

@@ -45,7 +45,7 @@ const (
 	CodePermissionDenied = -32002
 )
 
-// CodeFor maps an error kind to its JSON-RPC code. This and httpapi.StatusFor
+// CodeFor maps an error kind to its JSON-RPC code. This, httperr.Status
 // and cli.ExitCode are the only places kinds become codes; an unknown kind
 // (say, from a newer daemon) is internal.
 func CodeFor(k errs.Kind) int {

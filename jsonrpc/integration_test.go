@@ -1,6 +1,7 @@
 package jsonrpc_test
 
 import (
+	"aima/httperr"
 	"context"
 	"encoding/json"
 	"io"
@@ -8,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"aima/httpapi"
 	"aima/internal/testenv"
 	"aima/internal/testenv/daemontest"
 	"aima/jsonrpc"
@@ -125,7 +125,7 @@ func checkStart(t *testing.T, ms []msg, id string) {
 func apiError(t *testing.T, base, path, input string) string {
 	t.Helper()
 	resp := post(t, base+path, "", input)
-	var body httpapi.ErrorBody
+	var body httperr.Body
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.Error.Message == "" {
 		t.Fatalf("HTTP API %s: %d %v", path, resp.StatusCode, err)
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 
 	"aima/errs"
-	"aima/httpapi"
+	"aima/httperr"
 )
 
 // Path is where the daemon serves MCP over streamable HTTP.
@@ -99,7 +99,7 @@ func (t *transport) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err := t.checkSession(r, body); err != nil {
-		httpapi.WriteError(w, 0, err)
+		httperr.Write(w, 0, err)
 		return
 	}
 	t.next.ServeHTTP(w, r)

@@ -10,7 +10,7 @@ import (
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
 	"aima/errs"
-	"aima/httpapi"
+	"aima/httperr"
 )
 
 // maxBodyBytes caps a JSON-RPC message: tool arguments are capped at
@@ -28,10 +28,10 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			httpapi.WriteError(w, http.StatusRequestEntityTooLarge, errs.Invalid("", "request body exceeds 4 MiB"))
+			httperr.Write(w, http.StatusRequestEntityTooLarge, errs.Invalid("", "request body exceeds 4 MiB"))
 			return nil, false
 		}
-		httpapi.WriteError(w, 0, errs.Invalid("", "reading the request body: %v", err))
+		httperr.Write(w, 0, errs.Invalid("", "reading the request body: %v", err))
 		return nil, false
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))

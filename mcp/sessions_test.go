@@ -14,7 +14,7 @@ import (
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"aima/errs"
-	"aima/httpapi"
+	"aima/httperr"
 	"aima/tools"
 )
 
@@ -75,7 +75,7 @@ func rawMCP(t *testing.T, base, method, body string, headers map[string]string) 
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var eb httpapi.ErrorBody
+	var eb httperr.Body
 	if resp.StatusCode >= 400 {
 		raw, _ := io.ReadAll(resp.Body)
 		if ct := resp.Header.Get("Content-Type"); ct != "application/json" {

@@ -15,7 +15,7 @@ import (
 
 	"aima/enginemetrics"
 	"aima/errs"
-	"aima/httpapi"
+	"aima/httperr"
 )
 
 // Labels aima adds to every engine series on /metrics/engines (prefixed,
@@ -36,14 +36,14 @@ const scrapeBudget = 10 * time.Second
 func (m *Metrics) serveEngines(w http.ResponseWriter, r *http.Request) {
 	src := m.sources()
 	if src == nil || src.Services == nil || src.Engines == nil {
-		httpapi.WriteError(w, 0, errs.New(errs.Unavailable, "engine metrics are not available in this daemon"))
+		httperr.Write(w, 0, errs.New(errs.Unavailable, "engine metrics are not available in this daemon"))
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), scrapeBudget)
 	defer cancel()
 	targets, err := enginemetrics.Targets(ctx, src.Services)
 	if err != nil {
-		httpapi.WriteError(w, 0, err)
+		httperr.Write(w, 0, err)
 		return
 	}
 	fams := mergeScrapes(src.Engines.ScrapeAll(ctx, targets))
@@ -139,12 +139,12 @@ type sdTarget struct {
 func (m *Metrics) serveTargets(w http.ResponseWriter, r *http.Request) {
 	src := m.sources()
 	if src == nil || src.Services == nil {
-		httpapi.WriteError(w, 0, errs.New(errs.Unavailable, "engine targets are not available in this daemon"))
+		httperr.Write(w, 0, errs.New(errs.Unavailable, "engine targets are not available in this daemon"))
 		return
 	}
 	targets, err := enginemetrics.Targets(r.Context(), src.Services)
 	if err != nil {
-		httpapi.WriteError(w, 0, err)
+		httperr.Write(w, 0, err)
 		return
 	}
 	out := make([]sdTarget, 0, len(targets))

@@ -11,7 +11,7 @@ import (
 
 	"aima/cli"
 	"aima/errs"
-	"aima/httpapi"
+	"aima/httperr"
 	"aima/jsonrpc"
 	"aima/mcp"
 	"aima/tools"
@@ -226,7 +226,7 @@ func renderErrors(root string) (string, error) {
 			return "", fmt.Errorf("errs.%s has no comment: say what it means", k)
 		}
 		fmt.Fprintf(&b, "| `%s` | %s | %d | %d | %d | `isError` result, text `%s: …` |\n", k, cell(docs[string(k)]),
-			httpapi.StatusFor(k), jsonrpc.CodeFor(k), cli.ExitCode(k), k)
+			httperr.Status(k), jsonrpc.CodeFor(k), cli.ExitCode(k), k)
 	}
 	return b.String(), nil
 }
