@@ -244,12 +244,6 @@ func (c *Config) Validate() error {
 	if err := c.validateRuntime(); err != nil {
 		return err
 	}
-	if err := validateHosts(c.AllowedHosts); err != nil {
-		return err
-	}
-	if err := validateOrigins(c.AllowedOrigins); err != nil {
-		return err
-	}
 	if c.Gateway.MaxQueue <= 0 || c.Gateway.MaxWait <= 0 || c.Gateway.MaxBody <= 0 {
 		return fmt.Errorf("gateway: max_queue, max_wait and max_body must be positive")
 	}

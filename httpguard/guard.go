@@ -41,7 +41,6 @@ import (
 	"strings"
 	"time"
 
-	"aima/config"
 	"aima/errs"
 	"aima/httperr"
 )
@@ -68,8 +67,8 @@ type Options struct {
 
 // Guard is the access gate; Wrap puts it in front of a handler.
 type Guard struct {
-	hosts   []config.HostPattern
-	origins map[string]bool // canonical form, see config.CanonicalOrigin
+	hosts   []HostPattern
+	origins map[string]bool // canonical form, see CanonicalOrigin
 	token   Secret
 	public  func(path string) bool
 	log     *slog.Logger
@@ -89,14 +88,14 @@ func New(o Options) (*Guard, error) {
 	}
 	g.failures = newThrottle(g.now)
 	for _, h := range o.AllowedHosts {
-		p, err := config.ParseHostPattern(h)
+		p, err := ParseHostPattern(h)
 		if err != nil {
 			return nil, errs.Invalid("allowed_hosts", "%v", err)
 		}
 		g.hosts = append(g.hosts, p)
 	}
 	for _, s := range o.AllowedOrigins {
-		c, err := config.CanonicalOrigin(s)
+		c, err := CanonicalOrigin(s)
 		if err != nil {
 			return nil, errs.Invalid("allowed_origins", "allowed_origins: %v", err)
 		}
@@ -194,7 +193,7 @@ func (g *Guard) options(w http.ResponseWriter, r *http.Request, cors bool) {
 
 // hostAllowed applies rule 1.
 func (g *Guard) hostAllowed(r *http.Request) bool {
-	host, port, err := config.SplitHost(r.Host)
+	host, port, err := SplitHost(r.Host)
 	if err != nil || host == "" {
 		return false
 	}
@@ -236,7 +235,7 @@ func (g *Guard) checkOrigin(r *http.Request) (cors bool, err error) {
 	if o == "null" {
 		return false, errs.New(errs.PermissionDenied, `Origin "null" (a sandboxed or local-file page) is not allowed`)
 	}
-	c, err := config.CanonicalOrigin(o)
+	c, err := CanonicalOrigin(o)
 	if err != nil {
 		return false, errs.New(errs.PermissionDenied, "Origin %q is not allowed: not an http(s) origin", o)
 	}
@@ -257,7 +256,7 @@ func ownOrigin(r *http.Request) string {
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	c, err := config.CanonicalOrigin(scheme + "://" + r.Host)
+	c, err := CanonicalOrigin(scheme + "://" + r.Host)
 	if err != nil {
 		return ""
 	}

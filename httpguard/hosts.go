@@ -1,4 +1,4 @@
-package config
+package httpguard
 
 import (
 	"fmt"
@@ -7,6 +7,10 @@ import (
 	"strconv"
 	"strings"
 )
+
+// Host matching: the guard compares a request's Host header with the
+// allowed_hosts entries and its Origin header with allowed_origins, each in
+// one canonical form.
 
 // HostPattern is one allowed_hosts entry: a host name or IP address, and a
 // port ("" for any port).
@@ -72,22 +76,4 @@ func CanonicalOrigin(s string) (string, error) {
 		}
 	}
 	return u.Scheme + "://" + net.JoinHostPort(host, port), nil
-}
-
-func validateHosts(hosts []string) error {
-	for _, h := range hosts {
-		if _, err := ParseHostPattern(h); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func validateOrigins(origins []string) error {
-	for _, o := range origins {
-		if _, err := CanonicalOrigin(o); err != nil {
-			return fmt.Errorf("allowed_origins: %v", err)
-		}
-	}
-	return nil
 }
