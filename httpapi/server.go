@@ -42,8 +42,8 @@ type Server struct {
 
 // New builds the HTTP API over env, running every operation through caller
 // (nil: tools.LocalCaller on env), the same caller the daemon gives the other
-// front-ends. Extra handlers (MCP at /mcp, JSON-RPC at /rpc) are mounted
-// with Handle.
+// front-ends. It serves /api/ and /health; the daemon mounts it beside the
+// other front-ends on its own root router.
 func New(env *tools.Env, caller tools.Caller, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.Default()
@@ -53,49 +53,37 @@ func New(env *tools.Env, caller tools.Caller, log *slog.Logger) *Server {
 	}
 	s := &Server{env: env, caller: caller, mux: http.NewServeMux(), log: log}
 	for _, op := range tools.Visible(env.ReadOnly) {
-		s.Handle("/api/"+op.Group()+"/"+op.Verb(), s.opHandler(op))
+		s.handle("/api/"+op.Group()+"/"+op.Verb(), s.opHandler(op))
 	}
 	health, _ := tools.Lookup("health_check")
-	s.Handle("GET /health", s.opHandler(health))
-	s.Handle("GET /api/events", http.HandlerFunc(s.eventsStream))
+	s.handle("GET /health", s.opHandler(health))
+	s.handle("GET /api/events", http.HandlerFunc(s.eventsStream))
 	for _, p := range []string{"/health", "/api/events"} {
-		s.Handle(p, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.handle(p, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", "GET")
 			writeJSON(w, http.StatusMethodNotAllowed, httperr.Body{Error: httperr.Detail{Code: errs.InvalidArgument, Message: "method " + r.Method + " not allowed; use GET"}})
 		}))
 	}
-	s.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, errs.NotFoundf("no route %s %s; see /api/<group>/<verb> in the README", r.Method, r.URL.Path))
+	s.handle("/api/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, errs.NotFoundf("no route %s %s; the operations are /api/<group>/<verb> (docs/reference/http.md)", r.Method, r.URL.Path))
 	}))
 	return s
 }
 
-// Handle mounts an extra handler (e.g. /mcp, /rpc).
-func (s *Server) Handle(pattern string, h http.Handler) {
+// handle registers one of the API's routes.
+func (s *Server) handle(pattern string, h http.Handler) {
 	s.mux.Handle(pattern, h)
 	s.patterns = append(s.patterns, pattern)
 }
 
-// Patterns lists every pattern registered on the server's mux (its own and
-// those mounted with Handle), in net/http.ServeMux syntax and in the order
+// Patterns lists every pattern registered on the server's mux, in
+// net/http.ServeMux syntax and in the order
 // they were registered, so the daemon can say which routes it serves.
 func (s *Server) Patterns() []string { return append([]string(nil), s.patterns...) }
 
-// Handler returns the root handler with panic recovery.
-func (s *Server) Handler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		defer func() {
-			if v := recover(); v != nil {
-				if v == http.ErrAbortHandler {
-					panic(v)
-				}
-				s.log.Error("panic in HTTP handler", "path", r.URL.Path, "panic", v)
-				writeError(w, errs.New(errs.Internal, "internal error"))
-			}
-		}()
-		s.mux.ServeHTTP(w, r)
-	})
-}
+// Handler returns the API's handler (its routes under /api/ and /health)
+// with panic recovery.
+func (s *Server) Handler() http.Handler { return httperr.Recover(s.log, s.mux) }
 
 func (s *Server) opHandler(op tools.Op) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

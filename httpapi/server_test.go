@@ -106,7 +106,7 @@ func TestErrorPaths(t *testing.T) {
 	srv := newServer(t, false)
 	big := []byte(`{"model_id":"` + strings.Repeat("m", httpapi.MaxBodyBytes) + `","engine_type":"vllm"}`)
 	tests := []errorCase{
-		{name: "unknown route", method: http.MethodGet, path: "/nope", wantStatus: 404, wantCode: errs.NotFound, wantMessage: "/nope"},
+		{name: "unknown route under /api, by GET", method: http.MethodGet, path: "/api/nope", wantStatus: 404, wantCode: errs.NotFound, wantMessage: "/api/nope"},
 		{name: "unknown route under /api", method: http.MethodPost, path: "/api/service/bogus", body: []byte(`{}`), wantStatus: 404, wantCode: errs.NotFound},
 		{name: "unknown group", method: http.MethodGet, path: "/api/widgets/list", wantStatus: 404, wantCode: errs.NotFound},
 		{name: "GET on a POST-only op", method: http.MethodGet, path: "/api/service/create", wantStatus: 405, wantCode: errs.InvalidArgument, wantAllow: "POST", wantMessage: "POST"},

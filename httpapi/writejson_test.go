@@ -36,7 +36,7 @@ func (f failingWriter) WriteJSON(w io.Writer) error {
 func TestWriteJSONEncodeFailureIsNeverSuccess(t *testing.T) {
 	var v any
 	s := &Server{mux: http.NewServeMux(), log: slog.New(slog.DiscardHandler)}
-	s.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, v) }))
+	s.handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, v) }))
 	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()
 	for name, val := range map[string]any{

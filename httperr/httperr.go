@@ -10,6 +10,7 @@ package httperr
 import (
 	"bytes"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 
 	"aima/errs"
@@ -75,4 +76,22 @@ func Write(w http.ResponseWriter, status int, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
+}
+
+// Recover answers a panic in h as an internal error (logged with the path)
+// instead of net/http's dropped connection; http.ErrAbortHandler, the
+// deliberate abort of a response already under way, passes through.
+func Recover(log *slog.Logger, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				log.Error("panic in HTTP handler", "path", r.URL.Path, "panic", v)
+				Write(w, 0, errs.New(errs.Internal, "internal error"))
+			}
+		}()
+		h.ServeHTTP(w, r)
+	})
 }

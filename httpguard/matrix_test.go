@@ -68,6 +68,7 @@ func families(modelDir string) []family {
 		{"dashboard page", http.MethodGet, "/ui/", "", http.StatusOK, true, `<title>aima</title>`},
 		{"dashboard session", http.MethodGet, "/ui/session", "", http.StatusOK, true, `"token_required":true`},
 		{"unknown route", http.MethodGet, "/nowhere/", "", http.StatusNotFound, false, `no route`},
+		{"unknown route under /api", http.MethodGet, "/api/nowhere", "", http.StatusNotFound, false, `no route`},
 	}
 }
 

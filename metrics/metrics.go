@@ -93,7 +93,7 @@ func (m *Metrics) sources() *Sources { return m.src.Load() }
 // parts of the daemon can register.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
-// Mount registers the three routes with handle (the HTTP API's Handle).
+// Mount registers the three routes with handle (the daemon's root router).
 func (m *Metrics) Mount(handle func(pattern string, h http.Handler)) {
 	handle("GET "+Path, m.Handler())
 	handle("GET "+EnginesPath, gzipped(http.HandlerFunc(m.serveEngines)))
