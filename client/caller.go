@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 
 	"aima/events"
-	"aima/runtime"
 	"aima/tools"
 )
 
@@ -20,7 +19,7 @@ func (c Caller) Call(ctx context.Context, op tools.Op, raw json.RawMessage, rep 
 	}
 	stream := &Stream{
 		OnEvent: func(ev events.Event) { rep.Event(ev) },
-		OnLog:   func(l tools.LogLine) { rep.Log(runtime.LogLine{Stream: l.Stream, Time: l.Time, Text: l.Text}) },
+		OnLog:   func(l tools.LogLine) { rep.Log(l) },
 	}
 	if len(raw) == 0 {
 		raw = json.RawMessage("{}")

@@ -13,7 +13,6 @@ import (
 	"unicode/utf8"
 
 	"aima/events"
-	"aima/runtime"
 	"aima/tools"
 )
 
@@ -101,7 +100,7 @@ func (lr *lineResponse) BeginLogs(head tools.LogsOutput) {
 }
 
 // Log implements tools.Reporter: one line, buffered.
-func (lr *lineResponse) Log(l runtime.LogLine) {
+func (lr *lineResponse) Log(l tools.LogLine) {
 	lr.mu.Lock()
 	defer lr.mu.Unlock()
 	b := lr.buf[:0]

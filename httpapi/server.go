@@ -23,7 +23,6 @@ import (
 	"aima/errs"
 	"aima/events"
 	"aima/httperr"
-	"aima/runtime"
 	"aima/tools"
 )
 
@@ -230,7 +229,7 @@ func (e *eventEncodings) encode(ev events.Event) []byte {
 	return raw
 }
 
-func (s *sseReporter) Log(l runtime.LogLine) {
+func (s *sseReporter) Log(l tools.LogLine) {
 	s.send("log", tools.LogLine{Stream: l.Stream, Time: l.Time, Text: l.Text})
 }
 

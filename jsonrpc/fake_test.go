@@ -14,7 +14,6 @@ import (
 	"aima/errs"
 	"aima/events"
 	"aima/jsonrpc"
-	"aima/runtime"
 	"aima/tools"
 )
 
@@ -75,7 +74,7 @@ func newFake(started chan<- struct{}, gate <-chan struct{}) *fakeCaller {
 				}
 			}
 			rep.Event(events.Event{Seq: 1, ServiceID: "s1", Type: events.TypePhase, Phase: "pull", Time: t0})
-			rep.Log(runtime.LogLine{Stream: "stdout", Time: t0, Text: "loading weights"})
+			rep.Log(tools.LogLine{Stream: "stdout", Time: t0, Text: "loading weights"})
 			rep.Event(events.Event{Seq: 2, ServiceID: "s1", Type: events.TypePhase, Phase: "health_check", Time: t0})
 			return json.RawMessage(`{"service":{"id":"s1","status":"running"}}`), nil
 		},

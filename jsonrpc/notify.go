@@ -5,7 +5,6 @@ import (
 	"sync"
 
 	"aima/events"
-	"aima/runtime"
 	"aima/tools"
 )
 
@@ -35,7 +34,7 @@ func (r *reporter) Event(ev events.Event) {
 	r.send(MethodProgress, ProgressParams{ID: idOrNull(r.id), Event: ev})
 }
 
-func (r *reporter) Log(l runtime.LogLine) {
+func (r *reporter) Log(l tools.LogLine) {
 	r.send(MethodLog, LogParams{ID: idOrNull(r.id), Line: tools.LogLine{Stream: l.Stream, Time: l.Time, Text: l.Text}})
 }
 

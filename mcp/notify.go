@@ -11,7 +11,7 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 
 	"aima/events"
-	"aima/runtime"
+	"aima/tools"
 )
 
 const (
@@ -77,7 +77,7 @@ func (n *notifier) Event(ev events.Event) {
 }
 
 // Log implements tools.Reporter: service_logs with follow streams lines.
-func (n *notifier) Log(l runtime.LogLine) {
+func (n *notifier) Log(l tools.LogLine) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.done || n.srv == nil {

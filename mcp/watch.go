@@ -12,7 +12,6 @@ import (
 
 	"aima/errs"
 	"aima/events"
-	"aima/runtime"
 	"aima/tools"
 )
 
@@ -355,4 +354,4 @@ func (r *statusReporter) Event(ev events.Event) {
 }
 
 // Log implements tools.Reporter.
-func (r *statusReporter) Log(runtime.LogLine) {}
+func (r *statusReporter) Log(tools.LogLine) {}

@@ -8,7 +8,6 @@ import (
 
 	"aima/events"
 	"aima/inference"
-	"aima/runtime"
 )
 
 // InferenceChatInput is one chat turn.
@@ -34,7 +33,7 @@ func inferenceOps() []Op {
 			Run: func(ctx context.Context, env *Env, in InferenceChatInput, rep Reporter) (inference.ChatResult, error) {
 				req := inference.ChatRequest{Model: in.Model, Prompt: in.Prompt, System: in.System, MaxTokens: in.MaxTokens, Temperature: in.Temperature}
 				onDelta := func(piece string) {
-					rep.Log(runtime.LogLine{Stream: CompletionStream, Time: time.Now(), Text: piece})
+					rep.Log(LogLine{Stream: CompletionStream, Time: time.Now(), Text: piece})
 				}
 				onWait := func(what string) {
 					rep.Event(events.Event{Type: events.TypeMessage, Message: "model " + in.Model + ": " + what, Time: time.Now()})

@@ -28,7 +28,9 @@ type ServiceLogsInput struct {
 	Previous   bool   `json:"previous,omitempty" jsonschema:"the last lines of the previous run instead (kept when a restart replaced its container)"`
 }
 
-// LogLine is one container output line.
+// LogLine is one output line of an engine's container, as every front-end
+// carries it (a Reporter's Log, the logs output); the runtime's own line
+// type stays below the operation layer.
 type LogLine struct {
 	Stream string    `json:"stream" jsonschema:"stdout or stderr"`
 	Time   time.Time `json:"time"`
@@ -338,15 +340,16 @@ func runLogs(ctx context.Context, env *Env, in ServiceLogsInput, rep Reporter) (
 	if streams {
 		sink.BeginLogs(out)
 	}
-	err = ls.Read(ctx, func(l runtime.LogLine) error {
+	err = ls.Read(ctx, func(rl runtime.LogLine) error {
 		out.Total++
+		l := LogLine{Stream: rl.Stream, Time: rl.Time, Text: rl.Text}
 		switch {
 		case streams:
 			sink.Log(l)
 		case in.Follow:
 			rep.Log(l)
 		default:
-			out.Lines = append(out.Lines, LogLine{Stream: l.Stream, Time: l.Time, Text: l.Text})
+			out.Lines = append(out.Lines, l)
 		}
 		return nil
 	})

@@ -18,7 +18,6 @@ import (
 
 	"aima/errs"
 	"aima/events"
-	"aima/runtime"
 	"aima/services"
 )
 
@@ -36,7 +35,7 @@ type Annotations struct {
 // notifications, JSON-RPC notifications, SSE events or terminal output.
 type Reporter interface {
 	Event(events.Event)
-	Log(runtime.LogLine)
+	Log(LogLine)
 }
 
 // LogSink is a Reporter that delivers log lines itself as they are read
@@ -66,7 +65,7 @@ type NopReporter struct{}
 func (NopReporter) Event(events.Event) {}
 
 // Log implements Reporter.
-func (NopReporter) Log(runtime.LogLine) {}
+func (NopReporter) Log(LogLine) {}
 
 // Op is a type-erased operation, so a registry can hold all of them.
 type Op interface {
