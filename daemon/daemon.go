@@ -98,6 +98,19 @@ func New(opts Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Validated by config.Load; read here as the types the domain takes.
+	lo, hi, err := cfg.Ports()
+	if err != nil {
+		return nil, err
+	}
+	attach, err := gpu.ParseAttach(cfg.GPUAttach)
+	if err != nil {
+		return nil, err
+	}
+	policy, err := gpu.ParsePolicy(cfg.GPUPolicy)
+	if err != nil {
+		return nil, err
+	}
 	if opts.DataDir == "" {
 		opts.DataDir = config.DefaultDataDir()
 	}
@@ -124,9 +137,6 @@ func New(opts Options) (*Daemon, error) {
 	bus := events.NewBus(events.WithJournal(journal), events.WithErrorHandler(busErr), events.WithObserver(mx.Observe))
 	journal.AwaitFanout(bus.AwaitFanout)
 	reg := models.NewRegistry(store)
-	lo, hi, _ := cfg.Ports()
-	attach, _ := gpu.ParseAttach(cfg.GPUAttach)
-	policy, _ := gpu.ParsePolicy(cfg.GPUPolicy)
 	gpus := gpuInventory(cfg.NvidiaSMI)
 	if cfg.Runtime == config.RuntimeKubernetes {
 		// The daemon's host is not where engines run: its nvidia-smi says
