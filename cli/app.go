@@ -100,7 +100,7 @@ func outputFormat(root *ucli.Command) string {
 func NewRoot(std IO) *ucli.Command {
 	root := &ucli.Command{
 		Name:  "aima",
-		Usage: "run AI inference engines as Docker containers, observable and controllable by people, scripts and agents",
+		Usage: "run AI inference engines as containers (Docker or Kubernetes), observable and controllable by people, scripts and agents",
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "addr", Value: DefaultAddr, Usage: "daemon address (host:port)", Sources: ucli.EnvVars("AIMA_ADDR")},
 			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "output format: table, json or yaml", Sources: ucli.EnvVars("AIMA_OUTPUT"),

@@ -89,7 +89,7 @@ func opCommand(op tools.Op, std IO) *ucli.Command {
 var groupUsage = map[string]string{
 	"engine":    "the inference engines aima can run",
 	"gpu":       "the host's NVIDIA GPUs: memory, utilization, processes and the services holding them",
-	"health":    "check the daemon and its Docker engine",
+	"health":    "check the daemon and its container runtime (Docker engine or Kubernetes cluster)",
 	"inference": "chat with models through aima's gateway, list the model names it routes",
 	"model":     "register and inspect models",
 	"service":   "create, start, stop and observe inference services",

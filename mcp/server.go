@@ -51,7 +51,7 @@ type Options struct {
 }
 
 // instructions tell a model what aima is and the usual order of calls.
-const instructions = "aima runs AI inference engines (vLLM, SGLang, llama.cpp) as Docker containers. " +
+const instructions = "aima runs AI inference engines (vLLM, SGLang, llama.cpp) as containers on Docker or Kubernetes. " +
 	"Usual flow: model_add or model_scan (register a model on the daemon's disk), service_create " +
 	"(engine + model), service_start with wait=true (pass a progressToken to follow the phases), then " +
 	"service_status, service_logs and service_events to observe it (or read and subscribe to the resource " +

@@ -1,4 +1,4 @@
-// Command aima runs AI inference engines as Docker containers. `aima start`
+// Command aima runs AI inference engines as containers (Docker or Kubernetes). `aima start`
 // runs the daemon; every other command talks to it.
 package main
 
