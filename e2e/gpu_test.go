@@ -119,7 +119,7 @@ func TestGPUAssignmentLifecycle(t *testing.T) {
 	apiPost(t, d, "model/add", map[string]any{"path": testenv.MakeModel(t, "qwen-tiny")}, &model, 200)
 
 	var inv tools.GPUListOutput
-	if code := getJSON(t, d, "/api/gpu/list", &inv); code != 200 || inv.Total != 2 || inv.Items[1].UUID != fakesmi.UUIDOf(1) || inv.Items[0].Total() != 80<<30 {
+	if code := d.GetJSON(t, "/api/gpu/list", &inv); code != 200 || inv.Total != 2 || inv.Items[1].UUID != fakesmi.UUIDOf(1) || inv.Items[0].Total() != 80<<30 {
 		t.Fatalf("gpu list %d: %+v", code, inv)
 	}
 
@@ -142,7 +142,7 @@ func TestGPUAssignmentLifecycle(t *testing.T) {
 	status := func(name string) services.Service {
 		t.Helper()
 		var s services.Service
-		getJSON(t, d, "/api/service/status?service_id="+svc[name].ID, &s)
+		d.GetJSON(t, "/api/service/status?service_id="+svc[name].ID, &s)
 		return s
 	}
 
@@ -173,7 +173,7 @@ func TestGPUAssignmentLifecycle(t *testing.T) {
 	})
 
 	t.Run("list and CLI show the GPUs", func(t *testing.T) {
-		getJSON(t, d, "/api/gpu/list", &inv)
+		d.GetJSON(t, "/api/gpu/list", &inv)
 		for _, dev := range inv.Items {
 			if len(dev.HeldBy) != 1 {
 				t.Errorf("GPU %d held by %+v, want one service", dev.Index, dev.HeldBy)
@@ -214,7 +214,7 @@ func TestGPUAssignmentLifecycle(t *testing.T) {
 				t.Errorf("%s after restart: %s lease %v", name, s.Status, s.GPULease)
 			}
 		}
-		getJSON(t, d, "/api/gpu/list", &inv)
+		d.GetJSON(t, "/api/gpu/list", &inv)
 		for _, dev := range inv.Items {
 			if len(dev.HeldBy) != 1 {
 				t.Errorf("after restart GPU %d held by %+v", dev.Index, dev.HeldBy)

@@ -3,39 +3,16 @@
 // They fail (not skip) when Docker is missing; `go test -short` skips them.
 //
 // The daemon config, model directory, `aima start` subprocess and
-// in-process daemon come from internal/testenv (and its daemontest).
+// in-process daemon come from internal/testenv (and its daemontest). The
+// fault-injection suites are a package of their own, e2e/faults, so `go
+// test ./...` runs the two side by side.
 package e2e
 
 import (
-	"encoding/json"
 	"os/exec"
 	"strings"
 	"testing"
-
-	"aima/internal/testenv"
 )
-
-// getJSON fetches an HTTP API route of the daemon and decodes it.
-func getJSON(t *testing.T, d *testenv.DaemonProc, path string, v any) int {
-	t.Helper()
-	code, body, err := d.Get(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		t.Fatalf("GET %s: %v", path, err)
-	}
-	return code
-}
-
-func decode[T any](t *testing.T, s string) T {
-	t.Helper()
-	var v T
-	if err := json.Unmarshal([]byte(s), &v); err != nil {
-		t.Fatalf("decode %q: %v", s, err)
-	}
-	return v
-}
 
 // dockerPS lists containers of the given service label as "name status".
 func dockerPS(t *testing.T, filter string) []string {

@@ -24,7 +24,7 @@ import (
 // answer and pin no threads, and the daemon still answers afterwards.
 func TestModelPathsSpecialFilesOverHTTP(t *testing.T) {
 	set := specialfiles.Make(t)
-	d := testenv.StartDaemon(t, testenv.DaemonOptions{Config: storeConfig(t)})
+	d := testenv.StartDaemon(t, testenv.DaemonOptions{Config: testenv.SimConfig(t, testenv.SimConfigOptions{Image: testenv.EngineSimRef})})
 	type apiErr struct {
 		Error struct{ Code, Message, Field string }
 	}

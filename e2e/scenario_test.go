@@ -18,11 +18,6 @@ type svcJSON struct {
 	Warnings    []string `json:"warnings"`
 }
 
-type listJSON[T any] struct {
-	Items []T `json:"items"`
-	Total int `json:"total"`
-}
-
 // TestUserScenario is the operator's acceptance scenario of the lifecycle
 // core, through the built binary and the HTTP API.
 func TestUserScenario(t *testing.T) {
@@ -32,14 +27,14 @@ func TestUserScenario(t *testing.T) {
 
 	modelDir := testenv.MakeModel(t, "qwen-tiny")
 	d.MustCLI(t, "model", "add", "--path", modelDir)
-	models := decode[listJSON[struct{ ID, Path string }]](t, d.MustCLI(t, "model", "list", "--output", "json").Stdout)
+	models := testenv.Decode[testenv.List[struct{ ID, Path string }]](t, d.MustCLI(t, "model", "list", "--output", "json").Stdout)
 	if models.Total != 1 || models.Items[0].ID == "" {
 		t.Fatalf("model list: %+v", models)
 	}
 	modelID := models.Items[0].ID
 
 	d.MustCLI(t, "service", "create", "--model-id", modelID, "--engine-type", "vllm")
-	svcs := decode[listJSON[svcJSON]](t, d.MustCLI(t, "service", "list", "--output", "json").Stdout)
+	svcs := testenv.Decode[testenv.List[svcJSON]](t, d.MustCLI(t, "service", "list", "--output", "json").Stdout)
 	svc := svcs.Items[len(svcs.Items)-1]
 	testenv.RemoveContainersWithLabel(t, "aima.service", svc.ID)
 	if svc.Status != "created" {
@@ -61,7 +56,7 @@ func TestUserScenario(t *testing.T) {
 	var httpLogs struct {
 		Lines []struct{ Stream, Text string } `json:"lines"`
 	}
-	if code := getJSON(t, d, "/api/service/logs?service_id="+svc.ID, &httpLogs); code != 200 {
+	if code := d.GetJSON(t, "/api/service/logs?service_id="+svc.ID, &httpLogs); code != 200 {
 		t.Fatalf("HTTP logs: %d", code)
 	}
 	var texts []string
@@ -72,8 +67,8 @@ func TestUserScenario(t *testing.T) {
 		t.Errorf("HTTP logs differ from CLI logs:\nHTTP:\n%s\nCLI:\n%s", got, want)
 	}
 	var st svcJSON
-	getJSON(t, d, "/api/service/status?service_id="+svc.ID, &st)
-	cli := decode[svcJSON](t, d.MustCLI(t, "service", "status", svc.ID, "-o", "json").Stdout)
+	d.GetJSON(t, "/api/service/status?service_id="+svc.ID, &st)
+	cli := testenv.Decode[svcJSON](t, d.MustCLI(t, "service", "status", svc.ID, "-o", "json").Stdout)
 	if st.Status != "running" || cli.Status != "running" {
 		t.Fatalf("status: HTTP %q, CLI %q, want running", st.Status, cli.Status)
 	}
@@ -83,7 +78,7 @@ func TestUserScenario(t *testing.T) {
 	if !strings.Contains(created.Stderr, "remote model reference") {
 		t.Errorf("no warning for a remote model reference; stderr: %s", created.Stderr)
 	}
-	svcs = decode[listJSON[svcJSON]](t, d.MustCLI(t, "service", "list", "--output", "json").Stdout)
+	svcs = testenv.Decode[testenv.List[svcJSON]](t, d.MustCLI(t, "service", "list", "--output", "json").Stdout)
 	failSvc := svcs.Items[len(svcs.Items)-1].ID
 	testenv.RemoveContainersWithLabel(t, "aima.service", failSvc)
 	bad := d.CLI(t, "service", "start", failSvc, "--wait", "--timeout", "60")
@@ -93,7 +88,7 @@ func TestUserScenario(t *testing.T) {
 	if !strings.Contains(bad.Stderr, "Invalid repository ID or local directory specified") || !strings.Contains(bad.Stderr, "exited with code 1") {
 		t.Errorf("failing start does not print the engine's reason and exit code:\n%s", bad.Stderr)
 	}
-	svcs = decode[listJSON[svcJSON]](t, d.MustCLI(t, "service", "list", "--output", "json").Stdout)
+	svcs = testenv.Decode[testenv.List[svcJSON]](t, d.MustCLI(t, "service", "list", "--output", "json").Stdout)
 	for _, s := range svcs.Items {
 		if s.ID == failSvc && s.Status != "failed" {
 			t.Errorf("failed service listed as %q", s.Status)
@@ -108,11 +103,11 @@ func TestUserScenario(t *testing.T) {
 	assertDockerAgrees(t, d, svcs.Items)
 
 	d.MustCLI(t, "service", "stop", svc.ID)
-	cli = decode[svcJSON](t, d.MustCLI(t, "service", "status", svc.ID, "-o", "json").Stdout)
+	cli = testenv.Decode[svcJSON](t, d.MustCLI(t, "service", "status", svc.ID, "-o", "json").Stdout)
 	if cli.Status != "stopped" {
 		t.Fatalf("after stop: %q", cli.Status)
 	}
-	svcs = decode[listJSON[svcJSON]](t, d.MustCLI(t, "service", "list", "--output", "json").Stdout)
+	svcs = testenv.Decode[testenv.List[svcJSON]](t, d.MustCLI(t, "service", "list", "--output", "json").Stdout)
 	assertDockerAgrees(t, d, svcs.Items)
 }
 

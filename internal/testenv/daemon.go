@@ -297,6 +297,20 @@ func (d *DaemonProc) Term(t testing.TB, bound time.Duration) (int, time.Duration
 	return d.cmd.ProcessState.ExitCode(), took
 }
 
+// GetJSON fetches an HTTP API route of the daemon, decodes its JSON body
+// into v and returns the status, failing the test when either goes wrong.
+func (d *DaemonProc) GetJSON(t testing.TB, path string, v any) int {
+	t.Helper()
+	code, body, err := d.Get(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	return code
+}
+
 // Get does one HTTP GET of path against the daemon.
 func (d *DaemonProc) Get(path string) (int, []byte, error) {
 	c := http.Client{Timeout: 10 * time.Second}

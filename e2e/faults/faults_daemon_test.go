@@ -1,4 +1,4 @@
-package e2e
+package faults
 
 import (
 	"encoding/json"
@@ -301,7 +301,7 @@ func TestFaultStoreDurability(t *testing.T) {
 			t.Fatal("no create was acknowledged before the kill")
 		}
 		d.Restart(t)
-		list := decode[listJSON[fltSvc]](t, d.MustCLI(t, "service", "list", "-o", "json").Stdout)
+		list := testenv.Decode[testenv.List[fltSvc]](t, d.MustCLI(t, "service", "list", "-o", "json").Stdout)
 		have := map[string]fltSvc{}
 		for _, s := range list.Items {
 			have[s.ID] = s

@@ -1,6 +1,7 @@
-package e2e
+package faults
 
 import (
+	"aima/internal/testenv"
 	"os"
 	"path/filepath"
 	"strings"
@@ -57,7 +58,7 @@ type fltDoctor struct {
 
 func (d *fltDaemon) doctor(t *testing.T) fltDoctor {
 	t.Helper()
-	return decode[fltDoctor](t, d.MustCLI(t, "doctor", "-o", "json").Stdout)
+	return testenv.Decode[fltDoctor](t, d.MustCLI(t, "doctor", "-o", "json").Stdout)
 }
 
 // A bad record next to a running engine: after the restart the running
@@ -83,14 +84,14 @@ func TestFaultStoreDamagedRecord(t *testing.T) {
 			t.Fatalf("after the restart: %v, want running in %.12s and not stale", s, before.ContainerID)
 		}
 		var health struct{ Docker string }
-		if code := getJSON(t, d.DaemonProc, "/health", &health); code != 200 || health.Docker != "ok" {
+		if code := d.DaemonProc.GetJSON(t, "/health", &health); code != 200 || health.Docker != "ok" {
 			t.Fatalf("/health: %d %+v", code, health)
 		}
 		type listOut struct {
 			Items   []fltSvc
 			Damaged []state.Damaged
 		}
-		l := decode[listOut](t, d.MustCLI(t, "service", "list", "-o", "json").Stdout)
+		l := testenv.Decode[listOut](t, d.MustCLI(t, "service", "list", "-o", "json").Stdout)
 		found := false
 		for _, x := range l.Items {
 			found = found || x.ID == live
@@ -120,7 +121,7 @@ func TestFaultStoreDamagedRecord(t *testing.T) {
 		if cs := fltContainers(t, bad); len(cs) != 0 {
 			t.Fatalf("the damaged record's container %.12s survived its delete: %+v", badRun.ContainerID, cs)
 		}
-		if l := decode[listOut](t, d.MustCLI(t, "service", "list", "-o", "json").Stdout); len(l.Damaged) != 0 {
+		if l := testenv.Decode[listOut](t, d.MustCLI(t, "service", "list", "-o", "json").Stdout); len(l.Damaged) != 0 {
 			t.Fatalf("after delete: damaged %+v", l.Damaged)
 		}
 	})
@@ -180,7 +181,7 @@ func TestFaultStoreLost(t *testing.T) {
 		if !mine || !strings.Contains(strings.Join(doc.Warnings, "\n"), "--force") {
 			t.Fatalf("doctor after the store was lost: %+v", doc)
 		}
-		pruned := decode[struct {
+		pruned := testenv.Decode[struct {
 			Items []struct {
 				ServiceID string `json:"service_id"`
 			}

@@ -1,16 +1,17 @@
-package e2e
-
-// The fault-injection suite (issue "Never stuck, never lost"): real Docker,
-// the engine simulator and the built aima binary as a daemon subprocess,
-// with faults injected from outside: containers killed, the simulator's own
+// Package faults is the fault-injection suite: real Docker, the engine
+// simulator and the built aima binary as a daemon subprocess, with faults
+// injected from outside: containers killed, the simulator's own
 // crash/OOM/wedge modes, the daemon SIGKILLed and SIGTERMed, the Docker API
 // connection severed (testenv.SockProxy), concurrent lifecycle calls, and
 // kill -9 during a burst of writes. Every case runs fltReps() times (env
 // AIMA_FAULT_REPS, default 3). docs/reliability.md reports the counts and the
 // measured detection latencies.
 //
-// Helpers here are prefixed flt so they cannot clash with the rest of the
-// package.
+// The store's own faults (a damaged, truncated or vanished store file, a
+// restore from backup) are here too. It is a package of its own so `go test
+// ./...` runs it beside the other end-to-end suites (e2e). Its helpers are
+// prefixed flt.
+package faults
 
 import (
 	"encoding/json"
@@ -178,7 +179,7 @@ func (d *fltDaemon) status(id string) (fltSvc, bool) {
 // mustStatus reads a service record through the CLI.
 func (d *fltDaemon) mustStatus(t *testing.T, id string) fltSvc {
 	t.Helper()
-	return decode[fltSvc](t, d.MustCLI(t, "service", "status", id, "-o", "json").Stdout)
+	return testenv.Decode[fltSvc](t, d.MustCLI(t, "service", "status", id, "-o", "json").Stdout)
 }
 
 // waitFor polls the record until cond holds, failing after timeout with the
@@ -220,7 +221,7 @@ type fltEvent struct {
 // events reads the service's history through the CLI.
 func (d *fltDaemon) events(t *testing.T, id string) []fltEvent {
 	t.Helper()
-	out := decode[struct {
+	out := testenv.Decode[struct {
 		Items []fltEvent `json:"items"`
 	}](t, d.MustCLI(t, "service", "events", id, "-o", "json").Stdout)
 	return out.Items
@@ -289,7 +290,7 @@ func fltSetup(t *testing.T, env ...string) *fltEnv {
 		fltLiveMu.Unlock()
 	})
 	out := d.MustCLI(t, "model", "add", "--path", testenv.MakeModel(t, "qwen-fault"), "-o", "json")
-	m := decode[struct {
+	m := testenv.Decode[struct {
 		ID string `json:"id"`
 	}](t, out.Stdout)
 	if m.ID == "" {
@@ -318,7 +319,7 @@ func (e *fltEnv) create(t *testing.T, env map[string]string, extra ...string) st
 		args = append(args, "--env", k+"="+env[k])
 	}
 	args = append(args, extra...)
-	s := decode[fltSvc](t, e.d.MustCLI(t, args...).Stdout)
+	s := testenv.Decode[fltSvc](t, e.d.MustCLI(t, args...).Stdout)
 	if s.ID == "" || s.Status != "created" {
 		t.Fatalf("service create: %+v", s)
 	}
@@ -353,7 +354,7 @@ func fltInspect(t *testing.T, id string) fltState {
 	if err != nil {
 		t.Fatalf("docker inspect %s: %v: %s", id, err, out)
 	}
-	return decode[fltState](t, string(out))
+	return testenv.Decode[fltState](t, string(out))
 }
 
 func fltKill(t *testing.T, id string) {
@@ -404,7 +405,7 @@ func fltAssertOneContainer(t *testing.T, s fltSvc) {
 // for the given services.
 func (d *fltDaemon) assertNoOrphans(t *testing.T, ids ...string) {
 	t.Helper()
-	doc := decode[struct {
+	doc := testenv.Decode[struct {
 		Docker  string `json:"docker"`
 		Orphans []struct {
 			ServiceID   string `json:"service_id"`
