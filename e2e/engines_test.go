@@ -70,7 +70,7 @@ func TestEnginesScenario(t *testing.T) {
 			modelName := "tiny-" + tc.engine
 			d.MustCLI(t, "model", "add", "--path", tc.model(t, modelName))
 			d.MustCLI(t, "service", "create", "--model-id", modelName, "--engine-type", tc.engine, "--name", "svc-"+tc.engine)
-			svc := testenv.Decode[engineSvcJSON](t, d.MustCLI(t, "service", "status", "svc-"+tc.engine, "-o", "json").Stdout)
+			svc := testenv.DecodeJSON[engineSvcJSON](t, d.MustCLI(t, "service", "status", "svc-"+tc.engine, "-o", "json").Stdout)
 			testenv.RemoveContainersWithLabel(t, "aima.service", svc.ID)
 
 			start := d.MustCLI(t, "service", "start", svc.ID, "--wait", "--timeout", "120")
@@ -85,7 +85,7 @@ func TestEnginesScenario(t *testing.T) {
 			}
 			var st engineSvcJSON
 			d.GetJSON(t, "/api/service/status?service_id="+svc.ID, &st)
-			cli := testenv.Decode[engineSvcJSON](t, d.MustCLI(t, "service", "status", svc.ID, "-o", "json").Stdout)
+			cli := testenv.DecodeJSON[engineSvcJSON](t, d.MustCLI(t, "service", "status", svc.ID, "-o", "json").Stdout)
 			if st.Status != "running" || cli.Status != st.Status || cli.Endpoint != st.Endpoint || cli.Name != st.Name {
 				t.Fatalf("status: HTTP %+v, CLI %+v, want both running and equal", st, cli)
 			}
@@ -118,7 +118,7 @@ func TestEnginesScenario(t *testing.T) {
 				t.Errorf("the engine's context error through /v1: %d %s %v, want 400 OpenAI error with %q", code, body, err, tc.tooLong)
 			}
 
-			fig := testenv.Decode[figuresJSON](t, d.MustCLI(t, "service", "metrics", svc.ID, "-o", "json").Stdout)
+			fig := testenv.DecodeJSON[figuresJSON](t, d.MustCLI(t, "service", "metrics", svc.ID, "-o", "json").Stdout)
 			if !fig.ScrapeOK || fig.RequestsRunning == nil || fig.KVCacheUsage == nil || fig.GenTotal == nil || *fig.GenTotal < 3 {
 				t.Errorf("service metrics from the engine's own series: %+v", fig)
 			}
@@ -128,7 +128,7 @@ func TestEnginesScenario(t *testing.T) {
 			}
 
 			d.MustCLI(t, "service", "stop", svc.ID)
-			if s := testenv.Decode[engineSvcJSON](t, d.MustCLI(t, "service", "status", svc.ID, "-o", "json").Stdout); s.Status != "stopped" {
+			if s := testenv.DecodeJSON[engineSvcJSON](t, d.MustCLI(t, "service", "status", svc.ID, "-o", "json").Stdout); s.Status != "stopped" {
 				t.Errorf("after stop: %q", s.Status)
 			}
 		})
@@ -181,13 +181,13 @@ func TestEnginesFailedStarts(t *testing.T) {
 				args = append(args, "--env", "SIM_FAIL="+tc.fail)
 			}
 			d.MustCLI(t, args...)
-			svc := testenv.Decode[engineSvcJSON](t, d.MustCLI(t, "service", "status", fmt.Sprintf("fail-%d", i), "-o", "json").Stdout)
+			svc := testenv.DecodeJSON[engineSvcJSON](t, d.MustCLI(t, "service", "status", fmt.Sprintf("fail-%d", i), "-o", "json").Stdout)
 			testenv.RemoveContainersWithLabel(t, "aima.service", svc.ID)
 			res := d.CLI(t, "service", "start", svc.ID, "--wait", "--timeout", "120")
 			if res.Code == 0 {
 				t.Fatalf("a failing start exited 0:\n%s", res.Stderr)
 			}
-			st := testenv.Decode[engineSvcJSON](t, d.MustCLI(t, "service", "status", svc.ID, "-o", "json").Stdout)
+			st := testenv.DecodeJSON[engineSvcJSON](t, d.MustCLI(t, "service", "status", svc.ID, "-o", "json").Stdout)
 			t.Logf("%s: failure %s: %s", name, st.Failure, st.Reason)
 			if st.Status != "failed" || st.Failure != tc.kind || st.ExitCode == nil || *st.ExitCode != 1 {
 				t.Errorf("status %s, failure %q, exit %v; want failed, %q, 1 (reason %q)", st.Status, st.Failure, st.ExitCode, tc.kind, st.Reason)
@@ -237,7 +237,7 @@ func TestSGLangRunningOnlyWhenWarm(t *testing.T) {
 	// The warmup takes 3 s (60 s at SIM_TIME_SCALE 0.05) with /health 200 throughout.
 	d.MustCLI(t, "service", "create", "--model-id", "warm-sglang", "--engine-type", "sglang", "--name", "warm",
 		"--env", "SIM_LEGACY_HEALTH=1", "--env", "SIM_PHASE=warmup=60s")
-	svc := testenv.Decode[engineSvcJSON](t, d.MustCLI(t, "service", "status", "warm", "-o", "json").Stdout)
+	svc := testenv.DecodeJSON[engineSvcJSON](t, d.MustCLI(t, "service", "status", "warm", "-o", "json").Stdout)
 	testenv.RemoveContainersWithLabel(t, "aima.service", svc.ID)
 	start := d.MustCLI(t, "service", "start", svc.ID, "--wait", "--timeout", "120")
 	logs := d.MustCLI(t, "service", "logs", svc.ID)

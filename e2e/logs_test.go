@@ -44,7 +44,7 @@ func TestLogsRepresentations(t *testing.T) {
 	d := testenv.StartDaemon(t, testenv.DaemonOptions{Config: testenv.SimConfig(t, testenv.SimConfigOptions{Image: testenv.EngineSimRef})})
 	const n = 20000
 	svc, cid := floodService(t, func() string {
-		return testenv.Decode[struct{ ID string }](t, d.MustCLI(t, "service", "create", "--model-id", "org/flood", "--engine-type", "vllm", "-o", "json").Stdout).ID
+		return testenv.DecodeJSON[struct{ ID string }](t, d.MustCLI(t, "service", "create", "--model-id", "org/flood", "--engine-type", "vllm", "-o", "json").Stdout).ID
 	}, n, 100)
 	// docker logs writes the two streams to its stdout and stderr; the
 	// stderr line was written 300 ms before the flood.

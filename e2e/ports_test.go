@@ -24,7 +24,7 @@ func TestPortRangeAmongEphemeralPortsIsReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := testenv.StartDaemon(t, testenv.DaemonOptions{Config: cfg})
-	doc := testenv.Decode[struct{ Warnings []string }](t, d.MustCLI(t, "doctor", "-o", "json").Stdout)
+	doc := testenv.DecodeJSON[struct{ Warnings []string }](t, d.MustCLI(t, "doctor", "-o", "json").Stdout)
 	want := fmt.Sprintf("port_range %d-%d overlaps the kernel's ephemeral ports", low+100, low+120)
 	if !strings.Contains(strings.Join(doc.Warnings, "\n"), want) {
 		t.Errorf("doctor warnings %q lack %q", doc.Warnings, want)
@@ -34,7 +34,7 @@ func TestPortRangeAmongEphemeralPortsIsReported(t *testing.T) {
 	}
 
 	quiet := testenv.StartDaemon(t, testenv.DaemonOptions{Config: testenv.SimConfig(t, testenv.SimConfigOptions{Image: testenv.EngineSimRef})})
-	doc = testenv.Decode[struct{ Warnings []string }](t, quiet.MustCLI(t, "doctor", "-o", "json").Stdout)
+	doc = testenv.DecodeJSON[struct{ Warnings []string }](t, quiet.MustCLI(t, "doctor", "-o", "json").Stdout)
 	if strings.Contains(strings.Join(doc.Warnings, "\n"), "ephemeral") {
 		t.Errorf("doctor warns about a range below the ephemeral ports: %q", doc.Warnings)
 	}

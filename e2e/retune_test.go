@@ -72,10 +72,10 @@ func TestRetuneAfterOutOfMemory(t *testing.T) {
 				args = append(args, "--on-oom", "retune")
 			}
 			d.MustCLI(t, args...)
-			svc := testenv.Decode[retuneSvcJSON](t, d.MustCLI(t, "service", "status", name, "-o", "json").Stdout)
+			svc := testenv.DecodeJSON[retuneSvcJSON](t, d.MustCLI(t, "service", "status", name, "-o", "json").Stdout)
 			testenv.RemoveContainersWithLabel(t, "aima.service", svc.ID)
 			res := d.CLI(t, "service", "start", svc.ID, "--wait", "--timeout", "180")
-			st := testenv.Decode[retuneSvcJSON](t, d.MustCLI(t, "service", "status", svc.ID, "-o", "json").Stdout)
+			st := testenv.DecodeJSON[retuneSvcJSON](t, d.MustCLI(t, "service", "status", svc.ID, "-o", "json").Stdout)
 			t.Logf("%s: %s %q retunes %+v args %q", tc.name, st.Status, st.Reason, st.Retunes, st.Args)
 			if tc.flag == "" {
 				if res.Code == 0 || st.Status != "failed" || len(st.Retunes) != 0 || !strings.Contains(st.Reason, tc.reasonHas) {

@@ -27,14 +27,14 @@ func TestUserScenario(t *testing.T) {
 
 	modelDir := testenv.MakeModel(t, "qwen-tiny")
 	d.MustCLI(t, "model", "add", "--path", modelDir)
-	models := testenv.Decode[testenv.List[struct{ ID, Path string }]](t, d.MustCLI(t, "model", "list", "--output", "json").Stdout)
+	models := testenv.DecodeJSON[testenv.List[struct{ ID, Path string }]](t, d.MustCLI(t, "model", "list", "--output", "json").Stdout)
 	if models.Total != 1 || models.Items[0].ID == "" {
 		t.Fatalf("model list: %+v", models)
 	}
 	modelID := models.Items[0].ID
 
 	d.MustCLI(t, "service", "create", "--model-id", modelID, "--engine-type", "vllm")
-	svcs := testenv.Decode[testenv.List[svcJSON]](t, d.MustCLI(t, "service", "list", "--output", "json").Stdout)
+	svcs := testenv.DecodeJSON[testenv.List[svcJSON]](t, d.MustCLI(t, "service", "list", "--output", "json").Stdout)
 	svc := svcs.Items[len(svcs.Items)-1]
 	testenv.RemoveContainersWithLabel(t, "aima.service", svc.ID)
 	if svc.Status != "created" {
@@ -68,7 +68,7 @@ func TestUserScenario(t *testing.T) {
 	}
 	var st svcJSON
 	d.GetJSON(t, "/api/service/status?service_id="+svc.ID, &st)
-	cli := testenv.Decode[svcJSON](t, d.MustCLI(t, "service", "status", svc.ID, "-o", "json").Stdout)
+	cli := testenv.DecodeJSON[svcJSON](t, d.MustCLI(t, "service", "status", svc.ID, "-o", "json").Stdout)
 	if st.Status != "running" || cli.Status != "running" {
 		t.Fatalf("status: HTTP %q, CLI %q, want running", st.Status, cli.Status)
 	}
@@ -78,7 +78,7 @@ func TestUserScenario(t *testing.T) {
 	if !strings.Contains(created.Stderr, "remote model reference") {
 		t.Errorf("no warning for a remote model reference; stderr: %s", created.Stderr)
 	}
-	svcs = testenv.Decode[testenv.List[svcJSON]](t, d.MustCLI(t, "service", "list", "--output", "json").Stdout)
+	svcs = testenv.DecodeJSON[testenv.List[svcJSON]](t, d.MustCLI(t, "service", "list", "--output", "json").Stdout)
 	failSvc := svcs.Items[len(svcs.Items)-1].ID
 	testenv.RemoveContainersWithLabel(t, "aima.service", failSvc)
 	bad := d.CLI(t, "service", "start", failSvc, "--wait", "--timeout", "60")
@@ -88,7 +88,7 @@ func TestUserScenario(t *testing.T) {
 	if !strings.Contains(bad.Stderr, "Invalid repository ID or local directory specified") || !strings.Contains(bad.Stderr, "exited with code 1") {
 		t.Errorf("failing start does not print the engine's reason and exit code:\n%s", bad.Stderr)
 	}
-	svcs = testenv.Decode[testenv.List[svcJSON]](t, d.MustCLI(t, "service", "list", "--output", "json").Stdout)
+	svcs = testenv.DecodeJSON[testenv.List[svcJSON]](t, d.MustCLI(t, "service", "list", "--output", "json").Stdout)
 	for _, s := range svcs.Items {
 		if s.ID == failSvc && s.Status != "failed" {
 			t.Errorf("failed service listed as %q", s.Status)
@@ -103,11 +103,11 @@ func TestUserScenario(t *testing.T) {
 	assertDockerAgrees(t, d, svcs.Items)
 
 	d.MustCLI(t, "service", "stop", svc.ID)
-	cli = testenv.Decode[svcJSON](t, d.MustCLI(t, "service", "status", svc.ID, "-o", "json").Stdout)
+	cli = testenv.DecodeJSON[svcJSON](t, d.MustCLI(t, "service", "status", svc.ID, "-o", "json").Stdout)
 	if cli.Status != "stopped" {
 		t.Fatalf("after stop: %q", cli.Status)
 	}
-	svcs = testenv.Decode[testenv.List[svcJSON]](t, d.MustCLI(t, "service", "list", "--output", "json").Stdout)
+	svcs = testenv.DecodeJSON[testenv.List[svcJSON]](t, d.MustCLI(t, "service", "list", "--output", "json").Stdout)
 	assertDockerAgrees(t, d, svcs.Items)
 }
 

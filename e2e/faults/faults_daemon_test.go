@@ -301,7 +301,7 @@ func TestFaultStoreDurability(t *testing.T) {
 			t.Fatal("no create was acknowledged before the kill")
 		}
 		d.Restart(t)
-		list := testenv.Decode[testenv.List[fltSvc]](t, d.MustCLI(t, "service", "list", "-o", "json").Stdout)
+		list := testenv.DecodeJSON[testenv.List[fltSvc]](t, d.MustCLI(t, "service", "list", "-o", "json").Stdout)
 		have := map[string]fltSvc{}
 		for _, s := range list.Items {
 			have[s.ID] = s

@@ -77,13 +77,13 @@ func TestFaultDockerCut(t *testing.T) {
 		if st.Status != "running" || !st.Stale {
 			t.Errorf("service status while cut: %v, want running and stale", st)
 		}
-		list := testenv.Decode[testenv.List[fltSvc]](t, d.MustCLI(t, "service", "list", "-o", "json").Stdout)
+		list := testenv.DecodeJSON[testenv.List[fltSvc]](t, d.MustCLI(t, "service", "list", "-o", "json").Stdout)
 		for _, x := range list.Items {
 			if !x.Stale {
 				t.Errorf("service list while cut: %v not marked stale", x)
 			}
 		}
-		doc := testenv.Decode[struct{ Docker string }](t, d.MustCLI(t, "doctor", "-o", "json").Stdout)
+		doc := testenv.DecodeJSON[struct{ Docker string }](t, d.MustCLI(t, "doctor", "-o", "json").Stdout)
 		if doc.Docker == "ok" || !strings.Contains(doc.Docker, "unavailable") {
 			t.Errorf("doctor while cut says docker %q", doc.Docker)
 		}

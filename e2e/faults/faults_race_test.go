@@ -99,7 +99,7 @@ func TestFaultConcurrentLifecycle(t *testing.T) {
 	e := fltSetup(t)
 	d := e.d
 	total := func() int {
-		return testenv.Decode[testenv.List[fltSvc]](t, d.MustCLI(t, "service", "list", "-o", "json").Stdout).Total
+		return testenv.DecodeJSON[testenv.List[fltSvc]](t, d.MustCLI(t, "service", "list", "-o", "json").Stdout).Total
 	}
 	t.Run("one-service", func(t *testing.T) {
 		fltEach(t, func(t *testing.T, rep int) {

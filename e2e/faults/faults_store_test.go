@@ -58,7 +58,7 @@ type fltDoctor struct {
 
 func (d *fltDaemon) doctor(t *testing.T) fltDoctor {
 	t.Helper()
-	return testenv.Decode[fltDoctor](t, d.MustCLI(t, "doctor", "-o", "json").Stdout)
+	return testenv.DecodeJSON[fltDoctor](t, d.MustCLI(t, "doctor", "-o", "json").Stdout)
 }
 
 // A bad record next to a running engine: after the restart the running
@@ -91,7 +91,7 @@ func TestFaultStoreDamagedRecord(t *testing.T) {
 			Items   []fltSvc
 			Damaged []state.Damaged
 		}
-		l := testenv.Decode[listOut](t, d.MustCLI(t, "service", "list", "-o", "json").Stdout)
+		l := testenv.DecodeJSON[listOut](t, d.MustCLI(t, "service", "list", "-o", "json").Stdout)
 		found := false
 		for _, x := range l.Items {
 			found = found || x.ID == live
@@ -121,7 +121,7 @@ func TestFaultStoreDamagedRecord(t *testing.T) {
 		if cs := fltContainers(t, bad); len(cs) != 0 {
 			t.Fatalf("the damaged record's container %.12s survived its delete: %+v", badRun.ContainerID, cs)
 		}
-		if l := testenv.Decode[listOut](t, d.MustCLI(t, "service", "list", "-o", "json").Stdout); len(l.Damaged) != 0 {
+		if l := testenv.DecodeJSON[listOut](t, d.MustCLI(t, "service", "list", "-o", "json").Stdout); len(l.Damaged) != 0 {
 			t.Fatalf("after delete: damaged %+v", l.Damaged)
 		}
 	})
@@ -181,7 +181,7 @@ func TestFaultStoreLost(t *testing.T) {
 		if !mine || !strings.Contains(strings.Join(doc.Warnings, "\n"), "--force") {
 			t.Fatalf("doctor after the store was lost: %+v", doc)
 		}
-		pruned := testenv.Decode[struct {
+		pruned := testenv.DecodeJSON[struct {
 			Items []struct {
 				ServiceID string `json:"service_id"`
 			}

@@ -179,7 +179,7 @@ func (d *fltDaemon) status(id string) (fltSvc, bool) {
 // mustStatus reads a service record through the CLI.
 func (d *fltDaemon) mustStatus(t *testing.T, id string) fltSvc {
 	t.Helper()
-	return testenv.Decode[fltSvc](t, d.MustCLI(t, "service", "status", id, "-o", "json").Stdout)
+	return testenv.DecodeJSON[fltSvc](t, d.MustCLI(t, "service", "status", id, "-o", "json").Stdout)
 }
 
 // waitFor polls the record until cond holds, failing after timeout with the
@@ -221,7 +221,7 @@ type fltEvent struct {
 // events reads the service's history through the CLI.
 func (d *fltDaemon) events(t *testing.T, id string) []fltEvent {
 	t.Helper()
-	out := testenv.Decode[struct {
+	out := testenv.DecodeJSON[struct {
 		Items []fltEvent `json:"items"`
 	}](t, d.MustCLI(t, "service", "events", id, "-o", "json").Stdout)
 	return out.Items
@@ -290,7 +290,7 @@ func fltSetup(t *testing.T, env ...string) *fltEnv {
 		fltLiveMu.Unlock()
 	})
 	out := d.MustCLI(t, "model", "add", "--path", testenv.MakeModel(t, "qwen-fault"), "-o", "json")
-	m := testenv.Decode[struct {
+	m := testenv.DecodeJSON[struct {
 		ID string `json:"id"`
 	}](t, out.Stdout)
 	if m.ID == "" {
@@ -319,7 +319,7 @@ func (e *fltEnv) create(t *testing.T, env map[string]string, extra ...string) st
 		args = append(args, "--env", k+"="+env[k])
 	}
 	args = append(args, extra...)
-	s := testenv.Decode[fltSvc](t, e.d.MustCLI(t, args...).Stdout)
+	s := testenv.DecodeJSON[fltSvc](t, e.d.MustCLI(t, args...).Stdout)
 	if s.ID == "" || s.Status != "created" {
 		t.Fatalf("service create: %+v", s)
 	}
@@ -354,7 +354,7 @@ func fltInspect(t *testing.T, id string) fltState {
 	if err != nil {
 		t.Fatalf("docker inspect %s: %v: %s", id, err, out)
 	}
-	return testenv.Decode[fltState](t, string(out))
+	return testenv.DecodeJSON[fltState](t, string(out))
 }
 
 func fltKill(t *testing.T, id string) {
@@ -405,7 +405,7 @@ func fltAssertOneContainer(t *testing.T, s fltSvc) {
 // for the given services.
 func (d *fltDaemon) assertNoOrphans(t *testing.T, ids ...string) {
 	t.Helper()
-	doc := testenv.Decode[struct {
+	doc := testenv.DecodeJSON[struct {
 		Docker  string `json:"docker"`
 		Orphans []struct {
 			ServiceID   string `json:"service_id"`

@@ -140,7 +140,7 @@ func TestStoreRestoreFromBackup(t *testing.T) {
 		t.Fatalf("second restore over a sound store: exit %d: %s", r.Code, r.Stderr)
 	}
 	d.Restart(t)
-	list := testenv.Decode[testenv.List[fltSvc]](t, d.MustCLI(t, "service", "list", "-o", "json").Stdout)
+	list := testenv.DecodeJSON[testenv.List[fltSvc]](t, d.MustCLI(t, "service", "list", "-o", "json").Stdout)
 	if list.Total != 3 {
 		t.Fatalf("after restore: %d services, want 3", list.Total)
 	}
@@ -181,20 +181,20 @@ func TestStoreDamagedRecord(t *testing.T) {
 		Total   int
 		Damaged []state.Damaged
 	}
-	l := testenv.Decode[listOut](t, d.MustCLI(t, "service", "list", "-o", "json").Stdout)
+	l := testenv.DecodeJSON[listOut](t, d.MustCLI(t, "service", "list", "-o", "json").Stdout)
 	if l.Total != 2 || len(l.Damaged) != 1 || l.Damaged[0].ID != "svc-2" || l.Damaged[0].Kind != "service" {
 		t.Fatalf("service list: %+v", l)
 	}
 	if r := d.MustCLI(t, "service", "list"); !strings.Contains(r.Stderr, "aima service delete svc-2") {
 		t.Fatalf("service list (table) does not warn about the damaged record: %s", r.Stderr)
 	}
-	if s := testenv.Decode[fltSvc](t, d.MustCLI(t, "service", "status", "svc3", "-o", "json").Stdout); s.ID != "svc-3" {
+	if s := testenv.DecodeJSON[fltSvc](t, d.MustCLI(t, "service", "status", "svc3", "-o", "json").Stdout); s.ID != "svc-3" {
 		t.Fatalf("status by name: %+v", s)
 	}
 	if r := d.CLI(t, "service", "status", "svc-2"); r.Code != 4 || !strings.Contains(r.Stderr, "svc-2 is damaged") {
 		t.Fatalf("status of the damaged record: exit %d: %s", r.Code, r.Stderr)
 	}
-	doc := testenv.Decode[struct {
+	doc := testenv.DecodeJSON[struct {
 		Damaged  []state.Damaged
 		Warnings []string
 		Store    state.Info
@@ -212,7 +212,7 @@ func TestStoreDamagedRecord(t *testing.T) {
 		t.Fatalf("GET /api/service/list: %d %v", code, err)
 	}
 	d.MustCLI(t, "service", "delete", "svc-2")
-	l = testenv.Decode[listOut](t, d.MustCLI(t, "service", "list", "-o", "json").Stdout)
+	l = testenv.DecodeJSON[listOut](t, d.MustCLI(t, "service", "list", "-o", "json").Stdout)
 	if l.Total != 3 || len(l.Damaged) != 0 {
 		t.Fatalf("after deleting the damaged record: %+v", l)
 	}

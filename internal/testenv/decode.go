@@ -5,9 +5,9 @@ import (
 	"testing"
 )
 
-// Decode unmarshals the JSON document s (a CLI's -o json output, an HTTP
+// DecodeJSON unmarshals the JSON document s (a CLI's -o json output, an HTTP
 // body) into a T, failing the test when it does not decode.
-func Decode[T any](t testing.TB, s string) T {
+func DecodeJSON[T any](t testing.TB, s string) T {
 	t.Helper()
 	var v T
 	if err := json.Unmarshal([]byte(s), &v); err != nil {
