@@ -181,17 +181,17 @@ func benchmarkFanout(b *testing.B, typ events.Type) {
 	connectFanout(ctx, b, &wg, floor.URL(), floorLat, publishFloor)
 
 	var samples, floorSamples, publishT []time.Duration
-	socket := make([]uint64, len(events.WriteBuckets)+1)
-	floorSocket := make([]uint64, len(events.WriteBuckets)+1)
+	socket := make([]uint64, len(events.SocketWriteBuckets)+1)
+	floorSocket := make([]uint64, len(events.SocketWriteBuckets)+1)
 	// Written follows the write a client has read: let the last ones land
 	// before a round's counts are read.
 	settle := func() { time.Sleep(50 * time.Millisecond) }
 	b.ResetTimer()
 	for n := 0; n < b.N; n++ {
-		before := bus.Stats().WriteCounts
+		before := bus.Stats().SocketWriteCounts
 		s, p := fanoutRound(b, lat, publish)
 		settle()
-		socket = addCounts(socket, subCounts(bus.Stats().WriteCounts, before))
+		socket = addCounts(socket, subCounts(bus.Stats().SocketWriteCounts, before))
 		samples, publishT = append(samples, s...), append(publishT, p...)
 		before = floor.writeCounts()
 		s, _ = fanoutRound(b, floorLat, publishFloor)

@@ -23,7 +23,7 @@ import (
 // event is encoded once for all clients. The clients are the benchmark's
 // own sseReader, so both sides of the ratio time the same client code; and
 // like the daemon's streams (events.Bus.Written) it files each write's time
-// from publish in events.WriteBuckets, so both sides of the publish → socket
+// from publish in events.SocketWriteBuckets, so both sides of the publish → socket
 // ratio are read from the same buckets.
 //
 // A variant that wrote every connection from the publishing goroutine, one
@@ -38,7 +38,7 @@ type fanoutFloor struct {
 	frames []floorFrame  // every published event
 	wake   chan struct{} // closed and replaced by publish
 
-	written []atomic.Uint64 // per events.WriteBuckets, and one for slower writes
+	written []atomic.Uint64 // per events.SocketWriteBuckets, and one for slower writes
 }
 
 // floorFrame is a published event as one HTTP chunk, and when it was
@@ -53,7 +53,7 @@ func startFanoutFloor(ctx context.Context) (*fanoutFloor, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &fanoutFloor{ln: ln, ctx: ctx, wake: make(chan struct{}), written: make([]atomic.Uint64, len(events.WriteBuckets)+1)}
+	f := &fanoutFloor{ln: ln, ctx: ctx, wake: make(chan struct{}), written: make([]atomic.Uint64, len(events.SocketWriteBuckets)+1)}
 	f.wg.Add(1)
 	go f.accept()
 	return f, nil
@@ -121,7 +121,7 @@ func (f *fanoutFloor) serve(c net.Conn) {
 			return
 		}
 		for _, p := range pending {
-			f.written[events.WriteBucket(time.Since(p.at))].Add(1)
+			f.written[events.SocketWriteBucket(time.Since(p.at))].Add(1)
 		}
 	}
 }
@@ -141,7 +141,7 @@ func (f *fanoutFloor) publish(ev events.Event) {
 }
 
 // writeCounts returns the floor's publish → socket counts so far, in the
-// layout of events.Stats.WriteCounts.
+// layout of events.Stats.SocketWriteCounts.
 func (f *fanoutFloor) writeCounts() []uint64 {
 	out := make([]uint64, len(f.written))
 	for i := range f.written {
@@ -150,7 +150,7 @@ func (f *fanoutFloor) writeCounts() []uint64 {
 	return out
 }
 
-// bucketQuantile is the q-quantile of the counts (events.WriteBuckets'
+// bucketQuantile is the q-quantile of the counts (events.SocketWriteBuckets'
 // layout), interpolated linearly inside its bucket; one in the last,
 // unbounded bucket is reported as the last bound.
 func bucketQuantile(counts []uint64, q float64) time.Duration {
@@ -168,26 +168,26 @@ func bucketQuantile(counts []uint64, q float64) time.Duration {
 			cum += float64(c)
 			continue
 		}
-		if i == len(events.WriteBuckets) {
+		if i == len(events.SocketWriteBuckets) {
 			break
 		}
 		lo := time.Duration(0)
 		if i > 0 {
-			lo = events.WriteBuckets[i-1]
+			lo = events.SocketWriteBuckets[i-1]
 		}
 		frac := (rank - cum) / float64(c)
-		return lo + time.Duration(frac*float64(events.WriteBuckets[i]-lo))
+		return lo + time.Duration(frac*float64(events.SocketWriteBuckets[i]-lo))
 	}
-	return events.WriteBuckets[len(events.WriteBuckets)-1]
+	return events.SocketWriteBuckets[len(events.SocketWriteBuckets)-1]
 }
 
 // shareWithin is the fraction of the counts at most le (a bound of
-// events.WriteBuckets).
+// events.SocketWriteBuckets).
 func shareWithin(counts []uint64, le time.Duration) float64 {
 	var in, total uint64
 	for i, c := range counts {
 		total += c
-		if i < len(events.WriteBuckets) && events.WriteBuckets[i] <= le {
+		if i < len(events.SocketWriteBuckets) && events.SocketWriteBuckets[i] <= le {
 			in += c
 		}
 	}

@@ -765,31 +765,31 @@ func TestForgetKeepsTheDeletedEvent(t *testing.T) {
 }
 
 // Written files each live delivery by its time from Publish (the bus's
-// clock) in events.WriteBuckets, the last count being the slower ones.
+// clock) in events.SocketWriteBuckets, the last count being the slower ones.
 func TestWrittenBuckets(t *testing.T) {
 	now := time.Unix(1000, 0)
 	b := events.NewBus(events.WithClock(func() time.Time { return now }))
-	if got, want := len(b.Stats().WriteCounts), len(events.WriteBuckets)+1; got != want {
-		t.Fatalf("%d write counts for %d buckets", got, len(events.WriteBuckets))
+	if got, want := len(b.Stats().SocketWriteCounts), len(events.SocketWriteBuckets)+1; got != want {
+		t.Fatalf("%d write counts for %d buckets", got, len(events.SocketWriteBuckets))
 	}
 	ev := b.Publish(events.Event{ServiceID: "s", Type: events.TypeMessage})
 	for _, d := range []time.Duration{0, 1200 * time.Microsecond, 2 * time.Millisecond, 2001 * time.Microsecond, time.Hour} {
 		now = ev.Time.Add(d)
-		b.Written(ev)
+		b.RecordSocketWrite(ev)
 	}
 	st := b.Stats()
-	idx := func(le time.Duration) int { return slices.Index(events.WriteBuckets, le) }
-	want := make([]uint64, len(events.WriteBuckets)+1)
-	want[0]++                          // 0
-	want[idx(1250*time.Microsecond)]++ // 1.2 ms
-	want[idx(2*time.Millisecond)]++    // 2 ms: a bound is inclusive
-	want[idx(2500*time.Microsecond)]++ // 2.001 ms
-	want[len(events.WriteBuckets)]++   // an hour
-	if !slices.Equal(st.WriteCounts, want) {
-		t.Fatalf("write counts %v, want %v", st.WriteCounts, want)
+	idx := func(le time.Duration) int { return slices.Index(events.SocketWriteBuckets, le) }
+	want := make([]uint64, len(events.SocketWriteBuckets)+1)
+	want[0]++                              // 0
+	want[idx(1250*time.Microsecond)]++     // 1.2 ms
+	want[idx(2*time.Millisecond)]++        // 2 ms: a bound is inclusive
+	want[idx(2500*time.Microsecond)]++     // 2.001 ms
+	want[len(events.SocketWriteBuckets)]++ // an hour
+	if !slices.Equal(st.SocketWriteCounts, want) {
+		t.Fatalf("write counts %v, want %v", st.SocketWriteCounts, want)
 	}
-	if want := 5201*time.Microsecond + time.Hour; st.WriteSum != want {
-		t.Fatalf("write sum %v, want %v", st.WriteSum, want)
+	if want := 5201*time.Microsecond + time.Hour; st.SocketWriteSum != want {
+		t.Fatalf("write sum %v, want %v", st.SocketWriteSum, want)
 	}
 }
 

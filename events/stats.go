@@ -25,19 +25,20 @@ type Stats struct {
 	LagCounts []uint64
 	LagSum    uint64 // the sum of all delivery lags
 	Services  int    // services with an event log in memory
-	// WriteCounts[i] counts live events written to a subscriber's
-	// connection (see Bus.Written) whose time from publication was at most
-	// WriteBuckets[i] and more than WriteBuckets[i-1]; the last element
-	// counts slower ones. WriteSum is their total time.
-	WriteCounts []uint64
-	WriteSum    time.Duration
+	// SocketWriteCounts[i] counts live events written to a subscriber's
+	// connection (see Bus.RecordSocketWrite) whose time from publication
+	// was at most SocketWriteBuckets[i] and more than
+	// SocketWriteBuckets[i-1]; the last element counts slower ones.
+	// SocketWriteSum is their total time.
+	SocketWriteCounts []uint64
+	SocketWriteSum    time.Duration
 }
 
-// WriteBuckets are the upper bounds of the publish → socket buckets in
+// SocketWriteBuckets are the upper bounds of the publish → socket buckets in
 // Stats: a quarter of a millisecond apart up to 2 ms, where a live follower
 // on one host should be (a percentile read there is within 0.25 ms), then
 // half a millisecond to 3 ms, a millisecond to 5 ms, and coarser beyond.
-var WriteBuckets = []time.Duration{
+var SocketWriteBuckets = []time.Duration{
 	100 * time.Microsecond, 250 * time.Microsecond, 500 * time.Microsecond, 750 * time.Microsecond,
 	time.Millisecond, 1250 * time.Microsecond, 1500 * time.Microsecond, 1750 * time.Microsecond,
 	2 * time.Millisecond, 2500 * time.Microsecond, 3 * time.Millisecond, 4 * time.Millisecond,
@@ -51,7 +52,7 @@ type counters struct {
 	published, delivered, lagSum atomic.Uint64
 	waiting                      atomic.Int64
 	lag                          [9]atomic.Uint64  // len(LagBuckets)+1
-	write                        [22]atomic.Uint64 // len(WriteBuckets)+1
+	write                        [22]atomic.Uint64 // len(SocketWriteBuckets)+1
 	writeSum                     atomic.Int64      // nanoseconds
 }
 
@@ -65,25 +66,25 @@ func (c *counters) delivery(lag uint64) {
 	c.lag[i].Add(1)
 }
 
-// Written records that a live event's bytes were handed to a subscriber's
+// RecordSocketWrite records that a live event's bytes were handed to a subscriber's
 // connection now. The front-ends that write events to a socket (the HTTP
 // API's SSE streams) call it once per event and subscriber, for events
 // published while the stream was open (a replayed history's age says
 // nothing about delivery); Stats then holds the time from Publish to the
 // socket, for monitoring and the fan-out benchmark. Safe for concurrent use.
-func (b *Bus) Written(ev Event) {
+func (b *Bus) RecordSocketWrite(ev Event) {
 	d := max(b.now().Sub(ev.Time), 0)
 	b.stats.writeSum.Add(int64(d))
-	b.stats.write[WriteBucket(d)].Add(1)
+	b.stats.write[SocketWriteBucket(d)].Add(1)
 }
 
-// WriteBucket is the index of Stats.WriteCounts that a publish → socket
-// time of d counts in: the first bound of WriteBuckets at least d, or
-// len(WriteBuckets) for slower ones. The fan-out benchmark files its
+// SocketWriteBucket is the index of Stats.SocketWriteCounts that a publish → socket
+// time of d counts in: the first bound of SocketWriteBuckets at least d, or
+// len(SocketWriteBuckets) for slower ones. The fan-out benchmark files its
 // baseline's writes with it too.
-func WriteBucket(d time.Duration) int {
+func SocketWriteBucket(d time.Duration) int {
 	i := 0
-	for i < len(WriteBuckets) && d > WriteBuckets[i] {
+	for i < len(SocketWriteBuckets) && d > SocketWriteBuckets[i] {
 		i++
 	}
 	return i
@@ -94,13 +95,13 @@ func (b *Bus) Stats() Stats {
 	s := Stats{
 		Published: b.stats.published.Load(), Delivered: b.stats.delivered.Load(), Waiting: b.stats.waiting.Load(),
 		LagSum: b.stats.lagSum.Load(), LagCounts: make([]uint64, len(LagBuckets)+1),
-		WriteCounts: make([]uint64, len(WriteBuckets)+1), WriteSum: time.Duration(b.stats.writeSum.Load()),
+		SocketWriteCounts: make([]uint64, len(SocketWriteBuckets)+1), SocketWriteSum: time.Duration(b.stats.writeSum.Load()),
 	}
 	for i := range s.LagCounts {
 		s.LagCounts[i] = b.stats.lag[i].Load()
 	}
-	for i := range s.WriteCounts {
-		s.WriteCounts[i] = b.stats.write[i].Load()
+	for i := range s.SocketWriteCounts {
+		s.SocketWriteCounts[i] = b.stats.write[i].Load()
 	}
 	b.mu.Lock()
 	s.Services = len(b.logs)

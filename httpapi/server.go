@@ -191,7 +191,7 @@ func (s *sseReporter) write(event string, data []byte) {
 func (s *sseReporter) Event(ev events.Event) {
 	s.write("progress", s.enc.encode(ev))
 	if s.bus != nil && !ev.Time.Before(s.opened) {
-		s.bus.Written(ev)
+		s.bus.RecordSocketWrite(ev)
 	}
 }
 

@@ -93,12 +93,12 @@ func (c *busCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	count := cum + st.LagCounts[len(events.LagBuckets)] // consistent with the buckets, read a moment apart from Delivered
 	ch <- prometheus.MustNewConstHistogram(busLagDesc, count, float64(st.LagSum), buckets)
-	buckets = make(map[float64]uint64, len(events.WriteBuckets))
+	buckets = make(map[float64]uint64, len(events.SocketWriteBuckets))
 	cum = 0
-	for i, le := range events.WriteBuckets {
-		cum += st.WriteCounts[i]
+	for i, le := range events.SocketWriteBuckets {
+		cum += st.SocketWriteCounts[i]
 		buckets[le.Seconds()] = cum
 	}
-	count = cum + st.WriteCounts[len(events.WriteBuckets)]
-	ch <- prometheus.MustNewConstHistogram(busSocketDesc, count, st.WriteSum.Seconds(), buckets)
+	count = cum + st.SocketWriteCounts[len(events.SocketWriteBuckets)]
+	ch <- prometheus.MustNewConstHistogram(busSocketDesc, count, st.SocketWriteSum.Seconds(), buckets)
 }

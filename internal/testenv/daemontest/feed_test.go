@@ -105,7 +105,7 @@ func TestEventStreamReportsPublishToSocket(t *testing.T) {
 	bus := d.Env.Services.Bus()
 	bus.Publish(events.Event{ServiceID: s.ID, Type: events.TypeMessage, Message: "history"})
 	written := func() (n uint64) {
-		for _, c := range bus.Stats().WriteCounts {
+		for _, c := range bus.Stats().SocketWriteCounts {
 			n += c
 		}
 		return n
