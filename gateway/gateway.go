@@ -30,13 +30,13 @@ var forwarded = []string{"/v1/chat/completions", "/v1/completions", "/v1/embeddi
 
 // Handler serves /v1.
 type Handler struct {
-	gw  *inference.Gateway
+	gw  *inference.Router
 	log *slog.Logger
 	mux *http.ServeMux
 }
 
 // New builds the /v1 handler over the inference gateway.
-func New(gw *inference.Gateway, log *slog.Logger) *Handler {
+func New(gw *inference.Router, log *slog.Logger) *Handler {
 	if log == nil {
 		log = slog.Default()
 	}

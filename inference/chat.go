@@ -37,7 +37,7 @@ type ChatResult struct {
 // Chat sends one chat turn through the same routing, on-demand start and
 // accounting as the HTTP gateway, streaming the answer: onDelta gets each
 // piece of text as it arrives, onWait what the request waits for.
-func (g *Gateway) Chat(ctx context.Context, in ChatRequest, onDelta, onWait func(string)) (ChatResult, error) {
+func (g *Router) Chat(ctx context.Context, in ChatRequest, onDelta, onWait func(string)) (ChatResult, error) {
 	if in.Prompt == "" {
 		return ChatResult{}, errs.Invalid("prompt", "prompt is required")
 	}

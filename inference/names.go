@@ -28,7 +28,7 @@ type nameIndex struct {
 // index returns the name index of the current records, building it anew
 // only when they changed. Concurrent callers may each build one; the last
 // one stored wins, and every one of them is right for its records.
-func (g *Gateway) index(ctx context.Context) (*nameIndex, error) {
+func (g *Router) index(ctx context.Context) (*nameIndex, error) {
 	all, err := g.m.ListShared(ctx)
 	if err != nil {
 		return nil, err

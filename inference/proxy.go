@@ -40,7 +40,7 @@ type Response struct {
 	// Stream is true for a Server-Sent Events body.
 	Stream bool
 
-	g         *Gateway
+	g         *Router
 	ctx       context.Context // the client's
 	adm       *services.Admission
 	body      io.ReadCloser
@@ -67,7 +67,7 @@ type Response struct {
 // service if need be; ctx and the gateway's max_wait bound the wait),
 // rewrites the model to the name the engine serves and sends it. ctx is
 // the client's: when it ends, the engine's request is cancelled at once.
-func (g *Gateway) Do(ctx context.Context, req Request) (*Response, error) {
+func (g *Router) Do(ctx context.Context, req Request) (*Response, error) {
 	began := time.Now()
 	if d := nesting(req.Body); d > maxNesting {
 		return nil, errs.Invalid("body", "the request body nests arrays and objects more than %d deep", maxNesting)

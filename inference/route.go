@@ -94,7 +94,7 @@ func inFlight(t *services.Traffic) int {
 // answers to it as its served model name, an alias, its name or id, or its
 // registered model's id (see nameIndex). A look-up in the index of names,
 // so a request costs the same with 10 services as with 10,000.
-func (g *Gateway) Route(ctx context.Context, model string) (services.Service, error) {
+func (g *Router) Route(ctx context.Context, model string) (services.Service, error) {
 	if model == "" {
 		return services.Service{}, errs.Invalid("model", "model is required")
 	}
@@ -132,7 +132,7 @@ func modelOf(name string, s *services.Service) Model {
 // Models lists every model name a request may use (served model names and
 // aliases, sorted), each with the service that would answer it (the one
 // Route picks).
-func (g *Gateway) Models(ctx context.Context) ([]Model, error) {
+func (g *Router) Models(ctx context.Context) ([]Model, error) {
 	ix, err := g.index(ctx)
 	if err != nil {
 		return nil, err
@@ -147,7 +147,7 @@ func (g *Gateway) Models(ctx context.Context) ([]Model, error) {
 
 // Model is the entry of Models for one model name, or a
 // *ModelNotFoundError naming a few similar names.
-func (g *Gateway) Model(ctx context.Context, name string) (Model, error) {
+func (g *Router) Model(ctx context.Context, name string) (Model, error) {
 	ix, err := g.index(ctx)
 	if err != nil {
 		return Model{}, err

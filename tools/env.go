@@ -16,7 +16,7 @@ import (
 type Env struct {
 	Services *services.Manager
 	// Inference routes and forwards inference requests (inference_chat).
-	Inference *inference.Gateway
+	Inference *inference.Router
 	Models    *models.Registry
 	Catalog   *engines.Catalog
 	Runtime   runtime.Runtime

@@ -54,16 +54,18 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// Gateway routes and forwards inference requests to services.
-type Gateway struct {
+// Router routes inference requests to the services that serve their model
+// (starting or waking them through the lifecycle) and forwards them: the
+// domain side of the /v1 gateway and of inference_chat.
+type Router struct {
 	m      *services.Manager
 	opts   Options
 	client *http.Client
 	names  atomic.Pointer[nameIndex] // of the records last seen (see index)
 }
 
-// New builds a gateway over the service manager.
-func New(m *services.Manager, opts Options) *Gateway {
+// New builds a router over the service manager.
+func New(m *services.Manager, opts Options) *Router {
 	tr := &http.Transport{
 		// Engines are on this host: no proxy, keep connections warm so a
 		// request costs no handshake, never gzip (chunks must pass as
@@ -76,11 +78,11 @@ func New(m *services.Manager, opts Options) *Gateway {
 		DisableCompression:  true,
 		ForceAttemptHTTP2:   false,
 	}
-	return &Gateway{m: m, opts: opts.withDefaults(), client: &http.Client{Transport: tr}}
+	return &Router{m: m, opts: opts.withDefaults(), client: &http.Client{Transport: tr}}
 }
 
 // Options returns the effective settings.
-func (g *Gateway) Options() Options { return g.opts }
+func (g *Router) Options() Options { return g.opts }
 
 // Close drops idle upstream connections.
-func (g *Gateway) Close() { g.client.CloseIdleConnections() }
+func (g *Router) Close() { g.client.CloseIdleConnections() }
