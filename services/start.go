@@ -316,8 +316,23 @@ func (st *starter) run(ctx context.Context) *failure {
 // steps (a node found or not, the pull) as messages of the phase.
 func (st *starter) startContainer(ctx context.Context) *failure {
 	m, id := st.m, st.containerID
+	call := func(ctx context.Context) error { return m.rt.StartContainer(ctx, id) }
+	if r, ok := m.rt.(runtime.StepReporter); ok && r.ReportsSteps() {
+		// This start call waits for a node and the pull (Kubernetes):
+		// the start's deadline ends that wait when it passes, not a
+		// mutation grace later (a stop still gets the grace; the
+		// deadline's own stop removes whatever the call left).
+		if deadline, ok := ctx.Deadline(); ok {
+			inner := call
+			call = func(c context.Context) error {
+				c, cancel := context.WithDeadlineCause(c, deadline, errStartTimeout)
+				defer cancel()
+				return inner(c)
+			}
+		}
+	}
 	stopSteps := st.followSteps(ctx, id)
-	err := m.mutate(ctx, func(ctx context.Context) error { return m.rt.StartContainer(ctx, id) })
+	err := m.mutate(ctx, call)
 	stopSteps()
 	if err == nil {
 		return nil

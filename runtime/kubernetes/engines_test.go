@@ -29,12 +29,15 @@ import (
 // podNets numbers the loopback /24 each engine node gets.
 var podNets atomic.Int32
 
+// podNet is the n-th loopback /24 (127.77.1.0/24, ...).
+func podNet(n int) string { return fmt.Sprintf("127.%d.%d.0/24", 77+n/250, 1+n%250) }
+
 // engineNode adds a fake GPU node whose Pods get loopback addresses.
 func (e env) engineNode(t testing.TB, suffix string, gpus int) string {
 	t.Helper()
 	name := e.ns + "-" + suffix
 	e.c.AddGPUNode(t, kube.GPUNode{Name: name, GPUs: gpus, Product: "NVIDIA-H100-80GB-HBM3", MemMiB: 81559,
-		PodCIDR: fmt.Sprintf("127.77.%d.0/24", podNets.Add(1))})
+		PodCIDR: podNet(int(podNets.Add(1)))})
 	return name
 }
 
