@@ -39,7 +39,7 @@ func BenchmarkPodEndToFailed(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var toEvent, toFailed []time.Duration
+	var toEvent, toFailed, podLog []time.Duration
 	for i := 0; i < b.N; i++ {
 		if _, err := m.Start(ctx, s.ID, time.Minute); err != nil {
 			b.Fatal(err)
@@ -75,6 +75,13 @@ func BenchmarkPodEndToFailed(b *testing.B) {
 			}
 		}
 		failed := waitStatusEvent(b, ctx, m, s.ID, from, services.StatusFailed)
+		// What reading the ended engine's last lines (the failure's
+		// reason) costs: one pods/log request, API server and kubelet.
+		t0 := time.Now()
+		if _, err := e.c.Client.CoreV1().Pods(e.ns).GetLogs(run.ContainerID, &corev1.PodLogOptions{TailLines: new(int64(200))}).DoRaw(ctx); err != nil {
+			b.Fatal(err)
+		}
+		podLog = append(podLog, time.Since(t0))
 		toEvent = append(toEvent, arrived.Sub(written))
 		toFailed = append(toFailed, failed.Sub(arrived))
 	}
@@ -87,7 +94,8 @@ func BenchmarkPodEndToFailed(b *testing.B) {
 	if medEvent > 0 {
 		b.ReportMetric(float64(medFailed)/float64(medEvent), "ratio-failed-vs-event")
 	}
-	b.Logf("write → event %v; event → failed %v", toEvent, toFailed)
+	b.ReportMetric(testenv.Ms(testenv.Median(podLog)), "ms-pod-log")
+	b.Logf("write → event %v; event → failed %v; pods/log %v", toEvent, toFailed, podLog)
 }
 
 // waitStatusEvent returns the time of the service's first status event to
