@@ -337,6 +337,9 @@ func (st *starter) startContainer(ctx context.Context) *failure {
 	if err == nil {
 		return nil
 	}
+	if errors.Is(err, errStartTimeout) {
+		<-ctx.Done() // the start's own deadline: the same moment, so finishStart sees it
+	}
 	if ctx.Err() != nil {
 		return &failure{kind: FailureInterrupted, reason: "interrupted"}
 	}
