@@ -53,17 +53,26 @@ const (
 	// FailureUnschedulable: the schedule phase refused the start, before
 	// any pull or container: the GPUs it needs are held by other services,
 	// too small for the model, or missing. The reason has both figures.
+	// On Kubernetes it is also a start whose Pod no node could take before
+	// the start's deadline; the reason has the scheduler's own message.
 	FailureUnschedulable FailureKind = "unschedulable"
 	// FailureGPUUnavailable: the GPU inventory could not be read (the
 	// driver's nvidia-smi failed or hung).
 	FailureGPUUnavailable FailureKind = "gpu_unavailable"
+	// FailureEvicted: the cluster evicted the engine's Pod (its node under
+	// memory or disk pressure, or the eviction API); the reason has the
+	// cluster's message.
+	FailureEvicted FailureKind = "evicted"
+	// FailureNodeLost: the node the engine ran on went away or stopped
+	// answering, and the cluster removed or failed its Pod.
+	FailureNodeLost FailureKind = "node_lost"
 )
 
 // AllFailureKinds lists every failure kind.
 var AllFailureKinds = []FailureKind{
 	FailureTimeout, FailureExited, FailureOOM, FailureWedged, FailureDisappeared, FailureInterrupted,
 	FailurePortInUse, FailureImageUnavailable, FailureRuntimeError, FailureRuntimeUnavailable,
-	FailureStopFailed, FailureInternal, FailureUnschedulable, FailureGPUUnavailable,
+	FailureStopFailed, FailureInternal, FailureUnschedulable, FailureGPUUnavailable, FailureEvicted, FailureNodeLost,
 }
 
 // runtimeFailure is the kind of a failed runtime call: unreachable, or

@@ -119,7 +119,7 @@ func (st *starter) watchDie(ctx context.Context, crashed chan<- *failure) (<-cha
 				case runtime.ActionOOM:
 					oom.Store(true)
 				case runtime.ActionDie:
-					out <- runtime.ExitStatus{ExitCode: ev.ExitCode}
+					out <- runtime.ExitStatus{ExitCode: ev.ExitCode, Reason: ev.Reason, Message: ev.Message}
 					return
 				}
 			case <-errc:
@@ -171,8 +171,13 @@ func (st *starter) exitFailure(ex runtime.ExitStatus, oomEvent bool, followed *l
 	m := st.m
 	bg, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if ex.Err != nil {
+	if ex.Err != nil && ex.Reason == "" {
 		return &failure{kind: runtimeFailure(ex.Err), reason: fmt.Sprintf("lost track of the container: %v", ex.Err)}
+	}
+	if ex.Err != nil { // gone, and the runtime says why (Kubernetes: deleted, node lost)
+		f := &failure{kind: FailureDisappeared, reason: endWhat(ex.Reason, "container removed") + " during " + string(st.phase)}
+		f.typedEnd(ex.Reason, ex.Message)
+		return f
 	}
 	code := ex.ExitCode
 	f := &failure{exitCode: &code, oom: oomEvent}
@@ -188,9 +193,10 @@ func (st *starter) exitFailure(ex runtime.ExitStatus, oomEvent bool, followed *l
 		}
 		lines = m.failureLines(bg, st.containerID)
 	}
-	f.reason = fmt.Sprintf("container exited with code %d%s during %s", code, ExitDescription(code), st.phase)
-	f.explain(lines, st.eng)
+	f.reason = fmt.Sprintf("%s during %s", endWhat(ex.Reason, fmt.Sprintf("container exited with code %d%s", code, ExitDescription(code))), st.phase)
 	f.kind = exitKind(f.oom)
+	f.typedEnd(ex.Reason, ex.Message)
+	f.explain(lines, st.eng)
 	if f.rule != nil && f.rule.PortInUse && !f.oom {
 		f.kind = FailurePortInUse
 	}

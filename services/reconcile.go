@@ -133,34 +133,39 @@ func (m *Manager) reconcileOne(ctx context.Context, s Service, c runtime.Contain
 		if s.DeadlineAt != nil {
 			deadline = *s.DeadlineAt
 		}
-		if startIt {
-			m.message(s.ID, s.Run, s.Phase, "daemon restarted: starting container "+shortID(c.ID))
-			if err := m.rt.StartContainer(ctx, c.ID); err != nil {
-				_, err := m.fail(ctx, s.ID, failure{kind: runtimeFailure(err), reason: "start interrupted by a daemon restart: start container: " + err.Error()}, nil)
-				return err
-			}
-		}
 		if s.ContainerID == "" { // killed before the record got it
 			if s, err = m.col.Update(ctx, s.ID, func(x *Service) error { x.ContainerID = c.ID; return nil }); err != nil {
 				return err
 			}
 		}
-		m.message(s.ID, s.Run, s.Phase, "daemon restarted: resuming the health check of container "+shortID(c.ID))
-		m.resume(s, eng, c.ID, deadline)
+		m.resume(s, eng, c.ID, deadline, startIt)
 		return nil
 	}
 	return nil
 }
 
-// resume continues a start whose container is already running (after a
-// daemon restart): only the readiness wait remains.
-func (m *Manager) resume(s Service, eng engines.Engine, containerID string, deadline time.Time) {
+// resume continues a start after a daemon restart: its start step first
+// when the container was created but not started (startIt), in the job
+// (on Kubernetes the start waits for a node and the pull, bounded by the
+// start's deadline, not by the reconcile), then the readiness wait.
+func (m *Manager) resume(s Service, eng engines.Engine, containerID string, deadline time.Time, startIt bool) {
 	m.runJob(s.ID, deadline, func(ctx context.Context) {
 		phase := s.Phase
 		if phase != PhaseHealthCheck {
 			phase = PhaseLoading
 		}
 		st := &starter{m: m, s: s, eng: eng, phase: phase, containerID: containerID}
+		if startIt {
+			st.phase = PhaseStart
+			m.message(s.ID, s.Run, s.Phase, "daemon restarted: starting container "+shortID(containerID))
+			if f := st.guarded(ctx, st.startContainer); f != nil {
+				f.reason = "start interrupted by a daemon restart: " + f.reason
+				m.finishStart(ctx, st, f)
+				return
+			}
+			st.phase = phase
+		}
+		m.message(s.ID, s.Run, s.Phase, "daemon restarted: resuming the health check of container "+shortID(containerID))
 		m.finishStart(ctx, st, st.guarded(ctx, st.waitReady))
 	})
 }

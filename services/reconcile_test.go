@@ -158,7 +158,7 @@ func TestReconcileCreating(t *testing.T) {
 		h, s, next := interrupted(t, serving(), fakeruntime.OpStart, PhaseStart)
 		h.fr.Inject(fakeruntime.OpStart, fakeruntime.Fault{Err: errs.New(errs.Internal, "OCI runtime create failed")})
 		next()
-		wantFailed(t, h.get(s.ID), FailureRuntimeError, PhaseStart, "start interrupted by a daemon restart: start container", "OCI runtime")
+		wantFailed(t, h.awaitStatus(s.ID, StatusFailed), FailureRuntimeError, PhaseStart, "start interrupted by a daemon restart: start container", "OCI runtime")
 	})
 	t.Run("created by an earlier run, never started: interrupted", func(t *testing.T) {
 		t.Parallel()

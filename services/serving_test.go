@@ -425,7 +425,7 @@ func TestSleepingServiceStopsAndFails(t *testing.T) {
 		t.Fatalf("stop of a sleeping service: %+v, %v", res.Service, err)
 	}
 	code := 137
-	m.containerEnded(t.Context(), "svc-b", "c-b", "container exited with code 137", &code)
+	m.containerEnded(t.Context(), "svc-b", "c-b", "container exited with code 137", &code, "", "")
 	b, _ := m.Get(t.Context(), "svc-b")
 	if b.Status != StatusFailed || !strings.Contains(b.Reason, "while sleeping") || b.Failure == "" {
 		t.Fatalf("sleeping service whose container died: %s (%s), failure %q", b.Status, b.Reason, b.Failure)

@@ -199,6 +199,9 @@ func (m *Manager) finishStart(ctx context.Context, st *starter, f *failure) {
 		return // the next daemon resumes or fails this start.
 	case errors.Is(cause, errStartTimeout):
 		f = &failure{kind: FailureTimeout, reason: fmt.Sprintf("timed out in phase %s after %s", st.phase, m.timeoutOf(s))}
+		if msg := st.noNode.message(); msg != "" && st.phase == PhaseStart {
+			f = &failure{kind: FailureUnschedulable, reason: fmt.Sprintf("no node could take the pod within the start's deadline (%s): %s", m.timeoutOf(s), msg)}
+		}
 		if st.containerID != "" {
 			_ = m.rt.StopContainer(bg, st.containerID, runtime.StopOptions{Timeout: 2 * time.Second})
 			f.logTail = m.tail(bg, st.containerID, 20)
@@ -234,6 +237,9 @@ type starter struct {
 	phase       Phase
 	containerID string
 	force       bool // skip the GPU fit check
+	// noNode is the cluster scheduler's message while no node fits the
+	// start's Pod (followSteps), empty once it is placed.
+	noNode schedulerWait
 }
 
 func (st *starter) enter(ctx context.Context, p Phase, msg string) error {
@@ -297,23 +303,54 @@ func (st *starter) run(ctx context.Context) *failure {
 	if err := st.enter(ctx, PhaseStart, "starting container "+shortID(id)); err != nil {
 		return fail(FailureInternal, "%v", err)
 	}
-	stopSteps := st.followSteps(ctx, id)
-	err = m.mutate(ctx, func(ctx context.Context) error { return m.rt.StartContainer(ctx, id) })
-	stopSteps()
-	if err != nil {
-		kind := runtimeFailure(err)
-		if errs.Is(err, errs.Conflict) {
-			kind = FailurePortInUse // the runtime's word for a host port someone else publishes
-		}
-		if errors.Is(err, runtime.ErrImagePull) {
-			kind = FailureImageUnavailable // the node pulls at start (Kubernetes)
-		}
-		return fail(kind, "start container: %v", err)
+	if f := st.startContainer(ctx); f != nil {
+		return f
 	}
 	if err := st.enter(ctx, PhaseLoading, "engine is loading the model"); err != nil {
 		return fail(FailureInternal, "%v", err)
 	}
 	return st.waitReady(ctx)
+}
+
+// startContainer starts the start's container, following the runtime's
+// steps (a node found or not, the pull) as messages of the phase.
+func (st *starter) startContainer(ctx context.Context) *failure {
+	m, id := st.m, st.containerID
+	call := func(ctx context.Context) error { return m.rt.StartContainer(ctx, id) }
+	if r, ok := m.rt.(runtime.StepReporter); ok && r.ReportsSteps() {
+		// This start call waits for a node and the pull (Kubernetes):
+		// the start's deadline ends that wait when it passes, not a
+		// mutation grace later (a stop still gets the grace; the
+		// deadline's own stop removes whatever the call left).
+		if deadline, ok := ctx.Deadline(); ok {
+			inner := call
+			call = func(c context.Context) error {
+				c, cancel := context.WithDeadlineCause(c, deadline, errStartTimeout)
+				defer cancel()
+				return inner(c)
+			}
+		}
+	}
+	stopSteps := st.followSteps(ctx, id)
+	err := m.mutate(ctx, call)
+	stopSteps()
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, errStartTimeout) {
+		<-ctx.Done() // the start's own deadline: the same moment, so finishStart sees it
+	}
+	if ctx.Err() != nil {
+		return &failure{kind: FailureInterrupted, reason: "interrupted"}
+	}
+	kind := runtimeFailure(err)
+	if errs.Is(err, errs.Conflict) {
+		kind = FailurePortInUse // the runtime's word for a host port someone else publishes
+	}
+	if errors.Is(err, runtime.ErrImagePull) {
+		kind = FailureImageUnavailable // the node pulls at start (Kubernetes)
+	}
+	return &failure{kind: kind, reason: fmt.Sprintf("start container: %v", err)}
 }
 
 // mutate runs a runtime call of the start that changes what exists (the

@@ -11,7 +11,9 @@ import (
 // container (Kubernetes: "unschedulable: 0/3 nodes are available: 3
 // Insufficient nvidia.com/gpu", "pulling: ...", "scheduled: ..."), so a
 // start that waits says what for. Docker reports none (and is not asked
-// for a subscription per start). The returned func
+// for a subscription per start). The scheduler's last word is kept
+// (noNode): a start whose deadline passes while no node fits fails as
+// unschedulable with it. The returned func
 // stops following and waits for the follower to end.
 func (st *starter) followSteps(ctx context.Context, containerID string) (stop func()) {
 	if r, ok := st.m.rt.(runtime.StepReporter); !ok || !r.ReportsSteps() {
@@ -31,6 +33,7 @@ func (st *starter) followSteps(ctx context.Context, containerID string) (stop fu
 					return
 				}
 				if ev.Action == runtime.ActionProgress && ev.ContainerID == containerID && ev.Step != "" {
+					st.noNode.waiting(ev.Step, ev.Message)
 					st.m.message(st.s.ID, st.s.Run, st.phase, string(ev.Step)+": "+ev.Message)
 				}
 			case <-errc:

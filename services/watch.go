@@ -148,9 +148,10 @@ func (m *Manager) onDockerEvent(ctx context.Context, ev runtime.Event) {
 		m.removeIfUnowned(ctx, id, ev)
 	case runtime.ActionDie:
 		code := ev.ExitCode
-		m.containerEnded(ctx, id, ev.ContainerID, fmt.Sprintf("container exited with code %d%s", code, ExitDescription(code)), &code)
+		what := endWhat(ev.Reason, fmt.Sprintf("container exited with code %d%s", code, ExitDescription(code)))
+		m.containerEnded(ctx, id, ev.ContainerID, what, &code, ev.Reason, ev.Message)
 	case runtime.ActionDestroy:
-		m.containerEnded(ctx, id, ev.ContainerID, "container was removed outside aima", nil)
+		m.containerEnded(ctx, id, ev.ContainerID, endWhat(ev.Reason, "container was removed outside aima"), nil, ev.Reason, ev.Message)
 	}
 }
 
@@ -185,7 +186,8 @@ func (m *Manager) removeIfUnowned(ctx context.Context, id string, ev runtime.Eve
 // report, but the start may already have seen the engine healthy and be
 // about to record running: then nobody would report it until liveness gave
 // up on the engine. So it is looked at again once that start has ended.
-func (m *Manager) containerEnded(ctx context.Context, id, containerID, what string, code *int) {
+// why and whyMsg are the runtime's typed reason for the end, if any.
+func (m *Manager) containerEnded(ctx context.Context, id, containerID, what string, code *int, why runtime.Reason, whyMsg string) {
 	unlock := m.lock(id)
 	defer unlock()
 	s, err := m.col.Get(ctx, id)
@@ -197,11 +199,11 @@ func (m *Manager) containerEnded(ctx context.Context, id, containerID, what stri
 		job := m.jobs[id]
 		m.mu.Unlock()
 		if job != nil {
-			m.afterStart(job, id, func() { m.containerEnded(ctx, id, containerID, what, code) })
+			m.afterStart(job, id, func() { m.containerEnded(ctx, id, containerID, what, code, why, whyMsg) })
 			return
 		}
 	}
-	m.containerEndedLocked(ctx, s, containerID, what, code)
+	m.containerEndedWhy(ctx, s, containerID, what, code, why, whyMsg)
 }
 
 // afterStart runs f once the start job has ended (not at all if the daemon
@@ -222,6 +224,13 @@ func (m *Manager) afterStart(job *startJob, id string, f func()) {
 // containerEndedLocked is containerEnded with the service lock held and
 // the record read.
 func (m *Manager) containerEndedLocked(ctx context.Context, s Service, containerID, what string, code *int) {
+	m.containerEndedWhy(ctx, s, containerID, what, code, "", "")
+}
+
+// containerEndedWhy is containerEndedLocked with the runtime's typed
+// reason of the end from its event (a Pod deleted or lost is gone, so only
+// the event can say why); without one, the container's own state says.
+func (m *Manager) containerEndedWhy(ctx context.Context, s Service, containerID, what string, code *int, why runtime.Reason, whyMsg string) {
 	if (s.Status != StatusRunning && s.Status != StatusUnhealthy && s.Status != StatusSleeping) || s.ContainerID != containerID {
 		return // a start or stop owns this container, or it is an old one
 	}
@@ -233,6 +242,9 @@ func (m *Manager) containerEndedLocked(ctx context.Context, s Service, container
 			c := info.ExitCode
 			f.exitCode = &c
 		}
+		if why == "" {
+			why, whyMsg = info.Reason, info.Message
+		}
 		lines = m.failureLines(ctx, containerID)
 	} else if !errs.Is(err, errs.NotFound) {
 		return // cannot tell; the resync after reconnecting decides
@@ -243,6 +255,7 @@ func (m *Manager) containerEndedLocked(ctx context.Context, s Service, container
 	if s.Status == StatusSleeping {
 		f.reason = what + " while sleeping"
 	}
+	f.typedEnd(why, whyMsg)
 	f.explain(lines, m.engineOf(s.EngineType))
 	m.failRunning(ctx, s, f)
 }

@@ -33,7 +33,7 @@ type env struct {
 	ns string
 }
 
-func newEnv(t *testing.T) env {
+func newEnv(t testing.TB) env {
 	t.Helper()
 	c := kube.Shared(t)
 	return env{c: c, ns: c.Namespace(t)}
@@ -41,7 +41,7 @@ func newEnv(t *testing.T) env {
 
 // runtime returns a Kubernetes runtime for the test's namespace whose
 // Pods tolerate the fake nodes, closed when the test ends.
-func (e env) runtime(t *testing.T, store string) *kubernetes.Kube {
+func (e env) runtime(t testing.TB, store string) *kubernetes.Kube {
 	t.Helper()
 	k, err := kubernetes.New(kubernetes.Options{
 		Kubeconfig: e.c.Kubeconfig,
@@ -93,7 +93,7 @@ func freePort() int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func ctxFor(t *testing.T, d time.Duration) context.Context {
+func ctxFor(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), d)
 	t.Cleanup(cancel)
 	return ctx

@@ -64,8 +64,8 @@ func TestServiceStartShowsTheSchedulersMessage(t *testing.T) {
 	if !found {
 		t.Errorf("no start-phase message with the scheduler's words in %q", msgs)
 	}
-	if s.Phase != services.PhaseStart {
-		t.Errorf("failed in phase %q; want start (waiting for a node)", s.Phase)
+	if s.Phase != services.PhaseStart || s.Failure != services.FailureUnschedulable || !strings.Contains(s.Reason, "Insufficient nvidia.com/gpu") {
+		t.Errorf("failed as %s in phase %q: %q; want unschedulable in start (waiting for a node) with the scheduler's message", s.Failure, s.Phase, s.Reason)
 	}
 }
 

@@ -40,6 +40,10 @@ type GPUNode struct {
 	GPUs    int
 	Product string // e.g. NVIDIA-H100-80GB-HBM3
 	MemMiB  int    // per GPU, e.g. 81559
+	// PodCIDR, when set, is the node's Pod network: kwok gives its Pods
+	// addresses from it (a loopback range such as 127.77.1.0/24 makes a
+	// Pod's IP reachable from the test, which serves its engine there).
+	PodCIDR string
 }
 
 // AddGPUNode creates a fake node kwok keeps Ready, with allocatable
@@ -65,7 +69,7 @@ func (c *Cluster) AddGPUNode(t testing.TB, n GPUNode) *corev1.Node {
 	}
 	node := &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: n.Name, Labels: labels, Annotations: map[string]string{FakeNodeAnnotation: "fake"}},
-		Spec:       corev1.NodeSpec{Taints: []corev1.Taint{{Key: FakeNodeAnnotation, Value: "fake", Effect: corev1.TaintEffectNoSchedule}}},
+		Spec:       corev1.NodeSpec{PodCIDR: n.PodCIDR, Taints: []corev1.Taint{{Key: FakeNodeAnnotation, Value: "fake", Effect: corev1.TaintEffectNoSchedule}}},
 		Status:     corev1.NodeStatus{Capacity: res, Allocatable: res},
 	}
 	created, err := c.Client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})

@@ -6,7 +6,9 @@ package kube
 // waits in ErrImagePull with a registry's message and the kubelet's Failed
 // event instead, and a Pod being deleted goes at once. A Pod's later end
 // (OOMKilled, evicted) is written by the test itself, as the kubelet
-// would: no stage touches a Pod once it runs.
+// would, or asked of kwok with the annotations AnnotationExitCode (the
+// engine's container terminates) and AnnotationEvict (the node evicts the
+// Pod) on a running Pod.
 const podStages = `---
 apiVersion: kwok.x-k8s.io/v1alpha1
 kind: Stage
@@ -116,6 +118,111 @@ spec:
 apiVersion: kwok.x-k8s.io/v1alpha1
 kind: Stage
 metadata:
+  name: aima-pod-terminated
+spec:
+  resourceRef:
+    apiGroup: v1
+    kind: Pod
+  selector:
+    matchExpressions:
+    - key: '.metadata.deletionTimestamp'
+      operator: 'DoesNotExist'
+    - key: '.status.phase'
+      operator: 'In'
+      values: ['Running']
+    - key: '.metadata.annotations["` + AnnotationExitCode + `"]'
+      operator: 'Exists'
+  next:
+    statusTemplate: |
+      {{ $now := Now }}
+      {{ $annotations := or .metadata.annotations dict }}
+      {{ $code := index $annotations "` + AnnotationExitCode + `" }}
+      {{ $reason := or ( index $annotations "` + AnnotationExitReason + `" ) "Error" }}
+      conditions:
+      - lastTransitionTime: {{ $now | Quote }}
+        status: "True"
+        type: Initialized
+      - lastTransitionTime: {{ $now | Quote }}
+        status: "False"
+        type: Ready
+        reason: PodFailed
+      - lastTransitionTime: {{ $now | Quote }}
+        status: "False"
+        type: ContainersReady
+        reason: PodFailed
+      containerStatuses:
+      {{ range .spec.containers }}
+      - image: {{ .image | Quote }}
+        name: {{ .name | Quote }}
+        ready: false
+        restartCount: 0
+        started: false
+        state:
+          terminated:
+            exitCode: {{ $code }}
+            reason: {{ $reason | Quote }}
+            startedAt: {{ $now | Quote }}
+            finishedAt: {{ $now | Quote }}
+      {{ end }}
+      phase: Failed
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: aima-pod-evicted
+spec:
+  resourceRef:
+    apiGroup: v1
+    kind: Pod
+  selector:
+    matchExpressions:
+    - key: '.metadata.deletionTimestamp'
+      operator: 'DoesNotExist'
+    - key: '.status.phase'
+      operator: 'In'
+      values: ['Running']
+    - key: '.metadata.annotations["` + AnnotationEvict + `"]'
+      operator: 'Exists'
+  next:
+    event:
+      type: Warning
+      reason: Evicted
+      message: '{{ index .metadata.annotations "` + AnnotationEvict + `" }}'
+    statusTemplate: |
+      {{ $now := Now }}
+      {{ $msg := index .metadata.annotations "` + AnnotationEvict + `" }}
+      conditions:
+      - lastTransitionTime: {{ $now | Quote }}
+        status: "True"
+        type: DisruptionTarget
+        reason: TerminationByKubelet
+        message: {{ $msg | Quote }}
+      - lastTransitionTime: {{ $now | Quote }}
+        status: "False"
+        type: Ready
+        reason: PodFailed
+      containerStatuses:
+      {{ range .spec.containers }}
+      - image: {{ .image | Quote }}
+        name: {{ .name | Quote }}
+        ready: false
+        restartCount: 0
+        started: false
+        state:
+          terminated:
+            exitCode: 137
+            reason: ContainerStatusUnknown
+            message: The container could not be located when the pod was terminated
+            startedAt: {{ $now | Quote }}
+            finishedAt: {{ $now | Quote }}
+      {{ end }}
+      phase: Failed
+      reason: Evicted
+      message: {{ $msg | Quote }}
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
   name: aima-pod-delete
 spec:
   resourceRef:
@@ -128,3 +235,16 @@ spec:
   next:
     delete: true
 `
+
+// Annotations a test puts on a running Pod to have kwok end it as a
+// kubelet would.
+const (
+	// AnnotationExitCode terminates the engine's container with this exit
+	// code (and AnnotationExitReason's reason, default Error, e.g.
+	// OOMKilled); the Pod fails.
+	AnnotationExitCode   = "test.aima/exit-code"
+	AnnotationExitReason = "test.aima/exit-reason"
+	// AnnotationEvict evicts the Pod with this message, as the kubelet
+	// does under node pressure (phase Failed, reason Evicted).
+	AnnotationEvict = "test.aima/evict"
+)

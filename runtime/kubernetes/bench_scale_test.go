@@ -1,0 +1,267 @@
+package kubernetes_test
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"aima/client"
+	"aima/internal/testenv"
+	"aima/internal/testenv/kube"
+	"aima/services"
+	"aima/tools"
+)
+
+// scaleCounts are the numbers of running services BenchmarkServicesAtRest
+// compares. AIMA_BENCH_KUBE_SERVICES (comma-separated) overrides them.
+var scaleCounts = []int{100, 1000}
+
+// scaleNodes is the number of fake nodes the services spread over.
+const scaleNodes = 100
+
+// BenchmarkServicesAtRest runs an `aima start` daemon (a subprocess, for
+// its own RSS) with runtime kubernetes on 100 kwok nodes, grows the number
+// of running services, and at each count measures at rest: the daemon's
+// API server requests per minute (counted by a proxy the daemon's
+// kubeconfig points at), its RSS, and `service list` over HTTP against the
+// API server's own list of the same Pods (the baseline).
+func BenchmarkServicesAtRest(b *testing.B) {
+	counts := scaleCounts
+	if v := os.Getenv("AIMA_BENCH_KUBE_SERVICES"); v != "" {
+		counts = nil
+		for _, f := range strings.Split(v, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil {
+				b.Fatalf("AIMA_BENCH_KUBE_SERVICES: %v", err)
+			}
+			counts = append(counts, n)
+		}
+	}
+	e := newEnv(b)
+	addNodes(b, e, scaleNodes, 16)
+	e.serveEnginesEvery(b, time.Second)
+	proxy := countingProxy(b, e.c.Host)
+	kc := filepath.Join(b.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kc, []byte(kube.Kubeconfig(proxy.url, kube.Token)), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	cfg := testenv.SimConfig(b, testenv.SimConfigOptions{
+		Image: "aima-enginesim:test", GPUs: "1", PortSpan: counts[len(counts)-1] + 20,
+		Extra: fmt.Sprintf("runtime: kubernetes\nkubernetes:\n  kubeconfig: %s\n  namespace: %s\n  endpoint: pod_ip\n"+
+			"  tolerations: [{key: %s, operator: Equal, value: fake, effect: NoSchedule}]\n",
+			kc, e.ns, kube.FakeNodeAnnotation),
+	})
+	d := testenv.StartDaemon(b, testenv.DaemonOptions{Config: cfg, HealthTimeout: time.Minute})
+	cl := client.New(d.URL())
+	ctx := ctxFor(b, 60*time.Minute)
+	have := 0
+	for _, n := range counts {
+		grown := time.Now()
+		startServices(b, ctx, cl, n-have)
+		have = n
+		b.Logf("%d services running (grown in %s)", n, time.Since(grown).Round(time.Second))
+		// At rest: the starts' requests are over; count for a window.
+		time.Sleep(5 * time.Second)
+		const window = 30 * time.Second
+		before := proxy.count.Load()
+		time.Sleep(window)
+		perMin := float64(proxy.count.Load()-before) * float64(time.Minute) / float64(window)
+		rss := rssMiB(b, d.PID())
+		gm := goMetrics(b, d.URL())
+		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
+			var list, base []time.Duration
+			for i := 0; i < b.N; i++ {
+				t0 := time.Now()
+				raw, err := cl.Call(ctx, "service_list", tools.ServiceListInput{}, nil)
+				list = append(list, time.Since(t0))
+				if err != nil {
+					b.Fatal(err)
+				}
+				var out struct {
+					Items []services.Service `json:"items"`
+				}
+				if err := client.Decode(raw, &out); err != nil || len(out.Items) != n {
+					b.Fatalf("service_list: %d items, %v; want %d", len(out.Items), err, n)
+				}
+				t0 = time.Now()
+				pods, err := e.c.Client.CoreV1().Pods(e.ns).List(ctx, metav1.ListOptions{})
+				base = append(base, time.Since(t0))
+				if err != nil || len(pods.Items) != n {
+					b.Fatalf("list pods: %d, %v; want %d", len(pods.Items), err, n)
+				}
+			}
+			b.ReportMetric(0, "ns/op")
+			ml, mb := testenv.Median(list), testenv.Median(base)
+			b.ReportMetric(testenv.Ms(ml), "ms-service-list")
+			b.ReportMetric(testenv.Ms(mb), "ms-apiserver-list-pods")
+			b.ReportMetric(float64(ml)/float64(mb), "ratio-list-vs-apiserver")
+			b.ReportMetric(rss, "MiB-rss")
+			b.ReportMetric(gm["go_memstats_heap_inuse_bytes"]/(1<<20), "MiB-heap-inuse")
+			b.ReportMetric(gm["go_memstats_stack_inuse_bytes"]/(1<<20), "MiB-stacks")
+			// Heap the runtime freed but still holds (not yet returned to
+			// the system): part of the RSS after the growth's peak.
+			b.ReportMetric((gm["go_memstats_heap_idle_bytes"]-gm["go_memstats_heap_released_bytes"])/(1<<20), "MiB-heap-retained")
+			b.ReportMetric(gm["go_goroutines"], "goroutines")
+			b.ReportMetric(perMin, "api-requests/min")
+		})
+	}
+}
+
+// addNodes adds n fake GPU nodes with loopback Pod networks, ten at a time.
+func addNodes(b *testing.B, e env, n, gpus int) {
+	b.Helper()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 10)
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			e.engineNode(b, "n"+strconv.Itoa(i), gpus)
+		}()
+	}
+	wg.Wait()
+}
+
+// startServices creates and starts n services (in parallel, as many
+// clients would) and waits until all run.
+func startServices(b *testing.B, ctx context.Context, cl *client.Client, n int) {
+	b.Helper()
+	var wg sync.WaitGroup
+	var failed atomic.Int32
+	var firstErr atomic.Value
+	sem := make(chan struct{}, 20)
+	for range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			err := func() error {
+				raw, err := cl.Call(ctx, "service_create", tools.ServiceCreateInput{ModelID: "org/name", EngineType: "vllm"}, nil)
+				if err != nil {
+					return err
+				}
+				var s services.Service
+				if err := client.Decode(raw, &s); err != nil {
+					return err
+				}
+				raw, err = cl.Call(ctx, "service_start", tools.ServiceStartInput{ServiceID: s.ID, Wait: true, TimeoutSeconds: 1200}, nil)
+				if err != nil {
+					return err
+				}
+				var out tools.StartOutput
+				if err := client.Decode(raw, &out); err != nil {
+					return err
+				}
+				if out.Service.Status != services.StatusRunning {
+					return fmt.Errorf("service %s %s: %s", s.ID, out.Service.Status, out.Service.Reason)
+				}
+				return nil
+			}()
+			if err != nil {
+				failed.Add(1)
+				firstErr.CompareAndSwap(nil, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if f := failed.Load(); f > 0 {
+		b.Fatalf("%d of %d starts failed; first: %v", f, n, firstErr.Load())
+	}
+}
+
+// proxyCount is a reverse proxy to the API server that counts requests.
+type proxyCount struct {
+	url   string
+	count atomic.Int64
+}
+
+// countingProxy serves a plain-HTTP reverse proxy to the API server on
+// loopback, counting every request (a watch counts once, when it opens).
+func countingProxy(b *testing.B, host string) *proxyCount {
+	b.Helper()
+	target, err := url.Parse(host)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := &proxyCount{url: "http://" + ln.Addr().String()}
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(target)
+			// client-go sends no credentials to a plain-HTTP server; the
+			// proxy is the authenticated hop.
+			r.Out.Header.Set("Authorization", "Bearer "+kube.Token)
+		},
+		FlushInterval: -1,
+		ErrorLog:      log.New(io.Discard, "", 0), // watches cut at the end
+		Transport:     &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 100},
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.count.Add(1)
+		rp.ServeHTTP(w, r)
+	}), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	b.Cleanup(func() { _ = srv.Close() })
+	return p
+}
+
+// rssMiB reads a process's resident set size.
+func rssMiB(b *testing.B, pid int) float64 {
+	b.Helper()
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, l := range strings.Split(string(raw), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	b.Fatal("no VmRSS")
+	return 0
+}
+
+// goMetrics reads the Go runtime's gauges from the daemon's /metrics.
+func goMetrics(b *testing.B, base string) map[string]float64 {
+	b.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, l := range strings.Split(string(raw), "\n") {
+		if f := strings.Fields(l); len(f) == 2 && strings.HasPrefix(f[0], "go_") {
+			v, _ := strconv.ParseFloat(f[1], 64)
+			out[f[0]] = v
+		}
+	}
+	return out
+}
