@@ -142,6 +142,11 @@ type ContainerSpec struct {
 	Mounts        []Mount
 	GPUs          GPURequest
 	ShmSize       int64 // bytes; 0 = engine default
+	// Node is the node the container must run on, chosen by placement
+	// among a cluster runtime's GPUNodes (its GPUs are there); empty: the
+	// runtime decides. A single-host runtime (Docker) has one node and
+	// ignores it.
+	Node string
 }
 
 // ContainerState is what the engine reports about one container.
