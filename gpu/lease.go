@@ -16,11 +16,11 @@ type Lease struct {
 	Devices []LeasedDevice `json:"devices" jsonschema:"the GPUs held"`
 	// Node is the cluster node all the GPUs are on (runtime: kubernetes);
 	// the service's Pod is pinned to it. Empty on one host.
-	Node        string         `json:"node,omitempty" jsonschema:"the Kubernetes node the GPUs are on, where the service's Pod is pinned (absent on one host)"`
-	Fraction    float64        `json:"fraction" jsonschema:"share of each GPU's memory the service declared (1 = the whole GPU)"`
-	PerGPUBytes int64          `json:"per_gpu_bytes,omitempty" jsonschema:"estimated memory the service needs on each GPU"`
-	Forced      bool           `json:"forced,omitempty" jsonschema:"placed with force: the fit check and the sharing rule were skipped"`
-	At          time.Time      `json:"at" jsonschema:"when the lease was taken"`
+	Node        string    `json:"node,omitempty" jsonschema:"the Kubernetes node the GPUs are on, where the service's Pod is pinned (absent on one host)"`
+	Fraction    float64   `json:"fraction" jsonschema:"share of each GPU's memory the service declared (1 = the whole GPU)"`
+	PerGPUBytes int64     `json:"per_gpu_bytes,omitempty" jsonschema:"estimated memory the service needs on each GPU"`
+	Forced      bool      `json:"forced,omitempty" jsonschema:"placed with force: the fit check and the sharing rule were skipped"`
+	At          time.Time `json:"at" jsonschema:"when the lease was taken"`
 }
 
 // LeasedDevice is one GPU of a lease.
@@ -115,10 +115,10 @@ type Refusal struct {
 	// tainted against aima's Pods. Like a cordon, force does not override
 	// it.
 	NodeSkipped bool
-	NeedBytes  int64
-	HaveBytes  int64
-	Message    string
-	Suggestion string
+	NeedBytes   int64
+	HaveBytes   int64
+	Message     string
+	Suggestion  string
 	// SuggestedArgs are engine args that would make it fit, when known.
 	SuggestedArgs []string
 	// Nodes are each cluster node's figures when no node fits (nil on
