@@ -264,6 +264,15 @@ func (m *Manager) containerGPUs(s Service) (runtime.GPURequest, string) {
 	return runtime.GPURequest{}, ""
 }
 
+// leaseNode is the cluster node the service's GPUs were leased on, where
+// its container must run; empty on one host or without a lease.
+func leaseNode(s Service) string {
+	if s.GPULease == nil {
+		return ""
+	}
+	return s.GPULease.Node
+}
+
 // withVisibleDevices sets NVIDIA_VISIBLE_DEVICES in env to visible,
 // replacing any other value (user values that contradict it were refused
 // at create; the engine catalog's are overridden).

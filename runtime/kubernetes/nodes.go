@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
@@ -140,7 +141,7 @@ const boundPods = "spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed"
 func (k *Kube) startNodeWatch() {
 	w := &k.nodeWatch
 	rc := k.cs.CoreV1().RESTClient()
-	nodeLW := cache.NewListWatchFromClient(rc, "nodes", metav1.NamespaceAll, nil)
+	nodeLW := cache.NewListWatchFromClient(rc, "nodes", metav1.NamespaceAll, fields.Everything())
 	w.nodes = cache.NewSharedIndexInformer(nodeLW, &corev1.Node{}, 0, cache.Indexers{})
 	_ = w.nodes.SetTransform(slimNode)
 	podLW := cache.NewFilteredListWatchFromClient(rc, "pods", metav1.NamespaceAll, func(o *metav1.ListOptions) { o.FieldSelector = boundPods })
