@@ -435,8 +435,9 @@ func TestDiagnoseReportsTheClusterAndMissingPermissions(t *testing.T) {
 	}
 	defer k.Close()
 	r = k.Diagnose(ctx)
-	if !r.Reachable || !slices.Contains(r.Missing, "create pods") || !slices.Contains(r.Missing, "get pods/log") || !slices.Contains(r.Missing, "get pods/proxy") {
-		t.Errorf("nobody: %+v; want reachable with create pods, get pods/log and get pods/proxy missing", r)
+	if !r.Reachable || !slices.Contains(r.Missing, "create pods") || !slices.Contains(r.Missing, "get pods/log") || !slices.Contains(r.Missing, "get pods/proxy") ||
+		!slices.Contains(r.Missing, "list nodes") || !slices.Contains(r.Missing, "watch pods (all namespaces)") {
+		t.Errorf("nobody: %+v; want reachable with create pods, get pods/log, get pods/proxy, list nodes and watch pods (all namespaces) missing", r)
 	}
 	// An API server that is not there.
 	path = t.TempDir() + "/kubeconfig"

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 
+	"aima/errs"
 	"aima/gpu"
 	"aima/internal/testenv"
 	"aima/internal/testenv/daemontest"
@@ -391,5 +392,28 @@ func (e env) otherPod(t *testing.T, node string, gpus int64) {
 	})
 	if err != nil {
 		t.Fatalf("pod %s not running: %v", pod.Name, err)
+	}
+}
+
+func TestPlacementWithoutPermissionToReadNodes(t *testing.T) {
+	e := newEnv(t)
+	path := t.TempDir() + "/kubeconfig"
+	if err := os.WriteFile(path, []byte(kube.Kubeconfig(e.c.Host, kube.LimitedToken)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	k, err := kubernetes.New(kubernetes.Options{Kubeconfig: path, Namespace: e.ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	ctx := ctxFor(t, time.Minute)
+	if _, err := k.GPUNodes(ctx); !errs.Is(err, errs.PermissionDenied) {
+		t.Fatalf("GPUNodes without permission: %v; want permission_denied", err)
+	}
+	// The inventory is then empty with a note: starts ask for a count,
+	// unchecked, as on a host without nvidia-smi.
+	snap, err := gpu.ClusterSource{Nodes: k}.Read(ctx)
+	if err != nil || len(snap.Devices) != 0 || !strings.Contains(snap.Note, "cannot be read") {
+		t.Errorf("inventory %+v, %v", snap, err)
 	}
 }
