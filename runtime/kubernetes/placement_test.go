@@ -214,6 +214,7 @@ func TestPlacementRefusesBeforeAnyPodWhenNoNodeFits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("refused: %s", s.Reason)
 	if s.Failure != services.FailureUnschedulable || s.Phase != services.PhaseSchedule {
 		t.Errorf("failure %s in phase %s; want unschedulable in schedule", s.Failure, s.Phase)
 	}
