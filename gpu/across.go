@@ -116,24 +116,9 @@ func placeAcross(snap Snapshot, req Request, policy Policy, need int, judge func
 	sortFits(c.ok, policy, req.Force, nil)
 	chosen := c.ok[:c.need]
 	sort.SliceStable(chosen, func(i, j int) bool { return chosen[i].dev.Index < chosen[j].dev.Index })
-	lease := Lease{Node: c.name, Fraction: req.Estimate.Fraction, PerGPUBytes: req.Estimate.PerGPUBytes, Forced: req.Force, At: req.Now.UTC()}
-	var parts []string
-	for _, f := range chosen {
-		lease.Devices = append(lease.Devices, LeasedDevice{Index: f.dev.Index, UUID: f.dev.UUID, Name: f.dev.Name})
-		free := "memory not reported"
-		if f.avail >= 0 {
-			free = units.GiB(f.avail) + " free"
-		}
-		parts = append(parts, fmt.Sprintf("GPU %d (%s)", f.dev.Index, free))
-	}
-	msg := fmt.Sprintf("node %s (%s): %s for ~%s", c.name, policyText(policy, len(cands)), strings.Join(parts, ", "), units.GiB(req.Estimate.PerGPUBytes))
-	if req.Estimate.Util > 0 {
-		msg += fmt.Sprintf(" (memory utilization %.2f)", req.Estimate.Util)
-	}
-	if req.Force {
-		msg += "; forced: fit check skipped"
-	}
-	return Decision{Lease: lease, Message: msg, Nodes: fits}, nil
+	d := decide(chosen, req, c.name, fmt.Sprintf("node %s (%s): ", c.name, policyText(policy, len(cands))), false)
+	d.Nodes = fits
+	return d, nil
 }
 
 // sameMemory reports two GPUs with the same memory figures.

@@ -86,7 +86,7 @@ func ClusterSnapshot(nodes []runtime.GPUNode, at time.Time) Snapshot {
 		for i := range g.Allocatable {
 			d := Device{Index: i, UUID: fmt.Sprintf("%s/%d", g.Name, i), Name: g.Product, Node: g.Name}
 			if mem != nil {
-				d.MemoryTotalBytes, d.MemoryUsedBytes, d.MemoryFreeBytes = mem, ptr(int64(0)), mem
+				d.MemoryTotalBytes, d.MemoryFreeBytes = mem, mem // used: not known without the node's driver
 			}
 			snap.Devices = append(snap.Devices, d)
 		}

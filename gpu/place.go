@@ -175,10 +175,19 @@ func Place(snap Snapshot, held []Held, req Request, policy Policy) (Decision, er
 		chosen = ok[:count]
 		sort.SliceStable(chosen, func(i, j int) bool { return chosen[i].dev.Index < chosen[j].dev.Index })
 	}
-	lease := Lease{Fraction: e.Fraction, PerGPUBytes: e.PerGPUBytes, Forced: req.Force, At: req.Now.UTC()}
+	node := ""
 	if cluster {
-		lease.Node = chosen[0].dev.Node
+		node = chosen[0].dev.Node
 	}
+	return decide(chosen, req, node, "", true), nil
+}
+
+// decide is the lease and the line of a placement on the chosen GPUs:
+// head, then each GPU with its UUID (withUUID) and free memory, the need,
+// the engine's share and whether force skipped the check.
+func decide(chosen []fit, req Request, node, head string, withUUID bool) Decision {
+	e := req.Estimate
+	lease := Lease{Node: node, Fraction: e.Fraction, PerGPUBytes: e.PerGPUBytes, Forced: req.Force, At: req.Now.UTC()}
 	var parts []string
 	for _, f := range chosen {
 		lease.Devices = append(lease.Devices, LeasedDevice{Index: f.dev.Index, UUID: f.dev.UUID, Name: f.dev.Name})
@@ -186,16 +195,19 @@ func Place(snap Snapshot, held []Held, req Request, policy Policy) (Decision, er
 		if f.avail >= 0 {
 			free = units.GiB(f.avail) + " free"
 		}
-		parts = append(parts, fmt.Sprintf("GPU %d (%s, %s)", f.dev.Index, f.dev.UUID, free))
+		if withUUID {
+			free = f.dev.UUID + ", " + free
+		}
+		parts = append(parts, fmt.Sprintf("GPU %d (%s)", f.dev.Index, free))
 	}
-	msg := strings.Join(parts, ", ") + " for ~" + units.GiB(e.PerGPUBytes)
+	msg := head + strings.Join(parts, ", ") + " for ~" + units.GiB(e.PerGPUBytes)
 	if e.Util > 0 {
 		msg += fmt.Sprintf(" (memory utilization %.2f)", e.Util)
 	}
 	if req.Force {
 		msg += "; forced: fit check skipped"
 	}
-	return Decision{Lease: lease, Message: msg}, nil
+	return Decision{Lease: lease, Message: msg}
 }
 
 // ResolveDevices finds the GPUs a device selection names. A name the

@@ -396,8 +396,10 @@ func (e env) otherPod(t *testing.T, node string, gpus int64) {
 	}
 }
 
-func TestPlacementWithoutPermissionToReadNodes(t *testing.T) {
-	e := newEnv(t)
+// limited is a runtime on the test's namespace as a user RBAC grants
+// nothing, closed when the test ends.
+func (e env) limited(t *testing.T) *kubernetes.Kube {
+	t.Helper()
 	path := t.TempDir() + "/kubeconfig"
 	if err := os.WriteFile(path, []byte(kube.Kubeconfig(e.c.Host, kube.LimitedToken)), 0o600); err != nil {
 		t.Fatal(err)
@@ -406,7 +408,13 @@ func TestPlacementWithoutPermissionToReadNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer k.Close()
+	t.Cleanup(func() { _ = k.Close() })
+	return k
+}
+
+func TestPlacementWithoutPermissionToReadNodes(t *testing.T) {
+	e := newEnv(t)
+	k := e.limited(t)
 	ctx := ctxFor(t, time.Minute)
 	if _, err := k.GPUNodes(ctx); !errs.Is(err, errs.PermissionDenied) {
 		t.Fatalf("GPUNodes without permission: %v; want permission_denied", err)
