@@ -1,5 +1,6 @@
 // Package gpu is aima's knowledge of the host's GPUs: the inventory read
-// from nvidia-smi, the memory a model needs (estimated from files aima can
+// from nvidia-smi (or, on Kubernetes, from the cluster's GPU nodes, see
+// cluster.go), the memory a model needs (estimated from files aima can
 // read without a GPU), and the placement policy that turns a service's GPU
 // request into a lease on concrete devices, or a refusal with figures and a
 // suggestion. It depends on no other aima domain package: the service

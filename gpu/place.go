@@ -176,7 +176,7 @@ func Place(snap Snapshot, held []Held, req Request, policy Policy) (Decision, er
 		sort.SliceStable(chosen, func(i, j int) bool { return chosen[i].dev.Index < chosen[j].dev.Index })
 	}
 	node := ""
-	if cluster {
+	if cluster && len(chosen) > 0 {
 		node = chosen[0].dev.Node
 	}
 	return decide(chosen, req, node, "", true), nil
