@@ -25,9 +25,11 @@ type Kubernetes struct {
 	InCluster bool `yaml:"in_cluster"`
 	// Namespace is where engine Pods run.
 	Namespace string `yaml:"namespace"`
-	// NodeSelector goes on every engine Pod.
+	// NodeSelector goes on every engine Pod, and limits GPU placement to
+	// the nodes it matches.
 	NodeSelector map[string]string `yaml:"node_selector"`
-	// Tolerations go on every engine Pod (besides nvidia.com/gpu's).
+	// Tolerations go on every engine Pod (besides nvidia.com/gpu's); GPU
+	// placement skips a node with a taint they do not tolerate.
 	Tolerations []Toleration `yaml:"tolerations"`
 	// ServiceAccount runs engine Pods (empty: none, so no API credentials
 	// in them).

@@ -140,8 +140,12 @@ func New(opts Options) (*Daemon, error) {
 	gpus := gpuInventory(cfg.NvidiaSMI)
 	if cfg.Runtime == config.RuntimeKubernetes {
 		// The daemon's host is not where engines run: its nvidia-smi says
-		// nothing about the cluster's GPUs (the Pods ask for a count).
+		// nothing about the cluster's GPUs. The runtime lists the nodes'
+		// GPUs, and placement picks the node each Pod is pinned to.
 		gpus = gpu.NewInventory(nil)
+		if nodes, ok := rt.(runtime.GPUNodeLister); ok {
+			gpus = gpu.NewInventory(gpu.ClusterSource{Nodes: nodes})
+		}
 	}
 	mgr := services.NewManager(store, rt, bus, catalog, reg, services.Options{
 		BindHost: cfg.BindHost, PortLow: lo, PortHigh: hi,

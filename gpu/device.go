@@ -1,5 +1,6 @@
 // Package gpu is aima's knowledge of the host's GPUs: the inventory read
-// from nvidia-smi, the memory a model needs (estimated from files aima can
+// from nvidia-smi (or, on Kubernetes, from the cluster's GPU nodes, see
+// cluster.go), the memory a model needs (estimated from files aima can
 // read without a GPU), and the placement policy that turns a service's GPU
 // request into a lease on concrete devices, or a refusal with figures and a
 // suggestion. It depends on no other aima domain package: the service
@@ -39,6 +40,14 @@ type Device struct {
 	InvalidFields []string `json:"invalid_fields,omitempty" jsonschema:"figures the driver reported with an impossible value (not finite, out of range, used or free above total), e.g. power.draw=\"NaN\"; they are treated as not reported"`
 	HeldBy        []Holder `json:"held_by,omitempty" jsonschema:"aima services holding a lease on this GPU"`
 	Cordon        *Cordon  `json:"cordon,omitempty" jsonschema:"set while the GPU is cordoned: it takes no new lease (gpu_cordon, gpu_drain)"`
+	// Node is the cluster node the GPU is on (runtime: kubernetes); empty
+	// on one host. A cluster's GPUs are one per allocatable nvidia.com/gpu
+	// of a node, with UUID "<node>/<index>": the node's device plugin, not
+	// aima, picks the physical GPU.
+	Node string `json:"node,omitempty" jsonschema:"the Kubernetes node the GPU is on (absent on one host); its uuid is node/index"`
+	// RequestedBy says what, besides aima's leases, takes this GPU of the
+	// node: other Pods' requests (see ClusterView).
+	RequestedBy string `json:"requested_by,omitempty" jsonschema:"on a cluster: the Pods outside aima's leases that request this GPU of the node (the node's device plugin decides which physical GPU each gets)"`
 }
 
 // Process is a compute process on a GPU.
@@ -58,14 +67,21 @@ type Holder struct {
 
 // Snapshot is the inventory at one moment.
 type Snapshot struct {
-	Devices []Device  `json:"devices"`
-	ReadAt  time.Time `json:"read_at"`
+	Devices []Device `json:"devices"`
+	// Nodes are the cluster's GPU nodes (runtime: kubernetes), by name;
+	// nil on one host. Devices then hold each node's GPUs, in node order.
+	Nodes  []Node    `json:"nodes,omitempty"`
+	ReadAt time.Time `json:"read_at"`
 	// Note says why the list is empty on a host without NVIDIA GPUs.
 	Note string `json:"note,omitempty"`
 }
 
-// Label names a device in messages: "GPU 1 (GPU-5f2a…)".
+// Label names a device in messages: "GPU 1 (GPU-5f2a…)", or on a cluster
+// "GPU 1 on node gpu-a".
 func (d Device) Label() string {
+	if d.Node != "" {
+		return fmt.Sprintf("GPU %d on node %s", d.Index, d.Node)
+	}
 	return fmt.Sprintf("GPU %d (%s)", d.Index, shortUUID(d.UUID))
 }
 
@@ -107,10 +123,11 @@ func (d Device) MemoryText() string {
 }
 
 // Find returns the device named by an index ("1") or a UUID ("GPU-…",
-// in any letter case).
+// in any letter case). A cluster's GPUs are found by their UUID
+// (node/index) only: an index names a GPU of every node.
 func (s Snapshot) Find(id string) (Device, bool) {
 	for _, d := range s.Devices {
-		if strings.EqualFold(d.UUID, id) || strconv.Itoa(d.Index) == id {
+		if strings.EqualFold(d.UUID, id) || (d.Node == "" && strconv.Itoa(d.Index) == id) {
 			return d, true
 		}
 	}

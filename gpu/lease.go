@@ -13,11 +13,14 @@ import (
 // service stops or fails. It is stored on the service record (the one
 // source of truth), so it is persisted and restored with it.
 type Lease struct {
-	Devices     []LeasedDevice `json:"devices" jsonschema:"the GPUs held"`
-	Fraction    float64        `json:"fraction" jsonschema:"share of each GPU's memory the service declared (1 = the whole GPU)"`
-	PerGPUBytes int64          `json:"per_gpu_bytes,omitempty" jsonschema:"estimated memory the service needs on each GPU"`
-	Forced      bool           `json:"forced,omitempty" jsonschema:"placed with force: the fit check and the sharing rule were skipped"`
-	At          time.Time      `json:"at" jsonschema:"when the lease was taken"`
+	Devices []LeasedDevice `json:"devices" jsonschema:"the GPUs held"`
+	// Node is the cluster node all the GPUs are on (runtime: kubernetes);
+	// the service's Pod is pinned to it. Empty on one host.
+	Node        string    `json:"node,omitempty" jsonschema:"the Kubernetes node the GPUs are on, where the service's Pod is pinned (absent on one host)"`
+	Fraction    float64   `json:"fraction" jsonschema:"share of each GPU's memory the service declared (1 = the whole GPU)"`
+	PerGPUBytes int64     `json:"per_gpu_bytes,omitempty" jsonschema:"estimated memory the service needs on each GPU"`
+	Forced      bool      `json:"forced,omitempty" jsonschema:"placed with force: the fit check and the sharing rule were skipped"`
+	At          time.Time `json:"at" jsonschema:"when the lease was taken"`
 }
 
 // LeasedDevice is one GPU of a lease.
@@ -107,14 +110,25 @@ type Refusal struct {
 	// or total capacity stands without one.
 	Live bool
 	// Cordoned is set when the GPU is cordoned (see Cordon).
-	Cordoned   bool
-	NeedBytes  int64
-	HaveBytes  int64
-	Message    string
-	Suggestion string
+	Cordoned bool
+	// NodeSkipped is set when the GPU's node is not ready, cordoned or
+	// tainted against aima's Pods. Like a cordon, force does not override
+	// it.
+	NodeSkipped bool
+	NeedBytes   int64
+	HaveBytes   int64
+	Message     string
+	Suggestion  string
 	// SuggestedArgs are engine args that would make it fit, when known.
 	SuggestedArgs []string
+	// Nodes are each cluster node's figures when no node fits (nil on
+	// one host).
+	Nodes []NodeFit
 }
+
+// forceable reports a refusal that force overrides: the fit check and the
+// sharing rule, never an operator's cordon or a node placement skips.
+func (r *Refusal) forceable() bool { return !r.Cordoned && !r.NodeSkipped }
 
 func (r *Refusal) Error() string {
 	if r.Suggestion == "" {

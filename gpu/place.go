@@ -36,6 +36,9 @@ type Request struct {
 type Decision struct {
 	Lease   Lease
 	Message string // "GPU 1 (GPU-…, 79.2 GiB free) for ~18.4 GiB"
+	// Nodes is how the request fits each node of a cluster, when placed
+	// across nodes (nil on one host).
+	Nodes []NodeFit
 }
 
 // usage is what other services hold on one GPU.
@@ -49,15 +52,21 @@ type fit struct {
 	dev   Device
 	avail int64 // memory the service could get, -1 when unknown
 	bad   *Refusal
+	// same marks a refusal that repeats the verdict of a GPU judged
+	// before it in the same call (its message names that GPU).
+	same bool
 }
 
 // Place picks GPUs for req on the inventory snap, given the leases other
 // services hold. A placement that cannot be made is a Conflict error
 // wrapping a *Refusal.
 func Place(snap Snapshot, held []Held, req Request, policy Policy) (Decision, error) {
+	// On a cluster a node's GPU goes whole to one Pod (the device plugin
+	// does not share it), asleep or not: any lease takes it.
+	cluster := snap.Cluster()
 	use := map[string]*usage{}
 	for _, h := range held {
-		if h.ServiceID == req.ServiceID || h.Dormant {
+		if h.ServiceID == req.ServiceID || (h.Dormant && !cluster) {
 			continue
 		}
 		for _, d := range h.Lease.Devices {
@@ -67,7 +76,41 @@ func Place(snap Snapshot, held []Held, req Request, policy Policy) (Decision, er
 				use[d.UUID] = u
 			}
 			u.fraction += h.Lease.Fraction
+			if cluster {
+				u.fraction = 1
+			}
 			u.holders = append(u.holders, h)
+		}
+	}
+	judge := func(d Device, gpus int) fit { return judgeDevice(d, use[d.UUID], req, gpus) }
+	var class func(Device) int
+	if cluster {
+		occ := Occupancy(snap, held)
+		skipped := map[string]string{}
+		for _, n := range snap.Nodes {
+			if n.Skipped != "" {
+				skipped[n.Name] = n.Skipped
+			}
+		}
+		judge = func(d Device, gpus int) fit {
+			if _, c := req.Cordoned[d.UUID]; !c || req.Resume { // a cordon comes first
+				if r := nodeRefusal(d, skipped, occ, req); r != nil {
+					return fit{dev: d, avail: deref(d.MemoryFreeBytes), bad: r}
+				}
+			}
+			return judgeDevice(d, use[d.UUID], req, gpus)
+		}
+		// A GPU no lease holds and no cordon names is judged by its
+		// memory figures and whether other Pods take it: one verdict
+		// serves its node's others alike.
+		class = func(d Device) int {
+			if _, c := req.Cordoned[d.UUID]; c || use[d.UUID] != nil || len(d.Processes) > 0 {
+				return 0
+			}
+			if occ[d.UUID] != "" {
+				return 2
+			}
+			return 1
 		}
 	}
 	e := req.Estimate
@@ -82,6 +125,9 @@ func Place(snap Snapshot, held []Held, req Request, policy Policy) (Decision, er
 		}
 		count = len(named)
 	case SelectAll:
+		if cluster {
+			return placeAcross(snap, req, policy, 0, judge, class)
+		}
 		named = snap.Devices
 		count = len(named)
 	case SelectCount:
@@ -93,16 +139,18 @@ func Place(snap Snapshot, held []Held, req Request, policy Policy) (Decision, er
 		return Decision{}, refuse(&Refusal{Message: fmt.Sprintf("tensor parallel size %d needs %d GPUs; the service asks for %d", tp, tp, count),
 			Suggestion: fmt.Sprintf("create the service with --gpus %d, or lower --tensor-parallel-size", tp)})
 	}
+	if cluster && named == nil {
+		return placeAcross(snap, req, policy, count, judge, class)
+	}
 	if count > len(snap.Devices) {
 		return Decision{}, refuse(&Refusal{Message: fmt.Sprintf("the service needs %d GPUs; this host has %d", count, len(snap.Devices)),
 			Suggestion: fmt.Sprintf("use at most %d GPUs (--gpus, --tensor-parallel-size)", len(snap.Devices))})
 	}
-	judge := func(d Device) fit { return judgeDevice(d, use[d.UUID], req, len(snap.Devices)) }
 	var chosen []fit
 	if named != nil {
 		for _, d := range named {
-			f := judge(d)
-			if f.bad != nil && (!req.Force || f.bad.Cordoned) { // force never overrides a cordon
+			f := judge(d, len(snap.Devices))
+			if f.bad != nil && (!req.Force || !f.bad.forceable()) { // force never overrides a cordon
 				return Decision{}, refuse(f.bad)
 			}
 			chosen = append(chosen, f)
@@ -110,11 +158,11 @@ func Place(snap Snapshot, held []Held, req Request, policy Policy) (Decision, er
 	} else {
 		var ok, bad []fit
 		for _, d := range snap.Devices {
-			f := judge(d)
+			f := judge(d, len(snap.Devices))
 			switch {
 			case d.MIG():
 				bad = append(bad, fit{dev: d, avail: f.avail, bad: &Refusal{Message: d.Label() + " has MIG enabled (aima does not choose MIG GPUs; name it with device=)"}})
-			case f.bad == nil || (req.Force && !f.bad.Cordoned):
+			case f.bad == nil || (req.Force && f.bad.forceable()):
 				ok = append(ok, f)
 			default:
 				bad = append(bad, f)
@@ -127,7 +175,19 @@ func Place(snap Snapshot, held []Held, req Request, policy Policy) (Decision, er
 		chosen = ok[:count]
 		sort.SliceStable(chosen, func(i, j int) bool { return chosen[i].dev.Index < chosen[j].dev.Index })
 	}
-	lease := Lease{Fraction: e.Fraction, PerGPUBytes: e.PerGPUBytes, Forced: req.Force, At: req.Now.UTC()}
+	node := ""
+	if cluster && len(chosen) > 0 {
+		node = chosen[0].dev.Node
+	}
+	return decide(chosen, req, node, "", true), nil
+}
+
+// decide is the lease and the line of a placement on the chosen GPUs:
+// head, then each GPU with its UUID (withUUID) and free memory, the need,
+// the engine's share and whether force skipped the check.
+func decide(chosen []fit, req Request, node, head string, withUUID bool) Decision {
+	e := req.Estimate
+	lease := Lease{Node: node, Fraction: e.Fraction, PerGPUBytes: e.PerGPUBytes, Forced: req.Force, At: req.Now.UTC()}
 	var parts []string
 	for _, f := range chosen {
 		lease.Devices = append(lease.Devices, LeasedDevice{Index: f.dev.Index, UUID: f.dev.UUID, Name: f.dev.Name})
@@ -135,16 +195,19 @@ func Place(snap Snapshot, held []Held, req Request, policy Policy) (Decision, er
 		if f.avail >= 0 {
 			free = units.GiB(f.avail) + " free"
 		}
-		parts = append(parts, fmt.Sprintf("GPU %d (%s, %s)", f.dev.Index, f.dev.UUID, free))
+		if withUUID {
+			free = f.dev.UUID + ", " + free
+		}
+		parts = append(parts, fmt.Sprintf("GPU %d (%s)", f.dev.Index, free))
 	}
-	msg := strings.Join(parts, ", ") + " for ~" + units.GiB(e.PerGPUBytes)
+	msg := head + strings.Join(parts, ", ") + " for ~" + units.GiB(e.PerGPUBytes)
 	if e.Util > 0 {
 		msg += fmt.Sprintf(" (memory utilization %.2f)", e.Util)
 	}
 	if req.Force {
 		msg += "; forced: fit check skipped"
 	}
-	return Decision{Lease: lease, Message: msg}, nil
+	return Decision{Lease: lease, Message: msg}
 }
 
 // ResolveDevices finds the GPUs a device selection names. A name the
@@ -156,6 +219,10 @@ func ResolveDevices(snap Snapshot, sel Selection) ([]Device, error) {
 	by := map[string]string{} // UUID -> the name that chose it
 	for _, id := range sel.Devices {
 		d, ok := snap.Find(id)
+		if !ok && snap.Cluster() {
+			return nil, refuse(&Refusal{Message: fmt.Sprintf("GPU %s: on a cluster aima places a count of GPUs on a node it picks (the node's device plugin picks the devices)", id),
+				Suggestion: "ask for a count of GPUs (gpus N) instead of naming devices"})
+		}
 		if !ok {
 			return nil, refuse(&Refusal{Message: fmt.Sprintf("GPU %s does not exist on this host (%s)", id, inventoryText(snap)),
 				Suggestion: "name an index or UUID from gpu_list"})
@@ -164,6 +231,9 @@ func ResolveDevices(snap Snapshot, sel Selection) ([]Device, error) {
 			return nil, errs.Invalid("gpus", "gpus %s: %s and %s are the same GPU (%s): name each GPU once", sel, first, id, d.Label())
 		}
 		by[d.UUID] = id
+		if len(named) > 0 && d.Node != named[0].Node {
+			return nil, refuse(&Refusal{Message: fmt.Sprintf("%s and %s are on different nodes: one service's GPUs are on one node", named[0].Label(), d.Label())})
+		}
 		named = append(named, d)
 	}
 	return named, nil
@@ -233,12 +303,23 @@ func need(d Device, e Estimate) int64 {
 
 // notEnough explains why fewer than count GPUs fit.
 func notEnough(count int, ok, bad []fit, req Request) *Refusal {
+	r, detail := fitDetail(ok, bad, req)
+	r.Message = fmt.Sprintf("needs %d GPU(s) with %s each; %s", count, units.GiB(r.NeedBytes), detail)
+	return r
+}
+
+// fitDetail is the refusal's figures, suggestion and what it says after
+// the need: how many GPUs fit and why the others do not (GPUs refused
+// for the same reason named once, with a count).
+func fitDetail(ok, bad []fit, req Request) (*Refusal, string) {
 	r := &Refusal{NeedBytes: req.Estimate.PerGPUBytes}
 	var why []string
 	alike := map[string]bool{} // messages that differ only in the GPU named
 	same := 0
 	for _, f := range bad {
-		if key := strings.Replace(f.bad.Message, f.dev.Label(), "", 1); alike[key] {
+		if f.same {
+			same++
+		} else if key := strings.Replace(f.bad.Message, f.dev.Label(), "", 1); alike[key] {
 			same++
 		} else {
 			alike[key] = true
@@ -253,15 +334,15 @@ func notEnough(count int, ok, bad []fit, req Request) *Refusal {
 			r.HaveBytes = f.bad.HaveBytes
 		}
 	}
-	r.Message = fmt.Sprintf("needs %d GPU(s) with %s each; %d of %d fit", count, units.GiB(r.NeedBytes), len(ok), len(ok)+len(bad))
+	detail := fmt.Sprintf("%d of %d fit", len(ok), len(ok)+len(bad))
 	if len(ok) == 0 {
-		r.Message = fmt.Sprintf("needs %d GPU(s) with %s each; the most any GPU offers is %s", count, units.GiB(r.NeedBytes), units.GiB(r.HaveBytes))
+		detail = fmt.Sprintf("the most any GPU offers is %s", units.GiB(r.HaveBytes))
 	}
 	if len(why) > 0 {
-		r.Message += ": " + strings.Join(why, "; ")
+		detail += ": " + strings.Join(why, "; ")
 	}
 	if same > 0 {
-		r.Message += fmt.Sprintf(" (and the same on %d more GPU(s))", same)
+		detail += fmt.Sprintf(" (and the same on %d more GPU(s))", same)
 	}
 	// The suggestion of the GPU closest to fitting.
 	best := -1
@@ -273,7 +354,7 @@ func notEnough(count int, ok, bad []fit, req Request) *Refusal {
 	if best >= 0 {
 		r.Suggestion, r.SuggestedArgs = bad[best].bad.Suggestion, bad[best].bad.SuggestedArgs
 	}
-	return r
+	return r, detail
 }
 
 func sortFits(fs []fit, policy Policy, force bool, use map[string]*usage) {

@@ -142,6 +142,11 @@ type ContainerSpec struct {
 	Mounts        []Mount
 	GPUs          GPURequest
 	ShmSize       int64 // bytes; 0 = engine default
+	// Node is the node the container must run on, chosen by placement
+	// among a cluster runtime's GPUNodes (its GPUs are there); empty: the
+	// runtime decides. A single-host runtime (Docker) has one node and
+	// ignores it.
+	Node string
 }
 
 // ContainerState is what the engine reports about one container.
@@ -303,7 +308,7 @@ type ClusterReport struct {
 	Version   string   `json:"version,omitempty" jsonschema:"the API server's version"`
 	Namespace string   `json:"namespace" jsonschema:"the namespace engine Pods run in"`
 	Endpoint  string   `json:"endpoint" jsonschema:"how aima reaches engines: pod_ip or proxy (the API server's Pod proxy)"`
-	Missing   []string `json:"missing" jsonschema:"permissions aima needs in the namespace and lacks, as 'verb resource'"`
+	Missing   []string `json:"missing" jsonschema:"permissions aima needs and lacks, as 'verb resource': in the namespace, and cluster-wide for GPU placement ('list nodes', 'watch pods (all namespaces)')"`
 	Error     string   `json:"error,omitempty" jsonschema:"why the cluster could not be checked"`
 }
 

@@ -25,6 +25,7 @@ func (m *Manager) GPUList(ctx context.Context) (gpu.Snapshot, error) {
 	if err != nil {
 		return gpu.Snapshot{}, err
 	}
+	snap = gpu.ClusterView(snap, held, cordoned)
 	snap.Devices = slices.Clone(snap.Devices)
 	for i := range snap.Devices {
 		d := &snap.Devices[i]
@@ -55,7 +56,9 @@ type FitResult struct {
 	Fits          bool               `json:"fits" jsonschema:"a start now would pass the schedule phase"`
 	Estimate      gpu.Estimate       `json:"estimate"`
 	GPUs          []gpu.LeasedDevice `json:"gpus,omitempty" jsonschema:"the GPUs a start now would get"`
-	FitsOn        []int              `json:"fits_on" jsonschema:"indexes of every GPU the model fits on by itself now"`
+	FitsOn        []int              `json:"fits_on" jsonschema:"indexes of every GPU the model fits on by itself now (one host; on a cluster see nodes)"`
+	Node          string             `json:"node,omitempty" jsonschema:"on a cluster: the node a start now would be pinned to"`
+	Nodes         []gpu.NodeFit      `json:"nodes,omitempty" jsonschema:"on a cluster: how the request fits each GPU node now (nodes placement skips say why)"`
 	Decision      string             `json:"decision,omitempty" jsonschema:"the placement a start now would record"`
 	Reason        string             `json:"reason,omitempty" jsonschema:"why it does not fit, with both figures in GiB"`
 	Suggestion    string             `json:"suggestion,omitempty" jsonschema:"what would make it fit"`
@@ -104,6 +107,9 @@ func (m *Manager) Fit(ctx context.Context, r FitRequest) (FitResult, error) {
 		return FitResult{}, err
 	}
 	for _, d := range snap.Devices {
+		if snap.Cluster() {
+			break // per node, below: a GPU by itself says little where a request's GPUs share a node
+		}
 		one := req
 		one.Selection = gpu.Selection{Kind: gpu.SelectDevices, Devices: []string{d.UUID}}
 		one.Estimate.TP = 1
@@ -115,9 +121,9 @@ func (m *Manager) Fit(ctx context.Context, r FitRequest) (FitResult, error) {
 	var ref *gpu.Refusal
 	switch {
 	case err == nil:
-		out.Fits, out.GPUs, out.Decision = true, dec.Lease.Devices, dec.Message
+		out.Fits, out.GPUs, out.Decision, out.Node, out.Nodes = true, dec.Lease.Devices, dec.Message, dec.Lease.Node, dec.Nodes
 	case errors.As(err, &ref):
-		out.Reason, out.Suggestion, out.SuggestedArgs = ref.Message, ref.Suggestion, ref.SuggestedArgs
+		out.Reason, out.Suggestion, out.SuggestedArgs, out.Nodes = ref.Message, ref.Suggestion, ref.SuggestedArgs, ref.Nodes
 	default:
 		return FitResult{}, err
 	}

@@ -77,10 +77,13 @@ func scheduleFailure(err error) FailureKind {
 // The decision is first tried on the inventory as last read: a refusal
 // that rests on leases or total capacity stands at once (no nvidia-smi
 // run, so it takes milliseconds); anything else is decided again on a
-// fresh read, since free memory changes.
+// fresh read, since free memory changes. A cluster's inventory is read
+// fresh at once (its watches' caches).
 func (m *Manager) placeService(ctx context.Context, s Service, force bool) (*gpu.Decision, string, error) {
 	if !force {
-		if req, snap, note, err := m.placementRequest(ctx, s, false, false); err == nil && note == "" {
+		// A cluster's capacity changes (nodes come and go) and its fresh
+		// read is a cache read: it is always decided on a fresh one.
+		if req, snap, note, err := m.placementRequest(ctx, s, false, false); err == nil && note == "" && !snap.Cluster() {
 			if _, err := m.place(ctx, snap, req, ""); isFinalRefusal(err) && !m.mayEvictFor(ctx, s.ID) {
 				return nil, "", err
 			}
@@ -262,6 +265,15 @@ func (m *Manager) containerGPUs(s Service) (runtime.GPURequest, string) {
 		return runtime.GPURequest{DeviceIDs: sel.Devices, Attach: attach}, strings.Join(sel.Devices, ",")
 	}
 	return runtime.GPURequest{}, ""
+}
+
+// leaseNode is the cluster node the service's GPUs were leased on, where
+// its container must run; empty on one host or without a lease.
+func leaseNode(s Service) string {
+	if s.GPULease == nil {
+		return ""
+	}
+	return s.GPULease.Node
 }
 
 // withVisibleDevices sets NVIDIA_VISIBLE_DEVICES in env to visible,

@@ -447,6 +447,7 @@ func (m *Manager) containerSpec(s Service, eng engines.Engine) (runtime.Containe
 		HostPort:      s.Port,
 		GPUs:          gpus,
 		ShmSize:       eng.ShmSize,
+		Node:          leaseNode(s),
 		Labels: map[string]string{
 			runtime.LabelManaged: "true",
 			runtime.LabelService: s.ID,

@@ -11,8 +11,9 @@ import (
 
 // GPUListOutput is the GPU inventory.
 type GPUListOutput struct {
-	Items []gpu.Device `json:"items" jsonschema:"the GPUs, by index"`
+	Items []gpu.Device `json:"items" jsonschema:"the GPUs, by index (on a cluster: by node, then index)"`
 	Total int          `json:"total" jsonschema:"number of GPUs"`
+	Nodes []gpu.Node   `json:"nodes,omitempty" jsonschema:"on Kubernetes: each GPU node aima's Pods may use, with its GPU Feature Discovery figures, what Pods request there, the GPUs free for a start, and why placement skips it"`
 	Note  string       `json:"note,omitempty" jsonschema:"why the list is empty on a host without NVIDIA GPUs"`
 }
 
@@ -39,11 +40,50 @@ func holders(d gpu.Device) string {
 	return strings.Join(hs, ", ")
 }
 
+// renderNodes is gpu_list on a cluster: a line per node, then its GPUs
+// that something holds or requests.
+func renderNodes(o GPUListOutput) string {
+	var b strings.Builder
+	for _, n := range o.Nodes {
+		mem := "memory not labelled"
+		if n.MemoryPerGPUBytes != nil {
+			mem = gpu.BytesText(n.MemoryPerGPUBytes) + " each"
+		}
+		fmt.Fprintf(&b, "node %s  %d × %s  %s  free %d/%d  (aima Pods request %d, other Pods %d)", n.Name, n.GPUs, n.Product, mem, n.Free, n.GPUs, n.RequestedByAima, n.RequestedByOthers)
+		switch {
+		case n.Skipped != "":
+			b.WriteString("  SKIPPED: " + n.Skipped)
+		case !n.Ready:
+			b.WriteString("  not ready")
+		}
+		b.WriteString("\n")
+		for _, d := range o.Items {
+			if d.Node != n.Name {
+				continue
+			}
+			var says []string
+			if h := holders(d); h != "" {
+				says = append(says, "held by "+h)
+			}
+			if d.RequestedBy != "" {
+				says = append(says, "requested by "+d.RequestedBy)
+			}
+			if d.Cordon != nil {
+				says = append(says, d.Cordon.Text())
+			}
+			if len(says) > 0 {
+				fmt.Fprintf(&b, "  GPU %d  %s\n", d.Index, strings.Join(says, "; "))
+			}
+		}
+	}
+	return strings.TrimRight(b.String(), "\n")
+}
+
 func gpuOps() []Op {
 	return []Op{
 		Declare(Spec[Empty, GPUListOutput]{
 			Name:        "gpu_list",
-			Description: "List the host's NVIDIA GPUs, read now from the driver (nvidia-smi): index, UUID, name, memory total/used/free in bytes, utilization, temperature, power, driver and CUDA version, compute capability, MIG mode, the compute processes on each, and which aima services hold a lease on it. A host without NVIDIA GPUs gets an empty list and a note; a broken or hung driver is an unavailable error. Use it before service_create to choose gpus, and model_fit to check a model.",
+			Description: "List the host's NVIDIA GPUs, read now from the driver (nvidia-smi): index, UUID, name, memory total/used/free in bytes, utilization, temperature, power, driver and CUDA version, compute capability, MIG mode, the compute processes on each, and which aima services hold a lease on it. A host without NVIDIA GPUs gets an empty list and a note; a broken or hung driver is an unavailable error. On Kubernetes (runtime: kubernetes) it lists each GPU node's GPUs instead (uuid node/index): model and memory from the GPU Feature Discovery labels, allocatable nvidia.com/gpu minus what the node's non-terminated Pods request (aima's and others'), which aima services hold them, and the nodes placement skips (not ready, cordoned, a taint not tolerated), marked. Use it before service_create to choose gpus, and model_fit to check a model.",
 			Annotations: Annotations{ReadOnly: true, Idempotent: true},
 			Run: func(ctx context.Context, env *Env, _ Empty, _ Reporter) (GPUListOutput, error) {
 				snap, err := env.Services.GPUList(ctx)
@@ -54,11 +94,14 @@ func gpuOps() []Op {
 				if items == nil {
 					items = []gpu.Device{}
 				}
-				return GPUListOutput{Items: items, Total: len(items), Note: snap.Note}, nil
+				return GPUListOutput{Items: items, Total: len(items), Nodes: snap.Nodes, Note: snap.Note}, nil
 			},
 			Render: func(o GPUListOutput) string {
 				if o.Total == 0 {
 					return "no GPUs: " + o.Note
+				}
+				if len(o.Nodes) > 0 {
+					return renderNodes(o)
 				}
 				var b strings.Builder
 				for _, d := range o.Items {
@@ -76,7 +119,7 @@ func gpuOps() []Op {
 		}),
 		Declare(Spec[ModelFitInput, services.FitResult]{
 			Name:        "model_fit",
-			Description: "Check whether a model would fit on this host's GPUs now, without starting anything: estimates the memory it needs from its files (weights from model.safetensors.index.json or the weight files or the GGUF header, KV cache per token from config.json or the GGUF header, and the engine's args: vLLM's --tensor-parallel-size, --gpu-memory-utilization, --max-model-len; SGLang's --tp-size, --mem-fraction-static (which holds weights and KV pool), --context-length; llama.cpp's -ngl (only the offloaded layers and their KV share on the GPU), -c), applies the engine's rule against the GPUs' free memory and the leases of running services, and says which GPUs a start would get, or why not (both figures in GiB) with suggested args that would fit. service_start runs the same check in its schedule phase.",
+			Description: "Check whether a model would fit on this host's GPUs now, without starting anything: estimates the memory it needs from its files (weights from model.safetensors.index.json or the weight files or the GGUF header, KV cache per token from config.json or the GGUF header, and the engine's args: vLLM's --tensor-parallel-size, --gpu-memory-utilization, --max-model-len; SGLang's --tp-size, --mem-fraction-static (which holds weights and KV pool), --context-length; llama.cpp's -ngl (only the offloaded layers and their KV share on the GPU), -c), applies the engine's rule against the GPUs' free memory and the leases of running services, and says which GPUs a start would get, or why not (both figures in GiB) with suggested args that would fit. On Kubernetes it answers per node (a request's GPUs are on one node): the node a start would be pinned to by gpu_policy, and for every GPU node whether it fits and why not. service_start runs the same check in its schedule phase.",
 			Annotations: Annotations{ReadOnly: true, Idempotent: true},
 			Positional:  "model_id",
 			Run: func(ctx context.Context, env *Env, in ModelFitInput, _ Reporter) (services.FitResult, error) {
@@ -93,6 +136,16 @@ func gpuOps() []Op {
 					s += "\ndoes not fit: " + r.Reason
 					if r.Suggestion != "" {
 						s += "\nsuggestion: " + r.Suggestion
+					}
+				}
+				for _, n := range r.Nodes {
+					if !r.Fits {
+						break // the reason gives every node's figures
+					}
+					if n.Fits {
+						s += fmt.Sprintf("\nnode %s: fits (%d of %d GPUs)", n.Node, n.Fit, n.GPUs)
+					} else {
+						s += fmt.Sprintf("\nnode %s: does not fit: %s", n.Node, n.Reason)
 					}
 				}
 				for _, n := range r.Estimate.Notes {

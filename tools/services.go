@@ -22,7 +22,7 @@ type ServiceCreateInput struct {
 	EngineType    string   `json:"engine_type" jsonschema:"engine type from engine_list, e.g. vllm"`
 	Name          string   `json:"name,omitempty" jsonschema:"unique service name (default: the service id)"`
 	Port          int      `json:"port,omitempty" jsonschema:"host port to publish the engine on (default: a free port from the daemon's range)"`
-	GPUs          string   `json:"gpus,omitempty" jsonschema:"GPUs for the container, in docker --gpus syntax: all, none, N (aima picks N GPUs by its gpu_policy), or device=ID[,ID...] (indexes or GPU-... UUIDs); default: the engine's setting, auto = the tensor-parallel size (1 GPU unless --tensor-parallel-size is given) when aima has a GPU inventory, else all"`
+	GPUs          string   `json:"gpus,omitempty" jsonschema:"GPUs for the container, in docker --gpus syntax: all, none, N (aima picks N GPUs by its gpu_policy), or device=ID[,ID...] (indexes or GPU-... UUIDs); default: the engine's setting, auto = the tensor-parallel size (1 GPU unless --tensor-parallel-size is given) when aima has a GPU inventory, else all; on Kubernetes all a service's GPUs are on one node aima picks, and all means every GPU of that node"`
 	Args          []string `json:"args,omitempty" jsonschema:"extra engine command-line arguments, e.g. --max-model-len=8192"`
 	Env           []string `json:"env,omitempty" jsonschema:"extra container environment variables as KEY=VALUE"`
 	RestartPolicy string   `json:"restart_policy,omitempty" jsonschema:"no (default) or on-failure: restart after a failure with exponential back-off (10s doubling to 5m, reset after 10m of running)"`

@@ -22,6 +22,16 @@ var needed = []authv1.ResourceAttributes{
 	{Verb: "watch", Resource: "events"},
 }
 
+// neededCluster are the cluster-wide permissions GPU placement reads
+// with (GPUNodes): the nodes, and the Pods of every namespace bound to
+// them. Without them starts are not checked against the nodes' GPUs.
+var neededCluster = []authv1.ResourceAttributes{
+	{Verb: "list", Resource: "nodes"},
+	{Verb: "watch", Resource: "nodes"},
+	{Verb: "list", Resource: "pods"},
+	{Verb: "watch", Resource: "pods"},
+}
+
 var _ runtime.Diagnoser = (*Kube)(nil)
 
 // Diagnose reports the cluster for `aima doctor`: reachable, version,
@@ -39,8 +49,11 @@ func (k *Kube) Diagnose(ctx context.Context) runtime.ClusterReport {
 	if k.endpoint == EndpointProxy {
 		attrs = append(attrs[:len(attrs):len(attrs)], authv1.ResourceAttributes{Verb: "get", Resource: "pods", Subresource: "proxy"})
 	}
-	for _, a := range attrs {
-		a.Namespace = k.ns
+	for i, a := range append(attrs[:len(attrs):len(attrs)], neededCluster...) {
+		cluster := i >= len(attrs)
+		if !cluster {
+			a.Namespace = k.ns
+		}
 		review := &authv1.SelfSubjectAccessReview{Spec: authv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &a}}
 		res, err := k.cs.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
 		if err != nil {
@@ -51,6 +64,12 @@ func (k *Kube) Diagnose(ctx context.Context) runtime.ClusterReport {
 			name := a.Resource
 			if a.Subresource != "" {
 				name += "/" + a.Subresource
+			}
+			if cluster {
+				name += " (all namespaces)"
+				if a.Resource == "nodes" {
+					name = "nodes"
+				}
 			}
 			r.Missing = append(r.Missing, a.Verb+" "+name)
 		}

@@ -425,21 +425,13 @@ func TestDiagnoseReportsTheClusterAndMissingPermissions(t *testing.T) {
 		t.Errorf("admin: %+v; want reachable, a version, the namespace, nothing missing, proxy", r)
 	}
 	// A user RBAC grants nothing.
-	path := t.TempDir() + "/kubeconfig"
-	if err := os.WriteFile(path, []byte(kube.Kubeconfig(e.c.Host, kube.LimitedToken)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	k, err := kubernetes.New(kubernetes.Options{Kubeconfig: path, Namespace: e.ns})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.Close()
-	r = k.Diagnose(ctx)
-	if !r.Reachable || !slices.Contains(r.Missing, "create pods") || !slices.Contains(r.Missing, "get pods/log") || !slices.Contains(r.Missing, "get pods/proxy") {
-		t.Errorf("nobody: %+v; want reachable with create pods, get pods/log and get pods/proxy missing", r)
+	r = e.limited(t).Diagnose(ctx)
+	if !r.Reachable || !slices.Contains(r.Missing, "create pods") || !slices.Contains(r.Missing, "get pods/log") || !slices.Contains(r.Missing, "get pods/proxy") ||
+		!slices.Contains(r.Missing, "list nodes") || !slices.Contains(r.Missing, "watch pods (all namespaces)") {
+		t.Errorf("nobody: %+v; want reachable with create pods, get pods/log, get pods/proxy, list nodes and watch pods (all namespaces) missing", r)
 	}
 	// An API server that is not there.
-	path = t.TempDir() + "/kubeconfig"
+	path := t.TempDir() + "/kubeconfig"
 	if err := os.WriteFile(path, []byte(kube.Kubeconfig("https://127.0.0.1:"+strconv.Itoa(freePort()), kube.Token)), 0o600); err != nil {
 		t.Fatal(err)
 	}

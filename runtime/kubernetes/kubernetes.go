@@ -3,7 +3,6 @@ package kubernetes
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -92,6 +91,7 @@ type Kube struct {
 	pods      cache.SharedIndexInformer
 	podLister listersv1.PodLister
 	events    cache.SharedIndexInformer
+	nodeWatch nodeWatch // the cluster's GPU nodes (nodes.go)
 
 	mu      sync.Mutex
 	subs    map[*subscriber]struct{}
@@ -237,22 +237,7 @@ func (k *Kube) ServerVersion(ctx context.Context) (string, error) {
 // ctx until their caches hold the cluster's state.
 func (k *Kube) watch(ctx context.Context) error {
 	k.startOnce.Do(k.startInformers)
-	synced := func() bool { return k.pods.HasSynced() && k.events.HasSynced() }
-	if synced() {
-		return nil
-	}
-	// WaitForCacheSync polls every 100 ms; the first sync is a one-off.
-	waitCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := context.AfterFunc(k.ctx, cancel)
-	defer stop()
-	if !cache.WaitForCacheSync(waitCtx.Done(), synced) {
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("kubernetes watch: %w", err)
-		}
-		return errs.New(errs.Unavailable, "kubernetes API server unavailable")
-	}
-	return nil
+	return k.waitSynced(ctx, func() bool { return k.pods.HasSynced() && k.events.HasSynced() })
 }
 
 func (k *Kube) startInformers() {

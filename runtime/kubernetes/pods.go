@@ -70,13 +70,14 @@ func (k *Kube) podFor(spec runtime.ContainerSpec) (*corev1.Pod, error) {
 	}
 	gpus := 0
 	switch g := spec.GPUs; {
-	case g.All:
-		// "All GPUs of the host" has no meaning on a cluster, and all
-		// of a node is rarely what an engine's default (gpus: auto)
-		// wants: one GPU, unless the engine's config asks for N.
-		gpus = 1
 	case len(g.DeviceIDs) > 0:
-		gpus = len(g.DeviceIDs) // the node's device plugin picks which
+		// The GPUs placement leased on spec.Node (or named without an
+		// inventory): the node's device plugin picks which.
+		gpus = len(g.DeviceIDs)
+	case g.All:
+		// Without a placement (no GPU node could be read), "all GPUs
+		// of the host" has no meaning on a cluster: one GPU.
+		gpus = 1
 	default:
 		gpus = g.Count
 	}
@@ -135,14 +136,10 @@ func (k *Kube) podFor(spec runtime.ContainerSpec) (*corev1.Pod, error) {
 	if gpus > 0 {
 		q := *resource.NewQuantity(int64(gpus), resource.DecimalSI)
 		c.Resources.Limits = corev1.ResourceList{ResourceGPU: q}
-		pod.Spec.Tolerations = append(pod.Spec.Tolerations, corev1.Toleration{Key: string(ResourceGPU), Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule})
 	}
-	for _, t := range k.opts.Tolerations {
-		op := corev1.TolerationOpEqual
-		if t.Operator == string(corev1.TolerationOpExists) {
-			op = corev1.TolerationOpExists
-		}
-		pod.Spec.Tolerations = append(pod.Spec.Tolerations, corev1.Toleration{Key: t.Key, Operator: op, Value: t.Value, Effect: corev1.TaintEffect(t.Effect)})
+	pod.Spec.Tolerations = k.tolerations(gpus > 0)
+	if spec.Node != "" {
+		k.pinTo(pod, spec.Node)
 	}
 	pod.Spec.Containers = []corev1.Container{c}
 	return pod, nil

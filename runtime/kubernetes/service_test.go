@@ -25,8 +25,9 @@ func (e env) daemonOn(t *testing.T, image, gpus string) *daemontest.Daemon {
 	return daemontest.Start(t, cfg, daemontest.Options{})
 }
 
-// startAndFail starts a new service and waits for it to fail.
-func startAndFail(t *testing.T, d *daemontest.Daemon, timeout time.Duration) (services.Service, []string) {
+// startAndFail starts a new service (with force: the schedule phase's fit
+// check skipped) and waits for it to fail.
+func startAndFail(t *testing.T, d *daemontest.Daemon, timeout time.Duration, force bool) (services.Service, []string) {
 	t.Helper()
 	ctx := ctxFor(t, 2*time.Minute)
 	m := d.Env.Services
@@ -34,7 +35,7 @@ func startAndFail(t *testing.T, d *daemontest.Daemon, timeout time.Duration) (se
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.StartWith(ctx, s.ID, services.StartOptions{Timeout: timeout}); err != nil {
+	if _, err := m.StartWith(ctx, s.ID, services.StartOptions{Timeout: timeout, Force: force}); err != nil {
 		t.Fatal(err)
 	}
 	s, err = m.Wait(ctx, s.ID, services.StatusFailed, time.Minute)
@@ -54,9 +55,13 @@ func startAndFail(t *testing.T, d *daemontest.Daemon, timeout time.Duration) (se
 
 func TestServiceStartShowsTheSchedulersMessage(t *testing.T) {
 	e := newEnv(t)
-	e.node(t, 8)
-	d := e.daemonOn(t, "aima-enginesim:test", "16")
-	s, msgs := startAndFail(t, d, 5*time.Second)
+	node := e.node(t, 8)
+	// A Pod that is not aima's takes every GPU of the node; a forced start
+	// is pinned there anyway (placement's check skipped), and the
+	// scheduler says why it cannot run.
+	e.otherPod(t, node, 8)
+	d := e.daemonOn(t, "aima-enginesim:test", "1")
+	s, msgs := startAndFail(t, d, 5*time.Second, true)
 	found := false
 	for _, m := range msgs {
 		found = found || (strings.HasPrefix(m, "start: unschedulable: ") && strings.Contains(m, "Insufficient nvidia.com/gpu"))
@@ -73,7 +78,7 @@ func TestServiceStartFailsOnAnImageTheNodeCannotPull(t *testing.T) {
 	e := newEnv(t)
 	e.node(t, 8)
 	d := e.daemonOn(t, kube.ImageUnpullable, "1")
-	s, msgs := startAndFail(t, d, time.Minute)
+	s, msgs := startAndFail(t, d, time.Minute, false)
 	if s.Failure != services.FailureImageUnavailable || !strings.Contains(s.Reason, "ErrImagePull") || !strings.Contains(s.Reason, "not found") {
 		t.Errorf("failure %s, reason %q; want image_unavailable with the kubelet's ErrImagePull message", s.Failure, s.Reason)
 	}
