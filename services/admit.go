@@ -57,7 +57,7 @@ type Admission struct {
 
 // Done ends the request and adds its figures to the service's.
 func (a *Admission) Done(r RequestFigures) {
-	a.once.Do(func() { a.m.gate.finish(a.Service.ID, r, a.m.now()) })
+	a.once.Do(func() { a.m.serving.finish(a.Service.ID, r, a.m.now()) })
 }
 
 // Admit makes the service ready for one request and counts the request in
@@ -67,9 +67,9 @@ func (a *Admission) Done(r RequestFigures) {
 // member of a swap group is swapped in. A start that fails answers every
 // waiter with its reason. ctx bounds the wait.
 func (m *Manager) Admit(ctx context.Context, id string, opts AdmitOptions) (*Admission, error) {
-	g := m.gate
+	g := m.serving
 	g.mu.Lock()
-	f := g.flowLocked(id)
+	f := g.entryLocked(id)
 	if !f.draining {
 		if s, ok := m.readyNow(id); ok {
 			// Fast path: a ready service admits without a store read.
@@ -153,7 +153,7 @@ func (m *Manager) Admit(ctx context.Context, id string, opts AdmitOptions) (*Adm
 // readOnly refuses to start, wake or swap in (errs.ReadOnly); waiting for
 // what is under way is still allowed.
 func (m *Manager) activate(ctx context.Context, s Service, sawStart *bool, readOnly bool) (string, error) {
-	if m.gate.isMoving(s.ID) && !up(s.Status) {
+	if m.serving.isMoving(s.ID) && !holdsGPUs(s.Status) {
 		return "moving to another GPU", nil // the drain starts it again
 	}
 	switch s.Status {
@@ -197,7 +197,7 @@ func (m *Manager) activate(ctx context.Context, s Service, sawStart *bool, readO
 
 // readyNow reports a cached ready record of the service, so the hot path
 // of a request to a running service costs no store read. Called with the
-// gate lock held.
+// serving state's lock held.
 func (m *Manager) readyNow(id string) (Service, bool) {
 	m.readyMu.RLock()
 	defer m.readyMu.RUnlock()
@@ -224,19 +224,19 @@ func (m *Manager) noteTransition(s Service) {
 	m.readyMu.Unlock()
 	if s.Status == StatusRunning && s.IdleTimeout != "" {
 		if d, err := time.ParseDuration(s.IdleTimeout); err == nil {
-			m.gate.arm(s.ID, d, m.now())
+			m.serving.arm(s.ID, d, m.now())
 			return
 		}
 	}
-	m.gate.notify()
+	m.serving.notify()
 }
 
 // drain stops admitting requests to the service and waits until none is
 // in flight; the returned function admits again.
 func (m *Manager) drain(ctx context.Context, id string) (func(), error) {
-	g := m.gate
+	g := m.serving
 	g.mu.Lock()
-	f := g.flowLocked(id)
+	f := g.entryLocked(id)
 	f.draining = true
 	g.mu.Unlock()
 	undo := func() {

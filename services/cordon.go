@@ -87,7 +87,7 @@ func (m *Manager) Uncordon(ctx context.Context, id string) (gpu.Device, error) {
 	if err := m.cordonCol().Delete(ctx, d.UUID); err != nil && !errs.Is(err, errs.NotFound) {
 		return gpu.Device{}, err
 	}
-	m.gate.notify() // waiters for room look again
+	m.serving.notify() // waiters for room look again
 	return d, nil
 }
 

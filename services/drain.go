@@ -121,21 +121,21 @@ func (m *Manager) drainOne(ctx context.Context, id string, c gpu.Cordon, opts Dr
 		flush()
 	}
 	gpuText := fmt.Sprintf("GPU %d is being drained (%s)", c.Index, c.Text())
-	wasUp := up(s.Status)
+	wasUp := holdsGPUs(s.Status)
 	if wasUp {
 		// Requests that arrive from here on wait for the move, not fail.
-		undoMoving := m.gate.setMoving(id)
+		undoMoving := m.serving.setMoving(id)
 		defer undoMoving()
 	}
-	undo := m.gate.hold(id)
+	undo := m.serving.hold(id)
 	defer undo()
-	if n := m.gate.inFlight(id); n > 0 {
+	if n := m.serving.inFlight(id); n > 0 {
 		say(fmt.Sprintf("%s: letting %d request(s) in flight finish (up to %s), then stopping this service", gpuText, n, opts.Grace))
 		gctx, cancel := context.WithTimeout(ctx, opts.Grace)
-		err := m.gate.awaitNoneInFlight(gctx, id)
+		err := m.serving.awaitNoneInFlight(gctx, id)
 		cancel()
 		if err != nil && ctx.Err() == nil {
-			say(fmt.Sprintf("%d request(s) still in flight after %s: stopping anyway", m.gate.inFlight(id), opts.Grace))
+			say(fmt.Sprintf("%d request(s) still in flight after %s: stopping anyway", m.serving.inFlight(id), opts.Grace))
 		}
 	}
 	// Where would it go? Decided before the stop, so the stop's reason

@@ -15,7 +15,7 @@ import (
 // may free GPUs by releasing idle services created with evictable (sleep
 // where the engine can, else stop), least recently used first. Only
 // running services with nothing in flight, waiting or held are taken
-// (gate.claimIdle decides atomically), and only as many as the placement
+// (servingState.claimIdle decides atomically), and only as many as the placement
 // needs: the choice is simulated on the inventory and the leases with
 // gpu.Place before anything is released. Each side's events say what
 // happened: the starter names who it evicted and why, the evicted names
@@ -86,10 +86,10 @@ func (m *Manager) evictCandidates(ctx context.Context, id string) []evictCandida
 	}
 	var out []evictCandidate
 	for _, p := range all {
-		if p.ID == id || !p.Evictable || p.GPULease == nil || p.Status != StatusRunning || !m.gate.idleNow(p.ID) {
+		if p.ID == id || !p.Evictable || p.GPULease == nil || p.Status != StatusRunning || !m.serving.idleNow(p.ID) {
 			continue
 		}
-		c := evictCandidate{s: *p, lastUsed: m.gate.lastUsed(p.ID)}
+		c := evictCandidate{s: *p, lastUsed: m.serving.lastUsed(p.ID)}
 		if c.lastUsed == 0 && p.ReadyAt != nil {
 			c.lastUsed = p.ReadyAt.UnixNano()
 		}
@@ -112,7 +112,7 @@ func (m *Manager) chooseVictims(ctx context.Context, s Service, snap gpu.Snapsho
 	all, err := m.shared(ctx)
 	if err == nil {
 		for _, p := range all {
-			if p.ID != s.ID && p.Evictable && p.GPULease != nil && up(p.Status) && !m.gate.idleNow(p.ID) {
+			if p.ID != s.ID && p.Evictable && p.GPULease != nil && holdsGPUs(p.Status) && !m.serving.idleNow(p.ID) {
 				busy = append(busy, p.ID)
 			}
 		}
@@ -201,7 +201,7 @@ func withReleased(snap gpu.Snapshot, set []evictCandidate) gpu.Snapshot {
 // evict releases one victim for s if it is still idle, and says so on
 // both sides. It reports whether the victim was released.
 func (m *Manager) evict(ctx context.Context, v evictCandidate, s Service, tell func(string)) bool {
-	undo, ok := m.gate.claimIdle(v.s.ID)
+	undo, ok := m.serving.claimIdle(v.s.ID)
 	if !ok {
 		return false // a request arrived meanwhile: a busy service is never evicted
 	}

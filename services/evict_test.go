@@ -23,7 +23,7 @@ func TestChooseVictims(t *testing.T) {
 		if err := m.col.Create(ctx, id, s); err != nil {
 			t.Fatal(err)
 		}
-		m.gate.arm(id, 0, used)
+		m.serving.arm(id, 0, used)
 	}
 	held("a", 0, 0.45, base, true)                    // least recently used
 	held("b", 1, 0.9, base.Add(time.Minute), true)    //
@@ -49,17 +49,17 @@ func TestChooseVictims(t *testing.T) {
 		t.Errorf("victims %v busy %v, want [b]", got, busy)
 	}
 	// With b busy, GPU 0 must be emptied: a and c, and b is named busy.
-	m.gate.mu.Lock()
-	m.gate.flowLocked("b").InFlight = 1
-	m.gate.mu.Unlock()
+	m.serving.mu.Lock()
+	m.serving.entryLocked("b").InFlight = 1
+	m.serving.mu.Unlock()
 	v, busy = m.chooseVictims(ctx, s, snapNow, req)
 	if got := ids(v); !slices.Equal(got, []string{"a", "c"}) || !slices.Equal(busy, []string{"b"}) {
 		t.Errorf("victims %v busy %v, want [a c] with b busy", got, busy)
 	}
 	// With c busy too, nothing can make room: no victim at all.
-	m.gate.mu.Lock()
-	m.gate.flowLocked("c").InFlight = 1
-	m.gate.mu.Unlock()
+	m.serving.mu.Lock()
+	m.serving.entryLocked("c").InFlight = 1
+	m.serving.mu.Unlock()
 	if v, _ = m.chooseVictims(ctx, s, snapNow, req); len(v) != 0 {
 		t.Errorf("victims %v, want none when releasing every idle one would not do", ids(v))
 	}

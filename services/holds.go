@@ -2,15 +2,15 @@ package services
 
 import "context"
 
-// The gate's holds for drains and evictions: a held service admits no new
+// The serving state's holds for drains and evictions: a held service admits no new
 // request (they wait), a moving one tells them it is moving instead of
 // starting it from Admit.
 
 // hold stops admitting requests to the service until the returned
 // function is called; requests in flight go on.
-func (g *gate) hold(id string) func() {
+func (g *servingState) hold(id string) func() {
 	g.mu.Lock()
-	f := g.flowLocked(id)
+	f := g.entryLocked(id)
 	was := f.draining
 	f.draining = true
 	g.mu.Unlock()
@@ -24,9 +24,9 @@ func (g *gate) hold(id string) func() {
 
 // claimIdle holds the service only if nothing is in flight or waiting and
 // nobody else holds it: an eviction never takes a busy service.
-func (g *gate) claimIdle(id string) (func(), bool) {
+func (g *servingState) claimIdle(id string) (func(), bool) {
 	g.mu.Lock()
-	f := g.flowLocked(id)
+	f := g.entryLocked(id)
 	if f.InFlight > 0 || f.Waiting > 0 || f.draining || f.moving {
 		g.mu.Unlock()
 		return nil, false
@@ -42,18 +42,18 @@ func (g *gate) claimIdle(id string) (func(), bool) {
 }
 
 // idleNow reports a service with nothing in flight, waiting or held.
-func (g *gate) idleNow(id string) bool {
+func (g *servingState) idleNow(id string) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	f, ok := g.flows[id]
+	f, ok := g.entries[id]
 	return !ok || (f.InFlight == 0 && f.Waiting == 0 && !f.draining && !f.moving)
 }
 
 // setMoving marks the service as being moved to other GPUs until the
 // returned function is called.
-func (g *gate) setMoving(id string) func() {
+func (g *servingState) setMoving(id string) func() {
 	g.mu.Lock()
-	f := g.flowLocked(id)
+	f := g.entryLocked(id)
 	f.moving = true
 	g.mu.Unlock()
 	return func() {
@@ -65,28 +65,28 @@ func (g *gate) setMoving(id string) func() {
 }
 
 // isMoving reports a service a drain is moving.
-func (g *gate) isMoving(id string) bool {
+func (g *servingState) isMoving(id string) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	f, ok := g.flows[id]
+	f, ok := g.entries[id]
 	return ok && f.moving
 }
 
 // inFlight is the service's requests in flight.
-func (g *gate) inFlight(id string) int {
+func (g *servingState) inFlight(id string) int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if f, ok := g.flows[id]; ok {
+	if f, ok := g.entries[id]; ok {
 		return f.InFlight
 	}
 	return 0
 }
 
 // awaitNoneInFlight waits until the service has no request in flight.
-func (g *gate) awaitNoneInFlight(ctx context.Context, id string) error {
+func (g *servingState) awaitNoneInFlight(ctx context.Context, id string) error {
 	for {
 		g.mu.Lock()
-		n, ch := g.flowLocked(id).InFlight, g.changed
+		n, ch := g.entryLocked(id).InFlight, g.changed
 		g.mu.Unlock()
 		if n == 0 {
 			return nil
@@ -101,10 +101,10 @@ func (g *gate) awaitNoneInFlight(ctx context.Context, id string) error {
 
 // lastUsed is when the service last finished a request or became ready
 // (zero: never, since the daemon started).
-func (g *gate) lastUsed(id string) (t0 int64) {
+func (g *servingState) lastUsed(id string) (t0 int64) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if f, ok := g.flows[id]; ok && !f.lastActivity.IsZero() {
+	if f, ok := g.entries[id]; ok && !f.lastActivity.IsZero() {
 		return f.lastActivity.UnixNano()
 	}
 	return 0

@@ -13,7 +13,7 @@ func (m *Manager) idleLoop(ctx context.Context) {
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
 	for {
-		due, next := m.gate.idleDue(m.now())
+		due, next := m.serving.idleDue(m.now())
 		for _, id := range due {
 			m.releaseIdleContained(ctx, id)
 		}
@@ -26,7 +26,7 @@ func (m *Manager) idleLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		case <-m.gate.kick:
+		case <-m.serving.kick:
 		}
 	}
 }
@@ -40,9 +40,9 @@ func (m *Manager) releaseIdleContained(ctx context.Context, id string) {
 
 // releaseIdle releases one idle service, if it still is idle.
 func (m *Manager) releaseIdle(ctx context.Context, id string) {
-	g := m.gate
+	g := m.serving
 	g.mu.Lock()
-	f := g.flowLocked(id)
+	f := g.entryLocked(id)
 	idle, last := f.idle, f.lastActivity
 	if f.InFlight > 0 || f.Waiting > 0 || f.draining || idle <= 0 || m.now().Before(last.Add(idle)) {
 		g.mu.Unlock()

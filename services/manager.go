@@ -151,7 +151,7 @@ type Manager struct {
 	ephemeralFile string
 	// mutationGrace is how long a start's runtime call that changes what
 	// exists may go on after a stop or delete cancelled the start (see
-	// mutate). Unit tests shorten it.
+	// changeRuntime). Unit tests shorten it.
 	mutationGrace time.Duration
 	// observe, when set (by unit tests, before any call), sees every status
 	// change after it is stored.
@@ -160,7 +160,7 @@ type Manager struct {
 	storeIDOnce sync.Once // see storeID
 	storeIDVal  string
 
-	gate    *gate              // inference requests: in flight, waiting, figures
+	serving *servingState      // inference requests: in flight, waiting, figures
 	readyMu sync.RWMutex       //
 	ready   map[string]Service // running services, for the admission fast path
 }
@@ -198,7 +198,7 @@ func NewManager(store state.Store, rt runtime.Runtime, bus *events.Bus, catalog 
 		now:  time.Now, ctx: ctx, cancel: cancel,
 		locks: newKeyLocks(), groups: newKeyLocks(), jobs: map[string]*startJob{}, restarts: map[string]int{},
 		rewatchDelay: 500 * time.Millisecond, resubscribeDelay: time.Second, mutationGrace: 10 * time.Second,
-		gate: newGate(), ready: map[string]Service{}, ephemeralFile: kernelports.File,
+		serving: newServingState(), ready: map[string]Service{}, ephemeralFile: kernelports.File,
 	}
 	m.wg.Add(1)
 	go func() {
@@ -252,7 +252,7 @@ func (m *Manager) Get(ctx context.Context, ref string) (Service, error) {
 	s, err := m.col.Get(ctx, ref)
 	if err == nil {
 		s.Stale = m.dockerDown.Load()
-		s.Traffic = m.gate.figures(s.ID)
+		s.Traffic = m.serving.figures(s.ID)
 		return s, nil
 	}
 	if !errs.Is(err, errs.NotFound) && !errs.Is(err, errs.InvalidArgument) {
@@ -266,7 +266,7 @@ func (m *Manager) Get(ctx context.Context, ref string) (Service, error) {
 		if p.Name == ref {
 			s := *p
 			s.Stale = m.dockerDown.Load()
-			s.Traffic = m.gate.figures(s.ID)
+			s.Traffic = m.serving.figures(s.ID)
 			return s, nil
 		}
 	}
@@ -290,7 +290,7 @@ func (m *Manager) List(ctx context.Context, status Status) ([]Service, error) {
 	stale := m.dockerDown.Load()
 	for i := range out {
 		out[i].Stale = stale
-		out[i].Traffic = m.gate.figures(out[i].ID)
+		out[i].Traffic = m.serving.figures(out[i].ID)
 	}
 	return out, nil
 }
@@ -325,7 +325,7 @@ func (m *Manager) ListJSON(ctx context.Context, status Status) ([]json.RawMessag
 	sort.Stable(sharedByCreated{recs, raws})
 	stale := m.dockerDown.Load()
 	for i, p := range recs {
-		traffic := m.gate.figures(p.ID)
+		traffic := m.serving.figures(p.ID)
 		if raws[i] != nil && !stale && traffic == nil {
 			continue
 		}
@@ -378,7 +378,7 @@ func (m *Manager) shared(ctx context.Context) ([]*Service, error) {
 // Traffic is the gateway's figures for the service (requests in flight,
 // waiting, served), as List and Get fill them in; nil before its first
 // request. For readers of ListShared, whose records leave it out.
-func (m *Manager) Traffic(id string) *Traffic { return m.gate.figures(id) }
+func (m *Manager) Traffic(id string) *Traffic { return m.serving.figures(id) }
 
 // ListShared is List of every status, in ID order, for readers that list
 // all services often, such as the metrics collector on every scrape: the

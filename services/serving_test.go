@@ -150,9 +150,9 @@ func waitStatus(t *testing.T, m *Manager, id string, want Status, within time.Du
 
 // flowState reads a service's serving figures under the gate's lock.
 func flowState(m *Manager, id string) (waiting, inFlight int, draining bool) {
-	m.gate.mu.Lock()
-	defer m.gate.mu.Unlock()
-	if f, ok := m.gate.flows[id]; ok {
+	m.serving.mu.Lock()
+	defer m.serving.mu.Unlock()
+	if f, ok := m.serving.entries[id]; ok {
 		return f.Waiting, f.InFlight, f.draining
 	}
 	return 0, 0, false

@@ -260,7 +260,7 @@ func (st *starter) run(ctx context.Context) *failure {
 		return fail(FailureInternal, "%v", err)
 	}
 	m.keepPreviousLogs(ctx, s)
-	if err := m.mutate(ctx, func(ctx context.Context) error { return m.removeContainers(ctx, s.ID) }); err != nil {
+	if err := m.changeRuntime(ctx, func(ctx context.Context) error { return m.removeContainers(ctx, s.ID) }); err != nil {
 		return fail(runtimeFailure(err), "cleanup: %v", err)
 	}
 	if f := st.schedule(ctx); f != nil {
@@ -284,7 +284,7 @@ func (st *starter) run(ctx context.Context) *failure {
 		return fail(FailureInternal, "%v", err)
 	}
 	var id string
-	err = m.mutate(ctx, func(ctx context.Context) (err error) {
+	err = m.changeRuntime(ctx, func(ctx context.Context) (err error) {
 		id, err = m.rt.CreateContainer(ctx, spec)
 		return err
 	})
@@ -332,7 +332,7 @@ func (st *starter) startContainer(ctx context.Context) *failure {
 		}
 	}
 	stopSteps := st.followSteps(ctx, id)
-	err := m.mutate(ctx, call)
+	err := m.changeRuntime(ctx, call)
 	stopSteps()
 	if err == nil {
 		return nil
@@ -353,7 +353,7 @@ func (st *starter) startContainer(ctx context.Context) *failure {
 	return &failure{kind: kind, reason: fmt.Sprintf("start container: %v", err)}
 }
 
-// mutate runs a runtime call of the start that changes what exists (the
+// changeRuntime runs a runtime call of the start that changes what exists (the
 // cleanup's removals, the create, the start) so that its outcome is known.
 // Docker carries out a request whose client went away, so cutting the call
 // when a stop or delete cancels the start would leave its effect unknown: a
@@ -362,7 +362,7 @@ func (st *starter) startContainer(ctx context.Context) *failure {
 // mutationGrace after the start's cancellation; Docker normally answers in
 // milliseconds, and the start then acts on the answer. The daemon's
 // shutdown cuts it at once (the next daemon reconciles what it finds).
-func (m *Manager) mutate(ctx context.Context, call func(ctx context.Context) error) error {
+func (m *Manager) changeRuntime(ctx context.Context, call func(ctx context.Context) error) error {
 	if err := ctx.Err(); err != nil {
 		return err // cancelled before: nothing new is asked of the runtime
 	}

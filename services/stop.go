@@ -159,7 +159,7 @@ func (m *Manager) forget(ctx context.Context, id string, run int) {
 		NewJournal(m.store, nil).Forget(ctx, id)
 	}
 	m.noteTransition(Service{ID: id, Status: StatusStopped})
-	m.gate.forget(id)
+	m.serving.forget(id)
 	m.bus.Forget(id)
 }
 

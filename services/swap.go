@@ -30,7 +30,7 @@ import (
 func (m *Manager) swap(ctx context.Context, s Service) (func(), error) {
 	announced := map[string]bool{}
 	for {
-		changed := m.gate.waitCh()
+		changed := m.serving.waitCh()
 		unlock, err := m.groups.lock(ctx, s.SwapGroup)
 		if err != nil {
 			return nil, notReady("swap group %s is busy swapping; try again later", s.SwapGroup)
@@ -52,8 +52,9 @@ func (m *Manager) swap(ctx context.Context, s Service) (func(), error) {
 	}
 }
 
-// up reports whether a swap-group member holds its GPUs.
-func up(st Status) bool {
+// holdsGPUs reports whether a service holds its GPUs: running, unhealthy
+// or creating (a swap-group member that is up, an eviction candidate).
+func holdsGPUs(st Status) bool {
 	return st == StatusRunning || st == StatusUnhealthy || st == StatusCreating
 }
 
@@ -67,7 +68,7 @@ func (m *Manager) swapOutIdle(ctx context.Context, s Service, announced map[stri
 	}
 	busy := ""
 	for _, p := range all {
-		if p.ID == s.ID || p.SwapGroup != s.SwapGroup || !up(p.Status) {
+		if p.ID == s.ID || p.SwapGroup != s.SwapGroup || !holdsGPUs(p.Status) {
 			continue
 		}
 		if !announced[p.ID] {
@@ -75,7 +76,7 @@ func (m *Manager) swapOutIdle(ctx context.Context, s Service, announced map[stri
 			m.bus.Publish(events.Event{ServiceID: s.ID, Run: s.Run, Type: events.TypeMessage, Status: string(s.Status),
 				Message: fmt.Sprintf("swap group %s: waiting for %s to finish its requests, then releasing it", s.SwapGroup, p.ID)})
 		}
-		if m.gate.waiting(p.ID) > 0 {
+		if m.serving.waiting(p.ID) > 0 {
 			busy = p.ID
 			continue
 		}
@@ -97,7 +98,7 @@ func (m *Manager) swapOut(ctx context.Context, id string, s Service) error {
 	}
 	defer undo()
 	p, err := m.col.Get(ctx, id)
-	if err != nil || !up(p.Status) {
+	if err != nil || !holdsGPUs(p.Status) {
 		return err
 	}
 	return m.release(ctx, p, fmt.Sprintf("swapped out for %s", s.ID))

@@ -27,8 +27,8 @@ type RequestFigures struct {
 	Failed              bool
 }
 
-// flow is the in-memory serving state of one service.
-type flow struct {
+// servingEntry is the in-memory serving state of one service.
+type servingEntry struct {
 	Traffic
 	ttftSum  time.Duration
 	ttftN    int64
@@ -40,32 +40,32 @@ type flow struct {
 	lastActivity time.Time
 }
 
-// gate is the manager's serving state: per-service figures, requests in
+// servingState is the manager's serving state: per-service figures, requests in
 // flight and waiting, and one broadcast channel that every change (a
 // status transition, a request ending) closes, so waiters re-check.
-type gate struct {
+type servingState struct {
 	mu      sync.Mutex
-	flows   map[string]*flow
+	entries map[string]*servingEntry
 	changed chan struct{}
 	kick    chan struct{} // wakes the idle loop after a change of deadlines
 }
 
-func newGate() *gate {
-	return &gate{flows: map[string]*flow{}, changed: make(chan struct{}), kick: make(chan struct{}, 1)}
+func newServingState() *servingState {
+	return &servingState{entries: map[string]*servingEntry{}, changed: make(chan struct{}), kick: make(chan struct{}, 1)}
 }
 
-// flowLocked returns the service's flow, creating it.
-func (g *gate) flowLocked(id string) *flow {
-	f, ok := g.flows[id]
+// entryLocked returns the service's entry, creating it.
+func (g *servingState) entryLocked(id string) *servingEntry {
+	f, ok := g.entries[id]
 	if !ok {
-		f = &flow{}
-		g.flows[id] = f
+		f = &servingEntry{}
+		g.entries[id] = f
 	}
 	return f
 }
 
 // notifyLocked wakes everyone waiting for a change.
-func (g *gate) notifyLocked() {
+func (g *servingState) notifyLocked() {
 	close(g.changed)
 	g.changed = make(chan struct{})
 	select {
@@ -74,7 +74,7 @@ func (g *gate) notifyLocked() {
 	}
 }
 
-func (g *gate) notify() {
+func (g *servingState) notify() {
 	g.mu.Lock()
 	g.notifyLocked()
 	g.mu.Unlock()
@@ -82,17 +82,17 @@ func (g *gate) notify() {
 
 // waitCh returns the channel the next change closes. Take it before
 // reading the state it guards, so no change falls between.
-func (g *gate) waitCh() <-chan struct{} {
+func (g *servingState) waitCh() <-chan struct{} {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.changed
 }
 
 // figures returns a copy of the service's figures, or nil if it has none.
-func (g *gate) figures(id string) *Traffic {
+func (g *servingState) figures(id string) *Traffic {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	f, ok := g.flows[id]
+	f, ok := g.entries[id]
 	if !ok {
 		return nil
 	}
@@ -101,37 +101,37 @@ func (g *gate) figures(id string) *Traffic {
 }
 
 // waiting returns how many requests wait for the service.
-func (g *gate) waiting(id string) int {
+func (g *servingState) waiting(id string) int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if f, ok := g.flows[id]; ok {
+	if f, ok := g.entries[id]; ok {
 		return f.Waiting
 	}
 	return 0
 }
 
 // forget drops a deleted service's state.
-func (g *gate) forget(id string) {
+func (g *servingState) forget(id string) {
 	g.mu.Lock()
-	delete(g.flows, id)
+	delete(g.entries, id)
 	g.notifyLocked()
 	g.mu.Unlock()
 }
 
 // arm (re)starts the idle clock of a service that became ready.
-func (g *gate) arm(id string, idle time.Duration, now time.Time) {
+func (g *servingState) arm(id string, idle time.Duration, now time.Time) {
 	g.mu.Lock()
-	f := g.flowLocked(id)
+	f := g.entryLocked(id)
 	f.idle, f.lastActivity = idle, now
 	g.notifyLocked()
 	g.mu.Unlock()
 }
 
 // finish records the end of an admitted request.
-func (g *gate) finish(id string, r RequestFigures, now time.Time) {
+func (g *servingState) finish(id string, r RequestFigures, now time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	f := g.flowLocked(id)
+	f := g.entryLocked(id)
 	f.InFlight--
 	f.TokensIn += int64(r.TokensIn)
 	f.TokensOut += int64(r.TokensOut)
@@ -152,10 +152,10 @@ func (g *gate) finish(id string, r RequestFigures, now time.Time) {
 
 // idleDue returns the services whose idle time has run out at now, and
 // when the next one will (zero: none armed).
-func (g *gate) idleDue(now time.Time) (due []string, next time.Time) {
+func (g *servingState) idleDue(now time.Time) (due []string, next time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	for id, f := range g.flows {
+	for id, f := range g.entries {
 		if f.idle <= 0 || f.InFlight > 0 || f.Waiting > 0 || f.draining {
 			continue
 		}
