@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"aima/engines"
+	"aima/errs"
 	"aima/runtime"
 )
 
@@ -42,41 +43,17 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 	return nil
 }
 
+// reconcileOne settles one service against what the runtime holds for it
+// (c, when exists). A service deleted since the list was read is skipped;
+// any other store error is returned.
 func (m *Manager) reconcileOne(ctx context.Context, s Service, c runtime.ContainerState, exists bool) error {
 	unlock := m.lock(s.ID)
 	defer unlock()
 	s, err := m.col.Get(ctx, s.ID) // the list was read before the lock
-	if err != nil {
+	if errs.KindOf(err) == errs.NotFound {
 		return nil
 	}
-	gone := func(what string) error {
-		// Say only what happened: a start can die before its container
-		// exists, or after creating it but before starting it.
-		// (A running container here is not the recorded one: the recorded
-		// one disappeared.)
-		ran := exists && !c.Running && c.Status != runtime.StateCreated
-		f := failure{kind: FailureDisappeared, reason: "container disappeared while the daemon was down"}
-		switch {
-		case !exists && s.Status == StatusCreating && s.ContainerID == "":
-			f = failure{kind: FailureInterrupted, reason: fmt.Sprintf("the daemon stopped in phase %s, before the container was created", s.Phase)}
-		case !exists || c.Running:
-		case !ran:
-			f = failure{kind: FailureInterrupted, reason: "the container was created but never started"}
-		default:
-			f = failure{kind: FailureExited, reason: fmt.Sprintf("container exited with code %d while the daemon was down", c.ExitCode)}
-		}
-		if what != "" {
-			f.reason = what + ": " + f.reason
-		}
-		if ran {
-			if info, err := m.rt.InspectContainer(ctx, c.ID); err == nil && info.OOMKilled {
-				f.kind, f.oom = FailureOOM, true
-			}
-			f.explain(m.failureLines(ctx, c.ID), m.engineOf(s.EngineType))
-			x := c.ExitCode
-			f.exitCode = &x
-		}
-		_, err := m.fail(ctx, s.ID, f, nil)
+	if err != nil {
 		return err
 	}
 	m.mu.Lock()
@@ -88,23 +65,15 @@ func (m *Manager) reconcileOne(ctx context.Context, s Service, c runtime.Contain
 	switch s.Status {
 	case StatusFailed:
 		m.resumeRestart(s)
-		return nil
 	case StatusRunning, StatusUnhealthy, StatusSleeping:
 		if exists && c.Running && (s.ContainerID == "" || c.ID == s.ContainerID) {
 			return nil // adopted
 		}
 		f := failure{kind: FailureDisappeared, reason: "container disappeared while the daemon was down"}
 		if exists && !c.Running {
-			code := c.ExitCode
-			f.kind, f.exitCode = FailureExited, &code
-			f.reason = fmt.Sprintf("container exited with code %d%s", code, ExitDescription(code))
-			if info, err := m.rt.InspectContainer(ctx, c.ID); err == nil && info.OOMKilled {
-				f.kind, f.oom = FailureOOM, true
-			}
-			f.explain(m.failureLines(ctx, c.ID), m.engineOf(s.EngineType))
+			f = m.exitedFailure(ctx, s, c, fmt.Sprintf("container exited with code %d%s", c.ExitCode, ExitDescription(c.ExitCode)))
 		}
 		m.failRunning(ctx, s, f)
-		return nil
 	case StatusStopping:
 		if exists && c.Running {
 			_ = m.rt.StopContainer(ctx, c.ID, runtime.StopOptions{Timeout: m.opts.StopTimeout})
@@ -112,36 +81,74 @@ func (m *Manager) reconcileOne(ctx context.Context, s Service, c runtime.Contain
 		_, err := m.transition(ctx, s.ID, StatusStopped, "stopped (finished after daemon restart)", nil)
 		return err
 	case StatusCreating:
-		// Killed between creating this run's container and starting it
-		// (or while Docker was still starting it, which Docker finishes
-		// on its own): the start step is redone, then resumed.
-		thisRun := runOf(c) == s.Run || c.Name == containerName(s)
-		startIt := exists && c.Status == runtime.StateCreated && thisRun && (s.ContainerID == "" || c.ID == s.ContainerID)
-		if !startIt && (!exists || !c.Running || (s.ContainerID != "" && c.ID != s.ContainerID)) {
-			return gone("start interrupted by a daemon restart")
-		}
-		if s.DeadlineAt != nil && !m.now().Before(*s.DeadlineAt) {
-			_ = m.rt.StopContainer(ctx, c.ID, runtime.StopOptions{Timeout: 2 * time.Second})
-			_, err := m.fail(ctx, s.ID, failure{kind: FailureTimeout, reason: fmt.Sprintf("timed out in phase %s after %s", s.Phase, m.timeoutOf(s))}, nil)
-			return err
-		}
-		eng, err := m.catalog.Get(s.EngineType)
-		if err != nil {
-			return err
-		}
-		deadline := m.now().Add(m.opts.StartTimeout)
-		if s.DeadlineAt != nil {
-			deadline = *s.DeadlineAt
-		}
-		if s.ContainerID == "" { // killed before the record got it
-			if s, err = m.col.Update(ctx, s.ID, func(x *Service) error { x.ContainerID = c.ID; return nil }); err != nil {
-				return err
-			}
-		}
-		m.resume(s, eng, c.ID, deadline, startIt)
-		return nil
+		return m.reconcileCreating(ctx, s, c, exists)
 	}
 	return nil
+}
+
+// reconcileCreating settles a start the daemon was killed in. Killed
+// between creating this run's container and starting it (or while the
+// runtime was still starting it, which it finishes on its own), the start
+// step is redone, then the start resumes; past its deadline it fails as a
+// timeout; with its container gone or exited, it fails saying so.
+func (m *Manager) reconcileCreating(ctx context.Context, s Service, c runtime.ContainerState, exists bool) error {
+	thisRun := runOf(c) == s.Run || c.Name == containerName(s)
+	startIt := exists && c.Status == runtime.StateCreated && thisRun && (s.ContainerID == "" || c.ID == s.ContainerID)
+	if !startIt && (!exists || !c.Running || (s.ContainerID != "" && c.ID != s.ContainerID)) {
+		_, err := m.fail(ctx, s.ID, m.interruptedFailure(ctx, s, c, exists), nil)
+		return err
+	}
+	if s.DeadlineAt != nil && !m.now().Before(*s.DeadlineAt) {
+		_ = m.rt.StopContainer(ctx, c.ID, runtime.StopOptions{Timeout: 2 * time.Second})
+		_, err := m.fail(ctx, s.ID, failure{kind: FailureTimeout, reason: fmt.Sprintf("timed out in phase %s after %s", s.Phase, m.timeoutOf(s))}, nil)
+		return err
+	}
+	eng, err := m.catalog.Get(s.EngineType)
+	if err != nil {
+		return err
+	}
+	deadline := m.now().Add(m.opts.StartTimeout)
+	if s.DeadlineAt != nil {
+		deadline = *s.DeadlineAt
+	}
+	if s.ContainerID == "" { // killed before the record got it
+		if s, err = m.col.Update(ctx, s.ID, func(x *Service) error { x.ContainerID = c.ID; return nil }); err != nil {
+			return err
+		}
+	}
+	m.resume(s, eng, c.ID, deadline, startIt)
+	return nil
+}
+
+// interruptedFailure says only what happened to a start the daemon was
+// killed in: a start can die before its container exists, or after
+// creating it but before starting it. (A running container here is not the
+// recorded one: the recorded one disappeared.)
+func (m *Manager) interruptedFailure(ctx context.Context, s Service, c runtime.ContainerState, exists bool) failure {
+	const prefix = "start interrupted by a daemon restart: "
+	ran := exists && !c.Running && c.Status != runtime.StateCreated
+	switch {
+	case ran:
+		return m.exitedFailure(ctx, s, c, prefix+fmt.Sprintf("container exited with code %d while the daemon was down", c.ExitCode))
+	case !exists && s.ContainerID == "":
+		return failure{kind: FailureInterrupted, reason: prefix + fmt.Sprintf("the daemon stopped in phase %s, before the container was created", s.Phase)}
+	case exists && !c.Running:
+		return failure{kind: FailureInterrupted, reason: prefix + "the container was created but never started"}
+	}
+	return failure{kind: FailureDisappeared, reason: prefix + "container disappeared while the daemon was down"}
+}
+
+// exitedFailure is the failure of a container that exited: its exit code,
+// OOM when the runtime says it was killed for memory, and the engine's own
+// lines explaining it.
+func (m *Manager) exitedFailure(ctx context.Context, s Service, c runtime.ContainerState, reason string) failure {
+	code := c.ExitCode
+	f := failure{kind: FailureExited, reason: reason, exitCode: &code}
+	if info, err := m.rt.InspectContainer(ctx, c.ID); err == nil && info.OOMKilled {
+		f.kind, f.oom = FailureOOM, true
+	}
+	f.explain(m.failureLines(ctx, c.ID), m.engineOf(s.EngineType))
+	return f
 }
 
 // resume continues a start after a daemon restart: its start step first
