@@ -142,6 +142,7 @@ type ContainerSpec struct {
 	Mounts        []Mount
 	GPUs          GPURequest
 	ShmSize       int64 // bytes; 0 = engine default
+	MemoryLimit   int64 // bytes of host memory; 0 = no limit (above it the kernel OOM-kills)
 }
 
 // ContainerState is what the engine reports about one container.

@@ -410,6 +410,7 @@ func (m *Manager) containerSpec(s Service, eng engines.Engine) (runtime.Containe
 		HostPort:      s.Port,
 		GPUs:          gpus,
 		ShmSize:       eng.ShmSize,
+		MemoryLimit:   eng.MemoryLimit,
 		Labels: map[string]string{
 			runtime.LabelManaged: "true",
 			runtime.LabelService: s.ID,
