@@ -44,7 +44,7 @@ type kenv struct {
 // setup starts `aima start` with runtime: kubernetes on the shared
 // cluster's real node, reaching engines by endpoint (pod_ip or proxy), and
 // registers a model (a directory on this host: the node's hostPath).
-func setup(t *testing.T, endpoint string) *kenv {
+func setup(t testing.TB, endpoint string) *kenv {
 	t.Helper()
 	img := testenv.EngineSimImage(t)
 	c := kube.Shared(t)
@@ -130,7 +130,7 @@ func getJSON(t *testing.T, d *testenv.DaemonProc, path string, v any) int {
 	return code
 }
 
-func decode[T any](t *testing.T, s string) T {
+func decode[T any](t testing.TB, s string) T {
 	t.Helper()
 	var v T
 	if err := json.Unmarshal([]byte(s), &v); err != nil {

@@ -67,8 +67,9 @@ state = %[2]q
 // host may have cgroup v1, which needs failCgroupV1: false), the private
 // containerd, logs and volume plugins under the node's directory, no
 // read-only port, anonymous access for the API server's pods/log,
-// pods/proxy and exec (it has no client certificate here), and node
-// status every 2 s so the tests see changes soon.
+// pods/proxy and exec (it has no client certificate here), node status
+// every 2 s so the tests see changes soon, and container logs rotated at
+// 200 MiB rather than 10 (a log benchmark reads 20 MB of one container).
 func (n *RealNode) writeKubeletConfig() error {
 	conf := fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -92,6 +93,7 @@ syncFrequency: 5s
 fileCheckFrequency: 5s
 maxPods: 50
 serializeImagePulls: false
+containerLogMaxSize: 200Mi
 `, RealNodeIP, n.sock, filepath.Join(n.dir, "pod-logs"), filepath.Join(n.dir, "kubelet", "volume-plugins"))
 	return os.WriteFile(filepath.Join(n.dir, "kubelet.yaml"), []byte(conf), 0o644)
 }

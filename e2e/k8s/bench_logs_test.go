@@ -1,0 +1,135 @@
+package k8s
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"aima/internal/testenv"
+)
+
+// Log throughput on the real node, against a direct read of pods/log
+// (client-go, as `kubectl logs` reads it) of the same Pod, in the same run:
+// a Pod of internal/testenv/testprog prints benchLines lines of
+// benchLineSize bytes, labelled as the container of a service that was
+// created (never started), so aima serves its logs like any service's.
+const (
+	benchLines    = 200000
+	benchLineSize = 100
+)
+
+// BenchmarkKubeLogs reads the 200,000-line log of a finished Pod whole,
+// alternating a direct pods/log read (the baseline: client-go in the
+// benchmark's process, streamed to io.Discard) with `aima service logs
+// --tail -1` (the CLI, through the daemon), a GET of /api/service/logs
+// (HTTP, the JSON document with each line's time) and a pods/log read with
+// timestamps (HTTP's baseline). x-kubectl-*: median baseline time / median
+// aima time, so ≥ 1 means at least as fast.
+func BenchmarkKubeLogs(b *testing.B) {
+	e := setup(b, "pod_ip")
+	img := testenv.TestProgImage(b)
+	if err := e.node.Import(context.Background(), img); err != nil {
+		b.Fatal(err)
+	}
+	out := e.d.MustCLI(b, "service", "create", "--model-id", "org/flood", "--engine-type", "vllm", "-o", "json").Stdout
+	id := decode[svcJSON](b, out).ID
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "flood", Namespace: e.ns,
+			Labels: map[string]string{"aima.managed": "true", "aima.service": id, "aima.run": "1"}},
+		Spec: corev1.PodSpec{
+			RestartPolicy: corev1.RestartPolicyNever, DNSPolicy: corev1.DNSDefault, NodeName: e.node.Name,
+			Containers: []corev1.Container{{Name: "engine", Image: img, ImagePullPolicy: corev1.PullNever,
+				Args: []string{fmt.Sprintf("flood:%d:%d", benchLines, benchLineSize)}}},
+		},
+	}
+	ctx := context.Background()
+	pods := e.c.Client.CoreV1().Pods(e.ns)
+	if _, err := pods.Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		p, err := pods.Get(ctx, "flood", metav1.GetOptions{})
+		return err == nil && p.Status.Phase == corev1.PodSucceeded, nil
+	})
+	if err != nil {
+		b.Fatalf("flood pod did not finish: %v", err)
+	}
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer null.Close()
+	direct := func(times bool) time.Duration {
+		t0 := time.Now()
+		rc, err := pods.GetLogs("flood", &corev1.PodLogOptions{Container: "engine", Timestamps: times}).Stream(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, err := io.Copy(null, rc)
+		rc.Close()
+		d := time.Since(t0)
+		if err != nil || n < benchLines*benchLineSize {
+			b.Fatalf("pods/log: %d bytes, %v", n, err)
+		}
+		return d
+	}
+	cli := func() time.Duration {
+		cmd := exec.Command(e.d.Bin, "service", "logs", id, "--tail", "-1")
+		cmd.Env = append(os.Environ(), "AIMA_ADDR="+e.d.Addr)
+		cmd.Stdout = null
+		var errb strings.Builder
+		cmd.Stderr = &errb
+		t0 := time.Now()
+		if err := cmd.Run(); err != nil {
+			b.Fatalf("aima service logs: %v\n%s", err, errb.String())
+		}
+		return time.Since(t0)
+	}
+	httpLogs := func() time.Duration {
+		t0 := time.Now()
+		resp, err := http.Get(e.d.URL() + "/api/service/logs?tail=-1&service_id=" + id)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, err := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		d := time.Since(t0)
+		if err != nil || resp.StatusCode != http.StatusOK || n < benchLines*benchLineSize {
+			b.Fatalf("GET logs: HTTP %d, %d bytes, %v", resp.StatusCode, n, err)
+		}
+		return d
+	}
+	var cliT, httpT, baseT, baseTST []time.Duration
+	for i := 0; i < b.N; i++ {
+		if i%2 == 1 {
+			cliT = append(cliT, cli())
+		}
+		baseT = append(baseT, direct(false))
+		if i%2 == 0 {
+			cliT = append(cliT, cli())
+		}
+		httpT = append(httpT, httpLogs())
+		baseTST = append(baseTST, direct(true))
+	}
+	ratio := func(name string, aima, base []time.Duration) {
+		ma, mb := testenv.Median(aima), testenv.Median(base)
+		b.ReportMetric(float64(mb)/float64(ma), "x-kubectl-"+name)
+		b.ReportMetric(testenv.Ms(ma), "ms-aima-"+name)
+		b.ReportMetric(testenv.Ms(mb), "ms-kubectl-"+name)
+		b.Logf("%s: aima %v, pods/log %v", name, aima, base)
+	}
+	ratio("cli", cliT, baseT)
+	ratio("t-http", httpT, baseTST)
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(float64(benchLines), "lines")
+}
