@@ -29,7 +29,7 @@ import (
 // kubelet's port, /sys/fs/cgroup/*/kubepods): RealNodeLock guards it.
 const (
 	RealNodeName = "aima-real"
-	RealNodeIP   = "10.88.0.1"   // the bridge's address (the kubelet refuses a loopback node IP)
+	RealNodeIP   = "10.88.0.1"    // the bridge's address (the kubelet refuses a loopback node IP)
 	RealPodCIDR  = "10.88.0.0/16" // Pod IPs, on the bridge
 	realBridge   = "aima-real0"
 	pauseRef     = "docker.io/aima/pause:1"
