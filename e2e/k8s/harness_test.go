@@ -108,13 +108,7 @@ func (e *kenv) status(t *testing.T, id string) svcJSON {
 // pod reads a run's Pod (its name is the service's container ID).
 func (e *kenv) pod(t *testing.T, name string) *corev1.Pod {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	p, err := e.c.Client.CoreV1().Pods(e.ns).Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		t.Fatalf("pod %s: %v", name, err)
-	}
-	return p
+	return e2ePod(t, e.c, e.ns, name)
 }
 
 // getJSON fetches an HTTP API route of the daemon and decodes it.
@@ -160,4 +154,16 @@ func inOrder(seen []string, want ...string) bool {
 		}
 	}
 	return i == len(want)
+}
+
+// e2ePod reads a Pod of the namespace.
+func e2ePod(t testing.TB, c *kube.Cluster, ns, name string) *corev1.Pod {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p, err := c.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("pod %s: %v", name, err)
+	}
+	return p
 }
