@@ -8,7 +8,6 @@ package k8s
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -111,26 +110,10 @@ func (e *kenv) pod(t *testing.T, name string) *corev1.Pod {
 	return e2ePod(t, e.c, e.ns, name)
 }
 
-// getJSON fetches an HTTP API route of the daemon and decodes it.
-func getJSON(t *testing.T, d *testenv.DaemonProc, path string, v any) int {
-	t.Helper()
-	code, body, err := d.Get(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		t.Fatalf("GET %s: %v: %s", path, err, body)
-	}
-	return code
-}
-
+// decode is testenv.DecodeJSON.
 func decode[T any](t testing.TB, s string) T {
 	t.Helper()
-	var v T
-	if err := json.Unmarshal([]byte(s), &v); err != nil {
-		t.Fatalf("decode %q: %v", s, err)
-	}
-	return v
+	return testenv.DecodeJSON[T](t, s)
 }
 
 // phases returns the `==> phase` lines of a start's progress, in order.

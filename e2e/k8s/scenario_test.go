@@ -49,7 +49,7 @@ func TestKubeScenario(t *testing.T) {
 	var httpLogs struct {
 		Lines []struct{ Stream, Text string } `json:"lines"`
 	}
-	if code := getJSON(t, e.d, "/api/service/logs?service_id="+id, &httpLogs); code != 200 {
+	if code := e.d.GetJSON(t, "/api/service/logs?service_id="+id, &httpLogs); code != 200 {
 		t.Fatalf("HTTP logs: %d", code)
 	}
 	var texts []string
@@ -60,7 +60,7 @@ func TestKubeScenario(t *testing.T) {
 		t.Errorf("HTTP logs differ from CLI logs:\nHTTP:\n%s\nCLI:\n%s", got, want)
 	}
 	var hs svcJSON
-	getJSON(t, e.d, "/api/service/status?service_id="+id, &hs)
+	e.d.GetJSON(t, "/api/service/status?service_id="+id, &hs)
 	if hs.Status != "running" || st.Status != "running" || hs.ContainerID != st.ContainerID {
 		t.Fatalf("status: HTTP %+v, CLI %+v, want both running with one Pod", hs, st)
 	}
