@@ -67,6 +67,21 @@ type RealNode struct {
 // another real node runs on the host. The caller must Stop it (Cluster.Stop
 // also does).
 func (c *Cluster) AddRealNode(ctx context.Context, images ...string) (*RealNode, error) {
+	return c.AddRealNodeWith(ctx, RealNodeOptions{Images: images})
+}
+
+// RealNodeOptions configure AddRealNodeWith.
+type RealNodeOptions struct {
+	// Images are Docker image refs imported into the node's containerd.
+	Images []string
+	// Locked runs once RealNodeLock is held, before the node changes
+	// anything on the host (a test takes its snapshot of the host there).
+	Locked func()
+}
+
+// AddRealNodeWith is AddRealNode with options.
+func (c *Cluster) AddRealNodeWith(ctx context.Context, opts RealNodeOptions) (*RealNode, error) {
+	images := opts.Images
 	if missing := missingNodeTools(); len(missing) > 0 {
 		return nil, fmt.Errorf("the real node needs %s (Debian: apt-get install %s)", strings.Join(missing, ", "), strings.Join(RealNodePackages, " "))
 	}
@@ -80,6 +95,9 @@ func (c *Cluster) AddRealNode(ctx context.Context, images ...string) (*RealNode,
 	unlock, err := lockWait(ctx, RealNodeLock)
 	if err != nil {
 		return nil, fmt.Errorf("real node lock %s: %w", RealNodeLock, err)
+	}
+	if opts.Locked != nil {
+		opts.Locked()
 	}
 	n := &RealNode{Name: RealNodeName, IP: RealNodeIP, c: c, dir: filepath.Join(c.Dir, "realnode"), unlock: unlock}
 	n.state, err = os.MkdirTemp("/run", "aima-rn-")

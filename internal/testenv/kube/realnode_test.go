@@ -76,10 +76,11 @@ func TestRealNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Stop()
-	before := hostSnapshot(t)
-
+	// The snapshot is taken under the host's real-node lock: another test
+	// process's node may run until then.
+	var before map[string]string
 	t0 := time.Now()
-	n, err := c.AddRealNode(ctx, img)
+	n, err := c.AddRealNodeWith(ctx, kube.RealNodeOptions{Images: []string{img}, Locked: func() { before = hostSnapshot(t) }})
 	if err != nil {
 		t.Fatal(err)
 	}
