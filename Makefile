@@ -44,7 +44,7 @@ demo-k8s: setup build enginesim kube-build
 # The local Kubernetes control plane the runtime/kubernetes tests start:
 # etcd, kube-apiserver, kube-scheduler, kube-controller-manager and kwok,
 # built from the Go module proxy once per version (minutes cold; cached
-# under ~/.cache/aima-kube), and the kubelet of its real node.
+# under ~/.cache/aima-kube), the kubelet of its real node and kubectl.
 kube-build:
 	bash scripts/kube-build.sh >/dev/null
 
