@@ -21,6 +21,9 @@ func TestKubeOOMKilled(t *testing.T) {
 	if s.Status != "failed" || s.Failure != "oom" || !s.OOMKilled || s.ExitCode == nil || *s.ExitCode != 137 {
 		t.Fatalf("after the OOM kill: %+v\nstart:\n%s", s, r.Stderr)
 	}
+	if !strings.Contains(r.Stderr, "OOM killed") {
+		t.Errorf("the failed start does not say it was OOM killed:\n%s", r.Stderr)
+	}
 	p := e.pod(t, s.ContainerID)
 	if lim := p.Spec.Containers[0].Resources.Limits.Memory().Value(); lim != memLimitMiB<<20 {
 		t.Errorf("pod memory limit %d, want %d", lim, memLimitMiB<<20)
