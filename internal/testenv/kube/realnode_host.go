@@ -68,9 +68,6 @@ func (h *hostState) addBridge() error {
 	if err := exec.Command("ip", "link", "show", realBridge).Run(); err == nil {
 		return fmt.Errorf("bridge %s exists: a real node's leftovers or another one's (delete it with `ip link del %s`)", realBridge, realBridge)
 	}
-	if _, err := os.Stat("/proc/sys/net/bridge/bridge-nf-call-iptables"); err != nil {
-		_ = exec.Command("modprobe", "br_netfilter").Run()
-	}
 	if out, err := exec.Command("ip", "link", "add", realBridge, "type", "bridge").CombinedOutput(); err != nil {
 		return fmt.Errorf("ip link add %s: %v: %s", realBridge, err, out)
 	}
