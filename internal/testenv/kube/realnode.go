@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -253,20 +254,30 @@ func (n *RealNode) ctr(ctx context.Context, args ...string) error {
 
 func (n *RealNode) ctrOut(ctx context.Context, stdin *exec.Cmd, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, "ctr", append([]string{"-a", n.sock, "-n", "k8s.io"}, args...)...)
-	var out, stderr bytes.Buffer
+	var out, stderr, inErr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr
+	var pipe io.ReadCloser
 	if stdin != nil {
-		pipe, err := stdin.StdoutPipe()
-		if err != nil {
+		var err error
+		if pipe, err = stdin.StdoutPipe(); err != nil {
 			return "", err
 		}
+		stdin.Stderr = &inErr
 		cmd.Stdin = pipe
 		if err := stdin.Start(); err != nil {
 			return "", err
 		}
-		defer func() { _ = stdin.Wait() }()
 	}
-	if err := cmd.Run(); err != nil {
+	err := cmd.Run()
+	if stdin != nil {
+		// Closing the read end ends a writer that ctr left blocked.
+		_ = pipe.Close()
+		// The writer's failure is the cause of ctr's, if both failed.
+		if werr := stdin.Wait(); werr != nil {
+			return "", fmt.Errorf("%s: %v: %s", strings.Join(stdin.Args, " "), werr, strings.TrimSpace(inErr.String()))
+		}
+	}
+	if err != nil {
 		return "", fmt.Errorf("ctr %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
 	return out.String(), nil

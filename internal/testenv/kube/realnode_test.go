@@ -87,6 +87,10 @@ func TestRealNode(t *testing.T) {
 	t.Logf("real node Ready, simulator image imported, in %s", time.Since(t0).Round(time.Millisecond))
 	defer n.Stop()
 
+	if err := n.Import(ctx, "aima-no-such-image:none"); err == nil || !strings.Contains(err.Error(), "docker save") {
+		t.Errorf("import of a missing image: %v, want docker save's error", err)
+	}
+
 	ns := c.Namespace(t)
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "sim", Namespace: ns},
