@@ -97,6 +97,7 @@ func (c *Cluster) AddRealNodeWith(ctx context.Context, opts RealNodeOptions) (*R
 	if err != nil {
 		return nil, fmt.Errorf("real node lock %s: %w", RealNodeLock, err)
 	}
+	cleanLeftovers()
 	if opts.Locked != nil {
 		opts.Locked()
 	}

@@ -3,6 +3,7 @@ package kube
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,11 +17,24 @@ import (
 
 // hostState is what the real node changes on the host outside its own
 // directories, recorded before it starts so Stop leaves the host as found.
+// It is also kept in realNodeState while the node runs, so a node whose
+// process died is undone by the next one (cleanLeftovers).
 type hostState struct {
-	sysctls    map[string]string // /proc/sys path -> value before
-	firewall   bool              // the kubelet's KUBE-FIREWALL chain existed before
-	madeBridge bool
-	madeDirs   []string // host directories the kubelet or CNI create that did not exist
+	Sysctls    map[string]string // /proc/sys path -> value before
+	Firewall   bool              // the kubelet's KUBE-FIREWALL chain existed before
+	MadeBridge bool
+	MadeDirs   []string // host directories the kubelet or CNI create that did not exist
+}
+
+// realNodeState holds the running node's hostState (JSON).
+const realNodeState = "/run/aima-real-node.json"
+
+func (h *hostState) save() error {
+	b, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(realNodeState, b, 0o600)
 }
 
 // The sysctls the kubelet (vm.*, kernel.*) and the bridge plugin
@@ -35,22 +49,22 @@ var nodeSysctls = []string{
 var nodeHostDirs = []string{"/var/lib/kubelet", "/var/lib/cni", "/var/log/containers", "/usr/libexec/kubernetes"}
 
 func saveHostState() (hostState, error) {
-	h := hostState{sysctls: map[string]string{}}
+	h := hostState{Sysctls: map[string]string{}}
 	for _, s := range nodeSysctls {
 		b, err := os.ReadFile("/proc/sys/" + s)
 		if err != nil {
 			return h, err
 		}
-		h.sysctls[s] = strings.TrimSpace(string(b))
+		h.Sysctls[s] = strings.TrimSpace(string(b))
 	}
-	h.firewall = exec.Command("iptables", "-S", "KUBE-FIREWALL").Run() == nil
+	h.Firewall = exec.Command("iptables", "-S", "KUBE-FIREWALL").Run() == nil
 	for _, d := range nodeHostDirs {
 		if _, err := os.Stat(d); os.IsNotExist(err) {
-			h.madeDirs = append(h.madeDirs, d)
+			h.MadeDirs = append(h.MadeDirs, d)
 		}
 	}
 	for _, d := range kubepodsCgroups() {
-		return h, fmt.Errorf("cgroup %s exists: another kubelet runs on this host", d)
+		return h, fmt.Errorf("cgroup %s exists: a kubelet this harness did not start runs on this host", d)
 	}
 	return h, nil
 }
@@ -66,12 +80,15 @@ func kubepodsCgroups() []string {
 // addBridge creates the Pods' bridge with the node's address.
 func (h *hostState) addBridge() error {
 	if err := exec.Command("ip", "link", "show", realBridge).Run(); err == nil {
-		return fmt.Errorf("bridge %s exists: a real node's leftovers or another one's (delete it with `ip link del %s`)", realBridge, realBridge)
+		return fmt.Errorf("bridge %s exists and is not a real node's leftover (delete it with `ip link del %s`)", realBridge, realBridge)
 	}
 	if out, err := exec.Command("ip", "link", "add", realBridge, "type", "bridge").CombinedOutput(); err != nil {
 		return fmt.Errorf("ip link add %s: %v: %s", realBridge, err, out)
 	}
-	h.madeBridge = true
+	h.MadeBridge = true
+	if err := h.save(); err != nil {
+		return err
+	}
 	for _, args := range [][]string{
 		{"addr", "add", RealNodeIP + "/16", "dev", realBridge},
 		{"link", "set", realBridge, "up"},
@@ -117,6 +134,7 @@ func (n *RealNode) Stop() {
 		rmdirTree(cg)
 	}
 	n.host.restore()
+	_ = os.Remove(realNodeState)
 	if n.state != "" {
 		_ = os.RemoveAll(n.state)
 	}
@@ -137,11 +155,7 @@ func (n *RealNode) removeContainers() {
 	}
 	containers := ids("containers")
 	for _, c := range containers {
-		// containerd's CNI DEL never runs: drop the results it cached.
-		m, _ := filepath.Glob("/var/lib/cni/results/aima-real-" + c + "-*")
-		for _, f := range m {
-			_ = os.Remove(f)
-		}
+		removeCNIResults(c)
 	}
 	for _, task := range ids("tasks") {
 		_ = n.ctr(ctx, "tasks", "kill", "-s", "SIGKILL", task)
@@ -154,6 +168,18 @@ func (n *RealNode) removeContainers() {
 	}
 	for _, c := range containers {
 		_ = n.ctr(ctx, "containers", "delete", c)
+	}
+}
+
+// removeCNIResults drops the results libcni cached for a sandbox (of the
+// node's network and of the loopback one): containerd's CNI DEL never runs
+// for containers removed behind the kubelet's back.
+func removeCNIResults(id string) {
+	for _, net := range []string{"aima-real", "cni-loopback"} {
+		m, _ := filepath.Glob("/var/lib/cni/results/" + net + "-" + id + "-*")
+		for _, f := range m {
+			_ = os.Remove(f)
+		}
 	}
 }
 
@@ -212,7 +238,7 @@ func rmdirTree(dir string) {
 
 // restore undoes the node's host changes recorded in h.
 func (h *hostState) restore() {
-	if !h.firewall {
+	if !h.Firewall {
 		// The kubelet installs KUBE-FIREWALL (jumped to from INPUT and
 		// OUTPUT) and canary chains whatever its config.
 		ipt := func(bin string, args ...string) { _ = exec.Command(bin, args...).Run() }
@@ -228,7 +254,7 @@ func (h *hostState) restore() {
 			ipt(bin, "-t", "mangle", "-X", "KUBE-IPTABLES-HINT")
 		}
 	}
-	if h.madeBridge {
+	if h.MadeBridge {
 		_ = exec.Command("ip", "link", "del", realBridge).Run()
 	}
 	links, _ := filepath.Glob("/var/log/containers/*.log")
@@ -237,10 +263,104 @@ func (h *hostState) restore() {
 			_ = os.Remove(l)
 		}
 	}
-	for _, d := range h.madeDirs {
+	for _, d := range h.MadeDirs {
 		_ = os.RemoveAll(d)
 	}
-	for s, v := range h.sysctls {
+	for s, v := range h.Sysctls {
 		_ = os.WriteFile("/proc/sys/"+s, []byte(v), 0o644)
 	}
+}
+
+// cleanLeftovers undoes what a real node whose process died (SIGKILL: its
+// kubelet and containerd die with it, by Pdeathsig, but not their shims nor
+// the Pods' processes) left on the host: its shims, the Pods' processes,
+// mounts, state directories, CNI results and cgroups, and, from the
+// hostState it kept in realNodeState, the bridge, iptables chains, host
+// directories and sysctls. It runs under RealNodeLock, so nothing of a live
+// node matches.
+func cleanLeftovers() {
+	leftover := func(path string) bool {
+		return strings.HasPrefix(path, "/run/aima-rn-") ||
+			(strings.HasPrefix(path, filepath.Join(os.TempDir(), "aima-kube-")) && strings.Contains(path, "/realnode/"))
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil || !bytes.Contains(b, []byte("containerd-shim")) || !bytes.Contains(b, []byte("/run/aima-rn-")) {
+			continue
+		}
+		if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
+		var mounts []string
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) >= 5 && leftover(f[4]) {
+				mounts = append(mounts, f[4])
+			}
+		}
+		sort.Sort(sort.Reverse(sort.StringSlice(mounts)))
+		for _, m := range mounts {
+			_ = syscall.Unmount(m, syscall.MNT_DETACH)
+		}
+	}
+	dirs, _ := filepath.Glob("/run/aima-rn-*")
+	for _, d := range dirs {
+		_ = os.RemoveAll(d)
+	}
+	// What the dead node recorded before it changed the host, if it got
+	// that far; else the kubelet's chains go unless a kubelet still runs.
+	var h *hostState
+	if b, err := os.ReadFile(realNodeState); err == nil {
+		h = &hostState{}
+		if json.Unmarshal(b, h) != nil {
+			h = nil
+		}
+	}
+	// The rest only when a node of ours left something: on a host where
+	// another kubelet runs, AddRealNode refuses to start anyway.
+	if h != nil || len(dirs) > 0 || exec.Command("ip", "link", "show", realBridge).Run() == nil {
+		results, _ := filepath.Glob("/var/lib/cni/results/aima-real-*")
+		for _, r := range results {
+			id := strings.TrimPrefix(filepath.Base(r), "aima-real-")
+			if i := strings.LastIndex(id, "-"); i > 0 {
+				removeCNIResults(id[:i])
+			}
+		}
+		// The Pods' processes outlive their shims: kill them by cgroup.
+		for _, cg := range kubepodsCgroups() {
+			killCgroupTree(cg)
+		}
+		for range 50 {
+			for _, cg := range kubepodsCgroups() {
+				rmdirTree(cg)
+			}
+			if len(kubepodsCgroups()) == 0 {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if h == nil {
+			h = &hostState{MadeBridge: true, Firewall: len(kubepodsCgroups()) > 0}
+		}
+		h.restore()
+		_ = os.Remove(realNodeState)
+	}
+}
+
+// killCgroupTree SIGKILLs every process in a cgroup directory tree.
+func killCgroupTree(dir string) {
+	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || d.Name() != "cgroup.procs" {
+			return nil
+		}
+		b, _ := os.ReadFile(p)
+		for _, f := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil && pid > 1 {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		return nil
+	})
 }
