@@ -4,7 +4,7 @@ BIN       ?= bin
 SIM_IMAGE ?= aima-enginesim:$(or $(AIMA_IMAGE_TAG),dev)
 ADDR      ?= 127.0.0.1:9090
 
-.PHONY: setup build enginesim kube-build run demo test test-short fuzz bench schemas docs fmt vet
+.PHONY: setup build enginesim kube-build run demo demo-k8s test test-short fuzz bench schemas docs fmt vet
 
 # Installs (Debian docker.io) and starts the Docker engine when none answers.
 setup:
@@ -30,10 +30,21 @@ run: build
 demo: setup build enginesim
 	$(BIN)/aima start --addr $(ADDR) --config examples/sim.yaml
 
+# The daemon on a local Kubernetes cluster: the control plane of the tests
+# with its real node (a kubelet, containerd, runc and a CNI bridge on this
+# machine; as root, with Debian's containerd, runc and
+# containernetworking-plugins), the simulator image imported into the node.
+# Ctrl-C stops the daemon, then the cluster, leaving the host as it was.
+# Each run starts with a fresh data dir: the cluster lives as long as the demo.
+demo-k8s: setup build enginesim kube-build
+	rm -rf $(BIN)/demo-k8s
+	$(GO) run ./internal/testenv/kube/localkube -image $(SIM_IMAGE) -- \
+	  $(BIN)/aima start --addr $(ADDR) --config examples/sim-k8s.yaml --data-dir $(BIN)/demo-k8s
+
 # The local Kubernetes control plane the runtime/kubernetes tests start:
 # etcd, kube-apiserver, kube-scheduler, kube-controller-manager and kwok,
 # built from the Go module proxy once per version (minutes cold; cached
-# under ~/.cache/aima-kube).
+# under ~/.cache/aima-kube), the kubelet of its real node and kubectl.
 kube-build:
 	bash scripts/kube-build.sh >/dev/null
 
@@ -58,7 +69,7 @@ fuzz:
 test-short:
 	$(GO) test -race -count=1 -short ./...
 
-bench: build enginesim
+bench: build enginesim kube-build
 	$(GO) test -run '^$$' -bench . -benchtime 5x ./...
 
 # The committed schemas and tool snapshots (schemas/): rewrite them after a

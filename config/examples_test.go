@@ -24,3 +24,23 @@ func TestSimExamplePointsEveryEngineAtTheSimulator(t *testing.T) {
 		}
 	}
 }
+
+// examples/sim-k8s.yaml (make demo-k8s) runs the simulator on Kubernetes,
+// in the namespace localkube creates, reached at Pod IPs.
+func TestSimK8sExampleRunsOnKubernetes(t *testing.T) {
+	c, err := Load(filepath.Join("..", "examples", "sim-k8s.yaml"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := engines.NewCatalog(c.Engines); err != nil {
+		t.Fatal(err)
+	}
+	if c.Runtime != RuntimeKubernetes || c.Kubernetes.Namespace != "aima" || c.Kubernetes.Endpoint != "pod_ip" || c.Kubernetes.Kubeconfig != "" {
+		t.Errorf("examples/sim-k8s.yaml: runtime %q, kubernetes %+v", c.Runtime, c.Kubernetes)
+	}
+	for typ := range engines.Builtin() {
+		if o := c.Engines[typ]; o.Image != "aima-enginesim:dev" || o.GPUs != "none" {
+			t.Errorf("examples/sim-k8s.yaml: engine %s is %+v, want the simulator without GPUs", typ, o)
+		}
+	}
+}

@@ -25,6 +25,10 @@ type Engine struct {
 	Args        []string          `json:"args,omitempty"`
 	Env         map[string]string `json:"env,omitempty"`
 	ShmSize     int64             `json:"shm_size,omitempty"`
+	// MemoryLimit caps the container's host memory in bytes (0: none): the
+	// kernel OOM-kills an engine above it (Docker's memory limit, the Pod's
+	// limits.memory).
+	MemoryLimit int64 `json:"memory_limit,omitempty"`
 	// MetricsPath is where the engine serves Prometheus metrics (turned on
 	// by its default Args where the engine needs a flag for it).
 	MetricsPath string `json:"metrics_path"`
@@ -240,6 +244,9 @@ type Override struct {
 	Args []string `yaml:"args" json:"args,omitempty"`
 	// Env is added to the environment of every service of the engine.
 	Env map[string]string `yaml:"env" json:"env,omitempty"`
+	// MemoryLimitMiB caps each container's host memory, in MiB (default
+	// 0: no limit); above it the kernel OOM-kills the engine.
+	MemoryLimitMiB int64 `yaml:"memory_limit_mib" json:"memory_limit_mib,omitempty"`
 }
 
 // Catalog is the effective set of engines after config overrides.
@@ -271,6 +278,10 @@ func NewCatalog(overrides map[string]Override) (*Catalog, error) {
 			}
 		}
 		e.Args = append(append([]string(nil), e.Args...), o.Args...)
+		if o.MemoryLimitMiB < 0 {
+			return nil, errs.Invalid("engines", "config: engine %s: memory_limit_mib %d is negative", name, o.MemoryLimitMiB)
+		}
+		e.MemoryLimit = o.MemoryLimitMiB << 20
 		if len(o.Env) > 0 {
 			env := map[string]string{}
 			for k, v := range e.Env {

@@ -31,17 +31,18 @@ func TestBuiltinCatalog(t *testing.T) {
 }
 
 func TestOverrides(t *testing.T) {
-	c, err := NewCatalog(map[string]Override{"vllm": {Image: "aima-enginesim:dev", GPUs: "none", Args: []string{"--max-num-seqs=8"}, Env: map[string]string{"A": "1"}}})
+	c, err := NewCatalog(map[string]Override{"vllm": {Image: "aima-enginesim:dev", GPUs: "none", Args: []string{"--max-num-seqs=8"}, Env: map[string]string{"A": "1"}, MemoryLimitMiB: 96}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	v, _ := c.Get("vllm")
-	if v.Image != "aima-enginesim:dev" || v.GPUs != "none" || len(v.Args) != 1 || v.Env["A"] != "1" {
+	if v.Image != "aima-enginesim:dev" || v.GPUs != "none" || len(v.Args) != 1 || v.Env["A"] != "1" || v.MemoryLimit != 96<<20 {
 		t.Fatalf("override not applied: %+v", v)
 	}
 	for name, o := range map[string]map[string]Override{
 		"unknown engine": {"tgi": {Image: "x"}},
 		"bad gpus":       {"vllm": {GPUs: "two"}},
+		"negative limit": {"vllm": {MemoryLimitMiB: -1}},
 	} {
 		if _, err := NewCatalog(o); errs.KindOf(err) != errs.InvalidArgument {
 			t.Errorf("%s: %v", name, err)

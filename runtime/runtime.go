@@ -146,7 +146,8 @@ type ContainerSpec struct {
 	// among a cluster runtime's GPUNodes (its GPUs are there); empty: the
 	// runtime decides. A single-host runtime (Docker) has one node and
 	// ignores it.
-	Node string
+	Node        string
+	MemoryLimit int64 // bytes of host memory; 0 = no limit (above it the kernel OOM-kills)
 }
 
 // ContainerState is what the engine reports about one container.

@@ -448,6 +448,7 @@ func (m *Manager) containerSpec(s Service, eng engines.Engine) (runtime.Containe
 		GPUs:          gpus,
 		ShmSize:       eng.ShmSize,
 		Node:          leaseNode(s),
+		MemoryLimit:   eng.MemoryLimit,
 		Labels: map[string]string{
 			runtime.LabelManaged: "true",
 			runtime.LabelService: s.ID,

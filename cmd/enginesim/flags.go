@@ -59,6 +59,10 @@ type options struct {
 	// GPUFreeGiB is the memory free on the GPU when the engine starts (0 =
 	// all of GPUMemGiB): less means another process holds the rest.
 	GPUFreeGiB float64
+	// HostMemGiB is host memory the engine allocates and touches as it
+	// starts (weights staged in host RAM), so a container memory limit
+	// below it gets the engine OOM-killed by the kernel.
+	HostMemGiB float64
 	TTFT       time.Duration // prefill time before the first token (default 0)
 	ITL        time.Duration // time between generated tokens (default 0)
 }
@@ -181,6 +185,7 @@ var knownFlags = map[string]flagSpec{
 	"sim-model-size":  {kindValue, "", gibSetter(func(o *options, g float64) { o.ModelSizeGiB = g })},
 	"sim-gpu-mem":     {kindValue, "", gibSetter(func(o *options, g float64) { o.GPUMemGiB = g })},
 	"sim-gpu-free":    {kindValue, "", gibSetter(func(o *options, g float64) { o.GPUFreeGiB = g })},
+	"sim-host-mem":    {kindValue, "", gibSetter(func(o *options, g float64) { o.HostMemGiB = g })},
 	"sim-ttft":        {kindValue, "", durSetter(func(o *options, d time.Duration) { o.TTFT = d })},
 	"sim-itl":         {kindValue, "", durSetter(func(o *options, d time.Duration) { o.ITL = d })},
 	"sim-legacy-health": {kindValue, "", func(o *options, v string) error {
@@ -202,6 +207,7 @@ var simEnv = []struct{ flag, env string }{
 	{"sim-model-size", "SIM_MODEL_SIZE"},
 	{"sim-gpu-mem", "SIM_GPU_MEM"},
 	{"sim-gpu-free", "SIM_GPU_FREE"},
+	{"sim-host-mem", "SIM_HOST_MEM"},
 	{"sim-ttft", "SIM_TTFT"},
 	{"sim-itl", "SIM_ITL"},
 	{"sim-legacy-health", "SIM_LEGACY_HEALTH"},

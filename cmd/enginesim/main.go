@@ -98,6 +98,8 @@ Simulator flags (env var in brackets; the flag wins):
   --sim-model-size SIZE    [SIM_MODEL_SIZE] weight size, e.g. 16GiB (default from files/config)
   --sim-gpu-mem SIZE       [SIM_GPU_MEM] simulated GPU memory, default 80GiB
   --sim-gpu-free SIZE      [SIM_GPU_FREE] memory free at start (another process holds the rest), default all
+  --sim-host-mem SIZE      [SIM_HOST_MEM] host memory allocated and held from the start (weights staged in
+                           host RAM), e.g. 512MiB: over a container memory limit, the kernel OOM-kills it
 `
 
 // runServe picks the personality from the command line, parses the

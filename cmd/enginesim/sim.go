@@ -51,6 +51,7 @@ type sim struct {
 	vars         map[string]string    // the script's placeholders
 	loading      atomic.Bool          // listening but not ready: SGLang warming up, llama-server loading
 	modelProblem string               // failure mode the model itself causes ("" = none)
+	hostMem      [][]byte             // --sim-host-mem, held
 	problemLine  string               // the engine's words for it
 	gguf         *ggufInfo            // llama-server: the GGUF header
 }
@@ -99,7 +100,20 @@ func (s *sim) batchedTokens() int {
 
 // run is the whole process lifetime; it returns the exit code.
 func (s *sim) run(ctx context.Context) int {
+	s.holdHostMemory()
 	return s.runScript(ctx)
+}
+
+// holdHostMemory allocates --sim-host-mem of host memory, touching every
+// page so the kernel charges it, and keeps it for the process's life.
+func (s *sim) holdHostMemory() {
+	for range int(s.o.HostMemGiB * 1024) {
+		b := make([]byte, 1<<20)
+		for i := 0; i < len(b); i += 4096 {
+			b[i] = 1
+		}
+		s.hostMem = append(s.hostMem, b)
+	}
 }
 
 // serve answers HTTP until a signal, or until the crash-after watchdog stops

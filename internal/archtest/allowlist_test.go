@@ -43,7 +43,7 @@ var allowed = map[string][]string{
 	"runtime/runtimetest": {"runtime"},
 	// domain
 	"models":        {"errs", "state"},
-	"gpu":           {"errs", "internal/units", "models"},
+	"gpu":           {"errs", "internal/units", "models", "runtime"},
 	"engines":       {"errs", "gpu"},
 	"services":      {"engines", "errs", "events", "gpu", "internal/kernelports", "internal/units", "models", "runtime", "state"},
 	"inference":     {"errs", "events", "services"},

@@ -31,6 +31,8 @@ type SimConfigOptions struct {
 	// GPUs is vllm's gpus setting (default none: the simulator needs no
 	// GPU). Tests with a fake GPU inventory use auto.
 	GPUs string
+	// MemoryLimitMiB is the engines' memory_limit_mib (default 0: none).
+	MemoryLimitMiB int
 	// Extra is appended verbatim: more top-level YAML lines, each ending in
 	// a newline.
 	Extra string
@@ -56,6 +58,9 @@ func SimConfig(t testing.TB, opts SimConfigOptions) string {
 	// command line aima gives it.
 	for _, engine := range []string{"vllm", "sglang", "llamacpp"} {
 		fmt.Fprintf(&b, "  %s:\n    image: %s\n    gpus: %s\n", engine, image, gpus)
+		if opts.MemoryLimitMiB > 0 {
+			fmt.Fprintf(&b, "    memory_limit_mib: %d\n", opts.MemoryLimitMiB)
+		}
 		if opts.NoEngineEnv {
 			continue
 		}

@@ -297,20 +297,6 @@ func (d *DaemonProc) Term(t testing.TB, bound time.Duration) (int, time.Duration
 	return d.cmd.ProcessState.ExitCode(), took
 }
 
-// GetJSON fetches an HTTP API route of the daemon, decodes its JSON body
-// into v and returns the status, failing the test when either goes wrong.
-func (d *DaemonProc) GetJSON(t testing.TB, path string, v any) int {
-	t.Helper()
-	code, body, err := d.Get(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		t.Fatalf("GET %s: %v", path, err)
-	}
-	return code
-}
-
 // Get does one HTTP GET of path against the daemon.
 func (d *DaemonProc) Get(path string) (int, []byte, error) {
 	c := http.Client{Timeout: 10 * time.Second}
@@ -321,6 +307,31 @@ func (d *DaemonProc) Get(path string) (int, []byte, error) {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, b, err
+}
+
+// GetJSON GETs path and decodes the answer into v, failing the test when
+// either fails; it returns the HTTP status.
+func (d *DaemonProc) GetJSON(t testing.TB, path string, v any) int {
+	t.Helper()
+	code, body, err := d.Get(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		t.Fatalf("GET %s: %v: %s", path, err, body)
+	}
+	return code
+}
+
+// DecodeJSON decodes s (a CLI's -o json output) into a T, failing the test
+// when it is not one.
+func DecodeJSON[T any](t testing.TB, s string) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		t.Fatalf("decode %q: %v", s, err)
+	}
+	return v
 }
 
 // Post does one HTTP POST of body, as JSON, to path against the daemon.

@@ -30,6 +30,7 @@ const defaultHostIP = "127.0.0.1"
 func (d *Docker) CreateContainer(ctx context.Context, spec runtime.ContainerSpec) (string, error) {
 	cfg := &container.Config{Image: spec.Image, Cmd: spec.Args, Env: spec.Env, Labels: spec.Labels}
 	hc := &container.HostConfig{ShmSize: spec.ShmSize}
+	hc.Memory = spec.MemoryLimit
 	if spec.ContainerPort > 0 {
 		port, err := network.ParsePort(fmt.Sprintf("%d/tcp", spec.ContainerPort))
 		if err != nil {

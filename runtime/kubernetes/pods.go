@@ -133,9 +133,15 @@ func (k *Kube) podFor(spec runtime.ContainerSpec) (*corev1.Pod, error) {
 	pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: "dshm", VolumeSource: corev1.VolumeSource{EmptyDir: shm}})
 	c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: "dshm", MountPath: "/dev/shm"})
 	k.modelVolumes(pod, &c, spec.Mounts)
+	if spec.MemoryLimit > 0 {
+		// A limit alone: the request defaults to it.
+		c.Resources.Limits = corev1.ResourceList{corev1.ResourceMemory: *resource.NewQuantity(spec.MemoryLimit, resource.BinarySI)}
+	}
 	if gpus > 0 {
-		q := *resource.NewQuantity(int64(gpus), resource.DecimalSI)
-		c.Resources.Limits = corev1.ResourceList{ResourceGPU: q}
+		if c.Resources.Limits == nil {
+			c.Resources.Limits = corev1.ResourceList{}
+		}
+		c.Resources.Limits[ResourceGPU] = *resource.NewQuantity(int64(gpus), resource.DecimalSI)
 	}
 	pod.Spec.Tolerations = k.tolerations(gpus > 0)
 	if spec.Node != "" {

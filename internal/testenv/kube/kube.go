@@ -58,6 +58,7 @@ type Cluster struct {
 
 	mu    sync.Mutex
 	procs []*proc
+	nodes []*RealNode // AddRealNode's, stopped before the control plane
 }
 
 type proc struct {
@@ -190,18 +191,31 @@ current-context: aima-test
 // run starts one component with its output in DIR/NAME.log; it dies with
 // the test process (Pdeathsig) if Stop never runs.
 func (c *Cluster) run(bin, name string, args ...string) error {
-	logPath := filepath.Join(c.Dir, name+".log")
-	f, err := os.Create(logPath)
+	p, err := spawn(c.Dir, filepath.Join(bin, name), name, args...)
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(filepath.Join(bin, name), args...)
+	c.mu.Lock()
+	c.procs = append(c.procs, p)
+	c.mu.Unlock()
+	return nil
+}
+
+// spawn starts path as the component name in dir, its output in
+// DIR/NAME.log; it dies with the test process (Pdeathsig).
+func spawn(dir, path, name string, args ...string) (*proc, error) {
+	logPath := filepath.Join(dir, name+".log")
+	f, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(path, args...)
 	cmd.Stdout, cmd.Stderr = f, f
-	cmd.Dir = c.Dir
+	cmd.Dir = dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		f.Close()
-		return fmt.Errorf("start %s: %w", name, err)
+		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
 	go func() {
@@ -209,10 +223,7 @@ func (c *Cluster) run(bin, name string, args ...string) error {
 		f.Close()
 		close(p.done)
 	}()
-	c.mu.Lock()
-	c.procs = append(c.procs, p)
-	c.mu.Unlock()
-	return nil
+	return p, nil
 }
 
 // waitReady polls /readyz until the API server answers 200, a component
@@ -251,6 +262,17 @@ func (c *Cluster) waitReady(ctx context.Context) error {
 	return nil
 }
 
+// stop ends the process: SIGTERM, then SIGKILL after 10 s.
+func (p *proc) stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
 func (c *Cluster) exited() *proc {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -264,22 +286,19 @@ func (c *Cluster) exited() *proc {
 	return nil
 }
 
-// Stop stops every component (SIGTERM, then SIGKILL after 10 s), newest
-// first, and removes the state directory.
+// Stop stops the real nodes (RealNode.Stop), then every component
+// (SIGTERM, then SIGKILL after 10 s), newest first, and removes the state
+// directory.
 func (c *Cluster) Stop() {
 	c.mu.Lock()
-	procs := c.procs
-	c.procs = nil
+	procs, nodes := c.procs, c.nodes
+	c.procs, c.nodes = nil, nil
 	c.mu.Unlock()
+	for _, n := range nodes {
+		n.Stop()
+	}
 	for i := len(procs) - 1; i >= 0; i-- {
-		p := procs[i]
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
+		procs[i].stop()
 	}
 	if os.Getenv("AIMA_KUBE_KEEP") == "" {
 		_ = os.RemoveAll(c.Dir)
@@ -391,4 +410,7 @@ func StopShared() {
 		shared.Stop()
 		shared = nil
 	}
+	sharedNodeMu.Lock()
+	sharedNode, sharedNodeErr = nil, nil
+	sharedNodeMu.Unlock()
 }

@@ -1,0 +1,104 @@
+package k8s
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// TestKubeScenario is the operator's acceptance scenario on Kubernetes,
+// through the built binary and the HTTP API, with the engine a real Pod on
+// the real node: create → start --wait (schedule, pull, create, start, the
+// engine's loading milestones, health_check) → logs → status over HTTP =
+// CLI → the endpoint answers → a failed start ends failed with the engine's
+// line → stop deletes the Pod.
+func TestKubeScenario(t *testing.T) {
+	e := setup(t, "pod_ip")
+	id := e.create(t, nil)
+
+	start := e.d.MustCLI(t, "service", "start", id, "--wait", "--timeout", "180")
+	if seen := phases(start.Stderr); !inOrder(seen, "cleanup", "pull", "create", "start", "loading", "health_check", "running") {
+		t.Errorf("phases %v: want cleanup, pull, create, start, loading, health_check, running in order", seen)
+	}
+	for _, want := range []string{
+		"scheduled: assigned to node " + e.node.Name, // the scheduler's and kubelet's steps
+		"already present on machine", "started: Container started",
+		"weights loaded", // the engine's own milestones
+	} {
+		if !strings.Contains(start.Stderr, want) {
+			t.Errorf("start progress lacks %q", want)
+		}
+	}
+
+	st := e.status(t, id)
+	p := e.pod(t, st.ContainerID)
+	if p.Spec.NodeName != e.node.Name || !strings.HasPrefix(p.Status.PodIP, "10.88.") {
+		t.Fatalf("pod %s on node %q at %q: want the real node %s, a bridge IP", p.Name, p.Spec.NodeName, p.Status.PodIP, e.node.Name)
+	}
+
+	logs := e.d.MustCLI(t, "service", "logs", id)
+	for _, want := range []string{"Resolved architecture", "Application startup complete."} {
+		if !strings.Contains(logs.Stdout, want) {
+			t.Errorf("service logs lack %q:\n%s", want, logs.Stdout)
+		}
+	}
+	var httpLogs struct {
+		Lines []struct{ Stream, Text string } `json:"lines"`
+	}
+	if code := e.d.GetJSON(t, "/api/service/logs?service_id="+id, &httpLogs); code != 200 {
+		t.Fatalf("HTTP logs: %d", code)
+	}
+	var texts []string
+	for _, l := range httpLogs.Lines {
+		texts = append(texts, l.Text)
+	}
+	if got, want := strings.Join(texts, "\n"), strings.TrimRight(logs.Stdout, "\n"); got != want {
+		t.Errorf("HTTP logs differ from CLI logs:\nHTTP:\n%s\nCLI:\n%s", got, want)
+	}
+	var hs svcJSON
+	e.d.GetJSON(t, "/api/service/status?service_id="+id, &hs)
+	if hs.Status != "running" || st.Status != "running" || hs.ContainerID != st.ContainerID {
+		t.Fatalf("status: HTTP %+v, CLI %+v, want both running with one Pod", hs, st)
+	}
+
+	// The service's endpoint on the daemon's host reaches the Pod.
+	resp, err := http.Get(st.Endpoint + "/v1/models")
+	if err != nil {
+		t.Fatalf("the service's endpoint %s: %v", st.Endpoint, err)
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"object":"list"`) {
+		t.Errorf("GET %s/v1/models: %d %s", st.Endpoint, resp.StatusCode, body)
+	}
+
+	// A start that fails ends failed with the engine's line and exit code.
+	failID := e.create(t, map[string]string{"SIM_FAIL": "model-missing"})
+	bad := e.d.CLI(t, "service", "start", failID, "--wait", "--timeout", "120")
+	if bad.Code == 0 {
+		t.Fatalf("failing start exited 0:\n%s", bad.Stderr)
+	}
+	if !strings.Contains(bad.Stderr, "exited with code 1") || !strings.Contains(bad.Stderr, "ValueError: Invalid repository ID or local directory specified") {
+		t.Errorf("failing start does not print the engine's line and exit code:\n%s", bad.Stderr)
+	}
+	if f := e.status(t, failID); f.Status != "failed" || f.Failure != "exited" || f.ExitCode == nil || *f.ExitCode != 1 {
+		t.Errorf("failed start: %+v, want failed, exited, exit code 1", f)
+	}
+	// Its Pod is kept, so its log stays readable.
+	if l := e.d.MustCLI(t, "service", "logs", failID); !strings.Contains(l.Stdout, "Invalid repository ID") {
+		t.Errorf("logs of the failed start:\n%s", l.Stdout)
+	}
+
+	e.d.MustCLI(t, "service", "stop", id)
+	if st := e.status(t, id); st.Status != "stopped" {
+		t.Fatalf("after stop: %q", st.Status)
+	}
+	// Kubernetes cannot stop a container and keep its Pod: stop deletes it.
+	if _, err := e.c.Client.CoreV1().Pods(e.ns).Get(t.Context(), st.ContainerID, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the stopped run's pod: %v, want it deleted", err)
+	}
+}
