@@ -121,13 +121,21 @@ export function healthView(main) {
   Promise.all([call('health_check', {}), call('system_doctor', {}).catch(e => ({error: e.message}))]).then(([hc, doc]) => {
     const info = store.info;
     const docker = hc.docker === 'ok';
+    // On Kubernetes the runtime is the cluster's API server (doctor's report).
+    const cl = doc.cluster;
+    const runtimeName = cl ? 'Kubernetes API server' : 'Docker engine';
     fill(box,
       h('div', {class: 'health-grid'},
-        h('div', {class: `health-item ${docker ? 'ok' : 'bad'}`, id: 'health-docker'}, h('b', {}, docker ? 'reachable' : 'unreachable'), h('span', {}, 'Docker engine')),
+        h('div', {class: `health-item ${docker ? 'ok' : 'bad'}`, id: 'health-docker'}, h('b', {}, docker ? 'reachable' : 'unreachable'), h('span', {}, runtimeName)),
         h('div', {class: 'health-item'}, h('b', {}, hc.version), h('span', {}, 'aima version')),
         h('div', {class: 'health-item'}, h('b', {}, info.read_only ? 'read-only' : 'read-write'), h('span', {}, 'mode'))),
       kv([
-        ['Docker', docker ? 'ok' : hc.docker],
+        [cl ? 'runtime' : 'Docker', docker ? 'ok' : hc.docker],
+        ...(cl ? [
+          ['cluster', h('span', {id: 'health-cluster'}, `${cl.server}${cl.version ? ` (${cl.version})` : ''}, namespace ${cl.namespace}, engines reached by ${cl.endpoint === 'pod_ip' ? 'Pod IP' : 'the API server proxy'}`)],
+          ['permissions missing', h('span', {id: 'health-cluster-missing'}, (cl.missing || []).join('\n') || 'none')],
+          ['cluster check', cl.error || ''],
+        ] : []),
         ['data dir', h('code', {id: 'health-datadir'}, info.data_dir || '')],
         ['state store', doc.store ? `${doc.store.backend || ''} ${doc.store.path || ''}` : ''],
         ['last backup', doc.store && doc.store.backup_at ? fmtDateTime(doc.store.backup_at) : ''],
