@@ -244,7 +244,6 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 	// cache's fill): hand that garbage back to the system now instead of
 	// keeping the heap it grew to (tens of MiB with 10,000 services).
 	debug.FreeOSMemory()
-	d.trimWhenIdle(ctx) // and a later burst's, once the daemon is quiet
 	// Requests run under their own context, cancelled with a reason at
 	// shutdown, so a client following a start learns why its stream ends.
 	reqCtx, cancelRequests := context.WithCancelCause(context.WithoutCancel(ctx))
