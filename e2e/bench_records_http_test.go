@@ -24,6 +24,8 @@ func BenchmarkRecordsCreatedOverHTTP(b *testing.B) {
 	testenv.RequireDocker(b)
 	d := testenv.NewDaemon(b, testenv.DaemonOptions{DataDir: filepath.Join(b.TempDir(), "data"), Env: benchEnv(),
 		Config: testenv.SimConfig(b, testenv.SimConfigOptions{Image: testenv.EngineSimRef})})
+	d.Restart(b)
+	time.Sleep(2 * time.Second) // past the start-up's reconcile and its return of garbage to the system
 	empty, _, _ := rssKiB(b, d.PID())
 	binary := binaryRSSKiB(b, d.PID())
 	b.ResetTimer()
