@@ -110,19 +110,23 @@ func TestServiceFailsWhenItsPodEnds(t *testing.T) {
 
 // A start whose Pod no node can take shows the scheduler's message as the
 // phase's, fails at the start's deadline with kind unschedulable and that
-// message, and the restart policy tries again: once a node fits, it runs.
+// message, and the restart policy tries again: once the node has room, it
+// runs. (aima's own placement refuses a start that fits no node before any
+// Pod exists; a Pod that is not aima's holding the node's GPUs, and a forced
+// start pinned there anyway, leave the waiting to the scheduler.)
 func TestUnschedulableStartFailsAtItsDeadlineThenRestarts(t *testing.T) {
 	e := newEnv(t)
-	e.engineNode(t, "small", 8)
+	node := e.engineNode(t, "small", 8)
+	e.otherPod(t, node, 8)
 	e.serveEngines(t)
-	d := daemontest.Start(t, e.engineConfig(t, "16", "start_timeout: 3s\n"), daemontest.Options{})
+	d := daemontest.Start(t, e.engineConfig(t, "8", "start_timeout: 3s\n"), daemontest.Options{})
 	ctx := ctxFor(t, 3*time.Minute)
 	m := d.Env.Services
 	s, err := m.Create(ctx, services.CreateSpec{ModelID: "org/name", EngineType: "vllm", RestartPolicy: services.RestartOnFailure})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Start(ctx, s.ID, 0); err != nil { // the configured start_timeout
+	if _, err := m.StartWith(ctx, s.ID, services.StartOptions{Force: true}); err != nil { // the configured start_timeout
 		t.Fatal(err)
 	}
 	got, err := m.Wait(ctx, s.ID, services.StatusFailed, time.Minute)
@@ -136,8 +140,9 @@ func TestUnschedulableStartFailsAtItsDeadlineThenRestarts(t *testing.T) {
 	if got.NextRestartAt == nil {
 		t.Fatalf("no restart planned by the on-failure policy")
 	}
-	// A node with room joins: the restart (or a later one) lands there.
-	e.engineNode(t, "big", 16)
+	// The other Pod ends: a restart (a later one if placement still saw
+	// its GPUs held) lands on the node.
+	e.removeOtherPod(t)
 	again := runningAgain(t, ctx, d, s.ID, s.Run)
 	if again.RestartCount < 1 || again.Run < 2 {
 		t.Errorf("running after restarts %d, run %d; want a restart by the policy", again.RestartCount, again.Run)

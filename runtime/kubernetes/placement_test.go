@@ -372,7 +372,7 @@ func TestPlacementSkipsCordonedAndNotReadyNodesAndCountsOtherPods(t *testing.T) 
 
 // otherPod runs a Pod that is not aima's on node, taking gpus GPUs, and
 // waits until it runs.
-func (e env) otherPod(t *testing.T, node string, gpus int64) {
+func (e env) otherPod(t testing.TB, node string, gpus int64) {
 	t.Helper()
 	ctx := ctxFor(t, time.Minute)
 	pod := &corev1.Pod{
@@ -398,6 +398,16 @@ func (e env) otherPod(t *testing.T, node string, gpus int64) {
 
 // limited is a runtime on the test's namespace as a user RBAC grants
 // nothing, closed when the test ends.
+// removeOtherPod deletes otherPod's Pod at once, giving its GPUs back.
+func (e env) removeOtherPod(t testing.TB) {
+	t.Helper()
+	ctx := ctxFor(t, time.Minute)
+	zero := int64(0)
+	if err := e.c.Client.CoreV1().Pods(e.ns).Delete(ctx, "cuda-job", metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func (e env) limited(t *testing.T) *kubernetes.Kube {
 	t.Helper()
 	path := t.TempDir() + "/kubeconfig"

@@ -21,9 +21,9 @@ import (
 // fits, the service runs.
 func TestDaemonRestartMidStartAdoptsThePod(t *testing.T) {
 	e := newEnv(t)
-	e.engineNode(t, "small", 8)
+	e.otherPod(t, e.engineNode(t, "small", 8), 8) // the scheduler waits for its GPUs (see TestUnschedulableStartFailsAtItsDeadlineThenRestarts)
 	e.serveEngines(t)
-	cfg := e.engineConfig(t, "16", "")
+	cfg := e.engineConfig(t, "8", "")
 	first := daemontest.Start(t, cfg, daemontest.Options{})
 	ctx := ctxFor(t, 3*time.Minute)
 	m := first.Env.Services
@@ -31,7 +31,7 @@ func TestDaemonRestartMidStartAdoptsThePod(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.StartWith(ctx, s.ID, services.StartOptions{Timeout: 2 * time.Minute}); err != nil {
+	if _, err := m.StartWith(ctx, s.ID, services.StartOptions{Timeout: 2 * time.Minute, Force: true}); err != nil {
 		t.Fatal(err)
 	}
 	// Wait until the start waits for the scheduler.
@@ -55,8 +55,8 @@ func TestDaemonRestartMidStartAdoptsThePod(t *testing.T) {
 	}
 	first.Stop()
 
-	// A node with room joins while no daemon runs.
-	e.engineNode(t, "big", 16)
+	// The node gets room while no daemon runs.
+	e.removeOtherPod(t)
 	second := daemontest.Start(t, cfg, daemontest.Options{DataDir: first.DataDir})
 	got, err := second.Env.Services.Wait(ctx, s.ID, services.StatusRunning, 2*time.Minute)
 	if err != nil {
@@ -85,9 +85,9 @@ func TestDaemonRestartMidStartAdoptsThePod(t *testing.T) {
 // data dir resumes it on that Pod.
 func TestDaemonKilledMidStartResumesOnThePod(t *testing.T) {
 	e := newEnv(t)
-	e.engineNode(t, "small", 8)
+	e.otherPod(t, e.engineNode(t, "small", 8), 8)
 	e.serveEngines(t)
-	d := testenv.StartDaemon(t, testenv.DaemonOptions{Config: e.engineConfig(t, "16", "")})
+	d := testenv.StartDaemon(t, testenv.DaemonOptions{Config: e.engineConfig(t, "8", "")})
 	ctx := ctxFor(t, 3*time.Minute)
 	cl := client.New(d.URL())
 	raw, err := cl.Call(ctx, "service_create", tools.ServiceCreateInput{ModelID: "org/name", EngineType: "vllm"}, nil)
@@ -98,7 +98,7 @@ func TestDaemonKilledMidStartResumesOnThePod(t *testing.T) {
 	if err := client.Decode(raw, &s); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cl.Call(ctx, "service_start", tools.ServiceStartInput{ServiceID: s.ID, TimeoutSeconds: 120}, nil); err != nil {
+	if _, err := cl.Call(ctx, "service_start", tools.ServiceStartInput{ServiceID: s.ID, TimeoutSeconds: 120, Force: true}, nil); err != nil {
 		t.Fatal(err)
 	}
 	// Wait until the scheduler said no node fits the service's Pod.
@@ -123,7 +123,7 @@ func TestDaemonKilledMidStartResumesOnThePod(t *testing.T) {
 	}
 	d.Kill(t)
 
-	e.engineNode(t, "big", 16)
+	e.removeOtherPod(t)
 	d.Restart(t)
 	raw, err = cl.Call(ctx, "service_wait", tools.ServiceWaitInput{ServiceID: s.ID, For: string(services.StatusRunning), TimeoutSeconds: 120}, nil)
 	if err != nil {
