@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -83,18 +81,7 @@ func (lb *logsBench) timed(b *testing.B, name string, args ...string) time.Durat
 // httpLogs reads the logs endpoint's whole answer and returns its wall time.
 func (lb *logsBench) httpLogs(b *testing.B) time.Duration {
 	b.Helper()
-	t0 := time.Now()
-	resp, err := http.Get(lb.daemon.URL() + "/api/service/logs?tail=-1&service_id=" + lb.service)
-	if err != nil {
-		b.Fatal(err)
-	}
-	n, err := io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	d := time.Since(t0)
-	if err != nil || resp.StatusCode != http.StatusOK || n < logLines*logLineSize {
-		b.Fatalf("GET logs: HTTP %d, %d bytes, %v", resp.StatusCode, n, err)
-	}
-	return d
+	return lb.daemon.TimeLogs(b, lb.service, logLines*logLineSize)
 }
 
 func waitExited(b *testing.B, id string) {

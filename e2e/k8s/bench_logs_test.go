@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -107,20 +106,7 @@ func BenchmarkKubeLogs(b *testing.B) {
 	kubectl := func(args ...string) time.Duration {
 		return timed(filepath.Join(bin, "kubectl"), append([]string{"--kubeconfig", e.c.Kubeconfig, "-n", e.ns, "logs", "flood", "-c", "engine"}, args...)...)
 	}
-	httpLogs := func() time.Duration {
-		t0 := time.Now()
-		resp, err := http.Get(e.d.URL() + "/api/service/logs?tail=-1&service_id=" + id)
-		if err != nil {
-			b.Fatal(err)
-		}
-		n, err := io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		d := time.Since(t0)
-		if err != nil || resp.StatusCode != http.StatusOK || n < benchLines*benchLineSize {
-			b.Fatalf("GET logs: HTTP %d, %d bytes, %v", resp.StatusCode, n, err)
-		}
-		return d
-	}
+	httpLogs := func() time.Duration { return e.d.TimeLogs(b, id, benchLines*benchLineSize) }
 	var cliT, httpT, kubectlT, kubectlTST, directT, directTST []time.Duration
 	for i := 0; i < b.N; i++ {
 		if i%2 == 1 {

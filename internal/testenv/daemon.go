@@ -297,6 +297,26 @@ func (d *DaemonProc) Term(t testing.TB, bound time.Duration) (int, time.Duration
 	return d.cmd.ProcessState.ExitCode(), took
 }
 
+// TimeLogs reads a service's whole log through the HTTP API
+// (GET /api/service/logs?tail=-1) and returns the wall time, failing the
+// test unless the answer is a 200 of at least minBytes: the HTTP column of
+// the log benchmarks, on Docker and on Kubernetes alike.
+func (d *DaemonProc) TimeLogs(tb testing.TB, serviceID string, minBytes int64) time.Duration {
+	tb.Helper()
+	t0 := time.Now()
+	resp, err := http.Get(d.URL() + "/api/service/logs?tail=-1&service_id=" + serviceID)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	took := time.Since(t0)
+	if err != nil || resp.StatusCode != http.StatusOK || n < minBytes {
+		tb.Fatalf("GET logs: HTTP %d, %d bytes, %v", resp.StatusCode, n, err)
+	}
+	return took
+}
+
 // Get does one HTTP GET of path against the daemon.
 func (d *DaemonProc) Get(path string) (int, []byte, error) {
 	c := http.Client{Timeout: 10 * time.Second}
