@@ -206,23 +206,9 @@ func serviceLifecycleOps() []Op {
 			Annotations: Annotations{Idempotent: true, LongRunning: true},
 			Positional:  "service_id",
 			Run: func(ctx context.Context, env *Env, in ServiceStartInput, rep Reporter) (StartOutput, error) {
-				timeout, err := timeoutOf(in.TimeoutSeconds, "timeout_seconds")
-				if err != nil {
-					return StartOutput{}, err
-				}
-				res, err := env.Services.StartWith(ctx, in.ServiceID, services.StartOptions{Timeout: timeout, Force: in.Force})
-				if err != nil {
-					return StartOutput{}, err
-				}
-				return startAndMaybeWait(ctx, env, res, in.Wait, rep)
+				return runStart(ctx, env, in, rep, env.Services.StartWith)
 			},
-			Render: func(o StartOutput) string {
-				s := renderService(o.Service)
-				if o.Note != "" {
-					s = o.Note + "\n" + s
-				}
-				return s
-			},
+			Render: renderStart,
 		}),
 		Declare(Spec[ServiceRef, StopOutput]{
 			Name:        "service_stop",
@@ -241,17 +227,9 @@ func serviceLifecycleOps() []Op {
 			Annotations: Annotations{LongRunning: true},
 			Positional:  "service_id",
 			Run: func(ctx context.Context, env *Env, in ServiceStartInput, rep Reporter) (StartOutput, error) {
-				timeout, err := timeoutOf(in.TimeoutSeconds, "timeout_seconds")
-				if err != nil {
-					return StartOutput{}, err
-				}
-				res, err := env.Services.RestartWith(ctx, in.ServiceID, services.StartOptions{Timeout: timeout, Force: in.Force})
-				if err != nil {
-					return StartOutput{}, err
-				}
-				return startAndMaybeWait(ctx, env, res, in.Wait, rep)
+				return runStart(ctx, env, in, rep, env.Services.RestartWith)
 			},
-			Render: func(o StartOutput) string { return renderService(o.Service) },
+			Render: renderStart,
 		}),
 		Declare(Spec[ServiceRef, services.Service]{
 			Name:        "service_sleep",
@@ -279,6 +257,32 @@ func serviceLifecycleOps() []Op {
 			Render: func(s services.Service) string { return "deleted " + s.ID },
 		}),
 	}
+}
+
+// runStart is the body service_start and service_restart share: the
+// input's timeout and force become the start's options, begin (the
+// manager's StartWith or RestartWith) starts it, and wait=true follows it
+// to its end.
+func runStart(ctx context.Context, env *Env, in ServiceStartInput, rep Reporter,
+	begin func(context.Context, string, services.StartOptions) (services.StartResult, error)) (StartOutput, error) {
+	timeout, err := timeoutOf(in.TimeoutSeconds, "timeout_seconds")
+	if err != nil {
+		return StartOutput{}, err
+	}
+	res, err := begin(ctx, in.ServiceID, services.StartOptions{Timeout: timeout, Force: in.Force})
+	if err != nil {
+		return StartOutput{}, err
+	}
+	return startAndMaybeWait(ctx, env, res, in.Wait, rep)
+}
+
+// renderStart shows the started service, after the start's note if any.
+func renderStart(o StartOutput) string {
+	s := renderService(o.Service)
+	if o.Note != "" {
+		s = o.Note + "\n" + s
+	}
+	return s
 }
 
 // waitFor parses the status a wait targets.
