@@ -159,6 +159,28 @@ func (m *Manager) Create(ctx context.Context, spec CreateSpec) (Service, error) 
 	if err != nil {
 		return Service{}, err
 	}
+	s, err := m.newRecord(ctx, eng, spec)
+	if err != nil {
+		return Service{}, err
+	}
+	if err := m.resolveModel(ctx, &s, spec.ModelID); err != nil {
+		return Service{}, err
+	}
+	unlock := m.lockPorts()
+	defer unlock()
+	if err := m.claimNameAndPort(ctx, &s, spec); err != nil {
+		return Service{}, err
+	}
+	if err := m.col.Create(ctx, s.ID, s); err != nil {
+		return Service{}, err
+	}
+	m.bus.Publish(events.Event{ServiceID: s.ID, Type: events.TypeCreated, Status: string(StatusCreated), Message: "created"})
+	return s, nil
+}
+
+// newRecord checks a create's spec against its engine and the config and
+// builds the record it describes (its model, name and port come next).
+func (m *Manager) newRecord(ctx context.Context, eng engines.Engine, spec CreateSpec) (Service, error) {
 	if spec.ModelID == "" {
 		return Service{}, errs.Invalid("model_id", "model_id is required")
 	}
@@ -191,17 +213,18 @@ func (m *Manager) Create(ctx context.Context, spec CreateSpec) (Service, error) 
 	if err := validateServing(spec); err != nil {
 		return Service{}, err
 	}
-	if spec.OnOOM == "" {
-		spec.OnOOM = m.opts.OnOOM // the config's on_oom
+	onOOM := spec.OnOOM
+	if onOOM == "" {
+		onOOM = m.opts.OnOOM // the config's on_oom
 	}
-	if spec.OnOOM, err = ParseOnOOM(spec.OnOOM); err != nil {
+	if onOOM, err = ParseOnOOM(onOOM); err != nil {
 		return Service{}, err
 	}
 	now := m.now().UTC()
 	s := Service{
-		ID: newID(), EngineType: eng.Type, GPUs: gpus, Args: spec.Args, Env: spec.Env,
+		ID: newID(), Name: spec.Name, EngineType: eng.Type, GPUs: gpus, Args: spec.Args, Env: spec.Env,
 		Status: StatusCreated, CreatedAt: now, UpdatedAt: now, RestartPolicy: policy,
-		Aliases: spec.Aliases, OnDemand: spec.OnDemand, SwapGroup: spec.SwapGroup, Evictable: spec.Evictable, OnOOM: spec.OnOOM,
+		Aliases: spec.Aliases, OnDemand: spec.OnDemand, SwapGroup: spec.SwapGroup, Evictable: spec.Evictable, OnOOM: onOOM,
 	}
 	if spec.IdleTimeout > 0 {
 		s.IdleTimeout = spec.IdleTimeout.String()
@@ -209,7 +232,14 @@ func (m *Manager) Create(ctx context.Context, spec CreateSpec) (Service, error) 
 	// A service aima may release sleeps instead of stopping where the
 	// engine can.
 	s.SleepMode = eng.Sleep != nil && (s.OnDemand || s.IdleTimeout != "" || s.SwapGroup != "" || s.Evictable)
-	model, err := m.models.Get(ctx, spec.ModelID)
+	return s, nil
+}
+
+// resolveModel points the record at its model: a registered model's files
+// (mounted under /models), or else a remote reference the engine fetches
+// itself, with a warning saying so.
+func (m *Manager) resolveModel(ctx context.Context, s *Service, modelID string) error {
+	model, err := m.models.Get(ctx, modelID)
 	switch {
 	case err == nil:
 		s.ModelID, s.ModelPath = model.ID, model.Path
@@ -218,26 +248,30 @@ func (m *Manager) Create(ctx context.Context, spec CreateSpec) (Service, error) 
 		if model.Format == "gguf" {
 			s.ModelRef = path.Join("/models", model.ID, "model.gguf")
 		}
+		return nil
 	case errs.Is(err, errs.NotFound):
-		if len(spec.ModelID) > 256 || !remoteRefRE.MatchString(spec.ModelID) {
-			return Service{}, errs.Invalid("model_id", "model_id %q is neither a registered model nor a valid remote reference (org/name)", truncate(spec.ModelID, 60))
+		if len(modelID) > 256 || !remoteRefRE.MatchString(modelID) {
+			return errs.Invalid("model_id", "model_id %q is neither a registered model nor a valid remote reference (org/name)", truncate(modelID, 60))
 		}
-		s.ModelID, s.ModelRef, s.ServedModel = spec.ModelID, spec.ModelID, spec.ModelID
-		s.Warnings = append(s.Warnings, fmt.Sprintf("model %q is not registered; it is passed to the engine as a remote model reference", spec.ModelID))
-	default:
-		return Service{}, err
+		s.ModelID, s.ModelRef, s.ServedModel = modelID, modelID, modelID
+		s.Warnings = append(s.Warnings, fmt.Sprintf("model %q is not registered; it is passed to the engine as a remote model reference", modelID))
+		return nil
 	}
-	s.Name = spec.Name
-	unlock := m.lockPorts()
-	defer unlock()
+	return err
+}
+
+// claimNameAndPort makes the record's name and ID unique among the
+// services (the name defaults to the ID) and checks an explicit port;
+// called with the port lock held, so two creates cannot claim the same.
+func (m *Manager) claimNameAndPort(ctx context.Context, s *Service, spec CreateSpec) error {
 	all, err := m.shared(ctx)
 	if err != nil {
-		return Service{}, err
+		return err
 	}
 	taken := map[string]bool{}
 	for _, o := range all {
 		if o.Name == s.Name {
-			return Service{}, errs.New(errs.Conflict, "a service named %q already exists (%s)", s.Name, o.ID)
+			return errs.New(errs.Conflict, "a service named %q already exists (%s)", s.Name, o.ID)
 		}
 		taken[o.ID], taken[o.Name] = true, true
 	}
@@ -253,15 +287,11 @@ func (m *Manager) Create(ctx context.Context, spec CreateSpec) (Service, error) 
 		// An explicit port is checked now; an automatic one is handed out
 		// at the first start (assignPort), so records never run out of ports.
 		if s.Port, err = m.allocatePort(spec.Port, all); err != nil {
-			return Service{}, err
+			return err
 		}
 		s.Endpoint = m.endpoint(s.Port)
 	}
-	if err := m.col.Create(ctx, s.ID, s); err != nil {
-		return Service{}, err
-	}
-	m.bus.Publish(events.Event{ServiceID: s.ID, Type: events.TypeCreated, Status: string(StatusCreated), Message: "created"})
-	return s, nil
+	return nil
 }
 
 func (m *Manager) endpoint(port int) string {
