@@ -242,6 +242,12 @@ func TestPausedLeaderIsFenced(t *testing.T) {
 	if !strings.Contains(e.a.Logs(), "lost its leader lease") {
 		t.Errorf("the old leader did not say it lost its lease:\n%s", e.a.Logs())
 	}
+	t.Logf("writes the old leader attempted and its fence refused: %d", strings.Count(e.a.Logs(), "writes nothing"))
+	for _, l := range strings.Split(e.a.Logs(), "\n") {
+		if strings.Contains(l, "writes nothing") {
+			t.Log(l)
+		}
+	}
 	// Its watches saw the Pods go; had it acted, a Pod would be back or a
 	// record changed. Look for a while.
 	deadline := time.Now().Add(5 * time.Second)
