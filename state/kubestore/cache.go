@@ -139,8 +139,8 @@ func (c *watchCache) remove(key string, rev uint64) {
 
 // The ReflectorStore side: what the watch reports.
 
-func (c *watchCache) Add(obj any) error    { return c.Update(obj) }
-func (c *watchCache) Resync() error        { return nil }
+func (c *watchCache) Add(obj any) error { return c.Update(obj) }
+func (c *watchCache) Resync() error     { return nil }
 func (c *watchCache) Update(obj any) error {
 	if u, ok := obj.(*unstructured.Unstructured); ok {
 		if e, ok := entryOf(u); ok {
