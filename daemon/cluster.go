@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -186,12 +185,7 @@ func (d *Daemon) readyz() http.Handler {
 		if d.opts.Fence != nil {
 			body["role"] = "leader"
 			if err := d.opts.Fence(r.Context()); err != nil {
-				var e *errs.Error
-				msg := err.Error()
-				if errors.As(err, &e) {
-					msg = e.Error()
-				}
-				body["ready"], body["error"] = false, msg
+				body["ready"], body["error"] = false, err.Error()
 				writeJSON(w, http.StatusServiceUnavailable, body)
 				return
 			}

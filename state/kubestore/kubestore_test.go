@@ -22,7 +22,7 @@ func TestMain(m *testing.M) {
 
 // open opens a store in ns on the shared cluster, closed when the test
 // ends.
-func open(t *testing.T, c *kube.Cluster, ns string) *kubestore.Store {
+func open(t testing.TB, c *kube.Cluster, ns string) *kubestore.Store {
 	t.Helper()
 	s, err := kubestore.Open(context.Background(), kubestore.Options{Rest: c.Rest, Namespace: ns})
 	if err != nil {
