@@ -82,6 +82,16 @@ func runReplica(ctx context.Context, opts Options, cfg config.Config, log *slog.
 	if err := serveFollower(ctx, ln, el); err != nil || ctx.Err() != nil {
 		return err
 	}
+	// The previous leader's last writes may not have come through the
+	// watch yet: read the store afresh before building on it.
+	if r, ok := store.(interface{ Resync(context.Context) error }); ok {
+		rctx, cancel := context.WithTimeout(ctx, time.Minute)
+		err := r.Resync(rctx)
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
 	opts.Store, opts.Fence = store, el.Fence
 	d, err := New(opts)
 	if err != nil {

@@ -237,3 +237,24 @@ func (s *Store) wrap(err error, op, key string) error {
 func conflict(op, key string) error {
 	return errs.Wrap(errs.Conflict, state.ErrConflict, "%s %q", op, key)
 }
+
+// Resync reads every record from the API server (a consistent list) into
+// the cache: afterwards the cache holds at least every write the API
+// server had taken when Resync began. A replica calls it when it is
+// elected, before it builds anything on the store, so the last writes of
+// the previous leader are there even if the watch has not told of them
+// yet.
+func (s *Store) Resync(ctx context.Context) error {
+	if s.closed.Load() {
+		return errClosed
+	}
+	l, err := s.ri.List(ctx, metav1.ListOptions{LabelSelector: labels.Set{LabelStore: s.name}.String()})
+	if err != nil {
+		return s.wrap(err, "list", "")
+	}
+	objs := make([]any, len(l.Items))
+	for i := range l.Items {
+		objs[i] = &l.Items[i]
+	}
+	return s.cache.Replace(objs, l.GetResourceVersion())
+}

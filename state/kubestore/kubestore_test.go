@@ -76,8 +76,13 @@ func TestTwoStores(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if e, _, _ := a.Get(ctx, "counter"); string(e.Value) != "xxxxxxxxxx" {
+	// b wrote last: it reads its write; a sees it once the watch tells.
+	e, _, _ = b.Get(ctx, "counter")
+	if string(e.Value) != "xxxxxxxxxx" {
 		t.Fatalf("counter = %q", e.Value)
+	}
+	if got := waitFor(t, a, "counter", e.Rev); string(got.Value) != "xxxxxxxxxx" {
+		t.Fatalf("a reads counter = %q", got.Value)
 	}
 	// A delete reaches the other store.
 	if err := a.Delete(ctx, "services/svc-1", r2); err != nil {
@@ -123,5 +128,33 @@ func TestOpenErrors(t *testing.T) {
 	_, err := kubestore.Open(context.Background(), kubestore.Options{Rest: &limited, Namespace: c.Namespace(t)})
 	if errs.KindOf(err) != errs.PermissionDenied {
 		t.Fatalf("open without rights: %v, want permission_denied", err)
+	}
+}
+
+// Resync brings in what the API server has even before the watch tells.
+func TestResync(t *testing.T) {
+	c := kube.Shared(t)
+	c.InstallCRDs(t)
+	ns := c.Namespace(t)
+	a, b := open(t, c, ns), open(t, c, ns)
+	ctx := context.Background()
+	r, err := a.Put(ctx, "models/m", []byte(`{"id":"m"}`), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Resync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if e, ok, _ := b.Get(ctx, "models/m"); !ok || e.Rev < r {
+		t.Fatalf("after Resync b reads %+v %v, want rev %d", e, ok, r)
+	}
+	if err := a.Delete(ctx, "models/m", r); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Resync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := b.Get(ctx, "models/m"); ok {
+		t.Fatal("after Resync b still reads a deleted record")
 	}
 }
