@@ -4,7 +4,7 @@ BIN       ?= bin
 SIM_IMAGE ?= aima-enginesim:$(or $(AIMA_IMAGE_TAG),dev)
 ADDR      ?= 127.0.0.1:9090
 
-.PHONY: setup build enginesim kube-build run demo demo-k8s test test-short fuzz bench schemas docs fmt vet
+.PHONY: setup build image enginesim kube-build run demo demo-k8s test test-short fuzz bench schemas docs fmt vet
 
 # Installs (Debian docker.io) and starts the Docker engine when none answers.
 setup:
@@ -12,6 +12,15 @@ setup:
 
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/aima ./cmd/aima
+
+# The daemon's image: the static binary FROM scratch, non-root (the Helm
+# chart, deploy/helm/aima, runs it with a read-only root filesystem).
+AIMA_IMAGE ?= aima:$(or $(AIMA_IMAGE_TAG),dev)
+image:
+	mkdir -p $(BIN)/aima-ctx
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/aima-ctx/aima ./cmd/aima
+	cp cmd/aima/Dockerfile $(BIN)/aima-ctx/Dockerfile
+	docker build -q -t $(AIMA_IMAGE) $(BIN)/aima-ctx
 
 # The engine simulator image: a static binary in a FROM scratch image, built
 # from this repository only (no registry needed).

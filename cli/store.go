@@ -28,6 +28,7 @@ type storeReport struct {
 
 func storeCommand(std IO) *ucli.Command {
 	dataDir := &ucli.StringFlag{Name: "data-dir", Usage: "state directory (default ~/.aima)", Sources: ucli.EnvVars("AIMA_DATA_DIR")}
+	configFlag := &ucli.StringFlag{Name: "config", Usage: "YAML config file (store: kubernetes keeps the store in the API server)", Sources: ucli.EnvVars("AIMA_CONFIG")}
 	storePath := func(cmd *ucli.Command) string {
 		dir := cmd.String("data-dir")
 		if dir == "" {
@@ -37,7 +38,7 @@ func storeCommand(std IO) *ucli.Command {
 	}
 	return &ucli.Command{
 		Name:  "store",
-		Usage: "inspect or restore the daemon's state store file (aima.db) without a daemon",
+		Usage: "inspect, back up, restore or migrate the daemon's state store without a daemon",
 		Commands: []*ucli.Command{
 			{
 				Name:  "check",
@@ -45,8 +46,13 @@ func storeCommand(std IO) *ucli.Command {
 				Description: "Reads the files without changing them and without a daemon (a running daemon's store shows as locked;\n" +
 					"use `aima doctor` then). Reports, for the store and its backup: ok, missing, empty, truncated, corrupt or\n" +
 					"locked, with what is wrong, the records by kind, and records that cannot be read.",
-				Flags: []ucli.Flag{dataDir},
+				Flags: []ucli.Flag{dataDir, configFlag},
 				Action: func(ctx context.Context, cmd *ucli.Command) error {
+					if cfg, err := storeConfig(cmd); err != nil {
+						return err
+					} else if cfg.Store == config.StoreKubernetes {
+						return checkKubeStore(ctx, std, cmd, cfg)
+					}
 					path := storePath(cmd)
 					rep := storeReport{Store: state.InspectBolt(path), Backup: state.InspectBolt(state.BackupPath(path))}
 					format := cmd.Root().String("output")
@@ -70,8 +76,17 @@ func storeCommand(std IO) *ucli.Command {
 				Description: "Copies the backup over the store after checking the backup is sound. The current file, if any, is kept\n" +
 					"beside it. A sound aima.db is replaced only with --force, since the changes made after the backup\n" +
 					"are lost. Engine containers are not touched: the next daemon adopts those its restored records know.",
-				Flags: []ucli.Flag{dataDir, &ucli.BoolFlag{Name: "force", Usage: "restore even over a sound aima.db"}},
+				Flags: []ucli.Flag{dataDir, configFlag, &ucli.BoolFlag{Name: "force", Usage: "restore even over a sound aima.db (or over a store that holds records)"},
+					&ucli.StringFlag{Name: "from", Usage: "a file written by `aima store backup` to restore instead (the only way for store: kubernetes)"}},
 				Action: func(ctx context.Context, cmd *ucli.Command) error {
+					if cmd.String("from") != "" {
+						return restoreFromFile(ctx, std, cmd)
+					}
+					if cfg, err := storeConfig(cmd); err != nil {
+						return err
+					} else if cfg.Store == config.StoreKubernetes {
+						return errs.Invalid("from", "store: kubernetes keeps no backup file of its own: restore one written by `aima store backup` with --from FILE")
+					}
 					res, err := state.RestoreBolt(storePath(cmd), cmd.Bool("force"))
 					if err != nil {
 						return err
@@ -88,6 +103,8 @@ func storeCommand(std IO) *ucli.Command {
 					return nil
 				},
 			},
+			backupCommand(std, dataDir, configFlag),
+			migrateCommand(std, dataDir, configFlag),
 		},
 	}
 }

@@ -34,7 +34,8 @@ const MaxFileSize = 1 << 20
 type Config struct {
 	// Engines overrides the built-in engine catalog per engine type.
 	Engines map[string]engines.Override `yaml:"engines"`
-	// Store selects the state backend: bolt (default), memory, gokv-file.
+	// Store selects the state backend: bolt (default), memory, gokv-file,
+	// or kubernetes (the API server of the kubernetes section).
 	Store string `yaml:"store"`
 	// BindHost is the host address engine ports are published on.
 	BindHost string `yaml:"bind_host"`
@@ -88,6 +89,9 @@ type Config struct {
 	Runtime string `yaml:"runtime"`
 	// Kubernetes is where and how the kubernetes runtime runs engine Pods.
 	Kubernetes Kubernetes `yaml:"kubernetes"`
+	// Cluster is aima as a cluster service: the store's name and leader
+	// election among daemons sharing it.
+	Cluster Cluster `yaml:"cluster"`
 }
 
 // HTTP is the config file's http section: what one client, or all of
@@ -175,6 +179,7 @@ func Default() Config {
 		GPUPolicy:        string(d.GPUPolicy),
 		Runtime:          RuntimeDocker,
 		Kubernetes:       defaultKubernetes(),
+		Cluster:          defaultCluster(),
 	}
 }
 
@@ -228,9 +233,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("bind_host %q: want an IP address of this host, e.g. 127.0.0.1 or 0.0.0.0 (engine ports are published on it)", c.BindHost)
 	}
 	switch c.Store {
-	case "bolt", "memory", "gokv-file":
+	case "bolt", "memory", "gokv-file", StoreKubernetes:
 	default:
-		return fmt.Errorf("store %q: want bolt, memory or gokv-file", c.Store)
+		return fmt.Errorf("store %q: want bolt, memory, gokv-file or kubernetes", c.Store)
+	}
+	if err := c.validateCluster(); err != nil {
+		return err
 	}
 	if _, err := gpu.ParseAttach(c.GPUAttach); err != nil {
 		return err

@@ -53,6 +53,13 @@ type Options struct {
 	// Runtime, when set, is used instead of a Docker client (tests pass
 	// runtime/fakeruntime); the daemon does not close it.
 	Runtime runtime.Runtime
+	// Store, when set, is used instead of opening the configured one (a
+	// replica opens its store before it is elected: cluster.go); the
+	// daemon does not close it.
+	Store state.Store
+	// Fence, when set, is asked before every runtime write and fails it
+	// when this daemon may no longer write (it lost its lease).
+	Fence func(ctx context.Context) error
 }
 
 // Daemon is a built daemon: everything wired, nothing running until Serve.
@@ -61,14 +68,15 @@ type Daemon struct {
 	Env    *tools.Env
 	Config config.Config
 
-	opts    Options
-	store   state.Store
-	journal *services.Journal
-	closeRT func() error
-	manager *services.Manager
-	metrics *metrics.Metrics
-	log     *slog.Logger
-	handler http.Handler
+	opts       Options
+	store      state.Store
+	closeStore func() error
+	journal    *services.Journal
+	closeRT    func() error
+	manager    *services.Manager
+	metrics    *metrics.Metrics
+	log        *slog.Logger
+	handler    http.Handler
 	// patterns are the routes handler serves (see Routes).
 	patterns []string
 	// conns bounds the connections Serve accepts (counted on /metrics).
@@ -117,16 +125,25 @@ func New(opts Options) (*Daemon, error) {
 	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
 		return nil, errs.Invalid("data_dir", "data dir %s: %v", opts.DataDir, err)
 	}
-	store, err := state.Open(cfg.Store, opts.DataDir)
-	if err != nil {
-		return nil, err
+	store, closeStore := opts.Store, func() error { return nil }
+	if store == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		store, err = OpenStore(ctx, cfg, opts.DataDir, "aima/"+Version)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		closeStore = store.Close
 	}
 	rt, closeRT := opts.Runtime, func() error { return nil }
 	if rt == nil {
 		if rt, closeRT, err = newRuntime(cfg, opts, store, log); err != nil {
-			store.Close()
+			_ = closeStore()
 			return nil, err
 		}
+	}
+	if opts.Fence != nil {
+		rt, store = fenced(rt, store, opts.Fence)
 	}
 	// The metrics observe every event as it is published, so they exist
 	// before the bus; their sources are bound once the manager exists.
@@ -161,7 +178,7 @@ func New(opts Options) (*Daemon, error) {
 	scraper := enginemetrics.NewScraper(0)
 	env := &tools.Env{Services: mgr, Inference: gw, Models: reg, Catalog: catalog, Runtime: rt, Version: Version, DataDir: opts.DataDir, ReadOnly: opts.ReadOnly,
 		EngineMetrics: scraper}
-	d := &Daemon{Env: env, Config: cfg, opts: opts, store: store, journal: journal, closeRT: closeRT, manager: mgr, log: log, metrics: mx}
+	d := &Daemon{Env: env, Config: cfg, opts: opts, store: store, closeStore: closeStore, journal: journal, closeRT: closeRT, manager: mgr, log: log, metrics: mx}
 	d.conns = httpguard.NewConnLimiter(httpguard.ConnLimits{Max: cfg.HTTP.MaxConnections, PerClient: cfg.HTTP.MaxConnectionsPerClient}, log)
 	mx.Bind(metrics.Sources{Services: mgr, Bus: bus, Engines: scraper, GPUs: gpus, Connections: func() metrics.ConnStats {
 		s := d.conns.Stats()
@@ -209,7 +226,7 @@ func (d *Daemon) Close() {
 	d.Env.EngineMetrics.Close()
 	_ = d.closeRT()
 	d.journal.Close() // what it still queues, before the store closes
-	_ = d.store.Close()
+	_ = d.closeStore()
 }
 
 // errShuttingDown ends requests in flight when the daemon stops.
@@ -278,6 +295,17 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 func Run(ctx context.Context, opts Options) error {
 	if opts.Token == "" && !httpguard.IsLoopback(opts.Addr) {
 		return errs.Invalid("addr", "refusing to listen on %s, beyond loopback, without a token: the API starts containers; set AIMA_TOKEN or AIMA_TOKEN_FILE (clients send it as a bearer token) or listen on 127.0.0.1", opts.Addr)
+	}
+	cfg, err := config.Load(opts.ConfigPath, opts.ConfigPath != "")
+	if err != nil {
+		return err
+	}
+	if cfg.Cluster.LeaderElection.Enabled {
+		log := opts.Logger
+		if log == nil {
+			log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+		}
+		return runReplica(ctx, opts, cfg, log)
 	}
 	d, err := New(opts)
 	if err != nil {

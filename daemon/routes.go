@@ -32,7 +32,9 @@ import (
 func (d *Daemon) routes() (http.Handler, error) {
 	g, err := httpguard.New(httpguard.Options{
 		AllowedHosts: d.Config.AllowedHosts, AllowedOrigins: d.Config.AllowedOrigins, Token: d.opts.Token, Logger: d.log,
-		Public: web.Public, // the dashboard's own files carry no data; it logs in for the rest
+		// The dashboard's own files carry no data (it logs in for the
+		// rest); /readyz says only whether this replica serves.
+		Public: func(p string) bool { return web.Public(p) || p == "/readyz" },
 	})
 	if err != nil {
 		return nil, err
@@ -52,6 +54,7 @@ func (d *Daemon) routes() (http.Handler, error) {
 	mount(mcp.Path, metrics.Tag(tools.FrontendMCP, d.mcpHandler(caller)))
 	mount(jsonrpc.Path, metrics.Tag(tools.FrontendJSONRPC, jsonrpc.Handler(caller, jsonrpc.Options{ReadOnly: d.Env.ReadOnly})))
 	mount(gateway.Path, gateway.New(d.Env.Inference, d.log))
+	mount("GET /readyz", d.readyz())
 	d.metrics.Mount(mount) // /metrics, /metrics/engines, /metrics/targets
 	ui := web.Handler(web.Options{TokenRequired: g.TokenRequired, Authorized: g.Authorized})
 	for _, p := range []string{web.Prefix, "/ui", "GET /{$}"} {

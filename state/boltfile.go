@@ -1,9 +1,7 @@
 package state
 
 import (
-	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -245,9 +243,5 @@ func recordProblem(v []byte) string {
 	if len(v) < 8 {
 		return fmt.Sprintf("%d bytes, shorter than the revision header", len(v))
 	}
-	body := bytes.TrimSpace(v[8:])
-	if len(body) == 0 || body[0] != '{' || !json.Valid(body) {
-		return "not a JSON object"
-	}
-	return ""
+	return valueProblem(v[8:])
 }

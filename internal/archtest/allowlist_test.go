@@ -18,8 +18,8 @@ import (
 // first:
 //
 //	leaves:    errs, events, runtime, internal/{units,filelock,kernelports,modroot}
-//	storage:   state; runtime implementations (docker, kubernetes, fakeruntime)
-//	domain:    models → gpu → engines → services → inference, enginemetrics; config
+//	storage:   state and its implementations (kubestore); runtime implementations (docker, kubernetes, fakeruntime)
+//	domain:    models → gpu → engines → services → inference, enginemetrics; config; cluster
 //	operations: tools
 //	front-ends: httperr, httpguard, httpapi, mcp, jsonrpc, gateway, metrics, web, client
 //	root:      daemon (the one composition root) → cli → cmd/aima
@@ -35,10 +35,13 @@ var allowed = map[string][]string{
 	"internal/filelock":    {},
 	"internal/kernelports": {},
 	"internal/modroot":     {},
+	"internal/kubeconf":    {"errs"},
 	// storage and runtimes
 	"state":               {"errs"},
 	"runtime/docker":      {"errs", "runtime"},
-	"runtime/kubernetes":  {"errs", "runtime"},
+	"runtime/kubernetes":  {"errs", "internal/kubeconf", "runtime"},
+	"state/kubestore":     {"errs", "internal/kubeconf", "state"},
+	"state/statetest":     {"errs", "state"},
 	"runtime/fakeruntime": {"errs", "runtime"},
 	"runtime/runtimetest": {"runtime"},
 	// domain
@@ -49,6 +52,8 @@ var allowed = map[string][]string{
 	"inference":     {"errs", "events", "services"},
 	"enginemetrics": {"engines", "services"},
 	"config":        {"engines", "errs", "gpu", "inference", "services"},
+	// aima as a cluster service: the leader's election and fencing
+	"cluster": {"errs", "runtime", "state"},
 	// operations
 	"tools": {"enginemetrics", "engines", "errs", "events", "gpu", "inference", "models", "runtime", "services", "state"},
 	// front-ends
@@ -62,13 +67,14 @@ var allowed = map[string][]string{
 	"web":       {},
 	"client":    {"errs", "events", "httpguard", "tools"},
 	// the composition root and the binaries
-	"daemon": {"config", "enginemetrics", "engines", "errs", "events", "gateway", "gpu", "httpapi", "httperr", "httpguard",
-		"inference", "jsonrpc", "mcp", "metrics", "models", "runtime", "runtime/docker", "runtime/kubernetes", "services", "state", "tools", "web"},
+	"daemon": {"cluster", "config", "enginemetrics", "engines", "errs", "events", "gateway", "gpu", "httpapi", "httperr", "httpguard",
+		"inference", "internal/kubeconf", "jsonrpc", "mcp", "metrics", "models", "runtime", "runtime/docker", "runtime/kubernetes", "services", "state", "state/kubestore", "tools", "web"},
 	"cli":           {"client", "config", "daemon", "engines", "errs", "events", "gpu", "httpguard", "internal/units", "jsonrpc", "mcp", "models", "services", "state", "tools"},
 	"cmd/aima":      {"cli"},
 	"cmd/aima-docs": {"cli", "config", "errs", "httperr", "internal/modroot", "jsonrpc", "mcp", "metrics", "services", "tools"},
 	"cmd/enginesim": {},
 	"schemas":       {},
+	"deploy":        {}, // the Helm chart and its test
 }
 
 // Test code and its harness may import any package; production code never

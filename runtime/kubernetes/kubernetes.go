@@ -15,9 +15,9 @@ import (
 	listersv1 "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"aima/errs"
+	"aima/internal/kubeconf"
 	"aima/runtime"
 )
 
@@ -174,23 +174,7 @@ func newWith(cs k8s.Interface, cfg *rest.Config, opts Options) (*Kube, error) {
 
 // restConfig picks the in-cluster config or a kubeconfig file and context.
 func restConfig(opts Options) (*rest.Config, error) {
-	if opts.InCluster {
-		cfg, err := rest.InClusterConfig()
-		if err != nil {
-			return nil, errs.Wrap(errs.InvalidArgument, err, "kubernetes in-cluster config")
-		}
-		return cfg, nil
-	}
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	if opts.Kubeconfig != "" {
-		rules.ExplicitPath = opts.Kubeconfig
-	}
-	over := &clientcmd.ConfigOverrides{CurrentContext: opts.Context}
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, over).ClientConfig()
-	if err != nil {
-		return nil, errs.Wrap(errs.InvalidArgument, err, "kubeconfig")
-	}
-	return cfg, nil
+	return kubeconf.REST(opts.Kubeconfig, opts.Context, opts.InCluster)
 }
 
 // Namespace is where the runtime's Pods live.

@@ -1,0 +1,203 @@
+// Package cluster runs aima as a cluster service: several daemon replicas
+// share one state store (store: kubernetes) and elect one leader with a
+// coordination.k8s.io Lease (client-go's leaderelection). The leader runs
+// everything that acts (starts, the runtime watch, reconcile, idle clocks,
+// restarts); the others keep the store's cache warm, answer not-ready and
+// take over when the leader stops renewing. Fencing: the leader asks Fence
+// before every runtime and store write, and Fence refuses once the lease
+// may have passed to another replica, measured from the start of the last
+// renewal that succeeded, on this process's monotonic clock — so a leader
+// that was paused (SIGSTOP, a long GC, a frozen VM) past its lease cannot
+// act on what it believed before the pause. The daemon wires it
+// (daemon/cluster.go); nothing else imports it.
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	k8s "k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+
+	"aima/errs"
+)
+
+// Options configure an Elector.
+type Options struct {
+	Rest      *rest.Config
+	Namespace string
+	LeaseName string
+	// Identity names this replica in the Lease (default: POD_NAME, else
+	// host name and process id).
+	Identity      string
+	LeaseDuration time.Duration
+	RenewDeadline time.Duration
+	RetryPeriod   time.Duration
+	Log           *slog.Logger
+}
+
+// Elector takes part in the election of one Lease.
+type Elector struct {
+	opts Options
+	lock *renewClock
+	le   *leaderelection.LeaderElector
+
+	elected chan struct{} // closed when this replica starts leading
+	lost    chan struct{} // closed when it stops leading (or the election ends)
+	leader  atomic.Value  // string: the identity last seen holding the lease
+	once    sync.Once
+}
+
+// DefaultIdentity is POD_NAME (set from the Pod's name by the Helm
+// chart), else the host name and process id.
+func DefaultIdentity() string {
+	if n := os.Getenv("POD_NAME"); n != "" {
+		return n
+	}
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s_%d", host, os.Getpid())
+}
+
+// New prepares an election; Run takes part in it.
+func New(opts Options) (*Elector, error) {
+	if opts.Identity == "" {
+		opts.Identity = DefaultIdentity()
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	cfg := rest.CopyConfig(opts.Rest)
+	// Renewals must not queue behind a burst of other calls.
+	cfg.QPS, cfg.Burst = 20, 40
+	cs, err := k8s.NewForConfig(cfg)
+	if err != nil {
+		return nil, errs.Wrap(errs.InvalidArgument, err, "kubernetes client")
+	}
+	inner, err := resourcelock.New(resourcelock.LeasesResourceLock, opts.Namespace, opts.LeaseName,
+		cs.CoreV1(), cs.CoordinationV1(), resourcelock.ResourceLockConfig{Identity: opts.Identity})
+	if err != nil {
+		return nil, errs.Wrap(errs.InvalidArgument, err, "leader election lock")
+	}
+	e := &Elector{opts: opts, lock: &renewClock{Interface: inner, identity: opts.Identity},
+		elected: make(chan struct{}), lost: make(chan struct{})}
+	e.leader.Store("")
+	e.le, err = leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+		Lock: e.lock, Name: opts.LeaseName, ReleaseOnCancel: true,
+		LeaseDuration: opts.LeaseDuration, RenewDeadline: opts.RenewDeadline, RetryPeriod: opts.RetryPeriod,
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(context.Context) {
+				opts.Log.Info("leader election: this replica leads", "identity", opts.Identity, "lease", opts.LeaseName)
+				close(e.elected)
+			},
+			OnStoppedLeading: func() {
+				opts.Log.Warn("leader election: this replica no longer leads", "identity", opts.Identity)
+				e.once.Do(func() { close(e.lost) })
+			},
+			OnNewLeader: func(id string) {
+				e.leader.Store(id)
+				if id != opts.Identity {
+					opts.Log.Info("leader election: the leader is another replica", "leader", id)
+				}
+			},
+		},
+	})
+	if err != nil {
+		return nil, errs.Wrap(errs.InvalidArgument, err, "leader election")
+	}
+	return e, nil
+}
+
+// Run takes part in the election until ctx ends or this replica stops
+// leading; then Lost is closed. A leader whose ctx ends releases the lease
+// (so a successor need not wait for it to expire): end ctx only once the
+// leader's work has stopped.
+func (e *Elector) Run(ctx context.Context) {
+	defer e.once.Do(func() { close(e.lost) })
+	e.le.Run(ctx)
+}
+
+// Identity is this replica's name in the lease.
+func (e *Elector) Identity() string { return e.opts.Identity }
+
+// Elected is closed when this replica starts leading.
+func (e *Elector) Elected() <-chan struct{} { return e.elected }
+
+// Lost is closed when this replica stops leading, or the election ended
+// without it leading.
+func (e *Elector) Lost() <-chan struct{} { return e.lost }
+
+// Leader is the identity last seen holding the lease ("" before any).
+func (e *Elector) Leader() string { return e.leader.Load().(string) }
+
+// Fence allows a write only while this replica leads and its last
+// successful renewal began less than RenewDeadline ago. Another replica
+// can take the lease only LeaseDuration after it saw that renewal, which
+// is later than its start; the gap (LeaseDuration - RenewDeadline) covers
+// a write that passed the check and is on its way.
+func (e *Elector) Fence(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	select {
+	case <-e.elected:
+	default:
+		return errs.New(errs.Unavailable, "this aima replica does not lead (the leader is %q); it writes nothing", e.Leader())
+	}
+	select {
+	case <-e.lost:
+		return errs.New(errs.Unavailable, "this aima replica no longer leads; it writes nothing")
+	default:
+	}
+	if age := e.lock.sinceRenew(); age >= e.opts.RenewDeadline {
+		return errs.New(errs.Unavailable, "this aima replica's lease was last renewed %s ago (renew deadline %s): another replica may lead; it writes nothing",
+			age.Round(time.Millisecond), e.opts.RenewDeadline)
+	}
+	return nil
+}
+
+// renewClock is the Lease lock, noting when the last write of the lease
+// that names this replica as holder began (monotonic clock).
+type renewClock struct {
+	resourcelock.Interface
+	identity string
+	mu       sync.Mutex
+	last     time.Time
+}
+
+func (r *renewClock) Create(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
+	return r.note(ler, func() error { return r.Interface.Create(ctx, ler) })
+}
+
+func (r *renewClock) Update(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
+	return r.note(ler, func() error { return r.Interface.Update(ctx, ler) })
+}
+
+func (r *renewClock) note(ler resourcelock.LeaderElectionRecord, write func() error) error {
+	began := time.Now()
+	if err := write(); err != nil {
+		return err
+	}
+	if ler.HolderIdentity == r.identity {
+		r.mu.Lock()
+		r.last = began
+		r.mu.Unlock()
+	}
+	return nil
+}
+
+// sinceRenew is how long ago the last renewal began (forever if none).
+func (r *renewClock) sinceRenew() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.last.IsZero() {
+		return time.Duration(1<<63 - 1)
+	}
+	return time.Since(r.last)
+}

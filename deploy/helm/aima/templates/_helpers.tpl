@@ -1,0 +1,8 @@
+{{- define "aima.name" -}}{{ .Release.Name }}-aima{{- end -}}
+{{- define "aima.labels" -}}
+app.kubernetes.io/name: aima
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+{{- define "aima.tokenSecret" -}}
+{{- if .Values.token.existingSecret -}}{{ .Values.token.existingSecret }}{{- else -}}{{ include "aima.name" . }}-token{{- end -}}
+{{- end -}}
