@@ -61,6 +61,7 @@ func families(modelDir string) []family {
 		{"prometheus targets", http.MethodGet, "/metrics/targets", "", http.StatusOK, false, `[`},
 		{"health", http.MethodGet, "/health", "", http.StatusOK, true, `"status":"ok"`},
 		{"health, wrong method", http.MethodPost, "/health", "", http.StatusMethodNotAllowed, false, `use GET`},
+		{"readiness", http.MethodGet, "/readyz", "", http.StatusOK, true, `"ready":true`},
 		{"login", http.MethodPost, "/auth/login", `{"token":"` + matrixToken + `"}`, http.StatusOK, true, `"authenticated":true`},
 		{"logout", http.MethodPost, "/auth/logout", "", http.StatusOK, true, `"authenticated":false`},
 		{"dashboard root", http.MethodGet, "/", "", http.StatusFound, true, `href="/ui/"`},
