@@ -163,6 +163,7 @@ func (d *fltDaemon) awaitPhase(id string, run int, phase string) error {
 // started and on services that ran once (their start's cleanup removes the
 // previous container).
 func TestFaultDeleteRacesStart(t *testing.T) {
+	t.Parallel() // its own daemon, store and containers: it runs beside the other long cases
 	e := fltSetup(t)
 	d := e.d
 	for _, variant := range []string{"never-started", "after-a-run"} {
@@ -207,6 +208,7 @@ func TestFaultDeleteRacesStart(t *testing.T) {
 // stopped start left in progress instead of failing). One container, the
 // recorded one, running.
 func TestFaultStopRacesStart(t *testing.T) {
+	t.Parallel() // its own daemon, store and containers: it runs beside the other long cases
 	e := fltSetup(t)
 	d := e.d
 	fltEach(t, func(t *testing.T, rep int) {

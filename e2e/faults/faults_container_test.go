@@ -184,6 +184,7 @@ func TestFaultWedgedEngine(t *testing.T) {
 // the next start doubles (restart_backoff 1s: 1s, 2s, 4s), previous_exit is
 // kept and `service logs --previous` prints the previous run's lines.
 func TestFaultRestartBackoff(t *testing.T) {
+	t.Parallel() // its own daemon, store and containers: it runs beside the other long cases
 	e := fltSetup(t)
 	fltEach(t, func(t *testing.T, rep int) {
 		id := e.create(t, map[string]string{"SIM_FAIL": "crash-after", "SIM_FAIL_AFTER": "20s"}, "--restart-policy", "on-failure")

@@ -59,6 +59,7 @@ func (d *fltDaemon) settled(t *testing.T, id string) fltSvc {
 // killed right after it was accepted ends running or failed, never creating.
 // Always one container for the service at most, never an orphan.
 func TestFaultDaemonKilledDuringStart(t *testing.T) {
+	t.Parallel() // its own daemon, store and containers: it runs beside the other long cases
 	e := fltSetup(t)
 	d := e.d
 
@@ -189,6 +190,7 @@ func TestFaultDaemonKilledDuringStart(t *testing.T) {
 // still running in the same containers (adopted, not restarted), `stop`
 // works, and a container removed while the daemon was down is reported.
 func TestFaultDaemonKilledWhileRunning(t *testing.T) {
+	t.Parallel() // its own daemon, store and containers: it runs beside the other long cases
 	e := fltSetup(t)
 	d := e.d
 	fltEach(t, func(t *testing.T, rep int) {
@@ -334,6 +336,7 @@ func TestFaultStoreDurability(t *testing.T) {
 // the daemon exits 0 within a bound, the containers keep running, and the
 // next daemon adopts the running one and resumes the start.
 func TestFaultGracefulShutdown(t *testing.T) {
+	t.Parallel() // its own daemon, store and containers: it runs beside the other long cases
 	e := fltSetup(t)
 	d := e.d
 	const bound = 15 * time.Second

@@ -96,6 +96,7 @@ func (d *fltDaemon) assertConsistent(t *testing.T, ids []string) map[string]int 
 // on one service, and 5 each on 10 services: one container per service,
 // final states consistent with Docker, no record lost.
 func TestFaultConcurrentLifecycle(t *testing.T) {
+	t.Parallel() // its own daemon, store and containers: it runs beside the other long cases
 	e := fltSetup(t)
 	d := e.d
 	total := func() int {

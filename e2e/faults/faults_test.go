@@ -428,7 +428,7 @@ func (d *fltDaemon) assertNoOrphans(t *testing.T, ids ...string) {
 // AIMA_FAULT_REPORT=FILE, appended to FILE (for docs/reliability.md).
 var (
 	fltLatMu sync.Mutex
-	fltLat   = map[string][]time.Duration{}
+	fltLat   = map[string]map[string][]time.Duration{} // by test (cases run in parallel), then kind
 )
 
 // fltRecordLatency records how long after the container's end (Docker's
@@ -438,7 +438,11 @@ func fltRecordLatency(t *testing.T, kind string, finished, recorded time.Time) b
 	t.Helper()
 	lat := recorded.Sub(finished)
 	fltLatMu.Lock()
-	fltLat[kind] = append(fltLat[kind], lat)
+	top := strings.SplitN(t.Name(), "/", 2)[0]
+	if fltLat[top] == nil {
+		fltLat[top] = map[string][]time.Duration{}
+	}
+	fltLat[top][kind] = append(fltLat[top][kind], lat)
 	fltLatMu.Unlock()
 	t.Logf("detection latency [%s]: %s (container finished %s, aima recorded %s)", kind, lat.Round(time.Millisecond),
 		finished.Format("15:04:05.000000"), recorded.Format("15:04:05.000000"))
@@ -466,24 +470,17 @@ func fltRecordLatency(t *testing.T, kind string, finished, recorded time.Time) b
 // fltSummarizeLatencies logs min/median/max per kind of what t recorded,
 // when t ends.
 func fltSummarizeLatencies(t *testing.T) {
-	fltLatMu.Lock()
-	seen := map[string]int{}
-	for k, v := range fltLat {
-		seen[k] = len(v)
-	}
-	fltLatMu.Unlock()
 	t.Cleanup(func() {
 		fltLatMu.Lock()
 		defer fltLatMu.Unlock()
-		kinds := make([]string, 0, len(fltLat))
-		for k, v := range fltLat {
-			if len(v) > seen[k] {
-				kinds = append(kinds, k)
-			}
+		mine := fltLat[t.Name()]
+		kinds := make([]string, 0, len(mine))
+		for k := range mine {
+			kinds = append(kinds, k)
 		}
 		sort.Strings(kinds)
 		for _, k := range kinds {
-			v := append([]time.Duration(nil), fltLat[k][seen[k]:]...)
+			v := append([]time.Duration(nil), mine[k]...)
 			sort.Slice(v, func(i, j int) bool { return v[i] < v[j] })
 			over := 0
 			for _, x := range v {
