@@ -83,15 +83,24 @@ func fltEach(t *testing.T, body func(t *testing.T, rep int)) {
 	}
 }
 
-// The suite's daemons alive now (tests of the suite do not run in
-// parallel), for the invariant checks after each repetition.
+// The suite's daemons alive now, each with the top-level test that started
+// it, for the invariant checks after each repetition. The long cases run in
+// parallel and kill or restart their own daemons, so a check looks only at
+// the daemons of its own test: another test's daemon may be down at that
+// moment by design.
 var (
 	fltLiveMu sync.Mutex
-	fltLive   = map[*fltDaemon]bool{}
+	fltLive   = map[*fltDaemon]string{}
 )
 
+// fltTopTest is the name of the top-level test t belongs to.
+func fltTopTest(t *testing.T) string {
+	name, _, _ := strings.Cut(t.Name(), "/")
+	return name
+}
+
 // fltCheckInvariants checks what must hold after every case on every
-// running daemon of the suite, whatever the case did: no service is
+// running daemon of the test, whatever the case did: no service is
 // creating or stopping with nothing driving it (doctor's stranded list),
 // and no container of the daemon's own store is left without a service
 // record (an orphan that is not another store's).
@@ -99,8 +108,9 @@ func fltCheckInvariants(t *testing.T) {
 	t.Helper()
 	fltLiveMu.Lock()
 	var ds []*fltDaemon
-	for d := range fltLive {
-		if d.Alive() {
+	top := fltTopTest(t)
+	for d, owner := range fltLive {
+		if owner == top && d.Alive() {
 			ds = append(ds, d)
 		}
 	}
@@ -282,7 +292,7 @@ func fltSetup(t *testing.T, env ...string) *fltEnv {
 		Config: fltConfig(t), Env: env, LogAlways: os.Getenv("AIMA_FAULT_VERBOSE") != "",
 	})}
 	fltLiveMu.Lock()
-	fltLive[d] = true
+	fltLive[d] = fltTopTest(t)
 	fltLiveMu.Unlock()
 	t.Cleanup(func() {
 		fltLiveMu.Lock()
