@@ -148,6 +148,11 @@ type ContainerSpec struct {
 	// ignores it.
 	Node        string
 	MemoryLimit int64 // bytes of host memory; 0 = no limit (above it the kernel OOM-kills)
+	// StopTimeout is the grace a stop gives the engine between SIGTERM and
+	// SIGKILL, when a runtime must fix it at creation (a Pod's
+	// terminationGracePeriodSeconds: the kubelet uses it when a stop ends
+	// the Pod and keeps it). Docker takes StopOptions.Timeout per stop.
+	StopTimeout time.Duration
 }
 
 // ContainerState is what the engine reports about one container.
@@ -168,6 +173,12 @@ type ContainerState struct {
 	// knows (Message is the runtime's own words, e.g. the kubelet's).
 	Reason  Reason
 	Message string
+	// LastOutput is the last lines the container wrote before it ended,
+	// when the runtime hands them over with the end itself (the kubelet's
+	// termination message, see runtime/kubernetes): at most a few KiB,
+	// the first line possibly cut. Nil when the runtime does not (Docker):
+	// then the logs say.
+	LastOutput []string
 	// CreatedAt may be coarse (Docker's list API has one-second precision):
 	// order a service's containers by LabelRun, not by this.
 	CreatedAt time.Time

@@ -187,11 +187,13 @@ func (st *starter) exitFailure(ex runtime.ExitStatus, oomEvent bool, followed *l
 		lines, ok = followed.complete()
 	}
 	if !ok {
-		if info, err := m.rt.InspectContainer(bg, st.containerID); err == nil && !info.Running {
+		info, err := m.rt.InspectContainer(bg, st.containerID)
+		if err == nil && !info.Running {
 			f.oom = f.oom || info.OOMKilled
 			code = info.ExitCode
 		}
-		lines = m.failureLines(bg, st.containerID)
+		info.ID = st.containerID
+		lines = m.endLines(bg, info, st.eng)
 	}
 	f.reason = fmt.Sprintf("%s during %s", endWhat(ex.Reason, fmt.Sprintf("container exited with code %d%s", code, ExitDescription(code))), st.phase)
 	f.kind = exitKind(f.oom)
@@ -240,6 +242,23 @@ const keptLogLines = 30
 // reasonScanLines is how many last log lines a failure's reason is
 // looked for in.
 const reasonScanLines = 200
+
+// endLines returns the lines the failure of an ended container is
+// explained from: the output the runtime handed over with the end (the
+// kubelet's termination message, ContainerState.LastOutput) when one of
+// the engine's failure rules names the failure in it, else the last
+// reasonScanLines lines of its log. The handed-over part is a few KiB: a
+// root cause far above the last lines (vLLM's traceback) is only in the
+// log, so without a rule's match the log is read. A Pod's end is then
+// explained from its watch event alone, without a pods/log request.
+func (m *Manager) endLines(ctx context.Context, c runtime.ContainerState, eng engines.Engine) []string {
+	if len(c.LastOutput) > 0 {
+		if _, rule := eng.Diagnose(c.LastOutput); rule != nil {
+			return c.LastOutput
+		}
+	}
+	return m.failureLines(ctx, c.ID)
+}
 
 // tail returns the last n log lines of a container, as text.
 func (m *Manager) tail(ctx context.Context, id string, n int) []string {

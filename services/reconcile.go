@@ -147,7 +147,8 @@ func (m *Manager) exitedFailure(ctx context.Context, s Service, c runtime.Contai
 	if info, err := m.rt.InspectContainer(ctx, c.ID); err == nil && info.OOMKilled {
 		f.kind, f.oom = FailureOOM, true
 	}
-	f.explain(m.failureLines(ctx, c.ID), m.engineOf(s.EngineType))
+	eng := m.engineOf(s.EngineType)
+	f.explain(m.endLines(ctx, c, eng), eng)
 	return f
 }
 

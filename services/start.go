@@ -449,6 +449,7 @@ func (m *Manager) containerSpec(s Service, eng engines.Engine) (runtime.Containe
 		ShmSize:       eng.ShmSize,
 		Node:          leaseNode(s),
 		MemoryLimit:   eng.MemoryLimit,
+		StopTimeout:   m.opts.StopTimeout,
 		Labels: map[string]string{
 			runtime.LabelManaged: "true",
 			runtime.LabelService: s.ID,

@@ -245,7 +245,8 @@ func (m *Manager) containerEndedWhy(ctx context.Context, s Service, containerID,
 		if why == "" {
 			why, whyMsg = info.Reason, info.Message
 		}
-		lines = m.failureLines(ctx, containerID)
+		info.ID = containerID
+		lines = m.endLines(ctx, info, m.engineOf(s.EngineType))
 	} else if !errs.Is(err, errs.NotFound) {
 		return // cannot tell; the resync after reconnecting decides
 	}

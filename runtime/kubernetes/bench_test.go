@@ -6,6 +6,7 @@ package kubernetes_test
 
 import (
 	"context"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"aima/internal/testenv/daemontest"
 	"aima/runtime"
 	"aima/services"
+	"aima/state"
 )
 
 // BenchmarkPodEndToFailed: a running service's Pod terminates (the
@@ -26,6 +28,12 @@ import (
 // with a runtime of its own (the same informer the daemon's runtime runs,
 // on the same API server): its die event's arrival is the baseline moment
 // and the write → arrival time the baseline figure.
+//
+// Iterations alternate between the two ends a kubelet writes: with the
+// engine's last lines as the terminated state's message (aima's Pods ask
+// for it, FallbackToLogsOnError: the reason is in the event, "with
+// message") and without (a reason no rule knows, or a kubelet that wrote
+// none: aima reads pods/log first, "log read").
 func BenchmarkPodEndToFailed(b *testing.B) {
 	e := newEnv(b)
 	e.engineNode(b, "a", 8)
@@ -39,8 +47,15 @@ func BenchmarkPodEndToFailed(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var toEvent, toFailed, podLog []time.Duration
+	floor, err := state.OpenBolt(filepath.Join(b.TempDir(), "floor.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer floor.Close()
+	rec := make([]byte, 2048) // about a failed record's size
+	var toEvent, toFailed, toFailedLog, podLog, storeWrite []time.Duration
 	for i := 0; i < b.N; i++ {
+		withMessage := i%2 == 0
 		if _, err := m.Start(ctx, s.ID, time.Minute); err != nil {
 			b.Fatal(err)
 		}
@@ -56,9 +71,11 @@ func BenchmarkPodEndToFailed(b *testing.B) {
 		now := metav1.Now()
 		pod.Status.Phase = corev1.PodFailed
 		pod.Status.ContainerStatuses[0].Ready = false
-		pod.Status.ContainerStatuses[0].State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
-			ExitCode: 1, Reason: "Error", StartedAt: now, FinishedAt: now,
-		}}
+		term := &corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error", StartedAt: now, FinishedAt: now}
+		if withMessage {
+			term.Message = engineLastLines
+		}
+		pod.Status.ContainerStatuses[0].State = corev1.ContainerState{Terminated: term}
 		written := time.Now()
 		if _, err := e.c.Client.CoreV1().Pods(e.ns).UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
 			b.Fatal(err)
@@ -82,8 +99,19 @@ func BenchmarkPodEndToFailed(b *testing.B) {
 			b.Fatal(err)
 		}
 		podLog = append(podLog, time.Since(t0))
+		// The floor: one fsynced record write on this disk, as the
+		// failed record's.
+		t0 = time.Now()
+		if _, err := floor.Put(ctx, "services/bench", rec, state.AnyRev); err != nil {
+			b.Fatal(err)
+		}
+		storeWrite = append(storeWrite, time.Since(t0))
 		toEvent = append(toEvent, arrived.Sub(written))
-		toFailed = append(toFailed, failed.Sub(arrived))
+		if withMessage {
+			toFailed = append(toFailed, failed.Sub(arrived))
+		} else {
+			toFailedLog = append(toFailedLog, failed.Sub(arrived))
+		}
 	}
 	b.StopTimer()
 	b.ReportMetric(0, "ns/op")
@@ -94,9 +122,21 @@ func BenchmarkPodEndToFailed(b *testing.B) {
 	if medEvent > 0 {
 		b.ReportMetric(float64(medFailed)/float64(medEvent), "ratio-failed-vs-event")
 	}
+	if len(toFailedLog) > 0 {
+		b.ReportMetric(testenv.Ms(testenv.Median(toFailedLog)), "ms-event-to-failed-log-read")
+	}
 	b.ReportMetric(testenv.Ms(testenv.Median(podLog)), "ms-pod-log")
-	b.Logf("write → event %v; event → failed %v; pods/log %v", toEvent, toFailed, podLog)
+	b.ReportMetric(testenv.Ms(testenv.Median(storeWrite)), "ms-store-write")
+	b.Logf("write → event %v; event → failed: with message %v, log read %v; pods/log %v; store write %v", toEvent, toFailed, toFailedLog, podLog, storeWrite)
 }
+
+// engineLastLines is what a kubelet puts in the terminated state of a vLLM
+// engine that ran out of GPU memory (FallbackToLogsOnError: its last
+// lines).
+const engineLastLines = `(EngineCore_DP0 pid=1) ERROR 12-07 10:00:00 [core.py:708] EngineCore failed to start.
+(EngineCore_DP0 pid=1) ERROR 12-07 10:00:00 [core.py:708] torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 350.00 MiB. GPU 0 has a total capacity of 79.19 GiB of which 212.81 MiB is free.
+RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}
+`
 
 // waitStatusEvent returns the time of the service's first status event to
 // want after sequence from.

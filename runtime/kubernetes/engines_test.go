@@ -158,8 +158,9 @@ func failedEvents(t *testing.T, ctx context.Context, d *daemontest.Daemon, id st
 }
 
 // runningAgain waits until the restart policy ran the service again: a run
-// after run, running.
-func runningAgain(t *testing.T, ctx context.Context, d *daemontest.Daemon, id string, run int) services.Service {
+// after run, running. When it does not, the failure shows the namespace's
+// Pods as the API server has them.
+func (e env) runningAgain(t *testing.T, ctx context.Context, d *daemontest.Daemon, id string, run int) services.Service {
 	t.Helper()
 	for {
 		s, err := d.Env.Services.Get(ctx, id)
@@ -168,8 +169,43 @@ func runningAgain(t *testing.T, ctx context.Context, d *daemontest.Daemon, id st
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("no restart to running after run %d: %+v, %v\n%s", run, s, err, d.Logs.String())
+			t.Fatalf("no restart to running after run %d: %+v, %v\n%s\npods:\n%s", run, s, err, d.Logs.String(), e.podsText())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// podsText describes the namespace's Pods and their events, for a
+// failure's message.
+func (e env) podsText() string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var b strings.Builder
+	pods, err := e.c.Client.CoreV1().Pods(e.ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err.Error()
+	}
+	for _, p := range pods.Items {
+		fmt.Fprintf(&b, "%s node=%q phase=%s gates=%v deleting=%v ip=%s\n", p.Name, p.Spec.NodeName, p.Status.Phase, p.Spec.SchedulingGates, p.DeletionTimestamp != nil, p.Status.PodIP)
+		for _, c := range p.Status.Conditions {
+			fmt.Fprintf(&b, "  condition %s=%s %s %s\n", c.Type, c.Status, c.Reason, c.Message)
+		}
+	}
+	if evs, err := e.c.Client.CoreV1().Events(e.ns).List(ctx, metav1.ListOptions{}); err == nil {
+		for _, ev := range evs.Items {
+			fmt.Fprintf(&b, "event %s %s: %s %s\n", ev.InvolvedObject.Name, ev.LastTimestamp.Format(time.RFC3339), ev.Reason, ev.Message)
+		}
+	}
+	if nodes, err := e.c.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{}); err == nil {
+		for _, n := range nodes.Items {
+			if !strings.HasPrefix(n.Name, e.ns) {
+				continue
+			}
+			fmt.Fprintf(&b, "node %s unschedulable=%v taints=%v\n", n.Name, n.Spec.Unschedulable, n.Spec.Taints)
+			for _, c := range n.Status.Conditions {
+				fmt.Fprintf(&b, "  condition %s=%s %s\n", c.Type, c.Status, c.LastHeartbeatTime.Format(time.RFC3339))
+			}
+		}
+	}
+	return b.String()
 }

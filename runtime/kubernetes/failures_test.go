@@ -100,7 +100,7 @@ func TestServiceFailsWhenItsPodEnds(t *testing.T) {
 				t.Errorf("failed events %q; want one of kind %s with the reason", evs, tc.kind)
 			}
 			// The restart policy starts it again: a new run, a new Pod.
-			again := runningAgain(t, ctx, d, s.ID, s.Run)
+			again := e.runningAgain(t, ctx, d, s.ID, s.Run)
 			if again.RestartCount != 1 || again.Run != s.Run+1 || again.ContainerID == s.ContainerID {
 				t.Errorf("after the restart: restarts %d, run %d, pod %s; want 1, %d, a new pod", again.RestartCount, again.Run, again.ContainerID, s.Run+1)
 			}
@@ -143,7 +143,7 @@ func TestUnschedulableStartFailsAtItsDeadlineThenRestarts(t *testing.T) {
 	// The other Pod ends: a restart (a later one if placement still saw
 	// its GPUs held) lands on the node.
 	e.removeOtherPod(t)
-	again := runningAgain(t, ctx, d, s.ID, s.Run)
+	again := e.runningAgain(t, ctx, d, s.ID, s.Run)
 	if again.RestartCount < 1 || again.Run < 2 {
 		t.Errorf("running after restarts %d, run %d; want a restart by the policy", again.RestartCount, again.Run)
 	}

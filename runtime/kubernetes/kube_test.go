@@ -167,22 +167,36 @@ func TestPodLifecycle(t *testing.T) {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(sp.HostPort))
 	waitDial(t, ctx, addr, true)
 
+	// Stop ends the engine and keeps its Pod, like a stopped container:
+	// past the deadline it set, the kubelet (here kwok's stage) ends it.
 	if err := k.StopContainer(ctx, id, runtime.StopOptions{Timeout: 5 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
+	st, err = k.InspectContainer(ctx, id)
+	if err != nil || st.Running || st.Status != runtime.StateExited {
+		t.Fatalf("after stop: %+v, %v; want the pod kept, exited", st, err)
+	}
+	expect(t, ctx, evs, "die", func(ev runtime.Event) bool { return ev.Action == runtime.ActionDie && ev.ContainerID == id })
+	waitDial(t, ctx, addr, false)
+	// Removing it is a destroy of aima's own doing.
+	if err := k.RemoveContainer(ctx, id, runtime.RemoveOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := k.InspectContainer(ctx, id); !errs.Is(err, errs.NotFound) {
-		t.Fatalf("after stop: %v; want the pod gone (not_found)", err)
+		t.Fatalf("after remove: %v; want the pod gone (not_found)", err)
 	}
 	d := expect(t, ctx, evs, "destroy", func(ev runtime.Event) bool { return ev.Action == runtime.ActionDestroy })
 	if d.Reason != "" {
-		t.Errorf("aima's own stop reported as %q", d.Reason)
+		t.Errorf("aima's own removal reported as %q", d.Reason)
 	}
-	waitDial(t, ctx, addr, false)
 }
 
 // checkPodSpec checks the mapping of a container spec onto a Pod.
 func checkPodSpec(t *testing.T, pod *corev1.Pod) {
 	t.Helper()
+	if c := pod.Spec.Containers[0]; c.TerminationMessagePolicy != corev1.TerminationMessageFallbackToLogsOnError {
+		t.Errorf("terminationMessagePolicy %q; want the engine's last lines on a failure", c.TerminationMessagePolicy)
+	}
 	if pod.Spec.RestartPolicy != corev1.RestartPolicyNever {
 		t.Errorf("restartPolicy %q; want Never", pod.Spec.RestartPolicy)
 	}

@@ -142,10 +142,17 @@ next:
 	return out, nil
 }
 
-// StopContainer deletes a Pod whose engine runs, with opts.Timeout as the
-// grace period (Kubernetes cannot stop a container and keep its Pod), and
-// waits until it is gone. A Pod that already ended is kept, like an exited
-// container, so its log stays readable until the next start removes it.
+// StopContainer ends a Pod's engine and keeps the Pod, as Docker keeps a
+// stopped container, so the stopped run's log stays readable (`logs`, and
+// `logs --previous` once the next start has saved it) until the next start
+// removes it. Kubernetes has no "stop": aima sets the Pod's
+// activeDeadlineSeconds to 1, so the kubelet ends it as past its deadline
+// (SIGTERM, then SIGKILL after the Pod's grace period, ContainerSpec
+// StopTimeout), and the Pod stays Failed with reason DeadlineExceeded.
+// A Pod no kubelet runs yet (gated, or waiting for a node) is deleted,
+// and so is one whose kubelet does not end it within opts.Timeout and
+// stopKeepMargin (a node that does not answer): stopping must not hang on
+// a node. A Pod that already ended is kept as it is.
 func (k *Kube) StopContainer(ctx context.Context, id string, opts runtime.StopOptions) error {
 	if err := k.watch(ctx); err != nil {
 		return err
@@ -157,8 +164,36 @@ func (k *Kube) StopContainer(ctx context.Context, id string, opts runtime.StopOp
 	if ended(p) {
 		return nil
 	}
-	secs := max(int64((opts.Timeout+time.Second-1)/time.Second), 1)
+	secs := graceSeconds(opts.Timeout)
+	if gated(p) || p.Spec.NodeName == "" || p.DeletionTimestamp != nil {
+		return k.deleteAndWait(ctx, p, secs, "stop pod "+id)
+	}
+	patch := []byte(`{"spec":{"activeDeadlineSeconds":1}}`)
+	if _, err := k.cs.CoreV1().Pods(k.ns).Patch(ctx, p.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return classify(err, "stop pod "+id)
+	}
+	wctx, cancel := context.WithTimeout(ctx, opts.Timeout+stopKeepMargin)
+	defer cancel()
+	err = k.waitPod(wctx, p.Name, func(cur *corev1.Pod) (bool, error) {
+		return cur == nil || cur.UID != p.UID || ended(cur), nil
+	})
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	k.log.Warn("the kubelet did not end the pod past its deadline; deleting it", "pod", p.Name, "node", p.Spec.NodeName)
 	return k.deleteAndWait(ctx, p, secs, "stop pod "+id)
+}
+
+// stopKeepMargin is how long past the stop's grace period StopContainer
+// waits for the kubelet to end a Pod before deleting it instead.
+const stopKeepMargin = 15 * time.Second
+
+// graceSeconds is a grace period in whole seconds, at least one.
+func graceSeconds(d time.Duration) int64 {
+	return max(int64((d+time.Second-1)/time.Second), 1)
 }
 
 // RemoveContainer deletes the Pod (at once with Force) and waits until it

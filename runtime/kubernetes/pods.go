@@ -115,6 +115,11 @@ func (k *Kube) podFor(spec runtime.ContainerSpec) (*corev1.Pod, error) {
 		Image:           spec.Image,
 		Args:            spec.Args,
 		ImagePullPolicy: corev1.PullIfNotPresent,
+		// When the engine fails, the kubelet puts its last lines in the
+		// terminated state (at most 80 lines, 2 KiB), so the watch event
+		// of the end carries the engine's reason and aima need not read
+		// pods/log first (ContainerState.LastOutput).
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 	}
 	for _, kv := range spec.Env {
 		name, val, _ := strings.Cut(kv, "=")
@@ -142,6 +147,9 @@ func (k *Kube) podFor(spec runtime.ContainerSpec) (*corev1.Pod, error) {
 			c.Resources.Limits = corev1.ResourceList{}
 		}
 		c.Resources.Limits[ResourceGPU] = *resource.NewQuantity(int64(gpus), resource.DecimalSI)
+	}
+	if spec.StopTimeout > 0 {
+		pod.Spec.TerminationGracePeriodSeconds = new(graceSeconds(spec.StopTimeout))
 	}
 	pod.Spec.Tolerations = k.tolerations(gpus > 0)
 	if spec.Node != "" {
@@ -251,7 +259,7 @@ func ended(p *corev1.Pod) bool {
 func endReason(p *corev1.Pod) (runtime.Reason, string) {
 	cs := engineStatus(p)
 	if cs != nil && cs.State.Terminated != nil && cs.State.Terminated.Reason == "OOMKilled" {
-		return runtime.ReasonOOMKilled, cs.State.Terminated.Message
+		return runtime.ReasonOOMKilled, "" // the terminated message is the engine's output: LastOutput
 	}
 	for _, c := range p.Status.Conditions {
 		if c.Type != corev1.DisruptionTarget || c.Status != corev1.ConditionTrue {
@@ -274,7 +282,7 @@ func endReason(p *corev1.Pod) (runtime.Reason, string) {
 		return runtime.ReasonPullError, reason + ": " + msg
 	}
 	if cs != nil && cs.State.Terminated != nil {
-		return "", cs.State.Terminated.Message
+		return "", "" // the terminated message is the engine's output: LastOutput
 	}
 	return "", p.Status.Message
 }
@@ -306,6 +314,9 @@ func stateOf(p *corev1.Pod) runtime.ContainerState {
 		t := cs.State.Terminated
 		st.Status, st.ExitCode = runtime.StateExited, int(t.ExitCode)
 		st.StartedAt, st.FinishedAt = t.StartedAt.Time, t.FinishedAt.Time
+		if t.Reason != "ContainerStatusUnknown" { // else the message is the kubelet's, not the engine's
+			st.LastOutput = outputLines(t.Message)
+		}
 	case ended(p):
 		st.Status = runtime.StateExited
 	case p.DeletionTimestamp != nil:
@@ -323,4 +334,37 @@ func stateOf(p *corev1.Pod) runtime.ContainerState {
 		}
 	}
 	return st
+}
+
+// The kubelet's bounds on a termination message taken from the logs
+// (FallbackToLogsOnError); a message at the byte bound was cut, so its
+// first line may be partial. maxOutputBytes bounds what is read whatever
+// the API server sends.
+const (
+	kubeletOutputBytes = 2048
+	maxOutputBytes     = 4096
+	maxOutputLines     = 80
+)
+
+// outputLines splits a terminated container's message (its last output,
+// or what it wrote to its termination-message file) into lines, bounded;
+// a line the kubelet's cut made partial is dropped.
+func outputLines(msg string) []string {
+	if msg == "" {
+		return nil
+	}
+	if len(msg) > maxOutputBytes {
+		msg = msg[len(msg)-maxOutputBytes:]
+	}
+	lines := strings.Split(strings.TrimRight(msg, "\n"), "\n")
+	if len(msg) >= kubeletOutputBytes && len(lines) > 1 {
+		lines = lines[1:]
+	}
+	if len(lines) > maxOutputLines {
+		lines = lines[len(lines)-maxOutputLines:]
+	}
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, "\r")
+	}
+	return lines
 }

@@ -8,7 +8,8 @@ package kube
 // (OOMKilled, evicted) is written by the test itself, as the kubelet
 // would, or asked of kwok with the annotations AnnotationExitCode (the
 // engine's container terminates) and AnnotationEvict (the node evicts the
-// Pod) on a running Pod.
+// Pod) on a running Pod. A running Pod given an activeDeadlineSeconds
+// (aima's stop) ends as the kubelet ends it: Failed, DeadlineExceeded.
 const podStages = `---
 apiVersion: kwok.x-k8s.io/v1alpha1
 kind: Stage
@@ -219,6 +220,60 @@ spec:
       phase: Failed
       reason: Evicted
       message: {{ $msg | Quote }}
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: aima-pod-deadline
+spec:
+  resourceRef:
+    apiGroup: v1
+    kind: Pod
+  selector:
+    matchExpressions:
+    - key: '.metadata.deletionTimestamp'
+      operator: 'DoesNotExist'
+    - key: '.status.phase'
+      operator: 'In'
+      values: ['Running']
+    - key: '.spec.activeDeadlineSeconds'
+      operator: 'Exists'
+  next:
+    event:
+      type: Normal
+      reason: DeadlineExceeded
+      message: Pod was active on the node longer than the specified deadline
+    statusTemplate: |
+      {{ $now := Now }}
+      conditions:
+      - lastTransitionTime: {{ $now | Quote }}
+        status: "True"
+        type: Initialized
+      - lastTransitionTime: {{ $now | Quote }}
+        status: "False"
+        type: Ready
+        reason: PodFailed
+      - lastTransitionTime: {{ $now | Quote }}
+        status: "False"
+        type: ContainersReady
+        reason: PodFailed
+      containerStatuses:
+      {{ range .spec.containers }}
+      - image: {{ .image | Quote }}
+        name: {{ .name | Quote }}
+        ready: false
+        restartCount: 0
+        started: false
+        state:
+          terminated:
+            exitCode: 0
+            reason: Completed
+            startedAt: {{ $now | Quote }}
+            finishedAt: {{ $now | Quote }}
+      {{ end }}
+      phase: Failed
+      reason: DeadlineExceeded
+      message: Pod was active on the node longer than the specified deadline
 ---
 apiVersion: kwok.x-k8s.io/v1alpha1
 kind: Stage
