@@ -109,8 +109,8 @@ func TestGPUsPageCordonAndDrain(t *testing.T) {
 	if st := eval[string](b, `document.querySelector('#gpu-drain .drain-state').dataset.state`); st != "done" {
 		t.Fatalf("the drain ended %s: %s", st, b.text("#gpu-drain"))
 	}
-	for _, want := range []string{"mover: GPU 0 is being drained (cordoned (driver update)): stopping this service to start it again on GPU 1",
-		"mover: stopped", "mover: running", "mover: moved off drained GPU 0: running on GPU 1"} {
+	for _, want := range []string{"mover: GPU 0 is being drained (driver update): stopping this service to start it again on GPU 1",
+		"mover: stopping → stopped", "mover: schedule", "mover: creating → running", "mover: moved off drained GPU 0: running on GPU 1"} {
 		if !strings.Contains(steps, want) {
 			t.Errorf("the drain's steps lack %q", want)
 		}

@@ -84,7 +84,7 @@ function drainStep(ev) {
   switch (ev.type) {
     case 'message': return `${who}: ${ev.message}`;
     case 'phase': return `${who}: ${ev.phase}`;
-    case 'status': return `${who}: ${ev.status}${ev.message ? ` (${ev.message})` : ''}`;
+    case 'status': return `${who}: ${ev.message || ev.status}`;
     default: return null;
   }
 }
@@ -108,7 +108,7 @@ export function gpusView(main) {
     const state = h('p', {class: 'drain-state', 'data-state': 'running'}, `Draining GPU ${d.index}…`);
     const steps = h('ol', {class: 'drain-steps'});
     const result = h('div', {class: 'drain-result'});
-    fill(drainBox, h('h2', {}, `Drain of GPU ${d.index}`), state, steps, result);
+    fill(drainBox, h('h2', {}, `Drain of GPU ${d.index}`), state, result, steps);
     drainBox.hidden = false;
     try {
       const r = await callStream('gpu_drain', {gpu: d.uuid, reason}, ev => {
