@@ -120,7 +120,10 @@ func (m *Manager) drainOne(ctx context.Context, id string, c gpu.Cordon, opts Dr
 		m.bus.Publish(events.Event{ServiceID: id, Run: s.Run, Type: events.TypeMessage, Status: string(s.Status), Message: msg})
 		flush()
 	}
-	gpuText := fmt.Sprintf("GPU %d is being drained (%s)", c.Index, c.Text())
+	gpuText := fmt.Sprintf("GPU %d is being drained", c.Index)
+	if c.Reason != "" {
+		gpuText += " (" + c.Reason + ")"
+	}
 	wasUp := holdsGPUs(s.Status)
 	if wasUp {
 		// Requests that arrive from here on wait for the move, not fail.

@@ -116,25 +116,53 @@ export function toast(message, kind = 'info') {
 // open again belongs to an earlier question and is ignored.
 let pendingAnswer = null;
 
-export function confirmDialog(text, okLabel = 'Delete') {
+function ask(text, okLabel, field) {
   const dlg = document.getElementById('confirm-dialog');
+  const box = document.getElementById('confirm-field');
+  const input = document.getElementById('confirm-input');
   document.getElementById('confirm-text').textContent = text;
   document.getElementById('confirm-ok').textContent = okLabel;
+  box.hidden = !field;
+  input.value = '';
+  if (field) {
+    document.getElementById('confirm-label').textContent = field.label;
+    input.placeholder = field.placeholder || '';
+  }
   if (!dlg.dataset.wired) {
     dlg.dataset.wired = 'yes';
     dlg.addEventListener('close', () => {
       if (dlg.open || !pendingAnswer) return;
       const answer = pendingAnswer;
       pendingAnswer = null;
-      answer(dlg.returnValue === 'ok');
+      answer({ok: dlg.returnValue === 'ok', value: input.value.trim()});
+    });
+    // Enter in the field answers OK (the form's default button, the
+    // first, is Cancel).
+    input.addEventListener('keydown', ev => {
+      if (ev.key !== 'Enter') return;
+      ev.preventDefault();
+      dlg.close('ok');
     });
   }
-  if (pendingAnswer) pendingAnswer(false);
+  if (pendingAnswer) pendingAnswer({ok: false, value: ''});
   return new Promise(resolve => {
     pendingAnswer = resolve;
     dlg.returnValue = '';
     if (!dlg.open) dlg.showModal();
+    if (field) input.focus();
   });
+}
+
+export function confirmDialog(text, okLabel = 'Delete') {
+  return ask(text, okLabel, null).then(a => a.ok);
+}
+
+// askDialog is confirmDialog with one line of text to type (not
+// window.prompt, which blocks the page as window.confirm does): field is
+// {label, placeholder}; the answer is the text, trimmed, or null when
+// cancelled.
+export function askDialog(text, okLabel, field) {
+  return ask(text, okLabel, field).then(a => (a.ok ? a.value : null));
 }
 
 // kv renders label/value pairs as a definition list, skipping empty values.
