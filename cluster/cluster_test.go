@@ -152,6 +152,28 @@ func services(t *testing.T, d *testenv.DaemonProc) map[string]string {
 	return m
 }
 
+// waitStopped waits until service id's one Pod has ended and is kept (a
+// stop ends the engine and keeps its Pod, like a stopped container).
+func (e *env) waitStopped(t *testing.T, id string) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		ps := e.pods(t, id)
+		if len(ps) == 1 && ended(ps[0]) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("service %s: Pods %d, want its one Pod ended", id, len(ps))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// ended reports whether a Pod has ended (Failed or Succeeded).
+func ended(p corev1.Pod) bool {
+	return p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded
+}
+
 func uids(ps []corev1.Pod) []string {
 	var out []string
 	for _, p := range ps {
@@ -203,9 +225,9 @@ func TestLeaderKilledTheOtherTakesOver(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	// The new leader acts on the adopted Pods: stopping one removes it.
+	// The new leader acts on the adopted Pods: stopping one ends it.
 	post(t, e.b, "/api/service/stop", map[string]any{"service_id": ids[0]})
-	e.waitPods(t, ids[0], 0)
+	e.waitStopped(t, ids[0])
 }
 
 // A leader paused past its lease (SIGSTOP) and resumed writes nothing:
@@ -228,7 +250,7 @@ func TestPausedLeaderIsFenced(t *testing.T) {
 	waitReady(t, e.b)
 	for _, id := range ids {
 		post(t, e.b, "/api/service/stop", map[string]any{"service_id": id})
-		e.waitPods(t, id, 0)
+		e.waitStopped(t, id)
 	}
 	if err := syscall.Kill(e.a.PID(), syscall.SIGCONT); err != nil {
 		t.Fatal(err)
@@ -248,14 +270,14 @@ func TestPausedLeaderIsFenced(t *testing.T) {
 			t.Log(l)
 		}
 	}
-	// Its watches saw the Pods go; had it acted, a Pod would be back or a
-	// record changed. Look for a while.
+	// Its watches saw the Pods end; had it acted, a Pod would be started
+	// again or a record changed. Look for a while.
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
 		st := services(t, e.b)
 		for _, id := range ids {
-			if n := len(e.pods(t, id)); n != 0 {
-				t.Fatalf("service %s has %d Pods after the old leader resumed", id, n)
+			if ps := e.pods(t, id); len(ps) != 1 || !ended(ps[0]) {
+				t.Fatalf("service %s has %d Pods after the old leader resumed, want its one stopped Pod", id, len(ps))
 			}
 			if st[id] != "stopped" {
 				t.Fatalf("service %s is %q after the old leader resumed, want stopped", id, st[id])

@@ -3,15 +3,10 @@ package kubernetes_test
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"aima/internal/testenv"
@@ -20,24 +15,21 @@ import (
 	"aima/services"
 )
 
-// The tests of a service that reaches running on kwok: a fake node's Pods
-// get loopback addresses (its PodCIDR), the daemon reaches engines at the
-// Pod's IP (endpoint pod_ip), and the test serves a stand-in engine there
-// (HTTP 200 on every path) for every running Pod, as the engine in the Pod
-// would answer.
+// The tests of a service that reaches running on kwok: see
+// kube.ServeEngines (a fake node's Pods get loopback addresses, the daemon
+// reaches engines at the Pod's IP, the test serves a stand-in engine
+// there).
 
-// podNets numbers the loopback /24 each engine node gets.
-var podNets atomic.Int32
-
-// podNet is the n-th loopback /24 (127.77.1.0/24, ...).
-func podNet(n int) string { return fmt.Sprintf("127.%d.%d.0/24", 77+n/250, 1+n%250) }
+// podNetBase is this package's loopback range for fake nodes' Pods
+// (kube.EnginePodNet).
+const podNetBase = 77
 
 // engineNode adds a fake GPU node whose Pods get loopback addresses.
 func (e env) engineNode(t testing.TB, suffix string, gpus int) string {
 	t.Helper()
 	name := e.ns + "-" + suffix
 	e.c.AddGPUNode(t, kube.GPUNode{Name: name, GPUs: gpus, Product: "NVIDIA-H100-80GB-HBM3", MemMiB: 81559,
-		PodCIDR: podNet(int(podNets.Add(1)))})
+		PodCIDR: kube.EnginePodNet(podNetBase)})
 	return name
 }
 
@@ -56,70 +48,13 @@ func (e env) engineConfig(t testing.TB, gpus, extra string) string {
 }
 
 // serveEngines serves the stand-in engine at the IP of every running Pod
-// of the namespace on a loopback address, until the test ends.
+// of the namespace, until the test ends.
 func (e env) serveEngines(t testing.TB) { e.serveEnginesEvery(t, 20*time.Millisecond) }
 
 // serveEnginesEvery is serveEngines looking for new Pods every period.
 func (e env) serveEnginesEvery(t testing.TB, period time.Duration) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	open := map[string]*http.Server{} // by Pod IP
-	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{}`))
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(period)
-		defer tick.Stop()
-		for {
-			pods, err := e.c.Client.CoreV1().Pods(e.ns).List(ctx, metav1.ListOptions{})
-			if err == nil {
-				want := map[string]bool{}
-				for _, p := range pods.Items {
-					if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil && strings.HasPrefix(p.Status.PodIP, "127.") {
-						want[p.Status.PodIP] = true
-					}
-				}
-				for ip, srv := range open {
-					if !want[ip] {
-						_ = srv.Close()
-						delete(open, ip)
-					}
-				}
-				for ip := range want {
-					if open[ip] != nil {
-						continue
-					}
-					ln, err := net.Listen("tcp", net.JoinHostPort(ip, "8000"))
-					if err != nil {
-						continue // tried again at the next tick
-					}
-					srv := &http.Server{Handler: ok, ReadHeaderTimeout: 5 * time.Second}
-					open[ip] = srv
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						_ = srv.Serve(ln)
-					}()
-				}
-			}
-			select {
-			case <-ctx.Done():
-				for _, srv := range open {
-					_ = srv.Close()
-				}
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		wg.Wait()
-	})
+	e.c.ServeEngines(t, e.ns, period, nil)
 }
 
 // runningService creates a service with restart policy on-failure, starts
