@@ -61,14 +61,18 @@ func (e env) serveEngines(t testing.TB) { e.serveEnginesEvery(t, 20*time.Millise
 
 // serveEnginesEvery is serveEngines looking for new Pods every period.
 func (e env) serveEnginesEvery(t testing.TB, period time.Duration) {
+	e.serveEnginesWith(t, period, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{}`))
+	}))
+}
+
+// serveEnginesWith is serveEnginesEvery with ok as the stand-in engine.
+func (e env) serveEnginesWith(t testing.TB, period time.Duration, ok http.Handler) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	open := map[string]*http.Server{} // by Pod IP
-	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{}`))
-	})
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
