@@ -16,7 +16,6 @@ import (
 	"aima/cli"
 	"aima/client"
 	"aima/events"
-	"aima/gpu"
 	"aima/internal/testenv"
 	"aima/services"
 	"aima/tools"
@@ -75,8 +74,12 @@ func hasMessage(msgs []string, parts ...string) bool {
 func TestGPUCordonAndDrain(t *testing.T) {
 	p := newInprocGPUs(t, testenv.TwoGPUs())
 
-	var c gpu.Cordon
-	p.call(t, "gpu_cordon", tools.GPUCordonInput{GPU: "1", Reason: "fan failing"}, &c)
+	var cr services.CordonResult
+	p.call(t, "gpu_cordon", tools.GPUCordonInput{GPU: "1", Reason: "fan failing"}, &cr)
+	if len(cr.Cordons) != 1 || cr.Node != "" {
+		t.Fatalf("cordon %+v", cr)
+	}
+	c := cr.Cordons[0]
 	if c.UUID == "" || c.Index != 1 || c.Reason != "fan failing" {
 		t.Fatalf("cordon %+v", c)
 	}

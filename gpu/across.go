@@ -76,6 +76,11 @@ func placeAcross(snap Snapshot, req Request, policy Policy, need int, judge func
 			fits, refusals = append(fits, nf), append(refusals, r)
 			continue
 		}
+		if r := nodeCordonRefusal(n.Name, devs, req); r != nil { // force does not override it either
+			nf.Reason = r.Message
+			fits, refusals = append(fits, nf), append(refusals, r)
+			continue
+		}
 		ok, bad := make([]fit, 0, len(devs)), make([]fit, 0, len(devs))
 		var seen [3]int // per class, 1 + the index in devs of its first verdict
 		var first [3]fit

@@ -31,6 +31,7 @@ type Node struct {
 	RequestedByOthers int      `json:"requested_by_others" jsonschema:"GPUs every other non-terminated Pod on the node requests (other workloads, other aima daemons)"`
 	OtherPods         []string `json:"other_pods,omitempty" jsonschema:"namespace/name of those other Pods (the first few)"`
 	Free              int      `json:"free" jsonschema:"GPUs a start could lease there now: allocatable minus what Pods request and aima's leases hold, minus cordoned GPUs (0 on a skipped node)"`
+	Cordoned          int      `json:"cordoned,omitempty" jsonschema:"GPUs of the node cordoned in aima (gpu_cordon with the node's name or node/index; aima never changes the Node itself)"`
 	Ready             bool     `json:"ready" jsonschema:"the node's Ready condition"`
 	Unschedulable     bool     `json:"unschedulable,omitempty" jsonschema:"the node is cordoned (spec.unschedulable)"`
 	Skipped           string   `json:"skipped,omitempty" jsonschema:"why placement skips the node: not ready, cordoned, or a taint aima's Pods do not tolerate"`
@@ -157,12 +158,16 @@ func ClusterView(snap Snapshot, held []Held, cordoned map[string]Cordon) Snapsho
 			leased[d.UUID] = true
 		}
 	}
-	free := map[string]int{}
+	free, cordons := map[string]int{}, map[string]int{}
 	devs := make([]Device, len(snap.Devices))
 	for i, d := range snap.Devices {
 		d.RequestedBy = occ[d.UUID]
 		devs[i] = d
-		if _, c := cordoned[d.UUID]; d.RequestedBy == "" && !leased[d.UUID] && !c {
+		_, c := cordoned[d.UUID]
+		if c {
+			cordons[d.Node]++
+		}
+		if d.RequestedBy == "" && !leased[d.UUID] && !c {
 			free[d.Node]++
 		}
 	}
@@ -171,6 +176,7 @@ func ClusterView(snap Snapshot, held []Held, cordoned map[string]Cordon) Snapsho
 		if n.Skipped == "" {
 			n.Free = free[n.Name]
 		}
+		n.Cordoned = cordons[n.Name]
 		nodes[i] = n
 	}
 	snap.Devices, snap.Nodes = devs, nodes

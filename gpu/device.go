@@ -134,6 +134,28 @@ func (s Snapshot) Find(id string) (Device, bool) {
 	return Device{}, false
 }
 
+// Named resolves what gpu_cordon, gpu_uncordon and gpu_drain name: on
+// one host an index or a UUID, one GPU; on a cluster a GPU's UUID
+// (node/index), or a node's name, every GPU of the node (node is then
+// set). Nothing is found when devs is empty.
+func (s Snapshot) Named(id string) (devs []Device, node string) {
+	if d, ok := s.Find(id); ok {
+		return []Device{d}, ""
+	}
+	if !s.Cluster() || id == "" {
+		return nil, ""
+	}
+	for _, d := range s.Devices {
+		if d.Node == id {
+			devs = append(devs, d)
+		}
+	}
+	if len(devs) > 0 {
+		node = id
+	}
+	return devs, node
+}
+
 func deref[T any](p *T) T {
 	var zero T
 	if p == nil {

@@ -39,6 +39,12 @@ func (l Lease) UUIDs() []string {
 	return out
 }
 
+// SleepFrees reports whether its holder's sleep leaves the GPUs to
+// others: on one host the sleeping engine frees their memory; on a
+// cluster (a lease on a node) the sleeping Pod keeps its nvidia.com/gpu
+// request, so only a stop frees them.
+func (l Lease) SleepFrees() bool { return l.Node == "" }
+
 // Indexes is "0,1".
 func (l Lease) Indexes() string {
 	var parts []string

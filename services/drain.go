@@ -56,19 +56,23 @@ type DrainMove struct {
 	Was       Status       `json:"was" jsonschema:"its status when the drain reached it"`
 	Outcome   DrainOutcome `json:"outcome" jsonschema:"moved (running on another GPU), stopped (left stopped: see reason) or failed (its start elsewhere failed)"`
 	To        string       `json:"to,omitempty" jsonschema:"indexes of the GPUs it runs on now, when moved"`
+	Node      string       `json:"node,omitempty" jsonschema:"on a cluster: the node it runs on now, when moved"`
 	Reason    string       `json:"reason,omitempty" jsonschema:"why it was left stopped or failed"`
 }
 
 // DrainResult is a finished drain.
 type DrainResult struct {
-	Cordon gpu.Cordon  `json:"cordon" jsonschema:"the GPU's cordon (it stays cordoned: uncordon it to use it again)"`
-	Moves  []DrainMove `json:"moves" jsonschema:"every service that held the GPU, in the order they were moved"`
+	Node    string       `json:"node,omitempty" jsonschema:"on a cluster: the node drained, when a node's name was given"`
+	Cordons []gpu.Cordon `json:"cordons" jsonschema:"the cordon of each GPU drained (they stay cordoned: uncordon them to use them again)"`
+	Moves   []DrainMove  `json:"moves" jsonschema:"every service that held one of those GPUs, in the order they were moved"`
 }
 
 // defaultDrainGrace bounds the requests in flight of a drained service.
 const defaultDrainGrace = time.Minute
 
-// Drain cordons the GPU (index or UUID) and moves every service off it.
+// Drain cordons the GPU (index or UUID; on a cluster node/index, or a
+// node's name for each of its GPUs) and moves every service off it: on a
+// cluster each is started again on another node that fits.
 // A caller that goes away does not cut a move in half (a service stopped
 // and never started again): the drain runs to its end, each step bounded
 // by the grace, the stop timeout and the start's deadline; only the
@@ -87,8 +91,8 @@ func (m *Manager) Drain(ctx context.Context, id string, opts DrainOptions) (Drai
 	if err != nil {
 		return DrainResult{}, err
 	}
-	res := DrainResult{Cordon: c, Moves: []DrainMove{}}
-	for _, s := range m.holdersOf(ctx, c.UUID) {
+	res := DrainResult{Node: c.Node, Cordons: c.Cordons, Moves: []DrainMove{}}
+	for _, s := range m.holdersOf(ctx, c.GPUs) {
 		mv, err := m.drainOne(ctx, s.ID, c, opts)
 		if err != nil {
 			return res, err
@@ -98,8 +102,8 @@ func (m *Manager) Drain(ctx context.Context, id string, opts DrainOptions) (Drai
 	return res, nil
 }
 
-// drainOne moves one service off the cordoned GPU.
-func (m *Manager) drainOne(ctx context.Context, id string, c gpu.Cordon, opts DrainOptions) (DrainMove, error) {
+// drainOne moves one service off the cordoned GPUs.
+func (m *Manager) drainOne(ctx context.Context, id string, c CordonResult, opts DrainOptions) (DrainMove, error) {
 	sub := m.bus.Subscribe(id, m.bus.LastSeq(id))
 	flush := func() { // hand the events published so far to OnEvent
 		for sub.Cursor() < m.bus.LastSeq(id) {
@@ -120,9 +124,10 @@ func (m *Manager) drainOne(ctx context.Context, id string, c gpu.Cordon, opts Dr
 		m.bus.Publish(events.Event{ServiceID: id, Run: s.Run, Type: events.TypeMessage, Status: string(s.Status), Message: msg})
 		flush()
 	}
-	gpuText := fmt.Sprintf("GPU %d is being drained", c.Index)
-	if c.Reason != "" {
-		gpuText += " (" + c.Reason + ")"
+	what := c.Text()
+	gpuText := what + " is being drained"
+	if r := c.Cordons[0].Reason; r != "" {
+		gpuText += " (" + r + ")"
 	}
 	wasUp := holdsGPUs(s.Status)
 	if wasUp {
@@ -147,7 +152,7 @@ func (m *Manager) drainOne(ctx context.Context, id string, c gpu.Cordon, opts Dr
 	if wasUp {
 		elsewhere, why = m.dryPlace(ctx, s)
 	}
-	reason := fmt.Sprintf("GPU %d drained", c.Index)
+	reason := what + " drained"
 	switch {
 	case !wasUp && s.OnDemand:
 		reason += fmt.Sprintf(" while it was %s; its next request starts it on another GPU", s.Status)
@@ -180,10 +185,11 @@ func (m *Manager) drainOne(ctx context.Context, id string, c gpu.Cordon, opts Dr
 		return mv, nil
 	}
 	mv.Outcome = DrainMoved
+	to := "its GPUs"
 	if s.GPULease != nil {
-		mv.To = s.GPULease.Indexes()
+		mv.To, mv.Node, to = s.GPULease.Indexes(), s.GPULease.Node, leaseText(*s.GPULease)
 	}
-	say(fmt.Sprintf("moved off drained GPU %d: running on GPU %s", c.Index, mv.To))
+	say(fmt.Sprintf("moved off drained %s: running on %s", what, to))
 	return mv, nil
 }
 
@@ -197,7 +203,7 @@ func (m *Manager) dryPlace(ctx context.Context, s Service) (where, why string) {
 	if err == nil {
 		var d gpu.Decision
 		if d, err = m.place(ctx, snap, req, ""); err == nil {
-			return "GPU " + d.Lease.Indexes(), ""
+			return leaseText(d.Lease), ""
 		}
 		if victims, _ := m.chooseVictims(ctx, s, snap, req); len(victims) > 0 {
 			return "a GPU that idle evictable services give up", "" // the start evicts them

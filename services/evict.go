@@ -17,14 +17,18 @@ import (
 // running services with nothing in flight, waiting or held are taken
 // (servingState.claimIdle decides atomically), and only as many as the placement
 // needs: the choice is simulated on the inventory and the leases with
-// gpu.Place before anything is released. Each side's events say what
-// happened: the starter names who it evicted and why, the evicted names
-// who took its GPU. See docs/decisions.md ("Eviction").
+// gpu.Released and gpu.Place before anything is released. Each side's
+// events say what happened: the starter names who it evicted and why, the
+// evicted names who took its GPU. On a cluster a sleeping Pod keeps its
+// GPUs (gpu.Lease.SleepFrees), so a victim is always stopped, and an idle
+// evictable service that sleeps there is a candidate too. See
+// docs/decisions.md ("Eviction").
 
 // Eviction is the last time a service was evicted, kept on its record.
 type Eviction struct {
 	By   string    `json:"by" jsonschema:"the service that took its GPUs"`
 	GPUs string    `json:"gpus" jsonschema:"indexes of the GPUs it gave up"`
+	Node string    `json:"node,omitempty" jsonschema:"on a cluster: the node of those GPUs"`
 	At   time.Time `json:"at" jsonschema:"when it was evicted"`
 }
 
@@ -86,7 +90,7 @@ func (m *Manager) evictCandidates(ctx context.Context, id string) []evictCandida
 	}
 	var out []evictCandidate
 	for _, p := range all {
-		if p.ID == id || !p.Evictable || p.GPULease == nil || p.Status != StatusRunning || !m.serving.idleNow(p.ID) {
+		if p.ID == id || !p.Evictable || p.GPULease == nil || !evictableNow(*p) || !m.serving.idleNow(p.ID) {
 			continue
 		}
 		c := evictCandidate{s: *p, lastUsed: m.serving.lastUsed(p.ID)}
@@ -102,6 +106,12 @@ func (m *Manager) evictCandidates(ctx context.Context, id string) []evictCandida
 		return out[i].s.ID < out[j].s.ID
 	})
 	return out
+}
+
+// evictableNow reports a status in which the service's eviction frees
+// GPUs: running, or asleep on a cluster (where its Pod keeps them).
+func evictableNow(s Service) bool {
+	return s.Status == StatusRunning || (s.Status == StatusSleeping && s.GPULease != nil && !s.GPULease.SleepFrees())
 }
 
 // chooseVictims picks the fewest least recently used candidates whose
@@ -129,7 +139,12 @@ func (m *Manager) chooseVictims(ctx context.Context, s Service, snap gpu.Snapsho
 		return nil, busy
 	}
 	fits := func(set []evictCandidate) bool {
-		_, err := gpu.Place(withReleased(snap, set), dormant(held, set), req, m.opts.GPUPolicy)
+		gone := make(map[string]bool, len(set))
+		for _, c := range set {
+			gone[c.s.ID] = true
+		}
+		snapAfter, heldAfter := gpu.Released(snap, held, gone)
+		_, err := gpu.Place(snapAfter, heldAfter, req, m.opts.GPUPolicy)
 		return err == nil
 	}
 	if !fits(cands) {
@@ -153,51 +168,6 @@ func (m *Manager) chooseVictims(ctx context.Context, s Service, snap gpu.Snapsho
 	return chosen, busy
 }
 
-// dormant marks the leases of set as released.
-func dormant(held []gpu.Held, set []evictCandidate) []gpu.Held {
-	out := make([]gpu.Held, len(held))
-	copy(out, held)
-	for i := range out {
-		for _, c := range set {
-			if out[i].ServiceID == c.s.ID {
-				out[i].Dormant = true
-			}
-		}
-	}
-	return out
-}
-
-// withReleased is the inventory as it would read once set has freed its
-// GPU memory: each lease's declared share (or its estimate) comes back as
-// free memory.
-func withReleased(snap gpu.Snapshot, set []evictCandidate) gpu.Snapshot {
-	out := snap
-	out.Devices = make([]gpu.Device, len(snap.Devices))
-	copy(out.Devices, snap.Devices)
-	for i := range out.Devices {
-		d := &out.Devices[i]
-		if !d.MemoryKnown() {
-			continue
-		}
-		free := *d.MemoryFreeBytes
-		for _, c := range set {
-			for _, ld := range c.s.GPULease.Devices {
-				if ld.UUID != d.UUID {
-					continue
-				}
-				back := c.s.GPULease.PerGPUBytes
-				if f := c.s.GPULease.Fraction; f > 0 && f < 1 {
-					back = max(back, int64(f*float64(*d.MemoryTotalBytes)))
-				}
-				free += back
-			}
-		}
-		free = min(free, *d.MemoryTotalBytes)
-		d.MemoryFreeBytes = &free
-	}
-	return out
-}
-
 // evict releases one victim for s if it is still idle, and says so on
 // both sides. It reports whether the victim was released.
 func (m *Manager) evict(ctx context.Context, v evictCandidate, s Service, tell func(string)) bool {
@@ -207,32 +177,38 @@ func (m *Manager) evict(ctx context.Context, v evictCandidate, s Service, tell f
 	}
 	defer undo()
 	cur, err := m.col.Get(ctx, v.s.ID)
-	if err != nil || cur.Status != StatusRunning || cur.GPULease == nil {
+	if err != nil || cur.GPULease == nil || !evictableNow(cur) {
 		return false
 	}
 	idle := "never used since the daemon started"
 	if v.lastUsed > 0 {
 		idle = "idle for " + m.now().Sub(time.Unix(0, v.lastUsed)).Round(time.Second).String()
 	}
-	gpus := cur.GPULease.Indexes()
+	gpus := leaseText(*cur.GPULease)
 	how := "stopped"
-	if cur.SleepMode {
+	release := m.release
+	if !cur.GPULease.SleepFrees() { // on a cluster a sleeping Pod keeps its GPUs: stop it
+		release = func(ctx context.Context, s Service, reason string) error {
+			_, err := m.stop(ctx, s.ID, reason)
+			return err
+		}
+	} else if cur.SleepMode {
 		how = "put to sleep"
 	}
-	reason := fmt.Sprintf("evicted: service %s (%s) needed GPU %s and this was the least recently used idle evictable service (%s)", s.ID, s.Name, gpus, idle)
-	if err := m.release(ctx, cur, reason); err != nil {
+	reason := fmt.Sprintf("evicted: service %s (%s) needed %s and this was the least recently used idle evictable service (%s)", s.ID, s.Name, gpus, idle)
+	if err := release(ctx, cur, reason); err != nil {
 		m.log.Warn("evict", "service", v.s.ID, "for", s.ID, "err", err)
 		return false
 	}
 	at := m.now().UTC()
 	after, err := m.col.Update(ctx, v.s.ID, func(x *Service) error {
-		x.LastEviction = &Eviction{By: s.ID, GPUs: gpus, At: at}
+		x.LastEviction = &Eviction{By: s.ID, GPUs: cur.GPULease.Indexes(), Node: cur.GPULease.Node, At: at}
 		return nil
 	})
 	if err == nil && after.Status == StatusStopped {
 		how = "stopped"
 	}
-	tell(fmt.Sprintf("made room on GPU %s: %s service %s (%s), the least recently used idle evictable service (%s)", gpus, how, cur.ID, cur.Name, idle))
+	tell(fmt.Sprintf("made room on %s: %s service %s (%s), the least recently used idle evictable service (%s)", gpus, how, cur.ID, cur.Name, idle))
 	return true
 }
 
@@ -249,7 +225,7 @@ func (m *Manager) wakeElsewhere(ctx context.Context, s Service, wakeErr error, s
 	}
 	where := "its GPUs"
 	if s.GPULease != nil {
-		where = "GPU " + s.GPULease.Indexes()
+		where = leaseText(*s.GPULease)
 	}
 	if _, err := m.stop(ctx, s.ID, fmt.Sprintf("could not wake on %s (%s): starting it again where there is room", where, r.Message)); err != nil {
 		return "", err

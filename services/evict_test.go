@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"aima/gpu"
+	"aima/runtime"
 )
 
 // chooseVictims takes the fewest least recently used idle evictable
@@ -62,5 +63,57 @@ func TestChooseVictims(t *testing.T) {
 	m.serving.mu.Unlock()
 	if v, _ = m.chooseVictims(ctx, s, snapNow, req); len(v) != 0 {
 		t.Errorf("victims %v, want none when releasing every idle one would not do", ids(v))
+	}
+}
+
+// On a cluster a sleeping Pod keeps its GPU: the simulation takes a
+// victim's lease as gone (not dormant), so the least recently used idle
+// evictable service's node is freed; one asleep there is a candidate too;
+// a busy or non-evictable one never is.
+func TestChooseVictimsOnACluster(t *testing.T) {
+	nodes := []runtime.GPUNode{
+		{Name: "a", Hostname: "a", Product: "NVIDIA-A10", MemoryMiB: 23028, Allocatable: 1, Ready: true, RequestedOwn: 1},
+		{Name: "b", Hostname: "b", Product: "NVIDIA-A10", MemoryMiB: 23028, Allocatable: 1, Ready: true, RequestedOwn: 1},
+	}
+	snap := gpu.ClusterSnapshot(nodes, time.Now())
+	m := gpuManager(t, gpu.AttachEnv, snap)
+	ctx := t.Context()
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	held := func(id, node string, st Status, used time.Time, evictable bool) {
+		t.Helper()
+		s := Service{ID: id, Name: id, EngineType: "vllm", ModelID: "org/tiny", GPUs: "auto", Status: st, Evictable: evictable, ReadyAt: &used,
+			GPULease: &gpu.Lease{Node: node, Devices: []gpu.LeasedDevice{{Index: 0, UUID: node + "/0"}}, Fraction: 0.9}}
+		if err := m.col.Create(ctx, id, s); err != nil {
+			t.Fatal(err)
+		}
+		m.serving.arm(id, 0, used)
+	}
+	held("old", "a", StatusSleeping, base, true) // asleep, least recently used: its Pod keeps GPU a/0
+	held("new", "b", StatusRunning, base.Add(time.Minute), true)
+	s := Service{ID: "x", Name: "x", EngineType: "vllm", ModelID: "org/tiny", GPUs: "auto"}
+	req, snapNow, note, err := m.placementRequest(ctx, s, false, true)
+	if err != nil || note != "" {
+		t.Fatalf("request: %v %s", err, note)
+	}
+	if _, err := m.place(ctx, snapNow, req, ""); err == nil {
+		t.Fatal("placed with both nodes held")
+	}
+	v, busy := m.chooseVictims(ctx, s, snapNow, req)
+	if len(v) != 1 || v[0].s.ID != "old" || len(busy) != 0 {
+		t.Errorf("victims %+v busy %v, want [old]", v, busy)
+	}
+	// old busy (a request waking it): new goes instead.
+	m.serving.mu.Lock()
+	m.serving.entryLocked("old").Waiting = 1
+	m.serving.mu.Unlock()
+	if v, _ = m.chooseVictims(ctx, s, snapNow, req); len(v) != 1 || v[0].s.ID != "new" {
+		t.Errorf("victims %+v, want [new]", v)
+	}
+	// new not evictable: nothing can make room.
+	if _, err := m.col.Update(ctx, "new", func(x *Service) error { x.Evictable = false; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ = m.chooseVictims(ctx, s, snapNow, req); len(v) != 0 {
+		t.Errorf("victims %+v, want none", v)
 	}
 }

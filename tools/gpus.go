@@ -56,6 +56,12 @@ func renderNodes(o GPUListOutput) string {
 		case !n.Ready:
 			b.WriteString("  not ready")
 		}
+		switch {
+		case n.Cordoned > 0 && n.Cordoned == n.GPUs:
+			b.WriteString("  CORDONED in aima (every GPU)")
+		case n.Cordoned > 0:
+			fmt.Fprintf(&b, "  %d GPU(s) cordoned in aima", n.Cordoned)
+		}
 		b.WriteString("\n")
 		for _, d := range o.Items {
 			if d.Node != n.Name {
@@ -83,7 +89,7 @@ func gpuOps() []Op {
 	return []Op{
 		Declare(Spec[Empty, GPUListOutput]{
 			Name:        "gpu_list",
-			Description: "List the host's NVIDIA GPUs, read now from the driver (nvidia-smi): index, UUID, name, memory total/used/free in bytes, utilization, temperature, power, driver and CUDA version, compute capability, MIG mode, the compute processes on each, and which aima services hold a lease on it. A host without NVIDIA GPUs gets an empty list and a note; a broken or hung driver is an unavailable error. On Kubernetes (runtime: kubernetes) it lists each GPU node's GPUs instead (uuid node/index): model and memory from the GPU Feature Discovery labels, allocatable nvidia.com/gpu minus what the node's non-terminated Pods request (aima's and others'), which aima services hold them, and the nodes placement skips (not ready, cordoned, a taint not tolerated), marked. Use it before service_create to choose gpus, and model_fit to check a model.",
+			Description: "List the host's NVIDIA GPUs, read now from the driver (nvidia-smi): index, UUID, name, memory total/used/free in bytes, utilization, temperature, power, driver and CUDA version, compute capability, MIG mode, the compute processes on each, and which aima services hold a lease on it. A host without NVIDIA GPUs gets an empty list and a note; a broken or hung driver is an unavailable error. On Kubernetes (runtime: kubernetes) it lists each GPU node's GPUs instead (uuid node/index): model and memory from the GPU Feature Discovery labels, allocatable nvidia.com/gpu minus what the node's non-terminated Pods request (aima's and others'), which aima services hold them, and the nodes placement skips (not ready, cordoned, a taint not tolerated), marked, with the GPUs cordoned in aima (gpu_cordon) per node. Use it before service_create to choose gpus, and model_fit to check a model.",
 			Annotations: Annotations{ReadOnly: true, Idempotent: true},
 			Run: func(ctx context.Context, env *Env, _ Empty, _ Reporter) (GPUListOutput, error) {
 				snap, err := env.Services.GPUList(ctx)
@@ -119,7 +125,7 @@ func gpuOps() []Op {
 		}),
 		Declare(Spec[ModelFitInput, services.FitResult]{
 			Name:        "model_fit",
-			Description: "Check whether a model would fit on this host's GPUs now, without starting anything: estimates the memory it needs from its files (weights from model.safetensors.index.json or the weight files or the GGUF header, KV cache per token from config.json or the GGUF header, and the engine's args: vLLM's --tensor-parallel-size, --gpu-memory-utilization, --max-model-len; SGLang's --tp-size, --mem-fraction-static (which holds weights and KV pool), --context-length; llama.cpp's -ngl (only the offloaded layers and their KV share on the GPU), -c), applies the engine's rule against the GPUs' free memory and the leases of running services, and says which GPUs a start would get, or why not (both figures in GiB) with suggested args that would fit. On Kubernetes it answers per node (a request's GPUs are on one node): the node a start would be pinned to by gpu_policy, and for every GPU node whether it fits and why not. service_start runs the same check in its schedule phase.",
+			Description: "Check whether a model would fit on this host's GPUs now, without starting anything: estimates the memory it needs from its files (weights from model.safetensors.index.json or the weight files or the GGUF header, KV cache per token from config.json or the GGUF header, and the engine's args: vLLM's --tensor-parallel-size, --gpu-memory-utilization, --max-model-len; SGLang's --tp-size, --mem-fraction-static (which holds weights and KV pool), --context-length; llama.cpp's -ngl (only the offloaded layers and their KV share on the GPU), -c), applies the engine's rule against the GPUs' free memory and the leases of running services, and says which GPUs a start would get, or why not (both figures in GiB) with suggested args that would fit. On Kubernetes it answers per node (a request's GPUs are on one node): the node a start would be pinned to by gpu_policy, and for every GPU node whether it fits and why not (a node skipped, or cordoned in aima by gpu_cordon, says so). service_start runs the same check in its schedule phase.",
 			Annotations: Annotations{ReadOnly: true, Idempotent: true},
 			Positional:  "model_id",
 			Run: func(ctx context.Context, env *Env, in ModelFitInput, _ Reporter) (services.FitResult, error) {

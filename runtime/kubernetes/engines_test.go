@@ -3,6 +3,7 @@ package kubernetes_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -55,6 +56,12 @@ func (e env) serveEngines(t testing.TB) { e.serveEnginesEvery(t, 20*time.Millise
 func (e env) serveEnginesEvery(t testing.TB, period time.Duration) {
 	t.Helper()
 	e.c.ServeEngines(t, e.ns, period, nil)
+}
+
+// serveEnginesWith is serveEnginesEvery with ok as the stand-in engine.
+func (e env) serveEnginesWith(t testing.TB, period time.Duration, ok http.Handler) {
+	t.Helper()
+	e.c.ServeEngines(t, e.ns, period, ok)
 }
 
 // runningService creates a service with restart policy on-failure, starts

@@ -162,7 +162,7 @@ func (k *Kube) StopContainer(ctx context.Context, id string, opts runtime.StopOp
 		return classify(err, "stop pod "+id)
 	}
 	if ended(p) {
-		return nil
+		return k.waitUncounted(ctx, p)
 	}
 	secs := graceSeconds(opts.Timeout)
 	if gated(p) || p.Spec.NodeName == "" || p.DeletionTimestamp != nil {
@@ -180,7 +180,12 @@ func (k *Kube) StopContainer(ctx context.Context, id string, opts runtime.StopOp
 	err = k.waitPod(wctx, p.Name, func(cur *corev1.Pod) (bool, error) {
 		return cur == nil || cur.UID != p.UID || ended(cur), nil
 	})
-	if err == nil || ctx.Err() != nil {
+	if err == nil {
+		// An ended Pod requests nothing: the GPU node watch (bound Pods
+		// not ended) drops it, as it drops a deleted one.
+		return k.waitUncounted(ctx, p)
+	}
+	if ctx.Err() != nil {
 		return err
 	}
 	k.log.Warn("the kubelet did not end the pod past its deadline; deleting it", "pod", p.Name, "node", p.Spec.NodeName)
@@ -233,10 +238,49 @@ func (k *Kube) deleteAndWait(ctx context.Context, p *corev1.Pod, grace int64, wh
 			return classify(err, what)
 		}
 	}
-	return k.waitPod(ctx, p.Name, func(cur *corev1.Pod) (bool, error) {
+	if err := k.waitPod(ctx, p.Name, func(cur *corev1.Pod) (bool, error) {
 		return cur == nil || cur.UID != p.UID, nil
-	})
+	}); err != nil {
+		return err
+	}
+	return k.waitUncounted(ctx, p)
 }
+
+// waitUncounted waits, once the GPU node watch runs, until its cache no
+// longer holds the ended or deleted Pod, so that GPUNodes right after a
+// stop does not count the Pod's GPUs against its node: a placement that
+// follows a stop (an eviction, a drain) sees them free. The watch is a second one on
+// the same API server; it sees the deletion moments after the namespace's.
+func (k *Kube) waitUncounted(ctx context.Context, p *corev1.Pod) error {
+	w := &k.nodeWatch
+	if !w.started.Load() {
+		return nil
+	}
+	key := p.Namespace + "/" + p.Name
+	for {
+		changed := k.changes(countedKey(key))
+		obj, ok, _ := w.pods.GetStore().GetByKey(key)
+		if cur, isPod := obj.(*corev1.Pod); !ok || !isPod || cur.UID != p.UID {
+			return nil
+		}
+		t := time.NewTimer(pollFallback)
+		select {
+		case <-changed:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("pod %s still counted on its node: %w", p.Name, context.Cause(ctx))
+		case <-k.ctx.Done():
+			t.Stop()
+			return errs.New(errs.Unavailable, "kubernetes runtime closed")
+		}
+		t.Stop()
+	}
+}
+
+// countedKey is the key of a Pod's changes in the GPU node watch, apart
+// from the namespace watch's (keyed by the bare name).
+func countedKey(nsName string) string { return "node-watch:" + nsName }
 
 // WaitExit delivers the engine's end once the Pod ended: its exit code,
 // with Reason and Message when the cluster says more (OOMKilled, evicted,

@@ -152,6 +152,17 @@ func (k *Kube) startNodeWatch() {
 		return nil, nil
 	}})
 	_ = w.pods.SetTransform(slimPod)
+	// A Pod leaving the cache wakes waitUncounted.
+	_, _ = w.pods.AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: func(obj any) {
+		if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = tomb.Obj
+		}
+		if p, ok := obj.(*corev1.Pod); ok {
+			k.mu.Lock()
+			k.notifyLocked(countedKey(p.Namespace + "/" + p.Name))
+			k.mu.Unlock()
+		}
+	}})
 	w.started.Store(true)
 	for _, inf := range []cache.SharedIndexInformer{w.nodes, w.pods} {
 		k.wg.Add(1)

@@ -33,23 +33,24 @@ func EnginePodNet(base int) string {
 	return fmt.Sprintf("127.%d.%d.0/24", base+n/250, 1+n%250)
 }
 
-// ServeEngines serves the stand-in engine at the IP of every running Pod
-// of namespace ns, looking for new Pods every period, until the test ends.
-// healthy, when not nil, is asked on each request: false answers 503 (an
-// engine still loading), so a test can hold starts in health_check.
-func (c *Cluster) ServeEngines(t testing.TB, ns string, period time.Duration, healthy func() bool) {
+// StandInEngine answers 200 with {} on every path, as a ready engine's
+// health and metrics endpoints would be taken to.
+var StandInEngine http.Handler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write([]byte(`{}`))
+})
+
+// ServeEngines serves handler (nil: StandInEngine) at the IP of every
+// running Pod of namespace ns, looking for new Pods every period, until
+// the test ends.
+func (c *Cluster) ServeEngines(t testing.TB, ns string, period time.Duration, handler http.Handler) {
 	t.Helper()
+	if handler == nil {
+		handler = StandInEngine
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	open := map[string]*http.Server{} // by Pod IP
-	handler := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		if healthy != nil && !healthy() {
-			http.Error(w, "loading", http.StatusServiceUnavailable)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{}`))
-	})
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

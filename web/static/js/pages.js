@@ -119,9 +119,9 @@ export function gpusView(main) {
         if (ev.type === 'status') load();
       });
       state.dataset.state = 'done';
-      state.textContent = `GPU ${r.cordon.index} drained; it stays cordoned (uncordon it to use it again).`;
+      state.textContent = `GPU ${d.index} drained; it stays cordoned (uncordon it to use it again).`;
       fill(result, r.moves.length ? h('ul', {}, r.moves.map(mv => h('li', {'data-outcome': mv.outcome, 'data-service': mv.service_id},
-        `${mv.name || mv.service_id} (was ${mv.was}): ${mv.outcome}${mv.to ? ` to GPU ${mv.to}` : ''}${mv.reason ? `: ${mv.reason}` : ''}`)))
+        `${mv.name || mv.service_id} (was ${mv.was}): ${mv.outcome}${mv.to ? ` to GPU ${mv.to}` : ''}${mv.node ? ` on node ${mv.node}` : ''}${mv.reason ? `: ${mv.reason}` : ''}`)))
         : h('p', {class: 'muted'}, 'No service held it.'));
       toast(`GPU ${d.index} drained`, 'ok');
     } catch (e) {
