@@ -35,17 +35,32 @@ type env struct {
 	a, b *testenv.DaemonProc
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvWith(t, nil) }
+
+// newEnvWith is newEnv; with engine not nil, the fake node's Pods get
+// loopback addresses, the daemons reach engines at the Pod's IP and
+// engine answers there for every running Pod (kube.ServeEngines), so
+// starts reach running.
+func newEnvWith(t *testing.T, engine http.Handler) *env {
 	t.Helper()
 	c := kube.Shared(t)
 	c.InstallCRDs(t)
 	ns := c.Namespace(t)
-	c.AddGPUNode(t, kube.GPUNode{Name: ns + "-n", GPUs: 8, Product: "NVIDIA-H100-80GB-HBM3", MemMiB: 81559})
+	node := kube.GPUNode{Name: ns + "-n", GPUs: 8, Product: "NVIDIA-H100-80GB-HBM3", MemMiB: 81559}
+	endpoint := ""
+	if engine != nil {
+		node.PodCIDR = kube.EnginePodNet(podNetBase)
+		endpoint = "  endpoint: pod_ip\n"
+	}
+	c.AddGPUNode(t, node)
+	if engine != nil {
+		c.ServeEngines(t, ns, 20*time.Millisecond, engine)
+	}
 	cfg := testenv.SimConfig(t, testenv.SimConfigOptions{
 		Image: "aima-enginesim:test",
-		Extra: fmt.Sprintf("runtime: kubernetes\nstore: kubernetes\nkubernetes:\n  kubeconfig: %s\n  namespace: %s\n"+
+		Extra: fmt.Sprintf("runtime: kubernetes\nstore: kubernetes\nkubernetes:\n  kubeconfig: %s\n  namespace: %s\n%s"+
 			"  tolerations: [{key: %s, operator: Equal, value: fake, effect: NoSchedule}]\n"+
-			"cluster:\n  leader_election:\n    enabled: true\n", c.Kubeconfig, ns, kube.FakeNodeAnnotation),
+			"cluster:\n  leader_election:\n    enabled: true\n", c.Kubeconfig, ns, endpoint, kube.FakeNodeAnnotation),
 	})
 	bin := testenv.BuildAima(t)
 	e := &env{c: c, ns: ns}
