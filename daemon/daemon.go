@@ -71,7 +71,7 @@ type Daemon struct {
 	opts       Options
 	store      state.Store
 	closeStore func() error
-	journal    *services.Journal
+	journal    *events.StoreJournal
 	closeRT    func() error
 	manager    *services.Manager
 	metrics    *metrics.Metrics
@@ -149,7 +149,7 @@ func New(opts Options) (*Daemon, error) {
 	// before the bus; their sources are bound once the manager exists.
 	mx := metrics.New(Version)
 	journalErr := func(err error) { log.Warn("event journal", "err", err) }
-	journal := services.NewJournal(store, journalErr)
+	journal := events.NewJournal(store, journalErr)
 	busErr := func(err error) { log.Warn("event bus", "err", err) } // the journal's errors and an observer's panic
 	bus := events.NewBus(events.WithJournal(journal), events.WithErrorHandler(busErr), events.WithObserver(mx.Observe))
 	journal.AwaitFanout(bus.AwaitFanout)

@@ -81,7 +81,7 @@ func (e Event) Persistent() bool {
 type Journal interface {
 	// Load returns the persisted events of a service in Seq order.
 	Load(serviceID string) ([]Event, error)
-	// Append persists one event, possibly later (services.Journal queues
+	// Append persists one event, possibly later (StoreJournal queues
 	// it for its next commit): Load must see every event appended before
 	// it was called.
 	Append(ev Event) error

@@ -101,7 +101,7 @@ func (h *harness) newManager() *Manager {
 	}
 	opts := h.opts
 	opts.Logger = slog.New(slog.NewTextHandler(lockedWriter{h.logMu, h.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	opts.Journal = NewJournal(h.store, func(err error) { opts.Logger.Warn("event journal", "err", err) })
+	opts.Journal = events.NewJournal(h.store, func(err error) { opts.Logger.Warn("event journal", "err", err) })
 	bus := events.NewBus(events.WithJournal(opts.Journal))
 	m := NewManager(h.store, h.fr, bus, catalog, models.NewRegistry(h.store), opts)
 	m.rewatchDelay, m.resubscribeDelay = 5*time.Millisecond, 5*time.Millisecond

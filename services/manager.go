@@ -45,7 +45,7 @@ type Options struct {
 	// Journal is the event journal the bus writes (nil: the bus has none
 	// or the manager need not order with it). A delete forgets the
 	// service's history through it, after the events it still queues.
-	Journal *Journal
+	Journal *events.StoreJournal
 
 	// GPUs is the host's GPU inventory (nil: none; services get GPUs
 	// as their request says, without leases or a fit check).

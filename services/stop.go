@@ -156,7 +156,7 @@ func (m *Manager) forget(ctx context.Context, id string, run int) {
 	if j := m.opts.Journal; j != nil {
 		j.Forget(ctx, id)
 	} else {
-		NewJournal(m.store, nil).Forget(ctx, id)
+		events.NewJournal(m.store, nil).Forget(ctx, id)
 	}
 	m.noteTransition(Service{ID: id, Status: StatusStopped})
 	m.serving.forget(id)

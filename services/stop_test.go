@@ -117,7 +117,7 @@ func TestDelete(t *testing.T) {
 		if cs := h.fr.Containers(map[string]string{runtime.LabelService: s.ID}); len(cs) != 0 {
 			t.Errorf("containers after delete: %+v", cs)
 		}
-		if evs, err := NewJournal(h.store, nil).Load(s.ID); err != nil || len(evs) != 0 {
+		if evs, err := events.NewJournal(h.store, nil).Load(s.ID); err != nil || len(evs) != 0 {
 			t.Errorf("journal after delete: %d events, %v", len(evs), err)
 		}
 	}

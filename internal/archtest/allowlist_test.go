@@ -29,7 +29,7 @@ import (
 var allowed = map[string][]string{
 	// leaves
 	"errs":                 {},
-	"events":               {},
+	"events":               {"state"},
 	"runtime":              {},
 	"internal/units":       {},
 	"internal/filelock":    {},

@@ -1,4 +1,4 @@
-package services
+package events
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"aima/errs"
-	"aima/events"
 	"aima/state"
 )
 
@@ -32,11 +31,11 @@ func (c *countingStore) Batch(ctx context.Context, ops []state.Op) error {
 	return c.Store.(state.Batcher).Batch(ctx, ops)
 }
 
-func ev(id string, seq uint64) events.Event {
-	return events.Event{ServiceID: id, Seq: seq, Type: events.TypeMessage, Message: fmt.Sprintf("event %d", seq)}
+func ev(id string, seq uint64) Event {
+	return Event{ServiceID: id, Seq: seq, Type: TypeMessage, Message: fmt.Sprintf("event %d", seq)}
 }
 
-func loadSeqs(t *testing.T, j *Journal, id string) []uint64 {
+func loadSeqs(t *testing.T, j *StoreJournal, id string) []uint64 {
 	t.Helper()
 	evs, err := j.Load(id)
 	if err != nil {

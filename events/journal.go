@@ -1,4 +1,4 @@
-package services
+package events
 
 import (
 	"context"
@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"aima/events"
 	"aima/state"
 )
 
@@ -25,7 +24,7 @@ const journalPruneEvery = 200
 // of bounded size (and always within the bus's in-memory window).
 const journalBatchMax = 512
 
-// Journal persists each service's durable events in the state store, under
+// StoreJournal persists each service's durable events in the state store, under
 // events/<service>/<seq>, so history survives daemon restarts.
 //
 // Append queues the event and returns; one writer goroutine writes what is
@@ -38,7 +37,7 @@ const journalBatchMax = 512
 // is queued; a daemon killed outright loses the events of its last commit
 // window, never a status (the service record is written before its status
 // event is published). See docs/decisions.md.
-type Journal struct {
+type StoreJournal struct {
 	store   state.Store
 	onError func(error)
 
@@ -64,39 +63,39 @@ const journalFanoutMax = 10 * time.Millisecond
 
 // AwaitFanout makes the writer wait, before each commit, until f returns
 // for the service of the newest queued event: the daemon passes
-// events.Bus.AwaitFanout, so the commit's fsync and CPU come after the live
+// Bus.AwaitFanout, so the commit's fsync and CPU come after the live
 // subscribers have the event, not among them. The wait is bounded by
 // journalFanoutMax and cut short by Sync and Close. Call it before the
 // first Append.
-func (j *Journal) AwaitFanout(f func(ctx context.Context, serviceID string) bool) { j.fanout = f }
+func (j *StoreJournal) AwaitFanout(f func(ctx context.Context, serviceID string) bool) { j.fanout = f }
 
 // journalOp is an event to write or, with forget set, a service whose
 // entries to delete.
 type journalOp struct {
-	ev     events.Event
+	ev     Event
 	forget string
 }
 
 // NewJournal returns a journal over the store. onError (nil: ignored)
 // receives the writer's failures, which never stop publication.
-func NewJournal(s state.Store, onError func(error)) *Journal {
+func NewJournal(s state.Store, onError func(error)) *StoreJournal {
 	if onError == nil {
 		onError = func(error) {}
 	}
-	j := &Journal{store: s, onError: onError, wake: make(chan struct{}, 1), exited: make(chan struct{})}
+	j := &StoreJournal{store: s, onError: onError, wake: make(chan struct{}, 1), exited: make(chan struct{})}
 	j.written = sync.NewCond(&j.mu)
 	return j
 }
 
 func journalPrefix(id string) string { return "events/" + id + "/" }
 
-func journalKey(ev events.Event) string {
+func journalKey(ev Event) string {
 	return fmt.Sprintf("%s%020d", journalPrefix(ev.ServiceID), ev.Seq)
 }
 
-// Load implements events.Journal. Events queued before the call are
+// Load implements Journal. Events queued before the call are
 // written first, so Load sees every event appended before it.
-func (j *Journal) Load(id string) ([]events.Event, error) {
+func (j *StoreJournal) Load(id string) ([]Event, error) {
 	j.Sync()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -104,9 +103,9 @@ func (j *Journal) Load(id string) ([]events.Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]events.Event, 0, len(entries))
+	out := make([]Event, 0, len(entries))
 	for _, e := range entries {
-		var ev events.Event
+		var ev Event
 		if err := json.Unmarshal(e.Value, &ev); err == nil {
 			out = append(out, ev)
 		}
@@ -114,9 +113,9 @@ func (j *Journal) Load(id string) ([]events.Event, error) {
 	return out, nil
 }
 
-// Append implements events.Journal: it queues the event for the writer.
+// Append implements Journal: it queues the event for the writer.
 // After Close it writes at once.
-func (j *Journal) Append(ev events.Event) error {
+func (j *StoreJournal) Append(ev Event) error {
 	if !j.enqueue(journalOp{ev: ev}) {
 		return j.write([]journalOp{{ev: ev}})
 	}
@@ -125,7 +124,7 @@ func (j *Journal) Append(ev events.Event) error {
 
 // Forget deletes a service's history (on service delete), after the events
 // queued before it, and returns once it is done.
-func (j *Journal) Forget(_ context.Context, id string) {
+func (j *StoreJournal) Forget(_ context.Context, id string) {
 	if !j.enqueue(journalOp{forget: id}) {
 		if err := j.write([]journalOp{{forget: id}}); err != nil {
 			j.onError(err)
@@ -136,7 +135,7 @@ func (j *Journal) Forget(_ context.Context, id string) {
 }
 
 // Sync waits until everything queued before the call is written.
-func (j *Journal) Sync() {
+func (j *StoreJournal) Sync() {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.syncing++
@@ -151,7 +150,7 @@ func (j *Journal) Sync() {
 
 // Close writes what is queued and ends the writer. Later appends are
 // written one at a time. Safe to call more than once.
-func (j *Journal) Close() {
+func (j *StoreJournal) Close() {
 	j.mu.Lock()
 	if j.closed {
 		j.mu.Unlock()
@@ -172,7 +171,7 @@ func (j *Journal) Close() {
 
 // enqueue queues op and wakes the writer (starting it on first use); false
 // once the journal is closed.
-func (j *Journal) enqueue(op journalOp) bool {
+func (j *StoreJournal) enqueue(op journalOp) bool {
 	j.mu.Lock()
 	if j.closed {
 		j.mu.Unlock()
@@ -189,7 +188,7 @@ func (j *Journal) enqueue(op journalOp) bool {
 	return true
 }
 
-func (j *Journal) signal() {
+func (j *StoreJournal) signal() {
 	select {
 	case j.wake <- struct{}{}:
 	default:
@@ -198,7 +197,7 @@ func (j *Journal) signal() {
 
 // run is the writer: it takes the queue in batches until Close, and
 // writes what is left before it ends.
-func (j *Journal) run() {
+func (j *StoreJournal) run() {
 	defer close(j.exited)
 	for {
 		j.mu.Lock()
@@ -240,7 +239,7 @@ func (j *Journal) run() {
 
 // write applies a batch in one transaction: its events, the prune of each
 // service that reached a prune point, and its forgets.
-func (j *Journal) write(batch []journalOp) error {
+func (j *StoreJournal) write(batch []journalOp) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ops := make([]state.Op, 0, len(batch))
