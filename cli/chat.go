@@ -49,10 +49,10 @@ func chatCommand(std IO) *ucli.Command {
 			streamed := false
 			stream := &client.Stream{
 				OnEvent: func(ev events.Event) { fmt.Fprintf(std.Stderr, "... %s\n", ev.Message) },
-				OnLog: func(l tools.LogLine) {
-					if live && l.Stream == tools.CompletionStream {
+				OnDelta: func(d tools.ChatDelta) {
+					if live {
 						streamed = true
-						fmt.Fprint(std.Stdout, l.Text)
+						fmt.Fprint(std.Stdout, d.Text)
 					}
 				},
 			}

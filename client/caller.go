@@ -20,6 +20,7 @@ func (c Caller) Call(ctx context.Context, op tools.Op, raw json.RawMessage, rep 
 	stream := &Stream{
 		OnEvent: func(ev events.Event) { rep.Event(ev) },
 		OnLog:   func(l tools.LogLine) { rep.Log(l) },
+		OnDelta: func(d tools.ChatDelta) { rep.Delta(d) },
 	}
 	if len(raw) == 0 {
 		raw = json.RawMessage("{}")

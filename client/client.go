@@ -58,6 +58,7 @@ func New(addr string) *Client {
 type Stream struct {
 	OnEvent func(events.Event)
 	OnLog   func(tools.LogLine)
+	OnDelta func(tools.ChatDelta)
 }
 
 // Call runs operation op (snake_case name) with input and returns the raw
@@ -227,6 +228,13 @@ func readSSE(r io.Reader, stream *Stream) (json.RawMessage, error) {
 					var l tools.LogLine
 					if json.Unmarshal(payload, &l) == nil {
 						stream.OnLog(l)
+					}
+				}
+			case "delta":
+				if stream != nil && stream.OnDelta != nil {
+					var d tools.ChatDelta
+					if json.Unmarshal(payload, &d) == nil {
+						stream.OnDelta(d)
 					}
 				}
 			}

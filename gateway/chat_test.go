@@ -1,8 +1,10 @@
 package gateway_test
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -10,13 +12,14 @@ import (
 	"aima/client"
 	"aima/events"
 	"aima/inference"
+	"aima/jsonrpc"
 	"aima/services"
 	"aima/tools"
 )
 
 // TestInferenceChatOperation: inference_chat, the operation, uses the same
 // routing and on-demand start as /v1: over HTTP with SSE the answer
-// streams as "completion" log lines and the wait as progress; `aima chat`
+// streams as deltas and the wait as progress; `aima chat`
 // prints the whole answer when stdout is not a terminal.
 func TestInferenceChatOperation(t *testing.T) {
 	g := newGW(t, "")
@@ -28,7 +31,7 @@ func TestInferenceChatOperation(t *testing.T) {
 	var waits []string
 	raw, err := c.Call(t.Context(), "inference_chat", tools.InferenceChatInput{Model: "helper", Prompt: "deploy and test in one go"},
 		&client.Stream{
-			OnLog:   func(l tools.LogLine) { pieces = append(pieces, l.Text) },
+			OnDelta: func(d tools.ChatDelta) { pieces = append(pieces, d.Text) },
 			OnEvent: func(ev events.Event) { waits = append(waits, ev.Message) },
 		})
 	if err != nil {
@@ -46,6 +49,39 @@ func TestInferenceChatOperation(t *testing.T) {
 	}
 	if len(waits) == 0 || !strings.Contains(waits[0], "starting, phase") {
 		t.Errorf("progress while waiting: %q", waits)
+	}
+
+	// Over JSON-RPC with SSE the pieces arrive as inference.delta
+	// notifications carrying the request's id.
+	rpc := `{"jsonrpc":"2.0","id":7,"method":"inference.chat","params":{"model":"helper","prompt":"one two three four"}}`
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, g.URL+"/rpc", strings.NewReader(rpc))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var deltas []string
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		data, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		var n struct {
+			Method string `json:"method"`
+			Params struct {
+				ID    int             `json:"id"`
+				Delta tools.ChatDelta `json:"delta"`
+			} `json:"params"`
+		}
+		if json.Unmarshal([]byte(data), &n) == nil && n.Method == jsonrpc.MethodDelta && n.Params.ID == 7 && !n.Params.Delta.Time.IsZero() {
+			deltas = append(deltas, n.Params.Delta.Text)
+		}
+	}
+	resp.Body.Close()
+	if strings.Join(deltas, "") != "one two three four" || len(deltas) < 2 {
+		t.Errorf("inference.delta notifications %q", deltas)
 	}
 
 	var out, errOut bytes.Buffer

@@ -69,6 +69,10 @@ func acceptsText(r *http.Request) bool {
 // Event implements tools.Reporter; a plain call has no progress channel.
 func (*lineResponse) Event(events.Event) {}
 
+// Delta implements tools.Reporter; a plain call's result holds the whole
+// answer.
+func (*lineResponse) Delta(tools.ChatDelta) {}
+
 // BeginLogs implements tools.LogSink: the status line, headers and, for
 // JSON, the document up to its lines.
 func (lr *lineResponse) BeginLogs(head tools.LogsOutput) {

@@ -233,6 +233,9 @@ func (s *sseReporter) Log(l tools.LogLine) {
 	s.send("log", tools.LogLine{Stream: l.Stream, Time: l.Time, Text: l.Text})
 }
 
+// Delta sends a piece of an answer as an SSE event "delta".
+func (s *sseReporter) Delta(d tools.ChatDelta) { s.send("delta", d) }
+
 // startSSE sends the headers of an event stream (unbuffered by proxies)
 // and returns its writer.
 func (s *Server) startSSE(w http.ResponseWriter) *sseReporter {

@@ -16,8 +16,8 @@
 //   - Errors use the fixed codes of errors.go; data.kind is the errs kind and
 //     data.field names the offending input field when there is one.
 //   - While a call runs, its progress events arrive as "service.progress"
-//     notifications and its log lines as "service.log", both carrying the
-//     request id. Notifications from the client (requests without an id) are
+//     notifications, its log lines as "service.log" and the pieces of a
+//     chat's answer as "inference.delta", all carrying the request id. Notifications from the client (requests without an id) are
 //     executed but never answered and report no progress.
 //   - Batches hold at most Options.MaxBatch requests (100 by default; a
 //     larger one is answered with one -32600 error). Their calls run
@@ -39,6 +39,7 @@ const Version = "2.0"
 const (
 	MethodProgress = "service.progress"
 	MethodLog      = "service.log"
+	MethodDelta    = "inference.delta"
 )
 
 // Defaults of Options; a zero field means the default.

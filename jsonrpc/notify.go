@@ -38,6 +38,16 @@ func (r *reporter) Log(l tools.LogLine) {
 	r.send(MethodLog, LogParams{ID: idOrNull(r.id), Line: tools.LogLine{Stream: l.Stream, Time: l.Time, Text: l.Text}})
 }
 
+// DeltaParams are the params of an inference.delta notification.
+type DeltaParams struct {
+	ID    json.RawMessage `json:"id"`
+	Delta tools.ChatDelta `json:"delta"`
+}
+
+func (r *reporter) Delta(d tools.ChatDelta) {
+	r.send(MethodDelta, DeltaParams{ID: idOrNull(r.id), Delta: d})
+}
+
 func (r *reporter) send(method string, params any) {
 	if r.emit == nil {
 		return

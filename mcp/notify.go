@@ -86,6 +86,17 @@ func (n *notifier) Log(l tools.LogLine) {
 	n.send(l.Text)
 }
 
+// Delta implements tools.Reporter: inference_chat streams its answer's
+// pieces as they arrive (the result holds the whole answer).
+func (n *notifier) Delta(d tools.ChatDelta) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.done || n.srv == nil {
+		return
+	}
+	n.send(d.Text)
+}
+
 // send emits one progress and one log notification. The caller holds mu.
 func (n *notifier) send(msg string) {
 	if n.token != nil {

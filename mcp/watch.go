@@ -355,3 +355,6 @@ func (r *statusReporter) Event(ev events.Event) {
 
 // Log implements tools.Reporter.
 func (r *statusReporter) Log(tools.LogLine) {}
+
+// Delta implements tools.Reporter.
+func (r *statusReporter) Delta(tools.ChatDelta) {}

@@ -19,21 +19,25 @@ type InferenceChatInput struct {
 	Temperature *float64 `json:"temperature,omitempty" jsonschema:"sampling temperature (default: the engine's); 0 is deterministic"`
 }
 
-// CompletionStream is the log stream name of answer text pieces that
-// inference_chat reports while the answer arrives.
-const CompletionStream = "completion"
+// ChatDelta is a piece of an answer's text as it arrives, which
+// inference_chat reports (a Reporter's Delta) before its result holds the
+// whole answer. It is not a log line: no engine wrote it to its output.
+type ChatDelta struct {
+	Time time.Time `json:"time"`
+	Text string    `json:"text"`
+}
 
 func inferenceOps() []Op {
 	return []Op{
 		Declare(Spec[InferenceChatInput, inference.ChatResult]{
 			Name:        "inference_chat",
-			Description: "Chat with a model through aima's gateway: the request goes to the service that serves the model (the least busy ready one), exactly as an OpenAI client's request to /v1/chat/completions would. An on-demand service that is stopped is started, a sleeping one is woken, a swap-group member is swapped in; the call waits for that (reporting what it waits for as progress). The answer text streams as log lines of stream \"completion\" and the result holds the whole answer with token counts and time to first token. Use it to test a model right after service_create/service_start.",
+			Description: "Chat with a model through aima's gateway: the request goes to the service that serves the model (the least busy ready one), exactly as an OpenAI client's request to /v1/chat/completions would. An on-demand service that is stopped is started, a sleeping one is woken, a swap-group member is swapped in; the call waits for that (reporting what it waits for as progress). The answer text streams as deltas (each a piece of text as it arrives) and the result holds the whole answer with token counts and time to first token. Use it to test a model right after service_create/service_start.",
 			Annotations: Annotations{LongRunning: true},
 			Positional:  "model",
 			Run: func(ctx context.Context, env *Env, in InferenceChatInput, rep Reporter) (inference.ChatResult, error) {
 				req := inference.ChatRequest{Model: in.Model, Prompt: in.Prompt, System: in.System, MaxTokens: in.MaxTokens, Temperature: in.Temperature}
 				onDelta := func(piece string) {
-					rep.Log(LogLine{Stream: CompletionStream, Time: time.Now(), Text: piece})
+					rep.Delta(ChatDelta{Time: time.Now(), Text: piece})
 				}
 				onWait := func(what string) {
 					rep.Event(events.Event{Type: events.TypeMessage, Message: "model " + in.Model + ": " + what, Time: time.Now()})

@@ -36,6 +36,7 @@ type Annotations struct {
 type Reporter interface {
 	Event(events.Event)
 	Log(LogLine)
+	Delta(ChatDelta)
 }
 
 // LogSink is a Reporter that delivers log lines itself as they are read
@@ -66,6 +67,9 @@ func (NopReporter) Event(events.Event) {}
 
 // Log implements Reporter.
 func (NopReporter) Log(LogLine) {}
+
+// Delta implements Reporter.
+func (NopReporter) Delta(ChatDelta) {}
 
 // Op is a type-erased operation, so a registry can hold all of them.
 type Op interface {

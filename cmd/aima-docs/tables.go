@@ -209,6 +209,7 @@ func renderJSONRPC(string) (string, error) {
 	b.WriteString("| notification | params |\n|---|---|\n")
 	fmt.Fprintf(&b, "| `%s` | `{\"id\": …, \"event\": {…}}`: a progress event (phase, pull bytes, status) |\n", jsonrpc.MethodProgress)
 	fmt.Fprintf(&b, "| `%s` | `{\"id\": …, \"line\": {…}}`: an engine log line |\n", jsonrpc.MethodLog)
+	fmt.Fprintf(&b, "| `%s` | `{\"id\": …, \"delta\": {\"time\": …, \"text\": …}}`: a piece of `inference.chat`'s answer as it arrives |\n", jsonrpc.MethodDelta)
 	return b.String(), nil
 }
 
