@@ -85,7 +85,7 @@ func TestEveryOperationOnEveryFrontEnd(t *testing.T) {
 	}
 }
 
-// frontEnds serves the registry, without a domain behind it (tools.Env
+// frontEnds serves the registry, without a domain behind it (tools.Domain
 // is empty), on HTTP, JSON-RPC over HTTP and in-process MCP.
 type frontEnds struct {
 	api, rpc *httptest.Server
@@ -94,8 +94,8 @@ type frontEnds struct {
 
 func newFrontEnds(t *testing.T) frontEnds {
 	t.Helper()
-	env := &tools.Env{}
-	caller := tools.LocalCaller{Env: env}
+	env := &tools.Domain{}
+	caller := tools.LocalCaller{Domain: env}
 	fe := frontEnds{
 		api: httptest.NewServer(httpapi.New(env, nil, nil).Handler()),
 		rpc: httptest.NewServer(jsonrpc.Handler(caller, jsonrpc.Options{})),

@@ -64,8 +64,8 @@ type Options struct {
 
 // Daemon is a built daemon: everything wired, nothing running until Serve.
 type Daemon struct {
-	// Env is what operations run against.
-	Env    *tools.Env
+	// Domain is what operations run against.
+	Domain *tools.Domain
 	Config config.Config
 
 	opts       Options
@@ -176,9 +176,9 @@ func New(opts Options) (*Daemon, error) {
 	gwOpts.ReadOnly = opts.ReadOnly // /v1 serves what runs; it starts nothing
 	gw := inference.New(mgr, gwOpts)
 	scraper := enginemetrics.NewScraper(0)
-	env := &tools.Env{Services: mgr, Inference: gw, Models: reg, Catalog: catalog, Runtime: rt, Version: Version, DataDir: opts.DataDir, ReadOnly: opts.ReadOnly,
+	dom := &tools.Domain{Services: mgr, Inference: gw, Models: reg, Catalog: catalog, Runtime: rt, Version: Version, DataDir: opts.DataDir, ReadOnly: opts.ReadOnly,
 		EngineMetrics: scraper}
-	d := &Daemon{Env: env, Config: cfg, opts: opts, store: store, closeStore: closeStore, journal: journal, closeRT: closeRT, manager: mgr, log: log, metrics: mx}
+	d := &Daemon{Domain: dom, Config: cfg, opts: opts, store: store, closeStore: closeStore, journal: journal, closeRT: closeRT, manager: mgr, log: log, metrics: mx}
 	d.conns = httpguard.NewConnLimiter(httpguard.ConnLimits{Max: cfg.HTTP.MaxConnections, PerClient: cfg.HTTP.MaxConnectionsPerClient}, log)
 	mx.Bind(metrics.Sources{Services: mgr, Bus: bus, Engines: scraper, GPUs: gpus, Connections: func() metrics.ConnStats {
 		s := d.conns.Stats()
@@ -203,7 +203,7 @@ func gpuInventory(nvidiaSMI string) *gpu.Inventory {
 
 // logGPUs reads the GPU inventory once at start-up and logs what it found.
 func (d *Daemon) logGPUs(ctx context.Context) {
-	snap, err := d.Env.Services.GPUList(ctx)
+	snap, err := d.Domain.Services.GPUList(ctx)
 	switch {
 	case err != nil:
 		d.log.Warn("GPU inventory", "err", err)
@@ -222,8 +222,8 @@ func (d *Daemon) Handler() http.Handler { return d.handler }
 func (d *Daemon) Close() {
 	d.cancelBG()
 	d.manager.Close()
-	d.Env.Inference.Close()
-	d.Env.EngineMetrics.Close()
+	d.Domain.Inference.Close()
+	d.Domain.EngineMetrics.Close()
 	_ = d.closeRT()
 	d.journal.Close() // what it still queues, before the store closes
 	_ = d.closeStore()

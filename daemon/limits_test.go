@@ -218,11 +218,11 @@ func firstLine(s string) string {
 func TestBodyTimeoutNeverCutsTheAnswer(t *testing.T) {
 	d := limitsDaemon(t, "  body_timeout: 1s\n", "")
 	ctx := t.Context()
-	m, err := d.Env.Models.Add(ctx, testenv.MakeModel(t, "qwen-wait"), "")
+	m, err := d.Domain.Models.Add(ctx, testenv.MakeModel(t, "qwen-wait"), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := d.Env.Services.Create(ctx, services.CreateSpec{ModelID: m.ID, EngineType: "vllm"})
+	s, err := d.Domain.Services.Create(ctx, services.CreateSpec{ModelID: m.ID, EngineType: "vllm"})
 	if err != nil {
 		t.Fatal(err)
 	}

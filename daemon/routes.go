@@ -45,15 +45,15 @@ func (d *Daemon) routes() (http.Handler, error) {
 		root.Handle(pattern, h)
 		patterns = append(patterns, pattern)
 	}
-	caller := d.metrics.Caller(tools.LocalCaller{Env: d.Env})
-	api := httpapi.New(d.Env, caller, d.log) // /api/<group>/<verb>, /api/events, /health
+	caller := d.metrics.Caller(tools.LocalCaller{Domain: d.Domain})
+	api := httpapi.New(d.Domain, caller, d.log) // /api/<group>/<verb>, /api/events, /health
 	apiHandler := metrics.Tag(tools.FrontendHTTP, api.Handler())
 	for _, p := range []string{"/api/", "/health"} {
 		root.Handle(p, apiHandler) // its own patterns are listed below
 	}
 	mount(mcp.Path, metrics.Tag(tools.FrontendMCP, d.mcpHandler(caller)))
-	mount(jsonrpc.Path, metrics.Tag(tools.FrontendJSONRPC, jsonrpc.Handler(caller, jsonrpc.Options{ReadOnly: d.Env.ReadOnly})))
-	mount(gateway.Path, gateway.New(d.Env.Inference, d.log))
+	mount(jsonrpc.Path, metrics.Tag(tools.FrontendJSONRPC, jsonrpc.Handler(caller, jsonrpc.Options{ReadOnly: d.Domain.ReadOnly})))
+	mount(gateway.Path, gateway.New(d.Domain.Inference, d.log))
 	mount("GET /readyz", d.readyz())
 	d.metrics.Mount(mount) // /metrics, /metrics/engines, /metrics/targets
 	ui := web.Handler(web.Options{TokenRequired: g.TokenRequired, Authorized: g.Authorized})
@@ -78,6 +78,6 @@ func (d *Daemon) Routes() []string { return append([]string(nil), d.patterns...)
 // mcpHandler serves MCP over streamable HTTP, with the tools running in the
 // daemon itself. Access (Host, Origin, token) is the guard's.
 func (d *Daemon) mcpHandler(caller tools.Caller) http.Handler {
-	s := mcp.NewServer(caller, mcp.Options{ReadOnly: d.Env.ReadOnly, Version: d.Env.Version, Context: d.bg, Logger: d.log})
+	s := mcp.NewServer(caller, mcp.Options{ReadOnly: d.Domain.ReadOnly, Version: d.Domain.Version, Context: d.bg, Logger: d.log})
 	return mcp.Handler(s, mcp.HTTPOptions{Logger: d.log})
 }

@@ -151,7 +151,7 @@ func benchmarkFanout(b *testing.B, typ events.Type) {
 	if err := client.Decode(raw, &svc); err != nil {
 		b.Fatal(err)
 	}
-	bus := d.Env.Services.Bus()
+	bus := d.Domain.Services.Bus()
 	ctx, cancel := context.WithCancel(b.Context())
 	var wg sync.WaitGroup
 	floor, err := startFanoutFloor(ctx)

@@ -31,7 +31,7 @@ func BenchmarkScrapeMetrics(b *testing.B) {
 	d := daemontest.Start(b, cfg, daemontest.Options{Runtime: fr})
 	ctx := context.Background()
 	for i := range benchServices {
-		if _, err := d.Env.Services.Create(ctx, services.CreateSpec{ModelID: "org/tiny", EngineType: "vllm", Name: fmt.Sprintf("svc-%04d", i)}); err != nil {
+		if _, err := d.Domain.Services.Create(ctx, services.CreateSpec{ModelID: "org/tiny", EngineType: "vllm", Name: fmt.Sprintf("svc-%04d", i)}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -173,12 +173,12 @@ func BenchmarkGatewayWakeVsColdStart(b *testing.B) {
 	var cold, wake []time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := g.Env.Services.Sleep(ctx, s.ID); err != nil {
+		if _, err := g.Domain.Services.Sleep(ctx, s.ID); err != nil {
 			b.Fatal(err)
 		}
 		_, t, _ := timedPost(b, url, req)
 		wake = append(wake, t)
-		if _, err := g.Env.Services.Stop(ctx, s.ID); err != nil {
+		if _, err := g.Domain.Services.Stop(ctx, s.ID); err != nil {
 			b.Fatal(err)
 		}
 		_, t, _ = timedPost(b, url, req)

@@ -24,10 +24,10 @@ func TestIdleReleasePerEngine(t *testing.T) {
 		{"llamacpp", "tiny-llama", testenv.MakeGGUF(t, "tiny-llama", testenv.GGUFOptions{}), false},
 	} {
 		t.Run(tc.engine, func(t *testing.T) {
-			if _, err := g.Env.Models.Add(t.Context(), tc.path, ""); err != nil {
+			if _, err := g.Domain.Models.Add(t.Context(), tc.path, ""); err != nil {
 				t.Fatal(err)
 			}
-			s, err := g.Env.Services.Create(t.Context(), services.CreateSpec{EngineType: tc.engine, ModelID: tc.model, OnDemand: true, IdleTimeout: idle})
+			s, err := g.Domain.Services.Create(t.Context(), services.CreateSpec{EngineType: tc.engine, ModelID: tc.model, OnDemand: true, IdleTimeout: idle})
 			if err != nil {
 				t.Fatal(err)
 			}

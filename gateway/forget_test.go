@@ -16,8 +16,8 @@ func TestDeleteForgetsEngineSamples(t *testing.T) {
 	g := newGW(t, "")
 	g.model(t, "qwen-forget")
 	s := g.start(t, g.service(t, services.CreateSpec{ModelID: "qwen-forget"}).ID)
-	scraper := g.Env.EngineMetrics
-	if f := scraper.Figures(t.Context(), s, g.Env.Catalog); !f.ScrapeOK {
+	scraper := g.Domain.EngineMetrics
+	if f := scraper.Figures(t.Context(), s, g.Domain.Catalog); !f.ScrapeOK {
 		t.Fatalf("scrape: %s", f.Error)
 	}
 	if n := scraper.Tracked(); n != 1 {
@@ -25,7 +25,7 @@ func TestDeleteForgetsEngineSamples(t *testing.T) {
 	}
 	op, _ := tools.Lookup("service_delete")
 	raw, _ := json.Marshal(tools.ServiceRef{ServiceID: s.ID})
-	if _, err := (tools.LocalCaller{Env: g.Env}).Call(t.Context(), op, raw, nil); err != nil {
+	if _, err := (tools.LocalCaller{Domain: g.Domain}).Call(t.Context(), op, raw, nil); err != nil {
 		t.Fatal(err)
 	}
 	if n := scraper.Tracked(); n != 0 {

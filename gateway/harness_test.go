@@ -37,7 +37,7 @@ func newGW(t testing.TB, extra string) *gw {
 // model registers a model directory named name (its served model name).
 func (g *gw) model(t testing.TB, name string) string {
 	t.Helper()
-	m, err := g.Env.Models.Add(t.Context(), testenv.MakeModel(t, name), "")
+	m, err := g.Domain.Models.Add(t.Context(), testenv.MakeModel(t, name), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func (g *gw) model(t testing.TB, name string) string {
 func (g *gw) service(t testing.TB, spec services.CreateSpec) services.Service {
 	t.Helper()
 	spec.EngineType = "vllm"
-	s, err := g.Env.Services.Create(t.Context(), spec)
+	s, err := g.Domain.Services.Create(t.Context(), spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,10 +59,10 @@ func (g *gw) service(t testing.TB, spec services.CreateSpec) services.Service {
 // start starts a service and waits until it runs.
 func (g *gw) start(t testing.TB, id string) services.Service {
 	t.Helper()
-	if _, err := g.Env.Services.Start(t.Context(), id, 0); err != nil {
+	if _, err := g.Domain.Services.Start(t.Context(), id, 0); err != nil {
 		t.Fatal(err)
 	}
-	s, err := g.Env.Services.Wait(t.Context(), id, services.StatusRunning, 2*time.Minute)
+	s, err := g.Domain.Services.Wait(t.Context(), id, services.StatusRunning, 2*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func (g *gw) start(t testing.TB, id string) services.Service {
 
 func (g *gw) get(t testing.TB, id string) services.Service {
 	t.Helper()
-	s, err := g.Env.Services.Get(context.Background(), id)
+	s, err := g.Domain.Services.Get(context.Background(), id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func engineMetrics(t testing.TB, s services.Service) string {
 // countEvents counts the service's events that match.
 func (g *gw) countEvents(id string, match func(events.Event) bool) int {
 	n := 0
-	for _, ev := range g.Env.Services.Bus().History(id, 0) {
+	for _, ev := range g.Domain.Services.Bus().History(id, 0) {
 		if match(ev) {
 			n++
 		}

@@ -52,7 +52,7 @@ func (g *gw) script(t *testing.T, script string, stream bool) (int, string, erro
 }
 
 // mark is where the service's events stand, for requestAfter.
-func (g *gw) mark(id string) uint64 { return g.Env.Services.Bus().LastSeq(id) }
+func (g *gw) mark(id string) uint64 { return g.Domain.Services.Bus().LastSeq(id) }
 
 // requestAfter waits for the service's first request record after mark:
 // a request leaves the in-flight count a moment before its record is
@@ -61,7 +61,7 @@ func (g *gw) requestAfter(t *testing.T, id string, mark uint64) events.Request {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	sub := g.Env.Services.Bus().Subscribe(id, mark)
+	sub := g.Domain.Services.Bus().Subscribe(id, mark)
 	for {
 		ev, err := sub.Next(ctx)
 		if err != nil {
@@ -154,7 +154,7 @@ func TestHostileEngine(t *testing.T) {
 
 	t.Run("the service still stops", func(t *testing.T) {
 		done := make(chan error, 1)
-		go func() { _, err := g.Env.Services.Stop(context.Background(), s.ID); done <- err }()
+		go func() { _, err := g.Domain.Services.Stop(context.Background(), s.ID); done <- err }()
 		select {
 		case err := <-done:
 			if err != nil {

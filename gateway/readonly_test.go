@@ -50,7 +50,7 @@ func TestReadOnlyServesOnlyWhatRuns(t *testing.T) {
 	if s := g.get(t, od.ID); s.Status != services.StatusCreated {
 		t.Fatalf("the on-demand service is %s (%s), want created", s.Status, s.Reason)
 	}
-	list, err := g.Env.Runtime.ListContainers(t.Context(), runtime.ListOptions{Labels: map[string]string{runtime.LabelService: od.ID}})
+	list, err := g.Domain.Runtime.ListContainers(t.Context(), runtime.ListOptions{Labels: map[string]string{runtime.LabelService: od.ID}})
 	if err != nil || len(list) != 0 {
 		t.Fatalf("containers of the on-demand service: %v, %v", list, err)
 	}

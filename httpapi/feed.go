@@ -34,7 +34,7 @@ func (s *Server) followAll(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errs.Invalid("service_id", "GET /api/events takes service_id (and after) for one service's history, or no parameters for every service's live events"))
 		return
 	}
-	feed := s.env.Services.Bus().Follow()
+	feed := s.domain.Services.Bus().Follow()
 	rep := s.startSSE(w)
 	rep.comment(fmt.Sprintf("retry: %d\n", reconnectMillis))
 	for {

@@ -31,7 +31,7 @@ const MaxBodyBytes = 1 << 20
 
 // Server is the HTTP front-end.
 type Server struct {
-	env       *tools.Env
+	domain    *tools.Domain
 	caller    tools.Caller
 	mux       *http.ServeMux
 	patterns  []string // every pattern registered on mux, in order
@@ -39,19 +39,19 @@ type Server struct {
 	encodings eventEncodings
 }
 
-// New builds the HTTP API over env, running every operation through caller
-// (nil: tools.LocalCaller on env), the same caller the daemon gives the other
+// New builds the HTTP API over domain, running every operation through caller
+// (nil: tools.LocalCaller on domain), the same caller the daemon gives the other
 // front-ends. It serves /api/ and /health; the daemon mounts it beside the
 // other front-ends on its own root router.
-func New(env *tools.Env, caller tools.Caller, log *slog.Logger) *Server {
+func New(domain *tools.Domain, caller tools.Caller, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
 	if caller == nil {
-		caller = tools.LocalCaller{Env: env}
+		caller = tools.LocalCaller{Domain: domain}
 	}
-	s := &Server{env: env, caller: caller, mux: http.NewServeMux(), log: log}
-	for _, op := range tools.Visible(env.ReadOnly) {
+	s := &Server{domain: domain, caller: caller, mux: http.NewServeMux(), log: log}
+	for _, op := range tools.Visible(domain.ReadOnly) {
 		s.handle("/api/"+op.Group()+"/"+op.Verb(), s.opHandler(op))
 	}
 	health, _ := tools.Lookup("health_check")
@@ -245,8 +245,8 @@ func (s *Server) startSSE(w http.ResponseWriter) *sseReporter {
 	w.WriteHeader(http.StatusOK)
 	f, _ := w.(http.Flusher)
 	rep := &sseReporter{w: w, f: f, enc: &s.encodings, opened: time.Now()}
-	if s.env.Services != nil { // nil in front-end tests without a domain
-		rep.bus = s.env.Services.Bus()
+	if s.domain.Services != nil { // nil in front-end tests without a domain
+		rep.bus = s.domain.Services.Bus()
 	}
 	if f != nil {
 		f.Flush()

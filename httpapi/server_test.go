@@ -22,7 +22,7 @@ import (
 func newServer(t *testing.T, readOnly bool) *httptest.Server {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := httptest.NewServer(httpapi.New(&tools.Env{ReadOnly: readOnly, Version: "test"}, nil, log).Handler())
+	srv := httptest.NewServer(httpapi.New(&tools.Domain{ReadOnly: readOnly, Version: "test"}, nil, log).Handler())
 	t.Cleanup(srv.Close)
 	return srv
 }

@@ -34,7 +34,7 @@ func (f *fakeCaller) Call(ctx context.Context, op tools.Op, raw json.RawMessage,
 		return s(ctx, raw, rep)
 	}
 	if !op.Annotations().ReadOnly {
-		return op.Call(ctx, &tools.Env{ReadOnly: true}, raw, rep)
+		return op.Call(ctx, &tools.Domain{ReadOnly: true}, raw, rep)
 	}
 	return nil, errs.New(errs.Internal, "fake caller: no script for %s", op.Name())
 }

@@ -25,7 +25,7 @@ type outputKey struct{}
 
 func (decodeCaller) Call(ctx context.Context, op tools.Op, raw json.RawMessage, rep tools.Reporter) (any, error) {
 	rep.Event(events.Event{Type: events.TypePhase, Phase: "pull", Message: "decoding"})
-	_, err := op.Call(ctx, &tools.Env{ReadOnly: true}, raw, rep)
+	_, err := op.Call(ctx, &tools.Domain{ReadOnly: true}, raw, rep)
 	if err != nil && strings.Contains(err.Error(), "read-only mode") {
 		out, _ := ctx.Value(outputKey{}).([]byte)
 		return json.RawMessage(out), nil

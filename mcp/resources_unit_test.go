@@ -27,7 +27,7 @@ func TestParseURI(t *testing.T) {
 // which leads to operations it does not serve.
 func TestReadOnlyPrompts(t *testing.T) {
 	for _, ro := range []bool{false, true} {
-		s := NewServer(tools.LocalCaller{Env: &tools.Env{ReadOnly: ro}}, Options{ReadOnly: ro})
+		s := NewServer(tools.LocalCaller{Domain: &tools.Domain{ReadOnly: ro}}, Options{ReadOnly: ro})
 		_, deploy := s.ListPrompts()[DeployPrompt]
 		_, diagnose := s.ListPrompts()[DiagnosePrompt]
 		if !diagnose || deploy == ro {

@@ -25,7 +25,7 @@ func BenchmarkMetricsHandler(b *testing.B) {
 	cfg := testenv.SimConfig(b, testenv.SimConfigOptions{Image: fakeImage, PortSpan: 3000})
 	d := daemontest.Start(b, cfg, daemontest.Options{Runtime: fr})
 	for i := range 1000 {
-		if _, err := d.Env.Services.Create(context.Background(), services.CreateSpec{ModelID: "org/tiny", EngineType: "vllm", Name: fmt.Sprintf("svc-%04d", i)}); err != nil {
+		if _, err := d.Domain.Services.Create(context.Background(), services.CreateSpec{ModelID: "org/tiny", EngineType: "vllm", Name: fmt.Sprintf("svc-%04d", i)}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -12,13 +12,13 @@ type Caller interface {
 	Call(ctx context.Context, op Op, raw json.RawMessage, rep Reporter) (any, error)
 }
 
-// LocalCaller runs operations against the daemon's own Env.
-type LocalCaller struct{ Env *Env }
+// LocalCaller runs operations against the daemon's own Domain.
+type LocalCaller struct{ Domain *Domain }
 
 // Call implements Caller.
 func (c LocalCaller) Call(ctx context.Context, op Op, raw json.RawMessage, rep Reporter) (any, error) {
-	return op.Call(ctx, c.Env, raw, rep)
+	return op.Call(ctx, c.Domain, raw, rep)
 }
 
-// ReadOnly reports whether the env refuses mutating operations.
-func (c LocalCaller) ReadOnly() bool { return c.Env.ReadOnly }
+// ReadOnly reports whether the domain refuses mutating operations.
+func (c LocalCaller) ReadOnly() bool { return c.Domain.ReadOnly }

@@ -150,7 +150,7 @@ func TestDecodeOptionalPointerAndUnsigned(t *testing.T) {
 func TestCallDecodeAndReadOnly(t *testing.T) {
 	t.Parallel()
 	op := mustLookup(t, "service_create")
-	ro := &tools.Env{ReadOnly: true}
+	ro := &tools.Domain{ReadOnly: true}
 	_, err := op.Call(t.Context(), ro, json.RawMessage(`{"model_id":"m","engine_type":"vllm","port":"x"}`), nil)
 	if !errs.Is(err, errs.InvalidArgument) || errs.FieldOf(err) != "port" {
 		t.Fatalf("Call with a bad port = %v, want invalid_argument on port", err)

@@ -13,8 +13,8 @@ func engineOps() []Op {
 			Name:        "engine_list",
 			Description: "List the inference engines aima can run (vllm, sglang, llamacpp) with the container image, port, health endpoint and default GPU assignment each uses, after the daemon's config overrides, and whether each can sleep (can_sleep: vllm and sglang free their GPU memory and stay up when idle; llamacpp has no sleep mode, so an idle release stops it and the next request starts it). Use an engine's type as engine_type when creating a service.",
 			Annotations: Annotations{ReadOnly: true, Idempotent: true},
-			Run: func(_ context.Context, env *Env, _ Empty, _ Reporter) (List[engines.Engine], error) {
-				return listOf(env.Catalog.List()), nil
+			Run: func(_ context.Context, dom *Domain, _ Empty, _ Reporter) (List[engines.Engine], error) {
+				return listOf(dom.Catalog.List()), nil
 			},
 			Render: func(l List[engines.Engine]) string {
 				s := fmt.Sprintf("%d engine(s)", l.Total)
@@ -39,9 +39,9 @@ func healthOp() Op {
 		Name:        "health_check",
 		Description: "Check that the aima daemon is up and that it can reach the Docker engine. Cheap; safe to call any time.",
 		Annotations: Annotations{ReadOnly: true, Idempotent: true},
-		Run: func(ctx context.Context, env *Env, _ Empty, _ Reporter) (HealthOutput, error) {
-			out := HealthOutput{Status: "ok", Version: env.Version, Docker: "ok"}
-			if err := env.Runtime.Ping(ctx); err != nil {
+		Run: func(ctx context.Context, dom *Domain, _ Empty, _ Reporter) (HealthOutput, error) {
+			out := HealthOutput{Status: "ok", Version: dom.Version, Docker: "ok"}
+			if err := dom.Runtime.Ping(ctx); err != nil {
 				out.Status, out.Docker = "degraded", err.Error()
 			}
 			return out, nil

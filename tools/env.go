@@ -12,8 +12,9 @@ import (
 	"aima/state"
 )
 
-// Env is what operations run against: the daemon's domain objects.
-type Env struct {
+// Domain is what operations run against: the daemon's domain objects and
+// facts (version, data directory, read-only mode).
+type Domain struct {
 	Services *services.Manager
 	// Inference routes and forwards inference requests (inference_chat).
 	Inference *inference.Router

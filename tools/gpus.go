@@ -91,8 +91,8 @@ func gpuOps() []Op {
 			Name:        "gpu_list",
 			Description: "List the host's NVIDIA GPUs, read now from the driver (nvidia-smi): index, UUID, name, memory total/used/free in bytes, utilization, temperature, power, driver and CUDA version, compute capability, MIG mode, the compute processes on each, and which aima services hold a lease on it. A host without NVIDIA GPUs gets an empty list and a note; a broken or hung driver is an unavailable error. On Kubernetes (runtime: kubernetes) it lists each GPU node's GPUs instead (uuid node/index): model and memory from the GPU Feature Discovery labels, allocatable nvidia.com/gpu minus what the node's non-terminated Pods request (aima's and others'), which aima services hold them, and the nodes placement skips (not ready, cordoned, a taint not tolerated), marked, with the GPUs cordoned in aima (gpu_cordon) per node. Use it before service_create to choose gpus, and model_fit to check a model.",
 			Annotations: Annotations{ReadOnly: true, Idempotent: true},
-			Run: func(ctx context.Context, env *Env, _ Empty, _ Reporter) (GPUListOutput, error) {
-				snap, err := env.Services.GPUList(ctx)
+			Run: func(ctx context.Context, dom *Domain, _ Empty, _ Reporter) (GPUListOutput, error) {
+				snap, err := dom.Services.GPUList(ctx)
 				if err != nil {
 					return GPUListOutput{}, err
 				}
@@ -128,8 +128,8 @@ func gpuOps() []Op {
 			Description: "Check whether a model would fit on this host's GPUs now, without starting anything: estimates the memory it needs from its files (weights from model.safetensors.index.json or the weight files or the GGUF header, KV cache per token from config.json or the GGUF header, and the engine's args: vLLM's --tensor-parallel-size, --gpu-memory-utilization, --max-model-len; SGLang's --tp-size, --mem-fraction-static (which holds weights and KV pool), --context-length; llama.cpp's -ngl (only the offloaded layers and their KV share on the GPU), -c), applies the engine's rule against the GPUs' free memory and the leases of running services, and says which GPUs a start would get, or why not (both figures in GiB) with suggested args that would fit. On Kubernetes it answers per node (a request's GPUs are on one node): the node a start would be pinned to by gpu_policy, and for every GPU node whether it fits and why not (a node skipped, or cordoned in aima by gpu_cordon, says so). service_start runs the same check in its schedule phase.",
 			Annotations: Annotations{ReadOnly: true, Idempotent: true},
 			Positional:  "model_id",
-			Run: func(ctx context.Context, env *Env, in ModelFitInput, _ Reporter) (services.FitResult, error) {
-				return env.Services.Fit(ctx, services.FitRequest{ModelID: in.ModelID, EngineType: in.EngineType, Args: in.Args, GPUs: in.GPUs})
+			Run: func(ctx context.Context, dom *Domain, in ModelFitInput, _ Reporter) (services.FitResult, error) {
+				return dom.Services.Fit(ctx, services.FitRequest{ModelID: in.ModelID, EngineType: in.EngineType, Args: in.Args, GPUs: in.GPUs})
 			},
 			Render: func(r services.FitResult) string {
 				s := "estimate: " + r.Estimate.Text()

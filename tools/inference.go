@@ -34,7 +34,7 @@ func inferenceOps() []Op {
 			Description: "Chat with a model through aima's gateway: the request goes to the service that serves the model (the least busy ready one), exactly as an OpenAI client's request to /v1/chat/completions would. An on-demand service that is stopped is started, a sleeping one is woken, a swap-group member is swapped in; the call waits for that (reporting what it waits for as progress). The answer text streams as deltas (each a piece of text as it arrives) and the result holds the whole answer with token counts and time to first token. Use it to test a model right after service_create/service_start.",
 			Annotations: Annotations{LongRunning: true},
 			Positional:  "model",
-			Run: func(ctx context.Context, env *Env, in InferenceChatInput, rep Reporter) (inference.ChatResult, error) {
+			Run: func(ctx context.Context, dom *Domain, in InferenceChatInput, rep Reporter) (inference.ChatResult, error) {
 				req := inference.ChatRequest{Model: in.Model, Prompt: in.Prompt, System: in.System, MaxTokens: in.MaxTokens, Temperature: in.Temperature}
 				onDelta := func(piece string) {
 					rep.Delta(ChatDelta{Time: time.Now(), Text: piece})
@@ -42,7 +42,7 @@ func inferenceOps() []Op {
 				onWait := func(what string) {
 					rep.Event(events.Event{Type: events.TypeMessage, Message: "model " + in.Model + ": " + what, Time: time.Now()})
 				}
-				return env.Inference.Chat(ctx, req, onDelta, onWait)
+				return dom.Inference.Chat(ctx, req, onDelta, onWait)
 			},
 			Render: func(r inference.ChatResult) string { return r.Content },
 		}),
@@ -50,8 +50,8 @@ func inferenceOps() []Op {
 			Name:        "inference_models",
 			Description: "List the model names inference requests may use (served model names and aliases), each with the service that answers it and that service's status: the same list as the gateway's GET /v1/models.",
 			Annotations: Annotations{ReadOnly: true, Idempotent: true},
-			Run: func(ctx context.Context, env *Env, _ struct{}, _ Reporter) (List[inference.Model], error) {
-				list, err := env.Inference.Models(ctx)
+			Run: func(ctx context.Context, dom *Domain, _ struct{}, _ Reporter) (List[inference.Model], error) {
+				list, err := dom.Inference.Models(ctx)
 				return listOf(list), err
 			},
 			Render: func(l List[inference.Model]) string {

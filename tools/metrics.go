@@ -20,15 +20,15 @@ func serviceMetricsOp() Op {
 			"A service whose engine is not running (any status but running, unhealthy and sleeping), or an engine that does not answer, gives scrape_ok false with the reason in error, not a failure.",
 		Annotations: Annotations{ReadOnly: true, Idempotent: true},
 		Positional:  "service_id",
-		Run: func(ctx context.Context, env *Env, in ServiceRef, _ Reporter) (enginemetrics.Figures, error) {
-			if env.EngineMetrics == nil {
+		Run: func(ctx context.Context, dom *Domain, in ServiceRef, _ Reporter) (enginemetrics.Figures, error) {
+			if dom.EngineMetrics == nil {
 				return enginemetrics.Figures{}, errs.New(errs.Unavailable, "engine metrics are not available in this daemon")
 			}
-			s, err := env.Services.Get(ctx, in.ServiceID)
+			s, err := dom.Services.Get(ctx, in.ServiceID)
 			if err != nil {
 				return enginemetrics.Figures{}, err
 			}
-			return env.EngineMetrics.Figures(ctx, s, env.Catalog), nil
+			return dom.EngineMetrics.Figures(ctx, s, dom.Catalog), nil
 		},
 		Render: renderFigures,
 	})

@@ -51,12 +51,12 @@ func modelOps() []Op {
 			Name:        "model_list",
 			Description: "List the models registered with aima (local Hugging Face-style directories and GGUF files), oldest first. Use a model's id as model_id when creating a service. Model records the state store cannot read are listed apart under damaged; delete them with model_remove.",
 			Annotations: Annotations{ReadOnly: true, Idempotent: true},
-			Run: func(ctx context.Context, env *Env, _ Empty, _ Reporter) (RecordList[models.Model], error) {
-				all, err := env.Models.List(ctx)
+			Run: func(ctx context.Context, dom *Domain, _ Empty, _ Reporter) (RecordList[models.Model], error) {
+				all, err := dom.Models.List(ctx)
 				if err != nil {
 					return RecordList[models.Model]{}, err
 				}
-				damaged, err := env.Models.Damaged(ctx)
+				damaged, err := dom.Models.Damaged(ctx)
 				return recordListOf(all, damaged), err
 			},
 			Render: func(l RecordList[models.Model]) string { return renderModels(l.Items) + renderDamaged(l.Damaged) },
@@ -66,8 +66,8 @@ func modelOps() []Op {
 			Description: "Show one registered model: its path, format, architecture, dtype and size on disk.",
 			Annotations: Annotations{ReadOnly: true, Idempotent: true},
 			Positional:  "model_id",
-			Run: func(ctx context.Context, env *Env, in ModelRef, _ Reporter) (models.Model, error) {
-				return env.Models.Get(ctx, in.ModelID)
+			Run: func(ctx context.Context, dom *Domain, in ModelRef, _ Reporter) (models.Model, error) {
+				return dom.Models.Get(ctx, in.ModelID)
 			},
 			Render: renderModel,
 		}),
@@ -75,8 +75,8 @@ func modelOps() []Op {
 			Name:        "model_add",
 			Description: "Register a model that is on the daemon's disk: a Hugging Face-style directory containing config.json, or a .gguf file. The model gets a stable short id (the same path always gets the same id); adding it again is harmless. Its path is later mounted read-only into engine containers. Only regular files are read (symlinks are followed): a FIFO, device or socket is refused with invalid_argument, and config.json over 4 MiB is too.",
 			Annotations: Annotations{Idempotent: true},
-			Run: func(ctx context.Context, env *Env, in ModelAddInput, _ Reporter) (models.Model, error) {
-				return env.Models.Add(ctx, in.Path, in.Name)
+			Run: func(ctx context.Context, dom *Domain, in ModelAddInput, _ Reporter) (models.Model, error) {
+				return dom.Models.Add(ctx, in.Path, in.Name)
 			},
 			Render: renderModel,
 		}),
@@ -85,8 +85,8 @@ func modelOps() []Op {
 			Description: "Unregister a model. Its files are not touched. Services created from it keep working until they are deleted. A damaged model record (listed under damaged by model_list) is removed the same way.",
 			Annotations: Annotations{Destructive: true, Idempotent: false},
 			Positional:  "model_id",
-			Run: func(ctx context.Context, env *Env, in ModelRef, _ Reporter) (models.Model, error) {
-				return env.Models.Remove(ctx, in.ModelID)
+			Run: func(ctx context.Context, dom *Domain, in ModelRef, _ Reporter) (models.Model, error) {
+				return dom.Models.Remove(ctx, in.ModelID)
 			},
 			Render: func(m models.Model) string { return "removed " + renderModel(m) },
 		}),
@@ -95,8 +95,8 @@ func modelOps() []Op {
 			Description: "Search a directory on the daemon's host for models (directories with config.json, and .gguf files, up to 4 levels deep) and register every one found. Returns the models found, and the paths skipped with the reason (special files such as FIFOs or devices are never opened). Stops after 2 minutes; what was registered by then stays registered.",
 			Annotations: Annotations{Idempotent: true},
 			Positional:  "dir",
-			Run: func(ctx context.Context, env *Env, in ModelScanInput, _ Reporter) (ModelScanOutput, error) {
-				res, err := env.Models.Scan(ctx, in.Dir)
+			Run: func(ctx context.Context, dom *Domain, in ModelScanInput, _ Reporter) (ModelScanOutput, error) {
+				res, err := dom.Models.Scan(ctx, in.Dir)
 				l := listOf(res.Found)
 				return ModelScanOutput{Items: l.Items, Total: l.Total, Skipped: res.Skipped}, err
 			},

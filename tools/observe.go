@@ -192,7 +192,7 @@ func serviceObserveOps() []Op {
 			Name:        "service_list",
 			Description: "List services, oldest first, with status (created, creating with its phase, running, unhealthy, stopping, stopped, failed with reason), engine, model, port and endpoint. Service records the state store cannot read are listed apart under damaged; delete them with service_delete.",
 			Annotations: Annotations{ReadOnly: true, Idempotent: true},
-			Run: func(ctx context.Context, env *Env, in ServiceListInput, _ Reporter) (ServiceList, error) {
+			Run: func(ctx context.Context, dom *Domain, in ServiceListInput, _ Reporter) (ServiceList, error) {
 				var st services.Status
 				if in.Status != "" {
 					var err error
@@ -200,11 +200,11 @@ func serviceObserveOps() []Op {
 						return ServiceList{}, err
 					}
 				}
-				enc, err := env.Services.ListJSON(ctx, st)
+				enc, err := dom.Services.ListJSON(ctx, st)
 				if err != nil {
 					return ServiceList{}, err
 				}
-				damaged, err := env.Services.Damaged(ctx)
+				damaged, err := dom.Services.Damaged(ctx)
 				if len(damaged) == 0 {
 					damaged = nil
 				}
@@ -224,8 +224,8 @@ func serviceObserveOps() []Op {
 			Description: "Show one service's record: status, phase of a start in progress, reason of a failure (engine error line, exit code, OOM flag, last log lines), endpoint, container and timestamps. This is the same record service_list and service_wait read.",
 			Annotations: Annotations{ReadOnly: true, Idempotent: true},
 			Positional:  "service_id",
-			Run: func(ctx context.Context, env *Env, in ServiceRef, _ Reporter) (services.Service, error) {
-				return env.Services.Get(ctx, in.ServiceID)
+			Run: func(ctx context.Context, dom *Domain, in ServiceRef, _ Reporter) (services.Service, error) {
+				return dom.Services.Get(ctx, in.ServiceID)
 			},
 			Render: renderService,
 		}),
@@ -267,7 +267,7 @@ func serviceObserveOps() []Op {
 			Description: "Block until a service reaches a status (running, stopped or failed) and return its record. Fails at once, with the service's reason, if the service settles in a status from which the wanted one cannot follow (e.g. failed while waiting for running), and with not_found if it is deleted; fails with deadline_exceeded after timeout_seconds (default 600).",
 			Annotations: Annotations{ReadOnly: true, Idempotent: true, LongRunning: true},
 			Positional:  "service_id",
-			Run: func(ctx context.Context, env *Env, in ServiceWaitInput, _ Reporter) (services.Service, error) {
+			Run: func(ctx context.Context, dom *Domain, in ServiceWaitInput, _ Reporter) (services.Service, error) {
 				want, err := waitFor(in.For)
 				if err != nil {
 					return services.Service{}, err
@@ -279,7 +279,7 @@ func serviceObserveOps() []Op {
 				if timeout == 0 {
 					timeout = 600 * time.Second
 				}
-				return env.Services.Wait(ctx, in.ServiceID, want, timeout)
+				return dom.Services.Wait(ctx, in.ServiceID, want, timeout)
 			},
 			Render: renderService,
 		}),
@@ -294,7 +294,7 @@ func FormatLogLine(l LogLine, timestamps bool) string {
 	return l.Text
 }
 
-func runLogs(ctx context.Context, env *Env, in ServiceLogsInput, rep Reporter) (LogsOutput, error) {
+func runLogs(ctx context.Context, dom *Domain, in ServiceLogsInput, rep Reporter) (LogsOutput, error) {
 	tail := defaultTail
 	if in.Tail != nil {
 		tail = *in.Tail
@@ -307,7 +307,7 @@ func runLogs(ctx context.Context, env *Env, in ServiceLogsInput, rep Reporter) (
 		return LogsOutput{}, err
 	}
 	if in.Previous {
-		s, err := env.Services.Get(ctx, in.ServiceID)
+		s, err := dom.Services.Get(ctx, in.ServiceID)
 		if err != nil {
 			return LogsOutput{}, err
 		}
@@ -332,7 +332,7 @@ func runLogs(ctx context.Context, env *Env, in ServiceLogsInput, rep Reporter) (
 		// finished log is written in full buffers.
 		req.OnWait = sink.Flush
 	}
-	ls, err := env.Services.Logs(ctx, in.ServiceID, req)
+	ls, err := dom.Services.Logs(ctx, in.ServiceID, req)
 	if err != nil {
 		return LogsOutput{}, err
 	}
@@ -359,8 +359,8 @@ func runLogs(ctx context.Context, env *Env, in ServiceLogsInput, rep Reporter) (
 	return out, nil
 }
 
-func runEvents(ctx context.Context, env *Env, in ServiceEventsInput, rep Reporter) (EventsOutput, error) {
-	s, evs, err := env.Services.Events(ctx, in.ServiceID, in.After)
+func runEvents(ctx context.Context, dom *Domain, in ServiceEventsInput, rep Reporter) (EventsOutput, error) {
+	s, evs, err := dom.Services.Events(ctx, in.ServiceID, in.After)
 	if err != nil {
 		return EventsOutput{}, err
 	}
@@ -378,7 +378,7 @@ func runEvents(ctx context.Context, env *Env, in ServiceEventsInput, rep Reporte
 	if len(evs) > 0 {
 		cursor = evs[len(evs)-1].Seq
 	}
-	sub := env.Services.Bus().Subscribe(s.ID, cursor)
+	sub := dom.Services.Bus().Subscribe(s.ID, cursor)
 	for {
 		ev, err := sub.Next(ctx)
 		if errors.Is(err, events.ErrForgotten) {

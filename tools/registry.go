@@ -83,7 +83,7 @@ type Op interface {
 	InputSchema() *jsonschema.Schema
 	OutputSchema() *jsonschema.Schema
 	// Call decodes raw strictly, runs the operation and returns its output.
-	Call(ctx context.Context, env *Env, raw json.RawMessage, rep Reporter) (any, error)
+	Call(ctx context.Context, dom *Domain, raw json.RawMessage, rep Reporter) (any, error)
 	// Text renders an output as a short human summary.
 	Text(out any) string
 	// NewOutput returns a pointer to a zero output (for decoding).
@@ -97,7 +97,7 @@ type Spec[In, Out any] struct {
 	Description string
 	Annotations
 	Positional string
-	Run        func(ctx context.Context, env *Env, in In, rep Reporter) (Out, error)
+	Run        func(ctx context.Context, dom *Domain, in In, rep Reporter) (Out, error)
 	Render     func(Out) string
 }
 
@@ -155,7 +155,7 @@ func (o *typedOp[In, Out]) InputSchema() *jsonschema.Schema { return o.in }
 
 func (o *typedOp[In, Out]) OutputSchema() *jsonschema.Schema { return o.out }
 
-func (o *typedOp[In, Out]) Call(ctx context.Context, env *Env, raw json.RawMessage, rep Reporter) (any, error) {
+func (o *typedOp[In, Out]) Call(ctx context.Context, dom *Domain, raw json.RawMessage, rep Reporter) (any, error) {
 	var in In
 	if err := Decode(raw, o.in, &in); err != nil {
 		return nil, err
@@ -163,10 +163,10 @@ func (o *typedOp[In, Out]) Call(ctx context.Context, env *Env, raw json.RawMessa
 	if rep == nil {
 		rep = NopReporter{}
 	}
-	if env.ReadOnly && !o.spec.ReadOnly {
+	if dom.ReadOnly && !o.spec.ReadOnly {
 		return nil, errs.ReadOnly(o.spec.Name)
 	}
-	return o.spec.Run(ctx, env, in, rep)
+	return o.spec.Run(ctx, dom, in, rep)
 }
 
 func (o *typedOp[In, Out]) Text(out any) string {

@@ -114,8 +114,8 @@ func renderService(s services.Service) string {
 // follow forwards the service's events after from to rep until a status
 // event ends the start (or ctx ends), then returns the final record. The
 // start itself belongs to the daemon: ending ctx stops only the following.
-func follow(ctx context.Context, env *Env, id string, from uint64, rep Reporter) (services.Service, error) {
-	bus := env.Services.Bus()
+func follow(ctx context.Context, dom *Domain, id string, from uint64, rep Reporter) (services.Service, error) {
+	bus := dom.Services.Bus()
 	sub := bus.Subscribe(id, from)
 	for {
 		idle, cancel := context.WithTimeout(ctx, time.Second)
@@ -127,16 +127,16 @@ func follow(ctx context.Context, env *Env, id string, from uint64, rep Reporter)
 				return services.Service{ID: id}, err
 			}
 			if ev.Type == events.TypeStatus && !inFlight(services.Status(ev.Status)) {
-				return env.Services.Get(ctx, id)
+				return dom.Services.Get(ctx, id)
 			}
 			continue
 		}
 		if ctx.Err() != nil {
-			s, _ := env.Services.Get(context.WithoutCancel(ctx), id)
+			s, _ := dom.Services.Get(context.WithoutCancel(ctx), id)
 			return s, ctx.Err()
 		}
 		// Quiet for a second: make sure the start has not ended unseen.
-		s, err := env.Services.Get(ctx, id)
+		s, err := dom.Services.Get(ctx, id)
 		if err != nil {
 			return s, err
 		}
@@ -168,12 +168,12 @@ func startOutcome(s services.Service) error {
 	return nil
 }
 
-func startAndMaybeWait(ctx context.Context, env *Env, res services.StartResult, wait bool, rep Reporter) (StartOutput, error) {
+func startAndMaybeWait(ctx context.Context, dom *Domain, res services.StartResult, wait bool, rep Reporter) (StartOutput, error) {
 	out := StartOutput{Service: res.Service, Note: res.Note, EventsFrom: res.FromSeq}
 	if !wait || res.Service.Status == services.StatusRunning {
 		return out, nil
 	}
-	s, err := follow(ctx, env, res.Service.ID, res.FromSeq, rep)
+	s, err := follow(ctx, dom, res.Service.ID, res.FromSeq, rep)
 	out.Service = s
 	if err != nil {
 		return out, err
@@ -190,12 +190,12 @@ func serviceLifecycleOps() []Op {
 		Declare(Spec[ServiceCreateInput, services.Service]{
 			Name:        "service_create",
 			Description: "Create an inference service: one engine (e.g. vllm) serving one model, in its own Docker container with its own host port. Creating does not start it; call service_start next. Many services may share a model or an engine. If model_id is not a registered model it is passed to the engine as a remote reference and the result carries a warning.",
-			Run: func(ctx context.Context, env *Env, in ServiceCreateInput, _ Reporter) (services.Service, error) {
+			Run: func(ctx context.Context, dom *Domain, in ServiceCreateInput, _ Reporter) (services.Service, error) {
 				idle, err := durationOf(in.IdleTimeout, "idle_timeout")
 				if err != nil {
 					return services.Service{}, err
 				}
-				return env.Services.Create(ctx, services.CreateSpec{ModelID: in.ModelID, EngineType: in.EngineType, Name: in.Name, Port: in.Port, GPUs: in.GPUs, Args: in.Args, Env: in.Env, RestartPolicy: in.RestartPolicy,
+				return dom.Services.Create(ctx, services.CreateSpec{ModelID: in.ModelID, EngineType: in.EngineType, Name: in.Name, Port: in.Port, GPUs: in.GPUs, Args: in.Args, Env: in.Env, RestartPolicy: in.RestartPolicy,
 					Aliases: in.Aliases, OnDemand: in.OnDemand, IdleTimeout: idle, SwapGroup: in.SwapGroup, Evictable: in.Evictable, OnOOM: in.OnOOM})
 			},
 			Render: renderService,
@@ -205,8 +205,8 @@ func serviceLifecycleOps() []Op {
 			Description: "Start a service. The daemon runs the start in the background through these phases: cleanup (stale containers), schedule (picks GPUs and checks the model fits, leasing them to the service; a refusal fails the start here, in milliseconds, with both figures in GiB and a suggestion, and the call returns a conflict error), pull (the image, with bytes per layer), create, start, loading (the engine loads the model) and health_check (HTTP 200 on the engine's health endpoint), ending in status running or failed with a reason (engine error line, exit code, OOM flag). With wait=true the call blocks until then and reports each phase as progress; it returns an error if the start failed. Without wait it returns at once: follow with service_wait or service_events. Starting a running service is a no-op.",
 			Annotations: Annotations{Idempotent: true, LongRunning: true},
 			Positional:  "service_id",
-			Run: func(ctx context.Context, env *Env, in ServiceStartInput, rep Reporter) (StartOutput, error) {
-				return runStart(ctx, env, in, rep, env.Services.StartWith)
+			Run: func(ctx context.Context, dom *Domain, in ServiceStartInput, rep Reporter) (StartOutput, error) {
+				return runStart(ctx, dom, in, rep, dom.Services.StartWith)
 			},
 			Render: renderStart,
 		}),
@@ -215,8 +215,8 @@ func serviceLifecycleOps() []Op {
 			Description: "Stop a service: a start in progress is cancelled, the engine container gets SIGTERM (SIGKILL after the stop timeout) and the status becomes stopped. The container is kept so its logs stay readable. Stopping a stopped service is a no-op.",
 			Annotations: Annotations{Idempotent: true},
 			Positional:  "service_id",
-			Run: func(ctx context.Context, env *Env, in ServiceRef, _ Reporter) (StopOutput, error) {
-				res, err := env.Services.Stop(ctx, in.ServiceID)
+			Run: func(ctx context.Context, dom *Domain, in ServiceRef, _ Reporter) (StopOutput, error) {
+				res, err := dom.Services.Stop(ctx, in.ServiceID)
 				return StopOutput{Service: res.Service, Note: res.Note}, err
 			},
 			Render: func(o StopOutput) string { return strings.TrimSpace(o.Note + "\n" + renderService(o.Service)) },
@@ -226,8 +226,8 @@ func serviceLifecycleOps() []Op {
 			Description: "Stop a service if it runs, then start it again (same phases as service_start; wait and timeout_seconds work the same way).",
 			Annotations: Annotations{LongRunning: true},
 			Positional:  "service_id",
-			Run: func(ctx context.Context, env *Env, in ServiceStartInput, rep Reporter) (StartOutput, error) {
-				return runStart(ctx, env, in, rep, env.Services.RestartWith)
+			Run: func(ctx context.Context, dom *Domain, in ServiceStartInput, rep Reporter) (StartOutput, error) {
+				return runStart(ctx, dom, in, rep, dom.Services.RestartWith)
 			},
 			Render: renderStart,
 		}),
@@ -236,8 +236,8 @@ func serviceLifecycleOps() []Op {
 			Description: "Put a running service to sleep: the engine frees its GPU memory but keeps running (vLLM's sleep mode: weights offloaded to CPU memory; SGLang's memory release with --enable-memory-saver), so the next inference request, or service_start, wakes it in seconds instead of a cold start. Requests in flight finish first. Only services created with on_demand, idle_timeout or swap_group on an engine that can sleep (engine_list can_sleep: vllm, sglang; not llamacpp) have sleep mode; sleeping a sleeping service is a no-op.",
 			Annotations: Annotations{Idempotent: true},
 			Positional:  "service_id",
-			Run: func(ctx context.Context, env *Env, in ServiceRef, _ Reporter) (services.Service, error) {
-				return env.Services.Sleep(ctx, in.ServiceID)
+			Run: func(ctx context.Context, dom *Domain, in ServiceRef, _ Reporter) (services.Service, error) {
+				return dom.Services.Sleep(ctx, in.ServiceID)
 			},
 			Render: renderService,
 		}),
@@ -246,11 +246,11 @@ func serviceLifecycleOps() []Op {
 			Description: "Delete a service: stop it, remove its containers, its record and its history. Cannot be undone. The model is not touched.",
 			Annotations: Annotations{Destructive: true},
 			Positional:  "service_id",
-			Run: func(ctx context.Context, env *Env, in ServiceRef, _ Reporter) (services.Service, error) {
-				s, err := env.Services.Delete(ctx, in.ServiceID)
-				if err == nil && env.EngineMetrics != nil {
+			Run: func(ctx context.Context, dom *Domain, in ServiceRef, _ Reporter) (services.Service, error) {
+				s, err := dom.Services.Delete(ctx, in.ServiceID)
+				if err == nil && dom.EngineMetrics != nil {
 					// Its engine's samples (kept for token rates) go too.
-					env.EngineMetrics.Forget(s.ID)
+					dom.EngineMetrics.Forget(s.ID)
 				}
 				return s, err
 			},
@@ -263,7 +263,7 @@ func serviceLifecycleOps() []Op {
 // input's timeout and force become the start's options, begin (the
 // manager's StartWith or RestartWith) starts it, and wait=true follows it
 // to its end.
-func runStart(ctx context.Context, env *Env, in ServiceStartInput, rep Reporter,
+func runStart(ctx context.Context, dom *Domain, in ServiceStartInput, rep Reporter,
 	begin func(context.Context, string, services.StartOptions) (services.StartResult, error)) (StartOutput, error) {
 	timeout, err := timeoutOf(in.TimeoutSeconds, "timeout_seconds")
 	if err != nil {
@@ -273,7 +273,7 @@ func runStart(ctx context.Context, env *Env, in ServiceStartInput, rep Reporter,
 	if err != nil {
 		return StartOutput{}, err
 	}
-	return startAndMaybeWait(ctx, env, res, in.Wait, rep)
+	return startAndMaybeWait(ctx, dom, res, in.Wait, rep)
 }
 
 // renderStart shows the started service, after the start's note if any.

@@ -65,10 +65,10 @@ func systemInfoOp() Op {
 		Name:        "system_info",
 		Description: "Describe the daemon: version, read-only mode, data dir, the service statuses, start phases and failure kinds its records use (in order), and the operations it serves. Cheap; changes nothing.",
 		Annotations: Annotations{ReadOnly: true, Idempotent: true},
-		Run: func(_ context.Context, env *Env, _ Empty, _ Reporter) (SystemInfo, error) {
-			out := SystemInfo{Version: env.Version, ReadOnly: env.ReadOnly, DataDir: env.DataDir,
+		Run: func(_ context.Context, dom *Domain, _ Empty, _ Reporter) (SystemInfo, error) {
+			out := SystemInfo{Version: dom.Version, ReadOnly: dom.ReadOnly, DataDir: dom.DataDir,
 				Statuses: services.AllStatuses, Phases: services.StartPhases, FailureKinds: services.AllFailureKinds}
-			for _, op := range Visible(env.ReadOnly) {
+			for _, op := range Visible(dom.ReadOnly) {
 				a := op.Annotations()
 				out.Operations = append(out.Operations, OperationInfo{Name: op.Name(), ReadOnly: a.ReadOnly, Destructive: a.Destructive, LongRunning: a.LongRunning})
 			}
@@ -96,17 +96,17 @@ func systemOps() []Op {
 			Name:        "system_doctor",
 			Description: "Diagnose aima's host: Docker engine reachability, the GPU state (driver, memory, leases), failed services and their reasons, services stranded in creating or stopping, services stuck (creating or stopping past their deadline while an operation still holds them), orphan containers (labelled as aima's but with no service record, e.g. after a lost data dir), the state store and its backup, records the store cannot read, and warnings with what to do. Changes nothing; service_prune removes orphans. When the daemon does not start because its store is damaged, `aima store check` inspects the store file without a daemon.",
 			Annotations: Annotations{ReadOnly: true, Idempotent: true},
-			Run: func(ctx context.Context, env *Env, _ Empty, _ Reporter) (DoctorOutput, error) {
+			Run: func(ctx context.Context, dom *Domain, _ Empty, _ Reporter) (DoctorOutput, error) {
 				out := DoctorOutput{Docker: "ok", Failed: []string{}, Stranded: []string{}, Stuck: []services.Stuck{}, Orphans: []services.Orphan{}, GPUs: []string{}}
-				out.GPU, out.GPUs = gpuDoctor(ctx, env)
-				if err := env.Runtime.Ping(ctx); err != nil {
+				out.GPU, out.GPUs = gpuDoctor(ctx, dom)
+				if err := dom.Runtime.Ping(ctx); err != nil {
 					out.Docker = err.Error()
 				}
-				if d, ok := env.Runtime.(runtime.Diagnoser); ok {
+				if d, ok := dom.Runtime.(runtime.Diagnoser); ok {
 					r := d.Diagnose(ctx)
 					out.Cluster = &r
 				}
-				all, err := env.Services.List(ctx, "")
+				all, err := dom.Services.List(ctx, "")
 				if err != nil {
 					return out, err
 				}
@@ -116,28 +116,28 @@ func systemOps() []Op {
 						out.Failed = append(out.Failed, s.ID+": "+s.Reason)
 					}
 				}
-				stranded, err := env.Services.Stranded(ctx)
+				stranded, err := dom.Services.Stranded(ctx)
 				if err != nil {
 					return out, err
 				}
 				for _, s := range stranded {
 					out.Stranded = append(out.Stranded, fmt.Sprintf("%s: %s (phase %s) with no start or stop in progress", s.ID, s.Status, s.Phase))
 				}
-				stuck, err := env.Services.Stuck(ctx)
+				stuck, err := dom.Services.Stuck(ctx)
 				if err != nil {
 					return out, err
 				}
 				out.Stuck = append(out.Stuck, stuck...)
 				var orphans []services.Orphan
 				if out.Docker == "ok" {
-					if orphans, err = env.Services.Orphans(ctx); err != nil {
+					if orphans, err = dom.Services.Orphans(ctx); err != nil {
 						return out, err
 					}
 					out.Orphans = orphans
 				}
-				h, err := env.Services.StoreHealth(ctx, orphans)
+				h, err := dom.Services.StoreHealth(ctx, orphans)
 				out.Store, out.Damaged, out.Warnings = h.Info, h.Damaged, h.Warnings
-				if w := env.Services.PortRangeWarning(); w != "" {
+				if w := dom.Services.PortRangeWarning(); w != "" {
 					out.Warnings = append(out.Warnings, w)
 				}
 				return out, err
@@ -207,8 +207,8 @@ func systemOps() []Op {
 			Name:        "service_prune",
 			Description: "Remove orphan containers: containers labelled as aima's (aima.managed=true) whose service has no record. Containers aima does not own are never touched. Orphans created by another state store (another daemon's data dir, or this data dir's store before it was lost) are kept unless force is set, and returned as kept. Returns what was removed.",
 			Annotations: Annotations{Destructive: true, Idempotent: true},
-			Run: func(ctx context.Context, env *Env, in PruneInput, _ Reporter) (PruneOutput, error) {
-				res, err := env.Services.Prune(ctx, in.Force)
+			Run: func(ctx context.Context, dom *Domain, in PruneInput, _ Reporter) (PruneOutput, error) {
+				res, err := dom.Services.Prune(ctx, in.Force)
 				l := listOf(res.Removed)
 				kept := res.Kept
 				if kept == nil {
@@ -234,8 +234,8 @@ func systemOps() []Op {
 }
 
 // gpuDoctor summarises the GPU inventory for system_doctor.
-func gpuDoctor(ctx context.Context, env *Env) (string, []string) {
-	snap, err := env.Services.GPUList(ctx)
+func gpuDoctor(ctx context.Context, dom *Domain) (string, []string) {
+	snap, err := dom.Services.GPUList(ctx)
 	if err != nil {
 		return "unavailable: " + err.Error(), []string{}
 	}

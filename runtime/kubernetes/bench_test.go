@@ -42,7 +42,7 @@ func BenchmarkPodEndToFailed(b *testing.B) {
 	ctx := ctxFor(b, 10*time.Minute)
 	watcher := e.runtime(b, "bench")
 	dies, _ := watcher.Events(ctx, runtime.EventOptions{Labels: map[string]string{runtime.LabelManaged: "true"}})
-	m := d.Env.Services
+	m := d.Domain.Services
 	s, err := m.Create(ctx, services.CreateSpec{ModelID: "org/name", EngineType: "vllm"})
 	if err != nil {
 		b.Fatal(err)

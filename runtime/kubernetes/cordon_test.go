@@ -83,7 +83,7 @@ func (p *twoNodes) call(t *testing.T, op string, in, out any) error {
 // create makes a vllm service named name.
 func (p *twoNodes) create(t *testing.T, name string, evictable bool) services.Service {
 	t.Helper()
-	s, err := p.d.Env.Services.Create(ctxFor(t, time.Minute), services.CreateSpec{Name: name, ModelID: "org/name", EngineType: "vllm", Evictable: evictable})
+	s, err := p.d.Domain.Services.Create(ctxFor(t, time.Minute), services.CreateSpec{Name: name, ModelID: "org/name", EngineType: "vllm", Evictable: evictable})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func (p *twoNodes) create(t *testing.T, name string, evictable bool) services.Se
 func (p *twoNodes) run(t *testing.T, id string) services.Service {
 	t.Helper()
 	ctx := ctxFor(t, 2*time.Minute)
-	m := p.d.Env.Services
+	m := p.d.Domain.Services
 	if _, err := m.StartWith(ctx, id, services.StartOptions{Timeout: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func (p *twoNodes) nodeOfPod(t *testing.T, id string) string {
 // messages are the messages of the service's events.
 func (p *twoNodes) messages(t *testing.T, id string) []string {
 	t.Helper()
-	_, evs, err := p.d.Env.Services.Events(ctxFor(t, time.Minute), id, 0)
+	_, evs, err := p.d.Domain.Services.Events(ctxFor(t, time.Minute), id, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +189,7 @@ func (p *twoNodes) chat(t *testing.T, id string) int {
 // other node can take stays stopped with the reason.
 func TestClusterCordonAndDrainANode(t *testing.T) {
 	p := newTwoNodes(t)
-	m := p.d.Env.Services
+	m := p.d.Domain.Services
 	ctx := ctxFor(t, 5*time.Minute)
 
 	var cr services.CordonResult
@@ -306,7 +306,7 @@ func podNodes(pods []corev1.Pod) []string {
 // never evicted: the start is then refused.
 func TestClusterEvictionStopsTheLeastRecentlyUsed(t *testing.T) {
 	p := newTwoNodes(t)
-	m := p.d.Env.Services
+	m := p.d.Domain.Services
 	ctx := ctxFor(t, 5*time.Minute)
 	older := p.create(t, "older", true)
 	p.run(t, older.ID)

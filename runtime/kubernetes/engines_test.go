@@ -68,7 +68,7 @@ func (e env) serveEnginesWith(t testing.TB, period time.Duration, ok http.Handle
 // it and waits until it runs.
 func runningService(t testing.TB, ctx context.Context, d *daemontest.Daemon) services.Service {
 	t.Helper()
-	m := d.Env.Services
+	m := d.Domain.Services
 	s, err := m.Create(ctx, services.CreateSpec{ModelID: "org/name", EngineType: "vllm", RestartPolicy: services.RestartOnFailure})
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +86,7 @@ func runningService(t testing.TB, ctx context.Context, d *daemontest.Daemon) ser
 // failedEvent returns the service's status events to failed.
 func failedEvents(t *testing.T, ctx context.Context, d *daemontest.Daemon, id string) []string {
 	t.Helper()
-	_, evs, err := d.Env.Services.Events(ctx, id, 0)
+	_, evs, err := d.Domain.Services.Events(ctx, id, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func failedEvents(t *testing.T, ctx context.Context, d *daemontest.Daemon, id st
 func (e env) runningAgain(t *testing.T, ctx context.Context, d *daemontest.Daemon, id string, run int) services.Service {
 	t.Helper()
 	for {
-		s, err := d.Env.Services.Get(ctx, id)
+		s, err := d.Domain.Services.Get(ctx, id)
 		if err == nil && s.Run > run && s.Status == services.StatusRunning {
 			return s
 		}

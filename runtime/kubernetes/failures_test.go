@@ -73,7 +73,7 @@ func TestServiceFailsWhenItsPodEnds(t *testing.T) {
 			e.engineNode(t, "b", 8)
 			tc.end(t, ctx, e, s.ContainerID, first)
 
-			m := d.Env.Services
+			m := d.Domain.Services
 			got, err := m.Wait(ctx, s.ID, services.StatusFailed, 2*time.Minute)
 			if err != nil {
 				t.Fatalf("wait for failed: %v\n%s", err, d.Logs.String())
@@ -121,7 +121,7 @@ func TestUnschedulableStartFailsAtItsDeadlineThenRestarts(t *testing.T) {
 	e.serveEngines(t)
 	d := daemontest.Start(t, e.engineConfig(t, "8", "start_timeout: 3s\n"), daemontest.Options{})
 	ctx := ctxFor(t, 3*time.Minute)
-	m := d.Env.Services
+	m := d.Domain.Services
 	s, err := m.Create(ctx, services.CreateSpec{ModelID: "org/name", EngineType: "vllm", RestartPolicy: services.RestartOnFailure})
 	if err != nil {
 		t.Fatal(err)

@@ -94,7 +94,7 @@ func (p *gpuPool) daemon(t *testing.T, policy string) *daemontest.Daemon {
 	d := daemontest.Start(t, cfg, daemontest.Options{})
 	ctx := ctxFor(t, time.Minute)
 	for _, m := range []struct{ dir, name string }{{p.smallDir, "small"}, {p.mediumDir, "medium"}, {p.huge, "huge"}} {
-		mod, err := d.Env.Models.Add(ctx, m.dir, m.name)
+		mod, err := d.Domain.Models.Add(ctx, m.dir, m.name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -121,13 +121,13 @@ func start(t *testing.T, d *daemontest.Daemon, model, gpus string) services.Serv
 }
 
 func startErr(ctx context.Context, d *daemontest.Daemon, model, gpus string) (services.Service, error) {
-	s, err := d.Env.Services.Create(ctx, services.CreateSpec{ModelID: model, EngineType: "vllm", GPUs: gpus})
+	s, err := d.Domain.Services.Create(ctx, services.CreateSpec{ModelID: model, EngineType: "vllm", GPUs: gpus})
 	if err != nil {
 		return s, err
 	}
 	// kwok's Pods run no engine: the start waits in its health check,
 	// holding its lease, until the test ends.
-	_, err = d.Env.Services.StartWith(ctx, s.ID, services.StartOptions{Timeout: 10 * time.Minute})
+	_, err = d.Domain.Services.StartWith(ctx, s.ID, services.StartOptions{Timeout: 10 * time.Minute})
 	return s, err
 }
 
@@ -145,7 +145,7 @@ func (p *gpuPool) boundPod(t *testing.T, d *daemontest.Daemon, id string) *corev
 		return true, nil
 	})
 	if err != nil {
-		s, _ := d.Env.Services.Get(context.Background(), id)
+		s, _ := d.Domain.Services.Get(context.Background(), id)
 		t.Fatalf("no bound pod for %s: %v (service %s phase %s: %s)\n%s", id, err, s.Status, s.Phase, s.Reason, d.Logs.String())
 	}
 	return pod
@@ -177,7 +177,7 @@ func (p *gpuPool) landsOn(t *testing.T, d *daemontest.Daemon, id, node string, g
 	if q := pod.Spec.Containers[0].Resources.Limits[kubernetes.ResourceGPU]; q.Value() != gpus {
 		t.Errorf("service %s: nvidia.com/gpu limit %s; want %d", id, q.String(), gpus)
 	}
-	s, err := d.Env.Services.Get(context.Background(), id)
+	s, err := d.Domain.Services.Get(context.Background(), id)
 	if err != nil || s.GPULease == nil || s.GPULease.Node != node {
 		t.Errorf("service %s lease %+v, %v; want on node %s", id, s.GPULease, err, node)
 	}
@@ -198,7 +198,7 @@ func nodeOf(t *testing.T, snap gpu.Snapshot, name string) gpu.Node {
 func TestPlacementRefusesBeforeAnyPodWhenNoNodeFits(t *testing.T) {
 	p := newGPUPool(t)
 	d := p.daemon(t, "pack")
-	m := d.Env.Services
+	m := d.Domain.Services
 	ctx := ctxFor(t, 2*time.Minute)
 	snap, err := m.GPUList(ctx)
 	if err != nil || len(snap.Nodes) != 5 || len(snap.Devices) != 26 {
@@ -285,7 +285,7 @@ func TestPlacementPackSpreadAndTheLastGPU(t *testing.T) {
 	// node with the most GPUs free; the first daemon's Pods count as
 	// other Pods there.
 	spread := p.daemon(t, "spread")
-	snap, err := spread.Env.Services.GPUList(ctxFor(t, time.Minute))
+	snap, err := spread.Domain.Services.GPUList(ctxFor(t, time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +323,7 @@ func TestPlacementSkipsCordonedAndNotReadyNodesAndCountsOtherPods(t *testing.T) 
 	t.Cleanup(func() { _ = cs.Nodes().Delete(context.Background(), notReady, metav1.DeleteOptions{}) })
 
 	d := p.daemon(t, "spread")
-	m := d.Env.Services
+	m := d.Domain.Services
 	var snap gpu.Snapshot
 	// The other Pod counts once the scheduler's binding reached the watch.
 	err := wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, func(ctx context.Context) (bool, error) {

@@ -26,7 +26,7 @@ func TestDaemonRestartMidStartAdoptsThePod(t *testing.T) {
 	cfg := e.engineConfig(t, "8", "")
 	first := daemontest.Start(t, cfg, daemontest.Options{})
 	ctx := ctxFor(t, 3*time.Minute)
-	m := first.Env.Services
+	m := first.Domain.Services
 	s, err := m.Create(ctx, services.CreateSpec{ModelID: "org/name", EngineType: "vllm"})
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +58,7 @@ func TestDaemonRestartMidStartAdoptsThePod(t *testing.T) {
 	// The node gets room while no daemon runs.
 	e.removeOtherPod(t)
 	second := daemontest.Start(t, cfg, daemontest.Options{DataDir: first.DataDir})
-	got, err := second.Env.Services.Wait(ctx, s.ID, services.StatusRunning, 2*time.Minute)
+	got, err := second.Domain.Services.Wait(ctx, s.ID, services.StatusRunning, 2*time.Minute)
 	if err != nil {
 		t.Fatalf("wait for running after the daemon restart: %v\n%s", err, second.Logs.String())
 	}
@@ -73,7 +73,7 @@ func TestDaemonRestartMidStartAdoptsThePod(t *testing.T) {
 	// Adopted while running: a third daemon finds it running and keeps it.
 	second.Stop()
 	third := daemontest.Start(t, cfg, daemontest.Options{DataDir: first.DataDir})
-	kept, err := third.Env.Services.Get(ctx, s.ID)
+	kept, err := third.Domain.Services.Get(ctx, s.ID)
 	if err != nil || kept.Status != services.StatusRunning || kept.ContainerID != before.ContainerID {
 		t.Errorf("after a restart while running: %+v, %v; want running on pod %s", kept, err, before.ContainerID)
 	}

@@ -30,7 +30,7 @@ func (e env) daemonOn(t *testing.T, image, gpus string) *daemontest.Daemon {
 func startAndFail(t *testing.T, d *daemontest.Daemon, timeout time.Duration, force bool) (services.Service, []string) {
 	t.Helper()
 	ctx := ctxFor(t, 2*time.Minute)
-	m := d.Env.Services
+	m := d.Domain.Services
 	s, err := m.Create(ctx, services.CreateSpec{ModelID: "org/name", EngineType: "vllm"})
 	if err != nil {
 		t.Fatal(err)

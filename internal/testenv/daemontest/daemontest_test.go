@@ -85,8 +85,8 @@ func TestFrontEndsMounted(t *testing.T) {
 	t.Parallel()
 	for _, readOnly := range []bool{false, true} {
 		d := fakeDaemon(t, newFake(t), "", readOnly)
-		if d.Env.ReadOnly != readOnly {
-			t.Errorf("Env.ReadOnly = %v", d.Env.ReadOnly)
+		if d.Domain.ReadOnly != readOnly {
+			t.Errorf("Env.ReadOnly = %v", d.Domain.ReadOnly)
 		}
 		resp, err := http.Get(d.URL + "/health")
 		if err != nil {

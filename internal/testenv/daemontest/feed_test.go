@@ -102,7 +102,7 @@ func TestEventStreamReportsPublishToSocket(t *testing.T) {
 	t.Parallel()
 	d := fakeDaemon(t, newFake(t), "", false)
 	s := call[services.Service](t, d, "service_create", tools.ServiceCreateInput{ModelID: "org/tiny", EngineType: "vllm"})
-	bus := d.Env.Services.Bus()
+	bus := d.Domain.Services.Bus()
 	bus.Publish(events.Event{ServiceID: s.ID, Type: events.TypeMessage, Message: "history"})
 	written := func() (n uint64) {
 		for _, c := range bus.Stats().SocketWriteCounts {
