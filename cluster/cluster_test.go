@@ -37,7 +37,13 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	c := kube.Shared(t)
+	return newEnvOn(t, kube.Shared(t), "")
+}
+
+// newEnvOn is newEnv on cluster c, with lease (YAML lines under
+// cluster.leader_election) added to the replicas' config.
+func newEnvOn(t *testing.T, c *kube.Cluster, lease string) *env {
+	t.Helper()
 	c.InstallCRDs(t)
 	ns := c.Namespace(t)
 	c.AddGPUNode(t, kube.GPUNode{Name: ns + "-n", GPUs: 8, Product: "NVIDIA-H100-80GB-HBM3", MemMiB: 81559})
@@ -45,7 +51,7 @@ func newEnv(t *testing.T) *env {
 		Image: "aima-enginesim:test",
 		Extra: fmt.Sprintf("runtime: kubernetes\nstore: kubernetes\nkubernetes:\n  kubeconfig: %s\n  namespace: %s\n"+
 			"  tolerations: [{key: %s, operator: Equal, value: fake, effect: NoSchedule}]\n"+
-			"cluster:\n  leader_election:\n    enabled: true\n", c.Kubeconfig, ns, kube.FakeNodeAnnotation),
+			"cluster:\n  leader_election:\n    enabled: true\n%s", c.Kubeconfig, ns, kube.FakeNodeAnnotation, lease),
 	})
 	bin := testenv.BuildAima(t)
 	e := &env{c: c, ns: ns}
