@@ -61,10 +61,11 @@ func install(t *testing.T, c *kube.Cluster, ns string, vals map[string]any) {
 	})
 }
 
-// serviceEndpoint waits until the Service NAME has a ready endpoint (the
-// leader: the other replicas are not Ready) and returns its address, what
-// kube-proxy would send the Service's traffic to.
-func serviceEndpoint(t *testing.T, c *kube.Cluster, ns, name string) string {
+// serviceEndpoint waits until the Service NAME has one ready endpoint (the
+// leader: the other replicas are not Ready) on a Pod other than notPod,
+// and returns its address, what kube-proxy would send the Service's
+// traffic to, and its Pod's name.
+func serviceEndpoint(t *testing.T, c *kube.Cluster, ns, name, notPod string) (addr, pod string) {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
@@ -74,16 +75,17 @@ func serviceEndpoint(t *testing.T, c *kube.Cluster, ns, name string) string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var ready []string
+		var ready, pods []string
 		for _, s := range l.Items {
 			for _, ep := range s.Endpoints {
-				if ep.Conditions.Ready != nil && *ep.Conditions.Ready && len(s.Ports) > 0 && s.Ports[0].Port != nil {
+				if ep.Conditions.Ready != nil && *ep.Conditions.Ready && len(s.Ports) > 0 && s.Ports[0].Port != nil && ep.TargetRef != nil {
 					ready = append(ready, net.JoinHostPort(ep.Addresses[0], strconv.Itoa(int(*s.Ports[0].Port))))
+					pods = append(pods, ep.TargetRef.Name)
 				}
 			}
 		}
-		if len(ready) == 1 {
-			return ready[0]
+		if len(ready) == 1 && pods[0] != notPod {
+			return ready[0], pods[0]
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("Service %s has ready endpoints %v, want the leader's alone\n%s", name, ready, podsReport(t, c, ns))
@@ -191,8 +193,8 @@ func TestChartInstalledRunsTheScenario(t *testing.T) {
 				"env": map[string]any{"SIM_TIME_SCALE": testenv.SimTimeScale, "SIM_MODEL_CHECK": "off"}}},
 		},
 	}))
-	addr := serviceEndpoint(t, c, ns, "r-aima")
-	t.Logf("the Service's endpoint: %s", addr)
+	addr, leader := serviceEndpoint(t, c, ns, "r-aima", "")
+	t.Logf("the Service's endpoint: %s (Pod %s)", addr, leader)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("%s\nkubelet:\n%s", podsReport(t, c, ns), node.Logs("kubelet", 30))
@@ -228,7 +230,9 @@ func TestChartInstalledRunsTheScenario(t *testing.T) {
 		t.Fatalf("service create: %v %+v", err, svc)
 	}
 	start := cli(t, bin, addr, "service", "start", svc.ID, "--wait", "--timeout", "180")
-	for _, want := range []string{"scheduled: assigned to node " + node.Name, "health_check", "running"} {
+	// (The engine Pod's node is checked below: the Scheduled event can
+	// come before the start's event watch.)
+	for _, want := range []string{"started: Container started", "application startup complete", "health_check", "creating → running"} {
 		if !strings.Contains(start, want) {
 			t.Errorf("start progress lacks %q:\n%s", want, start)
 		}
@@ -261,6 +265,24 @@ func TestChartInstalledRunsTheScenario(t *testing.T) {
 	if err != nil || p.Spec.NodeName != node.Name || p.Labels[runtime.LabelService] != svc.ID {
 		t.Fatalf("engine Pod %s: %v on %q labels %v", svc.ContainerID, err, p.Spec.NodeName, p.Labels)
 	}
+
+	// The leader's Pod deleted: its replacement leads with every record and
+	// adopts the engine Pod (not started again).
+	engineUID := p.UID
+	deleted := time.Now()
+	if err := c.Client.CoreV1().Pods(ns).Delete(ctx, leader, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	addr, leader = serviceEndpoint(t, c, ns, "r-aima", leader)
+	t.Logf("the replacement Pod %s ready and serving %s after the leader's Pod was deleted", leader, time.Since(deleted).Round(time.Millisecond))
+	if err := json.Unmarshal([]byte(cli(t, bin, addr, "service", "status", svc.ID, "-o", "json")), &svc); err != nil || svc.Status != "running" {
+		t.Fatalf("after the takeover: %v %+v, want running", err, svc)
+	}
+	l, err := c.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: runtime.LabelService + "=" + svc.ID})
+	if err != nil || len(l.Items) != 1 || l.Items[0].UID != engineUID {
+		t.Fatalf("after the takeover the service has Pods %v (%v), want the one it had (%s)", l, err, engineUID)
+	}
+
 	cli(t, bin, addr, "service", "stop", svc.ID)
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
