@@ -43,7 +43,18 @@ func newEnv(t *testing.T) *env { return newEnvWith(t, nil) }
 // starts reach running.
 func newEnvWith(t *testing.T, engine http.Handler) *env {
 	t.Helper()
-	c := kube.Shared(t)
+	return buildEnv(t, kube.Shared(t), "", engine)
+}
+
+// newEnvOn is newEnv on cluster c, with lease (YAML lines under
+// cluster.leader_election) added to the replicas' config.
+func newEnvOn(t *testing.T, c *kube.Cluster, lease string) *env {
+	t.Helper()
+	return buildEnv(t, c, lease, nil)
+}
+
+func buildEnv(t *testing.T, c *kube.Cluster, lease string, engine http.Handler) *env {
+	t.Helper()
 	c.InstallCRDs(t)
 	ns := c.Namespace(t)
 	node := kube.GPUNode{Name: ns + "-n", GPUs: 8, Product: "NVIDIA-H100-80GB-HBM3", MemMiB: 81559}
@@ -60,7 +71,7 @@ func newEnvWith(t *testing.T, engine http.Handler) *env {
 		Image: "aima-enginesim:test",
 		Extra: fmt.Sprintf("runtime: kubernetes\nstore: kubernetes\nkubernetes:\n  kubeconfig: %s\n  namespace: %s\n%s"+
 			"  tolerations: [{key: %s, operator: Equal, value: fake, effect: NoSchedule}]\n"+
-			"cluster:\n  leader_election:\n    enabled: true\n", c.Kubeconfig, ns, endpoint, kube.FakeNodeAnnotation),
+			"cluster:\n  leader_election:\n    enabled: true\n%s", c.Kubeconfig, ns, endpoint, kube.FakeNodeAnnotation, lease),
 	})
 	bin := testenv.BuildAima(t)
 	e := &env{c: c, ns: ns}

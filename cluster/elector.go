@@ -21,6 +21,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	authv1 "k8s.io/api/authorization/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	k8s "k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/leaderelection"
@@ -41,6 +43,16 @@ type Options struct {
 	RenewDeadline time.Duration
 	RetryPeriod   time.Duration
 	Log           *slog.Logger
+}
+
+// Permissions are what the election uses in its namespace: client-go's
+// Lease lock reads the Lease, creates it when missing and updates it to
+// renew or take it. The Helm chart's Role grants exactly them
+// (deploy/chart_test.go compares).
+var Permissions = []authv1.ResourceAttributes{
+	{Group: coordinationv1.GroupName, Resource: "leases", Verb: "get"},
+	{Group: coordinationv1.GroupName, Resource: "leases", Verb: "create"},
+	{Group: coordinationv1.GroupName, Resource: "leases", Verb: "update"},
 }
 
 // Elector takes part in the election of one Lease.

@@ -188,19 +188,3 @@ func (e *env) waitRunningPod(t *testing.T, id string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
-
-// waitStatus waits until the leader d reports service id in status want.
-func waitStatus(t *testing.T, d *testenv.DaemonProc, id, want string) {
-	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		got := services(t, d)[id]
-		if got == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("service %s is %q, want %s\n%s", id, got, want, d.Logs())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}

@@ -7,8 +7,10 @@ package deploy_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,16 +19,22 @@ import (
 	"helm.sh/helm/v4/pkg/chart/common/util"
 	"helm.sh/helm/v4/pkg/chart/v2/loader"
 	"helm.sh/helm/v4/pkg/engine"
+	authv1 "k8s.io/api/authorization/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/restmapper"
 	"sigs.k8s.io/yaml"
 
+	"aima/cluster"
 	"aima/config"
 	"aima/internal/testenv/kube"
+	"aima/runtime/kubernetes"
+	"aima/state/kubestore"
 )
 
 func TestMain(m *testing.M) {
@@ -77,7 +85,7 @@ func TestChartRendersAndTheAPIServerTakesIt(t *testing.T) {
 	if _, err := render(t, ns, nil); err == nil || !strings.Contains(err.Error(), "token") {
 		t.Fatalf("rendered without a token: %v", err)
 	}
-	out, err := render(t, ns, map[string]any{"token": map[string]any{"value": "s3cret"}})
+	out, err := render(t, ns, values(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +94,7 @@ func TestChartRendersAndTheAPIServerTakesIt(t *testing.T) {
 	for _, o := range objs {
 		kinds[o.GetKind()] = o
 	}
-	for _, k := range []string{"ServiceAccount", "Role", "RoleBinding", "ConfigMap", "Secret", "Deployment", "Service"} {
+	for _, k := range []string{"ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "ConfigMap", "Secret", "Deployment", "Service"} {
 		if kinds[k] == nil {
 			t.Errorf("no %s rendered", k)
 		}
@@ -112,7 +120,23 @@ func TestChartRendersAndTheAPIServerTakesIt(t *testing.T) {
 		t.Error("the container's root filesystem is not read-only")
 	}
 
-	// The API server takes every object (server-side apply, dry run).
+	// The guard answers the Service's DNS names.
+	svc := kinds["Service"].GetName()
+	for _, h := range []string{svc, svc + "." + ns, svc + "." + ns + ".svc", svc + "." + ns + ".svc.cluster.local"} {
+		if !slices.Contains(cfg.AllowedHosts, h) {
+			t.Errorf("allowed_hosts %v lacks %s", cfg.AllowedHosts, h)
+		}
+	}
+	if kinds["ServiceMonitor"] != nil {
+		t.Error("a ServiceMonitor rendered by default")
+	}
+	dryRun(t, c, ns, objs)
+}
+
+// dryRun has the API server take every object (server-side apply, dry
+// run, unknown or duplicate fields refused).
+func dryRun(t *testing.T, c *kube.Cluster, ns string, objs []*unstructured.Unstructured) {
+	t.Helper()
 	dc, err := dynamic.NewForConfig(c.Rest)
 	if err != nil {
 		t.Fatal(err)
@@ -129,10 +153,151 @@ func TestChartRendersAndTheAPIServerTakesIt(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", o.GetKind(), err)
 		}
-		_, err = dc.Resource(m.Resource).Namespace(ns).Apply(ctx, o.GetName(), o,
-			metav1.ApplyOptions{FieldManager: "aima-chart-test", DryRun: []string{metav1.DryRunAll}, Force: true})
+		var ri dynamic.ResourceInterface = dc.Resource(m.Resource)
+		if m.Scope.Name() == meta.RESTScopeNameNamespace {
+			ri = dc.Resource(m.Resource).Namespace(ns)
+		}
+		data, err := o.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		force := true
+		_, err = ri.Patch(ctx, o.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{
+			FieldManager: "aima-chart-test", DryRun: []string{metav1.DryRunAll}, Force: &force, FieldValidation: "Strict"})
 		if err != nil {
 			t.Errorf("apply %s %s: %v", o.GetKind(), o.GetName(), err)
+		}
+	}
+}
+
+// values is the chart's values for the tests: a token, and more.
+func values(more map[string]any) map[string]any {
+	v := map[string]any{"token": map[string]any{"value": "s3cret"}}
+	maps.Copy(v, more)
+	return v
+}
+
+// The ServiceMonitor (values serviceMonitor.enabled) scrapes /metrics
+// with the token of the release, and the API server takes it with the
+// Prometheus Operator's CRD installed.
+func TestChartServiceMonitor(t *testing.T) {
+	c := kube.Shared(t)
+	c.InstallCRDs(t)
+	c.InstallCRDFiles(t, filepath.Join("testdata", "servicemonitors.monitoring.coreos.com.yaml"))
+	ns := c.Namespace(t)
+	out, err := render(t, ns, values(map[string]any{"serviceMonitor": map[string]any{"enabled": true, "labels": map[string]any{"release": "prom"}}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := objects(t, out)
+	var sm *unstructured.Unstructured
+	for _, o := range objs {
+		if o.GetKind() == "ServiceMonitor" {
+			sm = o
+		}
+	}
+	if sm == nil {
+		t.Fatal("no ServiceMonitor rendered")
+	}
+	if sm.GetLabels()["release"] != "prom" {
+		t.Errorf("ServiceMonitor labels %v lack the values' labels", sm.GetLabels())
+	}
+	eps, _, _ := unstructured.NestedSlice(sm.Object, "spec", "endpoints")
+	if len(eps) != 1 {
+		t.Fatalf("endpoints %v", eps)
+	}
+	ep := eps[0].(map[string]any)
+	secret, _, _ := unstructured.NestedString(ep, "authorization", "credentials", "name")
+	if ep["path"] != "/metrics" || ep["port"] != "http" || secret != "r-aima-token" {
+		t.Errorf("endpoint %v: want /metrics on port http with the token of Secret r-aima-token", ep)
+	}
+	dryRun(t, c, ns, objs)
+}
+
+// rbacRules reads the rules of the rendered kind (Role or ClusterRole)
+// as "group resource[/subresource] verb" lines.
+func rbacRules(t *testing.T, objs []*unstructured.Unstructured, kind string) []string {
+	t.Helper()
+	var out []string
+	for _, o := range objs {
+		if o.GetKind() != kind {
+			continue
+		}
+		rules, _, _ := unstructured.NestedSlice(o.Object, "rules")
+		for _, r := range rules {
+			m := r.(map[string]any)
+			strs := func(k string) []string {
+				l, _, _ := unstructured.NestedStringSlice(m, k)
+				return l
+			}
+			for _, g := range strs("apiGroups") {
+				for _, res := range strs("resources") {
+					for _, v := range strs("verbs") {
+						out = append(out, g+" "+res+" "+v)
+					}
+				}
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// permLines writes permissions as rbacRules does.
+func permLines(ps ...[]authv1.ResourceAttributes) []string {
+	var out []string
+	for _, l := range ps {
+		for _, p := range l {
+			res := p.Resource
+			if p.Subresource != "" {
+				res += "/" + p.Subresource
+			}
+			out = append(out, p.Group+" "+res+" "+p.Verb)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// The chart's Role grants exactly what the runtime, the store and the
+// election use in the namespace, and its ClusterRole exactly what GPU
+// placement reads cluster-wide: the lists are the packages' own
+// (kubernetes.Permissions, kubestore.Permissions, cluster.Permissions),
+// the ones `aima doctor` checks.
+func TestChartRBACIsWhatAimaUses(t *testing.T) {
+	for _, endpoint := range []string{"auto", "pod_ip", "proxy"} {
+		for _, clusterWide := range []bool{true, false} {
+			out, err := render(t, "ns", values(map[string]any{
+				"config": map[string]any{"kubernetes": map[string]any{"endpoint": endpoint}},
+				"rbac":   map[string]any{"clusterWide": clusterWide},
+			}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			objs := objects(t, out)
+			// In the cluster, auto is pod_ip.
+			rtEndpoint := endpoint
+			if endpoint == "auto" {
+				rtEndpoint = kubernetes.EndpointPodIP
+			}
+			namespaced, wide := kubernetes.Permissions(rtEndpoint)
+			if got, want := rbacRules(t, objs, "Role"), permLines(namespaced, kubestore.Permissions, cluster.Permissions); !slices.Equal(got, want) {
+				t.Errorf("endpoint %s: the Role grants\n%s\nthe code uses\n%s", endpoint, strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+			want := permLines(wide)
+			if !clusterWide {
+				want = nil
+			}
+			if got := rbacRules(t, objs, "ClusterRole"); !slices.Equal(got, want) {
+				t.Errorf("rbac.clusterWide %v: the ClusterRole grants %v, want %v", clusterWide, got, want)
+			}
+			kinds := map[string]int{}
+			for _, o := range objs {
+				kinds[o.GetKind()]++
+			}
+			if clusterWide != (kinds["ClusterRoleBinding"] == 1) {
+				t.Errorf("rbac.clusterWide %v: %d ClusterRoleBindings", clusterWide, kinds["ClusterRoleBinding"])
+			}
 		}
 	}
 }

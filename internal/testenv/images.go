@@ -32,6 +32,7 @@ var (
 	EngineSimRef = "aima-enginesim:" + imageTag()
 	TestProgRef  = "aima-testprog:" + imageTag()
 	HostileRef   = "aima-hostile:" + imageTag()
+	AimaRef      = "aima:" + imageTag()
 )
 
 // ShaLabel holds the sha256 of the image's binary plus Dockerfile, so an
@@ -68,6 +69,16 @@ func EngineSimImage(t testing.TB) string {
 
 func engineSimDockerfile(root string) ([]byte, error) {
 	return os.ReadFile(filepath.Join(root, "cmd", "enginesim", "Dockerfile"))
+}
+
+// AimaImage is like EngineSimImage for the daemon's image, AimaRef: the
+// binary and cmd/aima/Dockerfile, what `make image` builds.
+func AimaImage(t testing.TB) string {
+	t.Helper()
+	return ensureImage(t, goImage{pkg: "aima/cmd/aima", bin: "aima", ref: AimaRef,
+		dockerfile: func(root string) ([]byte, error) {
+			return os.ReadFile(filepath.Join(root, "cmd", "aima", "Dockerfile"))
+		}})
 }
 
 // TestProgImage is like EngineSimImage for internal/testenv/testprog, a tiny

@@ -2,6 +2,7 @@ package kubernetes
 
 import (
 	"context"
+	"slices"
 
 	authv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -32,6 +33,19 @@ var neededCluster = []authv1.ResourceAttributes{
 	{Verb: "watch", Resource: "pods"},
 }
 
+// Permissions are what the runtime uses with endpoint (EndpointProxy
+// adds get pods/proxy; EndpointAuto in a cluster is EndpointPodIP): in its
+// namespace, and cluster-wide for GPU placement. `aima doctor` checks
+// them; the Helm chart's Role and ClusterRole grant exactly them
+// (deploy/chart_test.go compares).
+func Permissions(endpoint string) (namespaced, clusterWide []authv1.ResourceAttributes) {
+	namespaced = slices.Clone(needed)
+	if endpoint == EndpointProxy {
+		namespaced = append(namespaced, authv1.ResourceAttributes{Verb: "get", Resource: "pods", Subresource: "proxy"})
+	}
+	return namespaced, slices.Clone(neededCluster)
+}
+
 var _ runtime.Diagnoser = (*Kube)(nil)
 
 // Diagnose reports the cluster for `aima doctor`: reachable, version,
@@ -45,11 +59,8 @@ func (k *Kube) Diagnose(ctx context.Context) runtime.ClusterReport {
 		return r
 	}
 	r.Reachable, r.Version = true, v
-	attrs := needed
-	if k.endpoint == EndpointProxy {
-		attrs = append(attrs[:len(attrs):len(attrs)], authv1.ResourceAttributes{Verb: "get", Resource: "pods", Subresource: "proxy"})
-	}
-	for i, a := range append(attrs[:len(attrs):len(attrs)], neededCluster...) {
+	attrs, clusterWide := Permissions(k.endpoint)
+	for i, a := range append(attrs, clusterWide...) {
 		cluster := i >= len(attrs)
 		if !cluster {
 			a.Namespace = k.ns

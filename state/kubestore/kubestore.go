@@ -17,6 +17,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,14 +54,20 @@ type Options struct {
 	UserAgent string
 	// SyncTimeout bounds the first full read at Open (default 30 s).
 	SyncTimeout time.Duration
+	// WriteTimeout bounds each request of a write (default 15 s): an API
+	// server that cannot reach etcd holds a request for its own timeout
+	// (a minute) before it answers; the store refuses the write sooner,
+	// errs.Unavailable, and the caller may try again.
+	WriteTimeout time.Duration
 }
 
 // Store is the state.Store in the API server.
 type Store struct {
-	ri    dynamic.ResourceInterface
-	ns    string
-	name  string
-	cache *watchCache
+	ri           dynamic.ResourceInterface
+	ns           string
+	name         string
+	cache        *watchCache
+	writeTimeout time.Duration
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -105,8 +112,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.SyncTimeout <= 0 {
 		opts.SyncTimeout = 30 * time.Second
 	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = DefaultWriteTimeout
+	}
 	s := &Store{ri: dc.Resource(GVR).Namespace(opts.Namespace), ns: opts.Namespace, name: opts.Name,
-		cache: newWatchCache(), done: make(chan struct{})}
+		cache: newWatchCache(), done: make(chan struct{}), writeTimeout: opts.WriteTimeout}
 	selector := labels.Set{LabelStore: opts.Name}.String()
 	probeCtx, cancelProbe := context.WithTimeout(ctx, opts.SyncTimeout)
 	defer cancelProbe()
@@ -165,6 +175,9 @@ func (s *Store) Describe() state.Info {
 	return state.Info{Backend: "kubernetes", Path: s.ns + "/" + Resource + "." + Group + " (store " + s.name + ")"}
 }
 
+// DefaultWriteTimeout is Options.WriteTimeout's default.
+const DefaultWriteTimeout = 15 * time.Second
+
 var errClosed = errs.New(errs.Unavailable, "state: store is closed")
 
 func (s *Store) check(ctx context.Context, key string) error {
@@ -218,12 +231,35 @@ func nonce() string {
 	return hex.EncodeToString(b[:])
 }
 
-// wrap classifies an API error. Context errors pass unwrapped.
+// errTimedOut ends a request the API server did not answer within the
+// store's WriteTimeout (the cause of the request's context).
+var errTimedOut = errors.New("the API server did not answer in time")
+
+// bounded runs one request of a write within the store's WriteTimeout;
+// the timeout, told from the end of the caller's own context, is an
+// error wrapping errTimedOut.
+func (s *Store) bounded(ctx context.Context, call func(context.Context) error) error {
+	rctx, cancel := context.WithTimeoutCause(ctx, s.writeTimeout, errTimedOut)
+	defer cancel()
+	err := call(rctx)
+	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(rctx), errTimedOut) {
+		return fmt.Errorf("%w (%v)", errTimedOut, err)
+	}
+	return err
+}
+
+// wrap classifies an API error. The caller's context errors pass
+// unwrapped; a request the API server left unanswered past WriteTimeout
+// is errs.Unavailable, as is any error that is not the caller's fault:
+// the API server or etcd cannot serve now, and the write may be tried
+// again (a create that did land meanwhile is then a conflict).
 func (s *Store) wrap(err error, op, key string) error {
 	var e *errs.Error
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, errTimedOut):
+		return errs.Wrap(errs.Unavailable, errTimedOut, "state store %s: %s %q: no answer within %s", s.ns, op, key, s.writeTimeout)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), errors.As(err, &e):
 		return err
 	case apierrors.IsInvalid(err), apierrors.IsRequestEntityTooLargeError(err), apierrors.IsBadRequest(err):

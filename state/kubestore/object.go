@@ -8,6 +8,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	authv1 "k8s.io/api/authorization/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
@@ -25,6 +26,19 @@ const (
 	// CRDName is the CustomResourceDefinition's name.
 	CRDName = Resource + "." + Group
 )
+
+// Permissions are what the store uses in its namespace: it reads the
+// records with a list and a watch (and a get after a conflict) and writes
+// them with create, update and delete. The Helm chart's Role grants
+// exactly them (deploy/chart_test.go compares).
+var Permissions = []authv1.ResourceAttributes{
+	{Group: Group, Resource: Resource, Verb: "get"},
+	{Group: Group, Resource: Resource, Verb: "list"},
+	{Group: Group, Resource: Resource, Verb: "watch"},
+	{Group: Group, Resource: Resource, Verb: "create"},
+	{Group: Group, Resource: Resource, Verb: "update"},
+	{Group: Group, Resource: Resource, Verb: "delete"},
+}
 
 // GVR is the records' resource.
 var GVR = schema.GroupVersionResource{Group: Group, Version: Version, Resource: Resource}

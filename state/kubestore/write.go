@@ -63,12 +63,20 @@ func (s *Store) Put(ctx context.Context, key string, val []byte, expectRev uint6
 }
 
 func (s *Store) create(ctx context.Context, key string, val []byte) (uint64, error) {
-	u, err := s.ri.Create(ctx, s.newObject(key, val, "", nonce()), metav1.CreateOptions{})
+	var u *unstructured.Unstructured
+	err := s.bounded(ctx, func(ctx context.Context) (err error) {
+		u, err = s.ri.Create(ctx, s.newObject(key, val, "", nonce()), metav1.CreateOptions{})
+		return err
+	})
 	return s.took(u, err)
 }
 
 func (s *Store) update(ctx context.Context, key string, val []byte, rev uint64) (uint64, error) {
-	u, err := s.ri.Update(ctx, s.newObject(key, val, strconv.FormatUint(rev, 10), nonce()), metav1.UpdateOptions{})
+	var u *unstructured.Unstructured
+	err := s.bounded(ctx, func(ctx context.Context) (err error) {
+		u, err = s.ri.Update(ctx, s.newObject(key, val, strconv.FormatUint(rev, 10), nonce()), metav1.UpdateOptions{})
+		return err
+	})
 	return s.took(u, err)
 }
 
@@ -89,7 +97,11 @@ func (s *Store) took(u *unstructured.Unstructured, err error) (uint64, error) {
 // so the caller's next read sees what won (the watch may not have told
 // yet).
 func (s *Store) refresh(ctx context.Context, key string) {
-	u, err := s.ri.Get(ctx, objectName(s.name, key), metav1.GetOptions{})
+	var u *unstructured.Unstructured
+	err := s.bounded(ctx, func(ctx context.Context) (err error) {
+		u, err = s.ri.Get(ctx, objectName(s.name, key), metav1.GetOptions{})
+		return err
+	})
 	switch {
 	case apierrors.IsNotFound(err):
 		if cur, ok := s.cache.get(key); ok {
@@ -125,7 +137,9 @@ func (s *Store) Delete(ctx context.Context, key string, expectRev uint64) error 
 		rv := strconv.FormatUint(expectRev, 10)
 		opts.Preconditions = &metav1.Preconditions{ResourceVersion: &rv}
 	}
-	err := s.ri.Delete(ctx, objectName(s.name, key), opts)
+	err := s.bounded(ctx, func(ctx context.Context) error {
+		return s.ri.Delete(ctx, objectName(s.name, key), opts)
+	})
 	switch {
 	case err == nil:
 		last := cur.Rev // the revision it had: later reports of it are stale

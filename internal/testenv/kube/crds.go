@@ -35,6 +35,14 @@ func (c *Cluster) InstallCRDs(t testing.TB) {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no CRDs under deploy/helm/aima/crds: %v", err)
 	}
+	c.InstallCRDFiles(t, files...)
+}
+
+// InstallCRDFiles installs the CustomResourceDefinitions in files (one
+// per file) and waits until the API server serves them; one installed
+// already is left as it is.
+func (c *Cluster) InstallCRDFiles(t testing.TB, files ...string) {
+	t.Helper()
 	dc, err := dynamic.NewForConfig(c.Rest)
 	if err != nil {
 		t.Fatal(err)

@@ -28,6 +28,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,16 +57,21 @@ type Cluster struct {
 	Rest       *rest.Config
 	Client     k8s.Interface
 
-	mu    sync.Mutex
-	procs []*proc
-	nodes []*RealNode // AddRealNode's, stopped before the control plane
+	mu      sync.Mutex
+	procs   []*proc
+	stopped map[string]*proc // StopComponent's, until StartComponent
+	nodes   []*RealNode      // AddRealNode's, stopped before the control plane
 }
 
 type proc struct {
 	name string
+	path string
+	args []string
 	cmd  *exec.Cmd
 	log  string
 	done chan struct{}
+	// started is the component's place in the order of start.
+	started int
 }
 
 // Binaries returns the directory holding the cluster's binaries, building
@@ -196,16 +202,17 @@ func (c *Cluster) run(bin, name string, args ...string) error {
 		return err
 	}
 	c.mu.Lock()
+	p.started = len(c.procs) + len(c.stopped)
 	c.procs = append(c.procs, p)
 	c.mu.Unlock()
 	return nil
 }
 
-// spawn starts path as the component name in dir, its output in
+// spawn starts path as the component name in dir, its output appended to
 // DIR/NAME.log; it dies with the test process (Pdeathsig).
 func spawn(dir, path, name string, args ...string) (*proc, error) {
 	logPath := filepath.Join(dir, name+".log")
-	f, err := os.Create(logPath)
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -217,7 +224,7 @@ func spawn(dir, path, name string, args ...string) (*proc, error) {
 		f.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
+	p := &proc{name: name, path: path, args: args, cmd: cmd, log: logPath, done: make(chan struct{})}
 	go func() {
 		_ = cmd.Wait()
 		f.Close()
@@ -226,9 +233,24 @@ func spawn(dir, path, name string, args ...string) (*proc, error) {
 	return p, nil
 }
 
-// waitReady polls /readyz until the API server answers 200, a component
-// exits, or a minute passes.
+// waitReady waits until the API server is ready (pollReady) and makes the
+// cluster's clients.
 func (c *Cluster) waitReady(ctx context.Context) error {
+	if err := c.pollReady(ctx); err != nil {
+		return err
+	}
+	cfg := &rest.Config{Host: c.Host, BearerToken: Token, TLSClientConfig: rest.TLSClientConfig{Insecure: true}, QPS: 100, Burst: 200}
+	cs, err := k8s.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	c.Rest, c.Client = cfg, cs
+	return nil
+}
+
+// pollReady polls /readyz until the API server answers 200, a component
+// exits, or a minute passes.
+func (c *Cluster) pollReady(ctx context.Context) error {
 	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	defer hc.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
@@ -253,12 +275,6 @@ func (c *Cluster) waitReady(ctx context.Context) error {
 		case <-tick.C:
 		}
 	}
-	cfg := &rest.Config{Host: c.Host, BearerToken: Token, TLSClientConfig: rest.TLSClientConfig{Insecure: true}, QPS: 100, Burst: 200}
-	cs, err := k8s.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	c.Rest, c.Client = cfg, cs
 	return nil
 }
 
@@ -271,6 +287,85 @@ func (p *proc) stop() {
 		_ = p.cmd.Process.Kill()
 		<-p.done
 	}
+}
+
+// Stopping and starting components, for tests of what aima does when the
+// control plane goes away and comes back: StopComponent ends one (as Stop
+// does) and StartComponent starts it again with the same flags, state and
+// port. Both are for a cluster of the test's own (Start), not Shared.
+
+// Component names.
+const (
+	Etcd      = "etcd"
+	APIServer = "kube-apiserver"
+)
+
+// StopComponent stops the running component name (SIGTERM, then SIGKILL
+// after 10 s).
+func (c *Cluster) StopComponent(name string) error {
+	c.mu.Lock()
+	var p *proc
+	for i, q := range c.procs {
+		if q.name == name {
+			p = q
+			c.procs = append(c.procs[:i:i], c.procs[i+1:]...)
+			break
+		}
+	}
+	if p != nil {
+		if c.stopped == nil {
+			c.stopped = map[string]*proc{}
+		}
+		c.stopped[name] = p
+	}
+	c.mu.Unlock()
+	if p == nil {
+		return fmt.Errorf("no running component %q", name)
+	}
+	p.stop()
+	return nil
+}
+
+// StartComponent starts the stopped component name again; for the API
+// server it waits until it is ready. Clients made before (c.Rest,
+// c.Client) keep working: the address and credentials are the same.
+func (c *Cluster) StartComponent(ctx context.Context, name string) error {
+	c.mu.Lock()
+	old := c.stopped[name]
+	delete(c.stopped, name)
+	c.mu.Unlock()
+	if old == nil {
+		return fmt.Errorf("component %q was not stopped", name)
+	}
+	p, err := spawn(c.Dir, old.path, name, old.args...)
+	if err != nil {
+		return err
+	}
+	// Components are stopped newest first; keep the order of start.
+	c.mu.Lock()
+	i := len(c.procs)
+	for j, q := range c.procs {
+		if q.started > old.started {
+			i = j
+			break
+		}
+	}
+	p.started = old.started
+	c.procs = slices.Insert(c.procs, i, p)
+	c.mu.Unlock()
+	if name == APIServer {
+		return c.pollReady(ctx)
+	}
+	return nil
+}
+
+// RestartAPIServer stops the API server and starts it again (etcd and
+// the data in it are kept) and returns once it is ready.
+func (c *Cluster) RestartAPIServer(ctx context.Context) error {
+	if err := c.StopComponent(APIServer); err != nil {
+		return err
+	}
+	return c.StartComponent(ctx, APIServer)
 }
 
 func (c *Cluster) exited() *proc {
@@ -400,6 +495,25 @@ func Shared(t testing.TB) *Cluster {
 		t.Fatalf("local Kubernetes control plane: %v\nIt is built by scripts/kube-build.sh (Go module proxy); `go test -short` skips such tests.", sharedErr)
 	}
 	return shared
+}
+
+// Own starts a cluster of the test's own, stopped when the test ends: for
+// tests that stop or restart its components (StopComponent,
+// RestartAPIServer), which must not disturb the tests on the shared one.
+// In -short mode the test is skipped.
+func Own(t testing.TB) *Cluster {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs the local Kubernetes control plane; skipped in -short mode")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
+	defer cancel()
+	c, err := Start(ctx)
+	if err != nil {
+		t.Fatalf("local Kubernetes control plane: %v", err)
+	}
+	t.Cleanup(c.Stop)
+	return c
 }
 
 // StopShared stops the shared cluster, if one was started.

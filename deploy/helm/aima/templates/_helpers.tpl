@@ -6,3 +6,5 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "aima.tokenSecret" -}}
 {{- if .Values.token.existingSecret -}}{{ .Values.token.existingSecret }}{{- else -}}{{ include "aima.name" . }}-token{{- end -}}
 {{- end -}}
+{{- /* Cluster-wide objects: unique per release and namespace. */ -}}
+{{- define "aima.clusterName" -}}{{ .Release.Namespace }}-{{ .Release.Name }}-aima{{- end -}}
