@@ -96,7 +96,7 @@ func waitStatus(t *testing.T, d interface {
 // and that the leader acts on old and new services alike: every service
 // of before is listed, the running ones with the Pods they had (none
 // started again), a new service starts (a store write, a Pod created and
-// seen by the runtime's watch), and stopping an old one removes its Pod.
+// seen by the runtime's watch), and stopping an old one ends its Pod.
 // Then the leader steps down (SIGTERM releases the lease) and the
 // follower, whose store watched through the outage, leads with every
 // record and the same Pods.
@@ -113,7 +113,7 @@ func (e *env) checkAfter(t *testing.T, before map[string]string, running []strin
 	}
 	added := e.startServices(t, e.a, 1)[0]
 	post(t, e.a, "/api/service/stop", map[string]any{"service_id": running[0]})
-	e.waitPods(t, running[0], 0)
+	e.waitStopped(t, running[0])
 	waitStatus(t, e.a, running[0], "stopped")
 	want := services(t, e.a)
 	if _, ok := want[added]; !ok {

@@ -3,6 +3,7 @@ package k8s
 import (
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -25,9 +26,17 @@ func TestKubeScenario(t *testing.T) {
 	if seen := phases(start.Stderr); !inOrder(seen, "cleanup", "pull", "create", "start", "loading", "health_check", "running") {
 		t.Errorf("phases %v: want cleanup, pull, create, start, loading, health_check, running in order", seen)
 	}
+	// The scheduler's step: aima's words ("assigned to node X") when the
+	// Pod's binding arrives first, the scheduler's event ("Successfully
+	// assigned ns/pod to X") when its event does.
+	if !slices.ContainsFunc(strings.Split(start.Stderr, "\n"), func(l string) bool {
+		return strings.Contains(l, "scheduled: ") && strings.Contains(l, "assigned") &&
+			(strings.Contains(l, " to node "+e.node.Name) || strings.Contains(l, " to "+e.node.Name))
+	}) {
+		t.Errorf("start progress lacks the scheduled step naming node %s:\n%s", e.node.Name, start.Stderr)
+	}
 	for _, want := range []string{
-		"scheduled: assigned to node " + e.node.Name, // the scheduler's and kubelet's steps
-		"already present on machine", "started: Container started",
+		"already present on machine", "started: Container started", // the kubelet's steps
 		"weights loaded", // the engine's own milestones
 	} {
 		if !strings.Contains(start.Stderr, want) {
