@@ -85,19 +85,27 @@ func (k *Kube) waitPod(ctx context.Context, name string, done func(*corev1.Pod) 
 		if ok, err := done(p); ok {
 			return err
 		}
-		t := time.NewTimer(pollFallback)
-		select {
-		case <-changed:
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("pod %s: %w", name, context.Cause(ctx))
-		case <-k.ctx.Done():
-			t.Stop()
-			return errs.New(errs.Unavailable, "kubernetes runtime closed")
+		if err := k.awaitChange(ctx, changed, "pod "+name); err != nil {
+			return err
 		}
-		t.Stop()
 	}
+}
+
+// awaitChange waits for changed (taken before the state it follows was
+// read, so no change is missed), or the poll fallback, and fails when ctx
+// or the runtime ends; what names the wait in the error.
+func (k *Kube) awaitChange(ctx context.Context, changed <-chan struct{}, what string) error {
+	t := time.NewTimer(pollFallback)
+	defer t.Stop()
+	select {
+	case <-changed:
+	case <-t.C:
+	case <-ctx.Done():
+		return fmt.Errorf("%s: %w", what, context.Cause(ctx))
+	case <-k.ctx.Done():
+		return errs.New(errs.Unavailable, "kubernetes runtime closed")
+	}
+	return nil
 }
 
 // InspectContainer reports the Pod's state from the watch's cache.
@@ -263,18 +271,9 @@ func (k *Kube) waitUncounted(ctx context.Context, p *corev1.Pod) error {
 		if cur, isPod := obj.(*corev1.Pod); !ok || !isPod || cur.UID != p.UID {
 			return nil
 		}
-		t := time.NewTimer(pollFallback)
-		select {
-		case <-changed:
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("pod %s still counted on its node: %w", p.Name, context.Cause(ctx))
-		case <-k.ctx.Done():
-			t.Stop()
-			return errs.New(errs.Unavailable, "kubernetes runtime closed")
+		if err := k.awaitChange(ctx, changed, "pod "+p.Name+" still counted on its node"); err != nil {
+			return err
 		}
-		t.Stop()
 	}
 }
 
