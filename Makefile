@@ -82,11 +82,14 @@ bench: build enginesim kube-build
 	$(GO) test -run '^$$' -bench . -benchtime 5x ./...
 
 # The leader of two replicas killed mid-start and while idle, ten times
-# each (CI runs it once in make test); logs each takeover time and their
-# median and worst. SOAK_REPS=N for another count.
+# each (CI runs them once in make test): two `aima start` processes on the
+# control plane (./cluster/), then the Helm chart's two Pods on the real
+# node (./deploy/). Each logs every takeover time and their median and
+# worst. SOAK_REPS=N for another count.
 SOAK_REPS ?= 10
 soak: build enginesim kube-build
 	AIMA_SOAK_REPS=$(SOAK_REPS) $(GO) test -race -count=1 -timeout 60m -v -run '^TestLeaderKilledMidStartAndWhileIdle$$' ./cluster/
+	AIMA_SOAK_REPS=$(SOAK_REPS) $(GO) test -race -count=1 -timeout 90m -v -run '^TestChartReplicasLeaderPodKilled$$' ./deploy/
 
 # The committed schemas and tool snapshots (schemas/): rewrite them after a
 # change to an operation, and review the diff.

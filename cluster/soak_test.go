@@ -4,9 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
-	"os"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -22,21 +20,6 @@ import (
 // podNetBase is this package's loopback range for the fake node's Pods
 // (kube.EnginePodNet).
 const podNetBase = 78
-
-// soakReps is how many times TestLeaderKilledMidStartAndWhileIdle kills
-// its leaders: AIMA_SOAK_REPS (`make soak` sets 10), else once.
-func soakReps(t *testing.T) int {
-	t.Helper()
-	v := os.Getenv("AIMA_SOAK_REPS")
-	if v == "" {
-		return 1
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 {
-		t.Fatalf("AIMA_SOAK_REPS=%q: want a positive integer", v)
-	}
-	return n
-}
 
 // loadingEngine is the stand-in engine of the soak: while loading is on,
 // an engine at an address not yet marked ready answers its health check
@@ -102,7 +85,7 @@ func (e *env) allPods(t *testing.T) []corev1.Pod {
 // stay running. The takeover times are logged with their median and worst
 // (docs/performance.md).
 func TestLeaderKilledMidStartAndWhileIdle(t *testing.T) {
-	reps := soakReps(t)
+	reps := testenv.SoakReps(t)
 	engine := &loadingEngine{}
 	e := newEnvWith(t, engine)
 	leader, follower := e.a, e.b

@@ -159,11 +159,11 @@ func call(t *testing.T, addr, method, path, body string) (int, string) {
 // does), and the store in the API server. The seed scenario (create,
 // start --wait, logs, stop) runs through the Service's endpoint.
 //
-// The cluster has no kube-proxy and its API server listens on the host's
-// loopback, which Pods on the bridge cannot reach: the release runs with
-// hostNetwork and KUBERNETES_SERVICE_HOST/PORT naming the API server on
-// loopback (chart values hostNetwork and env), so one replica fits the
-// node.
+// The release runs with the chart's hostNetwork, for clusters whose Pods
+// cannot reach their API server: KUBERNETES_SERVICE_HOST/PORT name the
+// API server on the host's loopback (chart values hostNetwork and env),
+// and one replica fits the node. TestChartReplicasLeaderPodKilled runs two
+// replicas as Pods of the bridge.
 func TestChartInstalledRunsTheScenario(t *testing.T) {
 	sim, img := testenv.EngineSimImage(t), testenv.AimaImage(t)
 	c := kube.Shared(t)

@@ -1,9 +1,27 @@
 package testenv
 
 import (
+	"os"
 	"slices"
+	"strconv"
+	"testing"
 	"time"
 )
+
+// SoakReps is how many times a soak test repeats its leader kills:
+// AIMA_SOAK_REPS (`make soak` sets 10), else once.
+func SoakReps(t testing.TB) int {
+	t.Helper()
+	v := os.Getenv("AIMA_SOAK_REPS")
+	if v == "" {
+		return 1
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		t.Fatalf("AIMA_SOAK_REPS=%q: want a positive integer", v)
+	}
+	return n
+}
 
 // Median of the samples (the mean of the middle two for an even count; 0
 // for none), for the figures benchmarks print. The samples are not

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -19,10 +20,10 @@ import (
 // connection (io.Copy both ways, half-closes passed on). Cut closes every
 // live connection and makes the proxy close new ones at once, until Restore.
 // The listener, the connections and every goroutine are owned by the proxy
-// and ended at t.Cleanup.
+// and ended by Close (at t.Cleanup for StartSockProxy's).
 type SockProxy struct {
-	t        testing.TB
 	path     string
+	network  string // the upstream's: unix or tcp
 	upstream string
 	ln       net.Listener
 	wg       sync.WaitGroup
@@ -48,27 +49,44 @@ func StartSockProxy(t testing.TB, upstream string) *SockProxy {
 		t.Fatalf("sockproxy: %v", err)
 	}
 	path := filepath.Join(dir, "docker.sock")
-	ln, err := net.Listen("unix", path)
+	p, err := ListenProxy("unix", path, "unix", upstream)
 	if err != nil {
 		_ = os.RemoveAll(dir)
-		t.Fatalf("sockproxy: listen %s: %v", path, err)
+		t.Fatalf("sockproxy: %v", err)
 	}
-	p := &SockProxy{t: t, path: path, upstream: upstream, ln: ln, conns: map[net.Conn]struct{}{}}
-	p.wg.Add(1)
-	go p.acceptLoop()
 	t.Cleanup(func() {
-		p.mu.Lock()
-		p.closed = true
-		p.mu.Unlock()
-		_ = ln.Close()
-		p.closeAll()
-		p.wg.Wait()
+		p.Close()
 		_ = os.RemoveAll(dir)
 	})
 	return p
 }
 
-// Path is the proxy's socket path.
+// ListenProxy listens on network/addr (unix or tcp) and forwards each
+// connection to upstream on upNetwork, until Close. It is for proxies that
+// outlive one test (StartSockProxy's end with the test).
+func ListenProxy(network, addr, upNetwork, upstream string) (*SockProxy, error) {
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	p := &SockProxy{path: addr, network: upNetwork, upstream: upstream, ln: ln, conns: map[net.Conn]struct{}{}}
+	p.wg.Add(1)
+	go p.acceptLoop()
+	return p, nil
+}
+
+// Close stops accepting, closes every live connection and waits until
+// the proxy's goroutines have ended. It is safe to call twice.
+func (p *SockProxy) Close() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	_ = p.ln.Close()
+	p.closeAll()
+	p.wg.Wait()
+}
+
+// Path is the proxy's socket path (its address, for a TCP proxy).
 func (p *SockProxy) Path() string { return p.path }
 
 // Host is the DOCKER_HOST value that reaches the proxy.
@@ -163,7 +181,7 @@ func (p *SockProxy) acceptLoop() {
 // forward links one client connection to a new upstream connection.
 func (p *SockProxy) forward(c net.Conn) {
 	defer p.wg.Done()
-	up, err := net.Dial("unix", p.upstream)
+	up, err := net.Dial(p.network, p.upstream)
 	if err != nil {
 		_ = c.Close()
 		return

@@ -21,8 +21,10 @@ import (
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -118,6 +120,9 @@ func (c *Cluster) start(ctx context.Context, bin string) error {
 	if err := writeServiceAccountKey(pki); err != nil {
 		return err
 	}
+	if err := writeServingCert(pki); err != nil {
+		return err
+	}
 	tokens := fmt.Sprintf("%s,admin,admin,system:masters\n%s,nobody,nobody\n", Token, LimitedToken)
 	if err := os.WriteFile(filepath.Join(pki, "tokens.csv"), []byte(tokens), 0o600); err != nil {
 		return err
@@ -141,7 +146,8 @@ func (c *Cluster) start(ctx context.Context, bin string) error {
 	}
 	if err := c.run(bin, "kube-apiserver", "--etcd-servers="+etcdURL,
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port="+strconv.Itoa(ports[2]),
-		"--cert-dir="+pki, "--endpoint-reconciler-type=none", "--service-cluster-ip-range=10.0.0.0/24",
+		"--tls-cert-file="+filepath.Join(pki, "apiserver.crt"), "--tls-private-key-file="+filepath.Join(pki, "apiserver.key"),
+		"--endpoint-reconciler-type=none", "--service-cluster-ip-range=10.0.0.0/24",
 		"--service-account-issuer=https://kubernetes.default.svc",
 		"--service-account-key-file="+filepath.Join(pki, "sa.pub"),
 		"--service-account-signing-key-file="+filepath.Join(pki, "sa.key"),
@@ -435,6 +441,49 @@ func writeServiceAccountKey(dir string) error {
 	}
 	return os.WriteFile(filepath.Join(dir, "sa.pub"), pub, 0o600)
 }
+
+// writeServingCert writes the API server's self-signed serving certificate
+// (apiserver.crt, also the cluster's root CA: kube-root-ca.crt, which Pods
+// verify the API server with) and its key. Its names are loopback, the real
+// node's bridge address (where RealNode forwards to the API server, for its
+// Pods), the kubernetes Service's IP and DNS names, and localhost.
+func writeServingCert(dir string) error {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return err
+	}
+	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: "aima-test-apiserver"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(365 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.ParseIP(RealNodeIP), net.ParseIP(serviceIP)},
+		DNSNames:              []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return err
+	}
+	crt := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	priv := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
+	if err := os.WriteFile(filepath.Join(dir, "apiserver.key"), priv, 0o600); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "apiserver.crt"), crt, 0o644)
+}
+
+// serviceIP is the kubernetes Service's ClusterIP (the first of
+// --service-cluster-ip-range).
+const serviceIP = "10.0.0.1"
 
 // freePorts returns n distinct loopback ports free now.
 func freePorts(n int) ([]int, error) {

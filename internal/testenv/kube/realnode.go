@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,13 +22,15 @@ import (
 
 	"aima/internal/filelock"
 	"aima/internal/modroot"
+	"aima/internal/testenv"
 )
 
 // The real node: a kubelet with a private containerd (Debian's, with its
 // own config, root, state and socket, so Docker's containerd is untouched),
 // runc, and a CNI bridge whose gateway address is the node's InternalIP.
 // The host reaches its Pods at their IPs and through the API server's Pod
-// proxy. Only one can run on a host (the bridge and its address, the
+// proxy; the Pods reach each other (a FORWARD rule for the bridge) and the
+// API server (APIServer). Only one can run on a host (the bridge and its address, the
 // kubelet's port, /sys/fs/cgroup/*/kubepods): RealNodeLock guards it.
 const (
 	RealNodeName = "aima-real"
@@ -48,12 +52,21 @@ const cniBin = "/usr/lib/cni"
 type RealNode struct {
 	Name string
 	IP   string
+	// APIServer is host:port at which the node's Pods reach the API server:
+	// the bridge's address, where the node forwards to the API server on
+	// loopback (Pods cannot reach the host's loopback). The serving
+	// certificate names that address; Pods set KUBERNETES_SERVICE_HOST and
+	// KUBERNETES_SERVICE_PORT to it (there is no kube-proxy for the
+	// kubernetes Service's ClusterIP).
+	APIServer string
 
 	c      *Cluster
 	dir    string // config, logs, containerd's root, the kubelet's root
 	state  string // containerd's state and socket (a short path: socket paths are bounded)
 	sock   string
 	unlock func()
+
+	apiProxy *testenv.SockProxy
 
 	mu       sync.Mutex
 	procs    []*proc
@@ -167,6 +180,9 @@ func (n *RealNode) start(ctx context.Context, bin string) error {
 	if err := n.host.addBridge(); err != nil {
 		return err
 	}
+	if err := n.forwardAPIServer(); err != nil {
+		return err
+	}
 	pauseTar, err := n.pauseImage(ctx)
 	if err != nil {
 		return err
@@ -196,6 +212,23 @@ func (n *RealNode) start(ctx context.Context, bin string) error {
 		node, err := n.c.Client.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
 		return err == nil && nodeReady(node)
 	})
+}
+
+// forwardAPIServer listens on the bridge's address, at the API server's
+// port, and forwards each connection to the API server on loopback
+// (APIServer).
+func (n *RealNode) forwardAPIServer() error {
+	u, err := url.Parse(n.c.Host)
+	if err != nil {
+		return err
+	}
+	addr := net.JoinHostPort(n.IP, u.Port())
+	p, err := testenv.ListenProxy("tcp", addr, "tcp", u.Host)
+	if err != nil {
+		return fmt.Errorf("forward the API server to the node's Pods: %w", err)
+	}
+	n.apiProxy, n.APIServer = p, addr
+	return nil
 }
 
 // nodeReady: Ready, and the not-ready taint admission puts on a new node
@@ -282,6 +315,14 @@ func (n *RealNode) ctrOut(ctx context.Context, stdin *exec.Cmd, args ...string) 
 		return "", fmt.Errorf("ctr %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
 	return out.String(), nil
+}
+
+// KillContainer kills a container of one of the node's Pods with SIGKILL
+// (its containerd task), as a crash would; id is the Pod status's
+// containerID (containerd://ID) or the bare ID. The kubelet sees it end
+// and restarts it under the Pod's restart policy.
+func (n *RealNode) KillContainer(ctx context.Context, id string) error {
+	return n.ctr(ctx, "tasks", "kill", "-s", "SIGKILL", strings.TrimPrefix(id, "containerd://"))
 }
 
 // Import copies Docker images into the node's containerd (`docker save |

@@ -77,7 +77,8 @@ func kubepodsCgroups() []string {
 	return out
 }
 
-// addBridge creates the Pods' bridge with the node's address.
+// addBridge creates the Pods' bridge with the node's address, and lets
+// its Pods reach each other.
 func (h *hostState) addBridge() error {
 	if err := exec.Command("ip", "link", "show", realBridge).Run(); err == nil {
 		return fmt.Errorf("bridge %s exists and is not a real node's leftover (delete it with `ip link del %s`)", realBridge, realBridge)
@@ -97,13 +98,23 @@ func (h *hostState) addBridge() error {
 			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)
 		}
 	}
+	// Pod to Pod on the bridge: with br_netfilter loaded, bridged frames
+	// go through iptables' FORWARD chain, whose policy Docker sets to DROP.
+	if out, err := exec.Command("iptables", append([]string{"-I", "FORWARD", "1"}, bridgeForward...)...).CombinedOutput(); err != nil {
+		return fmt.Errorf("iptables -I FORWARD: %v: %s", err, out)
+	}
 	return nil
 }
+
+// bridgeForward is the FORWARD rule that lets the bridge's Pods reach each
+// other (removed with the bridge).
+var bridgeForward = []string{"-i", realBridge, "-o", realBridge, "-j", "ACCEPT", "-m", "comment", "--comment", "aima real node: Pod to Pod"}
 
 // Stop stops the kubelet, removes every Pod container and sandbox (their
 // processes, shims and network namespaces), stops containerd, and undoes
 // what the node changed on the host: mounts under its directories, the
-// kubelet's cgroups and iptables chains, the bridge, the CNI result cache,
+// kubelet's cgroups and iptables chains, the forward to the API server,
+// the bridge and its FORWARD rule, the CNI result cache,
 // log links, the directories it created, the sysctls. Then it releases
 // RealNodeLock. It is safe to call twice.
 func (n *RealNode) Stop() {
@@ -129,6 +140,9 @@ func (n *RealNode) Stop() {
 		containerd.stop()
 	}
 	n.killShims()
+	if n.apiProxy != nil {
+		n.apiProxy.Close()
+	}
 	n.unmountAll()
 	for _, cg := range kubepodsCgroups() {
 		rmdirTree(cg)
@@ -255,6 +269,11 @@ func (h *hostState) restore() {
 		}
 	}
 	if h.MadeBridge {
+		for range 10 { // each run deletes one copy of the rule
+			if exec.Command("iptables", append([]string{"-D", "FORWARD"}, bridgeForward...)...).Run() != nil {
+				break
+			}
+		}
 		_ = exec.Command("ip", "link", "del", realBridge).Run()
 	}
 	links, _ := filepath.Glob("/var/log/containers/*.log")

@@ -2,6 +2,8 @@ package kube_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net/http"
 	"os"
@@ -149,6 +151,38 @@ func TestRealNode(t *testing.T) {
 	rc.Close()
 	if !strings.Contains(string(logs), "Application startup complete.") {
 		t.Errorf("pods/log lacks the engine's start line:\n%s", logs)
+	}
+
+	// The node's Pods reach the API server at the bridge's address
+	// (APIServer), and the serving certificate is valid there for the CA
+	// Pods mount (kube-root-ca.crt).
+	var ca string
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		cm, err := c.Client.CoreV1().ConfigMaps(ns).Get(ctx, "kube-root-ca.crt", metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		ca = cm.Data["ca.crt"]
+		return true, nil
+	})
+	if err != nil {
+		t.Fatalf("kube-root-ca.crt: %v", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM([]byte(ca)) {
+		t.Fatalf("kube-root-ca.crt holds no certificate: %q", ca)
+	}
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+n.APIServer+"/readyz", nil)
+	req.Header.Set("Authorization", "Bearer "+kube.Token)
+	resp, err = hc.Do(req)
+	if err != nil {
+		t.Fatalf("the API server at the node's address %s: %v", n.APIServer, err)
+	}
+	resp.Body.Close()
+	hc.CloseIdleConnections()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(n.APIServer, kube.RealNodeIP+":") {
+		t.Fatalf("GET https://%s/readyz: %d", n.APIServer, resp.StatusCode)
 	}
 
 	t2 := time.Now()
