@@ -196,12 +196,25 @@ func invoke(ctx context.Context, std IO, c *ucli.Command, op tools.Op, input map
 		prog.done()
 	}
 	if err != nil {
-		return err
+		return reattachHint(err, op, input, wait)
 	}
 	if follow && format == "table" {
 		return nil
 	}
 	return render(std, format, op, raw)
+}
+
+// reattachHint adds to a lost connection during a wait on a service what
+// the user can do: the operation goes on without the client (the daemon, or
+// on a cluster the next leader, carries the start through), so follow it
+// again with service wait. Other errors are returned as they are.
+func reattachHint(err error, op tools.Op, input map[string]any, wait bool) error {
+	id, _ := input["service_id"].(string)
+	if !wait || id == "" || !errs.Is(err, errs.Unavailable) || !strings.HasPrefix(op.Name(), "service_") {
+		return err
+	}
+	return errs.Wrap(errs.Unavailable, err, "lost the daemon while waiting on service %s; what it was doing goes on without this client "+
+		"(after a daemon restart or a leader change, the next one resumes it): follow it again with `aima service wait %s --for running`", id, id)
 }
 
 // decodeOutput turns raw JSON into the op's typed output (for Text).

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -126,14 +127,31 @@ func TestLeaderKilledMidStartAndWhileIdle(t *testing.T) {
 		engine.hold(t, e)
 		out := post(t, leader, "/api/service/create", map[string]any{"model_id": "org/name", "engine_type": "vllm"})
 		id := out["id"].(string)
-		post(t, leader, "/api/service/start", map[string]any{"service_id": id, "timeout_seconds": 900})
+		// A client follows the start (`start --wait`) on the leader.
+		started := make(chan testenv.Result, 1)
+		go func(d *testenv.DaemonProc) {
+			started <- d.RunCLI("service", "start", id, "--wait", "--timeout", "900")
+		}(leader)
 		e.waitRunningPod(t, id)
 		if st := services(t, leader)[id]; st != "creating" {
 			t.Fatalf("rep %d: the held start is %q, want creating", rep, st)
 		}
 		ids = append(ids, id)
 		takeover("mid-start", services(t, leader), podsOf(ids))
+		// Its stream ended with a clear error that says how to follow the
+		// start again; following it on the new leader sees it through.
+		select {
+		case r := <-started:
+			if r.Code == 0 || !strings.Contains(r.Stderr, "aima service wait "+id) {
+				t.Errorf("rep %d: start --wait when its daemon was killed: exit %d\n%s", rep, r.Code, r.Stderr)
+			}
+		case <-time.After(time.Minute):
+			t.Fatalf("rep %d: start --wait still runs a minute after its daemon was killed", rep)
+		}
 		engine.release()
+		if r := leader.RunCLI("service", "wait", id, "--for", "running"); r.Code != 0 {
+			t.Fatalf("rep %d: service wait on the new leader: exit %d\n%s", rep, r.Code, r.Stderr)
+		}
 		waitStatus(t, leader, id, "running")
 		if got := podsOf(ids); len(got[id]) != 1 {
 			t.Fatalf("rep %d: the resumed start has Pods %v, want its one Pod", rep, got[id])
