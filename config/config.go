@@ -24,6 +24,7 @@ import (
 	"aima/errs"
 	"aima/gpu"
 	"aima/inference"
+	"aima/runtime"
 	"aima/services"
 )
 
@@ -63,7 +64,7 @@ type Config struct {
 	// (default; Docker's NVIDIA device request by UUID), cdi
 	// (nvidia.com/gpu=<uuid>), or env (NVIDIA_VISIBLE_DEVICES only, for
 	// hosts whose default Docker runtime is nvidia).
-	GPUAttach string `yaml:"gpu_attach"`
+	GPUAttach runtime.GPUAttach `yaml:"gpu_attach"`
 	// GPUPolicy is how N GPUs are picked: pack (default) or spread.
 	GPUPolicy string `yaml:"gpu_policy"`
 	// OnOOM is the on_oom of services created without one: fail (default)
@@ -240,7 +241,7 @@ func (c *Config) Validate() error {
 	if err := c.validateCluster(); err != nil {
 		return err
 	}
-	if _, err := gpu.ParseAttach(c.GPUAttach); err != nil {
+	if _, err := runtime.ParseGPUAttach(string(c.GPUAttach)); err != nil {
 		return err
 	}
 	if _, err := gpu.ParsePolicy(c.GPUPolicy); err != nil {

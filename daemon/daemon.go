@@ -111,7 +111,7 @@ func New(opts Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	attach, err := gpu.ParseAttach(cfg.GPUAttach)
+	attach, err := runtime.ParseGPUAttach(string(cfg.GPUAttach))
 	if err != nil {
 		return nil, err
 	}

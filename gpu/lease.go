@@ -88,24 +88,6 @@ func ParsePolicy(s string) (Policy, error) {
 	return "", fmt.Errorf("gpu_policy %q: want pack or spread", s)
 }
 
-// Attach modes: how GPUs reach a container.
-const (
-	AttachDeviceRequests = "device_requests"
-	AttachCDI            = "cdi"
-	AttachEnv            = "env"
-)
-
-// ParseAttach validates an attach mode ("" means device_requests).
-func ParseAttach(s string) (string, error) {
-	switch s {
-	case "", AttachDeviceRequests:
-		return AttachDeviceRequests, nil
-	case AttachCDI, AttachEnv:
-		return s, nil
-	}
-	return "", fmt.Errorf("gpu_attach %q: want device_requests, cdi or env", s)
-}
-
 // Refusal is a placement that cannot be made now. Its message carries both
 // figures in GiB; Suggestion says what would make it fit.
 type Refusal struct {

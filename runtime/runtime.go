@@ -16,6 +16,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -116,18 +117,33 @@ type GPURequest struct {
 	All       bool
 	Count     int      // N GPUs picked by the runtime (used only without an inventory)
 	DeviceIDs []string // GPU UUIDs (or indexes)
-	// Attach is how the GPUs reach the container: GPUAttachDeviceRequests
-	// (the default), GPUAttachCDI, or GPUAttachEnv. Runtimes without such
-	// a choice ignore it.
-	Attach string
+	// Attach is how the GPUs reach the container (the config's
+	// gpu_attach). Runtimes without such a choice ignore it.
+	Attach GPUAttach
 }
 
-// How a GPURequest reaches a container.
+// GPUAttach is how a GPURequest reaches a container: the one type of the
+// config's gpu_attach, the service manager's option and the Docker
+// runtime's choice.
+type GPUAttach string
+
+// The ways GPUs reach a container.
 const (
-	GPUAttachDeviceRequests = "device_requests" // the NVIDIA device request of docker run --gpus
-	GPUAttachCDI            = "cdi"             // CDI device names nvidia.com/gpu=<uuid>
-	GPUAttachEnv            = "env"             // NVIDIA_VISIBLE_DEVICES only (the nvidia runtime is the default)
+	GPUAttachDeviceRequests GPUAttach = "device_requests" // the NVIDIA device request of docker run --gpus
+	GPUAttachCDI            GPUAttach = "cdi"             // CDI device names nvidia.com/gpu=<uuid>
+	GPUAttachEnv            GPUAttach = "env"             // NVIDIA_VISIBLE_DEVICES only (the nvidia runtime is the default)
 )
+
+// ParseGPUAttach validates an attach mode ("" means device_requests).
+func ParseGPUAttach(s string) (GPUAttach, error) {
+	switch a := GPUAttach(s); a {
+	case "", GPUAttachDeviceRequests:
+		return GPUAttachDeviceRequests, nil
+	case GPUAttachCDI, GPUAttachEnv:
+		return a, nil
+	}
+	return "", fmt.Errorf("gpu_attach %q: want device_requests, cdi or env", s)
+}
 
 // ContainerSpec is everything needed to create an engine container.
 type ContainerSpec struct {

@@ -14,7 +14,7 @@ import (
 // that is not evictable.
 func TestChooseVictims(t *testing.T) {
 	snap := twoGPUs()
-	m := gpuManager(t, gpu.AttachEnv, snap)
+	m := gpuManager(t, runtime.GPUAttachEnv, snap)
 	ctx := t.Context()
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	held := func(id string, idx int, fraction float64, used time.Time, evictable bool) {
@@ -76,7 +76,7 @@ func TestChooseVictimsOnACluster(t *testing.T) {
 		{Name: "b", Hostname: "b", Product: "NVIDIA-A10", MemoryMiB: 23028, Allocatable: 1, Ready: true, RequestedOwn: 1},
 	}
 	snap := gpu.ClusterSnapshot(nodes, time.Now())
-	m := gpuManager(t, gpu.AttachEnv, snap)
+	m := gpuManager(t, runtime.GPUAttachEnv, snap)
 	ctx := t.Context()
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	held := func(id, node string, st Status, used time.Time, evictable bool) {

@@ -16,7 +16,7 @@ import (
 	"aima/state"
 )
 
-func gpuManager(t *testing.T, attach string, snap gpu.Snapshot) *Manager {
+func gpuManager(t *testing.T, attach runtime.GPUAttach, snap gpu.Snapshot) *Manager {
 	t.Helper()
 	store := state.NewMemory()
 	cat, err := engines.NewCatalog(nil)
@@ -41,7 +41,7 @@ func twoGPUs() gpu.Snapshot {
 // only the device request differs.
 func TestContainerSpecGPUs(t *testing.T) {
 	lease := &gpu.Lease{Devices: []gpu.LeasedDevice{{Index: 1, UUID: "GPU-bbbb"}}, Fraction: 1}
-	for _, attach := range []string{gpu.AttachDeviceRequests, gpu.AttachCDI, gpu.AttachEnv} {
+	for _, attach := range []runtime.GPUAttach{runtime.GPUAttachDeviceRequests, runtime.GPUAttachCDI, runtime.GPUAttachEnv} {
 		m := gpuManager(t, attach, twoGPUs())
 		eng, _ := m.catalog.Get("vllm")
 		eng.Env = map[string]string{gpu.EnvNvidiaVisible: "all"} // an engine default is overridden
@@ -64,10 +64,10 @@ func TestContainerSpecGPUs(t *testing.T) {
 		}
 	}
 	// Without a lease (no inventory) the request goes through as given.
-	m := gpuManager(t, gpu.AttachDeviceRequests, gpu.Snapshot{})
+	m := gpuManager(t, runtime.GPUAttachDeviceRequests, gpu.Snapshot{})
 	for gpus, want := range map[string]runtime.GPURequest{
-		"auto": {All: true, Attach: gpu.AttachDeviceRequests}, "2": {Count: 2, Attach: gpu.AttachDeviceRequests},
-		"device=0,1": {DeviceIDs: []string{"0", "1"}, Attach: gpu.AttachDeviceRequests}, "none": {},
+		"auto": {All: true, Attach: runtime.GPUAttachDeviceRequests}, "2": {Count: 2, Attach: runtime.GPUAttachDeviceRequests},
+		"device=0,1": {DeviceIDs: []string{"0", "1"}, Attach: runtime.GPUAttachDeviceRequests}, "none": {},
 	} {
 		got, _ := m.containerGPUs(Service{GPUs: gpus})
 		if got.All != want.All || got.Count != want.Count || !slices.Equal(got.DeviceIDs, want.DeviceIDs) || got.Attach != want.Attach {
@@ -80,7 +80,7 @@ func TestContainerSpecGPUs(t *testing.T) {
 // service stops or fails; a refusal for leases needs no fresh inventory.
 func TestLeaseLifecycle(t *testing.T) {
 	ctx := context.Background()
-	m := gpuManager(t, gpu.AttachEnv, twoGPUs())
+	m := gpuManager(t, runtime.GPUAttachEnv, twoGPUs())
 	mk := func(id string) Service {
 		s := Service{ID: id, Name: id, ModelID: "org/model", EngineType: "vllm", GPUs: "auto", Status: StatusCreating, Run: 1, CreatedAt: time.Now()}
 		if err := m.col.Create(ctx, id, s); err != nil {

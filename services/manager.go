@@ -50,10 +50,10 @@ type Options struct {
 	// GPUs is the host's GPU inventory (nil: none; services get GPUs
 	// as their request says, without leases or a fit check).
 	GPUs *gpu.Inventory
-	// GPUAttach is how leased GPUs reach containers, one of gpu.Attach*
+	// GPUAttach is how leased GPUs reach containers
 	// (device_requests, cdi, env); containerGPUs passes it on in the
 	// runtime's GPURequest.
-	GPUAttach string
+	GPUAttach runtime.GPUAttach
 	// GPUPolicy is how N GPUs are picked (pack or spread).
 	GPUPolicy gpu.Policy
 	// OnOOM is the on_oom of services created without one (retune.go).
@@ -67,7 +67,7 @@ func DefaultOptions() Options {
 		BindHost: "127.0.0.1", PortLow: 18000, PortHigh: 18999,
 		StartTimeout: 20 * time.Minute, StopTimeout: 10 * time.Second, HealthInterval: 50 * time.Millisecond,
 		LivenessInterval: 5 * time.Second, UnhealthyGrace: 30 * time.Second, RestartBackoff: 10 * time.Second,
-		GPUAttach: gpu.AttachDeviceRequests, GPUPolicy: gpu.PolicyPack,
+		GPUAttach: runtime.GPUAttachDeviceRequests, GPUPolicy: gpu.PolicyPack,
 	}
 }
 
@@ -95,7 +95,7 @@ func (o Options) withDefaults() Options {
 		o.GPUs = gpu.NewInventory(nil)
 	}
 	if o.GPUAttach == "" {
-		o.GPUAttach = gpu.AttachDeviceRequests
+		o.GPUAttach = runtime.GPUAttachDeviceRequests
 	}
 	if o.GPUPolicy == "" {
 		o.GPUPolicy = gpu.PolicyPack

@@ -19,7 +19,7 @@ func (failingSource) Read(context.Context) (gpu.Snapshot, error) {
 }
 
 func withGPUs(src gpu.Source) func(*Options) {
-	return func(o *Options) { o.GPUs, o.GPUAttach = gpu.NewInventory(src), gpu.AttachEnv }
+	return func(o *Options) { o.GPUs, o.GPUAttach = gpu.NewInventory(src), runtime.GPUAttachEnv }
 }
 
 func oneGPU() gpu.Source {

@@ -51,7 +51,7 @@ var allowed = map[string][]string{
 	"services":      {"engines", "errs", "events", "gpu", "internal/kernelports", "internal/units", "models", "runtime", "state"},
 	"inference":     {"errs", "events", "services"},
 	"enginemetrics": {"engines", "services"},
-	"config":        {"engines", "errs", "gpu", "inference", "services"},
+	"config":        {"engines", "errs", "gpu", "inference", "runtime", "services"},
 	// aima as a cluster service: the leader's election and fencing
 	"cluster": {"errs", "runtime", "state"},
 	// operations
