@@ -35,26 +35,40 @@ type env struct {
 	a, b *testenv.DaemonProc
 }
 
-func newEnv(t *testing.T) *env { return newEnvWith(t, nil) }
+func newEnv(t testing.TB) *env { return newEnvWith(t, nil) }
 
 // newEnvWith is newEnv; with engine not nil, the fake node's Pods get
 // loopback addresses, the daemons reach engines at the Pod's IP and
 // engine answers there for every running Pod (kube.ServeEngines), so
 // starts reach running.
-func newEnvWith(t *testing.T, engine http.Handler) *env {
+func newEnvWith(t testing.TB, engine http.Handler) *env {
 	t.Helper()
-	return buildEnv(t, kube.Shared(t), "", engine)
+	return buildEnv(t, kube.Shared(t), envOptions{engine: engine})
 }
 
 // newEnvOn is newEnv on cluster c, with lease (YAML lines under
 // cluster.leader_election) added to the replicas' config.
-func newEnvOn(t *testing.T, c *kube.Cluster, lease string) *env {
+func newEnvOn(t testing.TB, c *kube.Cluster, lease string) *env {
 	t.Helper()
-	return buildEnv(t, c, lease, nil)
+	return buildEnv(t, c, envOptions{lease: lease})
 }
 
-func buildEnv(t *testing.T, c *kube.Cluster, lease string, engine http.Handler) *env {
+// envOptions vary the replicas of buildEnv: lease adds YAML lines under
+// cluster.leader_election; engine, when not nil, answers for the engines
+// (see newEnvWith); kubeconfig, when set, is the replicas' way to the API
+// server instead of the cluster's own (a kube.RequestCounter's).
+type envOptions struct {
+	lease      string
+	engine     http.Handler
+	kubeconfig string
+}
+
+func buildEnv(t testing.TB, c *kube.Cluster, o envOptions) *env {
 	t.Helper()
+	lease, engine, kubeconfig := o.lease, o.engine, o.kubeconfig
+	if kubeconfig == "" {
+		kubeconfig = c.Kubeconfig
+	}
 	c.InstallCRDs(t)
 	ns := c.Namespace(t)
 	node := kube.GPUNode{Name: ns + "-n", GPUs: 8, Product: "NVIDIA-H100-80GB-HBM3", MemMiB: 81559}
@@ -71,7 +85,7 @@ func buildEnv(t *testing.T, c *kube.Cluster, lease string, engine http.Handler) 
 		Image: "aima-enginesim:test",
 		Extra: fmt.Sprintf("runtime: kubernetes\nstore: kubernetes\nkubernetes:\n  kubeconfig: %s\n  namespace: %s\n%s"+
 			"  tolerations: [{key: %s, operator: Equal, value: fake, effect: NoSchedule}]\n"+
-			"cluster:\n  leader_election:\n    enabled: true\n%s", c.Kubeconfig, ns, endpoint, kube.FakeNodeAnnotation, lease),
+			"cluster:\n  leader_election:\n    enabled: true\n%s", kubeconfig, ns, endpoint, kube.FakeNodeAnnotation, lease),
 	})
 	bin := testenv.BuildAima(t)
 	e := &env{c: c, ns: ns}
@@ -88,7 +102,7 @@ func ready(d *testenv.DaemonProc) bool {
 }
 
 // waitReady waits until d leads and returns when it first answered ready.
-func waitReady(t *testing.T, d *testenv.DaemonProc) time.Time {
+func waitReady(t testing.TB, d *testenv.DaemonProc) time.Time {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for !ready(d) {
@@ -100,7 +114,7 @@ func waitReady(t *testing.T, d *testenv.DaemonProc) time.Time {
 	return time.Now()
 }
 
-func post(t *testing.T, d *testenv.DaemonProc, path string, in any) map[string]any {
+func post(t testing.TB, d *testenv.DaemonProc, path string, in any) map[string]any {
 	t.Helper()
 	code, body, err := d.Post(path, in)
 	if err != nil || code != http.StatusOK {
@@ -116,7 +130,7 @@ func post(t *testing.T, d *testenv.DaemonProc, path string, in any) map[string]a
 // startServices creates and starts n services on the leader d (starts
 // that stay in health_check: kwok runs no engine) and waits until each
 // has its Pod; it returns the service IDs.
-func (e *env) startServices(t *testing.T, d *testenv.DaemonProc, n int) []string {
+func (e *env) startServices(t testing.TB, d *testenv.DaemonProc, n int) []string {
 	t.Helper()
 	var ids []string
 	for range n {
@@ -132,7 +146,7 @@ func (e *env) startServices(t *testing.T, d *testenv.DaemonProc, n int) []string
 }
 
 // pods lists the engine Pods of service id.
-func (e *env) pods(t *testing.T, id string) []corev1.Pod {
+func (e *env) pods(t testing.TB, id string) []corev1.Pod {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -143,7 +157,7 @@ func (e *env) pods(t *testing.T, id string) []corev1.Pod {
 	return l.Items
 }
 
-func (e *env) waitPods(t *testing.T, id string, n int) []corev1.Pod {
+func (e *env) waitPods(t testing.TB, id string, n int) []corev1.Pod {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
@@ -159,7 +173,7 @@ func (e *env) waitPods(t *testing.T, id string, n int) []corev1.Pod {
 }
 
 // services returns the service records d serves, by ID: status.
-func services(t *testing.T, d *testenv.DaemonProc) map[string]string {
+func services(t testing.TB, d *testenv.DaemonProc) map[string]string {
 	t.Helper()
 	code, body, err := d.Get("/api/service/list")
 	if err != nil || code != http.StatusOK {
@@ -180,7 +194,7 @@ func services(t *testing.T, d *testenv.DaemonProc) map[string]string {
 
 // waitStopped waits until service id's one Pod has ended and is kept (a
 // stop ends the engine and keeps its Pod, like a stopped container).
-func (e *env) waitStopped(t *testing.T, id string) {
+func (e *env) waitStopped(t testing.TB, id string) {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for {

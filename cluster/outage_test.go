@@ -74,7 +74,7 @@ func (e *env) podUIDs(t *testing.T, ids []string) map[string][]string {
 }
 
 // waitStatus waits until the leader d says service id is status.
-func waitStatus(t *testing.T, d interface {
+func waitStatus(t testing.TB, d interface {
 	Get(string) (int, []byte, error)
 }, id, status string) {
 	t.Helper()

@@ -2,16 +2,10 @@ package kubernetes_test
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"io"
-	"log"
-	"net"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,11 +50,8 @@ func BenchmarkServicesAtRest(b *testing.B) {
 	e := newEnv(b)
 	addNodes(b, e, scaleNodes, 16)
 	e.serveEnginesEvery(b, time.Second)
-	proxy := countingProxy(b, e.c.Host)
-	kc := filepath.Join(b.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kc, []byte(kube.Kubeconfig(proxy.url, kube.Token)), 0o600); err != nil {
-		b.Fatal(err)
-	}
+	proxy := e.c.CountRequests(b)
+	kc := proxy.Kubeconfig
 	cfg := testenv.SimConfig(b, testenv.SimConfigOptions{
 		Image: "aima-enginesim:test", GPUs: "1", PortSpan: counts[len(counts)-1] + 20,
 		Extra: fmt.Sprintf("runtime: kubernetes\nkubernetes:\n  kubeconfig: %s\n  namespace: %s\n  endpoint: pod_ip\n"+
@@ -79,9 +70,9 @@ func BenchmarkServicesAtRest(b *testing.B) {
 		// At rest: the starts' requests are over; count for a window.
 		time.Sleep(5 * time.Second)
 		const window = 30 * time.Second
-		before := proxy.count.Load()
+		before := proxy.Count()
 		time.Sleep(window)
-		perMin := float64(proxy.count.Load()-before) * float64(time.Minute) / float64(window)
+		perMin := float64(proxy.Count()-before) * float64(time.Minute) / float64(window)
 		rss := rssMiB(b, d.PID())
 		gm := goMetrics(b, d.URL())
 		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
@@ -186,45 +177,6 @@ func startServices(b *testing.B, ctx context.Context, cl *client.Client, n int) 
 	if f := failed.Load(); f > 0 {
 		b.Fatalf("%d of %d starts failed; first: %v", f, n, firstErr.Load())
 	}
-}
-
-// proxyCount is a reverse proxy to the API server that counts requests.
-type proxyCount struct {
-	url   string
-	count atomic.Int64
-}
-
-// countingProxy serves a plain-HTTP reverse proxy to the API server on
-// loopback, counting every request (a watch counts once, when it opens).
-func countingProxy(b *testing.B, host string) *proxyCount {
-	b.Helper()
-	target, err := url.Parse(host)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	p := &proxyCount{url: "http://" + ln.Addr().String()}
-	rp := &httputil.ReverseProxy{
-		Rewrite: func(r *httputil.ProxyRequest) {
-			r.SetURL(target)
-			// client-go sends no credentials to a plain-HTTP server; the
-			// proxy is the authenticated hop.
-			r.Out.Header.Set("Authorization", "Bearer "+kube.Token)
-		},
-		FlushInterval: -1,
-		ErrorLog:      log.New(io.Discard, "", 0), // watches cut at the end
-		Transport:     &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 100},
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p.count.Add(1)
-		rp.ServeHTTP(w, r)
-	}), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	b.Cleanup(func() { _ = srv.Close() })
-	return p
 }
 
 // rssMiB reads a process's resident set size.
