@@ -68,6 +68,9 @@ func newBrowser(t testing.TB, w, h int) *browser {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 		chromedp.UserDataDir(t.TempDir()),
+		// Chromium keeps its singleton socket in TMPDIR; a browser the test
+		// ends leaves it behind, so it goes where the test cleans up.
+		chromedp.Env("TMPDIR="+t.TempDir()),
 		chromedp.WindowSize(w, h),
 	)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
