@@ -17,15 +17,8 @@ import (
 // the API server's store (its watched cache) against the same from bbolt,
 // measured in the same run. Reports the medians in µs and their ratio.
 func BenchmarkList(b *testing.B) {
-	c := kube.Shared(b)
-	c.InstallCRDs(b)
 	ctx := context.Background()
-	ks := open(b, c, c.Namespace(b))
-	bs, err := state.OpenBolt(filepath.Join(b.TempDir(), "aima.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer bs.Close()
+	ks, bs := bothStores(b)
 	pad := strings.Repeat("x", 900)
 	var ops []state.Op
 	for i := range 1000 {
@@ -64,15 +57,8 @@ func BenchmarkList(b *testing.B) {
 // ratio: what `service create` costs in the store (the rest of a create, the
 // name and port checks and the record cache, is the same code on both).
 func BenchmarkCreate(b *testing.B) {
-	c := kube.Shared(b)
-	c.InstallCRDs(b)
 	ctx := context.Background()
-	ks := open(b, c, c.Namespace(b))
-	bs, err := state.OpenBolt(filepath.Join(b.TempDir(), "aima.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer bs.Close()
+	ks, bs := bothStores(b)
 	pad := strings.Repeat("x", 900)
 	create := func(s state.Store, i int) time.Duration {
 		key := fmt.Sprintf("services/svc-%06d", i)
@@ -96,4 +82,20 @@ func BenchmarkCreate(b *testing.B) {
 	b.ReportMetric(float64(time.Second)/float64(bm), "creates/s-bolt")
 	b.ReportMetric(float64(km)/float64(bm), "x-kube-bolt")
 	b.ReportMetric(0, "ns/op")
+}
+
+// bothStores opens the two stores a benchmark compares: one in the API
+// server (a namespace of the shared test cluster) and a bbolt file, closed
+// when the benchmark ends.
+func bothStores(b *testing.B) (state.Store, state.Store) {
+	b.Helper()
+	c := kube.Shared(b)
+	c.InstallCRDs(b)
+	ks := open(b, c, c.Namespace(b))
+	bs, err := state.OpenBolt(filepath.Join(b.TempDir(), "aima.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = bs.Close() })
+	return ks, bs
 }
