@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"net/http"
 	"slices"
@@ -90,6 +91,17 @@ func TestLeaderKilledMidStartAndWhileIdle(t *testing.T) {
 	engine := &loadingEngine{}
 	e := newEnvWith(t, engine)
 	leader, follower := e.a, e.b
+	// The leader places on the cluster's GPUs (its fenced runtime keeps
+	// the node lister): gpu list shows the node's 8.
+	var gpus struct {
+		Items []struct {
+			Node string `json:"node"`
+		} `json:"items"`
+	}
+	code, body, err := leader.Post("/api/gpu/list", struct{}{})
+	if err != nil || code != http.StatusOK || json.Unmarshal(body, &gpus) != nil || len(gpus.Items) != 8 || gpus.Items[0].Node != e.ns+"-n" {
+		t.Fatalf("gpu list on the leader: %d %v %s; want the node's 8 GPUs", code, err, body)
+	}
 	var takeovers []time.Duration
 	var ids []string
 	// takeover kills the leader, checks what the follower leads with, and

@@ -142,6 +142,19 @@ func New(opts Options) (*Daemon, error) {
 			return nil, err
 		}
 	}
+	gpus := gpuInventory(cfg.NvidiaSMI)
+	if cfg.Runtime == config.RuntimeKubernetes {
+		// The daemon's host is not where engines run: its nvidia-smi says
+		// nothing about the cluster's GPUs. The runtime lists the nodes'
+		// GPUs, and placement picks the node each Pod is pinned to.
+		gpus = gpu.NewInventory(nil)
+		if nodes, ok := rt.(runtime.GPUNodeLister); ok {
+			gpus = gpu.NewInventory(gpu.ClusterSource{Nodes: nodes})
+		}
+	}
+	// The node lister above is the runtime's own, taken before the fence
+	// wraps it: the fence guards writes, and its wrapper does not carry the
+	// lister (through it, placement on a cluster was silently off).
 	if opts.Fence != nil {
 		rt, store = fenced(rt, store, opts.Fence)
 	}
@@ -154,16 +167,6 @@ func New(opts Options) (*Daemon, error) {
 	bus := events.NewBus(events.WithJournal(journal), events.WithErrorHandler(busErr), events.WithObserver(mx.Observe))
 	journal.AwaitFanout(bus.AwaitFanout)
 	reg := models.NewRegistry(store)
-	gpus := gpuInventory(cfg.NvidiaSMI)
-	if cfg.Runtime == config.RuntimeKubernetes {
-		// The daemon's host is not where engines run: its nvidia-smi says
-		// nothing about the cluster's GPUs. The runtime lists the nodes'
-		// GPUs, and placement picks the node each Pod is pinned to.
-		gpus = gpu.NewInventory(nil)
-		if nodes, ok := rt.(runtime.GPUNodeLister); ok {
-			gpus = gpu.NewInventory(gpu.ClusterSource{Nodes: nodes})
-		}
-	}
 	mgr := services.NewManager(store, rt, bus, catalog, reg, services.Options{
 		BindHost: cfg.BindHost, PortLow: lo, PortHigh: hi,
 		StartTimeout: time.Duration(cfg.StartTimeout), StopTimeout: time.Duration(cfg.StopTimeout),
