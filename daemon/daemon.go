@@ -1,8 +1,8 @@
 // Package daemon is aima's one composition root: it builds the long-running
 // process that `aima start` runs (config, state store, container runtime,
-// event bus, service manager, inference gateway) and puts every front-end on
-// its one HTTP server (routes.go: the HTTP API, MCP at /mcp, JSON-RPC at
-// /rpc, the OpenAI-compatible gateway at /v1). The same
+// event bus, service manager, serving layer, inference gateway) and puts
+// every front-end on its one HTTP server (routes.go: the HTTP API, MCP at
+// /mcp, JSON-RPC at /rpc, the OpenAI-compatible gateway at /v1). The same
 // constructor and start-up path serve `aima start` (Run) and the in-process
 // test daemon (internal/testenv/daemontest), which may inject a runtime.
 package daemon
@@ -30,6 +30,7 @@ import (
 	"aima/models"
 	"aima/runtime"
 	"aima/services"
+	"aima/serving"
 	"aima/state"
 	"aima/tools"
 )
@@ -74,6 +75,7 @@ type Daemon struct {
 	journal    *events.StoreJournal
 	closeRT    func() error
 	manager    *services.Manager
+	serving    *serving.Scheduler
 	metrics    *metrics.Metrics
 	log        *slog.Logger
 	handler    http.Handler
@@ -89,7 +91,7 @@ type Daemon struct {
 
 // New builds the daemon: it opens the store and the runtime client, wires
 // the manager and mounts every front-end. It serves nothing and reconciles
-// nothing (Serve does), but the manager's idle-release loop runs from here
+// nothing (Serve does), but the serving layer's idle-release loop runs from here
 // (it acts only on services a request has used), and the journal's writer
 // runs whenever events wait to be written. Close ends both and releases
 // what New opened.
@@ -175,13 +177,16 @@ func New(opts Options) (*Daemon, error) {
 		RestartBackoff: time.Duration(cfg.RestartBackoff), AllowPrivilegedArgs: cfg.AllowPrivilegedArgs, Journal: journal,
 		GPUs: gpus, GPUAttach: attach, GPUPolicy: policy, OnOOM: cfg.OnOOM,
 	})
+	// The serving layer attaches itself to the manager: the lifecycle
+	// tells it every status change and asks it the request facts it needs.
+	sched := serving.New(mgr, serving.Options{Logger: log})
 	gwOpts := cfg.Gateway.Options()
 	gwOpts.ReadOnly = opts.ReadOnly // /v1 serves what runs; it starts nothing
-	gw := inference.New(mgr, gwOpts)
+	gw := inference.New(mgr, sched, gwOpts)
 	scraper := enginemetrics.NewScraper(0)
 	dom := &tools.Domain{Services: mgr, Inference: gw, Models: reg, Catalog: catalog, Runtime: rt, Version: Version, DataDir: opts.DataDir, ReadOnly: opts.ReadOnly,
 		EngineMetrics: scraper}
-	d := &Daemon{Domain: dom, Config: cfg, opts: opts, store: store, closeStore: closeStore, journal: journal, closeRT: closeRT, manager: mgr, log: log, metrics: mx}
+	d := &Daemon{Domain: dom, Config: cfg, opts: opts, store: store, closeStore: closeStore, journal: journal, closeRT: closeRT, manager: mgr, serving: sched, log: log, metrics: mx}
 	d.conns = httpguard.NewConnLimiter(httpguard.ConnLimits{Max: cfg.HTTP.MaxConnections, PerClient: cfg.HTTP.MaxConnectionsPerClient}, log)
 	mx.Bind(metrics.Sources{Services: mgr, Bus: bus, Engines: scraper, GPUs: gpus, Connections: func() metrics.ConnStats {
 		s := d.conns.Stats()
@@ -224,6 +229,7 @@ func (d *Daemon) Handler() http.Handler { return d.handler }
 // client. Engine containers are left running: they belong to the operator.
 func (d *Daemon) Close() {
 	d.cancelBG()
+	d.serving.Close()
 	d.manager.Close()
 	d.Domain.Inference.Close()
 	d.Domain.EngineMetrics.Close()
@@ -259,6 +265,7 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 	if err := d.manager.Run(); err != nil {
 		d.log.Warn("reconcile at start-up", "err", err)
 	}
+	d.serving.ArmRunning(ctx)
 	d.reportStore(ctx)
 	// Start-up read every record (the store scan, decoding, the record
 	// cache's fill): hand that garbage back to the system now instead of

@@ -10,7 +10,7 @@ import (
 	"aima/errs"
 	"aima/httperr"
 	"aima/inference"
-	"aima/services"
+	"aima/serving"
 )
 
 // errorBody is OpenAI's error JSON: {"error":{"message","type","param","code"}}.
@@ -77,7 +77,7 @@ var openAIVocabulary = map[errs.Kind]struct{ typ, code string }{
 // queue is full) carries Retry-After.
 func writeError(w http.ResponseWriter, err error) {
 	status, e := mapError(err)
-	var nr *services.NotReadyError
+	var nr *serving.NotReadyError
 	if errors.As(err, &nr) {
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
 	}

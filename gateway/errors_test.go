@@ -13,6 +13,7 @@ import (
 	"aima/inference"
 	"aima/models"
 	"aima/services"
+	"aima/serving"
 	"aima/state"
 )
 
@@ -24,7 +25,9 @@ func TestErrorsInOpenAIFormat(t *testing.T) {
 	cat, _ := engines.NewCatalog(nil)
 	m := services.NewManager(store, nil, events.NewBus(), cat, models.NewRegistry(store), services.Options{})
 	t.Cleanup(m.Close)
-	srv := httptest.NewServer(gateway.New(inference.New(m, inference.Options{MaxBody: 1024}), nil))
+	sc := serving.New(m, serving.Options{})
+	t.Cleanup(sc.Close)
+	srv := httptest.NewServer(gateway.New(inference.New(m, sc, inference.Options{MaxBody: 1024}), nil))
 	t.Cleanup(srv.Close)
 	for _, tc := range []struct {
 		name, method, path, body string
@@ -89,7 +92,9 @@ func TestDeeplyNestedBodyIsRefused(t *testing.T) {
 	cat, _ := engines.NewCatalog(nil)
 	m := services.NewManager(store, nil, events.NewBus(), cat, models.NewRegistry(store), services.Options{})
 	t.Cleanup(m.Close)
-	srv := httptest.NewServer(gateway.New(inference.New(m, inference.Options{}), nil))
+	sc := serving.New(m, serving.Options{})
+	t.Cleanup(sc.Close)
+	srv := httptest.NewServer(gateway.New(inference.New(m, sc, inference.Options{}), nil))
 	t.Cleanup(srv.Close)
 	for _, tc := range []struct {
 		name, body string

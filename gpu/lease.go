@@ -54,6 +54,15 @@ func (l Lease) Indexes() string {
 	return strings.Join(parts, ",")
 }
 
+// Text is the lease as messages name it: "GPU 0,1", on a cluster "GPU 0
+// on node a".
+func (l Lease) Text() string {
+	if l.Node != "" {
+		return fmt.Sprintf("GPU %s on node %s", l.Indexes(), l.Node)
+	}
+	return "GPU " + l.Indexes()
+}
+
 // Held is another service's lease, as placement sees it.
 type Held struct {
 	ServiceID string

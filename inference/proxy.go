@@ -17,6 +17,7 @@ import (
 	"aima/errs"
 	"aima/events"
 	"aima/services"
+	"aima/serving"
 )
 
 // Request is one OpenAI-style request to forward.
@@ -42,7 +43,7 @@ type Response struct {
 
 	g         *Router
 	ctx       context.Context // the client's
-	adm       *services.Admission
+	adm       *serving.Admission
 	body      io.ReadCloser
 	br        *bufio.Reader
 	buf       []byte
@@ -88,11 +89,11 @@ func (g *Router) Do(ctx context.Context, req Request) (*Response, error) {
 		return nil, err
 	}
 	wctx, cancel := context.WithTimeout(ctx, g.opts.MaxWait)
-	opts := services.AdmitOptions{MaxQueue: g.opts.MaxQueue, ReadOnly: g.opts.ReadOnly}
+	opts := serving.AdmitOptions{MaxQueue: g.opts.MaxQueue, ReadOnly: g.opts.ReadOnly}
 	if req.OnWait != nil {
 		opts.OnWait = func(_ services.Service, what string) { req.OnWait(what) }
 	}
-	adm, err := g.m.Admit(wctx, s.ID, opts)
+	adm, err := g.sc.Admit(wctx, s.ID, opts)
 	cancel()
 	if err != nil {
 		return nil, err
@@ -289,7 +290,7 @@ func (r *Response) Close() {
 			ttft = r.firstAt.Sub(r.began)
 		}
 		failed := r.failed != nil || r.Code >= 400 || r.Code == 0
-		r.adm.Done(services.RequestFigures{TokensIn: r.tokensIn, TokensOut: r.tokensOut, TTFT: ttft, Failed: failed})
+		r.adm.Done(serving.RequestFigures{TokensIn: r.tokensIn, TokensOut: r.tokensOut, TTFT: ttft, Failed: failed})
 		rec := &events.Request{
 			Endpoint: r.endpoint, Model: r.model, Code: r.Code, Stream: r.Stream,
 			TokensIn: r.tokensIn, TokensOut: r.tokensOut,

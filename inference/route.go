@@ -102,12 +102,12 @@ func (g *Router) Route(ctx context.Context, model string) (services.Service, err
 	if err != nil {
 		return services.Service{}, err
 	}
-	p := pick(ix.byName[model], g.m.Traffic)
+	p := pick(ix.byName[model], g.sc.Figures)
 	if p == nil {
 		return services.Service{}, ix.notFound(model)
 	}
 	s := *p // the cache's record is shared: the caller gets a copy
-	s.Traffic = g.m.Traffic(s.ID)
+	s.Traffic = g.sc.Figures(s.ID)
 	return s, nil
 }
 
@@ -140,7 +140,7 @@ func (g *Router) Models(ctx context.Context) ([]Model, error) {
 	out := slices.Clone(ix.list)
 	for _, i := range ix.multi {
 		n := ix.models[i]
-		out[i] = modelOf(n, pick(ix.byName[n], g.m.Traffic))
+		out[i] = modelOf(n, pick(ix.byName[n], g.sc.Figures))
 	}
 	return out, nil
 }
@@ -153,7 +153,7 @@ func (g *Router) Model(ctx context.Context, name string) (Model, error) {
 		return Model{}, err
 	}
 	if ix.isModel(name) {
-		if s := pick(ix.byName[name], g.m.Traffic); s != nil {
+		if s := pick(ix.byName[name], g.sc.Figures); s != nil {
 			return modelOf(name, s), nil
 		}
 	}

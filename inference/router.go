@@ -1,11 +1,11 @@
 // Package inference is aima's inference gateway logic: which service
 // answers a request's model name (served name, alias, service name or id,
 // registered model id; the least busy of the ready ones), admitting the
-// request through the service manager (which starts, wakes or swaps the
-// service in on demand and counts the request in flight), forwarding it to
-// the engine with the model name rewritten, and accounting each request
-// (tokens, time to first token) on the service's figures and the event
-// bus. It speaks the OpenAI wire format to engines as a client; serving it
+// request through the serving layer (package serving, which starts, wakes
+// or swaps the service in on demand and counts the request in flight),
+// forwarding it to the engine with the model name rewritten, and
+// accounting each request (tokens, time to first token) on the service's
+// figures (Admission.Done) and the event bus. It speaks the OpenAI wire format to engines as a client; serving it
 // to clients is the gateway front-end's job, so the same routing and
 // on-demand start back the HTTP /v1 routes and the inference_chat
 // operation alike.
@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"aima/services"
+	"aima/serving"
 )
 
 // Options are the gateway's settings (the config file's gateway section).
@@ -55,17 +56,19 @@ func (o Options) withDefaults() Options {
 }
 
 // Router routes inference requests to the services that serve their model
-// (starting or waking them through the lifecycle) and forwards them: the
-// domain side of the /v1 gateway and of inference_chat.
+// (admitted by the serving layer, which starts or wakes them) and forwards
+// them: the domain side of the /v1 gateway and of inference_chat.
 type Router struct {
-	m      *services.Manager
+	m      *services.Manager  // the records it routes by
+	sc     *serving.Scheduler // admission and the traffic figures
 	opts   Options
 	client *http.Client
 	names  atomic.Pointer[nameIndex] // of the records last seen (see index)
 }
 
-// New builds a router over the service manager.
-func New(m *services.Manager, opts Options) *Router {
+// New builds a router over the service manager's records and its serving
+// layer.
+func New(m *services.Manager, sc *serving.Scheduler, opts Options) *Router {
 	tr := &http.Transport{
 		// Engines are on this host: no proxy, keep connections warm so a
 		// request costs no handshake, never gzip (chunks must pass as
@@ -78,7 +81,7 @@ func New(m *services.Manager, opts Options) *Router {
 		DisableCompression:  true,
 		ForceAttemptHTTP2:   false,
 	}
-	return &Router{m: m, opts: opts.withDefaults(), client: &http.Client{Transport: tr}}
+	return &Router{m: m, sc: sc, opts: opts.withDefaults(), client: &http.Client{Transport: tr}}
 }
 
 // Options returns the effective settings.

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Every goroutine the manager starts defers contain (or, inside a start,
+// Every goroutine the manager starts defers Contain (or, inside a start,
 // containPart): a panic there, a bug in aima or in a library it calls on
 // hostile input, ends that piece of work only. It is logged with its
 // stack, and the service the goroutine worked for is marked failed with
@@ -20,9 +20,11 @@ func (m *Manager) panicReason(what, serviceID string, v any) string {
 	return fmt.Sprintf("internal error while %s: %v (a bug in aima; the daemon log has its stack)", what, v)
 }
 
-// contain recovers a panic of the goroutine that defers it (it must be
-// deferred directly) and fails serviceID with it, when not empty.
-func (m *Manager) contain(what, serviceID string) {
+// Contain recovers a panic of the goroutine that defers it (it must be
+// deferred directly) and fails serviceID with it, when not empty. The
+// serving layer's goroutines that act on a service (an idle release)
+// defer it too.
+func (m *Manager) Contain(what, serviceID string) {
 	v := recover()
 	if v == nil {
 		return

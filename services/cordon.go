@@ -179,7 +179,6 @@ func (m *Manager) Uncordon(ctx context.Context, id string) (CordonResult, error)
 		}
 		res.Cordons = append(res.Cordons, c)
 	}
-	m.serving.notify() // waiters for room look again
 	return res, nil
 }
 

@@ -129,22 +129,17 @@ func (m *Manager) drainOne(ctx context.Context, id string, c CordonResult, opts 
 	if r := c.Cordons[0].Reason; r != "" {
 		gpuText += " (" + r + ")"
 	}
-	wasUp := holdsGPUs(s.Status)
-	if wasUp {
-		// Requests that arrive from here on wait for the move, not fail.
-		undoMoving := m.serving.setMoving(id)
-		defer undoMoving()
-	}
-	undo := m.serving.hold(id)
-	defer undo()
-	if n := m.serving.inFlight(id); n > 0 {
+	wasUp := s.Status.HoldsGPUs()
+	// New requests wait (for the move, when it was up: they do not start
+	// it); those in flight get the grace, then it is stopped anyway.
+	gctx, cancel := context.WithTimeout(ctx, opts.Grace)
+	resume, left := m.serving.Quiesce(gctx, id, QuiesceOptions{Moving: wasUp, InFlight: func(n int) {
 		say(fmt.Sprintf("%s: letting %d request(s) in flight finish (up to %s), then stopping this service", gpuText, n, opts.Grace))
-		gctx, cancel := context.WithTimeout(ctx, opts.Grace)
-		err := m.serving.awaitNoneInFlight(gctx, id)
-		cancel()
-		if err != nil && ctx.Err() == nil {
-			say(fmt.Sprintf("%d request(s) still in flight after %s: stopping anyway", m.serving.inFlight(id), opts.Grace))
-		}
+	}})
+	cancel()
+	defer resume()
+	if left > 0 && ctx.Err() == nil {
+		say(fmt.Sprintf("%d request(s) still in flight after %s: stopping anyway", left, opts.Grace))
 	}
 	// Where would it go? Decided before the stop, so the stop's reason
 	// can say it stays stopped and why.
@@ -163,7 +158,7 @@ func (m *Manager) drainOne(ctx context.Context, id string, c CordonResult, opts 
 	default:
 		say(fmt.Sprintf("%s: stopping this service to start it again on %s", gpuText, elsewhere))
 	}
-	if _, err := m.stop(ctx, id, reason); err != nil {
+	if _, err := m.StopFor(ctx, id, reason); err != nil {
 		return mv, err
 	}
 	flush() // the stop's own events, so the start's end is the next status seen
@@ -187,7 +182,7 @@ func (m *Manager) drainOne(ctx context.Context, id string, c CordonResult, opts 
 	mv.Outcome = DrainMoved
 	to := "its GPUs"
 	if s.GPULease != nil {
-		mv.To, mv.Node, to = s.GPULease.Indexes(), s.GPULease.Node, leaseText(*s.GPULease)
+		mv.To, mv.Node, to = s.GPULease.Indexes(), s.GPULease.Node, s.GPULease.Text()
 	}
 	say(fmt.Sprintf("moved off drained %s: running on %s", what, to))
 	return mv, nil
@@ -203,7 +198,7 @@ func (m *Manager) dryPlace(ctx context.Context, s Service) (where, why string) {
 	if err == nil {
 		var d gpu.Decision
 		if d, err = m.place(ctx, snap, req, ""); err == nil {
-			return leaseText(d.Lease), ""
+			return d.Lease.Text(), ""
 		}
 		if victims, _ := m.chooseVictims(ctx, s, snap, req); len(victims) > 0 {
 			return "a GPU that idle evictable services give up", "" // the start evicts them

@@ -15,7 +15,7 @@ import (
 // may free GPUs by releasing idle services created with evictable (sleep
 // where the engine can, else stop), least recently used first. Only
 // running services with nothing in flight, waiting or held are taken
-// (servingState.claimIdle decides atomically), and only as many as the placement
+// (the serving layer's ClaimIdle decides atomically), and only as many as the placement
 // needs: the choice is simulated on the inventory and the leases with
 // gpu.Released and gpu.Place before anything is released. Each side's
 // events say what happened: the starter names who it evicted and why, the
@@ -90,10 +90,17 @@ func (m *Manager) evictCandidates(ctx context.Context, id string) []evictCandida
 	}
 	var out []evictCandidate
 	for _, p := range all {
-		if p.ID == id || !p.Evictable || p.GPULease == nil || !evictableNow(*p) || !m.serving.idleNow(p.ID) {
+		if p.ID == id || !p.Evictable || p.GPULease == nil || !evictableNow(*p) {
 			continue
 		}
-		c := evictCandidate{s: *p, lastUsed: m.serving.lastUsed(p.ID)}
+		used, idle := m.serving.Idle(p.ID)
+		if !idle {
+			continue
+		}
+		c := evictCandidate{s: *p}
+		if !used.IsZero() {
+			c.lastUsed = used.UnixNano()
+		}
 		if c.lastUsed == 0 && p.ReadyAt != nil {
 			c.lastUsed = p.ReadyAt.UnixNano()
 		}
@@ -122,7 +129,10 @@ func (m *Manager) chooseVictims(ctx context.Context, s Service, snap gpu.Snapsho
 	all, err := m.shared(ctx)
 	if err == nil {
 		for _, p := range all {
-			if p.ID != s.ID && p.Evictable && p.GPULease != nil && holdsGPUs(p.Status) && !m.serving.idleNow(p.ID) {
+			if p.ID == s.ID || !p.Evictable || p.GPULease == nil || !p.Status.HoldsGPUs() {
+				continue
+			}
+			if _, idle := m.serving.Idle(p.ID); !idle {
 				busy = append(busy, p.ID)
 			}
 		}
@@ -171,7 +181,7 @@ func (m *Manager) chooseVictims(ctx context.Context, s Service, snap gpu.Snapsho
 // evict releases one victim for s if it is still idle, and says so on
 // both sides. It reports whether the victim was released.
 func (m *Manager) evict(ctx context.Context, v evictCandidate, s Service, tell func(string)) bool {
-	undo, ok := m.serving.claimIdle(v.s.ID)
+	undo, ok := m.serving.ClaimIdle(v.s.ID)
 	if !ok {
 		return false // a request arrived meanwhile: a busy service is never evicted
 	}
@@ -184,12 +194,12 @@ func (m *Manager) evict(ctx context.Context, v evictCandidate, s Service, tell f
 	if v.lastUsed > 0 {
 		idle = "idle for " + m.now().Sub(time.Unix(0, v.lastUsed)).Round(time.Second).String()
 	}
-	gpus := leaseText(*cur.GPULease)
+	gpus := cur.GPULease.Text()
 	how := "stopped"
-	release := m.release
+	release := m.Release
 	if !cur.GPULease.SleepFrees() { // on a cluster a sleeping Pod keeps its GPUs: stop it
 		release = func(ctx context.Context, s Service, reason string) error {
-			_, err := m.stop(ctx, s.ID, reason)
+			_, err := m.StopFor(ctx, s.ID, reason)
 			return err
 		}
 	} else if cur.SleepMode {
@@ -210,30 +220,4 @@ func (m *Manager) evict(ctx context.Context, v evictCandidate, s Service, tell f
 	}
 	tell(fmt.Sprintf("made room on %s: %s service %s (%s), the least recently used idle evictable service (%s)", gpus, how, cur.ID, cur.Name, idle))
 	return true
-}
-
-// wakeElsewhere is what a request for a sleeping on-demand service does
-// when its wake is refused: its engine is bound to GPUs that others now
-// hold and cannot give up (busy, or not evictable). Rather than failing
-// the request, the sleeping engine is stopped and the service started
-// cold where there is room (which may evict in turn). Other errors, and
-// services that are not on demand, fail as before.
-func (m *Manager) wakeElsewhere(ctx context.Context, s Service, wakeErr error, sawStart *bool) (string, error) {
-	var r *gpu.Refusal
-	if !s.OnDemand || !errors.As(wakeErr, &r) {
-		return "", wakeErr
-	}
-	where := "its GPUs"
-	if s.GPULease != nil {
-		where = leaseText(*s.GPULease)
-	}
-	if _, err := m.stop(ctx, s.ID, fmt.Sprintf("could not wake on %s (%s): starting it again where there is room", where, r.Message)); err != nil {
-		return "", err
-	}
-	res, err := m.Start(ctx, s.ID, 0)
-	if err != nil {
-		return "", err
-	}
-	*sawStart = true
-	return fmt.Sprintf("starting, phase %s (its GPUs were taken while it slept)", res.Service.Phase), nil
 }

@@ -15,6 +15,8 @@ import (
 func TestChooseVictims(t *testing.T) {
 	snap := twoGPUs()
 	m := gpuManager(t, runtime.GPUAttachEnv, snap)
+	fs := newFakeServing()
+	m.Attach(fs)
 	ctx := t.Context()
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	held := func(id string, idx int, fraction float64, used time.Time, evictable bool) {
@@ -24,7 +26,7 @@ func TestChooseVictims(t *testing.T) {
 		if err := m.col.Create(ctx, id, s); err != nil {
 			t.Fatal(err)
 		}
-		m.serving.arm(id, 0, used)
+		fs.setLastUsed(id, used)
 	}
 	held("a", 0, 0.45, base, true)                    // least recently used
 	held("b", 1, 0.9, base.Add(time.Minute), true)    //
@@ -50,17 +52,13 @@ func TestChooseVictims(t *testing.T) {
 		t.Errorf("victims %v busy %v, want [b]", got, busy)
 	}
 	// With b busy, GPU 0 must be emptied: a and c, and b is named busy.
-	m.serving.mu.Lock()
-	m.serving.entryLocked("b").InFlight = 1
-	m.serving.mu.Unlock()
+	fs.setInFlight("b", 1)
 	v, busy = m.chooseVictims(ctx, s, snapNow, req)
 	if got := ids(v); !slices.Equal(got, []string{"a", "c"}) || !slices.Equal(busy, []string{"b"}) {
 		t.Errorf("victims %v busy %v, want [a c] with b busy", got, busy)
 	}
 	// With c busy too, nothing can make room: no victim at all.
-	m.serving.mu.Lock()
-	m.serving.entryLocked("c").InFlight = 1
-	m.serving.mu.Unlock()
+	fs.setInFlight("c", 1)
 	if v, _ = m.chooseVictims(ctx, s, snapNow, req); len(v) != 0 {
 		t.Errorf("victims %v, want none when releasing every idle one would not do", ids(v))
 	}
@@ -77,6 +75,8 @@ func TestChooseVictimsOnACluster(t *testing.T) {
 	}
 	snap := gpu.ClusterSnapshot(nodes, time.Now())
 	m := gpuManager(t, runtime.GPUAttachEnv, snap)
+	fs := newFakeServing()
+	m.Attach(fs)
 	ctx := t.Context()
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	held := func(id, node string, st Status, used time.Time, evictable bool) {
@@ -86,7 +86,7 @@ func TestChooseVictimsOnACluster(t *testing.T) {
 		if err := m.col.Create(ctx, id, s); err != nil {
 			t.Fatal(err)
 		}
-		m.serving.arm(id, 0, used)
+		fs.setLastUsed(id, used)
 	}
 	held("old", "a", StatusSleeping, base, true) // asleep, least recently used: its Pod keeps GPU a/0
 	held("new", "b", StatusRunning, base.Add(time.Minute), true)
@@ -103,9 +103,7 @@ func TestChooseVictimsOnACluster(t *testing.T) {
 		t.Errorf("victims %+v busy %v, want [old]", v, busy)
 	}
 	// old busy (a request waking it): new goes instead.
-	m.serving.mu.Lock()
-	m.serving.entryLocked("old").Waiting = 1
-	m.serving.mu.Unlock()
+	fs.setWaiting("old", 1)
 	if v, _ = m.chooseVictims(ctx, s, snapNow, req); len(v) != 1 || v[0].s.ID != "new" {
 		t.Errorf("victims %+v, want [new]", v)
 	}

@@ -267,15 +267,6 @@ func (m *Manager) containerGPUs(s Service) (runtime.GPURequest, string) {
 	return runtime.GPURequest{}, ""
 }
 
-// leaseText names a lease's GPUs in messages: "GPU 0,1", or on a
-// cluster "GPU 0,1 on node gpu-a".
-func leaseText(l gpu.Lease) string {
-	if l.Node != "" {
-		return fmt.Sprintf("GPU %s on node %s", l.Indexes(), l.Node)
-	}
-	return "GPU " + l.Indexes()
-}
-
 // leaseNode is the cluster node the service's GPUs were leased on, where
 // its container must run; empty on one host or without a lease.
 func leaseNode(s Service) string {

@@ -108,12 +108,15 @@ func (h *harness) newManager() *Manager {
 	// A runtime call a stop cut short is given up quickly (tests of what
 	// Docker does after the stop set it longer).
 	m.mutationGrace = 20 * time.Millisecond
-	m.observe = func(from Status, s Service) {
-		observeTransition(h.t, from, s)
+	m.OnTransition(func(tr Transition) {
+		observeTransition(h.t, tr)
+		if tr.Deleted {
+			return
+		}
 		h.logMu.Lock()
-		h.trail = append(h.trail, s)
+		h.trail = append(h.trail, tr.Service)
 		h.logMu.Unlock()
-	}
+	})
 	return m
 }
 
@@ -344,9 +347,13 @@ var (
 	seenEdges = map[[2]Status]bool{}
 )
 
-// observeTransition records an edge and checks the failure-kind invariant:
+// observeTransition (a transition hook) records an edge and checks the failure-kind invariant:
 // set, from the closed set, exactly when the status is failed.
-func observeTransition(t *testing.T, from Status, s Service) {
+func observeTransition(t *testing.T, tr Transition) {
+	if tr.Deleted {
+		return
+	}
+	from, s := tr.From, tr.Service
 	seenMu.Lock()
 	seenEdges[[2]Status{from, s.Status}] = true
 	seenMu.Unlock()

@@ -37,7 +37,7 @@ func (m *Manager) livenessLoop(ctx context.Context) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				defer m.contain("checking liveness", s.ID)
+				defer m.Contain("checking liveness", s.ID)
 				m.checkLiveness(ctx, *s)
 			}()
 		}

@@ -17,6 +17,7 @@ import (
 	"aima/events"
 	"aima/gpu"
 	"aima/internal/kernelports"
+	"aima/internal/keylock"
 	"aima/models"
 	"aima/runtime"
 	"aima/state"
@@ -123,10 +124,9 @@ type Manager struct {
 	wg     sync.WaitGroup
 
 	mu sync.Mutex
-	// locks serialise the lifecycle operations of each service; groups
-	// the swaps of each swap group (see swap).
-	locks, groups *keyLocks
-	jobs          map[string]*startJob // starts in progress
+	// locks serialise the lifecycle operations of each service.
+	locks *keylock.Locks
+	jobs  map[string]*startJob // starts in progress
 	// restarts holds the run whose failure a restart timer waits on, per
 	// service, so a reconcile does not schedule the same restart twice.
 	restarts map[string]int
@@ -153,16 +153,14 @@ type Manager struct {
 	// exists may go on after a stop or delete cancelled the start (see
 	// changeRuntime). Unit tests shorten it.
 	mutationGrace time.Duration
-	// observe, when set (by unit tests, before any call), sees every status
-	// change after it is stored.
-	observe     func(from Status, to Service)
-	hooks       testHooks
-	storeIDOnce sync.Once // see storeID
-	storeIDVal  string
+	hooks         testHooks
+	storeIDOnce   sync.Once // see storeID
+	storeIDVal    string
 
-	serving *servingState      // inference requests: in flight, waiting, figures
-	readyMu sync.RWMutex       //
-	ready   map[string]Service // running services, for the admission fast path
+	// serving is the serving layer (Attach); onTransition the transition
+	// hook (OnTransition). See serving.go.
+	serving      Serving
+	onTransition transitionHooks
 }
 
 // testHooks stop the manager at exact points for unit tests that need an
@@ -196,15 +194,10 @@ func NewManager(store state.Store, rt runtime.Runtime, bus *events.Bus, catalog 
 		rt: rt, bus: bus, catalog: catalog, models: reg, opts: opts, log: opts.Logger,
 		http: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
 		now:  time.Now, ctx: ctx, cancel: cancel,
-		locks: newKeyLocks(), groups: newKeyLocks(), jobs: map[string]*startJob{}, restarts: map[string]int{},
+		locks: keylock.New(), jobs: map[string]*startJob{}, restarts: map[string]int{},
 		rewatchDelay: 500 * time.Millisecond, resubscribeDelay: time.Second, mutationGrace: 10 * time.Second,
-		serving: newServingState(), ready: map[string]Service{}, ephemeralFile: kernelports.File,
+		serving: noServing{}, ephemeralFile: kernelports.File,
 	}
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		m.keepRunning("the idle loop", func(bool) { m.idleLoop(m.ctx) })
-	}()
 	return m
 }
 
@@ -229,7 +222,7 @@ func (m *Manager) Close() {
 // holder takes. What holds it is bounded: a stop by the stop timeout and
 // the runtime, a sleep or wake by its engine call's 10 minutes.
 func (m *Manager) lock(id string) func() {
-	unlock, _ := m.locks.lock(context.Background(), id)
+	unlock, _ := m.locks.Lock(context.Background(), id)
 	return unlock
 }
 
@@ -237,7 +230,7 @@ func (m *Manager) lock(id string) func() {
 // client went away, its deadline passed), instead of holding the request's
 // goroutine until the service is free.
 func (m *Manager) lockFor(ctx context.Context, id string) (func(), error) {
-	unlock, err := m.locks.lock(ctx, id)
+	unlock, err := m.locks.Lock(ctx, id)
 	if err != nil {
 		return nil, errs.Wrap(errs.KindOf(err), err, "service %s is busy with another operation (a start, stop, sleep or wake)", id)
 	}
@@ -252,7 +245,7 @@ func (m *Manager) Get(ctx context.Context, ref string) (Service, error) {
 	s, err := m.col.Get(ctx, ref)
 	if err == nil {
 		s.Stale = m.dockerDown.Load()
-		s.Traffic = m.serving.figures(s.ID)
+		s.Traffic = m.serving.Figures(s.ID)
 		return s, nil
 	}
 	if !errs.Is(err, errs.NotFound) && !errs.Is(err, errs.InvalidArgument) {
@@ -266,7 +259,7 @@ func (m *Manager) Get(ctx context.Context, ref string) (Service, error) {
 		if p.Name == ref {
 			s := *p
 			s.Stale = m.dockerDown.Load()
-			s.Traffic = m.serving.figures(s.ID)
+			s.Traffic = m.serving.Figures(s.ID)
 			return s, nil
 		}
 	}
@@ -290,7 +283,7 @@ func (m *Manager) List(ctx context.Context, status Status) ([]Service, error) {
 	stale := m.dockerDown.Load()
 	for i := range out {
 		out[i].Stale = stale
-		out[i].Traffic = m.serving.figures(out[i].ID)
+		out[i].Traffic = m.serving.Figures(out[i].ID)
 	}
 	return out, nil
 }
@@ -325,7 +318,7 @@ func (m *Manager) ListJSON(ctx context.Context, status Status) ([]json.RawMessag
 	sort.Stable(sharedByCreated{recs, raws})
 	stale := m.dockerDown.Load()
 	for i, p := range recs {
-		traffic := m.serving.figures(p.ID)
+		traffic := m.serving.Figures(p.ID)
 		if raws[i] != nil && !stale && traffic == nil {
 			continue
 		}
@@ -375,11 +368,6 @@ func (m *Manager) shared(ctx context.Context) ([]*Service, error) {
 	return recs, err
 }
 
-// Traffic is the gateway's figures for the service (requests in flight,
-// waiting, served), as List and Get fill them in; nil before its first
-// request. For readers of ListShared, whose records leave it out.
-func (m *Manager) Traffic(id string) *Traffic { return m.serving.figures(id) }
-
 // ListShared is List of every status, in ID order, for readers that list
 // all services often, such as the metrics collector on every scrape: the
 // records are the cache's own (see shared), so it decodes and copies
@@ -427,10 +415,7 @@ func (m *Manager) transition(ctx context.Context, id string, to Status, reason s
 	if err != nil {
 		return s, err
 	}
-	if m.observe != nil {
-		m.observe(from, s)
-	}
-	m.noteTransition(s)
+	m.transitioned(Transition{From: from, Service: s})
 	msg := fmt.Sprintf("%s → %s", from, to)
 	if reason != "" {
 		msg += ": " + reason

@@ -64,7 +64,7 @@ func (h *harness) deleteAsync(id string) <-chan error {
 func (h *harness) awaitLocked(id string) {
 	h.t.Helper()
 	h.awaitFact("a lifecycle call holding "+id, func() bool {
-		if unlock, free := h.m.locks.tryLock(id); free {
+		if unlock, free := h.m.locks.TryLock(id); free {
 			unlock()
 			return false
 		}

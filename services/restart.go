@@ -72,7 +72,7 @@ func (m *Manager) scheduleRestart(id string, run int, d time.Duration) {
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		defer m.contain("restarting by the restart policy", id)
+		defer m.Contain("restarting by the restart policy", id)
 		t := time.NewTimer(d)
 		defer t.Stop()
 		select {

@@ -31,11 +31,11 @@ func (m *Manager) Sleep(ctx context.Context, ref string) (Service, error) {
 	if !s.SleepMode {
 		return s, errs.New(errs.Conflict, "service %s runs without sleep mode (create it with on_demand, idle_timeout or swap_group on an engine that can sleep); stop it instead", s.ID)
 	}
-	undo, err := m.drain(ctx, s.ID)
-	if err != nil {
-		return s, err
+	resume, left := m.serving.Quiesce(ctx, s.ID, QuiesceOptions{})
+	defer resume()
+	if left > 0 {
+		return s, errs.New(errs.Unavailable, "service %s still has %d requests in flight; try again later", s.ID, left)
 	}
-	defer undo()
 	return m.sleepDrained(ctx, s.ID, "sleep requested")
 }
 
@@ -83,7 +83,7 @@ func (m *Manager) Wake(ctx context.Context, ref string) (Service, error) {
 		return s, nil
 	}
 	if s.SwapGroup != "" {
-		release, err := m.swap(ctx, s)
+		release, err := m.serving.SwapIn(ctx, s)
 		if err != nil {
 			return s, err
 		}
@@ -119,9 +119,10 @@ func (m *Manager) Wake(ctx context.Context, ref string) (Service, error) {
 	return m.transition(ctx, s.ID, StatusRunning, fmt.Sprintf("woke up in %.1fs", took.Seconds()), nil)
 }
 
-// release frees a service's GPUs the cheapest way back: sleep where it
-// can, stop otherwise. The caller has drained it.
-func (m *Manager) release(ctx context.Context, s Service, reason string) error {
+// Release frees a service's GPUs the cheapest way back: sleep where it
+// can, stop otherwise, with reason on the record. The caller has quiesced
+// its requests (an idle release, a swap, an eviction).
+func (m *Manager) Release(ctx context.Context, s Service, reason string) error {
 	if s.SleepMode && (s.Status == StatusRunning || s.Status == StatusUnhealthy) {
 		if _, err := m.sleepDrained(ctx, s.ID, reason); err == nil {
 			return nil
@@ -129,7 +130,7 @@ func (m *Manager) release(ctx context.Context, s Service, reason string) error {
 			m.log.Warn("sleep failed; stopping instead", "service", s.ID, "err", err)
 		}
 	}
-	_, err := m.stop(ctx, s.ID, reason)
+	_, err := m.StopFor(ctx, s.ID, reason)
 	return err
 }
 

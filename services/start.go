@@ -53,7 +53,7 @@ func (m *Manager) StartWith(ctx context.Context, ref string, opts StartOptions) 
 		return StartResult{Service: s, FromSeq: from, Note: "service was sleeping: woke it up"}, err
 	case StatusCreated, StatusStopped, StatusFailed:
 		if s.SwapGroup != "" {
-			release, err := m.swap(ctx, s)
+			release, err := m.serving.SwapIn(ctx, s)
 			if err != nil {
 				return StartResult{}, err
 			}
@@ -155,7 +155,7 @@ func (m *Manager) runJob(id string, deadline time.Time, run func(ctx context.Con
 		}()
 		// The phases recover their own panics (starter.guarded); this
 		// is for the recording of the outcome.
-		defer m.contain("recording the outcome of a start", id)
+		defer m.Contain("recording the outcome of a start", id)
 		run(ctx)
 	}()
 }

@@ -24,6 +24,13 @@ const (
 	StatusSleeping Status = "sleeping"
 )
 
+// HoldsGPUs reports whether a service in this status holds its GPUs:
+// running, unhealthy or creating (a swap-group member that is up, a
+// service a GPU drain moves, an eviction candidate that is busy).
+func (s Status) HoldsGPUs() bool {
+	return s == StatusRunning || s == StatusUnhealthy || s == StatusCreating
+}
+
 // AllStatuses lists every status, in lifecycle order.
 var AllStatuses = []Status{StatusCreated, StatusCreating, StatusRunning, StatusUnhealthy, StatusSleeping, StatusStopping, StatusStopped, StatusFailed}
 

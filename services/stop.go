@@ -21,11 +21,12 @@ type StopResult struct {
 // container gets SIGTERM (then SIGKILL after the stop timeout) and is kept,
 // so its logs stay readable until the next start or a delete.
 func (m *Manager) Stop(ctx context.Context, ref string) (StopResult, error) {
-	return m.stop(ctx, ref, "stop requested")
+	return m.StopFor(ctx, ref, "stop requested")
 }
 
-// stop is Stop with the reason the record shows (a release says why).
-func (m *Manager) stop(ctx context.Context, ref, reason string) (StopResult, error) {
+// StopFor is Stop with the reason the record shows: a release, an
+// eviction or a move says why.
+func (m *Manager) StopFor(ctx context.Context, ref, reason string) (StopResult, error) {
 	s, err := m.Get(ctx, ref)
 	if err != nil {
 		return StopResult{}, err
@@ -149,8 +150,8 @@ func (m *Manager) Delete(ctx context.Context, ref string) (Service, error) {
 	return s, nil
 }
 
-// forget publishes a deleted service's end and drops its history and
-// what the gateway knew of it.
+// forget publishes a deleted service's end, drops its history and tells
+// the transition hook, so the serving layer forgets it too.
 func (m *Manager) forget(ctx context.Context, id string, run int) {
 	m.deleted(id, run)
 	if j := m.opts.Journal; j != nil {
@@ -158,8 +159,7 @@ func (m *Manager) forget(ctx context.Context, id string, run int) {
 	} else {
 		events.NewJournal(m.store, nil).Forget(ctx, id)
 	}
-	m.noteTransition(Service{ID: id, Status: StatusStopped})
-	m.serving.forget(id)
+	m.transitioned(Transition{Service: Service{ID: id, Run: run}, Deleted: true})
 	m.bus.Forget(id)
 }
 
@@ -220,7 +220,7 @@ func (m *Manager) Stranded(ctx context.Context) ([]Service, error) {
 // lock is free, and says whether it is stranded. The lock is released by a
 // defer: the store read must not be able to leave it held.
 func (m *Manager) strandedNow(ctx context.Context, id string) (Service, bool) {
-	unlock, free := m.locks.tryLock(id)
+	unlock, free := m.locks.TryLock(id)
 	if !free {
 		return Service{}, false // being driven
 	}

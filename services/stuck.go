@@ -45,7 +45,7 @@ func (m *Manager) Stuck(ctx context.Context) ([]Stuck, error) {
 		if !ok || !now.After(by) {
 			continue
 		}
-		unlock, free := m.locks.tryLock(s.ID)
+		unlock, free := m.locks.TryLock(s.ID)
 		held := !free
 		if free {
 			unlock()

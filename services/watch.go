@@ -20,7 +20,6 @@ import (
 func (m *Manager) Run() error {
 	since := m.now()
 	evs, errc, err := m.subscribe(m.ctx, since)
-	m.armIdle(m.ctx)
 	m.wg.Add(2)
 	go func() {
 		defer m.wg.Done()
@@ -132,7 +131,7 @@ func (m *Manager) setDockerUp() {
 // handleDockerEvent is onDockerEvent with a panic contained to the event's
 // service, so the watcher goes on with the next event.
 func (m *Manager) handleDockerEvent(ctx context.Context, ev runtime.Event) {
-	defer m.contain("handling the container event "+string(ev.Action), ev.Labels[runtime.LabelService])
+	defer m.Contain("handling the container event "+string(ev.Action), ev.Labels[runtime.LabelService])
 	m.onDockerEvent(ctx, ev)
 }
 
@@ -212,7 +211,7 @@ func (m *Manager) afterStart(job *startJob, id string, f func()) {
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		defer m.contain("handling a container's end after its start", id)
+		defer m.Contain("handling a container's end after its start", id)
 		select {
 		case <-job.done:
 			f()

@@ -17,9 +17,10 @@ import (
 // every such change a reviewed line of this table. The layers, lowest
 // first:
 //
-//	leaves:    errs, events, runtime, internal/{units,filelock,kernelports,modroot}
+//	leaves:    errs, events, runtime, internal/{units,filelock,kernelports,keylock,modroot}
 //	storage:   state and its implementations (kubestore); runtime implementations (docker, kubernetes, fakeruntime)
-//	domain:    models → gpu → engines → services → inference, enginemetrics; config; cluster
+//	domain:    models → gpu → engines → services (the lifecycle) → serving → inference, enginemetrics; config; cluster
+//	           (serving sits on the lifecycle; services never imports it: see services/serving.go)
 //	operations: tools
 //	front-ends: httperr, httpguard, httpapi, mcp, jsonrpc, gateway, metrics, web, client
 //	root:      daemon (the one composition root) → cli → cmd/aima
@@ -34,6 +35,7 @@ var allowed = map[string][]string{
 	"internal/units":       {},
 	"internal/filelock":    {},
 	"internal/kernelports": {},
+	"internal/keylock":     {},
 	"internal/modroot":     {},
 	"internal/kubeconf":    {"errs"},
 	// storage and runtimes
@@ -48,8 +50,9 @@ var allowed = map[string][]string{
 	"models":        {"errs", "state"},
 	"gpu":           {"errs", "internal/units", "models", "runtime"},
 	"engines":       {"errs", "gpu"},
-	"services":      {"engines", "errs", "events", "gpu", "internal/kernelports", "internal/units", "models", "runtime", "state"},
-	"inference":     {"errs", "events", "services"},
+	"services":      {"engines", "errs", "events", "gpu", "internal/kernelports", "internal/keylock", "internal/units", "models", "runtime", "state"},
+	"serving":       {"errs", "events", "gpu", "internal/keylock", "services"},
+	"inference":     {"errs", "events", "services", "serving"},
 	"enginemetrics": {"engines", "services"},
 	"config":        {"engines", "errs", "gpu", "inference", "runtime", "services"},
 	// aima as a cluster service: the leader's election and fencing
@@ -62,13 +65,13 @@ var allowed = map[string][]string{
 	"httpapi":   {"errs", "events", "httperr", "tools"},
 	"mcp":       {"errs", "events", "httperr", "tools"},
 	"jsonrpc":   {"errs", "events", "tools"},
-	"gateway":   {"errs", "httperr", "inference", "services"},
+	"gateway":   {"errs", "httperr", "inference", "serving"},
 	"metrics":   {"enginemetrics", "errs", "events", "gpu", "httperr", "services", "tools"},
 	"web":       {},
 	"client":    {"errs", "events", "httpguard", "tools"},
 	// the composition root and the binaries
 	"daemon": {"cluster", "config", "enginemetrics", "engines", "errs", "events", "gateway", "gpu", "httpapi", "httperr", "httpguard",
-		"inference", "internal/kubeconf", "jsonrpc", "mcp", "metrics", "models", "runtime", "runtime/docker", "runtime/kubernetes", "services", "state", "state/kubestore", "tools", "web"},
+		"inference", "internal/kubeconf", "jsonrpc", "mcp", "metrics", "models", "runtime", "runtime/docker", "runtime/kubernetes", "services", "serving", "state", "state/kubestore", "tools", "web"},
 	"cli":           {"client", "config", "daemon", "engines", "errs", "events", "gpu", "httpguard", "internal/units", "jsonrpc", "mcp", "models", "services", "state", "tools"},
 	"cmd/aima":      {"cli"},
 	"cmd/aima-docs": {"cli", "config", "errs", "httperr", "internal/modroot", "jsonrpc", "mcp", "metrics", "services", "tools"},

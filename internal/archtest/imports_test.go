@@ -1,6 +1,6 @@
 // Package archtest guards aima's layering: front-ends (cli, client, httpapi,
 // httpguard, mcp, jsonrpc, gateway, metrics, web, daemon) → tools → domain
-// (services, inference, enginemetrics, runtime, state, events, models,
+// (services, serving, inference, enginemetrics, runtime, state, events, models,
 // engines, config, errs, gpu). Domain code never imports a transport or the
 // operation layer, tools imports no transport, and only the daemon picks a
 // runtime implementation (runtime/docker or runtime/kubernetes; tests use runtime/fakeruntime).
@@ -17,7 +17,7 @@ import (
 var (
 	frontEnds = []string{"aima/cli", "aima/client", "aima/httpapi", "aima/httpguard", "aima/httperr", "aima/mcp", "aima/jsonrpc", "aima/gateway", "aima/metrics", "aima/web", "aima/daemon"}
 	transport = []string{"github.com/mark3labs/mcp-go", "github.com/urfave/cli", "github.com/modelcontextprotocol/go-sdk"}
-	domain    = []string{"services", "inference", "enginemetrics", "runtime", "runtime/docker", "runtime/kubernetes", "runtime/fakeruntime", "state", "state/kubestore", "cluster", "events", "models", "engines", "config", "errs", "gpu"}
+	domain    = []string{"services", "serving", "inference", "enginemetrics", "runtime", "runtime/docker", "runtime/kubernetes", "runtime/fakeruntime", "state", "state/kubestore", "cluster", "events", "models", "engines", "config", "errs", "gpu"}
 	// runtimeImpls implement runtime.Runtime; only the daemon (and tests)
 	// choose one, so the domain stays runtime-neutral.
 	runtimeImpls = []string{"aima/runtime/docker", "aima/runtime/kubernetes", "aima/runtime/fakeruntime"}

@@ -1,12 +1,15 @@
-package services
+package serving
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"aima/errs"
+	"aima/gpu"
+	"aima/services"
 )
 
 // AdmitOptions bound how a request waits for its service.
@@ -17,7 +20,7 @@ type AdmitOptions struct {
 	// OnWait is called when the request starts waiting and whenever what
 	// it waits for changes, with a short description ("starting, phase
 	// pull", "waking", "swapping out svc-x").
-	OnWait func(s Service, what string)
+	OnWait func(s services.Service, what string)
 	// ReadOnly admits only to a service that runs (or is already
 	// starting): one that would have to be started, woken or swapped in
 	// is refused with errs.ReadOnly, since a read-only daemon changes
@@ -50,14 +53,14 @@ const waitKeepalive = 15 * time.Second
 // stream): until then the request counts as in flight, which holds off
 // idle release and swaps.
 type Admission struct {
-	Service Service
-	m       *Manager
+	Service services.Service
+	sc      *Scheduler
 	once    sync.Once
 }
 
 // Done ends the request and adds its figures to the service's.
 func (a *Admission) Done(r RequestFigures) {
-	a.once.Do(func() { a.m.serving.finish(a.Service.ID, r, a.m.now()) })
+	a.once.Do(func() { a.sc.finish(a.Service.ID, r, a.sc.now()) })
 }
 
 // Admit makes the service ready for one request and counts the request in
@@ -66,33 +69,32 @@ func (a *Admission) Done(r RequestFigures) {
 // service is woken, a stopped (or failed) on-demand one is started, a
 // member of a swap group is swapped in. A start that fails answers every
 // waiter with its reason. ctx bounds the wait.
-func (m *Manager) Admit(ctx context.Context, id string, opts AdmitOptions) (*Admission, error) {
-	g := m.serving
-	g.mu.Lock()
-	f := g.entryLocked(id)
-	if !f.draining {
-		if s, ok := m.readyNow(id); ok {
+func (sc *Scheduler) Admit(ctx context.Context, id string, opts AdmitOptions) (*Admission, error) {
+	sc.mu.Lock()
+	f := sc.entryLocked(id)
+	if !f.held() {
+		if s, ok := sc.readyNow(id); ok {
 			// Fast path: a ready service admits without a store read.
 			f.InFlight++
 			f.Requests++
-			g.mu.Unlock()
-			return &Admission{Service: s, m: m}, nil
+			sc.mu.Unlock()
+			return &Admission{Service: s, sc: sc}, nil
 		}
 	}
 	if opts.MaxQueue > 0 && f.Waiting >= opts.MaxQueue {
-		g.mu.Unlock()
+		sc.mu.Unlock()
 		return nil, notReady("%d requests already wait for service %s; try again later", f.Waiting, id)
 	}
 	f.Waiting++
-	g.notifyLocked()
-	g.mu.Unlock()
+	sc.notifyLocked()
+	sc.mu.Unlock()
 	waiting := true
 	defer func() {
 		if waiting {
-			g.mu.Lock()
+			sc.mu.Lock()
 			f.Waiting--
-			g.notifyLocked()
-			g.mu.Unlock()
+			sc.notifyLocked()
+			sc.mu.Unlock()
 		}
 	}()
 	lastWhat := ""
@@ -103,28 +105,28 @@ func (m *Manager) Admit(ctx context.Context, id string, opts AdmitOptions) (*Adm
 	keepalive := time.NewTicker(waitKeepalive)
 	defer keepalive.Stop()
 	for {
-		changed := g.waitCh()
-		s, err := m.Get(ctx, id)
+		changed := sc.waitCh()
+		s, err := sc.m.Get(ctx, id)
 		if err != nil {
 			return nil, err
 		}
-		if s.Status == StatusRunning || s.Status == StatusUnhealthy {
-			g.mu.Lock()
-			if !f.draining {
+		if s.Status == services.StatusRunning || s.Status == services.StatusUnhealthy {
+			sc.mu.Lock()
+			if !f.held() {
 				f.Waiting--
 				waiting = false
 				f.InFlight++
 				f.Requests++
-				g.notifyLocked()
-				g.mu.Unlock()
-				if s.Status == StatusRunning {
-					m.remember(s)
+				sc.notifyLocked()
+				sc.mu.Unlock()
+				if s.Status == services.StatusRunning {
+					sc.remember(s)
 				}
-				return &Admission{Service: s, m: m}, nil
+				return &Admission{Service: s, sc: sc}, nil
 			}
-			g.mu.Unlock()
+			sc.mu.Unlock()
 		}
-		what, err := m.activate(ctx, s, &sawStart, opts.ReadOnly)
+		what, err := sc.activate(ctx, s, &sawStart, opts.ReadOnly)
 		if err != nil {
 			return nil, err
 		}
@@ -152,29 +154,29 @@ func (m *Manager) Admit(ctx context.Context, id string, opts AdmitOptions) (*Adm
 // long: a start runs in the background; a wake and a swap take seconds.
 // readOnly refuses to start, wake or swap in (errs.ReadOnly); waiting for
 // what is under way is still allowed.
-func (m *Manager) activate(ctx context.Context, s Service, sawStart *bool, readOnly bool) (string, error) {
-	if m.serving.isMoving(s.ID) && !holdsGPUs(s.Status) {
+func (sc *Scheduler) activate(ctx context.Context, s services.Service, sawStart *bool, readOnly bool) (string, error) {
+	if sc.isMoving(s.ID) && !s.Status.HoldsGPUs() {
 		return "moving to another GPU", nil // the drain starts it again
 	}
 	switch s.Status {
-	case StatusRunning, StatusUnhealthy:
-		return "waiting for a release of " + s.ID + " to finish", nil // draining: a swap or an idle release is under way
-	case StatusCreating:
+	case services.StatusRunning, services.StatusUnhealthy:
+		return "waiting for a release of " + s.ID + " to finish", nil // held: a swap or an idle release is under way
+	case services.StatusCreating:
 		*sawStart = true
 		return fmt.Sprintf("starting, phase %s", s.Phase), nil
-	case StatusStopping:
+	case services.StatusStopping:
 		return "stopping", nil
-	case StatusSleeping:
+	case services.StatusSleeping:
 		if readOnly {
 			return "", errs.ReadOnly("waking service " + s.ID + " for an inference request")
 		}
-		if _, err := m.Wake(ctx, s.ID); err != nil {
-			return m.wakeElsewhere(ctx, s, err, sawStart)
+		if _, err := sc.m.Wake(ctx, s.ID); err != nil {
+			return sc.wakeElsewhere(ctx, s, err, sawStart)
 		}
 		return "waking", nil
 	}
 	// created, stopped, failed
-	if s.Status == StatusFailed && *sawStart {
+	if s.Status == services.StatusFailed && *sawStart {
 		return "", errs.New(errs.Unavailable, "service %s failed to start: %s", s.ID, s.Reason)
 	}
 	if !s.OnDemand {
@@ -187,7 +189,7 @@ func (m *Manager) activate(ctx context.Context, s Service, sawStart *bool, readO
 		}
 		return "", errs.ReadOnly(verb + " service " + s.ID + " for an inference request")
 	}
-	res, err := m.Start(ctx, s.ID, 0)
+	res, err := sc.m.Start(ctx, s.ID, 0)
 	if err != nil {
 		return "", err
 	}
@@ -195,68 +197,28 @@ func (m *Manager) activate(ctx context.Context, s Service, sawStart *bool, readO
 	return fmt.Sprintf("starting, phase %s", res.Service.Phase), nil
 }
 
-// readyNow reports a cached ready record of the service, so the hot path
-// of a request to a running service costs no store read. Called with the
-// serving state's lock held.
-func (m *Manager) readyNow(id string) (Service, bool) {
-	m.readyMu.RLock()
-	defer m.readyMu.RUnlock()
-	s, ok := m.ready[id]
-	return s, ok
-}
-
-// remember caches a ready record for readyNow; transition keeps it true.
-func (m *Manager) remember(s Service) {
-	m.readyMu.Lock()
-	defer m.readyMu.Unlock()
-	m.ready[s.ID] = s
-}
-
-// noteTransition keeps the ready cache and the idle clock true after a
-// status change, and wakes waiters.
-func (m *Manager) noteTransition(s Service) {
-	m.readyMu.Lock()
-	if s.Status == StatusRunning {
-		m.ready[s.ID] = s
-	} else {
-		delete(m.ready, s.ID)
+// wakeElsewhere is what a request for a sleeping on-demand service does
+// when its wake is refused: its engine is bound to GPUs that others now
+// hold and cannot give up (busy, or not evictable). Rather than failing
+// the request, the sleeping engine is stopped and the service started
+// cold where there is room (which may evict in turn). Other errors, and
+// services that are not on demand, fail as before.
+func (sc *Scheduler) wakeElsewhere(ctx context.Context, s services.Service, wakeErr error, sawStart *bool) (string, error) {
+	var r *gpu.Refusal
+	if !s.OnDemand || !errors.As(wakeErr, &r) {
+		return "", wakeErr
 	}
-	m.readyMu.Unlock()
-	if s.Status == StatusRunning && s.IdleTimeout != "" {
-		if d, err := time.ParseDuration(s.IdleTimeout); err == nil {
-			m.serving.arm(s.ID, d, m.now())
-			return
-		}
+	where := "its GPUs"
+	if s.GPULease != nil {
+		where = s.GPULease.Text()
 	}
-	m.serving.notify()
-}
-
-// drain stops admitting requests to the service and waits until none is
-// in flight; the returned function admits again.
-func (m *Manager) drain(ctx context.Context, id string) (func(), error) {
-	g := m.serving
-	g.mu.Lock()
-	f := g.entryLocked(id)
-	f.draining = true
-	g.mu.Unlock()
-	undo := func() {
-		g.mu.Lock()
-		f.draining = false
-		g.notifyLocked()
-		g.mu.Unlock()
+	if _, err := sc.m.StopFor(ctx, s.ID, fmt.Sprintf("could not wake on %s (%s): starting it again where there is room", where, r.Message)); err != nil {
+		return "", err
 	}
-	for {
-		g.mu.Lock()
-		n, ch := f.InFlight, g.changed
-		g.mu.Unlock()
-		if n == 0 {
-			return undo, nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			undo()
-			return nil, notReady("service %s still has %d requests in flight; try again later", id, n)
-		}
+	res, err := sc.m.Start(ctx, s.ID, 0)
+	if err != nil {
+		return "", err
 	}
+	*sawStart = true
+	return fmt.Sprintf("starting, phase %s (its GPUs were taken while it slept)", res.Service.Phase), nil
 }

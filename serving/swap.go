@@ -1,13 +1,15 @@
-package services
+package serving
 
 import (
 	"context"
 	"fmt"
 
 	"aima/events"
+	"aima/services"
 )
 
-// swap makes room in s's swap group for s: the group's active member (one
+// SwapIn makes room in s's swap group for s (services.Serving; the
+// lifecycle's Start and Wake call it for a member of a swap group): the group's active member (one
 // that runs, is starting or is unhealthy) first answers the requests
 // already waiting for it and those in flight, then is put to sleep (or
 // stopped where it cannot sleep). It returns with the group locked; the
@@ -24,18 +26,18 @@ import (
 // Instead the swap takes the lock, releases every member that has nothing
 // waiting, and when a member still has waiters it lets go of the lock and
 // waits for a change (a request admitted or ended, a status change), then
-// starts over. The lock itself is a channel (keyLocks), so every wait for
+// starts over. The lock itself is a channel (keylock.Locks), so every wait for
 // it ends with ctx. Draining a member's requests in flight does happen
 // under the lock: an admitted request never needs the lock to end.
-func (m *Manager) swap(ctx context.Context, s Service) (func(), error) {
+func (sc *Scheduler) SwapIn(ctx context.Context, s services.Service) (func(), error) {
 	announced := map[string]bool{}
 	for {
-		changed := m.serving.waitCh()
-		unlock, err := m.groups.lock(ctx, s.SwapGroup)
+		changed := sc.waitCh()
+		unlock, err := sc.groups.Lock(ctx, s.SwapGroup)
 		if err != nil {
 			return nil, notReady("swap group %s is busy swapping; try again later", s.SwapGroup)
 		}
-		busy, err := m.swapOutIdle(ctx, s, announced)
+		busy, err := sc.swapOutIdle(ctx, s, announced)
 		if err != nil {
 			unlock()
 			return nil, err
@@ -52,35 +54,29 @@ func (m *Manager) swap(ctx context.Context, s Service) (func(), error) {
 	}
 }
 
-// holdsGPUs reports whether a service holds its GPUs: running, unhealthy
-// or creating (a swap-group member that is up, an eviction candidate).
-func holdsGPUs(st Status) bool {
-	return st == StatusRunning || st == StatusUnhealthy || st == StatusCreating
-}
-
 // swapOutIdle releases every member of s's group that is up and has no
 // request waiting for it, and returns the ID of one that is up and still
 // has waiters ("" when none is). Called with the group locked.
-func (m *Manager) swapOutIdle(ctx context.Context, s Service, announced map[string]bool) (string, error) {
-	all, err := m.shared(ctx)
+func (sc *Scheduler) swapOutIdle(ctx context.Context, s services.Service, announced map[string]bool) (string, error) {
+	all, err := sc.m.ListShared(ctx)
 	if err != nil {
 		return "", err
 	}
 	busy := ""
 	for _, p := range all {
-		if p.ID == s.ID || p.SwapGroup != s.SwapGroup || !holdsGPUs(p.Status) {
+		if p.ID == s.ID || p.SwapGroup != s.SwapGroup || !p.Status.HoldsGPUs() {
 			continue
 		}
 		if !announced[p.ID] {
 			announced[p.ID] = true
-			m.bus.Publish(events.Event{ServiceID: s.ID, Run: s.Run, Type: events.TypeMessage, Status: string(s.Status),
+			sc.m.Bus().Publish(events.Event{ServiceID: s.ID, Run: s.Run, Type: events.TypeMessage, Status: string(s.Status),
 				Message: fmt.Sprintf("swap group %s: waiting for %s to finish its requests, then releasing it", s.SwapGroup, p.ID)})
 		}
-		if m.serving.waiting(p.ID) > 0 {
+		if sc.waiting(p.ID) > 0 {
 			busy = p.ID
 			continue
 		}
-		if err := m.swapOut(ctx, p.ID, s); err != nil {
+		if err := sc.swapOut(ctx, p.ID, s); err != nil {
 			return "", err
 		}
 	}
@@ -91,15 +87,15 @@ func (m *Manager) swapOutIdle(ctx context.Context, s Service, announced map[stri
 // new requests are held off, those in flight end, then it sleeps or
 // stops. A member that went down meanwhile (an idle release) needs
 // nothing more.
-func (m *Manager) swapOut(ctx context.Context, id string, s Service) error {
-	undo, err := m.drain(ctx, id)
+func (sc *Scheduler) swapOut(ctx context.Context, id string, s services.Service) error {
+	resume, err := sc.quiesce(ctx, id)
 	if err != nil {
 		return err
 	}
-	defer undo()
-	p, err := m.col.Get(ctx, id)
-	if err != nil || !holdsGPUs(p.Status) {
+	defer resume()
+	p, err := sc.m.Get(ctx, id)
+	if err != nil || !p.Status.HoldsGPUs() {
 		return err
 	}
-	return m.release(ctx, p, fmt.Sprintf("swapped out for %s", s.ID))
+	return sc.m.Release(ctx, p, fmt.Sprintf("swapped out for %s", s.ID))
 }

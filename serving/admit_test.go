@@ -1,0 +1,154 @@
+package serving
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"aima/errs"
+	"aima/services"
+)
+
+func TestAdmitCountsRequests(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	s := h.put(services.Service{ID: "svc-a", Status: services.StatusRunning, Port: 1})
+	sc, m := h.start()
+	a, err := sc.Admit(t.Context(), s.ID, AdmitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := m.Get(t.Context(), s.ID)
+	if got.Traffic == nil || got.Traffic.InFlight != 1 || got.Traffic.Requests != 1 {
+		t.Fatalf("traffic while in flight: %+v", got.Traffic)
+	}
+	a.Done(RequestFigures{TokensIn: 7, TokensOut: 3, TTFT: 12 * time.Millisecond})
+	a.Done(RequestFigures{TokensIn: 100}) // a second Done changes nothing
+	got, _ = m.Get(t.Context(), s.ID)
+	tr := got.Traffic
+	if tr.InFlight != 0 || tr.TokensIn != 7 || tr.TokensOut != 3 || tr.LastTTFTMs != 12 || tr.AvgTTFTMs != 12 || tr.LastRequestAt == nil {
+		t.Fatalf("traffic after: %+v", tr)
+	}
+}
+
+func TestAdmitRefusesStoppedServiceNotOnDemand(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.put(services.Service{ID: "svc-a", Status: services.StatusStopped})
+	sc, _ := h.start()
+	_, err := sc.Admit(t.Context(), "svc-a", AdmitOptions{})
+	if !errs.Is(err, errs.Unavailable) {
+		t.Fatalf("err = %v, want unavailable", err)
+	}
+}
+
+func TestIdleReleaseSleepsOnlyWhenNothingInFlight(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	log := &callLog{}
+	e := newFakeEngine(t, "a", log)
+	idle := 300 * time.Millisecond
+	h.put(services.Service{ID: "svc-a", Status: services.StatusRunning, Port: e.port, SleepMode: true, IdleTimeout: idle.String()})
+	sc, m := h.start()
+	a, err := sc.Admit(t.Context(), "svc-a", AdmitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * idle) // a long request (an open stream) holds the service awake
+	if st := status(t, m, "svc-a"); st != services.StatusRunning {
+		t.Fatalf("released during a request: %s", st)
+	}
+	ended := time.Now()
+	a.Done(RequestFigures{})
+	waitStatus(t, m, "svc-a", services.StatusSleeping, 5*idle)
+	if took := time.Since(ended); took < idle || took > idle+time.Second {
+		t.Errorf("released %s after the last request, want %s (±1s)", took, idle)
+	}
+	if got := log.list(); len(got) != 1 || got[0] != "a sleep" {
+		t.Errorf("engine calls %v", got)
+	}
+}
+
+func TestWaitersShareOneWake(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	log := &callLog{}
+	e := newFakeEngine(t, "a", log)
+	e.gate = make(chan struct{})
+	h.put(services.Service{ID: "svc-a", Status: services.StatusSleeping, Port: e.port, SleepMode: true})
+	sc, _ := h.start()
+	var wg sync.WaitGroup
+	var ok atomic.Int32
+	var waits atomic.Int32
+	var other sync.Map // anything else a waiter was told it waits for
+	for range 5 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a, err := sc.Admit(t.Context(), "svc-a", AdmitOptions{OnWait: func(_ services.Service, what string) {
+				if what == "waking" {
+					waits.Add(1)
+				} else {
+					other.Store(what, true)
+				}
+			}})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			ok.Add(1)
+			a.Done(RequestFigures{})
+		}()
+	}
+	// All five wait at once while the one wake is held at the engine.
+	until(t, "five waiters and a wake call", func() bool {
+		w, _, _ := flowState(sc, "svc-a")
+		return w == 5 && e.wakes.Load() >= 1
+	})
+	close(e.gate)
+	wg.Wait()
+	if ok.Load() != 5 || log.count("a wake") != 1 || e.wakes.Load() != 1 {
+		t.Fatalf("%d admitted, engine calls %v (%d wake calls arrived); want 5 and one wake", ok.Load(), log.list(), e.wakes.Load())
+	}
+	// The waiter whose wake reached the engine was told so; a waiter that
+	// read the status only once the engine was up was admitted silently.
+	if n := waits.Load(); n < 1 || n > 5 {
+		t.Errorf("%d waiters were told \"waking\", want 1 to 5", n)
+	}
+	other.Range(func(what, _ any) bool {
+		t.Errorf("a waiter was told it waits for %q, want only \"waking\"", what)
+		return true
+	})
+	if w, in, _ := flowState(sc, "svc-a"); w != 0 || in != 0 {
+		t.Errorf("after the requests: %d waiting, %d in flight", w, in)
+	}
+}
+
+func TestQueueBound(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	e := newFakeEngine(t, "a", &callLog{})
+	e.gate = make(chan struct{})
+	h.put(services.Service{ID: "svc-a", Status: services.StatusSleeping, Port: e.port, SleepMode: true})
+	sc, _ := h.start()
+	first := make(chan error, 1)
+	go func() {
+		a, err := sc.Admit(t.Context(), "svc-a", AdmitOptions{MaxQueue: 1})
+		if err == nil {
+			a.Done(RequestFigures{})
+		}
+		first <- err
+	}()
+	until(t, "the first waiter", func() bool { w, _, _ := flowState(sc, "svc-a"); return w == 1 })
+	_, err := sc.Admit(t.Context(), "svc-a", AdmitOptions{MaxQueue: 1})
+	var nr *NotReadyError
+	if !errors.As(err, &nr) || !errs.Is(err, errs.Unavailable) {
+		t.Errorf("second waiter: %v, want a not-ready refusal", err)
+	}
+	close(e.gate)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+}

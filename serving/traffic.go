@@ -1,0 +1,157 @@
+package serving
+
+import (
+	"time"
+
+	"aima/services"
+)
+
+// RequestFigures is what one finished request adds to its service's figures.
+type RequestFigures struct {
+	TokensIn, TokensOut int
+	TTFT                time.Duration // 0: no token was produced
+	Failed              bool
+}
+
+// entry is the serving state of one service: its figures, and what
+// holds its requests off.
+type entry struct {
+	services.Traffic
+	ttftSum time.Duration
+	ttftN   int64
+	// holds counts what stops admitting new requests (they wait): a
+	// release or a swap waiting for the requests in flight, an eviction,
+	// a GPU drain. Each hold ends with its own release, so one ending
+	// never reopens a service another still holds.
+	holds int
+	// moving counts the GPU drains moving it to other GPUs: waiters wait
+	// for that instead of starting it (quiesce.go).
+	moving int
+	// idle release: the service is released at lastActivity+idle while
+	// nothing is in flight or waiting (idle == 0: never).
+	idle         time.Duration
+	lastActivity time.Time
+}
+
+// held reports whether new requests are held off.
+func (f *entry) held() bool { return f.holds > 0 }
+
+// entryLocked returns the service's entry, creating it.
+func (sc *Scheduler) entryLocked(id string) *entry {
+	f, ok := sc.entries[id]
+	if !ok {
+		f = &entry{}
+		sc.entries[id] = f
+	}
+	return f
+}
+
+// notifyLocked wakes everyone waiting for a change.
+func (sc *Scheduler) notifyLocked() {
+	close(sc.changed)
+	sc.changed = make(chan struct{})
+	select {
+	case sc.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (sc *Scheduler) notify() {
+	sc.mu.Lock()
+	sc.notifyLocked()
+	sc.mu.Unlock()
+}
+
+// waitCh returns the channel the next change closes. Take it before
+// reading the state it guards, so no change falls between.
+func (sc *Scheduler) waitCh() <-chan struct{} {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return sc.changed
+}
+
+// Figures returns a copy of the service's figures, or nil before its
+// first request (services.Serving: Get and List show them; the router
+// picks the least busy of a model's services by them).
+func (sc *Scheduler) Figures(id string) *services.Traffic {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	f, ok := sc.entries[id]
+	if !ok {
+		return nil
+	}
+	t := f.Traffic
+	return &t
+}
+
+// waiting returns how many requests wait for the service.
+func (sc *Scheduler) waiting(id string) int {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if f, ok := sc.entries[id]; ok {
+		return f.Waiting
+	}
+	return 0
+}
+
+// forget drops a deleted service's state and its ready record.
+func (sc *Scheduler) forget(id string) {
+	sc.readyMu.Lock()
+	delete(sc.ready, id)
+	sc.readyMu.Unlock()
+	sc.mu.Lock()
+	delete(sc.entries, id)
+	sc.notifyLocked()
+	sc.mu.Unlock()
+}
+
+// arm (re)starts the idle clock of a service that became ready.
+func (sc *Scheduler) arm(id string, idle time.Duration, now time.Time) {
+	sc.mu.Lock()
+	f := sc.entryLocked(id)
+	f.idle, f.lastActivity = idle, now
+	sc.notifyLocked()
+	sc.mu.Unlock()
+}
+
+// finish records the end of an admitted request.
+func (sc *Scheduler) finish(id string, r RequestFigures, now time.Time) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	f := sc.entryLocked(id)
+	f.InFlight--
+	f.TokensIn += int64(r.TokensIn)
+	f.TokensOut += int64(r.TokensOut)
+	if r.Failed {
+		f.Failed++
+	}
+	if r.TTFT > 0 {
+		f.ttftSum += r.TTFT
+		f.ttftN++
+		f.LastTTFTMs = float64(r.TTFT.Microseconds()) / 1000
+		f.AvgTTFTMs = float64((f.ttftSum / time.Duration(f.ttftN)).Microseconds()) / 1000
+	}
+	f.lastActivity = now
+	t := now
+	f.LastRequestAt = &t
+	sc.notifyLocked()
+}
+
+// idleDue returns the services whose idle time has run out at now, and
+// when the next one will (zero: none armed).
+func (sc *Scheduler) idleDue(now time.Time) (due []string, next time.Time) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	for id, f := range sc.entries {
+		if f.idle <= 0 || f.InFlight > 0 || f.Waiting > 0 || f.held() {
+			continue
+		}
+		at := f.lastActivity.Add(f.idle)
+		if !at.After(now) {
+			due = append(due, id)
+		} else if next.IsZero() || at.Before(next) {
+			next = at
+		}
+	}
+	return due, next
+}
