@@ -44,7 +44,7 @@ type Service struct {
 	PreviousExit   string     `json:"previous_exit,omitempty" jsonschema:"how the previous run ended"`
 	PreviousLogs   []string   `json:"previous_logs,omitempty" jsonschema:"last log lines of the previous run (service_logs previous=true)"`
 	UnhealthySince *time.Time `json:"unhealthy_since,omitempty" jsonschema:"when the liveness probe started failing"`
-	// Serving through the gateway (see admit.go, swap.go, idle.go).
+	// Serving through the gateway (package serving: admission, swaps, idle release).
 	ServedModel string   `json:"served_model,omitempty" jsonschema:"the model name the engine serves (what inference requests are rewritten to)"`
 	Aliases     []string `json:"aliases,omitempty" jsonschema:"more model names inference requests may use for this service"`
 	OnDemand    bool     `json:"on_demand,omitempty" jsonschema:"the first inference request for its model starts (or wakes) the service"`
