@@ -193,3 +193,26 @@ func TestSleepingServiceStopsAndFails(t *testing.T) {
 		t.Fatalf("sleeping service whose container died: %s (%s), failure %q", b.Status, b.Reason, b.Failure)
 	}
 }
+
+// TestTransitionHookPanicIsContained: a transition hook that panics is
+// recovered; the change is stored and later hooks are still told.
+func TestTransitionHookPanicIsContained(t *testing.T) {
+	t.Parallel()
+	m := newSleepManager(t)
+	e := newFakeEngine(t, "a", &callLog{})
+	put(t, m, Service{ID: "svc-a", Status: StatusRunning, Port: e.port, SleepMode: true})
+	m.OnTransition(func(Transition) { panic("a bug in a hook") })
+	var told atomic.Int32
+	m.OnTransition(func(tr Transition) {
+		if tr.Service.ID == "svc-a" && tr.From == StatusRunning && tr.Service.Status == StatusSleeping {
+			told.Add(1)
+		}
+	})
+	s, err := m.Sleep(t.Context(), "svc-a")
+	if err != nil || s.Status != StatusSleeping || status(t, m, "svc-a") != StatusSleeping {
+		t.Fatalf("sleep: %s, %v", s.Status, err)
+	}
+	if told.Load() != 1 {
+		t.Errorf("the hook after the panicking one was told %d times, want 1", told.Load())
+	}
+}

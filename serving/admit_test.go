@@ -152,3 +152,65 @@ func TestQueueBound(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestHoldsAreCounted: two holds of one service (here a GPU drain's and an
+// eviction's claim would be two callers) each end with their own release:
+// the first release does not reopen the service the second still holds.
+func TestHoldsAreCounted(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.put(services.Service{ID: "svc-a", Status: services.StatusRunning, Port: 1})
+	sc, _ := h.start()
+	first, left := sc.Quiesce(t.Context(), "svc-a", services.QuiesceOptions{})
+	if left != 0 {
+		t.Fatalf("%d in flight, want none", left)
+	}
+	if _, ok := sc.ClaimIdle("svc-a"); ok {
+		t.Fatal("an eviction claimed a held service")
+	}
+	second := sc.hold("svc-a", false)
+	first()
+	first() // a second call does nothing
+	admitted := make(chan error, 1)
+	go func() {
+		a, err := sc.Admit(t.Context(), "svc-a", AdmitOptions{})
+		if err == nil {
+			a.Done(RequestFigures{})
+		}
+		admitted <- err
+	}()
+	until(t, "the request to wait", func() bool { w, _, held := flowState(sc, "svc-a"); return w == 1 && held })
+	second()
+	if err := <-admitted; err != nil {
+		t.Fatal(err)
+	}
+	if _, idle := sc.Idle("svc-a"); !idle {
+		t.Error("not idle after every hold ended and the request was done")
+	}
+}
+
+// TestDeleteForgetsFigures: a delete reaches the serving layer through the
+// transition hook, which drops the service's figures and ready record.
+func TestDeleteForgetsFigures(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.put(services.Service{ID: "svc-a", Status: services.StatusRunning, Port: 1})
+	sc, m := h.start()
+	a, err := sc.Admit(t.Context(), "svc-a", AdmitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Done(RequestFigures{TokensOut: 3})
+	if tr := sc.Figures("svc-a"); tr == nil || tr.Requests != 1 {
+		t.Fatalf("figures before the delete: %+v", tr)
+	}
+	if _, err := m.Delete(t.Context(), "svc-a"); err != nil {
+		t.Fatal(err)
+	}
+	if tr := sc.Figures("svc-a"); tr != nil {
+		t.Errorf("figures after the delete: %+v", tr)
+	}
+	if _, ok := sc.readyNow("svc-a"); ok {
+		t.Error("the deleted service is still in the ready cache")
+	}
+}
