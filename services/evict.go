@@ -11,11 +11,11 @@ import (
 	"aima/gpu"
 )
 
-// Making room by eviction: a start or a wake whose placement is refused
-// may free GPUs by releasing idle services created with evictable (sleep
-// where the engine can, else stop), least recently used first. Only
-// running services with nothing in flight, waiting or held are taken
-// (the serving layer's ClaimIdle decides atomically), and only as many as the placement
+// Making room by eviction: a start or a wake whose placement is refused may
+// free GPUs by releasing idle services created with evictable (sleep where
+// the engine can, else stop), least recently used first. Only running
+// services with nothing in flight, waiting or held are taken (the serving
+// layer's ClaimIdle decides atomically), and only as many as the placement
 // needs: the choice is simulated on the inventory and the leases with
 // gpu.Released and gpu.Place before anything is released. Each side's
 // events say what happened: the starter names who it evicted and why, the

@@ -71,28 +71,28 @@ func (a *Admission) Done(r RequestFigures) {
 // waiter with its reason. ctx bounds the wait.
 func (sc *Scheduler) Admit(ctx context.Context, id string, opts AdmitOptions) (*Admission, error) {
 	sc.mu.Lock()
-	f := sc.entryLocked(id)
-	if !f.held() {
+	e := sc.entryLocked(id)
+	if !e.held() {
 		if s, ok := sc.readyNow(id); ok {
 			// Fast path: a ready service admits without a store read.
-			f.InFlight++
-			f.Requests++
+			e.InFlight++
+			e.Requests++
 			sc.mu.Unlock()
 			return &Admission{Service: s, sc: sc}, nil
 		}
 	}
-	if opts.MaxQueue > 0 && f.Waiting >= opts.MaxQueue {
+	if opts.MaxQueue > 0 && e.Waiting >= opts.MaxQueue {
 		sc.mu.Unlock()
-		return nil, notReady("%d requests already wait for service %s; try again later", f.Waiting, id)
+		return nil, notReady("%d requests already wait for service %s; try again later", e.Waiting, id)
 	}
-	f.Waiting++
+	e.Waiting++
 	sc.notifyLocked()
 	sc.mu.Unlock()
 	waiting := true
 	defer func() {
 		if waiting {
 			sc.mu.Lock()
-			f.Waiting--
+			e.Waiting--
 			sc.notifyLocked()
 			sc.mu.Unlock()
 		}
@@ -112,11 +112,11 @@ func (sc *Scheduler) Admit(ctx context.Context, id string, opts AdmitOptions) (*
 		}
 		if s.Status == services.StatusRunning || s.Status == services.StatusUnhealthy {
 			sc.mu.Lock()
-			if !f.held() {
-				f.Waiting--
+			if !e.held() {
+				e.Waiting--
 				waiting = false
-				f.InFlight++
-				f.Requests++
+				e.InFlight++
+				e.Requests++
 				sc.notifyLocked()
 				sc.mu.Unlock()
 				if s.Status == services.StatusRunning {

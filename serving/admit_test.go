@@ -104,7 +104,7 @@ func TestWaitersShareOneWake(t *testing.T) {
 	}
 	// All five wait at once while the one wake is held at the engine.
 	until(t, "five waiters and a wake call", func() bool {
-		w, _, _ := flowState(sc, "svc-a")
+		w, _, _ := requestCounts(sc, "svc-a")
 		return w == 5 && e.wakes.Load() >= 1
 	})
 	close(e.gate)
@@ -121,7 +121,7 @@ func TestWaitersShareOneWake(t *testing.T) {
 		t.Errorf("a waiter was told it waits for %q, want only \"waking\"", what)
 		return true
 	})
-	if w, in, _ := flowState(sc, "svc-a"); w != 0 || in != 0 {
+	if w, in, _ := requestCounts(sc, "svc-a"); w != 0 || in != 0 {
 		t.Errorf("after the requests: %d waiting, %d in flight", w, in)
 	}
 }
@@ -141,7 +141,7 @@ func TestQueueBound(t *testing.T) {
 		}
 		first <- err
 	}()
-	until(t, "the first waiter", func() bool { w, _, _ := flowState(sc, "svc-a"); return w == 1 })
+	until(t, "the first waiter", func() bool { w, _, _ := requestCounts(sc, "svc-a"); return w == 1 })
 	_, err := sc.Admit(t.Context(), "svc-a", AdmitOptions{MaxQueue: 1})
 	var nr *NotReadyError
 	if !errors.As(err, &nr) || !errs.Is(err, errs.Unavailable) {
@@ -179,7 +179,7 @@ func TestHoldsAreCounted(t *testing.T) {
 		}
 		admitted <- err
 	}()
-	until(t, "the request to wait", func() bool { w, _, held := flowState(sc, "svc-a"); return w == 1 && held })
+	until(t, "the request to wait", func() bool { w, _, held := requestCounts(sc, "svc-a"); return w == 1 && held })
 	second()
 	if err := <-admitted; err != nil {
 		t.Fatal(err)

@@ -167,12 +167,12 @@ func waitStatus(t *testing.T, m *services.Manager, id string, want services.Stat
 	return 0
 }
 
-// flowState reads a service's serving state under the scheduler's lock.
-func flowState(sc *Scheduler, id string) (waiting, inFlight int, held bool) {
+// requestCounts reads a service's serving state under the scheduler's lock.
+func requestCounts(sc *Scheduler, id string) (waiting, inFlight int, held bool) {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
-	if f, ok := sc.entries[id]; ok {
-		return f.Waiting, f.InFlight, f.held()
+	if e, ok := sc.entries[id]; ok {
+		return e.Waiting, e.InFlight, e.held()
 	}
 	return 0, 0, false
 }

@@ -44,16 +44,16 @@ func (sc *Scheduler) releaseIdleContained(ctx context.Context, id string) {
 // releaseIdle releases one idle service, if it still is idle.
 func (sc *Scheduler) releaseIdle(ctx context.Context, id string) {
 	sc.mu.Lock()
-	f := sc.entryLocked(id)
-	idle, last := f.idle, f.lastActivity
-	if f.InFlight > 0 || f.Waiting > 0 || f.held() || idle <= 0 || sc.now().Before(last.Add(idle)) {
+	e := sc.entryLocked(id)
+	idle, last := e.idle, e.lastActivity
+	if e.InFlight > 0 || e.Waiting > 0 || e.held() || idle <= 0 || sc.now().Before(last.Add(idle)) {
 		sc.mu.Unlock()
 		return
 	}
-	f.idle = 0 // disarmed; the next ready transition arms it again
-	f.holds++
+	e.idle = 0 // disarmed; the next ready transition arms it again
+	e.holds++
 	sc.mu.Unlock()
-	defer sc.releaser(f, false)()
+	defer sc.releaser(e, false)()
 	s, err := sc.m.Get(ctx, id)
 	if err != nil || (s.Status != services.StatusRunning && s.Status != services.StatusUnhealthy) {
 		return

@@ -37,25 +37,25 @@ func (sc *Scheduler) quiesce(ctx context.Context, id string) (func(), error) {
 // function is called (once; later calls do nothing).
 func (sc *Scheduler) hold(id string, moving bool) func() {
 	sc.mu.Lock()
-	f := sc.entryLocked(id)
-	f.holds++
+	e := sc.entryLocked(id)
+	e.holds++
 	if moving {
-		f.moving++
+		e.moving++
 	}
 	sc.mu.Unlock()
-	return sc.releaser(f, moving)
+	return sc.releaser(e, moving)
 }
 
-// releaser ends one hold of f and wakes the waiters.
-func (sc *Scheduler) releaser(f *entry, moving bool) func() {
+// releaser ends one hold of e and wakes the waiters.
+func (sc *Scheduler) releaser(e *entry, moving bool) func() {
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			sc.mu.Lock()
 			defer sc.mu.Unlock()
-			f.holds--
+			e.holds--
 			if moving {
-				f.moving--
+				e.moving--
 			}
 			sc.notifyLocked()
 		})
@@ -91,12 +91,12 @@ func (sc *Scheduler) awaitNoneInFlight(ctx context.Context, id string, inFlight 
 func (sc *Scheduler) ClaimIdle(id string) (func(), bool) {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
-	f := sc.entryLocked(id)
-	if !f.idleNow() {
+	e := sc.entryLocked(id)
+	if !e.idleNow() {
 		return nil, false
 	}
-	f.holds++
-	return sc.releaser(f, false), true
+	e.holds++
+	return sc.releaser(e, false), true
 }
 
 // Idle reports whether the service has nothing in flight, waiting or
@@ -105,22 +105,22 @@ func (sc *Scheduler) ClaimIdle(id string) (func(), bool) {
 func (sc *Scheduler) Idle(id string) (lastUsed time.Time, idle bool) {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
-	f, ok := sc.entries[id]
+	e, ok := sc.entries[id]
 	if !ok {
 		return time.Time{}, true
 	}
-	return f.lastActivity, f.idleNow()
+	return e.lastActivity, e.idleNow()
 }
 
 // idleNow reports an entry with nothing in flight, waiting or held.
-func (f *entry) idleNow() bool {
-	return f.InFlight == 0 && f.Waiting == 0 && !f.held() && f.moving == 0
+func (e *entry) idleNow() bool {
+	return e.InFlight == 0 && e.Waiting == 0 && !e.held() && e.moving == 0
 }
 
 // isMoving reports a service a GPU drain is moving.
 func (sc *Scheduler) isMoving(id string) bool {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
-	f, ok := sc.entries[id]
-	return ok && f.moving > 0
+	e, ok := sc.entries[id]
+	return ok && e.moving > 0
 }

@@ -38,13 +38,13 @@ func TestSwapWaitsForInFlightThenSleepsThenWakes(t *testing.T) {
 	}()
 	// The swap has begun draining a, whose request is still in flight: b
 	// waits, a still runs and no engine was called.
-	until(t, "the swap to drain a", func() bool { _, _, d := flowState(sc, "svc-a"); return d })
+	until(t, "the swap to drain a", func() bool { _, _, d := requestCounts(sc, "svc-a"); return d })
 	select {
 	case err := <-gotB:
 		t.Fatalf("b admitted while a still had a request in flight: %v", err)
 	default:
 	}
-	if w, _, _ := flowState(sc, "svc-b"); w != 1 {
+	if w, _, _ := requestCounts(sc, "svc-b"); w != 1 {
 		t.Fatalf("%d requests wait for b, want 1", w)
 	}
 	if st := status(t, m, "svc-a"); st != services.StatusRunning {
@@ -104,7 +104,7 @@ func TestSwapDuringIdleRelease(t *testing.T) {
 		results <- err
 	}
 	go admit("svc-a")
-	until(t, "a request waiting for a", func() bool { w, _, _ := flowState(sc, "svc-a"); return w == 1 })
+	until(t, "a request waiting for a", func() bool { w, _, _ := requestCounts(sc, "svc-a"); return w == 1 })
 	go admit("svc-b")
 	// b's swap has reached a, which a request waits for, and says so.
 	until(t, "b's swap to wait for a", func() bool {

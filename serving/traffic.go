@@ -34,16 +34,16 @@ type entry struct {
 }
 
 // held reports whether new requests are held off.
-func (f *entry) held() bool { return f.holds > 0 }
+func (e *entry) held() bool { return e.holds > 0 }
 
 // entryLocked returns the service's entry, creating it.
 func (sc *Scheduler) entryLocked(id string) *entry {
-	f, ok := sc.entries[id]
+	e, ok := sc.entries[id]
 	if !ok {
-		f = &entry{}
-		sc.entries[id] = f
+		e = &entry{}
+		sc.entries[id] = e
 	}
-	return f
+	return e
 }
 
 // notifyLocked wakes everyone waiting for a change.
@@ -76,11 +76,11 @@ func (sc *Scheduler) waitCh() <-chan struct{} {
 func (sc *Scheduler) Figures(id string) *services.Traffic {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
-	f, ok := sc.entries[id]
+	e, ok := sc.entries[id]
 	if !ok {
 		return nil
 	}
-	t := f.Traffic
+	t := e.Traffic
 	return &t
 }
 
@@ -88,8 +88,8 @@ func (sc *Scheduler) Figures(id string) *services.Traffic {
 func (sc *Scheduler) waiting(id string) int {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
-	if f, ok := sc.entries[id]; ok {
-		return f.Waiting
+	if e, ok := sc.entries[id]; ok {
+		return e.Waiting
 	}
 	return 0
 }
@@ -108,8 +108,8 @@ func (sc *Scheduler) forget(id string) {
 // arm (re)starts the idle clock of a service that became ready.
 func (sc *Scheduler) arm(id string, idle time.Duration, now time.Time) {
 	sc.mu.Lock()
-	f := sc.entryLocked(id)
-	f.idle, f.lastActivity = idle, now
+	e := sc.entryLocked(id)
+	e.idle, e.lastActivity = idle, now
 	sc.notifyLocked()
 	sc.mu.Unlock()
 }
@@ -118,22 +118,22 @@ func (sc *Scheduler) arm(id string, idle time.Duration, now time.Time) {
 func (sc *Scheduler) finish(id string, r RequestFigures, now time.Time) {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
-	f := sc.entryLocked(id)
-	f.InFlight--
-	f.TokensIn += int64(r.TokensIn)
-	f.TokensOut += int64(r.TokensOut)
+	e := sc.entryLocked(id)
+	e.InFlight--
+	e.TokensIn += int64(r.TokensIn)
+	e.TokensOut += int64(r.TokensOut)
 	if r.Failed {
-		f.Failed++
+		e.Failed++
 	}
 	if r.TTFT > 0 {
-		f.ttftSum += r.TTFT
-		f.ttftN++
-		f.LastTTFTMs = float64(r.TTFT.Microseconds()) / 1000
-		f.AvgTTFTMs = float64((f.ttftSum / time.Duration(f.ttftN)).Microseconds()) / 1000
+		e.ttftSum += r.TTFT
+		e.ttftN++
+		e.LastTTFTMs = float64(r.TTFT.Microseconds()) / 1000
+		e.AvgTTFTMs = float64((e.ttftSum / time.Duration(e.ttftN)).Microseconds()) / 1000
 	}
-	f.lastActivity = now
+	e.lastActivity = now
 	t := now
-	f.LastRequestAt = &t
+	e.LastRequestAt = &t
 	sc.notifyLocked()
 }
 
@@ -142,11 +142,11 @@ func (sc *Scheduler) finish(id string, r RequestFigures, now time.Time) {
 func (sc *Scheduler) idleDue(now time.Time) (due []string, next time.Time) {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
-	for id, f := range sc.entries {
-		if f.idle <= 0 || f.InFlight > 0 || f.Waiting > 0 || f.held() {
+	for id, e := range sc.entries {
+		if e.idle <= 0 || e.InFlight > 0 || e.Waiting > 0 || e.held() {
 			continue
 		}
-		at := f.lastActivity.Add(f.idle)
+		at := e.lastActivity.Add(e.idle)
 		if !at.After(now) {
 			due = append(due, id)
 		} else if next.IsZero() || at.Before(next) {
