@@ -56,6 +56,7 @@ func (sc *Scheduler) notifyLocked() {
 	}
 }
 
+// notify is notifyLocked for a caller without the lock.
 func (sc *Scheduler) notify() {
 	sc.mu.Lock()
 	sc.notifyLocked()
