@@ -15,8 +15,12 @@ import (
 const restartSeqGap = 1 << 24
 
 // DefaultLogLimit is how many recent events per service the bus keeps in
-// memory for replay; older durable events are read back from the Journal.
-const DefaultLogLimit = 4096
+// memory for replay (between this and twice this, see Publish); older
+// durable events are read back from the Journal. It bounds what a busy
+// service costs: every /v1 request is an event, kept only in memory, so a
+// window of thousands cost megabytes per service a day into serving; a
+// start's phases and milestones fit in a few dozen.
+const DefaultLogLimit = 256
 
 // Bus fans events out to subscribers with replay. The zero value is not
 // usable; call NewBus.

@@ -180,7 +180,8 @@ func TestSubscribeMidStreamNoGapNoDuplicate(t *testing.T) {
 		name string
 		opts []events.Option
 	}{
-		{"default", nil},
+		// Without a journal the window must hold the whole run.
+		{"window holds all", []events.Option{events.WithLogLimit(1000)}},
 		// A small window with a journal: the subscriber may fall behind
 		// the window, but every event here is durable.
 		{"small window with journal", []events.Option{events.WithLogLimit(16), events.WithJournal(newMemJournal())}},

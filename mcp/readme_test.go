@@ -26,7 +26,8 @@ type readmeServer struct {
 	URL     string            `json:"url"`
 }
 
-// TestReadmeSnippets parses every JSON snippet of the README and, for each
+// TestReadmeSnippets parses every JSON snippet of the README and of
+// docs/reference/mcp.md and, for each
 // MCP client config in them, checks it: a stdio server whose command is
 // aima is started (the built binary, pointed at a test daemon through the
 // snippet's own AIMA_ADDR key) and must initialize and list the tools; an
@@ -36,13 +37,17 @@ func TestReadmeSnippets(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the aima binary")
 	}
-	readme, err := os.ReadFile(filepath.Join(testenv.ModuleRoot(t), "README.md"))
-	if err != nil {
-		t.Fatal(err)
+	var docs []byte
+	for _, page := range []string{"README.md", "docs/reference/mcp.md"} {
+		b, err := os.ReadFile(filepath.Join(testenv.ModuleRoot(t), page))
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, b...)
 	}
-	blocks := regexp.MustCompile("(?s)```json\n(.*?)```").FindAllStringSubmatch(string(readme), -1)
-	if len(blocks) < 5 {
-		t.Fatalf("found %d JSON snippets in the README", len(blocks))
+	blocks := regexp.MustCompile("(?s)```json\n(.*?)```").FindAllStringSubmatch(string(docs), -1)
+	if len(blocks) < 6 {
+		t.Fatalf("found %d JSON snippets in the README and docs/reference/mcp.md", len(blocks))
 	}
 	bin := testenv.BuildAima(t)
 	url := fakeDaemonURL(t)
