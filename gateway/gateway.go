@@ -112,23 +112,24 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request) {
 		if f != nil {
 			f.Flush()
 		}
+		// Each event goes out as soon as nothing more has arrived (one
+		// write for a burst that arrived together) and the last flush is
+		// streamFlushGap old: one event at a time at any engine's pace.
+		out := newPacedFlusher(w, f, streamFlushGap)
 		for {
 			ev, err := resp.Next()
 			if errors.Is(err, io.EOF) {
+				out.close()
 				return
 			}
 			if err != nil {
+				out.close()
 				abortStream(w, f, err)
 				return // the client went away
 			}
-			if _, err := w.Write(ev); err != nil {
+			if err := out.write(ev, resp.Buffered()); err != nil {
+				out.close()
 				return
-			}
-			// Flush as soon as nothing more has arrived: one event at a
-			// time at the engine's pace, one write for a burst that
-			// arrived together.
-			if f != nil && !resp.Buffered() {
-				f.Flush()
 			}
 		}
 	}
