@@ -160,9 +160,9 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 // maxDurationSeconds is the longest duration a number of seconds may give.
 const maxDurationSeconds = float64(math.MaxInt64 / int64(time.Second))
 
-// Default returns the built-in settings.
-// The settings the domain's options also have take their defaults from
-// settings, which services' and inference's DefaultOptions read too.
+// Default returns the built-in settings. Those the domain's options also
+// have take their defaults from settings, as services' and inference's
+// DefaultOptions do.
 func Default() Config {
 	return Config{
 		Gateway:          Gateway{MaxQueue: settings.GatewayMaxQueue, MaxWait: Duration(settings.GatewayMaxWait), MaxBody: settings.GatewayMaxBody},
@@ -242,16 +242,19 @@ func (c *Config) Validate() error {
 	if err := c.validateCluster(); err != nil {
 		return err
 	}
-	var err error
-	if c.GPUAttach, err = runtime.ParseGPUAttach(string(c.GPUAttach)); err != nil {
+	attach, err := runtime.ParseGPUAttach(string(c.GPUAttach))
+	if err != nil {
 		return err
 	}
-	if c.GPUPolicy, err = settings.ParseGPUPolicy(string(c.GPUPolicy)); err != nil {
+	policy, err := settings.ParseGPUPolicy(string(c.GPUPolicy))
+	if err != nil {
 		return err
 	}
-	if c.OnOOM, err = settings.ParseOnOOM(string(c.OnOOM)); err != nil {
+	onOOM, err := settings.ParseOnOOM(string(c.OnOOM))
+	if err != nil {
 		return err
 	}
+	c.GPUAttach, c.GPUPolicy, c.OnOOM = attach, policy, onOOM
 	if err := c.validateRuntime(); err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"aima/config"
 	"aima/engines"
 	"aima/errs"
+	"aima/runtime"
 	"aima/settings"
 )
 
@@ -76,6 +77,34 @@ func TestParse(t *testing.T) {
 				}
 			},
 		},
+		{
+			// The enumerated settings come back in the form their readers
+			// take as it is: the daemon parses none of them again.
+			name: "enumerated settings in canonical form",
+			yaml: "gpu_attach: \"\"\ngpu_policy: \"\"\non_oom: fail\n",
+			check: func(t *testing.T, c config.Config) {
+				if c.GPUAttach != runtime.GPUAttachDeviceRequests || c.GPUPolicy != settings.GPUPolicyPack || c.OnOOM != settings.OnOOMFail {
+					t.Errorf("gpu_attach %q, gpu_policy %q, on_oom %q", c.GPUAttach, c.GPUPolicy, c.OnOOM)
+				}
+			},
+		},
+		{
+			name: "enumerated settings set",
+			yaml: "gpu_attach: cdi\ngpu_policy: spread\non_oom: retune\n",
+			check: func(t *testing.T, c config.Config) {
+				if c.GPUAttach != runtime.GPUAttachCDI || c.GPUPolicy != settings.GPUPolicySpread || c.OnOOM != settings.OnOOMRetune {
+					t.Errorf("gpu_attach %q, gpu_policy %q, on_oom %q", c.GPUAttach, c.GPUPolicy, c.OnOOM)
+				}
+			},
+		},
+		{name: "bad gpu_attach", yaml: "gpu_attach: magic\n", wantErr: "gpu_attach"},
+		{name: "bad gpu_policy", yaml: "gpu_policy: random\n", wantErr: "want pack or spread"},
+		{name: "bad on_oom", yaml: "on_oom: ignore\n", wantErr: "want fail or retune"},
+		{name: "port range with spaces", yaml: "port_range: \" 20000-20010 \"\n", check: func(t *testing.T, c config.Config) {
+			if c.PortRange != (config.PortRange{Low: 20000, High: 20010}) {
+				t.Errorf("port_range %+v", c.PortRange)
+			}
+		}},
 		{name: "runtime unknown", yaml: "runtime: podman\n", wantErr: "want docker or kubernetes"},
 		{name: "kubernetes pvc without claim", yaml: "runtime: kubernetes\nkubernetes: {models: {kind: pvc}}\n", wantErr: "needs claim"},
 		{name: "kubernetes bad namespace", yaml: "runtime: kubernetes\nkubernetes: {namespace: Not_A_Name}\n", wantErr: "kubernetes.namespace"},
