@@ -61,18 +61,14 @@ func (g *storeGuard) enter(pre error, write bool) error {
 	if pre != nil {
 		return pre
 	}
+	l := g.mu.RLocker()
 	if write {
-		g.mu.Lock()
-	} else {
-		g.mu.RLock()
+		l = &g.mu
 	}
-	if !g.closed {
-		return nil
+	l.Lock()
+	if g.closed {
+		l.Unlock()
+		return errClosed
 	}
-	if write {
-		g.mu.Unlock()
-	} else {
-		g.mu.RUnlock()
-	}
-	return errClosed
+	return nil
 }
