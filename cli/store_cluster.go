@@ -18,10 +18,12 @@ import (
 // aima.db and the Kubernetes API server), and `aima store check` of a
 // store kept by the API server. All of them are state.Copy.
 
-// storeConfig is the config the store commands read (--config).
+// storeConfig is the config the store commands read (--config), checked
+// as the daemon checks it.
 func storeConfig(cmd *ucli.Command) (config.Config, error) {
 	path := cmd.String("config")
-	return config.Load(path, path != "")
+	cfg, _, err := daemon.LoadConfig(path)
+	return cfg, err
 }
 
 // openStore opens the store the config names, as the daemon does.

@@ -1,6 +1,10 @@
 // Package config loads aima's YAML configuration file. Every setting has a
 // default, so a missing file is fine; an unreadable or malformed one is an
-// InvalidArgument error that names the file and the problem.
+// InvalidArgument error that names the file and the problem. It imports no
+// domain package: it returns typed, validated values (durations, the port
+// range as numbers, the GPU and on_oom policies of settings) that the daemon
+// hands to the domain's options as they are. The engines section is the one
+// the engine catalog checks (daemon.LoadConfig).
 package config
 
 import (
@@ -20,12 +24,9 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"aima/engines"
 	"aima/errs"
-	"aima/gpu"
-	"aima/inference"
 	"aima/runtime"
-	"aima/services"
+	"aima/settings"
 )
 
 // MaxFileSize caps the config file; a larger one is rejected, not read.
@@ -34,14 +35,14 @@ const MaxFileSize = 1 << 20
 // Config is the whole file.
 type Config struct {
 	// Engines overrides the built-in engine catalog per engine type.
-	Engines map[string]engines.Override `yaml:"engines"`
+	Engines map[string]settings.EngineOverride `yaml:"engines"`
 	// Store selects the state backend: bolt (default), memory, gokv-file,
 	// or kubernetes (the API server of the kubernetes section).
 	Store string `yaml:"store"`
 	// BindHost is the host address engine ports are published on.
 	BindHost string `yaml:"bind_host"`
 	// PortRange is "LOW-HIGH", the host ports handed to services without --port.
-	PortRange string `yaml:"port_range"`
+	PortRange PortRange `yaml:"port_range"`
 	// StartTimeout is the default deadline of a start when none is given.
 	StartTimeout Duration `yaml:"start_timeout"`
 	// StopTimeout is the grace between SIGTERM and SIGKILL on stop.
@@ -66,10 +67,10 @@ type Config struct {
 	// hosts whose default Docker runtime is nvidia).
 	GPUAttach runtime.GPUAttach `yaml:"gpu_attach"`
 	// GPUPolicy is how N GPUs are picked: pack (default) or spread.
-	GPUPolicy string `yaml:"gpu_policy"`
+	GPUPolicy settings.GPUPolicy `yaml:"gpu_policy"`
 	// OnOOM is the on_oom of services created without one: fail (default)
 	// or retune (see docs/reference/gpus.md).
-	OnOOM string `yaml:"on_oom"`
+	OnOOM settings.OnOOM `yaml:"on_oom"`
 	// NvidiaSMI is the nvidia-smi binary the inventory runs (default:
 	// nvidia-smi on PATH; "off" disables the GPU inventory).
 	NvidiaSMI string `yaml:"nvidia_smi"`
@@ -113,7 +114,11 @@ type HTTP struct {
 	MaxConnectionsPerClient int `yaml:"max_connections_per_client"`
 }
 
-// DefaultHTTP are the http section's defaults.
+// DefaultHTTP are the http section's defaults. The connection bounds are
+// enough for browsers, CLIs following logs and a benchmark client with a
+// few hundred concurrent /v1 requests on one address, far below what a
+// flood would take (each connection holds a file descriptor, a goroutine
+// and its buffers).
 func DefaultHTTP() HTTP {
 	return HTTP{IdleTimeout: Duration(2 * time.Minute), BodyTimeout: Duration(time.Minute), MaxConnections: 2048, MaxConnectionsPerClient: 512}
 }
@@ -128,11 +133,6 @@ type Gateway struct {
 	MaxWait Duration `yaml:"max_wait"`
 	// MaxBody caps a request body in bytes (413 beyond).
 	MaxBody int64 `yaml:"max_body"`
-}
-
-// Options returns the gateway settings for the inference package.
-func (g Gateway) Options() inference.Options {
-	return inference.Options{MaxQueue: g.MaxQueue, MaxWait: time.Duration(g.MaxWait), MaxBody: g.MaxBody}
 }
 
 // Duration is a time.Duration that reads "90s" or "5m" from YAML.
@@ -160,24 +160,24 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 // maxDurationSeconds is the longest duration a number of seconds may give.
 const maxDurationSeconds = float64(math.MaxInt64 / int64(time.Second))
 
-// Default returns the built-in settings.
+// Default returns the built-in settings. Those the domain's options also
+// have take their defaults from settings, as services' and inference's
+// DefaultOptions do.
 func Default() Config {
-	d := services.DefaultOptions()
-	gw := inference.DefaultOptions()
 	return Config{
-		Gateway:          Gateway{MaxQueue: gw.MaxQueue, MaxWait: Duration(gw.MaxWait), MaxBody: gw.MaxBody},
+		Gateway:          Gateway{MaxQueue: settings.GatewayMaxQueue, MaxWait: Duration(settings.GatewayMaxWait), MaxBody: settings.GatewayMaxBody},
 		HTTP:             DefaultHTTP(),
 		Store:            "bolt",
-		BindHost:         d.BindHost,
-		PortRange:        fmt.Sprintf("%d-%d", d.PortLow, d.PortHigh),
-		StartTimeout:     Duration(d.StartTimeout),
-		StopTimeout:      Duration(d.StopTimeout),
-		HealthInterval:   Duration(d.HealthInterval),
-		LivenessInterval: Duration(d.LivenessInterval),
-		UnhealthyGrace:   Duration(d.UnhealthyGrace),
-		RestartBackoff:   Duration(d.RestartBackoff),
-		GPUAttach:        d.GPUAttach,
-		GPUPolicy:        string(d.GPUPolicy),
+		BindHost:         settings.BindHost,
+		PortRange:        PortRange{Low: settings.PortLow, High: settings.PortHigh},
+		StartTimeout:     Duration(settings.StartTimeout),
+		StopTimeout:      Duration(settings.StopTimeout),
+		HealthInterval:   Duration(settings.HealthInterval),
+		LivenessInterval: Duration(settings.LivenessInterval),
+		UnhealthyGrace:   Duration(settings.UnhealthyGrace),
+		RestartBackoff:   Duration(settings.RestartBackoff),
+		GPUAttach:        runtime.GPUAttachDeviceRequests,
+		GPUPolicy:        settings.GPUPolicyPack,
 		Runtime:          RuntimeDocker,
 		Kubernetes:       defaultKubernetes(),
 		Cluster:          defaultCluster(),
@@ -222,12 +222,13 @@ func Parse(raw []byte, c *Config) error {
 	return c.Validate()
 }
 
-// Validate checks the settings that can be checked without side effects.
+// Validate checks the settings that can be checked without side effects
+// and puts the enumerated ones in their canonical form ("" and fail for
+// on_oom, "" for the GPU policy and attach mode's defaults), so their
+// readers take them as they are. The engines section is left to the engine
+// catalog (daemon.LoadConfig).
 func (c *Config) Validate() error {
-	if _, err := engines.NewCatalog(c.Engines); err != nil {
-		return err
-	}
-	if _, _, err := c.Ports(); err != nil {
+	if err := c.PortRange.check(c.PortRange.String()); err != nil {
 		return err
 	}
 	if _, err := netip.ParseAddr(c.BindHost); err != nil {
@@ -241,15 +242,19 @@ func (c *Config) Validate() error {
 	if err := c.validateCluster(); err != nil {
 		return err
 	}
-	if _, err := runtime.ParseGPUAttach(string(c.GPUAttach)); err != nil {
+	attach, err := runtime.ParseGPUAttach(string(c.GPUAttach))
+	if err != nil {
 		return err
 	}
-	if _, err := gpu.ParsePolicy(c.GPUPolicy); err != nil {
+	policy, err := settings.ParseGPUPolicy(string(c.GPUPolicy))
+	if err != nil {
 		return err
 	}
-	if _, err := services.ParseOnOOM(c.OnOOM); err != nil {
+	onOOM, err := settings.ParseOnOOM(string(c.OnOOM))
+	if err != nil {
 		return err
 	}
+	c.GPUAttach, c.GPUPolicy, c.OnOOM = attach, policy, onOOM
 	if err := c.validateRuntime(); err != nil {
 		return err
 	}
@@ -267,17 +272,40 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// Ports parses PortRange.
-func (c *Config) Ports() (lo, hi int, err error) {
-	m := portRangeRE.FindStringSubmatch(strings.TrimSpace(c.PortRange))
-	if m != nil {
-		lo, _ = strconv.Atoi(m[1])
-		hi, _ = strconv.Atoi(m[2])
+// PortRange is the host ports handed to services without --port, read
+// from "LOW-HIGH".
+type PortRange struct {
+	Low, High int
+}
+
+// UnmarshalYAML parses "LOW-HIGH" within 1-65535.
+func (p *PortRange) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
 	}
-	if m == nil || lo < 1 || hi > 65535 || lo > hi {
-		return 0, 0, fmt.Errorf("port_range %q: want LOW-HIGH within 1-65535", c.PortRange)
+	var r PortRange
+	if m := portRangeRE.FindStringSubmatch(strings.TrimSpace(s)); m != nil {
+		r.Low, _ = strconv.Atoi(m[1])
+		r.High, _ = strconv.Atoi(m[2])
 	}
-	return lo, hi, nil
+	if err := r.check(s); err != nil {
+		return err
+	}
+	*p = r
+	return nil
+}
+
+// String is the range as the file writes it.
+func (p PortRange) String() string { return fmt.Sprintf("%d-%d", p.Low, p.High) }
+
+// check refuses a range outside 1-65535 or upside down, quoting the
+// setting as written.
+func (p PortRange) check(written string) error {
+	if p.Low < 1 || p.High > 65535 || p.Low > p.High {
+		return fmt.Errorf("port_range %q: want LOW-HIGH within 1-65535", written)
+	}
+	return nil
 }
 
 var portRangeRE = regexp.MustCompile(`^(\d{1,5})-(\d{1,5})$`)

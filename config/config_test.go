@@ -10,6 +10,8 @@ import (
 	"aima/config"
 	"aima/engines"
 	"aima/errs"
+	"aima/runtime"
+	"aima/settings"
 )
 
 func TestDefaultIsValid(t *testing.T) {
@@ -18,9 +20,8 @@ func TestDefaultIsValid(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatalf("Default().Validate() = %v", err)
 	}
-	lo, hi, err := c.Ports()
-	if err != nil || lo != 18000 || hi != 18999 {
-		t.Fatalf("Default().Ports() = %d, %d, %v; want 18000, 18999", lo, hi, err)
+	if p := c.PortRange; p.Low != 18000 || p.High != 18999 || p.String() != "18000-18999" {
+		t.Fatalf("Default().PortRange = %+v; want 18000-18999", p)
 	}
 }
 
@@ -31,7 +32,7 @@ func TestParseReadmeExample(t *testing.T) {
 	if err := config.Parse([]byte(raw), &c); err != nil {
 		t.Fatalf("Parse: %v", err)
 	}
-	want := engines.Override{Image: "aima-enginesim:dev", GPUs: "none"}
+	want := settings.EngineOverride{Image: "aima-enginesim:dev", GPUs: "none"}
 	got, ok := c.Engines["vllm"]
 	if !ok || len(c.Engines) != 1 || got.Image != want.Image || got.GPUs != want.GPUs || len(got.Args) != 0 || len(got.Env) != 0 {
 		t.Fatalf("Engines = %+v, want only vllm: %+v", c.Engines, want)
@@ -76,6 +77,34 @@ func TestParse(t *testing.T) {
 				}
 			},
 		},
+		{
+			// The enumerated settings come back in the form their readers
+			// take as it is: the daemon parses none of them again.
+			name: "enumerated settings in canonical form",
+			yaml: "gpu_attach: \"\"\ngpu_policy: \"\"\non_oom: fail\n",
+			check: func(t *testing.T, c config.Config) {
+				if c.GPUAttach != runtime.GPUAttachDeviceRequests || c.GPUPolicy != settings.GPUPolicyPack || c.OnOOM != settings.OnOOMFail {
+					t.Errorf("gpu_attach %q, gpu_policy %q, on_oom %q", c.GPUAttach, c.GPUPolicy, c.OnOOM)
+				}
+			},
+		},
+		{
+			name: "enumerated settings set",
+			yaml: "gpu_attach: cdi\ngpu_policy: spread\non_oom: retune\n",
+			check: func(t *testing.T, c config.Config) {
+				if c.GPUAttach != runtime.GPUAttachCDI || c.GPUPolicy != settings.GPUPolicySpread || c.OnOOM != settings.OnOOMRetune {
+					t.Errorf("gpu_attach %q, gpu_policy %q, on_oom %q", c.GPUAttach, c.GPUPolicy, c.OnOOM)
+				}
+			},
+		},
+		{name: "bad gpu_attach", yaml: "gpu_attach: magic\n", wantErr: "gpu_attach"},
+		{name: "bad gpu_policy", yaml: "gpu_policy: random\n", wantErr: "want pack or spread"},
+		{name: "bad on_oom", yaml: "on_oom: ignore\n", wantErr: "want fail or retune"},
+		{name: "port range with spaces", yaml: "port_range: \" 20000-20010 \"\n", check: func(t *testing.T, c config.Config) {
+			if c.PortRange != (config.PortRange{Low: 20000, High: 20010}) {
+				t.Errorf("port_range %+v", c.PortRange)
+			}
+		}},
 		{name: "runtime unknown", yaml: "runtime: podman\n", wantErr: "want docker or kubernetes"},
 		{name: "kubernetes pvc without claim", yaml: "runtime: kubernetes\nkubernetes: {models: {kind: pvc}}\n", wantErr: "needs claim"},
 		{name: "kubernetes bad namespace", yaml: "runtime: kubernetes\nkubernetes: {namespace: Not_A_Name}\n", wantErr: "kubernetes.namespace"},
@@ -106,7 +135,7 @@ func TestParse(t *testing.T) {
 			yaml: "store: memory\nbind_host: 0.0.0.0\nport_range: 20000-20010\nallow_privileged_args: true\n" +
 				"engines:\n  sglang:\n    gpus: \"0,1\"\n    args: [--foo]\n    env:\n      A: b\n  llamacpp:\n    gpus: GPU-1234abcd\n",
 			check: func(t *testing.T, c config.Config) {
-				if c.Store != "memory" || c.BindHost != "0.0.0.0" || c.PortRange != "20000-20010" || !c.AllowPrivilegedArgs {
+				if c.Store != "memory" || c.BindHost != "0.0.0.0" || c.PortRange != (config.PortRange{Low: 20000, High: 20010}) || !c.AllowPrivilegedArgs {
 					t.Errorf("settings = %+v", c)
 				}
 				if o := c.Engines["sglang"]; o.GPUs != "0,1" || len(o.Args) != 1 || o.Env["A"] != "b" {
@@ -150,7 +179,7 @@ func TestParse(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			c := config.Default()
-			err := config.Parse([]byte(tc.yaml), &c)
+			err := parseWithCatalog([]byte(tc.yaml), &c)
 			if tc.wantErr == "" {
 				if err != nil {
 					t.Fatalf("Parse: %v", err)
@@ -177,11 +206,22 @@ func TestParseEngineErrorsAreInvalidArgument(t *testing.T) {
 		"engines:\n  vllm:\n    gpus: some\n",
 	} {
 		c := config.Default()
-		err := config.Parse([]byte(raw), &c)
+		err := parseWithCatalog([]byte(raw), &c)
 		if !errs.Is(err, errs.InvalidArgument) || errs.FieldOf(err) != "engines" {
 			t.Errorf("Parse(%q) = %v (kind %s, field %q), want invalid_argument on engines", raw, err, errs.KindOf(err), errs.FieldOf(err))
 		}
 	}
+}
+
+// parseWithCatalog is config.Parse and then the engine catalog's check of
+// the engines section, which config leaves to the catalog (the daemon's
+// LoadConfig does both at load time).
+func parseWithCatalog(raw []byte, c *config.Config) error {
+	if err := config.Parse(raw, c); err != nil {
+		return err
+	}
+	_, err := engines.NewCatalog(c.Engines)
+	return err
 }
 
 func writeFile(t *testing.T, name, content string) string {

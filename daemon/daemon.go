@@ -20,7 +20,6 @@ import (
 
 	"aima/config"
 	"aima/enginemetrics"
-	"aima/engines"
 	"aima/errs"
 	"aima/events"
 	"aima/gpu"
@@ -100,24 +99,7 @@ func New(opts Options) (*Daemon, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	cfg, err := config.Load(opts.ConfigPath, opts.ConfigPath != "")
-	if err != nil {
-		return nil, err
-	}
-	catalog, err := engines.NewCatalog(cfg.Engines)
-	if err != nil {
-		return nil, err
-	}
-	// Validated by config.Load; read here as the types the domain takes.
-	lo, hi, err := cfg.Ports()
-	if err != nil {
-		return nil, err
-	}
-	attach, err := runtime.ParseGPUAttach(string(cfg.GPUAttach))
-	if err != nil {
-		return nil, err
-	}
-	policy, err := gpu.ParsePolicy(cfg.GPUPolicy)
+	cfg, catalog, err := LoadConfig(opts.ConfigPath)
 	if err != nil {
 		return nil, err
 	}
@@ -169,20 +151,13 @@ func New(opts Options) (*Daemon, error) {
 	bus := events.NewBus(events.WithJournal(journal), events.WithErrorHandler(busErr), events.WithObserver(mx.Observe))
 	journal.AwaitFanout(bus.AwaitFanout)
 	reg := models.NewRegistry(store)
-	mgr := services.NewManager(store, rt, bus, catalog, reg, services.Options{
-		BindHost: cfg.BindHost, PortLow: lo, PortHigh: hi,
-		StartTimeout: time.Duration(cfg.StartTimeout), StopTimeout: time.Duration(cfg.StopTimeout),
-		HealthInterval: time.Duration(cfg.HealthInterval), Logger: log,
-		LivenessInterval: time.Duration(cfg.LivenessInterval), UnhealthyGrace: time.Duration(cfg.UnhealthyGrace),
-		RestartBackoff: time.Duration(cfg.RestartBackoff), AllowPrivilegedArgs: cfg.AllowPrivilegedArgs, Journal: journal,
-		GPUs: gpus, GPUAttach: attach, GPUPolicy: policy, OnOOM: cfg.OnOOM,
-	})
+	mopts := managerOptions(cfg)
+	mopts.Logger, mopts.Journal, mopts.GPUs = log, journal, gpus
+	mgr := services.NewManager(store, rt, bus, catalog, reg, mopts)
 	// The serving layer attaches itself to the manager: the lifecycle
 	// tells it every status change and asks it the request facts it needs.
 	sched := serving.New(mgr, serving.Options{Logger: log})
-	gwOpts := cfg.Gateway.Options()
-	gwOpts.ReadOnly = opts.ReadOnly // /v1 serves what runs; it starts nothing
-	gw := inference.New(mgr, sched, gwOpts)
+	gw := inference.New(mgr, sched, gatewayOptions(cfg, opts.ReadOnly)) // read-only: /v1 serves what runs; it starts nothing
 	scraper := enginemetrics.NewScraper(0)
 	dom := &tools.Domain{Services: mgr, Inference: gw, Models: reg, Catalog: catalog, Runtime: rt, Version: Version, DataDir: opts.DataDir, ReadOnly: opts.ReadOnly,
 		EngineMetrics: scraper}
@@ -306,7 +281,7 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.Token == "" && !httpguard.IsLoopback(opts.Addr) {
 		return errs.Invalid("addr", "refusing to listen on %s, beyond loopback, without a token: the API starts containers; set AIMA_TOKEN or AIMA_TOKEN_FILE (clients send it as a bearer token) or listen on 127.0.0.1", opts.Addr)
 	}
-	cfg, err := config.Load(opts.ConfigPath, opts.ConfigPath != "")
+	cfg, _, err := LoadConfig(opts.ConfigPath)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"aima/errs"
 	"aima/gpu"
+	"aima/settings"
 )
 
 // Engine describes how to run one engine type as a container.
@@ -232,31 +233,16 @@ func Builtin() map[string]Engine {
 	return all
 }
 
-// Override is the config file's per-engine section.
-type Override struct {
-	// Image replaces the engine's image (e.g. aima-enginesim:dev for the
-	// simulator; default: the catalog's, e.g. vllm/vllm-openai).
-	Image string `yaml:"image" json:"image,omitempty"`
-	// GPUs is the engine's default GPU request: auto (the catalog's
-	// default), all, none, N, or device=ID[,ID...].
-	GPUs string `yaml:"gpus" json:"gpus,omitempty"`
-	// Args are appended to the command line of every service of the engine.
-	Args []string `yaml:"args" json:"args,omitempty"`
-	// Env is added to the environment of every service of the engine.
-	Env map[string]string `yaml:"env" json:"env,omitempty"`
-	// MemoryLimitMiB caps each container's host memory, in MiB (default
-	// 0: no limit); above it the kernel OOM-kills the engine.
-	MemoryLimitMiB int64 `yaml:"memory_limit_mib" json:"memory_limit_mib,omitempty"`
-}
-
 // Catalog is the effective set of engines after config overrides.
 type Catalog struct {
 	engines map[string]Engine
 }
 
-// NewCatalog applies overrides to the built-in catalog. An override for an
-// unknown engine type or with a bad GPU spec is an InvalidArgument error.
-func NewCatalog(overrides map[string]Override) (*Catalog, error) {
+// NewCatalog applies overrides (the config file's engines section) to the
+// built-in catalog. An override for an unknown engine type, with a bad GPU
+// spec, a negative memory limit or an arg aima sets itself is an
+// InvalidArgument error on field engines.
+func NewCatalog(overrides map[string]settings.EngineOverride) (*Catalog, error) {
 	all := Builtin()
 	for name, o := range overrides {
 		e, ok := all[name]

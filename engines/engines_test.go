@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"aima/errs"
+	"aima/settings"
 )
 
 func TestBuiltinCatalog(t *testing.T) {
@@ -31,7 +32,7 @@ func TestBuiltinCatalog(t *testing.T) {
 }
 
 func TestOverrides(t *testing.T) {
-	c, err := NewCatalog(map[string]Override{"vllm": {Image: "aima-enginesim:dev", GPUs: "none", Args: []string{"--max-num-seqs=8"}, Env: map[string]string{"A": "1"}, MemoryLimitMiB: 96}})
+	c, err := NewCatalog(map[string]settings.EngineOverride{"vllm": {Image: "aima-enginesim:dev", GPUs: "none", Args: []string{"--max-num-seqs=8"}, Env: map[string]string{"A": "1"}, MemoryLimitMiB: 96}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +40,7 @@ func TestOverrides(t *testing.T) {
 	if v.Image != "aima-enginesim:dev" || v.GPUs != "none" || len(v.Args) != 1 || v.Env["A"] != "1" || v.MemoryLimit != 96<<20 {
 		t.Fatalf("override not applied: %+v", v)
 	}
-	for name, o := range map[string]map[string]Override{
+	for name, o := range map[string]map[string]settings.EngineOverride{
 		"unknown engine": {"tgi": {Image: "x"}},
 		"bad gpus":       {"vllm": {GPUs: "two"}},
 		"negative limit": {"vllm": {MemoryLimitMiB: -1}},

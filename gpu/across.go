@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"aima/internal/units"
+	"aima/settings"
 )
 
 // Placement across a cluster's nodes: the GPUs of one request are on one
@@ -43,7 +44,7 @@ type nodeCand struct {
 // judges one GPU; class sorts GPUs whose verdict is that of any other GPU
 // of their node in the same class with the same memory figures (0: a
 // class of its own).
-func placeAcross(snap Snapshot, req Request, policy Policy, need int, judge func(Device, int) fit, class func(Device) int) (Decision, error) {
+func placeAcross(snap Snapshot, req Request, policy settings.GPUPolicy, need int, judge func(Device, int) fit, class func(Device) int) (Decision, error) {
 	tp := max(1, req.Estimate.TP)
 	groups := byNode(snap)
 	largest := 0
@@ -133,7 +134,7 @@ func sameMemory(a, b Device) bool {
 }
 
 // policyText says how the node was chosen: "pack, 1 of 3 nodes that fit".
-func policyText(p Policy, n int) string {
+func policyText(p settings.GPUPolicy, n int) string {
 	if n == 1 {
 		return "the one node that fits"
 	}
@@ -143,7 +144,7 @@ func policyText(p Policy, n int) string {
 // sortNodes orders candidate nodes by policy: pack puts the node with the
 // fewest GPUs that fit first (then the least room on them), spread the
 // most; the name breaks ties.
-func sortNodes(cs []nodeCand, policy Policy) {
+func sortNodes(cs []nodeCand, policy settings.GPUPolicy) {
 	room := func(c nodeCand) int64 {
 		r := int64(-1)
 		for _, f := range c.ok {
@@ -154,13 +155,13 @@ func sortNodes(cs []nodeCand, policy Policy) {
 	sort.SliceStable(cs, func(i, j int) bool {
 		a, b := cs[i], cs[j]
 		if len(a.ok) != len(b.ok) {
-			if policy == PolicySpread {
+			if policy == settings.GPUPolicySpread {
 				return len(a.ok) > len(b.ok)
 			}
 			return len(a.ok) < len(b.ok)
 		}
 		if ra, rb := room(a), room(b); ra != rb {
-			if policy == PolicySpread {
+			if policy == settings.GPUPolicySpread {
 				return ra > rb
 			}
 			return ra < rb

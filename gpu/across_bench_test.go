@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"aima/runtime"
+	"aima/settings"
 )
 
 // BenchmarkFitAcrossNodes: the schedule phase's fit check (Place) on a
@@ -40,7 +41,7 @@ func BenchmarkFitAcrossNodes(b *testing.B) {
 		ds := make([]time.Duration, 0, reps)
 		for range reps {
 			t0 := time.Now()
-			_, err := Place(snap, held, req, PolicyPack)
+			_, err := Place(snap, held, req, settings.GPUPolicyPack)
 			ds = append(ds, time.Since(t0))
 			if (err != nil) != wantErr {
 				b.Fatalf("Place: %v (want error %v)", err, wantErr)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"aima/runtime"
+	"aima/settings"
 )
 
 // cluster is three nodes of 8 H100 80 GB GPUs and two of one A10 24 GB,
@@ -56,15 +57,15 @@ func TestPlaceAcrossNodesByPolicy(t *testing.T) {
 		name   string
 		perGPU int64
 		sel    Selection
-		policy Policy
+		policy settings.GPUPolicy
 		node   string
 		gpus   string
 	}{
-		{"small model packs onto an A10", 10 * gib, count(1), PolicyPack, "a10-a", "0"},
-		{"small model spreads onto the emptiest H100", 10 * gib, count(1), PolicySpread, "h100-b", "0"},
-		{"large model packs onto the fullest H100", 40 * gib, count(2), PolicyPack, "h100-a", "0,1"},
-		{"large model spreads", 40 * gib, count(2), PolicySpread, "h100-b", "0,1"},
-		{"all takes a whole free node", 40 * gib, Selection{Kind: SelectAll}, PolicySpread, "h100-b", "0,1,2,3,4,5,6,7"},
+		{"small model packs onto an A10", 10 * gib, count(1), settings.GPUPolicyPack, "a10-a", "0"},
+		{"small model spreads onto the emptiest H100", 10 * gib, count(1), settings.GPUPolicySpread, "h100-b", "0"},
+		{"large model packs onto the fullest H100", 40 * gib, count(2), settings.GPUPolicyPack, "h100-a", "0,1"},
+		{"large model spreads", 40 * gib, count(2), settings.GPUPolicySpread, "h100-b", "0,1"},
+		{"all takes a whole free node", 40 * gib, Selection{Kind: SelectAll}, settings.GPUPolicySpread, "h100-b", "0,1,2,3,4,5,6,7"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			d, err := Place(snap, nil, nodeReq(c.perGPU, c.sel), c.policy)
@@ -83,12 +84,12 @@ func TestPlaceAcrossNodesByPolicy(t *testing.T) {
 
 func TestPlaceAcrossNodesTakesTheOtherNodeWhenLeased(t *testing.T) {
 	snap := ClusterSnapshot(cluster(), time.Now())
-	first, err := Place(snap, nil, nodeReq(10*gib, count(1)), PolicyPack)
+	first, err := Place(snap, nil, nodeReq(10*gib, count(1)), settings.GPUPolicyPack)
 	if err != nil || first.Lease.Node != "a10-a" {
 		t.Fatalf("%+v %v", first.Lease, err)
 	}
 	held := []Held{{ServiceID: "one", Lease: first.Lease, Dormant: true}} // asleep: its Pod keeps the GPU
-	second, err := Place(snap, held, nodeReq(10*gib, count(1)), PolicyPack)
+	second, err := Place(snap, held, nodeReq(10*gib, count(1)), settings.GPUPolicyPack)
 	if err != nil || second.Lease.Node != "a10-b" {
 		t.Fatalf("second: %+v %v", second.Lease, err)
 	}
@@ -96,7 +97,7 @@ func TestPlaceAcrossNodesTakesTheOtherNodeWhenLeased(t *testing.T) {
 	small := nodeReq(5*gib, count(1))
 	small.Estimate.Util, small.Estimate.Fraction = 0.2, 0.2
 	held = append(held, Held{ServiceID: "two", Lease: second.Lease})
-	third, err := Place(snap, held, small, PolicyPack)
+	third, err := Place(snap, held, small, settings.GPUPolicyPack)
 	if err != nil || !strings.HasPrefix(third.Lease.Node, "h100-") {
 		t.Fatalf("third: %+v %v", third.Lease, err)
 	}
@@ -109,7 +110,7 @@ func TestPlaceAcrossNodesRefusesWithFiguresPerNode(t *testing.T) {
 	snap := ClusterSnapshot(ns, time.Now())
 	req := nodeReq(200*gib, count(1))
 	req.Estimate.WeightsBytes = 199 * gib
-	_, err := Place(snap, nil, req, PolicyPack)
+	_, err := Place(snap, nil, req, settings.GPUPolicyPack)
 	r := refusal(t, err)
 	t.Logf("refusal: %s", r.Error())
 	if len(r.Nodes) != 5 || r.Nodes[0].Node != "h100-a" || r.Nodes[0].Fits {
@@ -129,12 +130,12 @@ func TestPlaceAcrossNodesRefusesWithFiguresPerNode(t *testing.T) {
 	ns[0].Unschedulable, ns[1].Untolerated = true, "dedicated=ml:NoSchedule"
 	req = nodeReq(1*gib, count(1))
 	req.Force = true
-	_, err = Place(ClusterSnapshot(ns, time.Now()), nil, req, PolicyPack)
+	_, err = Place(ClusterSnapshot(ns, time.Now()), nil, req, settings.GPUPolicyPack)
 	if r := refusal(t, err); !r.NodeSkipped && !strings.Contains(r.Message, "taint dedicated=ml:NoSchedule is not tolerated") {
 		t.Errorf("forced onto skipped nodes: %q", r.Message)
 	}
 	// More GPUs than any node has is refused as such.
-	_, err = Place(snap, nil, nodeReq(1*gib, count(16)), PolicyPack)
+	_, err = Place(snap, nil, nodeReq(1*gib, count(16)), settings.GPUPolicyPack)
 	if r := refusal(t, err); !strings.Contains(r.Message, "needs 16 GPUs on one node; the largest node has 8") || r.Live {
 		t.Errorf("refusal %q (live %v)", r.Message, r.Live)
 	}
@@ -144,14 +145,14 @@ func TestOtherPodsTakeTheHighestGPUsOfANode(t *testing.T) {
 	ns := cluster()[3:4] // a10-a
 	ns[0].RequestedOthers, ns[0].OtherPods = 1, []string{"default/cuda-job"}
 	snap := ClusterSnapshot(ns, time.Now())
-	_, err := Place(snap, nil, nodeReq(1*gib, count(1)), PolicyPack)
+	_, err := Place(snap, nil, nodeReq(1*gib, count(1)), settings.GPUPolicyPack)
 	if r := refusal(t, err); !r.Held || !r.Live || !strings.Contains(r.Message, "GPU 0 on node a10-a is requested by other Pods on the node (default/cuda-job)") {
 		t.Errorf("refusal %q", r.Message)
 	}
 	// Force pins it there anyway: the cluster's scheduler decides.
 	req := nodeReq(1*gib, count(1))
 	req.Force = true
-	if d, err := Place(snap, nil, req, PolicyPack); err != nil || d.Lease.Node != "a10-a" {
+	if d, err := Place(snap, nil, req, settings.GPUPolicyPack); err != nil || d.Lease.Node != "a10-a" {
 		t.Errorf("forced: %+v %v", d.Lease, err)
 	}
 
@@ -179,16 +180,16 @@ func TestResumeKeepsItsNodeAndDevicesMustShareANode(t *testing.T) {
 	snap.Nodes[1].RequestedByAima = 2
 	req := nodeReq(10*gib, Selection{Kind: SelectDevices, Devices: lease.UUIDs()})
 	req.Resume = true
-	d, err := Place(snap, []Held{{ServiceID: "s", Lease: lease}}, req, PolicyPack)
+	d, err := Place(snap, []Held{{ServiceID: "s", Lease: lease}}, req, settings.GPUPolicyPack)
 	if err != nil || d.Lease.Node != "h100-b" || d.Lease.Indexes() != "0,1" {
 		t.Fatalf("resume: %+v %v", d.Lease, err)
 	}
 	req = nodeReq(10*gib, Selection{Kind: SelectDevices, Devices: []string{"h100-a/0", "h100-c/0"}})
-	if _, err := Place(snap, nil, req, PolicyPack); !strings.Contains(refusal(t, err).Message, "different nodes") {
+	if _, err := Place(snap, nil, req, settings.GPUPolicyPack); !strings.Contains(refusal(t, err).Message, "different nodes") {
 		t.Errorf("devices on two nodes: %v", err)
 	}
 	req = nodeReq(10*gib, Selection{Kind: SelectDevices, Devices: []string{"0"}})
-	if _, err := Place(snap, nil, req, PolicyPack); !strings.Contains(refusal(t, err).Suggestion, "gpus N") {
+	if _, err := Place(snap, nil, req, settings.GPUPolicyPack); !strings.Contains(refusal(t, err).Suggestion, "gpus N") {
 		t.Errorf("an index on a cluster: %v", err)
 	}
 }

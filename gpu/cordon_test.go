@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"aima/settings"
 )
 
 // A cordoned GPU takes no new lease, even forced or named, and the refusal
@@ -12,28 +14,28 @@ func TestPlaceSkipsCordonedGPU(t *testing.T) {
 	snap := snapOf(gpu80(0, 0), gpu80(1, 0))
 	cordoned := map[string]Cordon{uuidOf(0): {UUID: uuidOf(0), Index: 0, Reason: "fan failing"}}
 	req := Request{ServiceID: "c", Selection: auto(), Estimate: est(18*gib, 0.9, 1, 1), Cordoned: cordoned}
-	d, err := Place(snap, nil, req, PolicyPack)
+	d, err := Place(snap, nil, req, settings.GPUPolicyPack)
 	if err != nil || d.Lease.Indexes() != "1" {
 		t.Fatalf("placed %v err %v, want GPU 1", d.Lease.Indexes(), err)
 	}
-	_, err = Place(snap, []Held{held("a", 1, 1)}, req, PolicyPack)
+	_, err = Place(snap, []Held{held("a", 1, 1)}, req, settings.GPUPolicyPack)
 	r := refusal(t, err)
 	if !strings.Contains(r.Message, "GPU 0 ("+uuidOf(0)[:12]+"…) is cordoned (fan failing)") || r.Live {
 		t.Errorf("refusal %q live %v, want the cordon named and final", r.Message, r.Live)
 	}
 	forced := req
 	forced.Force = true
-	if d, err := Place(snap, []Held{held("a", 1, 1)}, forced, PolicyPack); err != nil || d.Lease.Indexes() != "1" {
+	if d, err := Place(snap, []Held{held("a", 1, 1)}, forced, settings.GPUPolicyPack); err != nil || d.Lease.Indexes() != "1" {
 		t.Errorf("forced: placed on %q err %v, want the held GPU 1, never the cordoned 0", d.Lease.Indexes(), err)
 	}
 	named := req
 	named.Selection = Selection{Kind: SelectDevices, Devices: []string{"0"}}
-	r = refusal(t, func() error { _, err := Place(snap, nil, named, PolicyPack); return err }())
+	r = refusal(t, func() error { _, err := Place(snap, nil, named, settings.GPUPolicyPack); return err }())
 	if !r.Cordoned || !strings.Contains(r.Suggestion, "gpu_uncordon 0") {
 		t.Errorf("named refusal %+v", r)
 	}
 	named.Resume = true
-	if _, err := Place(snap, nil, named, PolicyPack); err != nil {
+	if _, err := Place(snap, nil, named, settings.GPUPolicyPack); err != nil {
 		t.Errorf("resume on a cordoned GPU refused: %v", err)
 	}
 }
@@ -60,7 +62,7 @@ func TestClusterCordonByNode(t *testing.T) {
 	cordoned := map[string]Cordon{"a10-a/0": {UUID: "a10-a/0", Node: "a10-a", Reason: "maintenance"}}
 	req := nodeReq(10*gib, count(1))
 	req.Cordoned = cordoned
-	d, err := Place(snap, nil, req, PolicyPack)
+	d, err := Place(snap, nil, req, settings.GPUPolicyPack)
 	if err != nil || d.Lease.Node != "a10-b" {
 		t.Fatalf("placed %+v %v; want a10-b (a10-a cordoned)", d.Lease, err)
 	}
@@ -73,20 +75,20 @@ func TestClusterCordonByNode(t *testing.T) {
 	// cordoned, one held, so no node fits and the reason names the cordon.
 	small := ClusterSnapshot(cluster()[3:], time.Now())
 	held := []Held{{ServiceID: "x", Lease: Lease{Node: "a10-b", Devices: []LeasedDevice{{UUID: "a10-b/0"}}}}}
-	_, err = Place(small, held, req, PolicyPack)
+	_, err = Place(small, held, req, settings.GPUPolicyPack)
 	if r := refusal(t, err); !strings.Contains(r.Message, "node a10-a: every GPU of node a10-a is cordoned (maintenance) in aima") {
 		t.Errorf("refusal %q", r.Message)
 	}
 	// One GPU of a node cordoned: the others still take leases.
 	req.Cordoned = map[string]Cordon{"h100-a/0": {UUID: "h100-a/0", Node: "h100-a"}}
 	req.Estimate.PerGPUBytes = 40 * gib
-	d, err = Place(snap, nil, req, PolicyPack)
+	d, err = Place(snap, nil, req, settings.GPUPolicyPack)
 	if err != nil || d.Lease.Node != "h100-a" || d.Lease.Devices[0].UUID != "h100-a/1" {
 		t.Errorf("with h100-a/0 cordoned: %+v %v; want h100-a/1", d.Lease, err)
 	}
 	one := req
 	one.Selection = Selection{Kind: SelectDevices, Devices: []string{"h100-a/0"}}
-	if r := refusal(t, func() error { _, err := Place(snap, nil, one, PolicyPack); return err }()); !r.Cordoned || !strings.Contains(r.Suggestion, "gpu_uncordon h100-a/0") {
+	if r := refusal(t, func() error { _, err := Place(snap, nil, one, settings.GPUPolicyPack); return err }()); !r.Cordoned || !strings.Contains(r.Suggestion, "gpu_uncordon h100-a/0") {
 		t.Errorf("named cordoned GPU of a node: %+v", r)
 	}
 	view := ClusterView(snap, nil, map[string]Cordon{"a10-a/0": {}, "h100-c/1": {}})
@@ -118,14 +120,14 @@ func TestReleasedOnHostAndCluster(t *testing.T) {
 	}
 	hs := []Held{{ServiceID: "a", Lease: lease("a10-a"), Dormant: true}, {ServiceID: "b", Lease: lease("a10-b")}}
 	req := nodeReq(10*gib, count(1))
-	if _, err := Place(cl, hs, req, PolicyPack); err == nil {
+	if _, err := Place(cl, hs, req, settings.GPUPolicyPack); err == nil {
 		t.Fatal("placed with both nodes held (one asleep: its Pod keeps the GPU)")
 	}
 	after, leases = Released(cl, hs, map[string]bool{"a": true})
 	if len(leases) != 1 || leases[0].ServiceID != "b" || after.Nodes[0].RequestedByAima != 0 || cl.Nodes[0].RequestedByAima != 1 {
 		t.Fatalf("cluster: leases %+v, nodes %+v", leases, after.Nodes)
 	}
-	d, err := Place(after, leases, req, PolicyPack)
+	d, err := Place(after, leases, req, settings.GPUPolicyPack)
 	if err != nil || d.Lease.Node != "a10-a" {
 		t.Errorf("after releasing a: %+v %v; want a10-a", d.Lease, err)
 	}

@@ -74,29 +74,6 @@ type Held struct {
 	Dormant bool
 }
 
-// Policy is how aima picks N GPUs among those that fit.
-type Policy string
-
-// The policies.
-const (
-	// PolicyPack takes the GPUs with the least room that still fit, so
-	// whole GPUs stay free for large models (the default).
-	PolicyPack Policy = "pack"
-	// PolicySpread takes the GPUs with the most room, spreading load.
-	PolicySpread Policy = "spread"
-)
-
-// ParsePolicy validates a policy name ("" means pack).
-func ParsePolicy(s string) (Policy, error) {
-	switch Policy(s) {
-	case "", PolicyPack:
-		return PolicyPack, nil
-	case PolicySpread:
-		return PolicySpread, nil
-	}
-	return "", fmt.Errorf("gpu_policy %q: want pack or spread", s)
-}
-
 // Refusal is a placement that cannot be made now. Its message carries both
 // figures in GiB; Suggestion says what would make it fit.
 type Refusal struct {

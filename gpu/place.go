@@ -9,6 +9,7 @@ import (
 
 	"aima/errs"
 	"aima/internal/units"
+	"aima/settings"
 )
 
 // Request is what a service asks of placement.
@@ -60,7 +61,7 @@ type fit struct {
 // Place picks GPUs for req on the inventory snap, given the leases other
 // services hold. A placement that cannot be made is a Conflict error
 // wrapping a *Refusal.
-func Place(snap Snapshot, held []Held, req Request, policy Policy) (Decision, error) {
+func Place(snap Snapshot, held []Held, req Request, policy settings.GPUPolicy) (Decision, error) {
 	// On a cluster a node's GPU goes whole to one Pod (the device plugin
 	// does not share it), asleep or not: any lease takes it.
 	cluster := snap.Cluster()
@@ -357,7 +358,7 @@ func fitDetail(ok, bad []fit, req Request) (*Refusal, string) {
 	return r, detail
 }
 
-func sortFits(fs []fit, policy Policy, force bool, use map[string]*usage) {
+func sortFits(fs []fit, policy settings.GPUPolicy, force bool, use map[string]*usage) {
 	sort.SliceStable(fs, func(i, j int) bool {
 		a, b := fs[i], fs[j]
 		if force { // least held first
@@ -367,7 +368,7 @@ func sortFits(fs []fit, policy Policy, force bool, use map[string]*usage) {
 			}
 		}
 		if a.avail != b.avail {
-			if policy == PolicySpread {
+			if policy == settings.GPUPolicySpread {
 				return a.avail > b.avail
 			}
 			return a.avail < b.avail

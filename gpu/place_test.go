@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"aima/errs"
+	"aima/settings"
 )
 
 func est(perGPU int64, util, fraction float64, tp int) Estimate {
@@ -35,7 +36,7 @@ func auto() Selection { return Selection{Kind: SelectAuto} }
 func TestPlaceOneServicePerGPU(t *testing.T) {
 	snap := snapOf(gpu80(0, 0), gpu80(1, 0))
 	req := Request{ServiceID: "c", Selection: auto(), Estimate: est(18*gib, 0.9, 1, 1)}
-	d, err := Place(snap, []Held{held("a", 1, 0)}, req, PolicyPack)
+	d, err := Place(snap, []Held{held("a", 1, 0)}, req, settings.GPUPolicyPack)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +46,7 @@ func TestPlaceOneServicePerGPU(t *testing.T) {
 	if !strings.Contains(d.Message, "GPU 1 ("+uuidOf(1)+", 80.0 GiB free) for ~18.0 GiB") {
 		t.Errorf("message %q", d.Message)
 	}
-	_, err = Place(snap, []Held{held("a", 1, 0), held("b", 1, 1)}, req, PolicyPack)
+	_, err = Place(snap, []Held{held("a", 1, 0), held("b", 1, 1)}, req, settings.GPUPolicyPack)
 	r := refusal(t, err)
 	if !r.Held || !strings.Contains(r.Message, "held by service a") || !strings.Contains(r.Message, "held by service b") || !strings.Contains(r.Message, "GiB") {
 		t.Errorf("refusal %q", r.Error())
@@ -55,10 +56,10 @@ func TestPlaceOneServicePerGPU(t *testing.T) {
 func TestPlaceSharesByDeclaredFractions(t *testing.T) {
 	snap := snapOf(gpu80(0, 0))
 	half := Request{ServiceID: "b", Selection: auto(), Estimate: est(10*gib, 0.45, 0.45, 1)}
-	if _, err := Place(snap, []Held{held("a", 0.45, 0)}, half, PolicyPack); err != nil {
+	if _, err := Place(snap, []Held{held("a", 0.45, 0)}, half, settings.GPUPolicyPack); err != nil {
 		t.Errorf("0.45 + 0.45: %v", err)
 	}
-	_, err := Place(snap, []Held{held("a", 0.9, 0)}, half, PolicyPack)
+	_, err := Place(snap, []Held{held("a", 0.9, 0)}, half, settings.GPUPolicyPack)
 	r := refusal(t, err)
 	if !r.Held || !strings.Contains(r.Suggestion, "0.10 is left") {
 		t.Errorf("0.9 + 0.45: %q", r.Error())
@@ -66,7 +67,10 @@ func TestPlaceSharesByDeclaredFractions(t *testing.T) {
 	// The memory rule still applies to a share: the first service took
 	// 60 GiB, so 0.45 × 80 = 36 GiB is not free.
 	snap = snapOf(gpu80(0, 60))
-	r = refusal(t, func() error { _, err := Place(snap, []Held{held("a", 0.45, 0)}, half, PolicyPack); return err }())
+	r = refusal(t, func() error {
+		_, err := Place(snap, []Held{held("a", 0.45, 0)}, half, settings.GPUPolicyPack)
+		return err
+	}())
 	if !strings.Contains(r.Message, "needs 36.0 GiB free") || !strings.Contains(r.Message, "20.0 GiB") {
 		t.Errorf("free-memory refusal %q", r.Error())
 	}
@@ -75,7 +79,7 @@ func TestPlaceSharesByDeclaredFractions(t *testing.T) {
 func TestPlaceRefusesTooLargeWithSuggestion(t *testing.T) {
 	snap := snapOf(gpu80(0, 0), gpu80(1, 0))
 	e := mustEstimate(t, "testdata/models/llama-3-8b-instruct", "hf", ProfileFor("vllm"), EngineArgs{TP: 1, MaxModelLen: 524288})
-	_, err := Place(snap, nil, Request{ServiceID: "x", Selection: auto(), Estimate: e}, PolicyPack)
+	_, err := Place(snap, nil, Request{ServiceID: "x", Selection: auto(), Estimate: e}, settings.GPUPolicyPack)
 	r := refusal(t, err)
 	if r.Held || !strings.Contains(r.Message, "allows 72.0 GiB") || !strings.Contains(r.Message, "GiB per GPU") {
 		t.Errorf("refusal %q", r.Error())
@@ -87,22 +91,22 @@ func TestPlaceRefusesTooLargeWithSuggestion(t *testing.T) {
 	var l int
 	_, _ = fmtSscan(r.SuggestedArgs[0], &l)
 	e2 := mustEstimate(t, "testdata/models/llama-3-8b-instruct", "hf", ProfileFor("vllm"), EngineArgs{TP: 1, MaxModelLen: l})
-	if _, err := Place(snap, nil, Request{ServiceID: "x", Selection: auto(), Estimate: e2}, PolicyPack); err != nil {
+	if _, err := Place(snap, nil, Request{ServiceID: "x", Selection: auto(), Estimate: e2}, settings.GPUPolicyPack); err != nil {
 		t.Errorf("suggested --max-model-len=%d does not fit: %v", l, err)
 	}
 }
 
 func TestPlaceTensorParallel(t *testing.T) {
 	snap := snapOf(gpu80(0, 0), gpu80(1, 0))
-	d, err := Place(snap, nil, Request{Selection: auto(), Estimate: est(gib, 0.9, 1, 2)}, PolicyPack)
+	d, err := Place(snap, nil, Request{Selection: auto(), Estimate: est(gib, 0.9, 1, 2)}, settings.GPUPolicyPack)
 	if err != nil || d.Lease.Indexes() != "0,1" {
 		t.Errorf("TP 2: %v %v", d.Lease.Indexes(), err)
 	}
-	_, err = Place(snap, nil, Request{Selection: auto(), Estimate: est(gib, 0.9, 1, 4)}, PolicyPack)
+	_, err = Place(snap, nil, Request{Selection: auto(), Estimate: est(gib, 0.9, 1, 4)}, settings.GPUPolicyPack)
 	if r := refusal(t, err); !strings.Contains(r.Message, "needs 4 GPUs; this host has 2") {
 		t.Errorf("%q", r.Message)
 	}
-	_, err = Place(snap, nil, Request{Selection: Selection{Kind: SelectCount, Count: 1}, Estimate: est(gib, 0.9, 1, 2)}, PolicyPack)
+	_, err = Place(snap, nil, Request{Selection: Selection{Kind: SelectCount, Count: 1}, Estimate: est(gib, 0.9, 1, 2)}, settings.GPUPolicyPack)
 	if r := refusal(t, err); !strings.Contains(r.Message, "tensor parallel size 2 needs 2 GPUs; the service asks for 1") {
 		t.Errorf("%q", r.Message)
 	}
@@ -112,11 +116,11 @@ func TestPlacePackAndSpread(t *testing.T) {
 	// GPU 0 has 30 GiB taken by a foreign process, GPU 1 is empty.
 	snap := snapOf(gpu80(0, 30), gpu80(1, 0))
 	req := Request{Selection: Selection{Kind: SelectCount, Count: 1}, Estimate: est(10*gib, 0, 1, 1)}
-	pack, err := Place(snap, nil, req, PolicyPack)
+	pack, err := Place(snap, nil, req, settings.GPUPolicyPack)
 	if err != nil || pack.Lease.Indexes() != "0" {
 		t.Errorf("pack chose %s (%v)", pack.Lease.Indexes(), err)
 	}
-	spread, err := Place(snap, nil, req, PolicySpread)
+	spread, err := Place(snap, nil, req, settings.GPUPolicySpread)
 	if err != nil || spread.Lease.Indexes() != "1" {
 		t.Errorf("spread chose %s (%v)", spread.Lease.Indexes(), err)
 	}
@@ -125,21 +129,21 @@ func TestPlacePackAndSpread(t *testing.T) {
 func TestPlaceNamedDevicesAndForce(t *testing.T) {
 	snap := snapOf(gpu80(0, 0), gpu80(1, 0))
 	byUUID := Request{Selection: Selection{Kind: SelectDevices, Devices: []string{uuidOf(1)}}, Estimate: est(gib, 0.9, 1, 1)}
-	if d, err := Place(snap, nil, byUUID, PolicyPack); err != nil || d.Lease.Indexes() != "1" {
+	if d, err := Place(snap, nil, byUUID, settings.GPUPolicyPack); err != nil || d.Lease.Indexes() != "1" {
 		t.Errorf("device=UUID: %v %v", d.Lease, err)
 	}
 	held0 := []Held{held("svc-a", 0.9, 0)}
 	named := Request{Selection: Selection{Kind: SelectDevices, Devices: []string{"0"}}, Estimate: est(gib, 0.9, 1, 1)}
-	r := refusal(t, func() error { _, err := Place(snap, held0, named, PolicyPack); return err }())
+	r := refusal(t, func() error { _, err := Place(snap, held0, named, settings.GPUPolicyPack); return err }())
 	if !r.Held || !strings.Contains(r.Message, "GPU 0 (") || !strings.Contains(r.Message, "svc-a") {
 		t.Errorf("%q", r.Message)
 	}
 	named.Force = true
-	d, err := Place(snap, held0, named, PolicyPack)
+	d, err := Place(snap, held0, named, settings.GPUPolicyPack)
 	if err != nil || !d.Lease.Forced || !strings.Contains(d.Message, "forced") {
 		t.Errorf("force: %+v %v", d, err)
 	}
-	_, err = Place(snap, nil, Request{Selection: Selection{Kind: SelectDevices, Devices: []string{"7"}}, Estimate: est(gib, 0.9, 1, 1)}, PolicyPack)
+	_, err = Place(snap, nil, Request{Selection: Selection{Kind: SelectDevices, Devices: []string{"7"}}, Estimate: est(gib, 0.9, 1, 1)}, settings.GPUPolicyPack)
 	if r := refusal(t, err); !strings.Contains(r.Message, "GPU 7 does not exist") {
 		t.Errorf("%q", r.Message)
 	}
@@ -149,12 +153,12 @@ func TestPlaceSkipsMIGAndHandlesUnknownMemory(t *testing.T) {
 	mig := gpu80(0, 0)
 	mig.MIGMode = "enabled"
 	snap := snapOf(mig, gpu80(1, 0))
-	d, err := Place(snap, nil, Request{Selection: auto(), Estimate: est(gib, 0.9, 1, 1)}, PolicyPack)
+	d, err := Place(snap, nil, Request{Selection: auto(), Estimate: est(gib, 0.9, 1, 1)}, settings.GPUPolicyPack)
 	if err != nil || d.Lease.Indexes() != "1" {
 		t.Errorf("MIG: %v %v", d.Lease.Indexes(), err)
 	}
 	gb10 := Device{Index: 0, UUID: uuidOf(0), Name: "NVIDIA GB10"}
-	d, err = Place(snapOf(gb10), nil, Request{Selection: auto(), Estimate: est(200*gib, 0.9, 1, 1)}, PolicyPack)
+	d, err = Place(snapOf(gb10), nil, Request{Selection: auto(), Estimate: est(200*gib, 0.9, 1, 1)}, settings.GPUPolicyPack)
 	if err != nil || !strings.Contains(d.Message, "memory not reported") {
 		t.Errorf("unknown memory: %+v %v", d, err)
 	}
@@ -163,7 +167,7 @@ func TestPlaceSkipsMIGAndHandlesUnknownMemory(t *testing.T) {
 func TestPlaceFreeMemorySuggestion(t *testing.T) {
 	snap := snapOf(gpu80(0, 44))
 	snap.Devices[0].Processes = []Process{{PID: 7, Name: "python", UsedMemoryBytes: ptr(44 * gib)}}
-	_, err := Place(snap, nil, Request{Selection: auto(), Estimate: est(10*gib, 0.9, 1, 1)}, PolicyPack)
+	_, err := Place(snap, nil, Request{Selection: auto(), Estimate: est(10*gib, 0.9, 1, 1)}, settings.GPUPolicyPack)
 	r := refusal(t, err)
 	if !strings.Contains(r.Message, "needs 72.0 GiB free") || !strings.Contains(r.Message, "36.0 GiB is free") {
 		t.Errorf("%q", r.Message)
@@ -235,14 +239,14 @@ func TestPlaceDormantAndResume(t *testing.T) {
 	snap := snapOf(gpu80(0, 70)) // the sleeping engine still holds some memory
 	sleeping := held("a", 0.9, 0)
 	sleeping.Dormant = true
-	if _, err := Place(snap, []Held{sleeping}, Request{ServiceID: "b", Selection: auto(), Estimate: est(gib, 0, 1, 1)}, PolicyPack); err != nil {
+	if _, err := Place(snap, []Held{sleeping}, Request{ServiceID: "b", Selection: auto(), Estimate: est(gib, 0, 1, 1)}, settings.GPUPolicyPack); err != nil {
 		t.Errorf("beside a sleeping holder: %v", err)
 	}
 	wake := Request{ServiceID: "a", Selection: Selection{Kind: SelectDevices, Devices: []string{uuidOf(0)}}, Estimate: est(gib, 0.9, 0.9, 1), Resume: true}
-	if _, err := Place(snap, nil, wake, PolicyPack); err != nil {
+	if _, err := Place(snap, nil, wake, settings.GPUPolicyPack); err != nil {
 		t.Errorf("wake on its own GPU: %v", err)
 	}
-	if _, err := Place(snap, []Held{held("b", 1, 0)}, wake, PolicyPack); !errs.Is(err, errs.Conflict) {
+	if _, err := Place(snap, []Held{held("b", 1, 0)}, wake, settings.GPUPolicyPack); !errs.Is(err, errs.Conflict) {
 		t.Errorf("wake onto a GPU another service holds: %v", err)
 	}
 }
@@ -264,7 +268,7 @@ func TestOneGPUNamedTwiceRefused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d, err := Place(snap, nil, Request{Selection: sel, Estimate: est(gib, 0.9, 1, 2)}, PolicyPack)
+		d, err := Place(snap, nil, Request{Selection: sel, Estimate: est(gib, 0.9, 1, 2)}, settings.GPUPolicyPack)
 		if !errs.Is(err, errs.InvalidArgument) || errs.FieldOf(err) != "gpus" || !strings.Contains(err.Error(), "are the same GPU") {
 			t.Errorf("%v: lease %+v, error %v; want invalid_argument on gpus", ids, d.Lease, err)
 		}

@@ -4,22 +4,19 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"aima/config"
 )
 
 // ConnLimits bound the connections the daemon holds open at once.
 type ConnLimits struct {
 	// Max is the bound in all; PerClient the bound per client address
-	// (ClientKey). Zero means the config's default (config.DefaultHTTP):
-	// enough for browsers, CLIs following logs and a benchmark client with
-	// a few hundred concurrent /v1 requests on one address, far below what
-	// a flood would take (each connection holds a file descriptor, a
-	// goroutine and its buffers).
+	// (ClientKey). The daemon passes the config's http section (its
+	// defaults, config.DefaultHTTP, say why they are what they are); zero
+	// or less means no bound.
 	Max, PerClient int
 }
 
@@ -50,12 +47,10 @@ type ConnLimiter struct {
 
 // NewConnLimiter builds a limiter; a nil logger means slog.Default().
 func NewConnLimiter(l ConnLimits, log *slog.Logger) *ConnLimiter {
-	def := config.DefaultHTTP()
-	if l.Max <= 0 {
-		l.Max = def.MaxConnections
-	}
-	if l.PerClient <= 0 {
-		l.PerClient = def.MaxConnectionsPerClient
+	for _, n := range []*int{&l.Max, &l.PerClient} {
+		if *n <= 0 {
+			*n = math.MaxInt
+		}
 	}
 	if log == nil {
 		log = slog.Default()

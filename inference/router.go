@@ -19,6 +19,7 @@ import (
 
 	"aima/services"
 	"aima/serving"
+	"aima/settings"
 )
 
 // Options are the gateway's settings (the config file's gateway section).
@@ -38,7 +39,7 @@ type Options struct {
 
 // DefaultOptions are the settings an unset field takes.
 func DefaultOptions() Options {
-	return Options{MaxQueue: 256, MaxWait: 10 * time.Minute, MaxBody: 32 << 20}
+	return Options{MaxQueue: settings.GatewayMaxQueue, MaxWait: settings.GatewayMaxWait, MaxBody: settings.GatewayMaxBody}
 }
 
 func (o Options) withDefaults() Options {

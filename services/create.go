@@ -18,6 +18,7 @@ import (
 	"aima/engines"
 	"aima/errs"
 	"aima/events"
+	"aima/settings"
 )
 
 // CreateSpec is what a new service is made of.
@@ -217,14 +218,15 @@ func (m *Manager) newRecord(ctx context.Context, eng engines.Engine, spec Create
 	if onOOM == "" {
 		onOOM = m.opts.OnOOM // the config's on_oom
 	}
-	if onOOM, err = ParseOnOOM(onOOM); err != nil {
+	parsedOOM, err := settings.ParseOnOOM(onOOM)
+	if err != nil {
 		return Service{}, err
 	}
 	now := m.now().UTC()
 	s := Service{
 		ID: newID(), Name: spec.Name, EngineType: eng.Type, GPUs: gpus, Args: spec.Args, Env: spec.Env,
 		Status: StatusCreated, CreatedAt: now, UpdatedAt: now, RestartPolicy: policy,
-		Aliases: spec.Aliases, OnDemand: spec.OnDemand, SwapGroup: spec.SwapGroup, Evictable: spec.Evictable, OnOOM: onOOM,
+		Aliases: spec.Aliases, OnDemand: spec.OnDemand, SwapGroup: spec.SwapGroup, Evictable: spec.Evictable, OnOOM: string(parsedOOM),
 	}
 	if spec.IdleTimeout > 0 {
 		s.IdleTimeout = spec.IdleTimeout.String()

@@ -15,6 +15,7 @@ import (
 	"aima/models"
 	"aima/runtime"
 	"aima/runtime/fakeruntime"
+	"aima/settings"
 	"aima/state"
 )
 
@@ -95,7 +96,7 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 }
 
 func (h *harness) newManager() *Manager {
-	catalog, err := engines.NewCatalog(map[string]engines.Override{"vllm": {Image: engineImage, GPUs: "none"}})
+	catalog, err := engines.NewCatalog(map[string]settings.EngineOverride{"vllm": {Image: engineImage, GPUs: "none"}})
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"aima/internal/keylock"
 	"aima/models"
 	"aima/runtime"
+	"aima/settings"
 	"aima/state"
 )
 
@@ -56,19 +57,19 @@ type Options struct {
 	// runtime's GPURequest.
 	GPUAttach runtime.GPUAttach
 	// GPUPolicy is how N GPUs are picked (pack or spread).
-	GPUPolicy gpu.Policy
+	GPUPolicy settings.GPUPolicy
 	// OnOOM is the on_oom of services created without one (retune.go).
 	OnOOM string
 }
 
 // DefaultOptions are the settings a zero Options field takes; the config
-// file's defaults are these too.
+// file's defaults are the same constants (settings).
 func DefaultOptions() Options {
 	return Options{
-		BindHost: "127.0.0.1", PortLow: 18000, PortHigh: 18999,
-		StartTimeout: 20 * time.Minute, StopTimeout: 10 * time.Second, HealthInterval: 50 * time.Millisecond,
-		LivenessInterval: 5 * time.Second, UnhealthyGrace: 30 * time.Second, RestartBackoff: 10 * time.Second,
-		GPUAttach: runtime.GPUAttachDeviceRequests, GPUPolicy: gpu.PolicyPack,
+		BindHost: settings.BindHost, PortLow: settings.PortLow, PortHigh: settings.PortHigh,
+		StartTimeout: settings.StartTimeout, StopTimeout: settings.StopTimeout, HealthInterval: settings.HealthInterval,
+		LivenessInterval: settings.LivenessInterval, UnhealthyGrace: settings.UnhealthyGrace, RestartBackoff: settings.RestartBackoff,
+		GPUAttach: runtime.GPUAttachDeviceRequests, GPUPolicy: settings.GPUPolicyPack,
 	}
 }
 
@@ -99,7 +100,7 @@ func (o Options) withDefaults() Options {
 		o.GPUAttach = runtime.GPUAttachDeviceRequests
 	}
 	if o.GPUPolicy == "" {
-		o.GPUPolicy = gpu.PolicyPack
+		o.GPUPolicy = settings.GPUPolicyPack
 	}
 	return o
 }

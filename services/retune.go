@@ -9,6 +9,7 @@ import (
 	"aima/errs"
 	"aima/events"
 	"aima/gpu"
+	"aima/settings"
 )
 
 // Retuning a start that ran out of memory (on_oom: retune): when the
@@ -19,24 +20,12 @@ import (
 // the tuned args replace the service's, so `service status` shows what
 // runs. Anything else fails as before.
 
-// OnOOM policies as a service records them; "fail" is accepted as the
-// explicit spelling of the default.
+// OnOOM policies as a service records them (settings.OnOOM, whose
+// ParseOnOOM validates a service's and the config's on_oom).
 const (
-	OnOOMFail   = ""       // a memory failure fails the start (default)
-	OnOOMRetune = "retune" // retried with adjusted args, at most maxRetunes times
+	OnOOMFail   = string(settings.OnOOMFail)   // a memory failure fails the start (default)
+	OnOOMRetune = string(settings.OnOOMRetune) // retried with adjusted args, at most maxRetunes times
 )
-
-// ParseOnOOM validates an on_oom value: "" or fail (the start fails), or
-// retune. It returns the value a record keeps.
-func ParseOnOOM(v string) (string, error) {
-	switch v {
-	case "", "fail":
-		return OnOOMFail, nil
-	case OnOOMRetune:
-		return OnOOMRetune, nil
-	}
-	return "", errs.Invalid("on_oom", "on_oom %q: want fail or retune", truncate(v, 40))
-}
 
 // maxRetunes bounds the retries of one start.
 const maxRetunes = 2

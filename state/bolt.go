@@ -122,6 +122,23 @@ func (s *boltStore) wrapErr(op, key string, err error) error {
 	return errs.Wrap(errs.Unavailable, err, "state store %s: %s %q", s.path, op, key)
 }
 
+// checkRev reads key's revision in b (0: absent) within a write's
+// transaction and refuses the write op with a conflict when it is not
+// expectRev (an absent key matches 0 and AnyRev).
+func (s *boltStore) checkRev(b *bolt.Bucket, op, key string, expectRev uint64) (cur uint64, err error) {
+	if raw := b.Get([]byte(key)); raw != nil {
+		e, err := s.decode([]byte(key), raw)
+		if err != nil {
+			return 0, err
+		}
+		cur = e.Rev
+	}
+	if revMismatch(expectRev, cur) {
+		return 0, conflict(op, key)
+	}
+	return cur, nil
+}
+
 func (s *boltStore) Get(ctx context.Context, key string) (Entry, bool, error) {
 	if err := checkOp(ctx, key); err != nil {
 		return Entry{}, false, err
@@ -176,16 +193,8 @@ func (s *boltStore) Put(ctx context.Context, key string, val []byte, expectRev u
 	var rev uint64
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(boltBucket)
-		var cur uint64
-		if raw := b.Get([]byte(key)); raw != nil {
-			e, err := s.decode([]byte(key), raw)
-			if err != nil {
-				return err
-			}
-			cur = e.Rev
-		}
-		if revMismatch(expectRev, cur) {
-			return conflict("put", key)
+		if _, err := s.checkRev(b, "put", key, expectRev); err != nil {
+			return err
 		}
 		var err error
 		if rev, err = b.NextSequence(); err != nil {
@@ -205,16 +214,9 @@ func (s *boltStore) Delete(ctx context.Context, key string, expectRev uint64) er
 	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(boltBucket)
-		var cur uint64
-		if raw := b.Get([]byte(key)); raw != nil {
-			e, err := s.decode([]byte(key), raw)
-			if err != nil {
-				return err
-			}
-			cur = e.Rev
-		}
-		if revMismatch(expectRev, cur) { // absent: rev 0 matches 0 and AnyRev
-			return conflict("delete", key)
+		cur, err := s.checkRev(b, "delete", key, expectRev)
+		if err != nil {
+			return err
 		}
 		if cur == 0 {
 			return nil

@@ -3,9 +3,7 @@ package state
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"sort"
-	"strings"
 	"sync"
 )
 
@@ -70,23 +68,18 @@ func (c *Collection[T]) load(ctx context.Context) error {
 		return err
 	}
 	recs, damaged := map[string]cachedRecord[T]{}, map[string]damagedRec{}
-	for _, e := range entries {
-		id := strings.TrimPrefix(e.Key, c.prefix)
-		if strings.Contains(id, "/") {
-			continue
-		}
-		v, err := c.decode(id, e.Value)
-		if err != nil {
-			var de *damagedError
-			errors.As(err, &de)
-			damaged[id] = damagedRec{why: de.why, bytes: len(e.Value)}
-			continue
-		}
+	err = c.decodeAll(entries, func(id string, v T) error {
 		raw, err := json.Marshal(v)
 		if err != nil {
 			return err
 		}
 		recs[id] = cachedRecord[T]{v: &v, raw: raw}
+		return nil
+	}, func(id string, why error, size int) {
+		damaged[id] = damagedRec{why: why, bytes: size}
+	})
+	if err != nil {
+		return err
 	}
 	rc.mu.Lock()
 	defer rc.mu.Unlock()

@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"sync"
 
 	"aima/errs"
 )
@@ -41,4 +42,33 @@ func clone(b []byte) []byte {
 	out := make([]byte, len(b))
 	copy(out, b)
 	return out
+}
+
+// storeGuard is the lock of an in-process store (memory, gokv) and whether
+// it was closed: every operation checks its preconditions, takes the lock
+// (shared to read) and fails on a closed store.
+type storeGuard struct {
+	mu     sync.RWMutex
+	closed bool
+}
+
+// enter is that prologue: pre is the operation's precondition check
+// (checkOp or the store's own), returned as it is when it fails; then the
+// lock, exclusive when write is set, released again on a closed store. On
+// success the caller holds the lock and releases it (mu.Unlock or
+// mu.RUnlock).
+func (g *storeGuard) enter(pre error, write bool) error {
+	if pre != nil {
+		return pre
+	}
+	l := g.mu.RLocker()
+	if write {
+		l = &g.mu
+	}
+	l.Lock()
+	if g.closed {
+		l.Unlock()
+		return errClosed
+	}
+	return nil
 }

@@ -157,6 +157,20 @@ func (c *Collection[T]) Scan(ctx context.Context) ([]T, []Damaged, error) {
 	}
 	out := make([]T, 0, len(entries))
 	bad := []Damaged{}
+	err = c.decodeAll(entries, func(_ string, v T) error {
+		out = append(out, v)
+		return nil
+	}, func(id string, why error, size int) {
+		bad = append(bad, Damaged{Kind: c.noun, ID: id, Error: why.Error(), Bytes: size})
+	})
+	return out, bad, err
+}
+
+// decodeAll decodes the collection's records among entries (keys under the
+// prefix that cannot be ids are skipped), in their order: each record that
+// can be read goes to ok, whose error ends the walk; each damaged one goes
+// to damaged with why it cannot be read and its size, and the walk goes on.
+func (c *Collection[T]) decodeAll(entries []Entry, ok func(id string, v T) error, damaged func(id string, why error, size int)) error {
 	for _, e := range entries {
 		id := strings.TrimPrefix(e.Key, c.prefix)
 		if strings.Contains(id, "/") {
@@ -166,12 +180,14 @@ func (c *Collection[T]) Scan(ctx context.Context) ([]T, []Damaged, error) {
 		if err != nil {
 			var de *damagedError
 			errors.As(err, &de)
-			bad = append(bad, Damaged{Kind: c.noun, ID: id, Error: de.why.Error(), Bytes: len(e.Value)})
+			damaged(id, de.why, len(e.Value))
 			continue
 		}
-		out = append(out, v)
+		if err := ok(id, v); err != nil {
+			return err
+		}
 	}
-	return out, bad, nil
+	return nil
 }
 
 // ScanShared is Scan for readers that only read: with a cache it returns
@@ -197,6 +213,13 @@ func (c *Collection[T]) ScanShared(ctx context.Context) ([]*T, []json.RawMessage
 // Create stores v as record id if no such record exists; otherwise it fails
 // with errs.Conflict ("<noun> <id> already exists").
 func (c *Collection[T]) Create(ctx context.Context, id string, v T) error {
+	return c.put(ctx, id, v, 0)
+}
+
+// put stores v as record id with the store's revision check expectRev: 0
+// (only if absent: an existing record is errs.Conflict, "already exists")
+// or AnyRev (whatever is there).
+func (c *Collection[T]) put(ctx context.Context, id string, v T, expectRev uint64) error {
 	key, err := c.key(id)
 	if err != nil {
 		return err
@@ -206,8 +229,8 @@ func (c *Collection[T]) Create(ctx context.Context, id string, v T) error {
 		return err
 	}
 	return c.write(ctx, id, func() ([]byte, error) {
-		if _, err := c.s.Put(ctx, key, b, 0); err != nil {
-			if errors.Is(err, ErrConflict) {
+		if _, err := c.s.Put(ctx, key, b, expectRev); err != nil {
+			if expectRev == 0 && errors.Is(err, ErrConflict) {
 				return nil, errs.New(errs.Conflict, "%s %s already exists", c.noun, id)
 			}
 			return nil, err
@@ -255,18 +278,7 @@ func (c *Collection[T]) Update(ctx context.Context, id string, fn func(*T) error
 
 // Put stores v as record id whether or not it exists (last writer wins).
 func (c *Collection[T]) Put(ctx context.Context, id string, v T) error {
-	key, err := c.key(id)
-	if err != nil {
-		return err
-	}
-	b, err := c.encode(id, v)
-	if err != nil {
-		return err
-	}
-	return c.write(ctx, id, func() ([]byte, error) {
-		_, err := c.s.Put(ctx, key, b, AnyRev)
-		return b, err
-	})
+	return c.put(ctx, id, v, AnyRev)
 }
 
 // Delete removes record id, or fails with errs.NotFound if it is absent.

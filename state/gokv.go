@@ -4,7 +4,6 @@ import (
 	"context"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/philippgille/gokv"
 
@@ -48,8 +47,7 @@ type gokvStore struct {
 	kv      gokv.Store
 	onClose func() error // extra cleanup, e.g. releasing a directory lock
 
-	mu     sync.RWMutex
-	closed bool
+	storeGuard
 }
 
 // NewGokv wraps any gokv store as a Store so aima can run on backends gokv
@@ -108,14 +106,10 @@ func (s *gokvStore) setIndex(idx gokvIndex) error {
 }
 
 func (s *gokvStore) Get(ctx context.Context, key string) (Entry, bool, error) {
-	if err := s.checkKey(ctx, key); err != nil {
+	if err := s.enter(s.checkKey(ctx, key), false); err != nil {
 		return Entry{}, false, err
 	}
-	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.closed {
-		return Entry{}, false, errClosed
-	}
 	rec, found, err := s.getRecord(key)
 	if err != nil || !found {
 		return Entry{}, false, err
@@ -124,14 +118,10 @@ func (s *gokvStore) Get(ctx context.Context, key string) (Entry, bool, error) {
 }
 
 func (s *gokvStore) List(ctx context.Context, prefix string) ([]Entry, error) {
-	if err := ctx.Err(); err != nil {
+	if err := s.enter(ctx.Err(), false); err != nil {
 		return nil, err
 	}
-	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.closed {
-		return nil, errClosed
-	}
 	idx, err := s.getIndex()
 	if err != nil {
 		return nil, err
@@ -155,14 +145,10 @@ func (s *gokvStore) List(ctx context.Context, prefix string) ([]Entry, error) {
 }
 
 func (s *gokvStore) Put(ctx context.Context, key string, val []byte, expectRev uint64) (uint64, error) {
-	if err := s.checkKey(ctx, key); err != nil {
+	if err := s.enter(s.checkKey(ctx, key), true); err != nil {
 		return 0, err
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return 0, errClosed
-	}
 	cur, _, err := s.getRecord(key)
 	if err != nil {
 		return 0, err
@@ -190,14 +176,10 @@ func (s *gokvStore) Put(ctx context.Context, key string, val []byte, expectRev u
 }
 
 func (s *gokvStore) Delete(ctx context.Context, key string, expectRev uint64) error {
-	if err := s.checkKey(ctx, key); err != nil {
+	if err := s.enter(s.checkKey(ctx, key), true); err != nil {
 		return err
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return errClosed
-	}
 	cur, found, err := s.getRecord(key)
 	if err != nil {
 		return err

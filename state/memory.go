@@ -4,7 +4,6 @@ import (
 	"context"
 	"sort"
 	"strings"
-	"sync"
 )
 
 // memEntry is one stored value with its revision.
@@ -17,10 +16,9 @@ type memEntry struct {
 // semantics of the durable backends without any I/O, so domain tests run
 // fast and deterministically.
 type memoryStore struct {
-	mu     sync.RWMutex
-	m      map[string]memEntry
-	seq    uint64 // last revision handed out; revisions are never reused
-	closed bool
+	storeGuard
+	m   map[string]memEntry
+	seq uint64 // last revision handed out; revisions are never reused
 }
 
 // NewMemory returns an empty in-process Store. Its contents vanish with the
@@ -30,14 +28,10 @@ func NewMemory() Store {
 }
 
 func (s *memoryStore) Get(ctx context.Context, key string) (Entry, bool, error) {
-	if err := checkOp(ctx, key); err != nil {
+	if err := s.enter(checkOp(ctx, key), false); err != nil {
 		return Entry{}, false, err
 	}
-	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.closed {
-		return Entry{}, false, errClosed
-	}
 	e, ok := s.m[key]
 	if !ok {
 		return Entry{}, false, nil
@@ -46,14 +40,10 @@ func (s *memoryStore) Get(ctx context.Context, key string) (Entry, bool, error) 
 }
 
 func (s *memoryStore) List(ctx context.Context, prefix string) ([]Entry, error) {
-	if err := ctx.Err(); err != nil {
+	if err := s.enter(ctx.Err(), false); err != nil {
 		return nil, err
 	}
-	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.closed {
-		return nil, errClosed
-	}
 	out := []Entry{}
 	for k, e := range s.m {
 		if strings.HasPrefix(k, prefix) {
@@ -65,14 +55,10 @@ func (s *memoryStore) List(ctx context.Context, prefix string) ([]Entry, error) 
 }
 
 func (s *memoryStore) Put(ctx context.Context, key string, val []byte, expectRev uint64) (uint64, error) {
-	if err := checkOp(ctx, key); err != nil {
+	if err := s.enter(checkOp(ctx, key), true); err != nil {
 		return 0, err
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return 0, errClosed
-	}
 	if revMismatch(expectRev, s.m[key].rev) {
 		return 0, conflict("put", key)
 	}
@@ -82,14 +68,10 @@ func (s *memoryStore) Put(ctx context.Context, key string, val []byte, expectRev
 }
 
 func (s *memoryStore) Delete(ctx context.Context, key string, expectRev uint64) error {
-	if err := checkOp(ctx, key); err != nil {
+	if err := s.enter(checkOp(ctx, key), true); err != nil {
 		return err
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return errClosed
-	}
 	if revMismatch(expectRev, s.m[key].rev) { // absent: rev 0 matches 0 and AnyRev
 		return conflict("delete", key)
 	}

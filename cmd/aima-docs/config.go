@@ -17,7 +17,7 @@ import (
 // sections as dotted keys.
 func renderConfig(root string) (string, error) {
 	docs := map[string]map[string]string{}
-	for _, dir := range []string{"config", "engines"} {
+	for _, dir := range []string{"config", "settings"} {
 		d, err := structFieldDocs(filepath.Join(root, dir))
 		if err != nil {
 			return "", err
@@ -49,7 +49,7 @@ func configRows(b *strings.Builder, prefix string, v reflect.Value, docs map[str
 		}
 		fv := v.Field(i)
 		switch {
-		case f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[config.Duration]():
+		case f.Type.Kind() == reflect.Struct && !scalar(f.Type):
 			fmt.Fprintf(b, "| `%s` | section | | %s |\n", key, cell(doc))
 			if err := configRows(b, key+".", fv, docs); err != nil {
 				return err
@@ -66,10 +66,17 @@ func configRows(b *strings.Builder, prefix string, v reflect.Value, docs map[str
 	return nil
 }
 
+// scalar tells the types the file writes as one value from sections.
+func scalar(t reflect.Type) bool {
+	return t == reflect.TypeFor[config.Duration]() || t == reflect.TypeFor[config.PortRange]()
+}
+
 func typeText(t reflect.Type) string {
 	switch {
 	case t == reflect.TypeFor[config.Duration]():
 		return "duration (`90s`, `10m`)"
+	case t == reflect.TypeFor[config.PortRange]():
+		return "string"
 	case t.Kind() == reflect.Slice:
 		return "list of " + typeText(t.Elem())
 	case t.Kind() == reflect.Map:

@@ -17,21 +17,20 @@ import (
 // every such change a reviewed line of this table. The layers, lowest
 // first:
 //
-//	leaves:    errs, events, runtime, internal/{units,filelock,kernelports,keylock,modroot}
+//	leaves:    errs, events, runtime, settings, internal/{units,filelock,kernelports,keylock,modroot}
 //	storage:   state and its implementations (kubestore); runtime implementations (docker, kubernetes, fakeruntime)
-//	domain:    models → gpu → engines → services (the lifecycle) → serving → inference, enginemetrics; config; cluster
+//	config:    the file, on leaves only (docs/decisions.md, "What the config imports")
+//	domain:    models → gpu → engines → services (the lifecycle) → serving → inference, enginemetrics; cluster
 //	           (serving sits on the lifecycle; services never imports it: see services/serving.go)
 //	operations: tools
 //	front-ends: httperr, httpguard, httpapi, mcp, jsonrpc, gateway, metrics, web, client
-//	root:      daemon (the one composition root) → cli → cmd/aima
-//
-// config still imports services, inference and gpu for their defaults and
-// parsers (docs/decisions.md, "What the config imports").
+//	root:      daemon (the one composition root, which maps the config to the domain's options) → cli → cmd/aima
 var allowed = map[string][]string{
 	// leaves
 	"errs":                 {},
 	"events":               {"state"},
 	"runtime":              {},
+	"settings":             {"errs"},
 	"internal/units":       {},
 	"internal/filelock":    {},
 	"internal/kernelports": {},
@@ -46,22 +45,23 @@ var allowed = map[string][]string{
 	"state/statetest":     {"errs", "state"},
 	"runtime/fakeruntime": {"errs", "runtime"},
 	"runtime/runtimetest": {"runtime"},
+	// the config file: leaves only
+	"config": {"errs", "runtime", "settings"},
 	// domain
 	"models":        {"errs", "state"},
-	"gpu":           {"errs", "internal/units", "models", "runtime"},
-	"engines":       {"errs", "gpu"},
-	"services":      {"engines", "errs", "events", "gpu", "internal/kernelports", "internal/keylock", "internal/units", "models", "runtime", "state"},
+	"gpu":           {"errs", "internal/units", "models", "runtime", "settings"},
+	"engines":       {"errs", "gpu", "settings"},
+	"services":      {"engines", "errs", "events", "gpu", "internal/kernelports", "internal/keylock", "internal/units", "models", "runtime", "settings", "state"},
 	"serving":       {"errs", "events", "gpu", "internal/keylock", "services"},
-	"inference":     {"errs", "events", "services", "serving"},
+	"inference":     {"errs", "events", "services", "serving", "settings"},
 	"enginemetrics": {"engines", "services"},
-	"config":        {"engines", "errs", "gpu", "inference", "runtime", "services"},
 	// aima as a cluster service: the leader's election and fencing
 	"cluster": {"errs", "runtime", "state"},
 	// operations
 	"tools": {"enginemetrics", "engines", "errs", "events", "gpu", "inference", "models", "runtime", "services", "state"},
 	// front-ends
 	"httperr":   {"errs"},
-	"httpguard": {"config", "errs", "httperr"},
+	"httpguard": {"errs", "httperr"},
 	"httpapi":   {"errs", "events", "httperr", "tools"},
 	"mcp":       {"errs", "events", "httperr", "tools"},
 	"jsonrpc":   {"errs", "events", "tools"},

@@ -23,8 +23,8 @@ func TestSimConfig(t *testing.T) {
 	if v.Image != EngineSimRef || v.Env["SIM_TIME_SCALE"] != SimTimeScale || v.Env["SIM_FAIL"] != "hang" {
 		t.Errorf("vllm: %+v", v)
 	}
-	if lo, hi, err := c.Ports(); err != nil || hi-lo != 20 {
-		t.Errorf("ports %d-%d: %v", lo, hi, err)
+	if lo, hi := c.PortRange.Low, c.PortRange.High; hi-lo != 20 {
+		t.Errorf("ports %d-%d", lo, hi)
 	}
 
 	path = SimConfig(t, SimConfigOptions{Image: EngineSimRef, Env: map[string]string{"SIM_TIME_SCALE": "1"}, PortSpan: 2000, Extra: "unhealthy_grace: 2s\n"})
@@ -34,8 +34,8 @@ func TestSimConfig(t *testing.T) {
 	if s := c.Engines["vllm"].Env["SIM_TIME_SCALE"]; s != "1" {
 		t.Errorf("SIM_TIME_SCALE %q, want the caller's 1", s)
 	}
-	if lo, hi, err := c.Ports(); err != nil || hi-lo != 2000 || lo < 10000 || hi >= testports.EphemeralLow() {
-		t.Errorf("wide ports %d-%d: %v", lo, hi, err)
+	if lo, hi := c.PortRange.Low, c.PortRange.High; hi-lo != 2000 || lo < 10000 || hi >= testports.EphemeralLow() {
+		t.Errorf("wide ports %d-%d", lo, hi)
 	}
 	if time.Duration(c.UnhealthyGrace) != 2*time.Second {
 		t.Errorf("extra line lost: unhealthy_grace %v", time.Duration(c.UnhealthyGrace))

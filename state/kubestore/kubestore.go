@@ -180,17 +180,24 @@ const DefaultWriteTimeout = 15 * time.Second
 
 var errClosed = errs.New(errs.Unavailable, "state: store is closed")
 
-func (s *Store) check(ctx context.Context, key string) error {
+// live is the prologue of every operation: the caller's context not ended
+// (its error returned unwrapped) and the store not closed.
+func (s *Store) live(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
-	}
-	if key == "" {
-		return errs.New(errs.InvalidArgument, "state: empty key")
 	}
 	if s.closed.Load() {
 		return errClosed
 	}
 	return nil
+}
+
+// check is live for an operation on one key, which must not be empty.
+func (s *Store) check(ctx context.Context, key string) error {
+	if key == "" && ctx.Err() == nil {
+		return errs.New(errs.InvalidArgument, "state: empty key")
+	}
+	return s.live(ctx)
 }
 
 // Get answers from the cache.
@@ -204,11 +211,8 @@ func (s *Store) Get(ctx context.Context, key string) (state.Entry, bool, error) 
 
 // List answers from the cache.
 func (s *Store) List(ctx context.Context, prefix string) ([]state.Entry, error) {
-	if err := ctx.Err(); err != nil {
+	if err := s.live(ctx); err != nil {
 		return nil, err
-	}
-	if s.closed.Load() {
-		return nil, errClosed
 	}
 	return s.cache.list(prefix), nil
 }
@@ -281,8 +285,8 @@ func conflict(op, key string) error {
 // the previous leader are there even if the watch has not told of them
 // yet.
 func (s *Store) Resync(ctx context.Context) error {
-	if s.closed.Load() {
-		return errClosed
+	if err := s.live(ctx); err != nil {
+		return err
 	}
 	l, err := s.ri.List(ctx, metav1.ListOptions{LabelSelector: labels.Set{LabelStore: s.name}.String()})
 	if err != nil {

@@ -63,21 +63,25 @@ func (s *Store) Put(ctx context.Context, key string, val []byte, expectRev uint6
 }
 
 func (s *Store) create(ctx context.Context, key string, val []byte) (uint64, error) {
-	var u *unstructured.Unstructured
-	err := s.bounded(ctx, func(ctx context.Context) (err error) {
-		u, err = s.ri.Create(ctx, s.newObject(key, val, "", nonce()), metav1.CreateOptions{})
-		return err
-	})
-	return s.took(u, err)
+	return s.took(s.object(ctx, func(ctx context.Context) (*unstructured.Unstructured, error) {
+		return s.ri.Create(ctx, s.newObject(key, val, "", nonce()), metav1.CreateOptions{})
+	}))
 }
 
 func (s *Store) update(ctx context.Context, key string, val []byte, rev uint64) (uint64, error) {
+	return s.took(s.object(ctx, func(ctx context.Context) (*unstructured.Unstructured, error) {
+		return s.ri.Update(ctx, s.newObject(key, val, strconv.FormatUint(rev, 10), nonce()), metav1.UpdateOptions{})
+	}))
+}
+
+// object is bounded for a request that answers with an object.
+func (s *Store) object(ctx context.Context, call func(context.Context) (*unstructured.Unstructured, error)) (*unstructured.Unstructured, error) {
 	var u *unstructured.Unstructured
 	err := s.bounded(ctx, func(ctx context.Context) (err error) {
-		u, err = s.ri.Update(ctx, s.newObject(key, val, strconv.FormatUint(rev, 10), nonce()), metav1.UpdateOptions{})
+		u, err = call(ctx)
 		return err
 	})
-	return s.took(u, err)
+	return u, err
 }
 
 // took applies what the API server stored to the cache.
@@ -97,10 +101,8 @@ func (s *Store) took(u *unstructured.Unstructured, err error) (uint64, error) {
 // so the caller's next read sees what won (the watch may not have told
 // yet).
 func (s *Store) refresh(ctx context.Context, key string) {
-	var u *unstructured.Unstructured
-	err := s.bounded(ctx, func(ctx context.Context) (err error) {
-		u, err = s.ri.Get(ctx, objectName(s.name, key), metav1.GetOptions{})
-		return err
+	u, err := s.object(ctx, func(ctx context.Context) (*unstructured.Unstructured, error) {
+		return s.ri.Get(ctx, objectName(s.name, key), metav1.GetOptions{})
 	})
 	switch {
 	case apierrors.IsNotFound(err):
