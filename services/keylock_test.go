@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"aima/errs"
+	"aima/internal/testenv/fakeengine"
 )
 
 // TestLifecycleCallsGiveUpWithTheirContext: a stop that waits for the
@@ -15,10 +16,10 @@ import (
 func TestLifecycleCallsGiveUpWithTheirContext(t *testing.T) {
 	t.Parallel()
 	m := newSleepManager(t)
-	log := &callLog{}
-	ea := newFakeEngine(t, "a", log)
-	ea.gate = make(chan struct{})
-	put(t, m, Service{ID: "svc-a", Status: StatusSleeping, Port: ea.port, SleepMode: true})
+	log := &fakeengine.CallLog{}
+	ea := fakeengine.New(t, "a", log)
+	ea.Gate = make(chan struct{})
+	put(t, m, Service{ID: "svc-a", Status: StatusSleeping, Port: ea.Port, SleepMode: true})
 	woke := make(chan error, 1)
 	go func() {
 		_, err := m.Wake(t.Context(), "svc-a")
@@ -40,7 +41,7 @@ func TestLifecycleCallsGiveUpWithTheirContext(t *testing.T) {
 	if err := <-stopped; !errs.Is(err, errs.Canceled) {
 		t.Fatalf("stop waiting for the lock: %v, want canceled", err)
 	}
-	close(ea.gate)
+	close(ea.Gate)
 	if err := <-woke; err != nil {
 		t.Fatal(err)
 	}

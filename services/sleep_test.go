@@ -2,12 +2,7 @@ package services
 
 import (
 	"context"
-	"net"
-	"net/http"
-	"net/http/httptest"
-	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,6 +10,7 @@ import (
 	"aima/engines"
 	"aima/errs"
 	"aima/events"
+	"aima/internal/testenv/fakeengine"
 	"aima/models"
 	"aima/runtime/fakeruntime"
 	"aima/state"
@@ -24,73 +20,6 @@ import (
 // records are written directly and the "engine" is an httptest server that
 // answers vLLM's sleep endpoints and logs the calls in order. Admission,
 // idle release and swaps are the serving layer's (package serving).
-
-type fakeEngine struct {
-	srv       *httptest.Server
-	port      int
-	calls     *callLog
-	name      string
-	gate      chan struct{} // when set, a wake waits for it
-	sleepGate chan struct{} // when set, a sleep waits for it
-	sleeping  chan struct{} // when set, closed as a sleep call arrives
-	wakes     atomic.Int32  // wake calls that arrived (before the gate)
-}
-
-type callLog struct {
-	mu    sync.Mutex
-	calls []string
-}
-
-func (l *callLog) add(s string) {
-	l.mu.Lock()
-	l.calls = append(l.calls, s)
-	l.mu.Unlock()
-}
-
-func (l *callLog) list() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]string(nil), l.calls...)
-}
-
-func (l *callLog) count(s string) int {
-	n := 0
-	for _, c := range l.list() {
-		if c == s {
-			n++
-		}
-	}
-	return n
-}
-
-func newFakeEngine(t *testing.T, name string, log *callLog) *fakeEngine {
-	t.Helper()
-	f := &fakeEngine{calls: log, name: name}
-	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/sleep":
-			if f.sleeping != nil {
-				close(f.sleeping)
-				f.sleeping = nil
-			}
-			if f.sleepGate != nil {
-				<-f.sleepGate
-			}
-			log.add(name + " sleep")
-		case "/wake_up":
-			f.wakes.Add(1)
-			if f.gate != nil {
-				<-f.gate
-			}
-			log.add(name + " wake")
-		}
-		w.WriteHeader(http.StatusOK)
-	}))
-	t.Cleanup(f.srv.Close)
-	_, p, _ := net.SplitHostPort(f.srv.Listener.Addr().String())
-	f.port, _ = strconv.Atoi(p)
-	return f
-}
 
 func newSleepManager(t *testing.T) *Manager {
 	t.Helper()
@@ -154,15 +83,15 @@ func TestSleepQuiescesFirst(t *testing.T) {
 	m := newSleepManager(t)
 	fs := newFakeServing()
 	m.Attach(fs)
-	log := &callLog{}
-	e := newFakeEngine(t, "a", log)
-	put(t, m, Service{ID: "svc-a", Status: StatusRunning, Port: e.port, SleepMode: true})
+	log := &fakeengine.CallLog{}
+	e := fakeengine.New(t, "a", log)
+	put(t, m, Service{ID: "svc-a", Status: StatusRunning, Port: e.Port, SleepMode: true})
 	fs.setInFlight("svc-a", 1)
 	_, err := m.Sleep(t.Context(), "svc-a")
 	if !errs.Is(err, errs.Unavailable) || !strings.Contains(err.Error(), "1 requests in flight") {
 		t.Fatalf("sleep with a request in flight: %v, want unavailable", err)
 	}
-	if got := log.list(); len(got) != 0 || fs.holds("svc-a") != 0 {
+	if got := log.List(); len(got) != 0 || fs.holds("svc-a") != 0 {
 		t.Fatalf("after the refusal: engine calls %v, %d holds left", got, fs.holds("svc-a"))
 	}
 	fs.setInFlight("svc-a", 0)
@@ -170,7 +99,7 @@ func TestSleepQuiescesFirst(t *testing.T) {
 	if err != nil || s.Status != StatusSleeping {
 		t.Fatalf("sleep: %s, %v", s.Status, err)
 	}
-	if got := log.list(); len(got) != 1 || got[0] != "a sleep" || fs.holds("svc-a") != 0 || fs.quiesced("svc-a") != 2 {
+	if got := log.List(); len(got) != 1 || got[0] != "a sleep" || fs.holds("svc-a") != 0 || fs.quiesced("svc-a") != 2 {
 		t.Fatalf("engine calls %v, %d holds left, %d quiesces; want one sleep after two quiesces", got, fs.holds("svc-a"), fs.quiesced("svc-a"))
 	}
 }
@@ -199,8 +128,8 @@ func TestSleepingServiceStopsAndFails(t *testing.T) {
 func TestTransitionHookPanicIsContained(t *testing.T) {
 	t.Parallel()
 	m := newSleepManager(t)
-	e := newFakeEngine(t, "a", &callLog{})
-	put(t, m, Service{ID: "svc-a", Status: StatusRunning, Port: e.port, SleepMode: true})
+	e := fakeengine.New(t, "a", &fakeengine.CallLog{})
+	put(t, m, Service{ID: "svc-a", Status: StatusRunning, Port: e.Port, SleepMode: true})
 	m.OnTransition(func(Transition) { panic("a bug in a hook") })
 	var told atomic.Int32
 	m.OnTransition(func(tr Transition) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"aima/errs"
+	"aima/internal/testenv/fakeengine"
 	"aima/services"
 )
 
@@ -47,10 +48,10 @@ func TestAdmitRefusesStoppedServiceNotOnDemand(t *testing.T) {
 func TestIdleReleaseSleepsOnlyWhenNothingInFlight(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	log := &callLog{}
-	e := newFakeEngine(t, "a", log)
+	log := &fakeengine.CallLog{}
+	e := fakeengine.New(t, "a", log)
 	idle := 300 * time.Millisecond
-	h.put(services.Service{ID: "svc-a", Status: services.StatusRunning, Port: e.port, SleepMode: true, IdleTimeout: idle.String()})
+	h.put(services.Service{ID: "svc-a", Status: services.StatusRunning, Port: e.Port, SleepMode: true, IdleTimeout: idle.String()})
 	sc, m := h.start()
 	a, err := sc.Admit(t.Context(), "svc-a", AdmitOptions{})
 	if err != nil {
@@ -66,7 +67,7 @@ func TestIdleReleaseSleepsOnlyWhenNothingInFlight(t *testing.T) {
 	if took := time.Since(ended); took < idle || took > idle+time.Second {
 		t.Errorf("released %s after the last request, want %s (±1s)", took, idle)
 	}
-	if got := log.list(); len(got) != 1 || got[0] != "a sleep" {
+	if got := log.List(); len(got) != 1 || got[0] != "a sleep" {
 		t.Errorf("engine calls %v", got)
 	}
 }
@@ -74,10 +75,10 @@ func TestIdleReleaseSleepsOnlyWhenNothingInFlight(t *testing.T) {
 func TestWaitersShareOneWake(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	log := &callLog{}
-	e := newFakeEngine(t, "a", log)
-	e.gate = make(chan struct{})
-	h.put(services.Service{ID: "svc-a", Status: services.StatusSleeping, Port: e.port, SleepMode: true})
+	log := &fakeengine.CallLog{}
+	e := fakeengine.New(t, "a", log)
+	e.Gate = make(chan struct{})
+	h.put(services.Service{ID: "svc-a", Status: services.StatusSleeping, Port: e.Port, SleepMode: true})
 	sc, _ := h.start()
 	var wg sync.WaitGroup
 	var ok atomic.Int32
@@ -105,12 +106,12 @@ func TestWaitersShareOneWake(t *testing.T) {
 	// All five wait at once while the one wake is held at the engine.
 	until(t, "five waiters and a wake call", func() bool {
 		w, _, _ := requestCounts(sc, "svc-a")
-		return w == 5 && e.wakes.Load() >= 1
+		return w == 5 && e.Wakes.Load() >= 1
 	})
-	close(e.gate)
+	close(e.Gate)
 	wg.Wait()
-	if ok.Load() != 5 || log.count("a wake") != 1 || e.wakes.Load() != 1 {
-		t.Fatalf("%d admitted, engine calls %v (%d wake calls arrived); want 5 and one wake", ok.Load(), log.list(), e.wakes.Load())
+	if ok.Load() != 5 || log.Count("a wake") != 1 || e.Wakes.Load() != 1 {
+		t.Fatalf("%d admitted, engine calls %v (%d wake calls arrived); want 5 and one wake", ok.Load(), log.List(), e.Wakes.Load())
 	}
 	// The waiter whose wake reached the engine was told so; a waiter that
 	// read the status only once the engine was up was admitted silently.
@@ -129,9 +130,9 @@ func TestWaitersShareOneWake(t *testing.T) {
 func TestQueueBound(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	e := newFakeEngine(t, "a", &callLog{})
-	e.gate = make(chan struct{})
-	h.put(services.Service{ID: "svc-a", Status: services.StatusSleeping, Port: e.port, SleepMode: true})
+	e := fakeengine.New(t, "a", &fakeengine.CallLog{})
+	e.Gate = make(chan struct{})
+	h.put(services.Service{ID: "svc-a", Status: services.StatusSleeping, Port: e.Port, SleepMode: true})
 	sc, _ := h.start()
 	first := make(chan error, 1)
 	go func() {
@@ -147,7 +148,7 @@ func TestQueueBound(t *testing.T) {
 	if !errors.As(err, &nr) || !errs.Is(err, errs.Unavailable) {
 		t.Errorf("second waiter: %v, want a not-ready refusal", err)
 	}
-	close(e.gate)
+	close(e.Gate)
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}

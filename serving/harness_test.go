@@ -2,12 +2,6 @@ package serving
 
 import (
 	"context"
-	"net"
-	"net/http"
-	"net/http/httptest"
-	"strconv"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,73 +17,6 @@ import (
 // are written to the store before the manager reads it, and the "engine"
 // is an httptest server that answers vLLM's sleep endpoints and logs the
 // calls in order.
-
-type fakeEngine struct {
-	srv       *httptest.Server
-	port      int
-	calls     *callLog
-	name      string
-	gate      chan struct{} // when set, a wake waits for it
-	sleepGate chan struct{} // when set, a sleep waits for it
-	sleeping  chan struct{} // when set, closed as a sleep call arrives
-	wakes     atomic.Int32  // wake calls that arrived (before the gate)
-}
-
-type callLog struct {
-	mu    sync.Mutex
-	calls []string
-}
-
-func (l *callLog) add(s string) {
-	l.mu.Lock()
-	l.calls = append(l.calls, s)
-	l.mu.Unlock()
-}
-
-func (l *callLog) list() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]string(nil), l.calls...)
-}
-
-func (l *callLog) count(s string) int {
-	n := 0
-	for _, c := range l.list() {
-		if c == s {
-			n++
-		}
-	}
-	return n
-}
-
-func newFakeEngine(t *testing.T, name string, log *callLog) *fakeEngine {
-	t.Helper()
-	f := &fakeEngine{calls: log, name: name}
-	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/sleep":
-			if f.sleeping != nil {
-				close(f.sleeping)
-				f.sleeping = nil
-			}
-			if f.sleepGate != nil {
-				<-f.sleepGate
-			}
-			log.add(name + " sleep")
-		case "/wake_up":
-			f.wakes.Add(1)
-			if f.gate != nil {
-				<-f.gate
-			}
-			log.add(name + " wake")
-		}
-		w.WriteHeader(http.StatusOK)
-	}))
-	t.Cleanup(f.srv.Close)
-	_, p, _ := net.SplitHostPort(f.srv.Listener.Addr().String())
-	f.port, _ = strconv.Atoi(p)
-	return f
-}
 
 // harness is a store with service records, then a manager and its
 // serving layer over it.

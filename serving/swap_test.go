@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"aima/events"
+	"aima/internal/testenv/fakeengine"
 	"aima/services"
 )
 
@@ -19,10 +20,10 @@ import (
 func TestSwapWaitsForInFlightThenSleepsThenWakes(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	log := &callLog{}
-	ea, eb := newFakeEngine(t, "a", log), newFakeEngine(t, "b", log)
-	h.put(services.Service{ID: "svc-a", Status: services.StatusRunning, Port: ea.port, SleepMode: true, SwapGroup: "g"})
-	h.put(services.Service{ID: "svc-b", Status: services.StatusSleeping, Port: eb.port, SleepMode: true, SwapGroup: "g"})
+	log := &fakeengine.CallLog{}
+	ea, eb := fakeengine.New(t, "a", log), fakeengine.New(t, "b", log)
+	h.put(services.Service{ID: "svc-a", Status: services.StatusRunning, Port: ea.Port, SleepMode: true, SwapGroup: "g"})
+	h.put(services.Service{ID: "svc-b", Status: services.StatusSleeping, Port: eb.Port, SleepMode: true, SwapGroup: "g"})
 	sc, m := h.start()
 	inA, err := sc.Admit(t.Context(), "svc-a", AdmitOptions{})
 	if err != nil {
@@ -50,7 +51,7 @@ func TestSwapWaitsForInFlightThenSleepsThenWakes(t *testing.T) {
 	if st := status(t, m, "svc-a"); st != services.StatusRunning {
 		t.Fatalf("a is %s while its request is in flight", st)
 	}
-	if got := log.list(); len(got) != 0 {
+	if got := log.List(); len(got) != 0 {
 		t.Fatalf("engine calls %v while a's request is in flight, want none", got)
 	}
 	inA.Done(RequestFigures{})
@@ -60,7 +61,7 @@ func TestSwapWaitsForInFlightThenSleepsThenWakes(t *testing.T) {
 	if a, b := status(t, m, "svc-a"), status(t, m, "svc-b"); a != services.StatusSleeping || b != services.StatusRunning {
 		t.Fatalf("after the swap a=%s b=%s", a, b)
 	}
-	if got := log.list(); len(got) != 2 || got[0] != "a sleep" || got[1] != "b wake" {
+	if got := log.List(); len(got) != 2 || got[0] != "a sleep" || got[1] != "b wake" {
 		t.Fatalf("engine calls %v, want [a sleep, b wake]", got)
 	}
 	// And back again.
@@ -85,12 +86,12 @@ func TestSwapWaitsForInFlightThenSleepsThenWakes(t *testing.T) {
 func TestSwapDuringIdleRelease(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	log := &callLog{}
-	ea, eb := newFakeEngine(t, "a", log), newFakeEngine(t, "b", log)
-	ea.sleepGate, ea.sleeping = make(chan struct{}), make(chan struct{})
-	sleepCalled := ea.sleeping
-	h.put(services.Service{ID: "svc-a", Status: services.StatusRunning, Port: ea.port, SleepMode: true, SwapGroup: "g", IdleTimeout: "100ms"})
-	h.put(services.Service{ID: "svc-b", Status: services.StatusSleeping, Port: eb.port, SleepMode: true, SwapGroup: "g"})
+	log := &fakeengine.CallLog{}
+	ea, eb := fakeengine.New(t, "a", log), fakeengine.New(t, "b", log)
+	ea.SleepGate, ea.Sleeping = make(chan struct{}), make(chan struct{})
+	sleepCalled := ea.Sleeping
+	h.put(services.Service{ID: "svc-a", Status: services.StatusRunning, Port: ea.Port, SleepMode: true, SwapGroup: "g", IdleTimeout: "100ms"})
+	h.put(services.Service{ID: "svc-b", Status: services.StatusSleeping, Port: eb.Port, SleepMode: true, SwapGroup: "g"})
 	sc, m := h.start()
 	<-sleepCalled // a's idle release is under way
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
@@ -115,10 +116,10 @@ func TestSwapDuringIdleRelease(t *testing.T) {
 		}
 		return false
 	})
-	close(ea.sleepGate)
+	close(ea.SleepGate)
 	for range 2 {
 		if err := <-results; err != nil {
-			t.Fatalf("%v (engine calls %v)", err, log.list())
+			t.Fatalf("%v (engine calls %v)", err, log.List())
 		}
 	}
 }
