@@ -162,7 +162,7 @@ type sseReporter struct {
 	f      http.Flusher
 	enc    *eventEncodings
 	buf    []byte
-	bus    *events.Bus // told of each live event written (Bus.Written); nil: none
+	bus    *events.Bus // told of each live event written to the socket (Bus.RecordSocketWrite); nil: none
 	opened time.Time   // events published before it are history, not live
 }
 
