@@ -117,7 +117,7 @@ func connectFanout(ctx context.Context, b *testing.B, wg *sync.WaitGroup, url st
 // the daemon's bus every 4 ms. Two points of each delivery are timed:
 //   - publish → socket, the measure: until the event's bytes were
 //     handed to the subscriber's connection, as the daemon itself reports
-//     it (events.Bus.Written, aima_event_bus_publish_to_socket_seconds),
+//     it (events.Bus.RecordSocketWrite, aima_event_bus_publish_to_socket_seconds),
 //     read from its buckets (a quarter of a millisecond wide below 2 ms):
 //     ms-socket-p50/p99 and pct-socket-2ms, the share within 2 ms;
 //   - publish → read, stricter: until the client (in this process, on the

@@ -22,7 +22,7 @@ import (
 // that publish closes, then writes the new events in one write call; the
 // event is encoded once for all clients. The clients are the benchmark's
 // own sseReader, so both sides of the ratio time the same client code; and
-// like the daemon's streams (events.Bus.Written) it files each write's time
+// like the daemon's streams (events.Bus.RecordSocketWrite) it files each write's time
 // from publish in events.SocketWriteBuckets, so both sides of the publish → socket
 // ratio are read from the same buckets.
 //
