@@ -391,10 +391,10 @@ func (m *Manager) ListShared(ctx context.Context) ([]*Service, error) {
 
 // transition moves a service to a new status, validated against the table,
 // persists it with its reason and time, then publishes the status event.
-// mutate may adjust other fields in the same atomic update. A move to
+// alsoSet, when given, sets other fields in the same atomic update. A move to
 // failed goes through fail, which records the failure kind (and the
 // restart plan its next_restart_at); leaving failed clears both.
-func (m *Manager) transition(ctx context.Context, id string, to Status, reason string, mutate func(*Service)) (Service, error) {
+func (m *Manager) transition(ctx context.Context, id string, to Status, reason string, alsoSet func(*Service)) (Service, error) {
 	var from Status
 	s, err := m.col.Update(ctx, id, func(s *Service) error {
 		from = s.Status
@@ -404,12 +404,12 @@ func (m *Manager) transition(ctx context.Context, id string, to Status, reason s
 		s.Status = to
 		s.Reason = reason
 		// Facts of the failed status: fail (and the restart plan) set
-		// them again in mutate.
+		// them again in alsoSet.
 		s.Failure, s.EngineError, s.NextRestartAt = "", "", nil
 		s.UpdatedAt = m.now().UTC()
 		releaseLeaseOnEnd(s)
-		if mutate != nil {
-			mutate(s)
+		if alsoSet != nil {
+			alsoSet(s)
 		}
 		return nil
 	})
@@ -426,14 +426,14 @@ func (m *Manager) transition(ctx context.Context, id string, to Status, reason s
 }
 
 // fail moves a service to failed with the failure's facts: its kind,
-// reason, exit code, OOM flag and last log lines. mutate may adjust other
-// fields in the same update.
-func (m *Manager) fail(ctx context.Context, id string, f failure, mutate func(*Service)) (Service, error) {
+// reason, exit code, OOM flag and last log lines. alsoSet, when given, sets
+// other fields in the same update.
+func (m *Manager) fail(ctx context.Context, id string, f failure, alsoSet func(*Service)) (Service, error) {
 	return m.transition(ctx, id, StatusFailed, f.reason, func(x *Service) {
 		x.Failure, x.EngineError = f.kind, f.engineLine
 		x.ExitCode, x.OOMKilled, x.LogTail, x.DeadlineAt = f.exitCode, f.oom, f.logTail, nil
-		if mutate != nil {
-			mutate(x)
+		if alsoSet != nil {
+			alsoSet(x)
 		}
 	})
 }
