@@ -87,7 +87,10 @@ func TestSGLangPortAndWarmup(t *testing.T) {
 	t.Parallel()
 	port := freePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	r := startSim(t, nil, sglangArgs0(modelDir(t), port, "--sim-phase", "load=200s,warmup=1000s")...)
+	// The warmup's generation comes 30% into the warmup phase (6 s at the
+	// tests' time scale), leaving 14 s of warmup to check the health
+	// endpoints in: a machine busy enough to delay the one delays both.
+	r := startSim(t, nil, sglangArgs0(modelDir(t), port, "--sim-phase", "load=200s,warmup=2000s")...)
 	if !r.err.waitFor("Load weight begin.", 5*time.Second) {
 		t.Fatalf("never loaded:\n%s", r.err)
 	}
@@ -95,7 +98,7 @@ func TestSGLangPortAndWarmup(t *testing.T) {
 		c.Close()
 		t.Fatal("the port accepted a connection while the weights loaded")
 	}
-	if !r.out.waitFor(`"POST /generate HTTP/1.1" 200 OK`, 10*time.Second) {
+	if !r.out.waitFor(`"POST /generate HTTP/1.1" 200 OK`, 30*time.Second) {
 		t.Fatalf("no warmup:\n%s\n%s", r.err, r.out)
 	}
 	if resp, _ := get(t, base+"/health"); resp.StatusCode != 503 {
@@ -185,7 +188,7 @@ func TestSGLangLegacyHealth(t *testing.T) {
 	t.Parallel()
 	port := freePort(t)
 	r := startSim(t, map[string]string{"SIM_LEGACY_HEALTH": "1"}, sglangArgs0(modelDir(t), port, "--sim-phase", "warmup=1000s")...)
-	if !r.out.waitFor(`"POST /generate HTTP/1.1" 200 OK`, 10*time.Second) {
+	if !r.out.waitFor(`"POST /generate HTTP/1.1" 200 OK`, 30*time.Second) {
 		t.Fatalf("no warmup:\n%s", r.err)
 	}
 	if resp, _ := get(t, fmt.Sprintf("http://127.0.0.1:%d/health", port)); resp.StatusCode != 200 {
