@@ -59,8 +59,12 @@ kube-build:
 
 # Full suite: unit tests plus integration tests on the real Docker engine
 # and on the local Kubernetes control plane.
+# Three test binaries at a time (go test's default is one per CPU): the
+# long packages (e2e, e2e/faults, cluster, the Kubernetes ones) mostly wait
+# on containers, Pods and engines starting, not on the CPU.
+TEST_P ?= 3
 test: setup build enginesim kube-build
-	$(GO) test -race -count=1 -timeout 60m ./...
+	$(GO) test -race -count=1 -timeout 60m -p $(TEST_P) ./...
 	$(MAKE) fuzz
 
 # Brief runs of the decoder fuzz targets (longer: make fuzz FUZZTIME=5m).
