@@ -65,7 +65,7 @@ func TestRetuneLimits(t *testing.T) {
 	h.start(again.ID)
 	got = h.awaitStatus(again.ID, StatusFailed)
 	if len(got.Retunes) != 2 || got.Run != 3 {
-		t.Errorf("retunes %+v run %d, want two retunes then the failure", got.Retunes, got.Run)
+		t.Errorf("retunes %+v run %d (reason %q), want two retunes then the failure\n%s", got.Retunes, got.Run, got.Reason, h.history(again.ID))
 	}
 }
 

@@ -233,6 +233,14 @@ func (r *Runtime) exitLocked(c *container, code int, oom bool) {
 	if p.srv != nil {
 		_ = p.srv.Close()
 	}
+	if p.ln != nil {
+		// The port is free once the process ended, as Docker's is when
+		// the die event goes out: srv.Close does not close a listener
+		// its Serve has not begun to track yet (a process that exits
+		// before its server goroutine ran), and a start right after
+		// would find the port in use.
+		_ = p.ln.Close()
+	}
 	close(p.done)
 	close(c.logWake)
 	c.logWake = make(chan struct{})
