@@ -76,33 +76,3 @@ func (st *starter) containPart(what string, crashed chan<- *failure) {
 	default:
 	}
 }
-
-// keepRunning runs one of the manager's loops until it returns or the
-// manager closes, starting it again a second after a panic (logged), so a
-// bug met once does not leave the daemon without its watcher for good.
-func (m *Manager) keepRunning(what string, loop func(restarted bool)) {
-	for restarted := false; ; restarted = true {
-		if !m.panics(what, func() { loop(restarted) }) {
-			return
-		}
-		t := time.NewTimer(time.Second)
-		select {
-		case <-m.ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// panics runs f and reports whether it panicked (the panic is logged).
-func (m *Manager) panics(what string, f func()) (panicked bool) {
-	defer func() {
-		if v := recover(); v != nil {
-			m.panicReason(what, "", v)
-			panicked = true
-		}
-	}()
-	f()
-	return false
-}

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"aima/internal/contained"
 )
 
 // The lifecycle's side of its seam with the serving layer (package
@@ -141,6 +143,6 @@ func (m *Manager) transitioned(t Transition) {
 		return
 	}
 	for _, fn := range *fns {
-		m.panics("the transition hook", func() { fn(t) })
+		contained.Run(m.log, "the transition hook", func() { fn(t) })
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"aima/errs"
+	"aima/internal/contained"
 	"aima/runtime"
 )
 
@@ -23,7 +24,7 @@ func (m *Manager) Run() error {
 	m.wg.Add(2)
 	go func() {
 		defer m.wg.Done()
-		m.keepRunning("the container event watcher", func(restarted bool) {
+		contained.KeepRunning(m.ctx, m.log, "the container event watcher", func(restarted bool) {
 			if restarted { // the stream it read is gone with it
 				evs, errc, _ = m.subscribe(m.ctx, since)
 			}
@@ -32,7 +33,7 @@ func (m *Manager) Run() error {
 	}()
 	go func() {
 		defer m.wg.Done()
-		m.keepRunning("the liveness loop", func(bool) { m.livenessLoop(m.ctx) })
+		contained.KeepRunning(m.ctx, m.log, "the liveness loop", func(bool) { m.livenessLoop(m.ctx) })
 	}()
 	return err
 }

@@ -46,7 +46,7 @@ func (sc *Scheduler) releaseIdle(ctx context.Context, id string) {
 	sc.mu.Lock()
 	e := sc.entryLocked(id)
 	idle, last := e.idle, e.lastActivity
-	if e.InFlight > 0 || e.Waiting > 0 || e.held() || idle <= 0 || sc.now().Before(last.Add(idle)) {
+	if !e.idleNow() || idle <= 0 || sc.now().Before(last.Add(idle)) {
 		sc.mu.Unlock()
 		return
 	}

@@ -16,12 +16,11 @@ package serving
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"runtime/debug"
 	"sync"
 	"time"
 
+	"aima/internal/contained"
 	"aima/internal/keylock"
 	"aima/services"
 )
@@ -78,7 +77,7 @@ func New(m *services.Manager, opts Options) *Scheduler {
 	sc.wg.Add(1)
 	go func() {
 		defer sc.wg.Done()
-		sc.keepRunning("the idle loop", sc.idleLoop)
+		contained.KeepRunning(sc.ctx, sc.log, "the idle loop", func(bool) { sc.idleLoop(sc.ctx) })
 	}()
 	return sc
 }
@@ -151,34 +150,4 @@ func (sc *Scheduler) remember(svc services.Service) {
 	sc.readyMu.Lock()
 	defer sc.readyMu.Unlock()
 	sc.ready[svc.ID] = svc
-}
-
-// keepRunning runs one of the scheduler's loops until it returns or the
-// scheduler closes, starting it again a second after a panic (logged), so
-// a bug met once does not leave the daemon without its idle releases.
-func (sc *Scheduler) keepRunning(what string, loop func(ctx context.Context)) {
-	for {
-		if !sc.panics(what, func() { loop(sc.ctx) }) {
-			return
-		}
-		t := time.NewTimer(time.Second)
-		select {
-		case <-sc.ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// panics runs f and reports whether it panicked (the panic is logged).
-func (sc *Scheduler) panics(what string, f func()) (panicked bool) {
-	defer func() {
-		if v := recover(); v != nil {
-			sc.log.Error("panic recovered: "+what, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-			panicked = true
-		}
-	}()
-	f()
-	return false
 }

@@ -144,7 +144,7 @@ func (sc *Scheduler) idleDue(now time.Time) (due []string, next time.Time) {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	for id, e := range sc.entries {
-		if e.idle <= 0 || e.InFlight > 0 || e.Waiting > 0 || e.held() {
+		if e.idle <= 0 || !e.idleNow() {
 			continue
 		}
 		at := e.lastActivity.Add(e.idle)

@@ -17,7 +17,7 @@ import (
 // every such change a reviewed line of this table. The layers, lowest
 // first:
 //
-//	leaves:    errs, events, runtime, settings, internal/{units,filelock,kernelports,keylock,modroot}
+//	leaves:    errs, events, runtime, settings, internal/{units,filelock,kernelports,keylock,modroot,contained}
 //	storage:   state and its implementations (kubestore); runtime implementations (docker, kubernetes, fakeruntime)
 //	config:    the file, on leaves only (docs/decisions.md, "What the config imports")
 //	domain:    models → gpu → engines → services (the lifecycle) → serving → inference, enginemetrics; cluster
@@ -36,6 +36,7 @@ var allowed = map[string][]string{
 	"internal/kernelports": {},
 	"internal/keylock":     {},
 	"internal/modroot":     {},
+	"internal/contained":   {},
 	"internal/kubeconf":    {"errs"},
 	// storage and runtimes
 	"state":               {"errs"},
@@ -51,8 +52,8 @@ var allowed = map[string][]string{
 	"models":        {"errs", "state"},
 	"gpu":           {"errs", "internal/units", "models", "runtime", "settings"},
 	"engines":       {"errs", "gpu", "settings"},
-	"services":      {"engines", "errs", "events", "gpu", "internal/kernelports", "internal/keylock", "internal/units", "models", "runtime", "settings", "state"},
-	"serving":       {"errs", "events", "gpu", "internal/keylock", "services"},
+	"services":      {"engines", "errs", "events", "gpu", "internal/contained", "internal/kernelports", "internal/keylock", "internal/units", "models", "runtime", "settings", "state"},
+	"serving":       {"errs", "events", "gpu", "internal/contained", "internal/keylock", "services"},
 	"inference":     {"errs", "events", "services", "serving", "settings"},
 	"enginemetrics": {"engines", "services"},
 	// aima as a cluster service: the leader's election and fencing
