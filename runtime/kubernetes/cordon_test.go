@@ -48,9 +48,6 @@ func newTwoNodes(t *testing.T) *twoNodes {
 	e := newEnv(t)
 	p := &twoNodes{e: e}
 	p.a, p.b = e.engineNode(t, "a", 1), e.engineNode(t, "b", 1)
-	pool := gpuPool{e: e}
-	pool.label(t, p.a)
-	pool.label(t, p.b)
 	e.serveEnginesWith(t, 20*time.Millisecond, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		for p.block.Load() && strings.HasSuffix(r.URL.Path, "/chat/completions") && r.Context().Err() == nil {
 			time.Sleep(10 * time.Millisecond)

@@ -25,26 +25,28 @@ import (
 // (kube.EnginePodNet).
 const podNetBase = 77
 
-// engineNode adds a fake GPU node whose Pods get loopback addresses.
+// engineNode adds a fake GPU node whose Pods get loopback addresses, in
+// the test's pool (engineConfig's daemons place only there).
 func (e env) engineNode(t testing.TB, suffix string, gpus int) string {
 	t.Helper()
 	name := e.ns + "-" + suffix
 	e.c.AddGPUNode(t, kube.GPUNode{Name: name, GPUs: gpus, Product: "NVIDIA-H100-80GB-HBM3", MemMiB: 81559,
-		PodCIDR: kube.EnginePodNet(podNetBase)})
+		PodCIDR: kube.EnginePodNet(podNetBase), Labels: e.pool()})
 	return name
 }
 
 // engineConfig is a daemon config with runtime kubernetes on the test's
-// namespace, engines reached at their Pod's IP, quick probes and a short
+// namespace and pool of nodes, engines reached at their Pod's IP, quick probes and a short
 // first restart delay; extra is appended.
 func (e env) engineConfig(t testing.TB, gpus, extra string) string {
 	t.Helper()
 	return testenv.SimConfig(t, testenv.SimConfigOptions{
 		Image: "aima-enginesim:test", GPUs: gpus,
 		Extra: fmt.Sprintf("runtime: kubernetes\nkubernetes:\n  kubeconfig: %s\n  namespace: %s\n  endpoint: pod_ip\n"+
+			"  node_selector: {%s: %s}\n"+
 			"  tolerations: [{key: %s, operator: Equal, value: fake, effect: NoSchedule}]\n"+
 			"health_interval: 50ms\nliveness_interval: 200ms\nunhealthy_grace: 1h\nrestart_backoff: 2s\n%s",
-			e.c.Kubeconfig, e.ns, kube.FakeNodeAnnotation, extra),
+			e.c.Kubeconfig, e.ns, poolLabel, e.ns, kube.FakeNodeAnnotation, extra),
 	})
 }
 

@@ -35,6 +35,9 @@ import (
 // poolLabel marks a test's nodes.
 const poolLabel = "aima.test/pool"
 
+// pool is the labels of the test's nodes: its namespace's pool.
+func (e env) pool() map[string]string { return map[string]string{poolLabel: e.ns} }
+
 // gpuPool is three nodes of 8 H100 80 GB GPUs and two of one A10 24 GB.
 type gpuPool struct {
 	e                         env
@@ -49,25 +52,14 @@ func newGPUPool(t *testing.T) *gpuPool {
 	e := newEnv(t)
 	p := &gpuPool{e: e, h100a: e.ns + "-ha", h100b: e.ns + "-hb", h100c: e.ns + "-hc", a10a: e.ns + "-aa", a10b: e.ns + "-ab"}
 	for _, n := range []string{p.h100a, p.h100b, p.h100c} {
-		e.c.AddGPUNode(t, kube.GPUNode{Name: n, GPUs: 8, Product: "NVIDIA-H100-80GB-HBM3", MemMiB: 81559})
-		p.label(t, n)
+		e.c.AddGPUNode(t, kube.GPUNode{Name: n, GPUs: 8, Product: "NVIDIA-H100-80GB-HBM3", MemMiB: 81559, Labels: e.pool()})
 	}
 	for _, n := range []string{p.a10a, p.a10b} {
-		e.c.AddGPUNode(t, kube.GPUNode{Name: n, GPUs: 1, Product: "NVIDIA-A10", MemMiB: 23028})
-		p.label(t, n)
+		e.c.AddGPUNode(t, kube.GPUNode{Name: n, GPUs: 1, Product: "NVIDIA-A10", MemMiB: 23028, Labels: e.pool()})
 	}
 	// vLLM takes 0.9 of a GPU: 20.2 GiB of an A10, 71.7 GiB of an H100.
 	p.smallDir, p.mediumDir, p.huge = sizedModel(t, "small", 4), sizedModel(t, "medium", 40), sizedModel(t, "huge", 200)
 	return p
-}
-
-// label puts the node in the test's pool.
-func (p *gpuPool) label(t *testing.T, node string) {
-	t.Helper()
-	patch := fmt.Sprintf(`{"metadata":{"labels":{%q:%q}}}`, poolLabel, p.e.ns)
-	if _, err := p.e.c.Client.CoreV1().Nodes().Patch(ctxFor(t, time.Minute), node, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // sizedModel is a model directory whose weights are gib GiB.

@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -44,6 +45,10 @@ type GPUNode struct {
 	// addresses from it (a loopback range such as 127.77.1.0/24 makes a
 	// Pod's IP reachable from the test, which serves its engine there).
 	PodCIDR string
+	// Labels are added to the node's own (hostname, GPU Feature Discovery),
+	// e.g. a pool label a test's daemons select with node_selector, so the
+	// nodes of tests running beside it never take its Pods.
+	Labels map[string]string
 }
 
 // AddGPUNode creates a fake node kwok keeps Ready, with allocatable
@@ -67,6 +72,7 @@ func (c *Cluster) AddGPUNode(t testing.TB, n GPUNode) *corev1.Node {
 		labels[LabelGPUMemory] = strconv.Itoa(n.MemMiB)
 		labels[LabelGPUCount] = strconv.Itoa(n.GPUs)
 	}
+	maps.Copy(labels, n.Labels)
 	node := &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: n.Name, Labels: labels, Annotations: map[string]string{FakeNodeAnnotation: "fake"}},
 		Spec:       corev1.NodeSpec{PodCIDR: n.PodCIDR, Taints: []corev1.Taint{{Key: FakeNodeAnnotation, Value: "fake", Effect: corev1.TaintEffectNoSchedule}}},
