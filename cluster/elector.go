@@ -1,6 +1,7 @@
 // Package cluster runs aima as a cluster service: several daemon replicas
 // share one state store (store: kubernetes) and elect one leader with a
-// coordination.k8s.io Lease (client-go's leaderelection). The leader runs
+// coordination.k8s.io Lease (lease.go: client-go's leaderelection
+// algorithm on aima's own small client; docs/decisions.md says why). The leader runs
 // everything that acts (starts, the runtime watch, reconcile, idle clocks,
 // restarts); the others keep the store's cache warm, answer not-ready and
 // take over when the leader stops renewing. Fencing: the leader asks Fence
@@ -23,12 +24,10 @@ import (
 
 	authv1 "k8s.io/api/authorization/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
-	k8s "k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/leaderelection"
-	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
 	"aima/errs"
+	"aima/internal/kubeconf"
 )
 
 // Options configure an Elector.
@@ -45,8 +44,8 @@ type Options struct {
 	Log           *slog.Logger
 }
 
-// Permissions are what the election uses in its namespace: client-go's
-// Lease lock reads the Lease, creates it when missing and updates it to
+// Permissions are what the election uses in its namespace: the
+// election reads the Lease, creates it when missing and updates it to
 // renew or take it. The Helm chart's Role grants exactly them
 // (deploy/chart_test.go compares).
 var Permissions = []authv1.ResourceAttributes{
@@ -57,14 +56,18 @@ var Permissions = []authv1.ResourceAttributes{
 
 // Elector takes part in the election of one Lease.
 type Elector struct {
-	opts Options
-	lock *renewClock
-	le   *leaderelection.LeaderElector
+	opts  Options
+	lease *leaseLock
 
 	elected chan struct{} // closed when this replica starts leading
 	lost    chan struct{} // closed when it stops leading (or the election ends)
 	leader  atomic.Value  // string: the identity last seen holding the lease
 	once    sync.Once
+
+	mu         sync.Mutex
+	observed   coordinationv1.LeaseSpec // the lease as last read or written
+	observedAt time.Time                // when it last changed, on this process's clock
+	lastRenew  time.Time                // start of the last write naming this replica holder
 }
 
 // DefaultIdentity is POD_NAME (set from the Pod's name by the Helm
@@ -85,44 +88,25 @@ func New(opts Options) (*Elector, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
+	if opts.LeaseName == "" {
+		return nil, errs.Invalid("lease_name", "leader election needs a lease name")
+	}
+	// client-go's rule: a renewal has room for a retry (with its jitter)
+	// before the deadline, and the deadline ends before the lease does.
+	if !(opts.LeaseDuration > opts.RenewDeadline && float64(opts.RenewDeadline) > retryJitter*float64(opts.RetryPeriod) && opts.RetryPeriod > 0) {
+		return nil, errs.Invalid("lease_duration", "leader election: want lease_duration (%s) > renew_deadline (%s) > %.1f × retry_period (%s) > 0",
+			opts.LeaseDuration, opts.RenewDeadline, retryJitter, opts.RetryPeriod)
+	}
 	cfg := rest.CopyConfig(opts.Rest)
 	// Renewals must not queue behind a burst of other calls.
 	cfg.QPS, cfg.Burst = 20, 40
-	cs, err := k8s.NewForConfig(cfg)
+	api, err := kubeconf.NewClient(cfg)
 	if err != nil {
-		return nil, errs.Wrap(errs.InvalidArgument, err, "kubernetes client")
+		return nil, err
 	}
-	inner, err := resourcelock.New(resourcelock.LeasesResourceLock, opts.Namespace, opts.LeaseName,
-		cs.CoreV1(), cs.CoordinationV1(), resourcelock.ResourceLockConfig{Identity: opts.Identity})
-	if err != nil {
-		return nil, errs.Wrap(errs.InvalidArgument, err, "leader election lock")
-	}
-	e := &Elector{opts: opts, lock: &renewClock{Interface: inner, identity: opts.Identity},
+	e := &Elector{opts: opts, lease: &leaseLock{api: api.Coordination, ns: opts.Namespace, name: opts.LeaseName},
 		elected: make(chan struct{}), lost: make(chan struct{})}
 	e.leader.Store("")
-	e.le, err = leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
-		Lock: e.lock, Name: opts.LeaseName, ReleaseOnCancel: true,
-		LeaseDuration: opts.LeaseDuration, RenewDeadline: opts.RenewDeadline, RetryPeriod: opts.RetryPeriod,
-		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(context.Context) {
-				opts.Log.Info("leader election: this replica leads", "identity", opts.Identity, "lease", opts.LeaseName)
-				close(e.elected)
-			},
-			OnStoppedLeading: func() {
-				opts.Log.Warn("leader election: this replica no longer leads", "identity", opts.Identity)
-				e.once.Do(func() { close(e.lost) })
-			},
-			OnNewLeader: func(id string) {
-				e.leader.Store(id)
-				if id != opts.Identity {
-					opts.Log.Info("leader election: the leader is another replica", "leader", id)
-				}
-			},
-		},
-	})
-	if err != nil {
-		return nil, errs.Wrap(errs.InvalidArgument, err, "leader election")
-	}
 	return e, nil
 }
 
@@ -132,7 +116,14 @@ func New(opts Options) (*Elector, error) {
 // leader's work has stopped.
 func (e *Elector) Run(ctx context.Context) {
 	defer e.once.Do(func() { close(e.lost) })
-	e.le.Run(ctx)
+	if !e.acquire(ctx) {
+		return
+	}
+	e.opts.Log.Info("leader election: this replica leads", "identity", e.opts.Identity, "lease", e.opts.LeaseName)
+	close(e.elected)
+	e.renew(ctx)
+	e.release()
+	e.opts.Log.Warn("leader election: this replica no longer leads", "identity", e.opts.Identity)
 }
 
 // Identity is this replica's name in the lease.
@@ -167,49 +158,9 @@ func (e *Elector) Fence(ctx context.Context) error {
 		return errs.New(errs.Unavailable, "this aima replica no longer leads; it writes nothing")
 	default:
 	}
-	if age := e.lock.sinceRenew(); age >= e.opts.RenewDeadline {
+	if age := e.sinceRenew(); age >= e.opts.RenewDeadline {
 		return errs.New(errs.Unavailable, "this aima replica's lease was last renewed %s ago (renew deadline %s): another replica may lead; it writes nothing",
 			age.Round(time.Millisecond), e.opts.RenewDeadline)
 	}
 	return nil
-}
-
-// renewClock is the Lease lock, noting when the last write of the lease
-// that names this replica as holder began (monotonic clock).
-type renewClock struct {
-	resourcelock.Interface
-	identity string
-	mu       sync.Mutex
-	last     time.Time
-}
-
-func (r *renewClock) Create(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
-	return r.note(ler, func() error { return r.Interface.Create(ctx, ler) })
-}
-
-func (r *renewClock) Update(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
-	return r.note(ler, func() error { return r.Interface.Update(ctx, ler) })
-}
-
-func (r *renewClock) note(ler resourcelock.LeaderElectionRecord, write func() error) error {
-	began := time.Now()
-	if err := write(); err != nil {
-		return err
-	}
-	if ler.HolderIdentity == r.identity {
-		r.mu.Lock()
-		r.last = began
-		r.mu.Unlock()
-	}
-	return nil
-}
-
-// sinceRenew is how long ago the last renewal began (forever if none).
-func (r *renewClock) sinceRenew() time.Duration {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.last.IsZero() {
-		return time.Duration(1<<63 - 1)
-	}
-	return time.Since(r.last)
 }

@@ -5,7 +5,6 @@ import (
 	"slices"
 
 	authv1 "k8s.io/api/authorization/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"aima/runtime"
 )
@@ -66,7 +65,7 @@ func (k *Kube) Diagnose(ctx context.Context) runtime.ClusterReport {
 			a.Namespace = k.ns
 		}
 		review := &authv1.SelfSubjectAccessReview{Spec: authv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &a}}
-		res, err := k.cs.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
+		res, err := k.reviewAccess(ctx, review)
 		if err != nil {
 			r.Error = classify(err, "check permissions").Error()
 			return r

@@ -11,7 +11,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
-	k8s "k8s.io/client-go/kubernetes"
 	listersv1 "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
@@ -76,7 +75,7 @@ type Options struct {
 // Kube is the runtime.Runtime backed by a Kubernetes cluster: one Pod per
 // container (see doc.go).
 type Kube struct {
-	cs       k8s.Interface
+	api      *kubeconf.Client
 	rest     *rest.Config
 	ns       string
 	opts     Options
@@ -122,14 +121,10 @@ func New(opts Options) (*Kube, error) {
 	// The client's default (5 QPS) throttles a burst of starts; the
 	// watches, not polling, carry the steady state.
 	cfg.QPS, cfg.Burst = 50, 100
-	cs, err := k8s.NewForConfig(cfg)
+	api, err := kubeconf.NewClient(cfg)
 	if err != nil {
-		return nil, errs.Wrap(errs.InvalidArgument, err, "kubernetes client")
+		return nil, err
 	}
-	return newWith(cs, cfg, opts)
-}
-
-func newWith(cs k8s.Interface, cfg *rest.Config, opts Options) (*Kube, error) {
 	if opts.Namespace == "" {
 		opts.Namespace = "default"
 	}
@@ -161,7 +156,7 @@ func newWith(cs k8s.Interface, cfg *rest.Config, opts Options) (*Kube, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	k := &Kube{
-		cs: cs, rest: cfg, ns: opts.Namespace, opts: opts, endpoint: endpoint, log: opts.Log,
+		api: api, rest: cfg, ns: opts.Namespace, opts: opts, endpoint: endpoint, log: opts.Log,
 		ctx: ctx, cancel: cancel,
 		subs:     map[*subscriber]struct{}{},
 		changed:  map[string]chan struct{}{},
@@ -183,9 +178,6 @@ func (k *Kube) Namespace() string { return k.ns }
 // EndpointMode is how engines are reached: EndpointPodIP or EndpointProxy.
 func (k *Kube) EndpointMode() string { return k.endpoint }
 
-// Client is the typed clientset (for doctor's checks).
-func (k *Kube) Client() k8s.Interface { return k.cs }
-
 // Close stops the watches and the published ports and waits for their
 // goroutines.
 func (k *Kube) Close() error {
@@ -197,13 +189,13 @@ func (k *Kube) Close() error {
 
 // Ping asks the API server for its version, within ctx.
 func (k *Kube) Ping(ctx context.Context) error {
-	res := k.cs.Discovery().RESTClient().Get().AbsPath("/version").Do(ctx)
+	res := k.api.Core.Get().AbsPath("/version").Do(ctx)
 	return classify(res.Error(), "reach the kubernetes API server")
 }
 
 // ServerVersion is the API server's gitVersion.
 func (k *Kube) ServerVersion(ctx context.Context) (string, error) {
-	raw, err := k.cs.Discovery().RESTClient().Get().AbsPath("/version").Do(ctx).Raw()
+	raw, err := k.api.Core.Get().AbsPath("/version").Do(ctx).Raw()
 	if err != nil {
 		return "", classify(err, "kubernetes version")
 	}
@@ -225,7 +217,7 @@ func (k *Kube) watch(ctx context.Context) error {
 }
 
 func (k *Kube) startInformers() {
-	cs := k.cs.CoreV1().RESTClient()
+	cs := k.api.Core
 	managed := labels.SelectorFromSet(labels.Set{runtime.LabelManaged: "true"}).String()
 	podLW := cache.NewFilteredListWatchFromClient(cs, "pods", k.ns, func(o *metav1.ListOptions) { o.LabelSelector = managed })
 	k.pods = cache.NewSharedIndexInformer(podLW, &corev1.Pod{}, 0, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})

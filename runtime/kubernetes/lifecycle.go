@@ -33,7 +33,7 @@ func (k *Kube) StartContainer(ctx context.Context, id string) error {
 	}
 	if gated(pod) {
 		patch := []byte(`[{"op":"test","path":"/spec/schedulingGates","value":[{"name":"` + startGate + `"}]},{"op":"remove","path":"/spec/schedulingGates"}]`)
-		_, err := k.cs.CoreV1().Pods(k.ns).Patch(ctx, id, types.JSONPatchType, patch, metav1.PatchOptions{})
+		err := k.patchPod(ctx, id, types.JSONPatchType, patch)
 		if err != nil && !apierrors.IsInvalid(err) { // Invalid: the test failed, someone lifted it already
 			return classify(err, "start pod "+id)
 		}
@@ -177,7 +177,7 @@ func (k *Kube) StopContainer(ctx context.Context, id string, opts runtime.StopOp
 		return k.deleteAndWait(ctx, p, secs, "stop pod "+id)
 	}
 	patch := []byte(`{"spec":{"activeDeadlineSeconds":1}}`)
-	if _, err := k.cs.CoreV1().Pods(k.ns).Patch(ctx, p.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
+	if err := k.patchPod(ctx, p.Name, types.StrategicMergePatchType, patch); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil
 		}
@@ -234,7 +234,7 @@ func (k *Kube) deleteAndWait(ctx context.Context, p *corev1.Pod, grace int64, wh
 	k.mu.Unlock()
 	// The UID precondition keeps a delete from hitting a later Pod of the
 	// same name.
-	err := k.cs.CoreV1().Pods(k.ns).Delete(ctx, p.Name, metav1.DeleteOptions{
+	err := k.deletePod(ctx, p.Name, &metav1.DeleteOptions{
 		GracePeriodSeconds: &grace,
 		Preconditions:      &metav1.Preconditions{UID: &p.UID},
 	})

@@ -67,7 +67,7 @@ func (k *Kube) Logs(ctx context.Context, id string, opts runtime.LogOptions, eac
 	if !opts.Since.IsZero() {
 		lo.SinceTime = &metav1.Time{Time: opts.Since}
 	}
-	rc, err := k.cs.CoreV1().Pods(k.ns).GetLogs(id, lo).Stream(ctx)
+	rc, err := k.podLog(ctx, id, lo)
 	if err != nil {
 		return classify(err, "logs of pod "+id)
 	}

@@ -125,10 +125,10 @@ func (k *Kube) GPUNodes(ctx context.Context) ([]runtime.GPUNode, error) {
 // daemon without the permission learns it at once instead of from a watch
 // that retries for ever.
 func (k *Kube) checkNodeAccess(ctx context.Context) error {
-	if _, err := k.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{Limit: 1}); err != nil {
+	if err := k.listOne(ctx, "nodes", "", ""); err != nil {
 		return classify(err, "list nodes")
 	}
-	if _, err := k.cs.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{Limit: 1, FieldSelector: boundPods}); err != nil {
+	if err := k.listOne(ctx, "pods", metav1.NamespaceAll, boundPods); err != nil {
 		return classify(err, "list pods in all namespaces")
 	}
 	return nil
@@ -140,7 +140,7 @@ const boundPods = "spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed"
 
 func (k *Kube) startNodeWatch() {
 	w := &k.nodeWatch
-	rc := k.cs.CoreV1().RESTClient()
+	rc := k.api.Core
 	nodeLW := cache.NewListWatchFromClient(rc, "nodes", metav1.NamespaceAll, fields.Everything())
 	w.nodes = cache.NewSharedIndexInformer(nodeLW, &corev1.Node{}, 0, cache.Indexers{})
 	_ = w.nodes.SetTransform(slimNode)

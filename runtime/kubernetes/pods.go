@@ -44,7 +44,7 @@ func (k *Kube) CreateContainer(ctx context.Context, spec runtime.ContainerSpec) 
 	if err := k.watch(ctx); err != nil {
 		return "", err
 	}
-	created, err := k.cs.CoreV1().Pods(k.ns).Create(ctx, pod, metav1.CreateOptions{})
+	created, err := k.createPod(ctx, pod)
 	if err != nil {
 		return "", classify(err, fmt.Sprintf("create pod %s from image %s", spec.Name, spec.Image))
 	}
