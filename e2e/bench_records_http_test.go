@@ -26,7 +26,7 @@ func BenchmarkRecordsCreatedOverHTTP(b *testing.B) {
 		Config: testenv.SimConfig(b, testenv.SimConfigOptions{Image: testenv.EngineSimRef})})
 	d.Restart(b)
 	time.Sleep(2 * time.Second) // past the start-up's reconcile and its return of garbage to the system
-	empty, _, _ := rssKiB(b, d.PID())
+	empty := testenv.ReadProcMemory(b, d.PID()).RSS
 	binary := binaryRSSKiB(b, d.PID())
 	// One population per run, whatever b.N: creating the 10,000 records is
 	// the measurement.
@@ -61,9 +61,10 @@ func BenchmarkRecordsCreatedOverHTTP(b *testing.B) {
 		b.Fatal(firstErr)
 	}
 	created := time.Since(t0)
-	after, peak, _ := rssKiB(b, d.PID())
+	m := testenv.ReadProcMemory(b, d.PID())
+	after, peak := m.RSS, m.Peak
 	time.Sleep(time.Minute)
-	idle, _, _ := rssKiB(b, d.PID())
+	idle := testenv.ReadProcMemory(b, d.PID()).RSS
 	b.ReportMetric(float64(empty)/1024, "MiB-rss-empty")
 	b.ReportMetric(float64(binary)/1024, "MiB-binary")
 	b.ReportMetric(float64(after)/1024, "MiB-rss-created")

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -45,31 +44,6 @@ func seedServices(b *testing.B, dataDir string, n int) {
 			b.Fatal(err)
 		}
 	}
-}
-
-// rssKiB reads a process's resident set (VmRSS), its peak (VmHWM) and the
-// file-backed part (RssFile: the binary and the store's memory map).
-func rssKiB(b *testing.B, pid int) (rss, peak, file int) {
-	b.Helper()
-	raw, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, line := range strings.Split(string(raw), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		switch f[0] {
-		case "VmRSS:":
-			rss, _ = strconv.Atoi(f[1])
-		case "VmHWM:":
-			peak, _ = strconv.Atoi(f[1])
-		case "RssFile:":
-			file, _ = strconv.Atoi(f[1])
-		}
-	}
-	return rss, peak, file
 }
 
 // timedGet GETs url, reads the whole answer and returns the wall time.
@@ -119,15 +93,15 @@ func BenchmarkRecords(b *testing.B) {
 	t0 := time.Now()
 	d.MustCLI(b, "service", "create", "--model-id", "org/one-more", "--engine-type", "vllm")
 	create := time.Since(t0)
-	rss, peak, file := rssKiB(b, d.PID())
+	mem := testenv.ReadProcMemory(b, d.PID())
 	b.ReportMetric(0, "ns/op")
 	b.ReportMetric(testenv.Ms(testenv.Median(list)), "ms-list")
 	b.ReportMetric(testenv.Ms(testenv.Median(status)), "ms-status")
 	b.ReportMetric(testenv.Ms(testenv.Median(health)), "ms-health")
 	b.ReportMetric(testenv.Ms(create), "ms-create-cli")
-	b.ReportMetric(float64(rss)/1024, "MiB-rss")
-	b.ReportMetric(float64(peak)/1024, "MiB-rss-peak")
-	b.ReportMetric(float64(file)/1024, "MiB-rss-file")
+	b.ReportMetric(testenv.MiB(mem.RSS), "MiB-rss")
+	b.ReportMetric(testenv.MiB(mem.Peak), "MiB-rss-peak")
+	b.ReportMetric(testenv.MiB(mem.File), "MiB-rss-file")
 	b.Logf("list %v\nstatus %v\nhealth %v", list, status, health)
 }
 

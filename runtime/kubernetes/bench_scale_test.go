@@ -73,7 +73,7 @@ func BenchmarkServicesAtRest(b *testing.B) {
 		before := proxy.Count()
 		time.Sleep(window)
 		perMin := float64(proxy.Count()-before) * float64(time.Minute) / float64(window)
-		rss := rssMiB(b, d.PID())
+		mem := testenv.ReadProcMemory(b, d.PID())
 		gm := goMetrics(b, d.URL())
 		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
 			var list, base []time.Duration
@@ -102,9 +102,13 @@ func BenchmarkServicesAtRest(b *testing.B) {
 			b.ReportMetric(testenv.Ms(ml), "ms-service-list")
 			b.ReportMetric(testenv.Ms(mb), "ms-apiserver-list-pods")
 			b.ReportMetric(float64(ml)/float64(mb), "ratio-list-vs-apiserver")
-			b.ReportMetric(rss, "MiB-rss")
+			b.ReportMetric(testenv.MiB(mem.RSS), "MiB-rss")
+			b.ReportMetric(testenv.MiB(mem.File), "MiB-rss-file")
 			b.ReportMetric(gm["go_memstats_heap_inuse_bytes"]/(1<<20), "MiB-heap-inuse")
 			b.ReportMetric(gm["go_memstats_stack_inuse_bytes"]/(1<<20), "MiB-stacks")
+			// The collector's goal: the heap size at which the next
+			// collection ends (about twice the live heap by default).
+			b.ReportMetric(gm["go_memstats_next_gc_bytes"]/(1<<20), "MiB-gc-goal")
 			// Heap the runtime freed but still holds (not yet returned to
 			// the system): part of the RSS after the growth's peak.
 			b.ReportMetric((gm["go_memstats_heap_idle_bytes"]-gm["go_memstats_heap_released_bytes"])/(1<<20), "MiB-heap-retained")
@@ -177,23 +181,6 @@ func startServices(b *testing.B, ctx context.Context, cl *client.Client, n int) 
 	if f := failed.Load(); f > 0 {
 		b.Fatalf("%d of %d starts failed; first: %v", f, n, firstErr.Load())
 	}
-}
-
-// rssMiB reads a process's resident set size.
-func rssMiB(b *testing.B, pid int) float64 {
-	b.Helper()
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, l := range strings.Split(string(raw), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			return kb / 1024
-		}
-	}
-	b.Fatal("no VmRSS")
-	return 0
 }
 
 // goMetrics reads the Go runtime's gauges from the daemon's /metrics.
