@@ -57,7 +57,7 @@ var allowed = map[string][]string{
 	"inference":     {"errs", "events", "services", "serving", "settings"},
 	"enginemetrics": {"engines", "services"},
 	// aima as a cluster service: the leader's election and fencing
-	"cluster": {"errs", "runtime", "state"},
+	"cluster": {"errs", "internal/kubeconf", "runtime", "state"},
 	// operations
 	"tools": {"enginemetrics", "engines", "errs", "events", "gpu", "inference", "models", "runtime", "services", "state"},
 	// front-ends

@@ -70,7 +70,7 @@ func BenchmarkServicesAtRest(b *testing.B) {
 		// At rest: the starts' requests are over; count for a window.
 		time.Sleep(5 * time.Second)
 		const window = 30 * time.Second
-		before := proxy.Count()
+		before, gm0 := proxy.Count(), goMetrics(b, d.URL())
 		time.Sleep(window)
 		perMin := float64(proxy.Count()-before) * float64(time.Minute) / float64(window)
 		mem := testenv.ReadProcMemory(b, d.PID())
@@ -113,6 +113,10 @@ func BenchmarkServicesAtRest(b *testing.B) {
 			// the system): part of the RSS after the growth's peak.
 			b.ReportMetric((gm["go_memstats_heap_idle_bytes"]-gm["go_memstats_heap_released_bytes"])/(1<<20), "MiB-heap-retained")
 			b.ReportMetric(gm["go_goroutines"], "goroutines")
+			// What the daemon allocates at rest (health probes, watches),
+			// which the collector's headroom must hold between collections.
+			b.ReportMetric((gm["go_memstats_alloc_bytes_total"]-gm0["go_memstats_alloc_bytes_total"])/(1<<20)/window.Seconds(), "MiB/s-alloc-at-rest")
+			b.ReportMetric((gm["go_gc_duration_seconds_count"]-gm0["go_gc_duration_seconds_count"])*60/window.Seconds(), "gc/min-at-rest")
 			b.ReportMetric(perMin, "api-requests/min")
 		})
 	}
