@@ -26,10 +26,17 @@ import (
 // whatever runtime runs it. Behind the port the connection goes to the
 // Pod's IP (EndpointPodIP: bytes copied both ways) or through the API
 // server's Pod proxy (EndpointProxy: an HTTP reverse proxy that flushes at
-// once, so streamed responses stream).
+// once, so streamed responses stream). One goroutine accepts for every
+// port (acceptor), and in proxy mode one HTTP server serves them all: a
+// running service costs no goroutine of its own while nobody talks to it.
 type publisher struct {
-	k     *Kube
-	kickc chan struct{}
+	k      *Kube
+	kickc  chan struct{}
+	accept *acceptor
+	// proxy mode: the one HTTP server of every published port, fed by
+	// the acceptor through proxyLn
+	proxyLn  *connQueue
+	proxySrv *http.Server
 
 	mu     sync.Mutex
 	open   map[string]*published // by Pod name
@@ -37,12 +44,13 @@ type publisher struct {
 }
 
 type published struct {
-	uid  string
-	addr string
-	ln   net.Listener
-	srv  *http.Server // proxy mode
-	// pod IP mode: the connections being forwarded, closed with the port
-	conns map[net.Conn]struct{}
+	uid   string
+	addr  string
+	ln    net.Listener
+	fd    int32                 // the listener's socket, in the acceptor's set
+	serve func(c net.Conn)      // takes one accepted connection
+	proxy http.Handler          // proxy mode: to the Pod through the API server
+	conns map[net.Conn]struct{} // the connections open, closed with the port
 	mu    sync.Mutex
 }
 
@@ -62,6 +70,32 @@ func (p *publisher) kick() {
 const republishDelay = time.Second
 
 func (p *publisher) run(ctx context.Context) {
+	acc, err := newAcceptor()
+	if err != nil {
+		p.k.log.Error("publish engine ports: no acceptor", "err", err)
+		return
+	}
+	p.mu.Lock()
+	p.accept = acc
+	if p.k.endpoint == EndpointProxy {
+		p.proxyLn = newConnQueue()
+		p.proxySrv = &http.Server{Handler: http.HandlerFunc(servePublished), ReadHeaderTimeout: 30 * time.Second,
+			ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+				return context.WithValue(ctx, publishedKey{}, c.(*publishedConn).pub)
+			}}
+		srv, ln := p.proxySrv, p.proxyLn
+		p.k.wg.Add(1)
+		go func() {
+			defer p.k.wg.Done()
+			_ = srv.Serve(ln)
+		}()
+	}
+	p.mu.Unlock()
+	p.k.wg.Add(1)
+	go func() {
+		defer p.k.wg.Done()
+		acc.run(ctx)
+	}()
 	retry := time.NewTimer(republishDelay)
 	defer retry.Stop()
 	for {
@@ -95,12 +129,12 @@ func (p *publisher) sync() (failed bool) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
+	if p.closed || p.accept == nil {
 		return false
 	}
 	for name, pub := range p.open {
 		if pod, ok := want[name]; !ok || string(pod.UID) != pub.uid {
-			pub.close()
+			p.unpublish(pub)
 			delete(p.open, name)
 		}
 	}
@@ -143,26 +177,40 @@ func (p *publisher) publish(pod *corev1.Pod) (*published, error) {
 	pub := &published{uid: string(pod.UID), addr: addr, ln: ln, conns: map[net.Conn]struct{}{}}
 	cport := pod.Annotations[annContainerPort]
 	if k.endpoint == EndpointProxy {
-		h, err := k.podProxy(pod.Name, cport)
-		if err != nil {
+		if pub.proxy, err = k.podProxy(pod.Name, cport); err != nil {
 			ln.Close()
 			return nil, err
 		}
-		pub.srv = &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second}
-		k.wg.Add(1)
-		go func() {
-			defer k.wg.Done()
-			_ = pub.srv.Serve(ln)
-		}()
-		return pub, nil
+		queue := p.proxyLn
+		pub.serve = func(c net.Conn) {
+			pc := &publishedConn{Conn: c, pub: pub}
+			if !pub.track(pc) || !queue.put(pc) {
+				_ = pc.Close()
+			}
+		}
+	} else {
+		target := net.JoinHostPort(pod.Status.PodIP, cport)
+		pub.serve = func(c net.Conn) {
+			k.wg.Add(1)
+			go func() {
+				defer k.wg.Done()
+				pub.pipe(c, target)
+			}()
+		}
 	}
-	target := net.JoinHostPort(pod.Status.PodIP, cport)
-	k.wg.Add(1)
-	go func() {
-		defer k.wg.Done()
-		pub.forward(k, target)
-	}()
+	if err := p.accept.add(pub); err != nil {
+		ln.Close()
+		return nil, err
+	}
 	return pub, nil
+}
+
+// unpublish closes pub's port and its connections.
+func (p *publisher) unpublish(pub *published) {
+	if p.accept != nil {
+		p.accept.remove(pub)
+	}
+	pub.close()
 }
 
 // podProxy is a reverse proxy to the Pod's port through the API server.
@@ -191,21 +239,6 @@ func (k *Kube) podProxy(pod, port string) (http.Handler, error) {
 	}, nil
 }
 
-// forward copies connections to target until the listener closes.
-func (pub *published) forward(k *Kube, target string) {
-	for {
-		c, err := pub.ln.Accept()
-		if err != nil {
-			return
-		}
-		k.wg.Add(1)
-		go func() {
-			defer k.wg.Done()
-			pub.pipe(c, target)
-		}()
-	}
-}
-
 func (pub *published) pipe(c net.Conn, target string) {
 	defer c.Close()
 	d := net.Dialer{Timeout: 10 * time.Second}
@@ -214,15 +247,11 @@ func (pub *published) pipe(c net.Conn, target string) {
 		return
 	}
 	defer up.Close()
-	pub.mu.Lock()
-	pub.conns[c], pub.conns[up] = struct{}{}, struct{}{}
-	pub.mu.Unlock()
-	defer func() {
-		pub.mu.Lock()
-		delete(pub.conns, c)
-		delete(pub.conns, up)
-		pub.mu.Unlock()
-	}()
+	if !pub.track(c) || !pub.track(up) {
+		return
+	}
+	defer pub.untrack(c)
+	defer pub.untrack(up)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -238,16 +267,33 @@ func (pub *published) pipe(c net.Conn, target string) {
 	<-done
 }
 
-func (pub *published) close() {
-	if pub.srv != nil {
-		_ = pub.srv.Close()
+// track notes a connection of pub's, so that closing the port closes it;
+// false once the port is closed.
+func (pub *published) track(c net.Conn) bool {
+	pub.mu.Lock()
+	defer pub.mu.Unlock()
+	if pub.conns == nil {
+		return false
 	}
+	pub.conns[c] = struct{}{}
+	return true
+}
+
+func (pub *published) untrack(c net.Conn) {
+	pub.mu.Lock()
+	defer pub.mu.Unlock()
+	delete(pub.conns, c)
+}
+
+func (pub *published) close() {
 	_ = pub.ln.Close()
 	pub.mu.Lock()
-	for c := range pub.conns {
+	conns := pub.conns
+	pub.conns = nil
+	pub.mu.Unlock()
+	for c := range conns {
 		_ = c.Close()
 	}
-	pub.mu.Unlock()
 }
 
 func (p *publisher) closeAll() {
@@ -255,7 +301,75 @@ func (p *publisher) closeAll() {
 	defer p.mu.Unlock()
 	p.closed = true
 	for name, pub := range p.open {
-		pub.close()
+		p.unpublish(pub)
 		delete(p.open, name)
 	}
+	if p.proxySrv != nil {
+		_ = p.proxySrv.Close()
+	}
 }
+
+// publishedConn is a connection accepted on a published port, so the
+// shared proxy server knows which Pod it is for.
+type publishedConn struct {
+	net.Conn
+	pub  *published
+	once sync.Once
+}
+
+func (c *publishedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { c.pub.untrack(c) })
+	return err
+}
+
+type publishedKey struct{}
+
+// servePublished answers a request on a published port in proxy mode:
+// through the API server's Pod proxy of the port's Pod.
+func servePublished(w http.ResponseWriter, r *http.Request) {
+	r.Context().Value(publishedKey{}).(*published).proxy.ServeHTTP(w, r)
+}
+
+// connQueue is a net.Listener whose connections come from the acceptor:
+// the shared proxy server's listener.
+type connQueue struct {
+	c    chan net.Conn
+	done chan struct{}
+	once sync.Once
+}
+
+func newConnQueue() *connQueue {
+	return &connQueue{c: make(chan net.Conn), done: make(chan struct{})}
+}
+
+// put hands c to the server; false once the queue is closed.
+func (q *connQueue) put(c net.Conn) bool {
+	select {
+	case q.c <- c:
+		return true
+	case <-q.done:
+		return false
+	}
+}
+
+func (q *connQueue) Accept() (net.Conn, error) {
+	select {
+	case c := <-q.c:
+		return c, nil
+	case <-q.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (q *connQueue) Close() error {
+	q.once.Do(func() { close(q.done) })
+	return nil
+}
+
+func (q *connQueue) Addr() net.Addr { return queueAddr{} }
+
+type queueAddr struct{}
+
+func (queueAddr) Network() string { return "published" }
+func (queueAddr) String() string  { return "published ports" }
