@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // ProcMemory is a process's memory as /proc/PID/status reports it, in KiB.
@@ -47,3 +48,22 @@ func ReadProcMemory(t testing.TB, pid int) ProcMemory {
 
 // MiB is KiB in MiB.
 func MiB(kib int) float64 { return float64(kib) / 1024 }
+
+// ReadProcCPU is the CPU time pid has used so far (user and system, from
+// /proc/PID/stat, in clock ticks of 10 ms).
+func ReadProcCPU(t testing.TB, pid int) time.Duration {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The command name (field 2) may hold spaces: count from its ')'.
+	i := strings.LastIndexByte(string(raw), ')')
+	f := strings.Fields(string(raw[i+1:]))
+	if len(f) < 13 {
+		t.Fatalf("/proc/%d/stat: %q", pid, raw)
+	}
+	utime, _ := strconv.Atoi(f[11])
+	stime, _ := strconv.Atoi(f[12])
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}

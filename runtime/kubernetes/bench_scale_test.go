@@ -70,9 +70,10 @@ func BenchmarkServicesAtRest(b *testing.B) {
 		// At rest: the starts' requests are over; count for a window.
 		time.Sleep(5 * time.Second)
 		const window = 30 * time.Second
-		before, gm0 := proxy.Count(), goMetrics(b, d.URL())
+		before, gm0, cpu0 := proxy.Count(), goMetrics(b, d.URL()), testenv.ReadProcCPU(b, d.PID())
 		time.Sleep(window)
 		perMin := float64(proxy.Count()-before) * float64(time.Minute) / float64(window)
+		cpu := testenv.ReadProcCPU(b, d.PID()) - cpu0
 		mem := testenv.ReadProcMemory(b, d.PID())
 		gm := goMetrics(b, d.URL())
 		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
@@ -118,6 +119,8 @@ func BenchmarkServicesAtRest(b *testing.B) {
 			b.ReportMetric((gm["go_memstats_alloc_bytes_total"]-gm0["go_memstats_alloc_bytes_total"])/(1<<20)/window.Seconds(), "MiB/s-alloc-at-rest")
 			b.ReportMetric((gm["go_gc_duration_seconds_count"]-gm0["go_gc_duration_seconds_count"])*60/window.Seconds(), "gc/min-at-rest")
 			b.ReportMetric(perMin, "api-requests/min")
+			// The daemon's CPU at rest, in per cent of one core.
+			b.ReportMetric(100*cpu.Seconds()/window.Seconds(), "cpu-%-at-rest")
 		})
 	}
 }
