@@ -285,6 +285,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	defer memoryPolicy(ctx, opts.Logger)()
 	if cfg.Cluster.LeaderElection.Enabled {
 		log := opts.Logger
 		if log == nil {
