@@ -308,6 +308,24 @@ func (k *Kube) Events(ctx context.Context, opts runtime.EventOptions) (<-chan ru
 }
 
 // stripManagedFields drops what the cache need not keep.
+// slimEvent keeps of a Pod event what onEvent reads: the informer caches
+// every Pod event of the namespace (several per start, an hour each by the
+// API server's default), and nothing else reads that cache.
+func slimEvent(obj any) (any, error) {
+	e, ok := obj.(*corev1.Event)
+	if !ok {
+		return obj, nil
+	}
+	return &corev1.Event{
+		ObjectMeta:     metav1.ObjectMeta{Name: e.Name, Namespace: e.Namespace, UID: e.UID, ResourceVersion: e.ResourceVersion},
+		InvolvedObject: corev1.ObjectReference{Kind: e.InvolvedObject.Kind, Name: e.InvolvedObject.Name, UID: e.InvolvedObject.UID},
+		Reason:         e.Reason,
+		Message:        e.Message,
+		LastTimestamp:  e.LastTimestamp,
+		EventTime:      e.EventTime,
+	}, nil
+}
+
 func stripManagedFields(obj any) (any, error) {
 	if a, ok := obj.(metav1.Object); ok {
 		a.SetManagedFields(nil)

@@ -231,7 +231,7 @@ func (k *Kube) startInformers() {
 	podEvents := fields.OneTermEqualSelector("involvedObject.kind", "Pod").String()
 	evLW := cache.NewFilteredListWatchFromClient(cs, "events", k.ns, func(o *metav1.ListOptions) { o.FieldSelector = podEvents })
 	k.events = cache.NewSharedIndexInformer(evLW, &corev1.Event{}, 0, cache.Indexers{})
-	_ = k.events.SetTransform(stripManagedFields)
+	_ = k.events.SetTransform(slimEvent)
 	_, _ = k.events.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
 		AddFunc:    func(obj any, initial bool) { k.onEvent(obj, initial) },
 		UpdateFunc: func(_, obj any) { k.onEvent(obj, false) },
