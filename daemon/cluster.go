@@ -13,6 +13,7 @@ import (
 	"aima/config"
 	"aima/errs"
 	"aima/httperr"
+	"aima/internal/contained"
 	"aima/internal/kubeconf"
 	"aima/runtime"
 	"aima/state"
@@ -69,12 +70,7 @@ func runReplica(ctx context.Context, opts Options, cfg config.Config, log *slog.
 	elDone := make(chan struct{})
 	go func() {
 		defer close(elDone)
-		defer func() {
-			if r := recover(); r != nil {
-				log.Error("leader election panicked", "panic", r)
-			}
-		}()
-		el.Run(elCtx)
+		contained.Run(log, "leader election", func() { el.Run(elCtx) })
 	}()
 	defer func() { stopElection(); <-elDone }()
 

@@ -8,6 +8,8 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"time"
+
+	"aima/internal/contained"
 )
 
 // The daemon's memory policy (docs/decisions.md, "The daemon's memory
@@ -36,12 +38,7 @@ func memoryPolicy(ctx context.Context, log *slog.Logger) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		defer func() {
-			if r := recover(); r != nil {
-				log.Error("memory policy panicked; Go's defaults apply", "panic", r)
-			}
-		}()
-		governMemory(ctx, log)
+		contained.Run(log, "memory policy (Go's defaults apply)", func() { governMemory(ctx, log) })
 	}()
 	return func() { cancel(); <-done }
 }

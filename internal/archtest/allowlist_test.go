@@ -72,7 +72,7 @@ var allowed = map[string][]string{
 	"client":    {"errs", "events", "httpguard", "tools"},
 	// the composition root and the binaries
 	"daemon": {"cluster", "config", "enginemetrics", "engines", "errs", "events", "gateway", "gpu", "httpapi", "httperr", "httpguard",
-		"inference", "internal/kubeconf", "jsonrpc", "mcp", "metrics", "models", "runtime", "runtime/docker", "runtime/kubernetes", "services", "serving", "state", "state/kubestore", "tools", "web"},
+		"inference", "internal/contained", "internal/kubeconf", "jsonrpc", "mcp", "metrics", "models", "runtime", "runtime/docker", "runtime/kubernetes", "services", "serving", "state", "state/kubestore", "tools", "web"},
 	"cli":           {"client", "config", "daemon", "engines", "errs", "events", "gpu", "httpguard", "internal/units", "jsonrpc", "mcp", "models", "services", "state", "tools"},
 	"cmd/aima":      {"cli"},
 	"cmd/aima-docs": {"cli", "config", "errs", "httperr", "internal/modroot", "jsonrpc", "mcp", "metrics", "services", "tools"},
