@@ -70,12 +70,17 @@ func (p *publisher) kick() {
 const republishDelay = time.Second
 
 func (p *publisher) run(ctx context.Context) {
+	p.mu.Lock()
+	if p.closed { // Close came first: a server started now would never be closed
+		p.mu.Unlock()
+		return
+	}
 	acc, err := newAcceptor()
 	if err != nil {
+		p.mu.Unlock()
 		p.k.log.Error("publish engine ports: no acceptor", "err", err)
 		return
 	}
-	p.mu.Lock()
 	p.accept = acc
 	if p.k.endpoint == EndpointProxy {
 		p.proxyLn = newConnQueue()
