@@ -307,7 +307,6 @@ func (k *Kube) Events(ctx context.Context, opts runtime.EventOptions) (<-chan ru
 	return out, errc
 }
 
-// stripManagedFields drops what the cache need not keep.
 // slimEvent keeps of a Pod event what onEvent reads: the informer caches
 // every Pod event of the namespace (several per start, an hour each by the
 // API server's default), and nothing else reads that cache.
@@ -326,9 +325,3 @@ func slimEvent(obj any) (any, error) {
 	}, nil
 }
 
-func stripManagedFields(obj any) (any, error) {
-	if a, ok := obj.(metav1.Object); ok {
-		a.SetManagedFields(nil)
-	}
-	return obj, nil
-}

@@ -221,7 +221,7 @@ func (k *Kube) startInformers() {
 	managed := labels.SelectorFromSet(labels.Set{runtime.LabelManaged: "true"}).String()
 	podLW := cache.NewFilteredListWatchFromClient(cs, "pods", k.ns, func(o *metav1.ListOptions) { o.LabelSelector = managed })
 	k.pods = cache.NewSharedIndexInformer(podLW, &corev1.Pod{}, 0, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
-	_ = k.pods.SetTransform(stripManagedFields)
+	_ = k.pods.SetTransform(slimManagedPod)
 	k.podLister = listersv1.NewPodLister(k.pods.GetIndexer())
 	_, _ = k.pods.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
 		AddFunc:    func(obj any, initial bool) { k.onPod(nil, obj, initial) },

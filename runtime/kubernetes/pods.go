@@ -197,6 +197,38 @@ func labelsOf(p *corev1.Pod) map[string]string {
 	return out
 }
 
+// slimManagedPod keeps of one of aima's Pods what the runtime reads (its
+// identity, aima's labels and annotations, node, gate and image, and its
+// status), for the watch's cache holds every Pod of every service for as
+// long as the daemon runs: the spec the API server completes (volumes,
+// the service account's projected token, mounts, env, probes' defaults)
+// and the managed fields are most of a Pod, and nothing here reads them.
+func slimManagedPod(obj any) (any, error) {
+	p, ok := obj.(*corev1.Pod)
+	if !ok {
+		return obj, nil
+	}
+	out := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace, UID: p.UID, ResourceVersion: p.ResourceVersion,
+			Labels: p.Labels, CreationTimestamp: p.CreationTimestamp, DeletionTimestamp: p.DeletionTimestamp},
+		Spec: corev1.PodSpec{NodeName: p.Spec.NodeName, SchedulingGates: p.Spec.SchedulingGates},
+		Status: corev1.PodStatus{Phase: p.Status.Phase, Reason: p.Status.Reason, Message: p.Status.Message,
+			Conditions: p.Status.Conditions, PodIP: p.Status.PodIP, ContainerStatuses: p.Status.ContainerStatuses},
+	}
+	for key, v := range p.Annotations {
+		if strings.HasPrefix(key, "aima.") {
+			if out.Annotations == nil {
+				out.Annotations = map[string]string{}
+			}
+			out.Annotations[key] = v
+		}
+	}
+	for _, c := range p.Spec.Containers {
+		out.Spec.Containers = append(out.Spec.Containers, corev1.Container{Name: c.Name, Image: c.Image})
+	}
+	return out, nil
+}
+
 // engineStatus is the status of the engine container, nil before the
 // kubelet reported one.
 func engineStatus(p *corev1.Pod) *corev1.ContainerStatus {
