@@ -81,6 +81,7 @@ type Op interface {
 	// Positional is the input field the CLI takes as its argument.
 	Positional() string
 	InputSchema() *jsonschema.Schema
+	// OutputSchema is derived on each call (callers keep what they need).
 	OutputSchema() *jsonschema.Schema
 	// Call decodes raw strictly, runs the operation and returns its output.
 	Call(ctx context.Context, dom *Domain, raw json.RawMessage, rep Reporter) (any, error)
@@ -101,10 +102,13 @@ type Spec[In, Out any] struct {
 	Render     func(Out) string
 }
 
-// typedOp is a Spec with its schemas, implementing Op.
+// typedOp is a Spec with its input schema, implementing Op. The output
+// schema is derived when asked for (OutputSchema): only the MCP tools'
+// description and the snapshots read it, once, and the schemas of every
+// output type, kept as trees, were 6 MiB of every daemon's heap for good.
 type typedOp[In, Out any] struct {
-	spec    Spec[In, Out]
-	in, out *jsonschema.Schema
+	spec Spec[In, Out]
+	in   *jsonschema.Schema
 }
 
 // schemaOptions give the domain's closed sets their values in every
@@ -128,15 +132,14 @@ func Declare[In, Out any](spec Spec[In, Out]) Op {
 	if err != nil {
 		panic(fmt.Sprintf("tools: input schema of %s: %v", spec.Name, err))
 	}
-	out, err := jsonschema.For[Out](schemaOptions)
-	if err != nil {
+	if _, err := jsonschema.For[Out](schemaOptions); err != nil {
 		panic(fmt.Sprintf("tools: output schema of %s: %v", spec.Name, err))
 	}
 	if in.Properties == nil {
 		in.Properties = map[string]*jsonschema.Schema{}
 	}
 	in.Description = spec.Description
-	return &typedOp[In, Out]{spec: spec, in: in, out: out}
+	return &typedOp[In, Out]{spec: spec, in: in}
 }
 
 func (o *typedOp[In, Out]) Name() string { return o.spec.Name }
@@ -153,7 +156,14 @@ func (o *typedOp[In, Out]) Positional() string { return o.spec.Positional }
 
 func (o *typedOp[In, Out]) InputSchema() *jsonschema.Schema { return o.in }
 
-func (o *typedOp[In, Out]) OutputSchema() *jsonschema.Schema { return o.out }
+// OutputSchema derives the output schema anew: Declare checked that it can.
+func (o *typedOp[In, Out]) OutputSchema() *jsonschema.Schema {
+	out, err := jsonschema.For[Out](schemaOptions)
+	if err != nil {
+		panic(fmt.Sprintf("tools: output schema of %s: %v", o.spec.Name, err))
+	}
+	return out
+}
 
 func (o *typedOp[In, Out]) Call(ctx context.Context, dom *Domain, raw json.RawMessage, rep Reporter) (any, error) {
 	var in In
