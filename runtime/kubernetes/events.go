@@ -324,4 +324,3 @@ func slimEvent(obj any) (any, error) {
 		EventTime:      e.EventTime,
 	}, nil
 }
-
