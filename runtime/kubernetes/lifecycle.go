@@ -139,9 +139,8 @@ func (k *Kube) ListContainers(ctx context.Context, opts runtime.ListOptions) ([]
 	out := make([]runtime.ContainerState, 0, len(pods))
 next:
 	for _, p := range pods {
-		l := labelsOf(p)
 		for key, v := range opts.Labels {
-			if l[key] != v {
+			if labelOf(p, key) != v {
 				continue next
 			}
 		}

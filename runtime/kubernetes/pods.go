@@ -197,6 +197,15 @@ func labelsOf(p *corev1.Pod) map[string]string {
 	return out
 }
 
+// labelOf is one of labelsOf(p), without building the map: the
+// publisher asks it of every Pod on every change of any.
+func labelOf(p *corev1.Pod, key string) string {
+	if v, ok := p.Annotations[annLabelPrefix+key]; ok {
+		return v
+	}
+	return p.Labels[key]
+}
+
 // slimManagedPod keeps of one of aima's Pods what the runtime reads (its
 // identity, aima's labels and annotations, node, gate and image, and its
 // status), for the watch's cache holds every Pod of every service for as

@@ -160,7 +160,7 @@ func (p *publisher) sync() (failed bool) {
 
 // wanted: a Pod of this store whose engine runs, with a host port.
 func (p *publisher) wanted(pod *corev1.Pod) bool {
-	if id := p.k.opts.StoreID; id != "" && labelsOf(pod)[runtime.LabelStore] != id {
+	if id := p.k.opts.StoreID; id != "" && labelOf(pod, runtime.LabelStore) != id {
 		return false
 	}
 	cs := engineStatus(pod)

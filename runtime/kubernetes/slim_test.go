@@ -70,6 +70,11 @@ func TestSlimManagedPodKeepsWhatTheRuntimeReads(t *testing.T) {
 	if !reflect.DeepEqual(labelsOf(slim), labelsOf(full)) || gated(slim) != gated(full) || ended(slim) != ended(full) {
 		t.Errorf("labels, gate or end differ: %v %v", labelsOf(slim), labelsOf(full))
 	}
+	for key, v := range labelsOf(full) {
+		if labelOf(slim, key) != v || labelOf(full, key) != v {
+			t.Errorf("labelOf(%q) = %q on the slim Pod, %q on the full one; labelsOf says %q", key, labelOf(slim, key), labelOf(full, key), v)
+		}
+	}
 	m1, ok1 := unschedulable(slim)
 	m2, ok2 := unschedulable(full)
 	r1, s1 := endReason(slim)
