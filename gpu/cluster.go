@@ -2,7 +2,7 @@ package gpu
 
 import (
 	"context"
-	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -62,7 +62,11 @@ func (c ClusterSource) Read(ctx context.Context) (Snapshot, error) {
 
 // ClusterSnapshot turns a cluster's GPU nodes into an inventory.
 func ClusterSnapshot(nodes []runtime.GPUNode, at time.Time) Snapshot {
-	snap := Snapshot{Devices: []Device{}, Nodes: make([]Node, 0, len(nodes)), ReadAt: at}
+	total := 0
+	for _, g := range nodes {
+		total += max(0, g.Allocatable)
+	}
+	snap := Snapshot{Devices: make([]Device, 0, total), Nodes: make([]Node, 0, len(nodes)), ReadAt: at}
 	if len(nodes) == 0 {
 		snap.Note = "no node offers nvidia.com/gpu (within the configured node_selector)"
 	}
@@ -85,7 +89,7 @@ func ClusterSnapshot(nodes []runtime.GPUNode, at time.Time) Snapshot {
 		}
 		snap.Nodes = append(snap.Nodes, n)
 		for i := range g.Allocatable {
-			d := Device{Index: i, UUID: fmt.Sprintf("%s/%d", g.Name, i), Name: g.Product, Node: g.Name}
+			d := Device{Index: i, UUID: g.Name + "/" + strconv.Itoa(i), Name: g.Product, Node: g.Name}
 			if mem != nil {
 				d.MemoryTotalBytes, d.MemoryFreeBytes = mem, mem // used: not known without the node's driver
 			}
