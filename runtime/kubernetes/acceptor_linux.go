@@ -130,10 +130,9 @@ func (pub *published) acceptAll() bool {
 		}
 		switch {
 		case aerr == nil:
-		case errors.Is(aerr, syscall.EAGAIN), errors.Is(aerr, syscall.ECONNABORTED), errors.Is(aerr, syscall.EINTR):
-			if errors.Is(aerr, syscall.EAGAIN) {
-				return true
-			}
+		case errors.Is(aerr, syscall.EAGAIN): // none waiting
+			return true
+		case errors.Is(aerr, syscall.ECONNABORTED), errors.Is(aerr, syscall.EINTR):
 			continue
 		default:
 			return false

@@ -25,7 +25,7 @@ import (
 // (what the scheduler counts against a node's allocatable), both started
 // on the first GPUNodes call and shared by the whole daemon, never one per
 // service. Their caches hold only what placement reads (see slimNode,
-// slimPod), so a large cluster costs little memory.
+// slimBoundPod), so a large cluster costs little memory.
 
 // GPU Feature Discovery's node labels.
 const (
@@ -151,7 +151,7 @@ func (k *Kube) startNodeWatch() {
 		}
 		return nil, nil
 	}})
-	_ = w.pods.SetTransform(slimPod)
+	_ = w.pods.SetTransform(slimBoundPod)
 	// A Pod leaving the cache wakes waitUncounted.
 	_, _ = w.pods.AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: func(obj any) {
 		if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
@@ -214,9 +214,9 @@ func slimNode(obj any) (any, error) {
 	return out, nil
 }
 
-// slimPod keeps of a Pod its identity, store label, node, phase and GPU
+// slimBoundPod keeps of a Pod its identity, store label, node, phase and GPU
 // request.
-func slimPod(obj any) (any, error) {
+func slimBoundPod(obj any) (any, error) {
 	p, ok := obj.(*corev1.Pod)
 	if !ok {
 		return obj, nil

@@ -15,8 +15,10 @@ import (
 	"aima/runtime"
 )
 
-// Annotations aima puts on its Pods besides the labels.
+// Annotations aima puts on its Pods besides the labels; all begin with
+// annPrefix.
 const (
+	annPrefix        = "aima."
 	annHostIP        = "aima.host-ip"        // where the engine port is published on the daemon's host
 	annHostPort      = "aima.host-port"      // the published port
 	annContainerPort = "aima.container-port" // the engine's port in the Pod
@@ -225,7 +227,7 @@ func slimManagedPod(obj any) (any, error) {
 			Conditions: p.Status.Conditions, PodIP: p.Status.PodIP, ContainerStatuses: p.Status.ContainerStatuses},
 	}
 	for key, v := range p.Annotations {
-		if strings.HasPrefix(key, "aima.") {
+		if strings.HasPrefix(key, annPrefix) {
 			if out.Annotations == nil {
 				out.Annotations = map[string]string{}
 			}
